@@ -1,0 +1,165 @@
+//! Builds payhook from settings, binds its listeners (port 0 works, for tests), runs until told to
+//! stop, then drains: in-flight requests finish, queued rows are committed, the store is closed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Secret, Settings};
+use crate::http::{self, AppState, ratelimit::RateLimiter};
+use crate::inbox::{Inbox, InboxWriter};
+use crate::providers::Sources;
+use crate::store::Store;
+
+/// Name under which the generated sandbox webhook secret is kept in the store.
+pub const SANDBOX_SECRET_SETTING: &str = "sandbox_webhook_secret";
+
+/// A running payhook.
+pub struct Payhook {
+    pub public_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub store: Arc<Store>,
+    /// The webhook secret payhook generated because none was configured (sandbox mode).
+    pub generated_secret: Option<Secret>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Opens and migrates the store named in the settings.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database_url, settings.sqlite_sync)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the store at DATABASE_URL ({})",
+                redact_url(&settings.database_url)
+            )
+        })?;
+    store.migrate().await.context("migrating the store")?;
+    Ok(store)
+}
+
+impl Payhook {
+    pub async fn start(mut settings: Settings) -> anyhow::Result<Payhook> {
+        let store = Arc::new(open_store(&settings).await?);
+
+        let mut generated_secret = None;
+        if settings.webhook_secret_needed() {
+            // Kept in the store so it survives restarts and `payhook trigger` can find it.
+            let secret = store
+                .setting_or_insert(SANDBOX_SECRET_SETTING, &generate_webhook_secret())
+                .await
+                .context("keeping the generated webhook secret")?;
+            let secret = Secret::new(secret);
+            settings.stripe.webhook_secrets = vec![secret.clone()];
+            generated_secret = Some(secret);
+        }
+
+        let writers = settings
+            .ingest
+            .writers
+            .unwrap_or_else(|| store.default_writers());
+        let (writer, writer_tasks) =
+            InboxWriter::spawn(store.clone(), writers, settings.ingest.batch_max);
+        let state = Arc::new(AppState {
+            inbox: Inbox::new(Sources::from_settings(&settings), writer),
+            store: store.clone(),
+            limiter: (settings.ingest.rate_limit_per_ip > 0)
+                .then(|| RateLimiter::new(settings.ingest.rate_limit_per_ip)),
+            max_body_bytes: settings.ingest.max_body_bytes,
+            retry_after_secs: settings.ingest.retry_after_secs,
+        });
+
+        let public = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding PAYHOOK_LISTEN ({})", settings.listen))?;
+        let admin = TcpListener::bind(settings.admin_listen)
+            .await
+            .with_context(|| format!("binding PAYHOOK_ADMIN_LISTEN ({})", settings.admin_listen))?;
+        let public_addr = public.local_addr()?;
+        let admin_addr = admin.local_addr()?;
+
+        let (stop, stopped) = watch::channel(false);
+        let public_router = http::public_router(state.clone()).fallback(http::not_found);
+        let admin_router = http::admin_router(state).fallback(http::not_found);
+        let task = tokio::spawn(async move {
+            let public = serve(public, public_router, stopped.clone());
+            let admin = serve(admin, admin_router, stopped);
+            let (p, a) = tokio::join!(public, admin);
+            p.context("public listener")?;
+            a.context("admin listener")?;
+            // Both routers (and with them every writer handle) are gone: the writers commit what is
+            // queued and stop.
+            for task in writer_tasks {
+                task.await.context("inbox writer")?;
+            }
+            Ok(())
+        });
+
+        Ok(Payhook {
+            public_addr,
+            admin_addr,
+            store,
+            generated_secret,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops accepting, drains in-flight requests and queued writes, closes the store.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.wait().await
+    }
+
+    /// Runs until `signal` resolves, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        signal.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        self.shutdown().await
+    }
+
+    async fn wait(self) -> anyhow::Result<()> {
+        let result = self.task.await.context("server task")?;
+        self.store.close().await;
+        result
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        })
+        .await
+}
+
+/// A new Stripe-style signing secret: `whsec_` and 32 random alphanumerics (about 190 bits),
+/// safe to paste into a shell or an env file.
+pub fn generate_webhook_secret() -> String {
+    format!(
+        "whsec_{}",
+        crate::providers::stripe_events::random_token(32)
+    )
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

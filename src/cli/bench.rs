@@ -1,0 +1,290 @@
+//! `payhook bench`: ingest throughput and latency of a real `payhook serve` (SQLite, and PostgreSQL when
+//! given a server), next to a baseline measured in the same run: a minimal axum endpoint that only
+//! answers 200. Each server is its own process; the load comes from N keep-alive connections here,
+//! each sending uniquely identified, freshly signed ~1.5 KB events.
+
+use std::net::SocketAddr;
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::routing::post;
+use bytes::Bytes;
+use clap::Args;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use sqlx::Connection;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+
+use crate::config::Secret;
+use crate::providers::stripe;
+
+const BENCH_SECRET: &str = "whsec_payhook_bench_secret";
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Concurrent keep-alive connections, one run per value.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
+    connections: Vec<usize>,
+    /// Length of each run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Approximate size of each event body in bytes.
+    #[arg(long, default_value_t = 1500)]
+    body_bytes: usize,
+    /// A PostgreSQL server to measure too (postgres://...); a scratch database is created and dropped.
+    #[arg(long, env = "PAYHOOK_BENCH_POSTGRES", hide_env_values = true)]
+    postgres: Option<String>,
+    /// Leave SQLite out.
+    #[arg(long)]
+    no_sqlite: bool,
+}
+
+struct RunResult {
+    acked: u64,
+    errors: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+}
+
+impl RunResult {
+    fn rate(&self) -> f64 {
+        self.acked as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&self, q: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies_us.len() as f64 * q) as usize).min(self.latencies_us.len() - 1);
+        f64::from(self.latencies_us[i]) / 1000.0
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let scratch = std::env::temp_dir().join(format!("payhook-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let mut targets: Vec<(&str, Option<String>)> = vec![("baseline", None)];
+    if !args.no_sqlite {
+        targets.push((
+            "sqlite",
+            Some(format!("sqlite://{}/bench.db", scratch.display())),
+        ));
+    }
+    let pg_db = format!("payhook_bench_{}", std::process::id());
+    if let Some(server) = &args.postgres {
+        let mut conn = sqlx::PgConnection::connect(server)
+            .await
+            .context("connecting to --postgres")?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {pg_db}")))
+            .execute(&mut conn)
+            .await?;
+        targets.push(("postgres", Some(with_database(server, &pg_db)?)));
+    }
+
+    println!(
+        "payhook bench: {} s per run, ~{} B events, connections {:?}, {} cores",
+        args.seconds,
+        args.body_bytes,
+        args.connections,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:<9} {:>6} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}",
+        "target", "conns", "events/s", "p50 ms", "p99 ms", "p999 ms", "errors", "x base"
+    );
+    let mut baseline_rates = Vec::new();
+    let mut failed = false;
+    for (name, database_url) in &targets {
+        let (mut child, addr) = spawn_server(database_url.as_deref()).await?;
+        for (i, &conns) in args.connections.iter().enumerate() {
+            let result = load(
+                addr,
+                conns,
+                Duration::from_secs(args.seconds),
+                args.body_bytes,
+                i,
+            )
+            .await;
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    failed = true;
+                    println!("{name:<9} {conns:>6}  failed: {e:#}");
+                    continue;
+                }
+            };
+            if *name == "baseline" {
+                baseline_rates.push(result.rate());
+            }
+            let ratio = baseline_rates
+                .get(i)
+                .map_or(f64::NAN, |b| result.rate() / b);
+            println!(
+                "{name:<9} {conns:>6} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>7.2}x",
+                result.rate(),
+                result.percentile_ms(0.50),
+                result.percentile_ms(0.99),
+                result.percentile_ms(0.999),
+                result.errors,
+                ratio
+            );
+            failed |= result.errors > 0;
+        }
+        let _ = child.kill().await;
+    }
+
+    let _ = std::fs::remove_dir_all(&scratch);
+    if let Some(server) = &args.postgres {
+        // The killed server's connections take a moment to go away.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut conn = sqlx::PgConnection::connect(server).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {pg_db} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await?;
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `server` with its database name replaced.
+fn with_database(server: &str, db: &str) -> anyhow::Result<String> {
+    let mut url = reqwest::Url::parse(server).context("--postgres is not a URL")?;
+    url.set_path(db);
+    Ok(url.to_string())
+}
+
+/// Starts `payhook serve` on `database_url`, or the baseline when `None`; returns its public address.
+async fn spawn_server(database_url: Option<&str>) -> anyhow::Result<(Child, SocketAddr)> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    match database_url {
+        None => {
+            cmd.arg("bench-baseline");
+        }
+        Some(url) => {
+            cmd.arg("serve")
+                .env("DATABASE_URL", url)
+                .env("PAYHOOK_LISTEN", "127.0.0.1:0")
+                .env("PAYHOOK_ADMIN_LISTEN", "127.0.0.1:0")
+                .env("STRIPE_WEBHOOK_SECRET", BENCH_SECRET)
+                .env("RUST_LOG", "warn")
+                .env_remove("PAYHOOK_CONFIG");
+        }
+    }
+    cmd.stdout(Stdio::piped()).kill_on_drop(true);
+    let mut child = cmd.spawn().context("starting the server under test")?;
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(addr) = line.strip_prefix("public listener: http://") {
+                return Ok(addr.trim().parse::<SocketAddr>()?);
+            }
+        }
+        bail!("the server exited before listening")
+    })
+    .await
+    .context("waiting for the server to listen")??;
+    // Keep draining its stdout so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, addr))
+}
+
+async fn load(
+    addr: SocketAddr,
+    conns: usize,
+    length: Duration,
+    body_bytes: usize,
+    run: usize,
+) -> anyhow::Result<RunResult> {
+    let started = Instant::now();
+    let deadline = started + length;
+    let tasks: Vec<_> = (0..conns)
+        .map(|c| tokio::spawn(connection(addr, deadline, body_bytes, format!("{run}_{c}"))))
+        .collect();
+    let mut total = RunResult {
+        acked: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+    };
+    for task in tasks {
+        let r = task.await??;
+        total.acked += r.acked;
+        total.errors += r.errors;
+        total.latencies_us.extend(r.latencies_us);
+    }
+    total.elapsed = started.elapsed();
+    total.latencies_us.sort_unstable();
+    Ok(total)
+}
+
+/// One keep-alive connection sending events back to back until `deadline`.
+async fn connection(
+    addr: SocketAddr,
+    deadline: Instant,
+    body_bytes: usize,
+    tag: String,
+) -> anyhow::Result<RunResult> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let secret = Secret::new(BENCH_SECRET);
+    let padding = "x".repeat(body_bytes.saturating_sub(260));
+    let process = std::process::id();
+    let mut result = RunResult {
+        acked: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::with_capacity(1 << 14),
+    };
+    let mut seq = 0u64;
+    while Instant::now() < deadline {
+        seq += 1;
+        let now = chrono::Utc::now().timestamp();
+        let body = format!(
+            r#"{{"id":"evt_bench_{process}_{tag}_{seq}","object":"event","api_version":"2024-06-20","created":{now},"type":"payment_intent.succeeded","livemode":false,"data":{{"object":{{"id":"pi_bench_{tag}_{seq}","object":"payment_intent","amount":2000,"currency":"eur","status":"succeeded","metadata":{{"bookingId":"booking-{seq}"}},"description":"{padding}"}}}}}}"#
+        );
+        let signature = stripe::sign(body.as_bytes(), &secret, now);
+        let request = Request::post("/webhooks/stripe")
+            .header("host", addr.to_string())
+            .header("content-type", "application/json")
+            .header("stripe-signature", signature)
+            .body(Full::new(Bytes::from(body)))?;
+        let sent = Instant::now();
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        response.into_body().collect().await?;
+        result
+            .latencies_us
+            .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        if status.is_success() {
+            result.acked += 1;
+        } else {
+            result.errors += 1;
+        }
+    }
+    Ok(result)
+}
+
+/// The baseline server: an axum endpoint that reads the body and answers 200, nothing else.
+pub async fn baseline(listen: SocketAddr) -> anyhow::Result<ExitCode> {
+    let router = Router::new().route(
+        "/webhooks/{source}",
+        post(|_body: Bytes| async { r#"{"received":true}"# }),
+    );
+    let listener = TcpListener::bind(listen).await?;
+    println!("public listener: http://{}", listener.local_addr()?);
+    axum::serve(listener, router).await?;
+    Ok(ExitCode::SUCCESS)
+}

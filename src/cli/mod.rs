@@ -1,0 +1,91 @@
+//! The command line: one file per subcommand.
+
+mod bench;
+mod serve;
+mod trigger;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{LogFormat, Settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "payhook",
+    version,
+    about = "Self-hosted payment webhook gateway"
+)]
+pub struct Cli {
+    /// Optional payhook.toml; environment variables win over it.
+    #[arg(long, global = true, env = "PAYHOOK_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service: public listener, admin listener, inbox writers. Migrates the store first.
+    Serve,
+    /// Apply the store's migrations and exit.
+    Migrate,
+    /// Build a realistic provider event, sign it like the provider, send it and print the answer.
+    Trigger(trigger::TriggerArgs),
+    /// Measure ingest throughput and latency against a same-run baseline.
+    Bench(bench::BenchArgs),
+    /// The benchmark's baseline: a minimal axum endpoint that only answers 200.
+    #[command(hide = true)]
+    BenchBaseline {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+impl Cli {
+    pub fn run(self) -> ExitCode {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let settings = match Settings::load(self.config.as_deref(), &env) {
+            Ok(settings) => settings,
+            Err(e) => {
+                eprintln!("payhook: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        init_logging(&settings);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let result = runtime.block_on(async move {
+            match self.command {
+                Command::Serve => serve::run(settings).await,
+                Command::Migrate => serve::migrate(settings).await,
+                Command::Trigger(args) => trigger::run(settings, args).await,
+                Command::Bench(args) => bench::run(args).await,
+                Command::BenchBaseline { listen } => bench::baseline(listen).await,
+            }
+        });
+        match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("payhook: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,559 @@
+//! Settings: built-in defaults, then the optional `payhook.toml`, then environment variables (env wins).
+//! Everything is validated here, so a bad configuration stops start-up with a message naming the key.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// A secret value: its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A configuration problem, naming the key (environment variable or `payhook.toml` key) at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How hard SQLite syncs on commit. `Full` (the default) makes every acknowledged event survive power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub public_url: String,
+    pub database_url: String,
+    pub stripe: StripeSettings,
+    pub booking_service_url: Option<String>,
+    pub internal_service_token: Option<Secret>,
+    pub admin_token: Option<Secret>,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub ingest: IngestSettings,
+    pub sqlite_sync: SqliteSync,
+}
+
+#[derive(Debug, Clone)]
+pub struct StripeSettings {
+    /// Every secret accepted for `Stripe-Signature` (several during a rotation). Empty until
+    /// [`Settings::webhook_secret_needed`] is resolved at start-up with a generated sandbox secret.
+    pub webhook_secrets: Vec<Secret>,
+    pub secret_key: Option<Secret>,
+    pub api_base: String,
+    /// Largest accepted distance between the signed timestamp and now.
+    pub tolerance: Duration,
+    /// Client networks allowed to post to the Stripe webhook route; empty means any.
+    pub allowed_cidrs: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Largest webhook body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most events committed in one group-commit transaction.
+    pub batch_max: usize,
+    /// Group-commit writers; `None` picks per backend (1 for SQLite, 4 for PostgreSQL).
+    pub writers: Option<usize>,
+    /// Webhook requests allowed per client IP per second (0: no limit).
+    pub rate_limit_per_ip: u32,
+    /// Seconds a client is told to wait (`Retry-After`) when the store is unavailable.
+    pub retry_after_secs: u64,
+}
+
+impl Settings {
+    /// True when no webhook secret was configured: sandbox mode generates one and keeps it in the store.
+    pub fn webhook_secret_needed(&self) -> bool {
+        self.stripe.webhook_secrets.is_empty()
+    }
+
+    /// Reads `path` (when given) and the environment, and validates the result.
+    pub fn load(
+        config_path: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Settings, ConfigError> {
+        let file = match config_path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+                })?;
+                FileConfig::parse(&text)?
+            }
+            None => FileConfig::default(),
+        };
+        Self::from_parts(file, env)
+    }
+
+    /// Defaults only, as `payhook serve` runs with no configuration at all.
+    pub fn defaults() -> Settings {
+        Self::from_parts(FileConfig::default(), &HashMap::new()).expect("defaults are valid")
+    }
+
+    fn from_parts(
+        file: FileConfig,
+        env: &HashMap<String, String>,
+    ) -> Result<Settings, ConfigError> {
+        let v = Values { env };
+        let stripe_file = file.stripe.unwrap_or_default();
+        let ingest_file = file.ingest.unwrap_or_default();
+        let log_file = file.log.unwrap_or_default();
+
+        let listen = v.addr("PAYHOOK_LISTEN", "listen", file.listen, "127.0.0.1:3003")?;
+        let admin_listen = v.addr(
+            "PAYHOOK_ADMIN_LISTEN",
+            "admin_listen",
+            file.admin_listen,
+            "127.0.0.1:3004",
+        )?;
+        let public_url = v
+            .string("PAYHOOK_PUBLIC_URL", "public_url", file.public_url)
+            .unwrap_or_else(|| ("http://localhost:3003".into(), "PAYHOOK_PUBLIC_URL".into()));
+        check_http_url(&public_url.0, &public_url.1)?;
+        let public_url = public_url.0.trim_end_matches('/').to_string();
+
+        let (database_url, db_key) = v
+            .string("DATABASE_URL", "database_url", file.database_url)
+            .unwrap_or_else(|| ("sqlite://payhook.db".into(), "DATABASE_URL".into()));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new(
+                db_key,
+                "expected sqlite://PATH or postgres://USER@HOST/DB",
+            ));
+        }
+
+        let webhook_secrets = match v.raw("STRIPE_WEBHOOK_SECRET") {
+            Some(list) => parse_secret_list(
+                "STRIPE_WEBHOOK_SECRET",
+                list.split(',').map(str::to_string).collect(),
+            )?,
+            None => parse_secret_list(
+                "stripe.webhook_secrets",
+                stripe_file.webhook_secrets.unwrap_or_default(),
+            )?,
+        };
+        let secret_key = v
+            .string(
+                "STRIPE_SECRET_KEY",
+                "stripe.secret_key",
+                stripe_file.secret_key,
+            )
+            .map(|(s, _)| Secret::new(s));
+        if secret_key.is_some() && webhook_secrets.is_empty() {
+            return Err(ConfigError::new(
+                "STRIPE_WEBHOOK_SECRET",
+                "required when STRIPE_SECRET_KEY is set (copy the endpoint's whsec_... signing secret)",
+            ));
+        }
+        let api_base = v
+            .string("STRIPE_API_BASE", "stripe.api_base", stripe_file.api_base)
+            .unwrap_or_else(|| ("https://api.stripe.com".into(), "STRIPE_API_BASE".into()));
+        check_http_url(&api_base.0, &api_base.1)?;
+        let tolerance_secs = stripe_file.tolerance_secs.unwrap_or(300);
+        if tolerance_secs == 0 {
+            return Err(ConfigError::new(
+                "stripe.tolerance_secs",
+                "must be at least 1 second",
+            ));
+        }
+        let allowed_cidrs = stripe_file
+            .allowed_cidrs
+            .unwrap_or_default()
+            .iter()
+            .map(|c| parse_cidr("stripe.allowed_cidrs", c))
+            .collect::<Result<_, _>>()?;
+
+        let booking_service_url = v
+            .string(
+                "BOOKING_SERVICE_URL",
+                "booking_service_url",
+                file.booking_service_url,
+            )
+            .map(|(url, key)| check_http_url(&url, &key).map(|_| url))
+            .transpose()?;
+        let internal_service_token = v
+            .string(
+                "INTERNAL_SERVICE_TOKEN",
+                "internal_service_token",
+                file.internal_service_token,
+            )
+            .map(|(s, _)| Secret::new(s));
+        let admin_token = v
+            .string("PAYHOOK_ADMIN_TOKEN", "admin_token", file.admin_token)
+            .map(|(s, _)| Secret::new(s));
+        if admin_token.is_none() && !admin_listen.ip().is_loopback() {
+            return Err(ConfigError::new(
+                "PAYHOOK_ADMIN_LISTEN",
+                format!(
+                    "{admin_listen} is not a loopback address; set PAYHOOK_ADMIN_TOKEN to expose the admin listener"
+                ),
+            ));
+        }
+
+        let log_filter = v
+            .string("RUST_LOG", "log.level", log_file.level)
+            .map(|(s, _)| s)
+            .unwrap_or_else(|| "info".into());
+        let log_format = match v.string("PAYHOOK_LOG_FORMAT", "log.format", log_file.format) {
+            None => LogFormat::Text,
+            Some((f, _)) if f == "text" => LogFormat::Text,
+            Some((f, _)) if f == "json" => LogFormat::Json,
+            Some((f, key)) => {
+                return Err(ConfigError::new(
+                    key,
+                    format!("unknown log format {f:?}; expected text or json"),
+                ));
+            }
+        };
+
+        let ingest = IngestSettings {
+            max_body_bytes: positive("ingest.max_body_bytes", ingest_file.max_body_bytes, 1 << 20)?,
+            batch_max: positive("ingest.batch_max", ingest_file.batch_max, 512)?,
+            writers: ingest_file
+                .writers
+                .map(|w| positive("ingest.writers", Some(w), 1))
+                .transpose()?,
+            rate_limit_per_ip: ingest_file.rate_limit_per_ip.unwrap_or(0),
+            retry_after_secs: ingest_file.retry_after_secs.unwrap_or(5).max(1),
+        };
+
+        Ok(Settings {
+            listen,
+            admin_listen,
+            public_url,
+            database_url,
+            stripe: StripeSettings {
+                webhook_secrets,
+                secret_key,
+                api_base: api_base.0.trim_end_matches('/').to_string(),
+                tolerance: Duration::from_secs(tolerance_secs),
+                allowed_cidrs,
+            },
+            booking_service_url,
+            internal_service_token,
+            admin_token,
+            log_filter,
+            log_format,
+            ingest,
+            sqlite_sync: file
+                .sqlite
+                .and_then(|s| s.synchronous)
+                .unwrap_or(SqliteSync::Full),
+        })
+    }
+}
+
+/// Looks a value up in the environment first, then in the file, remembering which key supplied it.
+struct Values<'a> {
+    env: &'a HashMap<String, String>,
+}
+
+impl Values<'_> {
+    fn raw(&self, env_key: &str) -> Option<&str> {
+        self.env
+            .get(env_key)
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+    }
+
+    fn string(
+        &self,
+        env_key: &str,
+        file_key: &str,
+        file_value: Option<String>,
+    ) -> Option<(String, String)> {
+        match self.raw(env_key) {
+            Some(value) => Some((value.to_string(), env_key.to_string())),
+            None => file_value
+                .filter(|s| !s.trim().is_empty())
+                .map(|value| (value, format!("payhook.toml {file_key}"))),
+        }
+    }
+
+    fn addr(
+        &self,
+        env_key: &str,
+        file_key: &str,
+        file_value: Option<String>,
+        default: &str,
+    ) -> Result<SocketAddr, ConfigError> {
+        let (value, key) = self
+            .string(env_key, file_key, file_value)
+            .unwrap_or_else(|| (default.to_string(), env_key.to_string()));
+        value.parse().map_err(|_| {
+            ConfigError::new(
+                key,
+                format!("{value:?} is not a socket address (expected IP:PORT, e.g. {default})"),
+            )
+        })
+    }
+}
+
+fn check_http_url(url: &str, key: &str) -> Result<(), ConfigError> {
+    let valid = reqwest::Url::parse(url)
+        .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .unwrap_or(false);
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("{url:?} is not an http(s) URL"),
+        ))
+    }
+}
+
+fn parse_secret_list(key: &str, raw: Vec<String>) -> Result<Vec<Secret>, ConfigError> {
+    raw.into_iter()
+        .map(|s| s.trim().to_string())
+        .enumerate()
+        .map(|(i, s)| {
+            if s.is_empty() {
+                Err(ConfigError::new(
+                    key,
+                    format!("secret #{} is empty (check for a stray comma)", i + 1),
+                ))
+            } else if !s.starts_with("whsec_") || s.len() < 12 {
+                Err(ConfigError::new(
+                    key,
+                    format!(
+                        "secret #{} does not look like a Stripe signing secret (expected whsec_...)",
+                        i + 1
+                    ),
+                ))
+            } else {
+                Ok(Secret::new(s))
+            }
+        })
+        .collect()
+}
+
+fn parse_cidr(key: &str, value: &str) -> Result<IpNet, ConfigError> {
+    value
+        .parse::<IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            ConfigError::new(
+                key,
+                format!("{value:?} is not an IP network (e.g. 10.0.0.0/8)"),
+            )
+        })
+}
+
+fn positive(key: &str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(ConfigError::new(key, "must be greater than 0")),
+        Some(v) => Ok(v),
+    }
+}
+
+/// The shape of `payhook.toml`. Unknown keys are errors, so a typo does not silently fall back to a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    admin_listen: Option<String>,
+    public_url: Option<String>,
+    database_url: Option<String>,
+    booking_service_url: Option<String>,
+    internal_service_token: Option<String>,
+    admin_token: Option<String>,
+    stripe: Option<StripeFile>,
+    ingest: Option<IngestFile>,
+    log: Option<LogFile>,
+    sqlite: Option<SqliteFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StripeFile {
+    webhook_secrets: Option<Vec<String>>,
+    secret_key: Option<String>,
+    api_base: Option<String>,
+    tolerance_secs: Option<u64>,
+    allowed_cidrs: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestFile {
+    max_body_bytes: Option<usize>,
+    batch_max: Option<usize>,
+    writers: Option<usize>,
+    rate_limit_per_ip: Option<u32>,
+    retry_after_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogFile {
+    level: Option<String>,
+    format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqliteFile {
+    synchronous: Option<SqliteSync>,
+}
+
+impl FileConfig {
+    fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let message = e.message().to_string();
+            // toml names the offending key in its message; locate it for the user too.
+            let line = e
+                .span()
+                .map(|span| text[..span.start].lines().count().max(1));
+            let key = match line {
+                Some(line) => format!("payhook.toml line {line}"),
+                None => "payhook.toml".to_string(),
+            };
+            ConfigError::new(key, message)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_product_contract() {
+        let s = Settings::defaults();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:3003");
+        assert_eq!(s.admin_listen.to_string(), "127.0.0.1:3004");
+        assert_eq!(s.database_url, "sqlite://payhook.db");
+        assert!(s.webhook_secret_needed());
+        assert_eq!(s.stripe.tolerance, Duration::from_secs(300));
+        assert_eq!(s.ingest.max_body_bytes, 1 << 20);
+        assert_eq!(s.sqlite_sync, SqliteSync::Full);
+    }
+
+    #[test]
+    fn env_wins_over_file() {
+        let file = FileConfig::parse(
+            "listen = \"127.0.0.1:4000\"\n[stripe]\nwebhook_secrets = [\"whsec_fromfile123\"]\n",
+        )
+        .unwrap();
+        let s = Settings::from_parts(
+            file,
+            &env(&[
+                ("PAYHOOK_LISTEN", "127.0.0.1:5000"),
+                ("STRIPE_WEBHOOK_SECRET", "whsec_aaaaaaaa, whsec_bbbbbbbb"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 5000);
+        let secrets: Vec<_> = s
+            .stripe
+            .webhook_secrets
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        assert_eq!(secrets, ["whsec_aaaaaaaa", "whsec_bbbbbbbb"]);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = Settings::from_parts(FileConfig::default(), &env(&[("PAYHOOK_LISTEN", "nope")]))
+            .unwrap_err();
+        assert_eq!(err.key, "PAYHOOK_LISTEN");
+        let err = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[("STRIPE_WEBHOOK_SECRET", "whsec_aaaaaaaa,,")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "STRIPE_WEBHOOK_SECRET");
+        assert!(
+            !err.to_string().contains("whsec_aaaaaaaa"),
+            "a secret leaked: {err}"
+        );
+        let err = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[("DATABASE_URL", "mysql://x")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "DATABASE_URL");
+        let err = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[("PAYHOOK_ADMIN_LISTEN", "0.0.0.0:3004")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "PAYHOOK_ADMIN_LISTEN");
+        let err = FileConfig::parse("lisen = \"x\"").unwrap_err();
+        assert!(err.message.contains("lisen"), "{err}");
+        let file = FileConfig::parse("[stripe]\nallowed_cidrs = [\"10.0.0.0/33\"]").unwrap();
+        let err = Settings::from_parts(file, &HashMap::new()).unwrap_err();
+        assert_eq!(err.key, "stripe.allowed_cidrs");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let s = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[("STRIPE_WEBHOOK_SECRET", "whsec_topsecret1")]),
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("topsecret"));
+    }
+}

@@ -1,0 +1,116 @@
+//! The one place where domain errors become HTTP answers: `{"error":{"code","message","hint"}}`
+//! with a stable code per case.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::inbox::IngestError;
+use crate::providers::VerifyError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub hint: Option<&'static str>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            hint: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: &'static str) -> Self {
+        self.hint = Some(hint);
+        self
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than the {limit}-byte limit"),
+        )
+        .hint("raise ingest.max_body_bytes in payhook.toml if your provider sends larger events")
+    }
+
+    pub fn store_unavailable(retry_after: u64) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the event could not be stored; it was not accepted",
+        )
+        .hint("retry later: the provider's own retries will deliver it")
+        .retry_after(retry_after)
+    }
+
+    /// Maps an ingest failure; `retry_after` is the configured wait for store outages.
+    pub fn from_ingest(err: IngestError, retry_after: u64) -> Self {
+        let message = err.to_string();
+        match err {
+            IngestError::UnknownSource(_) => {
+                Self::new(StatusCode::NOT_FOUND, "unknown_source", message).hint(
+                    "the path is POST /webhooks/{source}, with a source configured in payhook",
+                )
+            }
+            IngestError::IpNotAllowed(_) => {
+                Self::new(StatusCode::FORBIDDEN, "ip_not_allowed", message)
+                    .hint("add the sender's network to the source's allowed_cidrs")
+            }
+            IngestError::Store(_) => Self::store_unavailable(retry_after),
+            IngestError::Verify(v) => {
+                let (code, hint) = match v {
+                    VerifyError::MissingSignature => (
+                        "missing_signature",
+                        "send the provider's signature header (Stripe-Signature for Stripe)",
+                    ),
+                    VerifyError::MalformedHeader(_) => (
+                        "malformed_signature_header",
+                        "Stripe-Signature has the form t=<unix time>,v1=<hex signature>",
+                    ),
+                    VerifyError::InvalidSignature => (
+                        "invalid_signature",
+                        "the raw body must reach payhook unmodified (no JSON re-encoding by a proxy); check the webhook secret",
+                    ),
+                    VerifyError::TimestampOutOfTolerance { .. } => (
+                        "timestamp_out_of_tolerance",
+                        "check the clocks, or this is a replayed request",
+                    ),
+                    VerifyError::MalformedPayload(_) => (
+                        "malformed_payload",
+                        "the body must be a JSON event object with string id and type",
+                    ),
+                };
+                Self::new(StatusCode::BAD_REQUEST, code, message).hint(hint)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body =
+            json!({ "error": { "code": self.code, "message": self.message, "hint": self.hint } });
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,64 @@
+//! HTTP: the public router (webhooks, health) and the admin router. Handlers stay thin; the
+//! work happens in the modules they call.
+
+pub mod error;
+pub mod ratelimit;
+mod webhooks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+use crate::inbox::Inbox;
+use crate::store::Store;
+use error::ApiError;
+use ratelimit::RateLimiter;
+
+/// What the handlers share.
+pub struct AppState {
+    pub inbox: Inbox,
+    pub store: Arc<Store>,
+    pub limiter: Option<RateLimiter>,
+    pub max_body_bytes: usize,
+    pub retry_after_secs: u64,
+}
+
+pub fn public_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/webhooks/{source}", post(webhooks::receive_webhook))
+        .route(
+            "/api/v1/payment-gateway/webhooks/stripe",
+            post(webhooks::receive_stripe_webhook),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+pub fn admin_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when the store answers.
+async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
+    state.store.ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "readiness check: store unavailable");
+        ApiError::store_unavailable(state.retry_after_secs)
+    })?;
+    Ok("ready")
+}
+
+/// A JSON 404 for paths no route serves.
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}

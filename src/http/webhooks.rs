@@ -1,0 +1,103 @@
+//! `POST /webhooks/{source}`: the provider-facing door of the inbox.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Serialize;
+
+use super::AppState;
+use super::error::ApiError;
+
+#[derive(Debug, Serialize)]
+pub struct WebhookResponse {
+    received: bool,
+    event_id: String,
+    duplicate: bool,
+}
+
+pub async fn receive_webhook(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<WebhookResponse>, ApiError> {
+    receive(&state, peer, &source, headers, body).await
+}
+
+/// The route existing Stripe integrations already point at.
+pub async fn receive_stripe_webhook(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<WebhookResponse>, ApiError> {
+    receive(&state, peer, "stripe", headers, body).await
+}
+
+async fn receive(
+    state: &AppState,
+    peer: SocketAddr,
+    source: &str,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<WebhookResponse>, ApiError> {
+    let retry_after = state.retry_after_secs;
+    let ingest_err = |e| {
+        let err = ApiError::from_ingest(e, retry_after);
+        tracing::info!(source, code = err.code, peer = %peer.ip(), "webhook refused");
+        err
+    };
+    if let Some(limiter) = &state.limiter {
+        limiter.check(peer.ip()).map_err(|secs| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many webhook requests from this address",
+            )
+            .hint("slow down; providers retry refused deliveries on their own")
+            .retry_after(secs)
+        })?;
+    }
+    let source = state.inbox.source(source, peer.ip()).map_err(ingest_err)?;
+    let body = read_body(&headers, body, state.max_body_bytes).await?;
+    let receipt = state
+        .inbox
+        .receive(source, &headers, body)
+        .await
+        .map_err(ingest_err)?;
+    Ok(Json(WebhookResponse {
+        received: true,
+        event_id: receipt.event_id,
+        duplicate: receipt.duplicate,
+    }))
+}
+
+/// Reads the raw body, refusing it as soon as it is known to exceed `limit`.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::payload_too_large(limit)),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "body_unreadable",
+            format!("the request body could not be read: {e}"),
+        )),
+    }
+}

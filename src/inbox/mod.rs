@@ -1,0 +1,92 @@
+//! The inbox: verify a webhook on its raw bytes, then persist it once per `(source, event_id)`.
+//! Nothing is acknowledged before the row is committed (see [`writer`] for the group commit).
+
+pub mod writer;
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use chrono::Utc;
+
+use crate::providers::{Source, Sources, VerifyError};
+use crate::store::{NewEvent, StoreError};
+pub use writer::{InboxWriter, Written};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("no webhook source is named {0:?}")]
+    UnknownSource(String),
+    #[error("{0} is not allowed to post to this source")]
+    IpNotAllowed(IpAddr),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the provider is told once its event is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub event_id: String,
+    pub event_type: String,
+    pub duplicate: bool,
+}
+
+pub struct Inbox {
+    sources: Sources,
+    writer: InboxWriter,
+}
+
+impl Inbox {
+    pub fn new(sources: Sources, writer: InboxWriter) -> Self {
+        Self { sources, writer }
+    }
+
+    /// The source behind a route name, if it may be used from `peer`. Checked before the body is read.
+    pub fn source(&self, name: &str, peer: IpAddr) -> Result<&Source, IngestError> {
+        let source = self
+            .sources
+            .get(name)
+            .ok_or_else(|| IngestError::UnknownSource(name.to_string()))?;
+        if !source.allows(peer) {
+            return Err(IngestError::IpNotAllowed(peer));
+        }
+        Ok(source)
+    }
+
+    /// Verifies and stores one webhook; returns only after its row is durable.
+    pub async fn receive(
+        &self,
+        source: &Source,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Receipt, IngestError> {
+        let started = Instant::now();
+        let received_at = Utc::now();
+        let meta = source.verify(headers, &body, received_at.timestamp())?;
+        let event = NewEvent {
+            source: source.name.clone(),
+            event_id: meta.event_id.clone(),
+            event_type: meta.event_type.clone(),
+            payload: body,
+            headers: source.stored_headers(headers).to_string(),
+            received_at,
+        };
+        let written = self.writer.write(event).await?;
+        tracing::info!(
+            source = %source.name,
+            event_id = %meta.event_id,
+            event_type = %meta.event_type,
+            outcome = if written == Written::New { "stored" } else { "duplicate" },
+            latency_us = started.elapsed().as_micros() as u64,
+            "webhook received"
+        );
+        Ok(Receipt {
+            event_id: meta.event_id,
+            event_type: meta.event_type,
+            duplicate: written == Written::Duplicate,
+        })
+    }
+}

@@ -1,0 +1,22 @@
+//! payhook: a self-hosted payment gateway service. Providers post webhooks here; payhook verifies
+//! them on their raw bytes and stores each exactly once before acknowledging it.
+//!
+//! # Layout
+//!
+//! The modules follow the data:
+//!
+//! - [`config`]: settings from defaults, `payhook.toml` and the environment, validated up front.
+//! - [`app`]: builds the service from settings, binds its listeners, drains on shutdown.
+//! - [`http`]: the public and admin routers; `http::error` maps every failure to a stable code.
+//! - [`providers`]: signature schemes (Stripe) and the event fixtures `payhook trigger` sends.
+//! - [`inbox`]: verify, then persist once per `(source, event_id)` through a group-commit writer.
+//! - [`store`]: one contract over SQLite and PostgreSQL, with per-backend migrations.
+//! - [`cli`]: one file per subcommand.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod inbox;
+pub mod providers;
+pub mod store;

@@ -1,0 +1,236 @@
+//! Stripe-shaped events, as Stripe sends them, for `payhook trigger` (and, later, the sandbox provider).
+//! Ids carry Stripe's prefixes (`evt_`, `pi_`, `cs_`, `ch_`, `dp_`); amounts are in minor units.
+
+use rand::RngExt;
+use serde_json::{Value, json};
+
+/// Every event type `payhook trigger` can build.
+pub const TRIGGER_TYPES: &[&str] = &[
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "payment_intent.canceled",
+    "checkout.session.completed",
+    "checkout.session.expired",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "charge.refunded",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+];
+
+const API_VERSION: &str = "2024-06-20";
+
+/// `len` random alphanumerics.
+pub fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// A Stripe-style id: `prefix_` followed by 24 random alphanumerics.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", random_token(24))
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FixtureError {
+    #[error("unknown event type {0:?}; known types: {known}", known = TRIGGER_TYPES.join(", "))]
+    UnknownType(String),
+    #[error("--add {0:?}: expected path=value, e.g. metadata.bookingId=booking-123")]
+    BadOverride(String),
+    #[error("--add {0:?}: {1} is not an object in this event")]
+    NotAnObject(String, String),
+}
+
+/// Builds the event of `event_type`, applying `overrides` (`path=value`, paths relative to
+/// `data.object`, optionally prefixed `resource:` as `stripe trigger --add` accepts).
+pub fn build_event(
+    event_type: &str,
+    overrides: &[String],
+    now: i64,
+) -> Result<Value, FixtureError> {
+    let mut object = object_for(event_type, now)?;
+    for raw in overrides {
+        apply_override(&mut object, raw)?;
+    }
+    Ok(json!({
+        "id": new_id("evt"),
+        "object": "event",
+        "api_version": API_VERSION,
+        "created": now,
+        "data": { "object": object },
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": { "id": new_id("req"), "idempotency_key": null },
+        "type": event_type,
+    }))
+}
+
+fn object_for(event_type: &str, now: i64) -> Result<Value, FixtureError> {
+    let amount = 2000;
+    let currency = "eur";
+    let pi = new_id("pi");
+    let ch = new_id("ch");
+    let metadata = json!({ "bookingId": "booking-123" });
+    let payment_intent = |status: &str| {
+        json!({
+            "id": pi, "object": "payment_intent", "amount": amount,
+            "amount_received": if status == "succeeded" { amount } else { 0 },
+            "currency": currency, "status": status, "created": now, "livemode": false,
+            "capture_method": "automatic", "confirmation_method": "automatic",
+            "client_secret": format!("{pi}_secret_{}", random_token(24)),
+            "latest_charge": if status == "succeeded" { json!(ch) } else { Value::Null },
+            "payment_method_types": ["card"], "metadata": metadata,
+            "last_payment_error": Value::Null, "cancellation_reason": Value::Null,
+        })
+    };
+    let session = |status: &str, payment_status: &str| {
+        let cs = new_id("cs_test");
+        json!({
+            "id": cs, "object": "checkout.session", "mode": "payment",
+            "amount_subtotal": amount, "amount_total": amount, "currency": currency,
+            "client_reference_id": "booking-123", "customer_email": "customer@example.com",
+            "customer_details": { "email": "customer@example.com", "name": "Test Customer" },
+            "created": now - 60, "expires_at": now + 86_340, "livemode": false,
+            "metadata": { "booking_id": "booking-123" },
+            "payment_intent": if status == "expired" { Value::Null } else { json!(pi) },
+            "payment_status": payment_status, "status": status,
+            "success_url": "http://localhost:3003/checkout/return?session_id={CHECKOUT_SESSION_ID}",
+            "cancel_url": "http://localhost:3003/checkout/return?canceled=1",
+            "url": if status == "open" { json!(format!("https://checkout.stripe.com/c/pay/{cs}")) } else { Value::Null },
+        })
+    };
+    let dispute = |status: &str| {
+        json!({
+            "id": new_id("dp"), "object": "dispute", "amount": amount, "currency": currency,
+            "charge": ch, "payment_intent": pi, "created": now, "livemode": false,
+            "reason": "fraudulent", "status": status, "is_charge_refundable": false,
+            "metadata": {},
+        })
+    };
+    let object = match event_type {
+        "payment_intent.succeeded" => payment_intent("succeeded"),
+        "payment_intent.processing" => payment_intent("processing"),
+        "payment_intent.canceled" => {
+            let mut o = payment_intent("canceled");
+            o["cancellation_reason"] = json!("requested_by_customer");
+            o["canceled_at"] = json!(now);
+            o
+        }
+        "payment_intent.payment_failed" => {
+            let mut o = payment_intent("requires_payment_method");
+            o["last_payment_error"] = json!({
+                "type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
+                "message": "Your card was declined.",
+            });
+            o
+        }
+        "checkout.session.completed" => session("complete", "paid"),
+        "checkout.session.async_payment_succeeded" => session("complete", "paid"),
+        "checkout.session.async_payment_failed" => session("complete", "unpaid"),
+        "checkout.session.expired" => session("expired", "unpaid"),
+        "charge.refunded" => json!({
+            "id": ch, "object": "charge", "amount": amount, "amount_captured": amount,
+            "amount_refunded": amount, "currency": currency, "captured": true, "paid": true,
+            "refunded": true, "status": "succeeded", "payment_intent": pi, "created": now,
+            "livemode": false, "metadata": metadata,
+        }),
+        "charge.dispute.created" => dispute("needs_response"),
+        "charge.dispute.closed" => dispute("lost"),
+        other => return Err(FixtureError::UnknownType(other.to_string())),
+    };
+    Ok(object)
+}
+
+/// Sets `path=value` in `object`. Values that read as JSON numbers, booleans or null keep that type,
+/// anything else is a string; a charge whose `amount_refunded` is lowered is no longer `refunded`.
+fn apply_override(object: &mut Value, raw: &str) -> Result<(), FixtureError> {
+    let (path, value) = raw
+        .split_once('=')
+        .filter(|(p, _)| !p.is_empty())
+        .ok_or_else(|| FixtureError::BadOverride(raw.to_string()))?;
+    let path = path.split_once(':').map_or(path, |(_, p)| p);
+    let value = match serde_json::from_str::<Value>(value) {
+        Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => v,
+        _ => Value::String(value.to_string()),
+    };
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap_or_default();
+    let mut cursor = &mut *object;
+    for (i, part) in parts.iter().enumerate() {
+        let map = cursor
+            .as_object_mut()
+            .ok_or_else(|| FixtureError::NotAnObject(raw.to_string(), parts[..i].join(".")))?;
+        cursor = map
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Object(Default::default()));
+    }
+    let map = cursor
+        .as_object_mut()
+        .ok_or_else(|| FixtureError::NotAnObject(raw.to_string(), parts.join(".")))?;
+    map.insert(last.to_string(), value);
+    if object["object"] == "charge" && path == "amount_refunded" {
+        let full = object["amount_refunded"].as_i64() >= object["amount"].as_i64();
+        object["refunded"] = json!(full);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_builds_a_stripe_shaped_event() {
+        for t in TRIGGER_TYPES {
+            let e = build_event(t, &[], 1_700_000_000).unwrap();
+            assert!(e["id"].as_str().unwrap().starts_with("evt_"));
+            assert_eq!(e["type"], *t);
+            let o = &e["data"]["object"];
+            let prefix = match o["object"].as_str().unwrap() {
+                "payment_intent" => "pi_",
+                "checkout.session" => "cs_test_",
+                "charge" => "ch_",
+                "dispute" => "dp_",
+                other => panic!("unexpected object {other}"),
+            };
+            assert!(o["id"].as_str().unwrap().starts_with(prefix), "{t}");
+            assert!(
+                o["amount"].is_i64() || o["amount_total"].is_i64(),
+                "{t}: amount in minor units"
+            );
+        }
+    }
+
+    #[test]
+    fn overrides_set_nested_fields_with_types() {
+        let e = build_event(
+            "charge.refunded",
+            &[
+                "metadata.bookingId=booking-9".into(),
+                "charge:amount_refunded=500".into(),
+            ],
+            0,
+        )
+        .unwrap();
+        let o = &e["data"]["object"];
+        assert_eq!(o["metadata"]["bookingId"], "booking-9");
+        assert_eq!(o["amount_refunded"], 500);
+        assert_eq!(o["refunded"], false);
+        assert_eq!(
+            build_event("nope", &[], 0).unwrap_err(),
+            FixtureError::UnknownType("nope".into())
+        );
+        assert!(matches!(
+            build_event("charge.refunded", &["novalue".into()], 0),
+            Err(FixtureError::BadOverride(_))
+        ));
+        assert!(matches!(
+            build_event("charge.refunded", &["amount.x=1".into()], 0),
+            Err(FixtureError::NotAnObject(..))
+        ));
+    }
+}

@@ -1,0 +1,176 @@
+//! The store: one contract over SQLite (embedded default) and PostgreSQL (several instances).
+//! SQL the dialects share is written once where it can be; the rest lives in each backend's file,
+//! with its migrations in `migrations/<backend>/`.
+
+mod postgres;
+mod sqlite;
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use crate::config::SqliteSync;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is unavailable: {0}")]
+    Unavailable(#[from] sqlx::Error),
+    #[error("the store could not be migrated: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the inbox commit failed: {0}")]
+    CommitFailed(String),
+    #[error("the inbox writer has stopped")]
+    WriterGone,
+}
+
+/// A verified webhook on its way into the inbox.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub source: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// The exact bytes received.
+    pub payload: Bytes,
+    /// The request headers as a JSON object, signatures redacted.
+    pub headers: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// An inbox row.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub source: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub status: String,
+    pub payload: Vec<u8>,
+    pub headers: String,
+    pub received_at: DateTime<Utc>,
+}
+
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Store {
+    /// Opens the store named by a `DATABASE_URL` (`sqlite://PATH` or `postgres://...`).
+    pub async fn connect(url: &str, sync: SqliteSync) -> Result<Store, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(SqliteStore::connect(url, sync).await?))
+        } else {
+            Ok(Store::Postgres(PgStore::connect(url).await?))
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// How many group-commit writers suit the backend: SQLite has one writer at a time anyway;
+    /// PostgreSQL overlaps several transactions' fsyncs.
+    pub fn default_writers(&self) -> usize {
+        match self {
+            Store::Sqlite(_) => 1,
+            Store::Postgres(_) => 4,
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.migrate().await,
+            Store::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    /// Inserts a batch in one transaction. The batch holds each `(source, event_id)` at most once; the
+    /// answer says, per row, whether it was new (`true`) or already stored. Nothing is reported until
+    /// the transaction has committed.
+    pub async fn insert_events(&self, batch: &[NewEvent]) -> Result<Vec<bool>, StoreError> {
+        let inserted = match self {
+            Store::Sqlite(s) => s.insert_events(batch).await?,
+            Store::Postgres(s) => s.insert_events(batch).await?,
+        };
+        Ok(batch
+            .iter()
+            .map(|e| inserted.contains(&(e.source.clone(), e.event_id.clone())))
+            .collect())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.ping().await,
+            Store::Postgres(s) => s.ping().await,
+        }
+    }
+
+    pub async fn event(
+        &self,
+        source: &str,
+        event_id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.event(source, event_id).await,
+            Store::Postgres(s) => s.event(source, event_id).await,
+        }
+    }
+
+    pub async fn count_events(&self) -> Result<i64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.count_events().await,
+            Store::Postgres(s) => s.count_events().await,
+        }
+    }
+
+    /// Stores `value` under `name` unless a value is already there; returns the value that is kept.
+    pub async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.setting_or_insert(name, value).await,
+            Store::Postgres(s) => s.setting_or_insert(name, value).await,
+        }
+    }
+
+    pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.setting(name).await,
+            Store::Postgres(s) => s.setting(name).await,
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+/// The key of a stored event, as returned by the insert.
+pub(crate) type EventKey = (String, String);
+
+/// Builds sqlx's migrator from migration files compiled into the binary.
+fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {
+    let migrations = files
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
