@@ -456,7 +456,7 @@ impl FileConfig {
             // toml names the offending key in its message; locate it for the user too.
             let line = e
                 .span()
-                .map(|span| text[..span.start].lines().count().max(1));
+                .map(|span| text[..span.start].matches('\n').count() + 1);
             let key = match line {
                 Some(line) => format!("payhook.toml line {line}"),
                 None => "payhook.toml".to_string(),

@@ -26,6 +26,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             "  (kept in the store; `payhook trigger <type>` finds it, or set STRIPE_WEBHOOK_SECRET)"
         );
     }
+    println!("ready (Ctrl-C or SIGTERM drains and stops)");
     payhook.run_until(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,424 @@
+//! Webhook ingest against the real app on port 0: verification, storage, every error case, rotation,
+//! duplicates, concurrency and store failure. Runs on SQLite, or PostgreSQL with TEST_DATABASE_URL.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use common::*;
+use futures_util::future::join_all;
+use payhook::config::Secret;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_signed_event_is_stored_byte_for_byte_then_acknowledged() {
+    let app = spawn_app().await;
+    // Odd spacing and key order: payhook must keep the bytes exactly as signed.
+    let body = r#"{ "type":"payment_intent.succeeded",  "id":"evt_exact_1", "data":{"object":{"amount":2000}} }"#;
+    let answer = app.send(body).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(
+        answer.json,
+        json!({"received": true, "event_id": "evt_exact_1", "duplicate": false})
+    );
+
+    let row = app
+        .payhook
+        .store
+        .event("stripe", "evt_exact_1")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(row.payload, body.as_bytes());
+    assert_eq!(row.event_type, "payment_intent.succeeded");
+    assert_eq!(row.status, "received");
+    assert!((chrono::Utc::now() - row.received_at).num_seconds().abs() < 60);
+    let headers: serde_json::Value = serde_json::from_str(&row.headers).unwrap();
+    let sig = headers["stripe-signature"]
+        .as_str()
+        .expect("signature header kept");
+    assert!(
+        sig.starts_with("t=") && sig.ends_with("v1=[redacted]"),
+        "{sig}"
+    );
+    assert!(!row.headers.contains(SECRET));
+    assert_eq!(headers["content-type"], "application/json");
+}
+
+#[tokio::test]
+async fn the_legacy_alias_route_stores_under_the_stripe_source() {
+    let app = spawn_app().await;
+    let body = event_body("evt_alias_1", "checkout.session.completed");
+    let sig = stripe_signature(body.as_bytes(), SECRET, now());
+    let answer = app
+        .post("/api/v1/payment-gateway/webhooks/stripe", body, Some(&sig))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert!(
+        app.payhook
+            .store
+            .event("stripe", "evt_alias_1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// Every refusal of PRODUCT.md's table: status, code, and nothing stored.
+#[tokio::test]
+async fn every_refusal_has_its_status_and_code_and_stores_nothing() {
+    let app = spawn_app().await;
+    let body = event_body("evt_refused", "payment_intent.succeeded");
+    let t = now();
+    let good = stripe_signature(body.as_bytes(), SECRET, t);
+    let cases: Vec<(&str, String, Option<String>, u16, &str)> = vec![
+        ("no signature", body.clone(), None, 400, "missing_signature"),
+        (
+            "wrong secret",
+            body.clone(),
+            Some(stripe_signature(
+                body.as_bytes(),
+                "whsec_some_other_secret",
+                t,
+            )),
+            400,
+            "invalid_signature",
+        ),
+        (
+            "tampered body",
+            body.replace("2000", "1"),
+            Some(good.clone()),
+            400,
+            "invalid_signature",
+        ),
+        (
+            "re-encoded JSON",
+            serde_json::to_string_pretty(
+                &serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+            )
+            .unwrap(),
+            Some(good.clone()),
+            400,
+            "invalid_signature",
+        ),
+        (
+            "stale timestamp",
+            body.clone(),
+            Some(stripe_signature(body.as_bytes(), SECRET, t - 301)),
+            400,
+            "timestamp_out_of_tolerance",
+        ),
+        (
+            "future timestamp",
+            body.clone(),
+            Some(stripe_signature(body.as_bytes(), SECRET, t + 3600)),
+            400,
+            "timestamp_out_of_tolerance",
+        ),
+        (
+            "header garbage",
+            body.clone(),
+            Some("garbage".into()),
+            400,
+            "malformed_signature_header",
+        ),
+        (
+            "no timestamp",
+            body.clone(),
+            Some(good.split_once(',').unwrap().1.to_string()),
+            400,
+            "malformed_signature_header",
+        ),
+        (
+            "timestamp not a number",
+            body.clone(),
+            Some(good.replacen(&format!("t={t}"), "t=soon", 1)),
+            400,
+            "malformed_signature_header",
+        ),
+        (
+            "no v1",
+            body.clone(),
+            Some(format!("t={t}")),
+            400,
+            "malformed_signature_header",
+        ),
+    ];
+    for (name, body, sig, status, code) in cases {
+        let answer = app.post("/webhooks/stripe", body, sig.as_deref()).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (status, code),
+            "{name}: {}",
+            answer.json
+        );
+        assert!(answer.json["error"]["message"].is_string(), "{name}");
+        assert!(answer.json["error"]["hint"].is_string(), "{name}");
+    }
+    let answer = app.send("").await;
+    assert_eq!((answer.status, answer.code()), (400, "malformed_payload"));
+    // Correctly signed bodies that are not events.
+    for body in [
+        "not json",
+        "[1,2]",
+        r#"{"type":"x"}"#,
+        r#"{"id":"evt_1"}"#,
+        r#"{"id":7,"type":"x"}"#,
+        r#"{"id":"evt_1","type":"x""#,
+    ] {
+        let answer = app.send(body).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "malformed_payload"),
+            "{body}: {}",
+            answer.json
+        );
+    }
+    let answer = app
+        .post("/webhooks/paypal", body.clone(), Some(&good))
+        .await;
+    assert_eq!((answer.status, answer.code()), (404, "unknown_source"));
+    assert_eq!(app.count().await, 0, "a refused webhook was stored");
+}
+
+#[tokio::test]
+async fn the_invalid_signature_hint_points_at_the_raw_body() {
+    let app = spawn_app().await;
+    let body = event_body("evt_hint", "payment_intent.succeeded");
+    let sig = stripe_signature(body.as_bytes(), "whsec_wrong_secret_here", now());
+    let answer = app.post("/webhooks/stripe", body, Some(&sig)).await;
+    let hint = answer.json["error"]["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("raw body") && hint.contains("secret"),
+        "{hint}"
+    );
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused_with_or_without_content_length() {
+    let app = spawn_app_with(|s| s.ingest.max_body_bytes = 4096).await;
+    let padding = "x".repeat(5000);
+    let body =
+        json!({"id": "evt_big", "type": "payment_intent.succeeded", "pad": padding}).to_string();
+    let sig = stripe_signature(body.as_bytes(), SECRET, now());
+    let answer = app.post("/webhooks/stripe", body.clone(), Some(&sig)).await;
+    assert_eq!((answer.status, answer.code()), (413, "payload_too_large"));
+
+    // Chunked, so the size is only known while reading.
+    let addr = app.payhook.public_addr;
+    let response = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let head = format!(
+            "POST /webhooks/stripe HTTP/1.1\r\nHost: {addr}\r\nStripe-Signature: {sig}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        for chunk in body.as_bytes().chunks(1000) {
+            let _ = stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes());
+            let _ = stream.write_all(chunk);
+            let _ = stream.write_all(b"\r\n");
+        }
+        let _ = stream.write_all(b"0\r\n\r\n");
+        let mut out = String::new();
+        let _ = stream.read_to_string(&mut out);
+        out
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("payload_too_large"), "{response}");
+
+    // Just under the limit is fine.
+    let ok = json!({"id": "evt_small", "type": "x", "pad": "x".repeat(3000)}).to_string();
+    assert_eq!(app.send(&ok).await.status, 200);
+    assert_eq!(app.count().await, 1);
+}
+
+#[tokio::test]
+async fn during_a_rotation_every_listed_secret_is_accepted() {
+    let app = spawn_app_with(|s| {
+        s.stripe.webhook_secrets = vec![
+            Secret::new("whsec_new_secret_aaaa"),
+            Secret::new("whsec_old_secret_bbbb"),
+        ];
+    })
+    .await;
+    for (id, secret) in [
+        ("evt_rot_new", "whsec_new_secret_aaaa"),
+        ("evt_rot_old", "whsec_old_secret_bbbb"),
+    ] {
+        let body = event_body(id, "payment_intent.succeeded");
+        let sig = stripe_signature(body.as_bytes(), secret, now());
+        let answer = app.post("/webhooks/stripe", body, Some(&sig)).await;
+        assert_eq!(answer.status, 200, "{id}: {}", answer.json);
+    }
+    // Stripe sends one v1 per active secret while it rolls a secret; one matching is enough.
+    let body = event_body("evt_rot_both", "payment_intent.succeeded");
+    let t = now();
+    let unknown = stripe_signature(body.as_bytes(), "whsec_unknown_cccc", t);
+    let known = stripe_signature(body.as_bytes(), "whsec_old_secret_bbbb", t);
+    let both = format!("{unknown},{}", known.split_once(',').unwrap().1);
+    assert_eq!(
+        app.post("/webhooks/stripe", body, Some(&both)).await.status,
+        200
+    );
+
+    let body = event_body("evt_rot_retired", "payment_intent.succeeded");
+    let sig = stripe_signature(body.as_bytes(), "whsec_retired_dddd", now());
+    assert_eq!(
+        app.post("/webhooks/stripe", body, Some(&sig)).await.code(),
+        "invalid_signature"
+    );
+    assert_eq!(app.count().await, 3);
+}
+
+#[tokio::test]
+async fn a_redelivered_event_is_acknowledged_as_a_duplicate_and_kept_once() {
+    let app = spawn_app().await;
+    let body = event_body("evt_dup_seq", "payment_intent.succeeded");
+    assert_eq!(app.send(&body).await.json["duplicate"], false);
+    // Stripe re-signs each retry with a new timestamp.
+    let sig = stripe_signature(body.as_bytes(), SECRET, now() - 10);
+    let again = app.post("/webhooks/stripe", body.clone(), Some(&sig)).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(
+        again.json,
+        json!({"received": true, "event_id": "evt_dup_seq", "duplicate": true})
+    );
+    assert_eq!(app.count().await, 1);
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_copies_leave_one_row() {
+    let app = spawn_app().await;
+    let body = event_body("evt_dup_concurrent", "charge.refunded");
+    let sends = (0..100).map(|_| app.send(&body));
+    let answers = join_all(sends).await;
+    assert!(
+        answers.iter().all(|a| a.status == 200),
+        "every copy acknowledged"
+    );
+    let first = answers
+        .iter()
+        .filter(|a| a.json["duplicate"] == false)
+        .count();
+    assert_eq!(first, 1, "exactly one copy is the original");
+    assert_eq!(app.count().await, 1);
+}
+
+#[tokio::test]
+async fn concurrent_distinct_events_are_all_stored() {
+    let app = spawn_app().await;
+    let bodies: Vec<String> = (0..300)
+        .map(|i| event_body(&format!("evt_many_{i}"), "payment_intent.succeeded"))
+        .collect();
+    let answers = join_all(bodies.iter().map(|b| app.send(b))).await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.status == 200 && a.json["duplicate"] == false)
+    );
+    let ids: HashSet<_> = answers
+        .iter()
+        .map(|a| a.json["event_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 300);
+    assert_eq!(app.count().await, 300);
+}
+
+#[tokio::test]
+async fn when_the_store_fails_the_answer_is_503_and_the_retry_succeeds() {
+    let app = spawn_app().await;
+    app.break_inbox_writes(true).await;
+    let body = event_body("evt_store_down", "payment_intent.succeeded");
+    let answer = app.send(&body).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (503, "store_unavailable"),
+        "{}",
+        answer.json
+    );
+    assert_eq!(answer.retry_after.as_deref(), Some("5"));
+    app.break_inbox_writes(false).await;
+    assert_eq!(app.count().await, 0);
+    // The provider's retry after the outage is stored as new.
+    let retry = app.send(&body).await;
+    assert_eq!(retry.status, 200);
+    assert_eq!(retry.json["duplicate"], false);
+    assert_eq!(app.count().await, 1);
+}
+
+#[tokio::test]
+async fn a_source_with_an_allow_list_refuses_other_addresses() {
+    let app =
+        spawn_app_with(|s| s.stripe.allowed_cidrs = vec!["10.0.0.0/8".parse().unwrap()]).await;
+    let answer = app
+        .send(&event_body("evt_ip", "payment_intent.succeeded"))
+        .await;
+    assert_eq!((answer.status, answer.code()), (403, "ip_not_allowed"));
+    let open =
+        spawn_app_with(|s| s.stripe.allowed_cidrs = vec!["127.0.0.0/8".parse().unwrap()]).await;
+    assert_eq!(
+        open.send(&event_body("evt_ip", "payment_intent.succeeded"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(app.count().await, 0);
+}
+
+#[tokio::test]
+async fn a_client_over_the_rate_limit_is_told_when_to_retry() {
+    let app = spawn_app_with(|s| s.ingest.rate_limit_per_ip = 2).await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let answer = app.send(&event_body(&format!("evt_rl_{i}"), "x")).await;
+        statuses.push(answer.status);
+        if answer.status == 429 {
+            assert_eq!(answer.code(), "rate_limited");
+            assert!(answer.retry_after.is_some());
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    assert_eq!(app.count().await, 2);
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_on_both_listeners() {
+    let app = spawn_app().await;
+    for base in [&app.base, &app.admin] {
+        for path in ["/healthz", "/readyz"] {
+            let response = app
+                .client
+                .get(format!("{base}{path}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{base}{path}");
+        }
+    }
+    let missing = app
+        .client
+        .get(format!("{}/nowhere", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn a_generated_sandbox_secret_is_kept_across_restarts() {
+    let store = fresh_store().await;
+    let mut settings = test_settings(&store.url);
+    settings.stripe.webhook_secrets.clear();
+    let first = payhook::app::Payhook::start(settings.clone())
+        .await
+        .unwrap();
+    let secret = first.generated_secret.clone().expect("a generated secret");
+    assert!(secret.expose().starts_with("whsec_"));
+    first.shutdown().await.unwrap();
+    let second = payhook::app::Payhook::start(settings).await.unwrap();
+    assert_eq!(second.generated_secret, Some(secret));
+    second.shutdown().await.unwrap();
+}

@@ -1,0 +1,470 @@
+//! The real `payhook` binary as a user runs it: start-up, configuration errors, `trigger`, `migrate`,
+//! SIGTERM draining and SIGKILL in the middle of concurrent load.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use payhook::config::SqliteSync;
+use payhook::store::Store;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_payhook");
+
+/// `payhook` with a clean environment (nothing leaks in from the test run), in `cwd`.
+fn payhook(cwd: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear().current_dir(cwd).env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    /// Lines printed on stdout up to the public listener's.
+    banner: Vec<String>,
+}
+
+/// Starts `payhook serve` on loopback port 0 and waits for it to listen.
+async fn serve(cwd: &Path, env: &[(&str, &str)]) -> Server {
+    let mut cmd = payhook(cwd, env);
+    cmd.arg("serve")
+        .env("PAYHOOK_LISTEN", "127.0.0.1:0")
+        .env("PAYHOOK_ADMIN_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped());
+    let mut child = cmd.spawn().expect("payhook serve starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut addr = None;
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("serve exited before it was ready");
+            if let Some(a) = line.strip_prefix("public listener: http://") {
+                addr = Some(a.parse::<SocketAddr>().unwrap());
+            }
+            if line.starts_with("ready") {
+                return addr.expect("the public listener is printed before ready");
+            }
+            banner.push(line);
+        }
+    })
+    .await
+    .expect("serve listens within 30 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Server {
+        child,
+        addr,
+        banner,
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn open_store(url: &str) -> Store {
+    Store::connect(url, SqliteSync::Full).await.unwrap()
+}
+
+#[tokio::test]
+async fn every_acknowledged_event_survives_a_sigkill_under_load() {
+    let store = fresh_store().await;
+    let env = [
+        ("DATABASE_URL", store.url.as_str()),
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+    ];
+    let mut server = serve(store.dir.path(), &env).await;
+    let url = format!("http://{}/webhooks/stripe", server.addr);
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    let senders: Vec<_> = (0..16)
+        .map(|task| {
+            let (client, url, acked) = (client.clone(), url.clone(), acked.clone());
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let id = format!("evt_crash_{task}_{n}");
+                    let body = event_body(&id, "payment_intent.succeeded");
+                    let sig = stripe_signature(body.as_bytes(), SECRET, now());
+                    let sent = client
+                        .post(&url)
+                        .header("stripe-signature", sig)
+                        .body(body)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status() == 200 => acked.lock().unwrap().push(id),
+                        Ok(r) => panic!("unexpected {} before the crash", r.status()),
+                        Err(_) => return, // the server is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let load build up, then kill without warning.
+    while acked.lock().unwrap().len() < 300 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+    for s in senders {
+        s.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+
+    // Restart on the same store: it opens cleanly and has every acknowledged event, once.
+    let mut restarted = serve(store.dir.path(), &env).await;
+    let inbox = open_store(&store.url).await;
+    for id in &acked {
+        assert!(
+            inbox.event("stripe", id).await.unwrap().is_some(),
+            "{id} was acknowledged but lost"
+        );
+    }
+    let total = inbox.count_events().await.unwrap();
+    assert!(total as usize >= acked.len());
+    // Re-delivering an acknowledged event is recognised as a duplicate.
+    let body = event_body(&acked[0], "payment_intent.succeeded");
+    let sig = stripe_signature(body.as_bytes(), SECRET, now());
+    let again: serde_json::Value = client
+        .post(format!("http://{}/webhooks/stripe", restarted.addr))
+        .header("stripe-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(inbox.count_events().await.unwrap(), total);
+    inbox.close().await;
+    restarted.child.start_kill().unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_request_in_flight_finish_and_store_its_event() {
+    let store = fresh_store().await;
+    let env = [
+        ("DATABASE_URL", store.url.as_str()),
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+    ];
+    let mut server = serve(store.dir.path(), &env).await;
+    let addr = server.addr;
+    let body = event_body("evt_in_flight", "payment_intent.succeeded");
+    let sig = stripe_signature(body.as_bytes(), SECRET, now());
+
+    // Send half the body, so the request is in flight when SIGTERM arrives.
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+    let head = format!(
+        "POST /webhooks/stripe HTTP/1.1\r\nHost: {addr}\r\nStripe-Signature: {sig}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(first).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(&server.child, "-TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Still draining: new connections are refused, the open request is served.
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "still accepting after SIGTERM"
+    );
+    stream.write_all(rest).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""duplicate":false"#), "{response}");
+
+    let status = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "payhook exited with {status}");
+    let inbox = open_store(&store.url).await;
+    assert!(
+        inbox
+            .event("stripe", "evt_in_flight")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    inbox.close().await;
+}
+
+#[tokio::test]
+async fn with_no_configuration_it_runs_on_sqlite_and_trigger_finds_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    // Only the ports are set, so parallel tests do not collide on 3003/3004.
+    let mut server = serve(dir.path(), &[]).await;
+    let secret_line = server
+        .banner
+        .iter()
+        .find(|l| l.starts_with("sandbox mode: generated webhook secret whsec_"))
+        .unwrap_or_else(|| panic!("no generated secret printed: {:?}", server.banner));
+    assert!(
+        dir.path().join("payhook.db").exists(),
+        "the default store is ./payhook.db"
+    );
+
+    let url = format!("http://{}/webhooks/stripe", server.addr);
+    let out = payhook(dir.path(), &[])
+        .args([
+            "trigger",
+            "payment_intent.succeeded",
+            "--add",
+            "metadata.bookingId=booking-7",
+            "--url",
+            &url,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("<- 200"), "{stdout}");
+    let event_id = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("evt_"))
+        .unwrap()
+        .to_string();
+
+    signal(&server.child, "-TERM");
+    assert!(server.child.wait().await.unwrap().success());
+    let inbox = open_store(&format!("sqlite://{}/payhook.db", dir.path().display())).await;
+    let row = inbox
+        .event("stripe", &event_id)
+        .await
+        .unwrap()
+        .expect("trigger's event stored");
+    let payload: serde_json::Value = serde_json::from_slice(&row.payload).unwrap();
+    assert_eq!(
+        payload["data"]["object"]["metadata"]["bookingId"],
+        "booking-7"
+    );
+    assert!(
+        !row.headers
+            .contains(secret_line.rsplit(' ').next().unwrap())
+    );
+    inbox.close().await;
+}
+
+#[tokio::test]
+async fn trigger_sends_every_stripe_type_with_realistic_objects() {
+    let app = spawn_app().await;
+    let url = format!("{}/webhooks/stripe", app.base);
+    let dir = tempfile::tempdir().unwrap();
+    for event_type in payhook::providers::stripe_events::TRIGGER_TYPES {
+        let out = payhook(dir.path(), &[])
+            .args(["trigger", event_type, "--url", &url, "--secret", SECRET])
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{event_type}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = stdout
+            .split_whitespace()
+            .find(|w| w.starts_with("evt_"))
+            .unwrap();
+        let row = app
+            .payhook
+            .store
+            .event("stripe", id)
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!(row.event_type, *event_type);
+    }
+    // A wrong secret is reported with the refusal and a failing exit code.
+    let out = payhook(dir.path(), &[])
+        .args([
+            "trigger",
+            "charge.refunded",
+            "--url",
+            &url,
+            "--secret",
+            "whsec_not_the_right_one",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("invalid_signature"));
+}
+
+#[tokio::test]
+async fn a_bad_configuration_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("PAYHOOK_LISTEN", "localhost")], "PAYHOOK_LISTEN"),
+        (&[("DATABASE_URL", "mysql://db/payhook")], "DATABASE_URL"),
+        (
+            &[("STRIPE_WEBHOOK_SECRET", "sk_live_oops_wrong_value")],
+            "STRIPE_WEBHOOK_SECRET",
+        ),
+        (
+            &[("STRIPE_SECRET_KEY", "sk_test_123")],
+            "STRIPE_WEBHOOK_SECRET",
+        ),
+        (
+            &[("PAYHOOK_ADMIN_LISTEN", "0.0.0.0:3004")],
+            "PAYHOOK_ADMIN_LISTEN",
+        ),
+        (&[("PAYHOOK_LOG_FORMAT", "yaml")], "PAYHOOK_LOG_FORMAT"),
+    ];
+    for (env, key) in cases {
+        let out = payhook(dir.path(), env)
+            .arg("serve")
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {stderr}");
+        assert!(stderr.contains(key), "{key} not named: {stderr}");
+        assert!(
+            !stderr.contains("sk_live_oops_wrong_value"),
+            "a secret was printed: {stderr}"
+        );
+    }
+    std::fs::write(
+        dir.path().join("payhook.toml"),
+        "listen = \"127.0.0.1:0\"\n[stripe]\ntolerance = 30\n",
+    )
+    .unwrap();
+    let out = payhook(dir.path(), &[])
+        .args(["--config", "payhook.toml", "serve"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("tolerance") && stderr.contains("line 3"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("payhook.db").exists(),
+        "nothing is created on a bad configuration"
+    );
+}
+
+#[tokio::test]
+async fn migrate_prepares_the_store_and_serve_reads_payhook_toml() {
+    let store = fresh_store().await;
+    let out = payhook(store.dir.path(), &[("DATABASE_URL", &store.url)])
+        .arg("migrate")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inbox = open_store(&store.url).await;
+    assert_eq!(inbox.count_events().await.unwrap(), 0);
+    inbox.close().await;
+
+    // The file supplies the store and secret; the environment still wins for the listeners.
+    let toml = format!(
+        "database_url = \"{}\"\nlisten = \"127.0.0.1:1\"\n[stripe]\nwebhook_secrets = [\"{SECRET}\"]\n",
+        store.url
+    );
+    std::fs::write(store.dir.path().join("payhook.toml"), toml).unwrap();
+    let mut server = serve(store.dir.path(), &[("PAYHOOK_CONFIG", "payhook.toml")]).await;
+    assert!(
+        !server.banner.iter().any(|l| l.contains("sandbox mode")),
+        "{:?}",
+        server.banner
+    );
+    let body = event_body("evt_from_toml", "payment_intent.succeeded");
+    let sig = stripe_signature(body.as_bytes(), SECRET, now());
+    let status = reqwest::Client::new()
+        .post(format!("http://{}/webhooks/stripe", server.addr))
+        .header("stripe-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    server.child.start_kill().unwrap();
+}
+
+#[tokio::test]
+async fn two_hundred_events_over_keep_alive_connections_are_each_stored_once() {
+    let store = fresh_store().await;
+    let env = [
+        ("DATABASE_URL", store.url.as_str()),
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+    ];
+    let mut server = serve(store.dir.path(), &env).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/webhooks/stripe", server.addr);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            // Every event twice: the second copy must be a duplicate whichever lands first.
+            let body = event_body(
+                &format!("evt_keepalive_{}", i % 100),
+                "payment_intent.succeeded",
+            );
+            let sig = stripe_signature(body.as_bytes(), SECRET, now());
+            let r = client
+                .post(&url)
+                .header("stripe-signature", sig)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }));
+    }
+    let mut originals = HashSet::new();
+    for t in tasks {
+        let answer = t.await.unwrap();
+        if answer["duplicate"] == false {
+            assert!(originals.insert(answer["event_id"].as_str().unwrap().to_string()));
+        }
+    }
+    assert_eq!(originals.len(), 100);
+    let inbox = open_store(&store.url).await;
+    assert_eq!(inbox.count_events().await.unwrap(), 100);
+    inbox.close().await;
+    server.child.start_kill().unwrap();
+}
