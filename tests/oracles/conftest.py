@@ -1,0 +1,37 @@
+"""Starts the real payhook binary for the oracle tests: a fresh SQLite store, known secrets."""
+
+import os
+import pathlib
+import subprocess
+import tempfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = os.environ.get("PAYHOOK_BIN", str(ROOT / "target" / "debug" / "payhook"))
+SECRETS = ["whsec_oracle_current_secret", "whsec_oracle_previous_secret"]
+
+
+@pytest.fixture(scope="module")
+def payhook():
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            "DATABASE_URL": f"sqlite://{tmp}/payhook.db",
+            "STRIPE_WEBHOOK_SECRET": ",".join(SECRETS),
+            "PAYHOOK_LISTEN": "127.0.0.1:0",
+            "PAYHOOK_ADMIN_LISTEN": "127.0.0.1:0",
+            "RUST_LOG": "warn",
+        }
+        proc = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.PIPE, text=True)
+        base = None
+        for line in proc.stdout:
+            if line.startswith("public listener: "):
+                base = line.split(": ", 1)[1].strip()
+            if line.startswith("ready"):
+                break
+        assert base, "payhook did not start"
+        try:
+            yield base
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=20) == 0
