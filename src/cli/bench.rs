@@ -42,6 +42,10 @@ pub struct BenchArgs {
     /// Leave SQLite out.
     #[arg(long)]
     no_sqlite: bool,
+    /// Measure a payhook that is already running at this address (IP:PORT) instead of starting
+    /// servers; it must accept STRIPE_WEBHOOK_SECRET=whsec_payhook_bench_secret.
+    #[arg(long, value_name = "IP:PORT")]
+    against: Option<SocketAddr>,
 }
 
 struct RunResult {
@@ -66,6 +70,26 @@ impl RunResult {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = args.against {
+        for (i, &conns) in args.connections.iter().enumerate() {
+            let r = load(
+                addr,
+                conns,
+                Duration::from_secs(args.seconds),
+                args.body_bytes,
+                i,
+            )
+            .await?;
+            println!(
+                "{addr} {conns:>6} conns {:>10.0} events/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+                r.rate(),
+                r.percentile_ms(0.50),
+                r.percentile_ms(0.99),
+                r.errors
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let scratch = std::env::temp_dir().join(format!("payhook-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     let mut targets: Vec<(&str, Option<String>)> = vec![("baseline", None)];
@@ -136,7 +160,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             failed |= result.errors > 0;
         }
         let _ = child.kill().await;
+        if let Some(url) = database_url {
+            // The same events written straight through the store, no HTTP: what the storage allows.
+            let r = store_only(url, Duration::from_secs(args.seconds), args.body_bytes).await?;
+            println!(
+                "{:<9} {:>6} {:>10.0} {:>9} {:>9} {:>9} {:>7} {:>7.2}x",
+                format!("{name}*"),
+                "-",
+                r.rate(),
+                "-",
+                "-",
+                "-",
+                r.errors,
+                r.rate() / baseline_rates.last().copied().unwrap_or(f64::NAN)
+            );
+        }
     }
+    println!(
+        "NAME* rows: store only, batches of {STORE_BATCH} events inserted directly without HTTP (the storage's own ceiling)"
+    );
 
     let _ = std::fs::remove_dir_all(&scratch);
     if let Some(server) = &args.postgres {
@@ -153,6 +195,46 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+const STORE_BATCH: usize = 64;
+
+/// Inserts fresh events in group-commit-sized batches for `length`, straight through the store.
+async fn store_only(
+    database_url: &str,
+    length: Duration,
+    body_bytes: usize,
+) -> anyhow::Result<RunResult> {
+    let store = crate::store::Store::connect(database_url, crate::config::SqliteSync::Full).await?;
+    store.migrate().await?;
+    let padding = "x".repeat(body_bytes.saturating_sub(100));
+    let started = Instant::now();
+    let mut acked = 0u64;
+    while started.elapsed() < length {
+        let batch: Vec<_> = (0..STORE_BATCH as u64)
+            .map(|i| {
+                let id = format!("evt_store_{}_{}", std::process::id(), acked + i);
+                crate::store::NewEvent {
+                    source: "stripe".into(),
+                    payload: Bytes::from(format!(r#"{{"id":"{id}","type":"payment_intent.succeeded","description":"{padding}"}}"#)),
+                    event_id: id,
+                    event_type: "payment_intent.succeeded".into(),
+                    headers: r#"{"content-type":"application/json"}"#.into(),
+                    received_at: chrono::Utc::now(),
+                }
+            })
+            .collect();
+        store.insert_events(&batch).await?;
+        acked += STORE_BATCH as u64;
+    }
+    let elapsed = started.elapsed();
+    store.close().await;
+    Ok(RunResult {
+        acked,
+        errors: 0,
+        elapsed,
+        latencies_us: Vec::new(),
     })
 }
 

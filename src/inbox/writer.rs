@@ -88,7 +88,14 @@ async fn commit(store: &Store, jobs: Vec<Job>) {
             }
         }
     }
+    let started = std::time::Instant::now();
     let result = store.insert_events(&batch).await;
+    tracing::debug!(
+        events = batch.len(),
+        requests = jobs.len(),
+        commit_us = started.elapsed().as_micros() as u64,
+        "inbox batch committed"
+    );
     if let Err(e) = &result {
         tracing::error!(error = %e, events = batch.len(), "inbox commit failed; answering 503");
     }
