@@ -214,7 +214,10 @@ async fn store_only(
     while started.elapsed() < length {
         let batch: Vec<_> = (0..STORE_BATCH as u64)
             .map(|i| {
-                let id = format!("evt_store_{}_{}", std::process::id(), acked + i);
+                // The same id shape as the HTTP load (128 interleaved sequences), so the unique
+                // index sees the same page pattern.
+                let n = acked + i;
+                let id = format!("evt_bench_{}_s_{}_{}", std::process::id(), n % 128, n / 128);
                 crate::store::NewEvent {
                     source: "stripe".into(),
                     payload: Bytes::from(format!(r#"{{"id":"{id}","type":"payment_intent.succeeded","description":"{padding}"}}"#)),
