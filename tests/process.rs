@@ -83,19 +83,59 @@ fn signal(child: &Child, sig: &str) {
     assert!(status.success());
 }
 
+/// `payhook serve` on a fresh store with the test secret.
+async fn serve_fresh() -> (FreshStore, Server) {
+    let store = fresh_store().await;
+    let server = serve(store.dir.path(), &store_env(&store)).await;
+    (store, server)
+}
+
+fn store_env(store: &FreshStore) -> [(&str, &str); 2] {
+    [
+        ("DATABASE_URL", store.url.as_str()),
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+    ]
+}
+
+/// Posts `body` to a server's Stripe route, signed now with the test secret.
+async fn post_signed(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    body: String,
+) -> reqwest::Result<reqwest::Response> {
+    let sig = stripe_signature(body.as_bytes(), SECRET, now());
+    client
+        .post(format!("http://{addr}/webhooks/stripe"))
+        .header("stripe-signature", sig)
+        .body(body)
+        .send()
+        .await
+}
+
+/// Runs `payhook trigger ARGS` in `cwd`, expects a 200, and returns the id of the event it sent.
+async fn trigger_ok(cwd: &Path, args: &[&str]) -> String {
+    let out = payhook(cwd, &[])
+        .arg("trigger")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "trigger {args:?}: {stdout}{stderr}");
+    assert!(stdout.contains("<- 200"), "{stdout}");
+    let id = stdout.split_whitespace().find(|w| w.starts_with("evt_"));
+    id.expect("trigger prints the event id").to_string()
+}
+
 async fn open_store(url: &str) -> Store {
     Store::connect(url, SqliteSync::Full).await.unwrap()
 }
 
 #[tokio::test]
 async fn every_acknowledged_event_survives_a_sigkill_under_load() {
-    let store = fresh_store().await;
-    let env = [
-        ("DATABASE_URL", store.url.as_str()),
-        ("STRIPE_WEBHOOK_SECRET", SECRET),
-    ];
-    let mut server = serve(store.dir.path(), &env).await;
-    let url = format!("http://{}/webhooks/stripe", server.addr);
+    let (store, mut server) = serve_fresh().await;
+    let addr = server.addr;
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -104,19 +144,12 @@ async fn every_acknowledged_event_survives_a_sigkill_under_load() {
 
     let senders: Vec<_> = (0..16)
         .map(|task| {
-            let (client, url, acked) = (client.clone(), url.clone(), acked.clone());
+            let (client, acked) = (client.clone(), acked.clone());
             tokio::spawn(async move {
                 for n in 0.. {
                     let id = format!("evt_crash_{task}_{n}");
                     let body = event_body(&id, "payment_intent.succeeded");
-                    let sig = stripe_signature(body.as_bytes(), SECRET, now());
-                    let sent = client
-                        .post(&url)
-                        .header("stripe-signature", sig)
-                        .body(body)
-                        .send()
-                        .await;
-                    match sent {
+                    match post_signed(&client, addr, body).await {
                         Ok(r) if r.status() == 200 => acked.lock().unwrap().push(id),
                         Ok(r) => panic!("unexpected {} before the crash", r.status()),
                         Err(_) => return, // the server is gone
@@ -137,7 +170,7 @@ async fn every_acknowledged_event_survives_a_sigkill_under_load() {
     let acked = acked.lock().unwrap().clone();
 
     // Restart on the same store: it opens cleanly and has every acknowledged event, once.
-    let mut restarted = serve(store.dir.path(), &env).await;
+    let mut restarted = serve(store.dir.path(), &store_env(&store)).await;
     let inbox = open_store(&store.url).await;
     for id in &acked {
         assert!(
@@ -149,12 +182,7 @@ async fn every_acknowledged_event_survives_a_sigkill_under_load() {
     assert!(total as usize >= acked.len());
     // Re-delivering an acknowledged event is recognised as a duplicate.
     let body = event_body(&acked[0], "payment_intent.succeeded");
-    let sig = stripe_signature(body.as_bytes(), SECRET, now());
-    let again: serde_json::Value = client
-        .post(format!("http://{}/webhooks/stripe", restarted.addr))
-        .header("stripe-signature", sig)
-        .body(body)
-        .send()
+    let again: serde_json::Value = post_signed(&client, restarted.addr, body)
         .await
         .unwrap()
         .json()
@@ -168,12 +196,7 @@ async fn every_acknowledged_event_survives_a_sigkill_under_load() {
 
 #[tokio::test]
 async fn sigterm_lets_a_request_in_flight_finish_and_store_its_event() {
-    let store = fresh_store().await;
-    let env = [
-        ("DATABASE_URL", store.url.as_str()),
-        ("STRIPE_WEBHOOK_SECRET", SECRET),
-    ];
-    let mut server = serve(store.dir.path(), &env).await;
+    let (store, mut server) = serve_fresh().await;
     let addr = server.addr;
     let body = event_body("evt_in_flight", "payment_intent.succeeded");
     let sig = stripe_signature(body.as_bytes(), SECRET, now());
@@ -233,30 +256,17 @@ async fn with_no_configuration_it_runs_on_sqlite_and_trigger_finds_the_secret() 
     );
 
     let url = format!("http://{}/webhooks/stripe", server.addr);
-    let out = payhook(dir.path(), &[])
-        .args([
-            "trigger",
+    let event_id = trigger_ok(
+        dir.path(),
+        &[
             "payment_intent.succeeded",
             "--add",
             "metadata.bookingId=booking-7",
             "--url",
             &url,
-        ])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("<- 200"), "{stdout}");
-    let event_id = stdout
-        .split_whitespace()
-        .find(|w| w.starts_with("evt_"))
-        .unwrap()
-        .to_string();
+        ],
+    )
+    .await;
 
     signal(&server.child, "-TERM");
     assert!(server.child.wait().await.unwrap().success());
@@ -284,21 +294,8 @@ async fn trigger_sends_every_stripe_type_with_realistic_objects() {
     let url = format!("{}/webhooks/stripe", app.base);
     let dir = tempfile::tempdir().unwrap();
     for event_type in payhook::providers::stripe_events::TRIGGER_TYPES {
-        let out = payhook(dir.path(), &[])
-            .args(["trigger", event_type, "--url", &url, "--secret", SECRET])
-            .output()
-            .await
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{event_type}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let id = stdout
-            .split_whitespace()
-            .find(|w| w.starts_with("evt_"))
-            .unwrap();
+        let id = trigger_ok(dir.path(), &[event_type, "--url", &url, "--secret", SECRET]).await;
+        let id = id.as_str();
         let row = app
             .payhook
             .store
@@ -411,12 +408,7 @@ async fn migrate_prepares_the_store_and_serve_reads_payhook_toml() {
         server.banner
     );
     let body = event_body("evt_from_toml", "payment_intent.succeeded");
-    let sig = stripe_signature(body.as_bytes(), SECRET, now());
-    let status = reqwest::Client::new()
-        .post(format!("http://{}/webhooks/stripe", server.addr))
-        .header("stripe-signature", sig)
-        .body(body)
-        .send()
+    let status = post_signed(&reqwest::Client::new(), server.addr, body)
         .await
         .unwrap()
         .status();
@@ -426,31 +418,19 @@ async fn migrate_prepares_the_store_and_serve_reads_payhook_toml() {
 
 #[tokio::test]
 async fn two_hundred_events_over_keep_alive_connections_are_each_stored_once() {
-    let store = fresh_store().await;
-    let env = [
-        ("DATABASE_URL", store.url.as_str()),
-        ("STRIPE_WEBHOOK_SECRET", SECRET),
-    ];
-    let mut server = serve(store.dir.path(), &env).await;
+    let (store, mut server) = serve_fresh().await;
     let client = reqwest::Client::new();
-    let url = format!("http://{}/webhooks/stripe", server.addr);
+    let addr = server.addr;
     let mut tasks = Vec::new();
     for i in 0..200 {
-        let (client, url) = (client.clone(), url.clone());
+        let client = client.clone();
         tasks.push(tokio::spawn(async move {
             // Every event twice: the second copy must be a duplicate whichever lands first.
             let body = event_body(
                 &format!("evt_keepalive_{}", i % 100),
                 "payment_intent.succeeded",
             );
-            let sig = stripe_signature(body.as_bytes(), SECRET, now());
-            let r = client
-                .post(&url)
-                .header("stripe-signature", sig)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let r = post_signed(&client, addr, body).await.unwrap();
             assert_eq!(r.status(), 200);
             r.json::<serde_json::Value>().await.unwrap()
         }));

@@ -70,26 +70,27 @@ impl RunResult {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    println!(
+        "payhook bench: {} s per run, ~{} B events, connections {:?}, {} cores",
+        args.seconds,
+        args.body_bytes,
+        args.connections,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:<9} {:>6} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}",
+        "target", "conns", "events/s", "p50 ms", "p99 ms", "p999 ms", "errors", "x base"
+    );
+    let mut baseline_rates = Vec::new();
     if let Some(addr) = args.against {
-        for (i, &conns) in args.connections.iter().enumerate() {
-            let r = load(
-                addr,
-                conns,
-                Duration::from_secs(args.seconds),
-                args.body_bytes,
-                i,
-            )
-            .await?;
-            println!(
-                "{addr} {conns:>6} conns {:>10.0} events/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
-                r.rate(),
-                r.percentile_ms(0.50),
-                r.percentile_ms(0.99),
-                r.errors
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
+        let failed = measure(&args, "running", addr, &mut baseline_rates).await;
+        return Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
     }
+
     let scratch = std::env::temp_dir().join(format!("payhook-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     let mut targets: Vec<(&str, Option<String>)> = vec![("baseline", None)];
@@ -110,55 +111,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         targets.push(("postgres", Some(with_database(server, &pg_db)?)));
     }
 
-    println!(
-        "payhook bench: {} s per run, ~{} B events, connections {:?}, {} cores",
-        args.seconds,
-        args.body_bytes,
-        args.connections,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!(
-        "{:<9} {:>6} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}",
-        "target", "conns", "events/s", "p50 ms", "p99 ms", "p999 ms", "errors", "x base"
-    );
-    let mut baseline_rates = Vec::new();
     let mut failed = false;
     for (name, database_url) in &targets {
         let (mut child, addr) = spawn_server(database_url.as_deref()).await?;
-        for (i, &conns) in args.connections.iter().enumerate() {
-            let result = load(
-                addr,
-                conns,
-                Duration::from_secs(args.seconds),
-                args.body_bytes,
-                i,
-            )
-            .await;
-            let result = match result {
-                Ok(r) => r,
-                Err(e) => {
-                    failed = true;
-                    println!("{name:<9} {conns:>6}  failed: {e:#}");
-                    continue;
-                }
-            };
-            if *name == "baseline" {
-                baseline_rates.push(result.rate());
-            }
-            let ratio = baseline_rates
-                .get(i)
-                .map_or(f64::NAN, |b| result.rate() / b);
-            println!(
-                "{name:<9} {conns:>6} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>7.2}x",
-                result.rate(),
-                result.percentile_ms(0.50),
-                result.percentile_ms(0.99),
-                result.percentile_ms(0.999),
-                result.errors,
-                ratio
-            );
-            failed |= result.errors > 0;
-        }
+        failed |= measure(&args, name, addr, &mut baseline_rates).await;
         let _ = child.kill().await;
         if let Some(url) = database_url {
             // The same events written straight through the store, no HTTP: what the storage allows.
@@ -196,6 +152,45 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// One run per connection count against `addr`, a table row each; the baseline's rates are kept
+/// for the ratios of the targets after it. Returns whether anything failed.
+async fn measure(
+    args: &BenchArgs,
+    name: &str,
+    addr: SocketAddr,
+    baseline_rates: &mut Vec<f64>,
+) -> bool {
+    let mut failed = false;
+    for (i, &conns) in args.connections.iter().enumerate() {
+        let length = Duration::from_secs(args.seconds);
+        let result = match load(addr, conns, length, args.body_bytes, i).await {
+            Ok(r) => r,
+            Err(e) => {
+                println!("{name:<9} {conns:>6}  failed: {e:#}");
+                failed = true;
+                continue;
+            }
+        };
+        if name == "baseline" {
+            baseline_rates.push(result.rate());
+        }
+        let ratio = baseline_rates
+            .get(i)
+            .map_or(f64::NAN, |b| result.rate() / b);
+        println!(
+            "{name:<9} {conns:>6} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>7.2}x",
+            result.rate(),
+            result.percentile_ms(0.50),
+            result.percentile_ms(0.99),
+            result.percentile_ms(0.999),
+            result.errors,
+            ratio
+        );
+        failed |= result.errors > 0;
+    }
+    failed
 }
 
 const STORE_BATCH: usize = 64;
