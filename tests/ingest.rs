@@ -184,6 +184,25 @@ async fn every_refusal_has_its_status_and_code_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn a_signature_header_with_non_ascii_bytes_is_malformed() {
+    let app = spawn_app().await;
+    let body = event_body("evt_obs_text", "payment_intent.succeeded");
+    let value = reqwest::header::HeaderValue::from_bytes(b"t=1700000000,v1=\xff\xfe").unwrap();
+    let response = app
+        .client
+        .post(format!("{}/webhooks/stripe", app.base))
+        .header("stripe-signature", value)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(json["error"]["code"], "malformed_signature_header");
+    assert_eq!(app.count().await, 0);
+}
+
+#[tokio::test]
 async fn the_invalid_signature_hint_points_at_the_raw_body() {
     let app = spawn_app().await;
     let body = event_body("evt_hint", "payment_intent.succeeded");

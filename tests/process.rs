@@ -43,7 +43,9 @@ async fn serve(cwd: &Path, env: &[(&str, &str)]) -> Server {
     cmd.arg("serve")
         .env("PAYHOOK_LISTEN", "127.0.0.1:0")
         .env("PAYHOOK_ADMIN_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped());
+        .stdout(Stdio::piped())
+        // Logs go to a file beside the store, for the tests that read them.
+        .stderr(std::fs::File::create(cwd.join("payhook.log")).unwrap());
     let mut child = cmd.spawn().expect("payhook serve starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut banner = Vec::new();
@@ -447,4 +449,59 @@ async fn two_hundred_events_over_keep_alive_connections_are_each_stored_once() {
     assert_eq!(inbox.count_events().await.unwrap(), 100);
     inbox.close().await;
     server.child.start_kill().unwrap();
+}
+
+#[tokio::test]
+async fn json_logs_have_one_line_per_webhook_and_never_a_secret() {
+    let store = fresh_store().await;
+    let mut env = store_env(&store).to_vec();
+    env.extend([("PAYHOOK_LOG_FORMAT", "json"), ("RUST_LOG", "info")]);
+    let mut server = serve(store.dir.path(), &env).await;
+    let client = reqwest::Client::new();
+    let body = event_body("evt_logged", "payment_intent.succeeded");
+    assert_eq!(
+        post_signed(&client, server.addr, body)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Refused: signed with another secret, which must not be echoed either.
+    let body = event_body("evt_refused_log", "payment_intent.succeeded");
+    let sig = stripe_signature(body.as_bytes(), "whsec_attackers_guess_xyz", now());
+    let refused = client
+        .post(format!("http://{}/webhooks/stripe", server.addr))
+        .header("stripe-signature", &sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    signal(&server.child, "-TERM");
+    assert!(server.child.wait().await.unwrap().success());
+
+    let log = std::fs::read_to_string(store.dir.path().join("payhook.log")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let received = lines
+        .iter()
+        .find(|l| l["fields"]["event_id"] == "evt_logged")
+        .unwrap_or_else(|| panic!("no line for the stored webhook: {log}"));
+    assert_eq!(received["fields"]["outcome"], "stored");
+    assert_eq!(received["fields"]["event_type"], "payment_intent.succeeded");
+    assert!(received["fields"]["latency_us"].is_u64());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["code"] == "invalid_signature")
+    );
+    for secret in [
+        SECRET,
+        "whsec_attackers_guess_xyz",
+        sig.rsplit('=').next().unwrap(),
+    ] {
+        assert!(!log.contains(secret), "{secret} appears in the logs");
+    }
 }
