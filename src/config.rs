@@ -548,6 +548,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("payhook.example.toml");
+        let from_file = Settings::load(Some(&path), &HashMap::new()).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{:?}", Settings::defaults()));
+    }
+
+    #[test]
     fn secrets_are_redacted_in_debug() {
         let s = Settings::from_parts(
             FileConfig::default(),
