@@ -551,7 +551,10 @@ mod tests {
     fn the_example_file_is_valid_and_matches_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("payhook.example.toml");
         let from_file = Settings::load(Some(&path), &HashMap::new()).unwrap();
-        assert_eq!(format!("{from_file:?}"), format!("{:?}", Settings::defaults()));
+        assert_eq!(
+            format!("{from_file:?}"),
+            format!("{:?}", Settings::defaults())
+        );
     }
 
     #[test]

@@ -178,9 +178,9 @@ async fn measure(
         }
         let ratio = baseline_rates
             .get(i)
-            .map_or(f64::NAN, |b| result.rate() / b);
+            .map_or("-".to_string(), |b| format!("{:.2}x", result.rate() / b));
         println!(
-            "{name:<9} {conns:>6} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>7.2}x",
+            "{name:<9} {conns:>6} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>8}",
             result.rate(),
             result.percentile_ms(0.50),
             result.percentile_ms(0.99),
