@@ -3,6 +3,7 @@
 //! Durability costs one fsync per batch instead of one per request.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -73,39 +74,50 @@ async fn run(rx: Arc<Mutex<mpsc::Receiver<Job>>>, store: Arc<Store>, batch_max: 
 }
 
 async fn commit(store: &Store, jobs: Vec<Job>) {
-    // The same event twice in one batch: the first copy is inserted, the others wait on its fate.
-    let mut first_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(jobs.len());
-    let mut batch = Vec::with_capacity(jobs.len());
-    let mut slot = Vec::with_capacity(jobs.len());
-    for job in &jobs {
-        let key = (job.event.source.as_str(), job.event.event_id.as_str());
-        match first_of.get(&key) {
-            Some(&i) => slot.push((i, true)),
-            None => {
-                first_of.insert(key, batch.len());
-                slot.push((batch.len(), false));
-                batch.push(job.event.clone());
+    let requests = jobs.len();
+    let (events, replies): (Vec<NewEvent>, Vec<Reply>) =
+        jobs.into_iter().map(|j| (j.event, j.reply)).unzip();
+    // The same event twice in one batch: the first copy is inserted, the others share its fate as
+    // duplicates. `slot[k]` is request k's row in the batch, and whether it is a repeat.
+    let mut slot = Vec::with_capacity(requests);
+    {
+        let mut first_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(requests);
+        for event in &events {
+            let next = first_of.len();
+            match first_of.entry((event.source.as_str(), event.event_id.as_str())) {
+                Entry::Occupied(e) => slot.push((*e.get(), true)),
+                Entry::Vacant(e) => {
+                    e.insert(next);
+                    slot.push((next, false));
+                }
             }
         }
     }
+    let batch: Vec<NewEvent> = events
+        .into_iter()
+        .zip(&slot)
+        .filter(|(_, (_, repeat))| !repeat)
+        .map(|(event, _)| event)
+        .collect();
+
     let started = std::time::Instant::now();
     let result = store.insert_events(&batch).await;
     tracing::debug!(
         events = batch.len(),
-        requests = jobs.len(),
+        requests,
         commit_us = started.elapsed().as_micros() as u64,
         "inbox batch committed"
     );
     if let Err(e) = &result {
         tracing::error!(error = %e, events = batch.len(), "inbox commit failed; answering 503");
     }
-    for (job, (i, repeat)) in jobs.into_iter().zip(slot) {
+    for (reply, (i, repeat)) in replies.into_iter().zip(slot) {
         let answer = match &result {
             Ok(new) if new[i] && !repeat => Ok(Written::New),
             Ok(_) => Ok(Written::Duplicate),
             Err(e) => Err(e.to_string()),
         };
         // The request may have gone away (client hung up); its row is stored all the same.
-        let _ = job.reply.send(answer);
+        let _ = reply.send(answer);
     }
 }
