@@ -60,12 +60,11 @@ impl Payhook {
             generated_secret = Some(secret);
         }
 
-        let writers = settings
-            .ingest
-            .writers
-            .unwrap_or_else(|| store.default_writers());
-        let (writer, writer_tasks) =
-            InboxWriter::spawn(store.clone(), writers, settings.ingest.batch_max);
+        let (writer, writer_tasks) = InboxWriter::spawn(
+            store.clone(),
+            settings.ingest.writers,
+            settings.ingest.batch_max,
+        );
         let state = Arc::new(AppState {
             inbox: Inbox::new(Sources::from_settings(&settings), writer),
             store: store.clone(),

@@ -102,8 +102,9 @@ pub struct IngestSettings {
     pub max_body_bytes: usize,
     /// Most events committed in one group-commit transaction.
     pub batch_max: usize,
-    /// Group-commit writers; `None` picks per backend (1 for SQLite, 4 for PostgreSQL).
-    pub writers: Option<usize>,
+    /// Group-commit writers. One keeps batches large; more overlap commits, which only pays on a
+    /// PostgreSQL whose commits are slow (remote or network storage). SQLite writes one at a time.
+    pub writers: usize,
     /// Webhook requests allowed per client IP per second (0: no limit).
     pub rate_limit_per_ip: u32,
     /// Seconds a client is told to wait (`Retry-After`) when the store is unavailable.
@@ -260,10 +261,7 @@ impl Settings {
         let ingest = IngestSettings {
             max_body_bytes: positive("ingest.max_body_bytes", ingest_file.max_body_bytes, 1 << 20)?,
             batch_max: positive("ingest.batch_max", ingest_file.batch_max, 512)?,
-            writers: ingest_file
-                .writers
-                .map(|w| positive("ingest.writers", Some(w), 1))
-                .transpose()?,
+            writers: positive("ingest.writers", ingest_file.writers, 1)?,
             rate_limit_per_ip: ingest_file.rate_limit_per_ip.unwrap_or(0),
             retry_after_secs: ingest_file.retry_after_secs.unwrap_or(5).max(1),
         };

@@ -77,15 +77,6 @@ impl Store {
         }
     }
 
-    /// How many group-commit writers suit the backend: SQLite has one writer at a time anyway;
-    /// PostgreSQL overlaps several transactions' fsyncs.
-    pub fn default_writers(&self) -> usize {
-        match self {
-            Store::Sqlite(_) => 1,
-            Store::Postgres(_) => 4,
-        }
-    }
-
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.migrate().await,
