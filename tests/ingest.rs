@@ -203,6 +203,26 @@ async fn a_signature_header_with_non_ascii_bytes_is_malformed() {
 }
 
 #[tokio::test]
+async fn a_signed_body_with_invalid_utf8_is_malformed_and_does_not_fail_its_batch() {
+    let app = spawn_app().await;
+    let bad: &[u8] = b"{\"id\":\"evt_bad_utf8\",\"type\":\"x\",\"note\":\"caf\xe9\"}";
+    let sig = stripe_signature(bad, SECRET, now());
+    let good = event_body("evt_good_neighbour", "payment_intent.succeeded");
+    let (bad, good) = tokio::join!(
+        app.post("/webhooks/stripe", bad.to_vec(), Some(&sig)),
+        app.send(&good)
+    );
+    assert_eq!(
+        (bad.status, bad.code()),
+        (400, "malformed_payload"),
+        "{}",
+        bad.json
+    );
+    assert_eq!(good.status, 200, "{}", good.json);
+    assert_eq!(app.count().await, 1);
+}
+
+#[tokio::test]
 async fn the_invalid_signature_hint_points_at_the_raw_body() {
     let app = spawn_app().await;
     let body = event_body("evt_hint", "payment_intent.succeeded");

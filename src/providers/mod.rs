@@ -4,6 +4,7 @@
 pub mod stripe;
 pub mod stripe_events;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -106,21 +107,25 @@ impl Source {
 /// Longest event id or type kept; longer ones are not provider events.
 const MAX_ID_LEN: usize = 255;
 
-/// Reads `id` and `type` from a JSON event; the rest of the body is kept as received.
+/// Reads `id` and `type` from a JSON event; the rest of the body is checked to be JSON and kept as
+/// received. The body must be UTF-8 throughout (the stores rely on it), which serde_json does not
+/// check inside the values it skips, hence the explicit check.
 fn parse_event(body: &[u8]) -> Result<EventMeta, VerifyError> {
     #[derive(Deserialize)]
-    struct Envelope {
-        id: String,
-        #[serde(rename = "type")]
-        kind: String,
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        id: Cow<'a, str>,
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
     }
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| VerifyError::MalformedPayload(format!("invalid JSON ({e})")))?;
-    if !value.is_object() {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| VerifyError::MalformedPayload(format!("not UTF-8 ({e})")))?;
+    // A struct would also accept a JSON array of two strings.
+    if !text.trim_start().starts_with('{') {
         return Err(VerifyError::MalformedPayload("not a JSON object".into()));
     }
-    let env: Envelope =
-        serde_json::from_value(value).map_err(|e| VerifyError::MalformedPayload(e.to_string()))?;
+    let env: Envelope = serde_json::from_str(text)
+        .map_err(|e| VerifyError::MalformedPayload(format!("invalid event ({e})")))?;
     for (field, v) in [("id", &env.id), ("type", &env.kind)] {
         if v.trim().is_empty() || v.len() > MAX_ID_LEN || v.chars().any(char::is_control) {
             return Err(VerifyError::MalformedPayload(format!(
@@ -129,8 +134,8 @@ fn parse_event(body: &[u8]) -> Result<EventMeta, VerifyError> {
         }
     }
     Ok(EventMeta {
-        event_id: env.id,
-        event_type: env.kind,
+        event_id: env.id.into_owned(),
+        event_type: env.kind.into_owned(),
     })
 }
 
@@ -171,6 +176,11 @@ mod tests {
             b"{\"id\":\"e\\n1\",\"type\":\"a\"}",
             b"{\"id\":\"evt_1\",\"type\":\"a\"",
             b"\xff\xfe",
+            // Invalid UTF-8 inside a value serde would otherwise skip.
+            b"{\"id\":\"evt_1\",\"type\":\"a\",\"data\":\"\xff\"}",
+            b"[\"evt_1\",\"a\"]",
+            b"{\"id\":\"evt_1\",\"id\":\"evt_2\",\"type\":\"a\"}",
+            b"{\"id\":\"evt_1\",\"type\":\"a\"} trailing",
         ] {
             assert!(
                 matches!(parse_event(bad), Err(VerifyError::MalformedPayload(_))),
