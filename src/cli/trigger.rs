@@ -52,6 +52,11 @@ pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCo
     let url = args
         .url
         .unwrap_or_else(|| format!("{}/webhooks/{}", settings.public_url, args.source));
+    if !url.starts_with("http://") {
+        bail!(
+            "--url {url}: payhook trigger sends over plain http:// only (https comes with the Stripe API client)"
+        );
+    }
     let signature = stripe::sign(&body, &secret, now);
 
     println!(
