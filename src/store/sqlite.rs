@@ -45,11 +45,6 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        super::migrator(MIGRATIONS).run(&self.pool).await?;
-        Ok(())
-    }
-
     /// One statement per batch: the rows travel as one JSON array and SQLite's `json_each` unpacks
     /// them, so a batch of any size is a single prepared statement, a single round trip to the
     /// connection's thread and a single implicit transaction (one WAL fsync).
@@ -91,68 +86,5 @@ impl SqliteStore {
             .collect()
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    pub async fn event(
-        &self,
-        source: &str,
-        event_id: &str,
-    ) -> Result<Option<StoredEvent>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, source, event_id, event_type, status, payload, headers, received_at
-             FROM webhook_events WHERE source = ? AND event_id = ?",
-        )
-        .bind(source)
-        .bind(event_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| stored_event(&r)).transpose()
-    }
-
-    pub async fn count_events(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM webhook_events")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    pub async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError> {
-        sqlx::query("INSERT INTO payhook_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(self
-            .setting(name)
-            .await?
-            .unwrap_or_else(|| value.to_string()))
-    }
-
-    pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM payhook_settings WHERE name = ?")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-}
-
-fn stored_event(r: &SqliteRow) -> Result<StoredEvent, StoreError> {
-    Ok(StoredEvent {
-        id: r.try_get("id")?,
-        source: r.try_get("source")?,
-        event_id: r.try_get("event_id")?,
-        event_type: r.try_get("event_type")?,
-        status: r.try_get("status")?,
-        payload: r.try_get("payload")?,
-        headers: r.try_get("headers")?,
-        received_at: r.try_get("received_at")?,
-    })
+    shared_queries!(SqliteRow);
 }
