@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{Secret, Settings};
 use crate::http::{self, AppState, ratelimit::RateLimiter};
 use crate::inbox::{Inbox, InboxWriter};
+use crate::ledger::Processor;
 use crate::providers::Sources;
 use crate::store::Store;
 
@@ -24,6 +25,8 @@ pub struct Payhook {
     pub public_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub store: Arc<Store>,
+    /// The ledger processor; its worker runs in the background, tests may also step it.
+    pub processor: Processor,
     /// The webhook secret payhook generated because none was configured (sandbox mode).
     pub generated_secret: Option<Secret>,
     stop: watch::Sender<bool>,
@@ -60,11 +63,14 @@ impl Payhook {
             generated_secret = Some(secret);
         }
 
+        let stored = Arc::new(Notify::new());
         let (writer, writer_tasks) = InboxWriter::spawn(
             store.clone(),
             settings.ingest.writers,
             settings.ingest.batch_max,
+            stored.clone(),
         );
+        let processor = Processor::new(store.clone(), settings.processor.clone(), stored);
         let state = Arc::new(AppState {
             inbox: Inbox::new(Sources::from_settings(&settings), writer),
             store: store.clone(),
@@ -72,6 +78,7 @@ impl Payhook {
                 .then(|| RateLimiter::new(settings.ingest.rate_limit_per_ip)),
             max_body_bytes: settings.ingest.max_body_bytes,
             retry_after_secs: settings.ingest.retry_after_secs,
+            internal_token: settings.internal_service_token.clone(),
         });
 
         let public = TcpListener::bind(settings.listen)
@@ -84,6 +91,7 @@ impl Payhook {
         let admin_addr = admin.local_addr()?;
 
         let (stop, stopped) = watch::channel(false);
+        let processor_task = tokio::spawn(processor.clone().run(stopped.clone()));
         let public_router = http::public_router(state.clone()).fallback(http::not_found);
         let admin_router = http::admin_router(state).fallback(http::not_found);
         let task = tokio::spawn(async move {
@@ -97,6 +105,8 @@ impl Payhook {
             for task in writer_tasks {
                 task.await.context("inbox writer")?;
             }
+            // The processor finishes the event in hand; whatever is left waits in the inbox.
+            processor_task.await.context("ledger processor")?;
             Ok(())
         });
 
@@ -104,6 +114,7 @@ impl Payhook {
             public_addr,
             admin_addr,
             store,
+            processor,
             generated_secret,
             stop,
             task,

@@ -80,6 +80,7 @@ pub struct Settings {
     pub log_filter: String,
     pub log_format: LogFormat,
     pub ingest: IngestSettings,
+    pub processor: ProcessorSettings,
     pub sqlite_sync: SqliteSync,
 }
 
@@ -109,6 +110,16 @@ pub struct IngestSettings {
     pub rate_limit_per_ip: u32,
     /// Seconds a client is told to wait (`Retry-After`) when the store is unavailable.
     pub retry_after_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProcessorSettings {
+    /// Attempts at applying an event before it is left `failed` (replayable).
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubled after each failed attempt.
+    pub retry_initial: Duration,
+    /// Longest wait between two attempts.
+    pub retry_max: Duration,
 }
 
 impl Settings {
@@ -147,6 +158,7 @@ impl Settings {
         let stripe_file = file.stripe.unwrap_or_default();
         let ingest_file = file.ingest.unwrap_or_default();
         let log_file = file.log.unwrap_or_default();
+        let processor_file = file.processor.unwrap_or_default();
 
         let listen = v.addr("PAYHOOK_LISTEN", "listen", file.listen, "127.0.0.1:3003")?;
         let admin_listen = v.addr(
@@ -266,6 +278,21 @@ impl Settings {
             retry_after_secs: ingest_file.retry_after_secs.unwrap_or(5).max(1),
         };
 
+        let processor = ProcessorSettings {
+            max_attempts: positive("processor.max_attempts", processor_file.max_attempts, 10)?
+                as u32,
+            retry_initial: Duration::from_millis(positive(
+                "processor.retry_initial_ms",
+                processor_file.retry_initial_ms,
+                1000,
+            )? as u64),
+            retry_max: Duration::from_millis(positive(
+                "processor.retry_max_ms",
+                processor_file.retry_max_ms,
+                600_000,
+            )? as u64),
+        };
+
         Ok(Settings {
             listen,
             admin_listen,
@@ -284,6 +311,7 @@ impl Settings {
             log_filter,
             log_format,
             ingest,
+            processor,
             sqlite_sync: file
                 .sqlite
                 .and_then(|s| s.synchronous)
@@ -412,6 +440,15 @@ struct FileConfig {
     ingest: Option<IngestFile>,
     log: Option<LogFile>,
     sqlite: Option<SqliteFile>,
+    processor: Option<ProcessorFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProcessorFile {
+    max_attempts: Option<usize>,
+    retry_initial_ms: Option<usize>,
+    retry_max_ms: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,5 +1,6 @@
 //! payhook: a self-hosted payment gateway service. Providers post webhooks here; payhook verifies
-//! them on their raw bytes and stores each exactly once before acknowledging it.
+//! them on their raw bytes, stores each exactly once before acknowledging it, and turns them into a
+//! payment ledger that does not depend on arrival order.
 //!
 //! # Layout
 //!
@@ -10,6 +11,7 @@
 //! - [`http`]: the public and admin routers; `http::error` maps every failure to a stable code.
 //! - [`providers`]: signature schemes (Stripe) and the event fixtures `payhook trigger` sends.
 //! - [`inbox`]: verify, then persist once per `(source, event_id)` through a group-commit writer.
+//! - [`ledger`]: facts read from events, payment state derived from them, the processor worker.
 //! - [`store`]: one contract over SQLite and PostgreSQL, with per-backend migrations.
 //! - [`cli`]: one file per subcommand.
 
@@ -18,5 +20,6 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod inbox;
+pub mod ledger;
 pub mod providers;
 pub mod store;

@@ -33,7 +33,6 @@ async fn a_signed_event_is_stored_byte_for_byte_then_acknowledged() {
         .expect("stored");
     assert_eq!(row.payload, body.as_bytes());
     assert_eq!(row.event_type, "payment_intent.succeeded");
-    assert_eq!(row.status, "received");
     assert!((chrono::Utc::now() - row.received_at).num_seconds().abs() < 60);
     let headers: serde_json::Value = serde_json::from_str(&row.headers).unwrap();
     let sig = headers["stripe-signature"]

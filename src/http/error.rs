@@ -1,5 +1,6 @@
 //! The one place where domain errors become HTTP answers: `{"error":{"code","message","hint"}}`
-//! with a stable code per case.
+//! with a stable code per case (and `"success": false`, which the status pages of existing
+//! integrations test for).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -58,6 +59,18 @@ impl ApiError {
         .retry_after(retry_after)
     }
 
+    /// A read the store could not answer: 503, the client may retry.
+    pub fn from_store(err: crate::store::StoreError, retry_after: u64) -> Self {
+        tracing::error!(error = %err, "store read failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store could not be read",
+        )
+        .hint("retry in a moment")
+        .retry_after(retry_after)
+    }
+
     /// Maps an ingest failure; `retry_after` is the configured wait for store outages.
     pub fn from_ingest(err: IngestError, retry_after: u64) -> Self {
         let message = err.to_string();
@@ -103,8 +116,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({ "error": { "code": self.code, "message": self.message, "hint": self.hint } });
+        let body = json!({
+            "success": false,
+            "error": { "code": self.code, "message": self.message, "hint": self.hint },
+        });
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response

@@ -1,7 +1,8 @@
-//! HTTP: the public router (webhooks, health) and the admin router. Handlers stay thin; the
+//! HTTP: the public router (webhooks, payment status, health) and the admin router. Handlers stay thin; the
 //! work happens in the modules they call.
 
 pub mod error;
+mod payments;
 pub mod ratelimit;
 mod webhooks;
 
@@ -12,6 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 
+use crate::config::Secret;
 use crate::inbox::Inbox;
 use crate::store::Store;
 use error::ApiError;
@@ -24,6 +26,8 @@ pub struct AppState {
     pub limiter: Option<RateLimiter>,
     pub max_body_bytes: usize,
     pub retry_after_secs: u64,
+    /// `INTERNAL_SERVICE_TOKEN`: service-only routes are closed without it.
+    pub internal_token: Option<Secret>,
 }
 
 pub fn public_router(state: Arc<AppState>) -> Router {
@@ -32,6 +36,14 @@ pub fn public_router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/payment-gateway/webhooks/stripe",
             post(webhooks::receive_stripe_webhook),
+        )
+        .route(
+            "/api/v1/payments/{booking_id}/status",
+            get(payments::get_payment_status),
+        )
+        .route(
+            "/api/v1/checkout/sessions/{session_id}",
+            get(payments::get_checkout_session),
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

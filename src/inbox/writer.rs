@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::store::{NewEvent, Store, StoreError};
@@ -33,15 +33,17 @@ pub struct InboxWriter {
 }
 
 impl InboxWriter {
+    /// Starts `writers` writers; each commit that stores a new event wakes `stored` (the processor).
     pub fn spawn(
         store: Arc<Store>,
         writers: usize,
         batch_max: usize,
+        stored: Arc<Notify>,
     ) -> (InboxWriter, Vec<JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel(batch_max * writers.max(1) * 4);
         let rx = Arc::new(Mutex::new(rx));
         let handles = (0..writers.max(1))
-            .map(|_| tokio::spawn(run(rx.clone(), store.clone(), batch_max)))
+            .map(|_| tokio::spawn(run(rx.clone(), store.clone(), batch_max, stored.clone())))
             .collect();
         (InboxWriter { tx }, handles)
     }
@@ -61,7 +63,12 @@ impl InboxWriter {
     }
 }
 
-async fn run(rx: Arc<Mutex<mpsc::Receiver<Job>>>, store: Arc<Store>, batch_max: usize) {
+async fn run(
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    store: Arc<Store>,
+    batch_max: usize,
+    stored: Arc<Notify>,
+) {
     let mut jobs = Vec::with_capacity(batch_max);
     loop {
         // Only one writer waits on the queue at a time; the others are committing meanwhile.
@@ -69,11 +76,14 @@ async fn run(rx: Arc<Mutex<mpsc::Receiver<Job>>>, store: Arc<Store>, batch_max: 
         if received == 0 {
             return;
         }
-        commit(&store, std::mem::take(&mut jobs)).await;
+        if commit(&store, std::mem::take(&mut jobs)).await {
+            stored.notify_one();
+        }
     }
 }
 
-async fn commit(store: &Store, jobs: Vec<Job>) {
+/// Commits one batch and answers its requests; true if a new event was stored.
+async fn commit(store: &Store, jobs: Vec<Job>) -> bool {
     let requests = jobs.len();
     let (events, replies): (Vec<NewEvent>, Vec<Reply>) =
         jobs.into_iter().map(|j| (j.event, j.reply)).unzip();
@@ -120,4 +130,5 @@ async fn commit(store: &Store, jobs: Vec<Job>) {
         // The request may have gone away (client hung up); its row is stored all the same.
         let _ = reply.send(answer);
     }
+    result.is_ok_and(|new| new.contains(&true))
 }

@@ -4,20 +4,8 @@
 use rand::RngExt;
 use serde_json::{Value, json};
 
-/// Every event type `payhook trigger` can build.
-pub const TRIGGER_TYPES: &[&str] = &[
-    "payment_intent.succeeded",
-    "payment_intent.payment_failed",
-    "payment_intent.processing",
-    "payment_intent.canceled",
-    "checkout.session.completed",
-    "checkout.session.expired",
-    "checkout.session.async_payment_succeeded",
-    "checkout.session.async_payment_failed",
-    "charge.refunded",
-    "charge.dispute.created",
-    "charge.dispute.closed",
-];
+/// Every event type `payhook trigger` can build: the types the ledger acts on.
+pub const TRIGGER_TYPES: &[&str] = crate::ledger::facts::STRIPE_TYPES;
 
 const API_VERSION: &str = "2024-06-20";
 

@@ -76,6 +76,8 @@ macro_rules! shared_queries {
     };
 }
 
+#[macro_use]
+mod ledger;
 mod postgres;
 mod sqlite;
 
@@ -88,6 +90,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::config::SqliteSync;
 
+pub use ledger::{Claim, ClaimedEvent, EventSummary, Failure, LedgerTx, Payment, PaymentKey};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -101,6 +104,8 @@ pub enum StoreError {
     CommitFailed(String),
     #[error("the inbox writer has stopped")]
     WriterGone,
+    #[error("the store holds data payhook cannot read: {0}")]
+    Corrupt(String),
 }
 
 /// A verified webhook on its way into the inbox.
@@ -134,6 +139,16 @@ pub enum Store {
     Postgres(PgStore),
 }
 
+/// Calls the backend's method of the same name.
+macro_rules! on_store {
+    ($store:expr, $f:ident($($arg:expr),*)) => {
+        match $store {
+            Store::Sqlite(s) => s.$f($($arg),*).await,
+            Store::Postgres(s) => s.$f($($arg),*).await,
+        }
+    };
+}
+
 impl Store {
     /// Opens the store named by a `DATABASE_URL` (`sqlite://PATH` or `postgres://...`).
     pub async fn connect(url: &str, sync: SqliteSync) -> Result<Store, StoreError> {
@@ -152,20 +167,14 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.migrate().await,
-            Store::Postgres(s) => s.migrate().await,
-        }
+        on_store!(self, migrate())
     }
 
     /// Inserts a batch in one transaction. The batch holds each `(source, event_id)` at most once; the
     /// answer says, per row, whether it was new (`true`) or already stored. Nothing is reported until
     /// the transaction has committed.
     pub async fn insert_events(&self, batch: &[NewEvent]) -> Result<Vec<bool>, StoreError> {
-        let inserted = match self {
-            Store::Sqlite(s) => s.insert_events(batch).await?,
-            Store::Postgres(s) => s.insert_events(batch).await?,
-        };
+        let inserted = on_store!(self, insert_events(batch))?;
         Ok(batch
             .iter()
             .map(|e| inserted.contains(&(e.source.clone(), e.event_id.clone())))
@@ -173,10 +182,7 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.ping().await,
-            Store::Postgres(s) => s.ping().await,
-        }
+        on_store!(self, ping())
     }
 
     pub async fn event(
@@ -184,39 +190,70 @@ impl Store {
         source: &str,
         event_id: &str,
     ) -> Result<Option<StoredEvent>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.event(source, event_id).await,
-            Store::Postgres(s) => s.event(source, event_id).await,
-        }
+        on_store!(self, event(source, event_id))
     }
 
     pub async fn count_events(&self) -> Result<i64, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.count_events().await,
-            Store::Postgres(s) => s.count_events().await,
-        }
+        on_store!(self, count_events())
     }
 
     /// Stores `value` under `name` unless a value is already there; returns the value that is kept.
     pub async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.setting_or_insert(name, value).await,
-            Store::Postgres(s) => s.setting_or_insert(name, value).await,
-        }
+        on_store!(self, setting_or_insert(name, value))
     }
 
     pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.setting(name).await,
-            Store::Postgres(s) => s.setting(name).await,
-        }
+        on_store!(self, setting(name))
+    }
+
+    /// Starts one event's ledger transaction (SQLite: a write transaction from the first statement).
+    pub async fn begin_ledger(&self) -> Result<LedgerTx, StoreError> {
+        on_store!(self, begin_ledger())
+    }
+
+    /// Records a failed attempt on an event whose transaction was rolled back.
+    pub async fn record_failure(&self, id: i64, failure: &Failure) -> Result<(), StoreError> {
+        on_store!(self, record_failure(id, failure))
+    }
+
+    /// When the earliest waiting retry is due (unix ms), if any.
+    pub async fn next_retry_due(&self) -> Result<Option<i64>, StoreError> {
+        on_store!(self, next_retry_due())
+    }
+
+    /// Puts an event back in line (status `received`, attempts reset); false if there is no such event.
+    pub async fn requeue_event(&self, id: i64) -> Result<bool, StoreError> {
+        on_store!(self, requeue_event(id))
+    }
+
+    pub async fn event_row_id(
+        &self,
+        source: &str,
+        event_id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        on_store!(self, event_row_id(source, event_id))
+    }
+
+    /// Inbox events, newest first, optionally of one status.
+    pub async fn list_events(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<EventSummary>, StoreError> {
+        on_store!(self, list_events(status, limit))
+    }
+
+    /// Payments by booking id or checkout session id, oldest first.
+    pub async fn payments_where(
+        &self,
+        key: PaymentKey,
+        value: &str,
+    ) -> Result<Vec<Payment>, StoreError> {
+        on_store!(self, payments_where(key, value))
     }
 
     pub async fn close(&self) {
-        match self {
-            Store::Sqlite(s) => s.close().await,
-            Store::Postgres(s) => s.close().await,
-        }
+        on_store!(self, close())
     }
 }
 

@@ -4,16 +4,24 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnection, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
-use super::{EventKey, NewEvent, StoreError, StoredEvent};
+use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent};
+use crate::ledger::{CheckoutStatus, Fact, PaymentState, PaymentStatus, Refs};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "webhook events",
-    include_str!("../../migrations/postgres/0001_webhook_events.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "webhook events",
+        include_str!("../../migrations/postgres/0001_webhook_events.sql"),
+    ),
+    (
+        2,
+        "payment ledger",
+        include_str!("../../migrations/postgres/0002_payment_ledger.sql"),
+    ),
+];
 
 pub struct PgStore {
     pool: PgPool,
@@ -66,5 +74,26 @@ impl PgStore {
             .collect()
     }
 
+    pub async fn begin_ledger(&self) -> Result<LedgerTx, StoreError> {
+        Ok(LedgerTx::Postgres(self.pool.begin().await?))
+    }
+
+    /// Transaction-scoped advisory locks on `source:id` for each provider id, taken in sorted order
+    /// so two transactions never wait on each other in a cycle.
+    pub(super) async fn lock_refs(
+        conn: &mut PgConnection,
+        source: &str,
+        refs: &Refs,
+    ) -> Result<(), StoreError> {
+        for id in refs.ids() {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(format!("{source}:{id}"))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     shared_queries!(PgRow);
+    ledger_queries!(PgConnection, PgRow, " FOR UPDATE SKIP LOCKED");
 }

@@ -4,19 +4,29 @@ use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::{Row, SqlitePool};
 
-use super::{EventKey, NewEvent, StoreError, StoredEvent};
+use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent};
 use crate::config::SqliteSync;
+use crate::ledger::{CheckoutStatus, Fact, PaymentState, PaymentStatus, Refs};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "webhook events",
-    include_str!("../../migrations/sqlite/0001_webhook_events.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "webhook events",
+        include_str!("../../migrations/sqlite/0001_webhook_events.sql"),
+    ),
+    (
+        2,
+        "payment ledger",
+        include_str!("../../migrations/sqlite/0002_payment_ledger.sql"),
+    ),
+];
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -86,5 +96,23 @@ impl SqliteStore {
             .collect()
     }
 
+    /// `BEGIN IMMEDIATE`: the transaction holds the write lock from its first read, so the event it
+    /// claims cannot change under it and its later writes never fail to upgrade.
+    pub async fn begin_ledger(&self) -> Result<LedgerTx, StoreError> {
+        Ok(LedgerTx::Sqlite(
+            self.pool.begin_with("BEGIN IMMEDIATE").await?,
+        ))
+    }
+
+    /// Nothing to do: SQLite has one writer at a time.
+    pub(super) async fn lock_refs(
+        _conn: &mut SqliteConnection,
+        _source: &str,
+        _refs: &Refs,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     shared_queries!(SqliteRow);
+    ledger_queries!(SqliteConnection, SqliteRow, "");
 }

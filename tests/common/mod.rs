@@ -12,6 +12,7 @@ use sha2::Sha256;
 use sqlx::Connection;
 
 pub const SECRET: &str = "whsec_integration_test_secret";
+pub const SERVICE_TOKEN: &str = "test-internal-service-token";
 
 /// A fresh, empty store URL, and the directory that holds it (SQLite) for the test's lifetime.
 pub struct FreshStore {
@@ -54,6 +55,7 @@ pub fn test_settings(database_url: &str) -> Settings {
     s.admin_listen = "127.0.0.1:0".parse().unwrap();
     s.database_url = database_url.to_string();
     s.stripe.webhook_secrets = vec![Secret::new(SECRET)];
+    s.internal_service_token = Some(Secret::new(SERVICE_TOKEN));
     s
 }
 
@@ -111,6 +113,62 @@ pub fn event_body(id: &str, event_type: &str) -> String {
     .to_string()
 }
 
+/// The provider ids of one payment, so the events built for it link up as Stripe's do.
+#[derive(Debug, Clone)]
+pub struct PaymentIds {
+    pub booking: String,
+    pub intent: String,
+    pub session: String,
+    pub charge: String,
+}
+
+impl PaymentIds {
+    pub fn new(booking: &str) -> Self {
+        use payhook::providers::stripe_events::new_id;
+        Self {
+            booking: booking.to_string(),
+            intent: new_id("pi"),
+            session: new_id("cs_test"),
+            charge: new_id("ch"),
+        }
+    }
+
+    /// A Stripe event of `event_type` for this payment, created at `at`, with `extra` overrides
+    /// (`path=value`, as `payhook trigger --add` takes them).
+    pub fn event(&self, event_type: &str, at: i64, extra: &[String]) -> Value {
+        let (intent, session, charge, booking) =
+            (&self.intent, &self.session, &self.charge, &self.booking);
+        let mut overrides: Vec<String> = match event_type.rsplit_once('.').map_or("", |(p, _)| p) {
+            "payment_intent" => vec![
+                format!("id={intent}"),
+                format!("metadata.bookingId={booking}"),
+                format!("latest_charge={charge}"),
+            ],
+            "checkout.session" => vec![
+                format!("id={session}"),
+                format!("client_reference_id={booking}"),
+                format!("metadata.booking_id={booking}"),
+                format!("payment_intent={intent}"),
+            ],
+            "charge" => vec![
+                format!("id={charge}"),
+                format!("payment_intent={intent}"),
+                format!("metadata.bookingId={booking}"),
+            ],
+            _ => vec![
+                format!("charge={charge}"),
+                format!("payment_intent={intent}"),
+            ],
+        };
+        if event_type == "checkout.session.expired" {
+            overrides.retain(|o| !o.starts_with("payment_intent="));
+        }
+        overrides.extend(extra.iter().cloned());
+        payhook::providers::stripe_events::build_event(event_type, &overrides, at)
+            .expect("a known event type")
+    }
+}
+
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<String>,
@@ -118,6 +176,20 @@ pub struct Answer {
 }
 
 impl Answer {
+    pub async fn read(response: reqwest::Response) -> Answer {
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let json = response.json().await.unwrap_or(Value::Null);
+        Answer {
+            status,
+            retry_after,
+            json,
+        }
+    }
+
     pub fn code(&self) -> &str {
         self.json["error"]["code"].as_str().unwrap_or("")
     }
@@ -138,18 +210,7 @@ impl TestApp {
         if let Some(sig) = signature {
             request = request.header("Stripe-Signature", sig);
         }
-        let response = request.body(body).send().await.expect("request sent");
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_string());
-        let json = response.json().await.unwrap_or(Value::Null);
-        Answer {
-            status,
-            retry_after,
-            json,
-        }
+        Answer::read(request.body(body).send().await.expect("request sent")).await
     }
 
     /// Posts `body` to the Stripe route, signed now with the test secret.
@@ -159,37 +220,117 @@ impl TestApp {
             .await
     }
 
+    /// `GET path` on the public listener, with `Authorization: Bearer <bearer>` when given.
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Answer {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        Answer::read(request.send().await.expect("request sent")).await
+    }
+
+    /// The booking's payment status as the booking service reads it (`data` of a 200).
+    pub async fn payment_status(&self, booking: &str) -> Value {
+        let answer = self
+            .get(
+                &format!("/api/v1/payments/{booking}/status"),
+                Some(SERVICE_TOKEN),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.json);
+        answer.json["data"].clone()
+    }
+
+    /// Signs and posts a Stripe event, expecting it stored.
+    pub async fn deliver(&self, event: &Value) {
+        let answer = self.send(&event.to_string()).await;
+        assert_eq!(answer.status, 200, "{}", answer.json);
+    }
+
+    /// Waits (up to 10 s) until the processor has moved event `event_id` out of `received`, and
+    /// returns its row.
+    pub async fn settled(&self, event_id: &str) -> payhook::store::StoredEvent {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let row = self.payhook.store.event("stripe", event_id).await.unwrap();
+            match row {
+                Some(row) if row.status != "received" => return row,
+                _ if std::time::Instant::now() > deadline => {
+                    panic!("event {event_id} was not processed in 10 s: {row:?}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    /// Delivers events in order and waits until each is processed.
+    pub async fn deliver_all(&self, events: &[Value]) {
+        for event in events {
+            self.deliver(event).await;
+            self.settled(event["id"].as_str().unwrap()).await;
+        }
+    }
+
     pub async fn count(&self) -> i64 {
         self.payhook.store.count_events().await.unwrap()
     }
 
     /// Makes every insert into the inbox fail inside the store, as a full disk or a broken server would.
     pub async fn break_inbox_writes(&self, broken: bool) {
+        self.break_writes("webhook_events", broken).await;
+    }
+
+    /// Makes every insert into `table` fail inside the store (or stop failing).
+    pub async fn break_writes(&self, table: &str, broken: bool) {
         let url = &self.store.url;
-        let statements: &[&'static str] = match (is_postgres(url), broken) {
-            (false, true) => &[
-                "CREATE TRIGGER refuse BEFORE INSERT ON webhook_events BEGIN SELECT RAISE(ABORT, 'simulated store failure'); END",
+        let statements: Vec<String> = match (is_postgres(url), broken) {
+            (false, true) => vec![format!(
+                "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'simulated store failure'); END"
+            )],
+            (false, false) => vec![format!("DROP TRIGGER refuse_{table}")],
+            (true, true) => vec![
+                format!(
+                    "CREATE FUNCTION refuse_{table}() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'simulated store failure'; END $$ LANGUAGE plpgsql"
+                ),
+                format!(
+                    "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_{table}()"
+                ),
             ],
-            (false, false) => &["DROP TRIGGER refuse"],
-            (true, true) => &[
-                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'simulated store failure'; END $$ LANGUAGE plpgsql",
-                "CREATE TRIGGER refuse BEFORE INSERT ON webhook_events FOR EACH ROW EXECUTE FUNCTION refuse()",
-            ],
-            (true, false) => &[
-                "DROP TRIGGER refuse ON webhook_events",
-                "DROP FUNCTION refuse()",
+            (true, false) => vec![
+                format!("DROP TRIGGER refuse_{table} ON {table}"),
+                format!("DROP FUNCTION refuse_{table}()"),
             ],
         };
         if is_postgres(url) {
             let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
             for sql in statements {
-                sqlx::query(*sql).execute(&mut conn).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
             }
         } else {
             let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
             for sql in statements {
-                sqlx::query(*sql).execute(&mut conn).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
             }
+        }
+    }
+
+    /// Rows in `table`, counted outside payhook.
+    pub async fn rows(&self, table: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
+        if is_postgres(&self.store.url) {
+            let mut conn = sqlx::PgConnection::connect(&self.store.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&self.store.url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
         }
     }
 }

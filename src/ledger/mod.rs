@@ -1,0 +1,12 @@
+//! The payment ledger: provider events become facts ([`facts`]); a payment's state is derived from
+//! the set of its facts ([`state`]), so arrival order and repeats do not matter; the [`processor`]
+//! applies inbox events to it, one transaction per event.
+
+pub mod facts;
+pub mod money;
+pub mod processor;
+pub mod state;
+
+pub use facts::{Fact, FactKind, Interpretation, Refs, interpret_stripe};
+pub use processor::{Outcome, Processor};
+pub use state::{CheckoutStatus, PaymentState, PaymentStatus, derive};

@@ -1,0 +1,63 @@
+//! Amounts in minor units, as the provider defines them per currency: never floats. Stripe's
+//! zero-decimal currencies (JPY, KRW, XOF, XAF, ...) count whole units; its three-decimal ones
+//! (BHD, JOD, KWD, OMR, TND) count thousandths; ISK, HUF and TWD stay two-decimal in Stripe's API.
+
+/// Currencies Stripe counts in whole units.
+const ZERO_DECIMAL: &[&str] = &[
+    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+    "xaf", "xof", "xpf",
+];
+
+/// Currencies Stripe counts in thousandths.
+const THREE_DECIMAL: &[&str] = &["bhd", "jod", "kwd", "omr", "tnd"];
+
+/// Digits after the decimal point in the provider's minor unit for `currency` (any case).
+pub fn exponent(currency: &str) -> u32 {
+    let c = currency.to_ascii_lowercase();
+    if ZERO_DECIMAL.contains(&c.as_str()) {
+        0
+    } else if THREE_DECIMAL.contains(&c.as_str()) {
+        3
+    } else {
+        2
+    }
+}
+
+/// `minor` units of `currency` written for people: `2000 eur` is `20.00 EUR`, `1000 jpy` is
+/// `1000 JPY`, `1250 kwd` is `1.250 KWD`.
+pub fn format(minor: i64, currency: &str) -> String {
+    let code = currency.to_ascii_uppercase();
+    let exp = exponent(currency);
+    if exp == 0 {
+        return format!("{minor} {code}");
+    }
+    let unit = 10_i64.pow(exp);
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    let unit = unit as u64;
+    format!(
+        "{sign}{}.{:0width$} {code}",
+        abs / unit,
+        abs % unit,
+        width = exp as usize
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minor_units_follow_stripe_per_currency() {
+        assert_eq!(format(2000, "eur"), "20.00 EUR");
+        assert_eq!(format(5, "usd"), "0.05 USD");
+        assert_eq!(format(1000, "jpy"), "1000 JPY");
+        assert_eq!(format(15000, "XOF"), "15000 XOF");
+        assert_eq!(format(50000, "krw"), "50000 KRW");
+        assert_eq!(format(7500, "xaf"), "7500 XAF");
+        assert_eq!(format(1250, "kwd"), "1.250 KWD");
+        assert_eq!(format(500, "isk"), "5.00 ISK");
+        assert_eq!(format(-250, "eur"), "-2.50 EUR");
+        assert_eq!(format(i64::MIN, "jpy"), format!("{} JPY", i64::MIN));
+    }
+}

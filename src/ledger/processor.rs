@@ -1,0 +1,244 @@
+//! The processor worker: takes inbox events one at a time and, in one transaction per event, applies
+//! its fact to the ledger and marks it `processed`, `ignored` or `failed`. A transaction that fails
+//! leaves the ledger untouched; the event is retried with backoff, then left `failed` for a replay.
+//! It is woken by ingest; it only sleeps when there is nothing to do.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::RngExt;
+use tokio::sync::{Notify, watch};
+
+use super::facts::{Fact, Interpretation, interpret_stripe};
+use super::state::derive;
+use crate::config::ProcessorSettings;
+use crate::store::{Claim, ClaimedEvent, Failure, LedgerTx, Store, StoreError};
+
+/// How long an idle processor waits before looking again without being woken (events written by
+/// another instance, or by `payhook events replay`).
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+
+/// What one step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// An event was handled and is now marked `status` (`processed`, `ignored`, `retrying` or
+    /// `failed`), with the error when it did not apply.
+    Handled {
+        id: i64,
+        event_id: String,
+        status: &'static str,
+        error: Option<String>,
+    },
+    /// Nothing to do now; the earliest retry is due at `next_due_ms` (unix ms), if any.
+    Empty { next_due_ms: Option<i64> },
+}
+
+#[derive(Clone)]
+pub struct Processor {
+    store: Arc<Store>,
+    settings: ProcessorSettings,
+    wake: Arc<Notify>,
+}
+
+impl Processor {
+    pub fn new(store: Arc<Store>, settings: ProcessorSettings, wake: Arc<Notify>) -> Self {
+        Self {
+            store,
+            settings,
+            wake,
+        }
+    }
+
+    /// Handles the next waiting event, if any.
+    pub async fn try_process_next(&self) -> Result<Outcome, StoreError> {
+        self.try_process(Claim::Next {
+            now_ms: Utc::now().timestamp_millis(),
+        })
+        .await
+    }
+
+    /// Handles waiting events until none is due; returns how many were handled.
+    pub async fn drain(&self) -> Result<usize, StoreError> {
+        let mut handled = 0;
+        while let Outcome::Handled { .. } = self.try_process_next().await? {
+            handled += 1;
+        }
+        Ok(handled)
+    }
+
+    /// Claims an event, applies it in one transaction and marks it. On failure the transaction is
+    /// rolled back and the attempt recorded on the event.
+    pub async fn try_process(&self, claim: Claim) -> Result<Outcome, StoreError> {
+        let mut tx = self.store.begin_ledger().await?;
+        let Some(event) = tx.claim(claim).await? else {
+            drop(tx);
+            return Ok(Outcome::Empty {
+                next_due_ms: self.store.next_retry_due().await?,
+            });
+        };
+        let applied = match apply(&mut tx, &event).await {
+            Ok(done) => tx.commit().await.map(|()| done),
+            Err(e) => {
+                // A rollback that fails leaves nothing behind either: the connection is discarded.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        };
+        let (status, error) = match applied {
+            Ok((status, error)) => {
+                if let Some(error) = &error {
+                    tracing::warn!(id = event.id, event_id = %event.event_id, event_type = %event.event_type,
+                        %error, "event cannot be applied; marked failed");
+                } else {
+                    tracing::debug!(id = event.id, event_id = %event.event_id, status, "event applied");
+                }
+                (status, error)
+            }
+            Err(e) => {
+                let failure = self.failure(&event, e.to_string());
+                self.store.record_failure(event.id, &failure).await?;
+                tracing::warn!(id = event.id, event_id = %event.event_id, attempts = failure.attempts,
+                    status = failure.status, error = %failure.error, "applying event failed");
+                (failure.status, Some(failure.error))
+            }
+        };
+        Ok(Outcome::Handled {
+            id: event.id,
+            event_id: event.event_id,
+            status,
+            error,
+        })
+    }
+
+    /// Runs until `stopped` turns true: handles events as they come, sleeps when there are none.
+    pub async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let mut outage = 0u32;
+        while !*stopped.borrow() {
+            let wait = match self.try_process_next().await {
+                Ok(Outcome::Handled { .. }) => {
+                    outage = 0;
+                    continue;
+                }
+                Ok(Outcome::Empty { next_due_ms }) => {
+                    outage = 0;
+                    next_due_ms
+                        .map(|due| {
+                            let ms = (due - Utc::now().timestamp_millis()).max(0) as u64;
+                            Duration::from_millis(ms)
+                        })
+                        .unwrap_or(IDLE_WAIT)
+                        .min(IDLE_WAIT)
+                }
+                Err(e) => {
+                    outage += 1;
+                    tracing::error!(error = %e, "processor cannot reach the store; waiting");
+                    Duration::from_millis(200 * 2u64.pow(outage.min(5)))
+                }
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stopped.changed() => {}
+            }
+        }
+    }
+
+    fn failure(&self, event: &ClaimedEvent, error: String) -> Failure {
+        let attempts = event.attempts + 1;
+        if attempts >= i64::from(self.settings.max_attempts) {
+            return Failure {
+                status: "failed",
+                attempts,
+                error,
+                next_attempt_at: None,
+            };
+        }
+        let delay = retry_delay(&self.settings, attempts);
+        Failure {
+            status: "retrying",
+            attempts,
+            error,
+            next_attempt_at: Some(Utc::now().timestamp_millis() + delay.as_millis() as i64),
+        }
+    }
+}
+
+/// Exponential backoff from `retry_initial`, capped at `retry_max`, with ±20% jitter so events that
+/// failed together do not all come back together.
+fn retry_delay(settings: &ProcessorSettings, attempts: i64) -> Duration {
+    let exp = (attempts - 1).clamp(0, 30) as u32;
+    let base = settings
+        .retry_initial
+        .saturating_mul(2u32.saturating_pow(exp))
+        .min(settings.retry_max);
+    base.mul_f64(rand::rng().random_range(0.8..1.2))
+}
+
+/// Applies one claimed event inside `tx` and marks it; returns its new status and, for an event
+/// that can never apply, why.
+async fn apply(
+    tx: &mut LedgerTx,
+    event: &ClaimedEvent,
+) -> Result<(&'static str, Option<String>), StoreError> {
+    let now = Utc::now();
+    // Every source is a Stripe source today; other schemes will bring their own interpretation.
+    let (status, error) = match interpret_stripe(&event.event_type, &event.payload) {
+        Interpretation::Ignored => ("ignored", None),
+        Interpretation::Invalid(why) => ("failed", Some(why)),
+        Interpretation::Fact(fact) => {
+            apply_fact(tx, &event.source, &fact, now).await?;
+            ("processed", None)
+        }
+    };
+    tx.finish_event(event.id, status, error.as_deref(), now)
+        .await?;
+    Ok((status, error))
+}
+
+/// Adds `fact` to its payment (creating it, or joining payments the fact shows to be one) and
+/// rewrites the payment's row from all its facts. Returns the payment's id.
+pub async fn apply_fact(
+    tx: &mut LedgerTx,
+    source: &str,
+    fact: &Fact,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    tx.lock_refs(source, &fact.refs).await?;
+    let found = tx.payments_for_refs(source, &fact.refs).await?;
+    let payment = match found.split_first() {
+        None => tx.insert_payment(source, now).await?,
+        Some((&keep, others)) => {
+            for &other in others {
+                tx.merge_payment(other, keep).await?;
+            }
+            keep
+        }
+    };
+    tx.add_refs(source, payment, &fact.refs).await?;
+    tx.add_fact(source, payment, fact).await?;
+    let facts = tx.facts(payment).await?;
+    tx.update_payment(payment, &derive(&facts), now).await?;
+    Ok(payment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_the_cap() {
+        let settings = ProcessorSettings {
+            max_attempts: 10,
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+        };
+        for (attempts, base) in [(1, 1.0), (2, 2.0), (3, 4.0), (7, 60.0), (40, 60.0)] {
+            let d = retry_delay(&settings, attempts).as_secs_f64();
+            assert!(
+                (base * 0.8..=base * 1.2).contains(&d),
+                "attempt {attempts}: {d}s"
+            );
+        }
+    }
+}

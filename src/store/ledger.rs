@@ -1,0 +1,528 @@
+//! The ledger's tables: the processing state of inbox events, `payments`, `payment_refs` and
+//! `payment_facts`. A [`LedgerTx`] is one event's transaction: claim it, apply its fact, mark it.
+
+use chrono::{DateTime, Utc};
+
+use super::{PgStore, SqliteStore, StoreError};
+use crate::ledger::{Fact, PaymentState, Refs};
+
+/// The SQL both dialects accept for the ledger, expanded into each backend with its connection and
+/// row types. Functions take a connection so they run inside the caller's transaction.
+macro_rules! ledger_queries {
+    ($conn:ty, $row:ty, $lock:literal) => {
+        /// Takes the event a worker should apply next and holds it (PostgreSQL: row lock, skipped by
+        /// other instances; SQLite: the write transaction) until the transaction ends.
+        pub(super) async fn claim(
+            conn: &mut $conn,
+            claim: super::ledger::Claim,
+        ) -> Result<Option<super::ledger::ClaimedEvent>, StoreError> {
+            let row: Option<$row> = match claim {
+                super::ledger::Claim::Next { now_ms } => {
+                    let fresh = sqlx::query(concat!(
+                        "SELECT id, source, event_id, event_type, payload, attempts FROM webhook_events
+                         WHERE status = 'received' ORDER BY id LIMIT 1", $lock))
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    match fresh {
+                        Some(row) => Some(row),
+                        None => sqlx::query(concat!(
+                            "SELECT id, source, event_id, event_type, payload, attempts FROM webhook_events
+                             WHERE status = 'retrying' AND next_attempt_at <= $1
+                             ORDER BY next_attempt_at, id LIMIT 1", $lock))
+                            .bind(now_ms)
+                            .fetch_optional(&mut *conn)
+                            .await?,
+                    }
+                }
+                super::ledger::Claim::Id(id) => sqlx::query(concat!(
+                    "SELECT id, source, event_id, event_type, payload, attempts FROM webhook_events
+                     WHERE id = $1 AND status IN ('received', 'retrying')", $lock))
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?,
+            };
+            row.map(|r| {
+                Ok(super::ledger::ClaimedEvent {
+                    id: r.try_get("id")?,
+                    source: r.try_get("source")?,
+                    event_id: r.try_get("event_id")?,
+                    event_type: r.try_get("event_type")?,
+                    payload: r.try_get("payload")?,
+                    attempts: r.try_get("attempts")?,
+                })
+            })
+            .transpose()
+        }
+
+        pub(super) async fn payments_for_refs(
+            conn: &mut $conn,
+            source: &str,
+            refs: &crate::ledger::Refs,
+        ) -> Result<Vec<i64>, StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT DISTINCT payment_id FROM payment_refs
+                 WHERE source = $1 AND ref IN ($2, $3, $4) ORDER BY payment_id",
+            )
+            .bind(source)
+            .bind(&refs.payment_intent)
+            .bind(&refs.checkout_session)
+            .bind(&refs.charge)
+            .fetch_all(&mut *conn)
+            .await?)
+        }
+
+        pub(super) async fn insert_payment(
+            conn: &mut $conn,
+            source: &str,
+            now: DateTime<Utc>,
+        ) -> Result<i64, StoreError> {
+            Ok(sqlx::query_scalar(
+                "INSERT INTO payments (source, status, created_at, updated_at)
+                 VALUES ($1, 'pending', $2, $2) RETURNING id",
+            )
+            .bind(source)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await?)
+        }
+
+        /// Moves everything known about payment `from` onto `into`, then deletes `from`.
+        pub(super) async fn merge_payment(
+            conn: &mut $conn,
+            from: i64,
+            into: i64,
+        ) -> Result<(), StoreError> {
+            for sql in [
+                "UPDATE payment_refs SET payment_id = $2 WHERE payment_id = $1",
+                "UPDATE payment_facts SET payment_id = $2 WHERE payment_id = $1",
+            ] {
+                sqlx::query(sql).bind(from).bind(into).execute(&mut *conn).await?;
+            }
+            sqlx::query("DELETE FROM payments WHERE id = $1")
+                .bind(from)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        pub(super) async fn add_refs(
+            conn: &mut $conn,
+            source: &str,
+            payment_id: i64,
+            refs: &crate::ledger::Refs,
+        ) -> Result<(), StoreError> {
+            for id in refs.ids() {
+                sqlx::query(
+                    "INSERT INTO payment_refs (source, ref, payment_id) VALUES ($1, $2, $3)
+                     ON CONFLICT (source, ref) DO NOTHING",
+                )
+                .bind(source)
+                .bind(id)
+                .bind(payment_id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        }
+
+        /// Records `fact` once: a replayed event adds nothing.
+        pub(super) async fn add_fact(
+            conn: &mut $conn,
+            source: &str,
+            payment_id: i64,
+            fact: &Fact,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO payment_facts (payment_id, source, event_id, occurred_at, fact)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source, event_id) DO NOTHING",
+            )
+            .bind(payment_id)
+            .bind(source)
+            .bind(&fact.event_id)
+            .bind(fact.occurred_at)
+            .bind(serde_json::to_string(fact).expect("facts serialize"))
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        pub(super) async fn facts(conn: &mut $conn, payment_id: i64) -> Result<Vec<Fact>, StoreError> {
+            let texts: Vec<String> =
+                sqlx::query_scalar("SELECT fact FROM payment_facts WHERE payment_id = $1")
+                    .bind(payment_id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            texts
+                .iter()
+                .map(|t| {
+                    serde_json::from_str(t)
+                        .map_err(|e| StoreError::Corrupt(format!("payment fact {t:?}: {e}")))
+                })
+                .collect()
+        }
+
+        pub(super) async fn update_payment(
+            conn: &mut $conn,
+            id: i64,
+            s: &PaymentState,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE payments SET booking_id = $2, payment_intent_id = $3, checkout_session_id = $4,
+                    charge_id = $5, amount = $6, currency = $7, amount_refunded = $8, status = $9,
+                    checkout_status = $10, failure_code = $11, failure_message = $12,
+                    dispute_status = $13, dispute_reason = $14, dispute_outcome = $15, paid_at = $16,
+                    refunded_at = $17, last_event_id = $18, last_event_at = $19, updated_at = $20
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&s.booking_id)
+            .bind(&s.payment_intent_id)
+            .bind(&s.checkout_session_id)
+            .bind(&s.charge_id)
+            .bind(s.amount)
+            .bind(&s.currency)
+            .bind(s.amount_refunded)
+            .bind(s.status.as_str())
+            .bind(s.checkout_status.map(CheckoutStatus::as_str))
+            .bind(&s.failure_code)
+            .bind(&s.failure_message)
+            .bind(&s.dispute_status)
+            .bind(&s.dispute_reason)
+            .bind(&s.dispute_outcome)
+            .bind(s.paid_at.and_then(super::ledger::time))
+            .bind(s.refunded_at.and_then(super::ledger::time))
+            .bind(&s.last_event_id)
+            .bind(s.last_event_at)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Marks a claimed event done (`processed`, `ignored`, or `failed` for good).
+        pub(super) async fn finish_event(
+            conn: &mut $conn,
+            id: i64,
+            status: &str,
+            error: Option<&str>,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE webhook_events SET status = $2, last_error = $3, processed_at = $4,
+                    attempts = attempts + 1, next_attempt_at = NULL
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(error)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Records a failed attempt, unless another worker finished the event meanwhile.
+        pub async fn record_failure(
+            &self,
+            id: i64,
+            failure: &super::ledger::Failure,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE webhook_events SET status = $2, attempts = $3, last_error = $4, next_attempt_at = $5
+                 WHERE id = $1 AND status IN ('received', 'retrying')",
+            )
+            .bind(id)
+            .bind(failure.status)
+            .bind(failure.attempts)
+            .bind(&failure.error)
+            .bind(failure.next_attempt_at)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+
+        /// When the earliest waiting retry is due (unix ms).
+        pub async fn next_retry_due(&self) -> Result<Option<i64>, StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT MIN(next_attempt_at) FROM webhook_events WHERE status = 'retrying'",
+            )
+            .fetch_one(&self.pool)
+            .await?)
+        }
+
+        /// Puts an event back in line to be applied now, whatever its status; false if there is none.
+        pub async fn requeue_event(&self, id: i64) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "UPDATE webhook_events SET status = 'received', attempts = 0, next_attempt_at = NULL
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        /// The internal id of an event, by provider event id.
+        pub async fn event_row_id(&self, source: &str, event_id: &str) -> Result<Option<i64>, StoreError> {
+            Ok(sqlx::query_scalar("SELECT id FROM webhook_events WHERE source = $1 AND event_id = $2")
+                .bind(source)
+                .bind(event_id)
+                .fetch_optional(&self.pool)
+                .await?)
+        }
+
+        /// Inbox events, newest first, optionally of one status.
+        pub async fn list_events(
+            &self,
+            status: Option<&str>,
+            limit: i64,
+        ) -> Result<Vec<super::ledger::EventSummary>, StoreError> {
+            let rows: Vec<$row> = sqlx::query(
+                "SELECT id, source, event_id, event_type, status, attempts, last_error, received_at
+                 FROM webhook_events WHERE (CAST($1 AS TEXT) IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
+            )
+            .bind(status)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(super::ledger::EventSummary {
+                        id: r.try_get("id")?,
+                        source: r.try_get("source")?,
+                        event_id: r.try_get("event_id")?,
+                        event_type: r.try_get("event_type")?,
+                        status: r.try_get("status")?,
+                        attempts: r.try_get("attempts")?,
+                        last_error: r.try_get("last_error")?,
+                        received_at: r.try_get("received_at")?,
+                    })
+                })
+                .collect()
+        }
+
+        pub async fn payments_where(
+            &self,
+            column: super::ledger::PaymentKey,
+            value: &str,
+        ) -> Result<Vec<super::ledger::Payment>, StoreError> {
+            let sql = match column {
+                super::ledger::PaymentKey::Booking => {
+                    "SELECT * FROM payments WHERE booking_id = $1 ORDER BY id"
+                }
+                super::ledger::PaymentKey::CheckoutSession => {
+                    "SELECT * FROM payments WHERE checkout_session_id = $1 ORDER BY id"
+                }
+            };
+            let rows: Vec<$row> = sqlx::query(sql).bind(value).fetch_all(&self.pool).await?;
+            rows.iter().map(|r| {
+                let status: String = r.try_get("status")?;
+                let checkout: Option<String> = r.try_get("checkout_status")?;
+                let paid_at: Option<DateTime<Utc>> = r.try_get("paid_at")?;
+                let refunded_at: Option<DateTime<Utc>> = r.try_get("refunded_at")?;
+                Ok(super::ledger::Payment {
+                    id: r.try_get("id")?,
+                    source: r.try_get("source")?,
+                    state: PaymentState {
+                        status: PaymentStatus::parse(&status)
+                            .ok_or_else(|| StoreError::Corrupt(format!("payment status {status:?}")))?,
+                        booking_id: r.try_get("booking_id")?,
+                        payment_intent_id: r.try_get("payment_intent_id")?,
+                        checkout_session_id: r.try_get("checkout_session_id")?,
+                        charge_id: r.try_get("charge_id")?,
+                        amount: r.try_get("amount")?,
+                        currency: r.try_get("currency")?,
+                        amount_refunded: r.try_get("amount_refunded")?,
+                        checkout_status: checkout.as_deref().and_then(CheckoutStatus::parse),
+                        failure_code: r.try_get("failure_code")?,
+                        failure_message: r.try_get("failure_message")?,
+                        dispute_status: r.try_get("dispute_status")?,
+                        dispute_reason: r.try_get("dispute_reason")?,
+                        dispute_outcome: r.try_get("dispute_outcome")?,
+                        paid_at: paid_at.map(|t| t.timestamp()),
+                        refunded_at: refunded_at.map(|t| t.timestamp()),
+                        last_event_id: r.try_get("last_event_id")?,
+                        last_event_at: r.try_get("last_event_at")?,
+                    },
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            }).collect()
+        }
+    };
+}
+
+/// Unix seconds as a time, for the timestamp columns.
+pub(super) fn time(secs: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(secs, 0)
+}
+
+/// An inbox event a worker holds for the length of its transaction.
+#[derive(Debug, Clone)]
+pub struct ClaimedEvent {
+    pub id: i64,
+    pub source: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub payload: Vec<u8>,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+/// Which event a worker claims.
+#[derive(Debug, Clone, Copy)]
+pub enum Claim {
+    /// The oldest new event, else the oldest retry due by `now_ms`.
+    Next { now_ms: i64 },
+    /// This event, if it is waiting (new or retrying).
+    Id(i64),
+}
+
+/// A failed attempt, as recorded on the event.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// `retrying` (with `next_attempt_at`) or `failed` once attempts are exhausted.
+    pub status: &'static str,
+    pub attempts: i64,
+    pub error: String,
+    pub next_attempt_at: Option<i64>,
+}
+
+/// One line of `payhook events list`.
+#[derive(Debug, Clone)]
+pub struct EventSummary {
+    pub id: i64,
+    pub source: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A `payments` row.
+#[derive(Debug, Clone)]
+pub struct Payment {
+    pub id: i64,
+    pub source: String,
+    pub state: PaymentState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The columns payments are looked up by.
+#[derive(Debug, Clone, Copy)]
+pub enum PaymentKey {
+    Booking,
+    CheckoutSession,
+}
+
+/// One event's transaction. Dropping it without [`LedgerTx::commit`] rolls everything back.
+pub enum LedgerTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Calls the backend's function of the same name on the transaction's connection.
+macro_rules! on_tx {
+    ($tx:expr, $f:ident($($arg:expr),*)) => {
+        match $tx {
+            LedgerTx::Sqlite(tx) => SqliteStore::$f(&mut **tx, $($arg),*).await,
+            LedgerTx::Postgres(tx) => PgStore::$f(&mut **tx, $($arg),*).await,
+        }
+    };
+}
+
+impl LedgerTx {
+    pub async fn claim(&mut self, claim: Claim) -> Result<Option<ClaimedEvent>, StoreError> {
+        on_tx!(self, claim(claim))
+    }
+
+    /// Serializes, across instances, every transaction touching one of these provider ids, so two
+    /// workers never create two payments for one.
+    pub async fn lock_refs(&mut self, source: &str, refs: &Refs) -> Result<(), StoreError> {
+        on_tx!(self, lock_refs(source, refs))
+    }
+
+    /// The payments already holding any of `refs`, oldest first.
+    pub async fn payments_for_refs(
+        &mut self,
+        source: &str,
+        refs: &Refs,
+    ) -> Result<Vec<i64>, StoreError> {
+        on_tx!(self, payments_for_refs(source, refs))
+    }
+
+    pub async fn insert_payment(
+        &mut self,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        on_tx!(self, insert_payment(source, now))
+    }
+
+    pub async fn merge_payment(&mut self, from: i64, into: i64) -> Result<(), StoreError> {
+        on_tx!(self, merge_payment(from, into))
+    }
+
+    pub async fn add_refs(
+        &mut self,
+        source: &str,
+        payment_id: i64,
+        refs: &Refs,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, add_refs(source, payment_id, refs))
+    }
+
+    pub async fn add_fact(
+        &mut self,
+        source: &str,
+        payment_id: i64,
+        fact: &Fact,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, add_fact(source, payment_id, fact))
+    }
+
+    pub async fn facts(&mut self, payment_id: i64) -> Result<Vec<Fact>, StoreError> {
+        on_tx!(self, facts(payment_id))
+    }
+
+    pub async fn update_payment(
+        &mut self,
+        id: i64,
+        state: &PaymentState,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, update_payment(id, state, now))
+    }
+
+    pub async fn finish_event(
+        &mut self,
+        id: i64,
+        status: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, finish_event(id, status, error, now))
+    }
+
+    /// Undoes everything, and releases the claim (and SQLite's write lock) before the caller
+    /// records the failure.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            LedgerTx::Sqlite(tx) => tx.rollback().await?,
+            LedgerTx::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            LedgerTx::Sqlite(tx) => tx.commit().await?,
+            LedgerTx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,450 @@
+//! The payment ledger end to end: signed events over HTTP, the processor running in the app, the
+//! status read back the way the booking service and the return page read it. Runs on SQLite, or
+//! PostgreSQL with TEST_DATABASE_URL.
+
+mod common;
+
+use common::*;
+use payhook::store::Claim;
+use serde_json::{Value, json};
+
+fn adds(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_successful_payment_reads_back_as_succeeded_on_both_routes() {
+    let app = spawn_app().await;
+    let pay = PaymentIds::new("booking-ok");
+    let t = now() - 100;
+    let completed = pay.event("checkout.session.completed", t, &[]);
+    let succeeded = pay.event("payment_intent.succeeded", t + 1, &[]);
+    app.deliver_all(&[completed.clone(), succeeded.clone()])
+        .await;
+
+    for event in [&completed, &succeeded] {
+        let row = app.settled(event["id"].as_str().unwrap()).await;
+        assert_eq!(row.status, "processed");
+    }
+    let data = app.payment_status("booking-ok").await;
+    assert_eq!(data["bookingId"], "booking-ok");
+    assert_eq!(data["status"], "succeeded");
+    assert_eq!(data["amount"], 2000);
+    assert_eq!(data["currency"], "eur");
+    assert_eq!(data["amountFormatted"], "20.00 EUR");
+    assert_eq!(data["paymentIntentId"], pay.intent.as_str());
+    assert_eq!(data["checkoutSessionId"], pay.session.as_str());
+    // The earliest success the provider reported, not the time payhook processed it.
+    let paid_at = chrono::DateTime::from_timestamp(t, 0).unwrap();
+    assert_eq!(
+        data["paidAt"],
+        paid_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+
+    let session = app
+        .get(&format!("/api/v1/checkout/sessions/{}", pay.session), None)
+        .await;
+    assert_eq!(session.status, 200, "{}", session.json);
+    assert_eq!(
+        session.json,
+        json!({
+            "session_id": pay.session, "booking_id": "booking-ok", "status": "complete",
+            "payment_status": "paid", "amount": 2000, "currency": "eur",
+            "amount_formatted": "20.00 EUR", "paid_at": data["paidAt"],
+        })
+    );
+    assert_eq!(app.rows("payments").await, 1, "both events on one payment");
+}
+
+#[tokio::test]
+async fn a_failed_attempt_then_a_retry_by_the_customer_ends_succeeded() {
+    let app = spawn_app().await;
+    let pay = PaymentIds::new("booking-retry");
+    let t = now() - 100;
+    app.deliver_all(&[pay.event("payment_intent.payment_failed", t, &[])])
+        .await;
+    let data = app.payment_status("booking-retry").await;
+    assert_eq!(data["status"], "failed");
+    assert_eq!(data["failureCode"], "generic_decline");
+    assert_eq!(data["failureMessage"], "Your card was declined.");
+    assert_eq!(data["paidAt"], Value::Null);
+
+    app.deliver_all(&[
+        pay.event("payment_intent.processing", t + 5, &[]),
+        pay.event("payment_intent.succeeded", t + 10, &[]),
+    ])
+    .await;
+    let data = app.payment_status("booking-retry").await;
+    assert_eq!(data["status"], "succeeded");
+
+    // A failure that arrives late (or is an old attempt re-sent) does not undo the success.
+    app.deliver_all(&[pay.event("payment_intent.payment_failed", t + 20, &[])])
+        .await;
+    assert_eq!(
+        app.payment_status("booking-retry").await["status"],
+        "succeeded"
+    );
+}
+
+#[tokio::test]
+async fn partial_then_full_refunds_count_the_running_total_once() {
+    let app = spawn_app().await;
+    let pay = PaymentIds::new("booking-refund");
+    let t = now() - 100;
+    let partial = pay.event("charge.refunded", t + 10, &adds(&["amount_refunded=500"]));
+    app.deliver_all(&[
+        pay.event("payment_intent.succeeded", t, &[]),
+        partial.clone(),
+    ])
+    .await;
+    let data = app.payment_status("booking-refund").await;
+    assert_eq!(data["status"], "partially_refunded");
+    assert_eq!(data["amountRefunded"], 500);
+
+    // The same partial refund reported again under a new event id is not added a second time.
+    let again = pay.event("charge.refunded", t + 11, &adds(&["amount_refunded=500"]));
+    app.deliver_all(&[again]).await;
+    assert_eq!(
+        app.payment_status("booking-refund").await["amountRefunded"],
+        500
+    );
+    // A second partial refund: Stripe reports the charge's total refunded so far.
+    app.deliver_all(&[pay.event("charge.refunded", t + 20, &adds(&["amount_refunded=1200"]))])
+        .await;
+    assert_eq!(
+        app.payment_status("booking-refund").await["amountRefunded"],
+        1200
+    );
+
+    app.deliver_all(&[pay.event("charge.refunded", t + 30, &[])])
+        .await;
+    let data = app.payment_status("booking-refund").await;
+    assert_eq!(data["status"], "refunded");
+    assert_eq!(data["amountRefunded"], 2000);
+    assert!(data["refundedAt"].is_string());
+
+    // The first partial refund's webhook retried by the provider: a duplicate, nothing changes.
+    let answer = app.send(&partial.to_string()).await;
+    assert_eq!(answer.json["duplicate"], true);
+    assert_eq!(
+        app.payment_status("booking-refund").await["status"],
+        "refunded"
+    );
+}
+
+#[tokio::test]
+async fn a_refund_that_arrives_before_the_success_still_ends_refunded() {
+    let app = spawn_app().await;
+    let pay = PaymentIds::new("booking-early-refund");
+    let t = now() - 100;
+    app.deliver_all(&[
+        pay.event("charge.refunded", t + 30, &[]),
+        pay.event("checkout.session.completed", t + 1, &[]),
+        pay.event("payment_intent.succeeded", t, &[]),
+    ])
+    .await;
+    let data = app.payment_status("booking-early-refund").await;
+    assert_eq!(data["status"], "refunded");
+    assert_eq!(data["amountRefunded"], 2000);
+    assert_eq!(app.rows("payments").await, 1);
+}
+
+#[tokio::test]
+async fn disputes_are_held_until_closed_and_the_outcome_is_kept() {
+    let app = spawn_app().await;
+    for (booking, outcome, status) in [
+        ("booking-won", "won", "succeeded"),
+        ("booking-lost", "lost", "disputed"),
+    ] {
+        let pay = PaymentIds::new(booking);
+        let t = now() - 100;
+        app.deliver_all(&[
+            pay.event("payment_intent.succeeded", t, &[]),
+            pay.event("charge.dispute.created", t + 10, &[]),
+        ])
+        .await;
+        let data = app.payment_status(booking).await;
+        assert_eq!(data["status"], "disputed");
+        assert_eq!(data["disputeStatus"], "needs_response");
+        assert_eq!(data["disputeReason"], "fraudulent");
+
+        app.deliver_all(&[pay.event(
+            "charge.dispute.closed",
+            t + 20,
+            &adds(&[&format!("status={outcome}")]),
+        )])
+        .await;
+        let data = app.payment_status(booking).await;
+        assert_eq!(data["status"], status, "{booking}");
+        assert_eq!(data["disputeStatus"], outcome);
+    }
+}
+
+#[tokio::test]
+async fn an_expired_checkout_never_cancels_a_paid_payment() {
+    let app = spawn_app().await;
+    let pay = PaymentIds::new("booking-expiry");
+    let t = now() - 100;
+    app.deliver_all(&[
+        pay.event("checkout.session.completed", t, &[]),
+        pay.event("checkout.session.expired", t + 60, &[]),
+    ])
+    .await;
+    let session = app
+        .get(&format!("/api/v1/checkout/sessions/{}", pay.session), None)
+        .await;
+    assert_eq!(session.json["status"], "complete");
+    assert_eq!(session.json["payment_status"], "paid");
+    assert_eq!(
+        app.payment_status("booking-expiry").await["status"],
+        "succeeded"
+    );
+
+    // A session nobody paid: expired, and the booking reads expired.
+    let unpaid = PaymentIds::new("booking-abandoned");
+    app.deliver_all(&[unpaid.event("checkout.session.expired", t, &[])])
+        .await;
+    let session = app
+        .get(
+            &format!("/api/v1/checkout/sessions/{}", unpaid.session),
+            None,
+        )
+        .await;
+    assert_eq!(session.json["status"], "expired");
+    assert_eq!(session.json["payment_status"], "unpaid");
+    assert_eq!(session.json["paid_at"], Value::Null);
+    assert_eq!(
+        app.payment_status("booking-abandoned").await["status"],
+        "expired"
+    );
+}
+
+#[tokio::test]
+async fn a_booking_that_paid_through_a_second_session_reads_paid() {
+    let app = spawn_app().await;
+    let first = PaymentIds::new("booking-two-sessions");
+    let second = PaymentIds::new("booking-two-sessions");
+    let t = now() - 100;
+    app.deliver_all(&[
+        second.event("checkout.session.completed", t + 50, &[]),
+        first.event("checkout.session.expired", t + 60, &[]),
+    ])
+    .await;
+    assert_eq!(
+        app.payment_status("booking-two-sessions").await["checkoutSessionId"],
+        second.session.as_str()
+    );
+    assert_eq!(app.rows("payments").await, 2);
+}
+
+#[tokio::test]
+async fn async_payment_methods_go_through_processing() {
+    let app = spawn_app().await;
+    let pay = PaymentIds::new("booking-sepa");
+    let t = now() - 100;
+    app.deliver_all(&[pay.event(
+        "checkout.session.completed",
+        t,
+        &adds(&["payment_status=unpaid"]),
+    )])
+    .await;
+    assert_eq!(
+        app.payment_status("booking-sepa").await["status"],
+        "processing"
+    );
+    app.deliver_all(&[pay.event("checkout.session.async_payment_failed", t + 10, &[])])
+        .await;
+    assert_eq!(app.payment_status("booking-sepa").await["status"], "failed");
+
+    let ok = PaymentIds::new("booking-sepa-ok");
+    app.deliver_all(&[
+        ok.event("checkout.session.async_payment_succeeded", t + 10, &[]),
+        ok.event(
+            "checkout.session.completed",
+            t,
+            &adds(&["payment_status=unpaid"]),
+        ),
+    ])
+    .await;
+    assert_eq!(
+        app.payment_status("booking-sepa-ok").await["status"],
+        "succeeded"
+    );
+}
+
+#[tokio::test]
+async fn a_canceled_intent_reads_canceled() {
+    let app = spawn_app().await;
+    let pay = PaymentIds::new("booking-cancel");
+    app.deliver_all(&[pay.event("payment_intent.canceled", now(), &[])])
+        .await;
+    assert_eq!(
+        app.payment_status("booking-cancel").await["status"],
+        "canceled"
+    );
+}
+
+#[tokio::test]
+async fn zero_decimal_currencies_are_whole_units() {
+    let app = spawn_app().await;
+    for (booking, amount, currency, shown) in [
+        ("booking-jpy", 1000, "jpy", "1000 JPY"),
+        ("booking-xof", 15000, "xof", "15000 XOF"),
+        ("booking-krw", 50000, "krw", "50000 KRW"),
+        ("booking-kwd", 1250, "kwd", "1.250 KWD"),
+    ] {
+        let pay = PaymentIds::new(booking);
+        let extra = adds(&[&format!("amount={amount}"), &format!("currency={currency}")]);
+        app.deliver_all(&[pay.event("payment_intent.succeeded", now(), &extra)])
+            .await;
+        let data = app.payment_status(booking).await;
+        assert_eq!(data["amount"], amount);
+        assert_eq!(data["currency"], currency);
+        assert_eq!(data["amountFormatted"], shown);
+    }
+}
+
+#[tokio::test]
+async fn types_payhook_does_not_act_on_are_stored_and_ignored() {
+    let app = spawn_app().await;
+    let body = json!({
+        "id": "evt_customer_1", "object": "event", "type": "customer.created", "created": now(),
+        "data": { "object": { "id": "cus_1", "object": "customer" } }
+    });
+    let answer = app.send(&body.to_string()).await;
+    assert_eq!(answer.status, 200);
+    let row = app.settled("evt_customer_1").await;
+    assert_eq!(row.status, "ignored");
+    assert_eq!(app.rows("payments").await, 0);
+}
+
+#[tokio::test]
+async fn an_acted_on_event_without_ids_fails_at_once_with_the_reason() {
+    let app = spawn_app().await;
+    let body = json!({
+        "id": "evt_no_ids", "object": "event", "type": "payment_intent.succeeded", "created": now(),
+        "data": { "object": { "object": "payment_intent", "amount": 2000 } }
+    });
+    app.deliver(&body).await;
+    let row = app.settled("evt_no_ids").await;
+    assert_eq!(row.status, "failed");
+    let listed = app
+        .payhook
+        .store
+        .list_events(Some("failed"), 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].attempts, 1);
+    assert!(
+        listed[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("names no payment intent"),
+        "{listed:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_status_route_needs_the_service_token_and_a_known_booking() {
+    let app = spawn_app().await;
+    let path = "/api/v1/payments/booking-x/status";
+    for bearer in [None, Some("wrong-token")] {
+        let answer = app.get(path, bearer).await;
+        assert_eq!(answer.status, 401, "{bearer:?}");
+        assert_eq!(answer.code(), "unauthorized");
+        assert_eq!(answer.json["success"], false);
+        assert!(!answer.json.to_string().contains(SERVICE_TOKEN));
+    }
+    let answer = app.get(path, Some(SERVICE_TOKEN)).await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.code(), "payment_not_found");
+    assert_eq!(answer.json["success"], false);
+
+    let answer = app.get("/api/v1/checkout/sessions/cs_unknown", None).await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.code(), "session_not_found");
+
+    // Without INTERNAL_SERVICE_TOKEN configured the route stays closed.
+    let closed = spawn_app_with(|s| s.internal_service_token = None).await;
+    let answer = closed.get(path, Some(SERVICE_TOKEN)).await;
+    assert_eq!(answer.status, 401);
+    assert!(
+        answer.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("INTERNAL_SERVICE_TOKEN is not set")
+    );
+}
+
+#[tokio::test]
+async fn a_store_failure_mid_transaction_leaves_the_ledger_unchanged_and_replay_applies_once() {
+    let app = spawn_app_with(|s| {
+        s.processor.max_attempts = 2;
+        s.processor.retry_initial = std::time::Duration::from_millis(50);
+    })
+    .await;
+    let pay = PaymentIds::new("booking-broken");
+    let t = now() - 100;
+    app.deliver_all(&[pay.event("payment_intent.succeeded", t, &[])])
+        .await;
+    let facts_before = app.rows("payment_facts").await;
+
+    // Facts cannot be written: the payment's row would be updated in the same transaction.
+    app.break_writes("payment_facts", true).await;
+    let refund = pay.event("charge.refunded", t + 10, &[]);
+    let refund_id = refund["id"].as_str().unwrap().to_string();
+    app.deliver(&refund).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let failed = loop {
+        let failed = app
+            .payhook
+            .store
+            .list_events(Some("failed"), 10)
+            .await
+            .unwrap();
+        if !failed.is_empty() || std::time::Instant::now() > deadline {
+            break failed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        failed.len(),
+        1,
+        "retried then left failed: {:?}",
+        app.payhook.store.list_events(None, 10).await.unwrap()
+    );
+    assert_eq!(failed[0].event_id, refund_id);
+    assert_eq!(failed[0].attempts, 2);
+    assert!(
+        failed[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("simulated store failure"),
+        "{failed:?}"
+    );
+    assert_eq!(app.rows("payment_facts").await, facts_before);
+    let data = app.payment_status("booking-broken").await;
+    assert_eq!(data["status"], "succeeded", "the ledger did not move");
+    assert_eq!(data["amountRefunded"], 0);
+
+    // The cause is gone: a replay applies the event, and a second replay changes nothing.
+    app.break_writes("payment_facts", false).await;
+    for _ in 0..2 {
+        let store = &app.payhook.store;
+        assert!(store.requeue_event(failed[0].id).await.unwrap());
+        // The background worker may take it first; either way it is applied once.
+        let _ = app
+            .payhook
+            .processor
+            .try_process(Claim::Id(failed[0].id))
+            .await;
+        assert_eq!(app.settled(&refund_id).await.status, "processed");
+    }
+    assert_eq!(app.rows("payment_facts").await, facts_before + 1);
+    let data = app.payment_status("booking-broken").await;
+    assert_eq!(data["status"], "refunded");
+    assert_eq!(data["amountRefunded"], 2000);
+}
