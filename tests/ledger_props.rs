@@ -243,7 +243,11 @@ async fn apply(
             headers: "{}".into(),
             received_at: chrono::Utc::now(),
         };
-        world.store.insert_events(&[event.clone()]).await.unwrap();
+        world
+            .store
+            .insert_events(std::slice::from_ref(&event))
+            .await
+            .unwrap();
         // A provider retry of the same event: the inbox keeps one.
         if drain_after[step % drain_after.len()] {
             world.store.insert_events(&[event]).await.unwrap();
