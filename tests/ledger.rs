@@ -448,3 +448,75 @@ async fn a_store_failure_mid_transaction_leaves_the_ledger_unchanged_and_replay_
     assert_eq!(data["status"], "refunded");
     assert_eq!(data["amountRefunded"], 2000);
 }
+
+#[tokio::test]
+async fn concurrent_processors_apply_each_event_exactly_once() {
+    use std::sync::Arc;
+
+    use payhook::store::{NewEvent, PaymentKey};
+
+    let fresh = fresh_store().await;
+    let settings = test_settings(&fresh.url);
+    let store = Arc::new(payhook::app::open_store(&settings).await.unwrap());
+    let t = now() - 1000;
+    let mut events = Vec::new();
+    let payments: Vec<PaymentIds> = (0..20)
+        .map(|i| PaymentIds::new(&format!("booking-concurrent-{i}")))
+        .collect();
+    for pay in &payments {
+        events.extend([
+            pay.event("checkout.session.completed", t, &[]),
+            pay.event("payment_intent.succeeded", t + 1, &[]),
+            pay.event("charge.refunded", t + 2, &adds(&["amount_refunded=500"])),
+            pay.event("charge.refunded", t + 3, &adds(&["amount_refunded=1000"])),
+            pay.event("charge.dispute.created", t + 4, &[]),
+            pay.event("charge.dispute.closed", t + 5, &adds(&["status=won"])),
+        ]);
+    }
+    // Newest first, so every payment's events arrive out of order.
+    events.reverse();
+    let batch: Vec<NewEvent> = events
+        .iter()
+        .map(|e| NewEvent {
+            source: "stripe".into(),
+            event_id: e["id"].as_str().unwrap().into(),
+            event_type: e["type"].as_str().unwrap().into(),
+            payload: e.to_string().into(),
+            headers: "{}".into(),
+            received_at: chrono::Utc::now(),
+        })
+        .collect();
+    store.insert_events(&batch).await.unwrap();
+
+    // Four workers on one store, as four instances would run.
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let processor = payhook::ledger::Processor::new(
+                store.clone(),
+                settings.processor.clone(),
+                Default::default(),
+            );
+            tokio::spawn(async move { processor.drain().await.unwrap() })
+        })
+        .collect();
+    let mut handled = 0;
+    for worker in workers {
+        handled += worker.await.unwrap();
+    }
+    assert_eq!(handled, events.len(), "each event handled by one worker");
+    let listed = store.list_events(None, 1000).await.unwrap();
+    for e in &listed {
+        assert_eq!((e.status.as_str(), e.attempts), ("processed", 1), "{e:?}");
+    }
+    for pay in &payments {
+        let found: Vec<_> = store
+            .payments_where(PaymentKey::Booking, &pay.booking)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{}", pay.booking);
+        let s = &found[0].state;
+        assert_eq!(s.status.as_str(), "partially_refunded");
+        assert_eq!(s.amount_refunded, 1000);
+        assert_eq!(s.dispute_outcome.as_deref(), Some("won"));
+    }
+}

@@ -270,6 +270,37 @@ async fn with_no_configuration_it_runs_on_sqlite_and_trigger_finds_the_secret() 
     )
     .await;
 
+    // The ledger runs on the same defaults: the return page's route sees the session paid.
+    trigger_ok(
+        dir.path(),
+        &[
+            "checkout.session.completed",
+            "--add",
+            "id=cs_test_zero_config",
+            "--url",
+            &url,
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let session_url = format!(
+        "http://{}/api/v1/checkout/sessions/cs_test_zero_config",
+        server.addr
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let session = loop {
+        let answer = client.get(&session_url).send().await.unwrap();
+        let status = answer.status();
+        let json: serde_json::Value = answer.json().await.unwrap();
+        if status == 200 || std::time::Instant::now() > deadline {
+            break json;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(session["status"], "complete", "{session}");
+    assert_eq!(session["payment_status"], "paid");
+    assert_eq!(session["booking_id"], "booking-123");
+
     signal(&server.child, "-TERM");
     assert!(server.child.wait().await.unwrap().success());
     let inbox = open_store(&format!("sqlite://{}/payhook.db", dir.path().display())).await;
@@ -504,4 +535,151 @@ async fn json_logs_have_one_line_per_webhook_and_never_a_secret() {
     ] {
         assert!(!log.contains(secret), "{secret} appears in the logs");
     }
+}
+
+/// Runs `payhook ARGS` against the store of `store`, returning (success, stdout).
+async fn payhook_on(store: &FreshStore, args: &[&str]) -> (bool, String) {
+    let out = payhook(store.dir.path(), &store_env(store))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), format!("{stdout}{stderr}"))
+}
+
+/// Polls the booking's status route until `check` holds (10 s at most); returns the last `data`.
+async fn status_until(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    booking: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer: serde_json::Value = client
+            .get(format!("http://{addr}/api/v1/payments/{booking}/status"))
+            .bearer_auth(SERVICE_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if check(&answer["data"]) || std::time::Instant::now() > deadline {
+            return answer["data"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn events_list_show_and_replay_from_the_terminal() {
+    let store = fresh_store().await;
+    let mut env = store_env(&store).to_vec();
+    env.push(("INTERNAL_SERVICE_TOKEN", SERVICE_TOKEN));
+    let mut server = serve(store.dir.path(), &env).await;
+    let url = format!("http://{}/webhooks/stripe", server.addr);
+    let client = reqwest::Client::new();
+
+    let paid = trigger_ok(
+        store.dir.path(),
+        &[
+            "payment_intent.succeeded",
+            "--add",
+            "id=pi_cli_1",
+            "--add",
+            "metadata.bookingId=booking-cli",
+            "--url",
+            &url,
+            "--secret",
+            SECRET,
+        ],
+    )
+    .await;
+    let refund = trigger_ok(
+        store.dir.path(),
+        &[
+            "charge.refunded",
+            "--add",
+            "payment_intent=pi_cli_1",
+            "--add",
+            "amount_refunded=500",
+            "--url",
+            &url,
+            "--secret",
+            SECRET,
+        ],
+    )
+    .await;
+    let data = status_until(&client, server.addr, "booking-cli", |d| {
+        d["status"] == "partially_refunded"
+    })
+    .await;
+    assert_eq!(data["status"], "partially_refunded", "{data}");
+    assert_eq!(data["amountRefunded"], 500);
+
+    // An event the ledger acts on but cannot apply: left failed, with the reason.
+    let broken = serde_json::json!({
+        "id": "evt_cli_broken", "object": "event", "type": "payment_intent.succeeded",
+        "created": now(), "data": { "object": { "object": "payment_intent" } }
+    });
+    let answer = post_signed(&client, server.addr, broken.to_string())
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let (ok, out) = payhook_on(&store, &["events", "list", "--status", "failed"]).await;
+        assert!(ok, "{out}");
+        if out.contains("evt_cli_broken") || std::time::Instant::now() > deadline {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(listed.contains("evt_cli_broken"), "{listed}");
+    assert!(
+        listed.contains("error: payment_intent.succeeded names no payment intent"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&paid), "only failed events: {listed}");
+
+    let (ok, shown) = payhook_on(&store, &["events", "show", "evt_cli_broken"]).await;
+    assert!(ok, "{shown}");
+    assert!(
+        shown.contains("status    failed after 1 attempt(s)"),
+        "{shown}"
+    );
+    assert!(shown.contains("v1=[redacted]"), "{shown}");
+    assert!(!shown.contains(SECRET));
+    assert!(
+        shown.contains(r#""id":"evt_cli_broken""#),
+        "the exact payload: {shown}"
+    );
+
+    // Replaying it cannot help: it fails again, and the exit code says so.
+    let (ok, out) = payhook_on(&store, &["events", "replay", "evt_cli_broken"]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("[1/1]") && out.contains("failed: payment_intent.succeeded names no"),
+        "{out}"
+    );
+
+    // Replaying applied events (twice) changes nothing: facts are kept once.
+    for _ in 0..2 {
+        let (ok, out) = payhook_on(&store, &["events", "replay", &paid, &refund]).await;
+        assert!(ok, "{out}");
+        assert!(out.contains("[2/2]"), "{out}");
+    }
+    let data = status_until(&client, server.addr, "booking-cli", |_| true).await;
+    assert_eq!(data["status"], "partially_refunded");
+    assert_eq!(data["amountRefunded"], 500);
+    assert_eq!(data["amount"], 2000);
+
+    let (ok, out) = payhook_on(&store, &["events", "show", "evt_nope"]).await;
+    assert!(!ok && out.contains("no stored event \"evt_nope\""), "{out}");
+
+    signal(&server.child, "-TERM");
+    assert!(server.child.wait().await.unwrap().success());
 }

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand.
 
 mod bench;
+mod events;
 mod serve;
 mod trigger;
 
@@ -34,6 +35,8 @@ enum Command {
     Migrate,
     /// Build a realistic provider event, sign it like the provider, send it and print the answer.
     Trigger(trigger::TriggerArgs),
+    /// Stored webhook events: list, show, replay into the ledger.
+    Events(events::EventsArgs),
     /// Measure ingest throughput and latency against a same-run baseline.
     Bench(bench::BenchArgs),
     /// The benchmark's baseline: a minimal axum endpoint that only answers 200.
@@ -64,6 +67,7 @@ impl Cli {
                 Command::Serve => serve::run(settings).await,
                 Command::Migrate => serve::migrate(settings).await,
                 Command::Trigger(args) => trigger::run(settings, args).await,
+                Command::Events(args) => events::run(settings, args).await,
                 Command::Bench(args) => bench::run(args).await,
                 Command::BenchBaseline { listen } => bench::baseline(listen).await,
             }

@@ -132,3 +132,40 @@ async fn commit(store: &Store, jobs: Vec<Job>) -> bool {
     }
     result.is_ok_and(|new| new.contains(&true))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::config::SqliteSync;
+
+    #[tokio::test]
+    async fn a_commit_that_stores_a_new_event_wakes_the_processor_and_a_duplicate_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/payhook.db", dir.path().display());
+        let store = Arc::new(Store::connect(&url, SqliteSync::Full).await.unwrap());
+        store.migrate().await.unwrap();
+        let stored = Arc::new(Notify::new());
+        let (writer, _tasks) = InboxWriter::spawn(store, 1, 16, stored.clone());
+        let event = NewEvent {
+            source: "stripe".into(),
+            event_id: "evt_wake".into(),
+            event_type: "payment_intent.succeeded".into(),
+            payload: "{}".into(),
+            headers: "{}".into(),
+            received_at: Utc::now(),
+        };
+
+        assert_eq!(writer.write(event.clone()).await.unwrap(), Written::New);
+        tokio::time::timeout(Duration::from_secs(5), stored.notified())
+            .await
+            .expect("woken after the commit");
+
+        assert_eq!(writer.write(event).await.unwrap(), Written::Duplicate);
+        let woken = tokio::time::timeout(Duration::from_millis(200), stored.notified()).await;
+        assert!(woken.is_err(), "nothing new, nothing to wake for");
+    }
+}

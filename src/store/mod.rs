@@ -22,11 +22,25 @@ macro_rules! shared_queries {
             source: &str,
             event_id: &str,
         ) -> Result<Option<StoredEvent>, StoreError> {
+            self.find_event(None, source, event_id).await
+        }
+
+        pub async fn event_by_id(&self, id: i64) -> Result<Option<StoredEvent>, StoreError> {
+            self.find_event(Some(id), "", "").await
+        }
+
+        async fn find_event(
+            &self,
+            id: Option<i64>,
+            source: &str,
+            event_id: &str,
+        ) -> Result<Option<StoredEvent>, StoreError> {
             let row = sqlx::query(
                 "SELECT id, source, event_id, event_type, status, payload,
-                        CAST(headers AS TEXT) AS headers, received_at
-                 FROM webhook_events WHERE source = $1 AND event_id = $2",
+                        CAST(headers AS TEXT) AS headers, received_at, attempts, last_error
+                 FROM webhook_events WHERE id = $1 OR (source = $2 AND event_id = $3)",
             )
+            .bind(id)
             .bind(source)
             .bind(event_id)
             .fetch_optional(&self.pool)
@@ -41,6 +55,8 @@ macro_rules! shared_queries {
                     payload: r.try_get("payload")?,
                     headers: r.try_get("headers")?,
                     received_at: r.try_get("received_at")?,
+                    attempts: r.try_get("attempts")?,
+                    last_error: r.try_get("last_error")?,
                 })
             })
             .transpose()
@@ -128,10 +144,14 @@ pub struct StoredEvent {
     pub source: String,
     pub event_id: String,
     pub event_type: String,
+    /// `received`, `processed`, `ignored`, `retrying` or `failed`.
     pub status: String,
     pub payload: Vec<u8>,
     pub headers: String,
     pub received_at: DateTime<Utc>,
+    /// Attempts made at applying it to the ledger.
+    pub attempts: i64,
+    pub last_error: Option<String>,
 }
 
 pub enum Store {
@@ -191,6 +211,10 @@ impl Store {
         event_id: &str,
     ) -> Result<Option<StoredEvent>, StoreError> {
         on_store!(self, event(source, event_id))
+    }
+
+    pub async fn event_by_id(&self, id: i64) -> Result<Option<StoredEvent>, StoreError> {
+        on_store!(self, event_by_id(id))
     }
 
     pub async fn count_events(&self) -> Result<i64, StoreError> {

@@ -1,0 +1,183 @@
+//! `payhook events list|show|replay`: the inbox from the terminal, read from the store directly.
+//! A replay applies the event in this process and prints what happened; a running `payhook serve`
+//! sharing the store never applies it a second time (the claim is a lock).
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use crate::app;
+use crate::config::Settings;
+use crate::ledger::{Outcome, Processor};
+use crate::store::{Claim, Store};
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(subcommand)]
+    command: EventsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Stored events, newest first.
+    List {
+        /// Only events in this status: received, processed, ignored, retrying, failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One event: its processing state, headers (signatures redacted) and exact payload.
+    Show {
+        /// The event's number (first column of `list`) or its provider id (evt_...).
+        event: String,
+        #[arg(long, default_value = "stripe")]
+        source: String,
+    },
+    /// Apply events to the ledger again, now: failed ones after the cause is fixed, or any other
+    /// (a processed event adds nothing new: facts are kept once).
+    Replay {
+        /// Event numbers or provider ids.
+        #[arg(required_unless_present = "failed")]
+        events: Vec<String>,
+        /// Replay every event left `failed`.
+        #[arg(long)]
+        failed: bool,
+        #[arg(long, default_value = "stripe")]
+        source: String,
+    },
+}
+
+const STATUSES: &[&str] = &["received", "processed", "ignored", "retrying", "failed"];
+
+pub async fn run(settings: Settings, args: EventsArgs) -> anyhow::Result<ExitCode> {
+    let store = std::sync::Arc::new(app::open_store(&settings).await?);
+    let code = match args.command {
+        EventsCommand::List { status, limit } => list(&store, status, limit).await?,
+        EventsCommand::Show { event, source } => show(&store, &event, &source).await?,
+        EventsCommand::Replay {
+            events,
+            failed,
+            source,
+        } => replay(&store, &settings, events, failed, &source).await?,
+    };
+    store.close().await;
+    Ok(code)
+}
+
+async fn list(store: &Store, status: Option<String>, limit: i64) -> anyhow::Result<ExitCode> {
+    if let Some(s) = &status
+        && !STATUSES.contains(&s.as_str())
+    {
+        bail!(
+            "unknown status {s:?}; expected one of {}",
+            STATUSES.join(", ")
+        );
+    }
+    let events = store.list_events(status.as_deref(), limit).await?;
+    println!(
+        "{:>8}  {:<9}  {:>8}  {:<40}  {:<32}  received",
+        "#", "status", "attempts", "type", "event id"
+    );
+    for e in &events {
+        println!(
+            "{:>8}  {:<9}  {:>8}  {:<40}  {:<32}  {}",
+            e.id,
+            e.status,
+            e.attempts,
+            e.event_type,
+            e.event_id,
+            e.received_at.format("%Y-%m-%d %H:%M:%S")
+        );
+        if let Some(error) = &e.last_error {
+            println!("{:>8}  error: {error}", "");
+        }
+    }
+    if events.is_empty() {
+        println!("(no events)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(store: &Store, event: &str, source: &str) -> anyhow::Result<ExitCode> {
+    let id = resolve(store, event, source).await?;
+    let e = store
+        .event_by_id(id)
+        .await?
+        .context("the event disappeared")?;
+    println!("event     #{} {} ({})", e.id, e.event_id, e.source);
+    println!("type      {}", e.event_type);
+    println!("status    {} after {} attempt(s)", e.status, e.attempts);
+    if let Some(error) = &e.last_error {
+        println!("error     {error}");
+    }
+    println!("received  {}", e.received_at.to_rfc3339());
+    println!("headers   {}", e.headers);
+    println!("payload   {}", String::from_utf8_lossy(&e.payload));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn replay(
+    store: &std::sync::Arc<Store>,
+    settings: &Settings,
+    events: Vec<String>,
+    failed: bool,
+    source: &str,
+) -> anyhow::Result<ExitCode> {
+    let mut ids = Vec::new();
+    for event in &events {
+        ids.push(resolve(store, event, source).await?);
+    }
+    if failed {
+        ids.extend(
+            store
+                .list_events(Some("failed"), i64::MAX)
+                .await?
+                .iter()
+                .map(|e| e.id),
+        );
+    }
+    let processor = Processor::new(
+        store.clone(),
+        settings.processor.clone(),
+        Default::default(),
+    );
+    let total = ids.len();
+    let mut unapplied = 0;
+    for (n, id) in ids.into_iter().enumerate() {
+        store.requeue_event(id).await?;
+        let status = match processor.try_process(Claim::Id(id)).await? {
+            Outcome::Handled { status, error, .. } => match error {
+                Some(error) => format!("{status}: {error}"),
+                None => status.to_string(),
+            },
+            // A running payhook claimed it first.
+            Outcome::Empty { .. } => {
+                let e = store.event_by_id(id).await?.context("event gone")?;
+                format!("{} (by a running payhook)", e.status)
+            }
+        };
+        if !(status.starts_with("processed") || status.starts_with("ignored")) {
+            unapplied += 1;
+        }
+        println!("[{}/{total}] #{id} {status}", n + 1);
+    }
+    if total == 0 {
+        println!("nothing to replay");
+    }
+    Ok(if unapplied == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// An event's number, from its number or its provider id.
+async fn resolve(store: &Store, event: &str, source: &str) -> anyhow::Result<i64> {
+    let found = match event.parse::<i64>() {
+        Ok(id) => store.event_by_id(id).await?.map(|e| e.id),
+        Err(_) => store.event_row_id(source, event).await?,
+    };
+    found.with_context(|| format!("no stored event {event:?} (source {source})"))
+}
