@@ -567,6 +567,9 @@ async fn status_until(
             .json()
             .await
             .unwrap();
+        if std::time::Instant::now() > deadline {
+            eprintln!("last answer: {answer}");
+        }
         if check(&answer["data"]) || std::time::Instant::now() > deadline {
             return answer["data"].clone();
         }
@@ -617,7 +620,13 @@ async fn events_list_show_and_replay_from_the_terminal() {
         d["status"] == "partially_refunded"
     })
     .await;
-    assert_eq!(data["status"], "partially_refunded", "{data}");
+    assert_eq!(
+        data["status"],
+        "partially_refunded",
+        "{data}\n{}\n{}",
+        std::fs::read_to_string(store.dir.path().join("payhook.log")).unwrap(),
+        payhook_on(&store, &["events", "list"]).await.1
+    );
     assert_eq!(data["amountRefunded"], 500);
 
     // An event the ledger acts on but cannot apply: left failed, with the reason.

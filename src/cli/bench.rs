@@ -117,21 +117,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         failed |= measure(&args, name, addr, &mut baseline_rates).await;
         let _ = child.kill().await;
         if let Some(url) = database_url {
+            let length = Duration::from_secs(args.seconds);
+            // The ledger processor alone, on the events the HTTP runs left waiting.
+            let r = ledger_only(url, length).await?;
+            print_rate(&format!("{name}+"), &r, &baseline_rates);
             // The same events written straight through the store, no HTTP: what the storage allows.
-            let r = store_only(url, Duration::from_secs(args.seconds), args.body_bytes).await?;
-            println!(
-                "{:<9} {:>6} {:>10.0} {:>9} {:>9} {:>9} {:>7} {:>7.2}x",
-                format!("{name}*"),
-                "-",
-                r.rate(),
-                "-",
-                "-",
-                "-",
-                r.errors,
-                r.rate() / baseline_rates.last().copied().unwrap_or(f64::NAN)
-            );
+            let r = store_only(url, length, args.body_bytes).await?;
+            print_rate(&format!("{name}*"), &r, &baseline_rates);
         }
     }
+    println!(
+        "NAME+ rows: the ledger processor alone, applying the events the HTTP runs stored (one new payment each)"
+    );
     println!(
         "NAME* rows: store only, batches of {STORE_BATCH} events inserted directly without HTTP (the storage's own ceiling)"
     );
@@ -191,6 +188,55 @@ async fn measure(
         failed |= result.errors > 0;
     }
     failed
+}
+
+fn print_rate(label: &str, r: &RunResult, baseline_rates: &[f64]) {
+    println!(
+        "{label:<9} {:>6} {:>10.0} {:>9} {:>9} {:>9} {:>7} {:>7.2}x",
+        "-",
+        r.rate(),
+        "-",
+        "-",
+        "-",
+        r.errors,
+        r.rate() / baseline_rates.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+/// Applies waiting events to the ledger for at most `length` (or until none is left).
+async fn ledger_only(database_url: &str, length: Duration) -> anyhow::Result<RunResult> {
+    let store = std::sync::Arc::new(
+        crate::store::Store::connect(database_url, crate::config::SqliteSync::Full).await?,
+    );
+    let processor = crate::ledger::Processor::new(
+        store.clone(),
+        crate::config::Settings::defaults().processor,
+        Default::default(),
+    );
+    let started = Instant::now();
+    let (mut acked, mut errors) = (0u64, 0u64);
+    while started.elapsed() < length {
+        match processor.try_process_next().await? {
+            crate::ledger::Outcome::Handled(batch) => {
+                for h in batch {
+                    if h.status == "processed" {
+                        acked += 1;
+                    } else {
+                        errors += 1;
+                    }
+                }
+            }
+            crate::ledger::Outcome::Empty { .. } => break,
+        }
+    }
+    let elapsed = started.elapsed();
+    store.close().await;
+    Ok(RunResult {
+        acked,
+        errors,
+        elapsed,
+        latencies_us: Vec::new(),
+    })
 }
 
 const STORE_BATCH: usize = 64;

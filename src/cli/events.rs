@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use crate::app;
 use crate::config::Settings;
-use crate::ledger::{Outcome, Processor};
+use crate::ledger::{Handled, Outcome, Processor};
 use crate::store::{Claim, Store};
 
 #[derive(Debug, Args)]
@@ -147,13 +147,19 @@ async fn replay(
     let mut unapplied = 0;
     for (n, id) in ids.into_iter().enumerate() {
         store.requeue_event(id).await?;
-        let status = match processor.try_process(Claim::Id(id)).await? {
-            Outcome::Handled { status, error, .. } => match error {
-                Some(error) => format!("{status}: {error}"),
-                None => status.to_string(),
-            },
+        let handled = match processor.try_process(Claim::Id(id)).await? {
+            Outcome::Handled(mut batch) => batch.pop(),
+            Outcome::Empty { .. } => None,
+        };
+        let status = match handled {
+            Some(Handled {
+                status,
+                error: Some(error),
+                ..
+            }) => format!("{status}: {error}"),
+            Some(Handled { status, .. }) => status.to_string(),
             // A running payhook claimed it first.
-            Outcome::Empty { .. } => {
+            None => {
                 let e = store.event_by_id(id).await?.context("event gone")?;
                 format!("{} (by a running payhook)", e.status)
             }

@@ -8,5 +8,5 @@ pub mod processor;
 pub mod state;
 
 pub use facts::{Fact, FactKind, Interpretation, Refs, interpret_stripe};
-pub use processor::{Outcome, Processor};
+pub use processor::{Handled, Outcome, Processor};
 pub use state::{CheckoutStatus, PaymentState, PaymentStatus, derive};

@@ -1,8 +1,12 @@
-//! The processor worker: takes inbox events one at a time and, in one transaction per event, applies
-//! its fact to the ledger and marks it `processed`, `ignored` or `failed`. A transaction that fails
-//! leaves the ledger untouched; the event is retried with backoff, then left `failed` for a replay.
-//! It is woken by ingest; it only sleeps when there is nothing to do.
+//! The processor worker: claims a batch of inbox events and, for each inside its own savepoint,
+//! applies its fact to the ledger and marks it `processed`, `ignored` or `failed`: an event's ledger
+//! change and its mark are one atomic unit. An event whose application fails is rolled back to its
+//! savepoint alone; its attempt is recorded and it is retried with backoff, then left `failed` for
+//! a replay. The batch commits once (one fsync for many events), or early when webhooks wait for
+//! SQLite's write lock: acknowledging them comes first. The worker is woken by ingest; it only
+//! sleeps when there is nothing to do.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,19 +23,29 @@ use crate::store::{Claim, ClaimedEvent, Failure, LedgerTx, Store, StoreError};
 /// another instance, or by `payhook events replay`).
 const IDLE_WAIT: Duration = Duration::from_secs(5);
 
+/// Events claimed per transaction. On SQLite the batch holds the one write lock, so it is kept
+/// short enough not to stall ingest noticeably.
+const BATCH: i64 = 32;
+
+/// What happened to one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handled {
+    pub id: i64,
+    pub event_id: String,
+    /// `processed`, `ignored`, `retrying` or `failed`.
+    pub status: &'static str,
+    /// Why it did not apply.
+    pub error: Option<String>,
+}
+
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// An event was handled and is now marked `status` (`processed`, `ignored`, `retrying` or
-    /// `failed`), with the error when it did not apply.
-    Handled {
-        id: i64,
-        event_id: String,
-        status: &'static str,
-        error: Option<String>,
-    },
+    Handled(Vec<Handled>),
     /// Nothing to do now; the earliest retry is due at `next_due_ms` (unix ms), if any.
-    Empty { next_due_ms: Option<i64> },
+    Empty {
+        next_due_ms: Option<i64>,
+    },
 }
 
 #[derive(Clone)]
@@ -50,10 +64,11 @@ impl Processor {
         }
     }
 
-    /// Handles the next waiting event, if any.
+    /// Handles the next batch of waiting events, if any.
     pub async fn try_process_next(&self) -> Result<Outcome, StoreError> {
         self.try_process(Claim::Next {
             now_ms: Utc::now().timestamp_millis(),
+            limit: BATCH,
         })
         .await
     }
@@ -61,54 +76,82 @@ impl Processor {
     /// Handles waiting events until none is due; returns how many were handled.
     pub async fn drain(&self) -> Result<usize, StoreError> {
         let mut handled = 0;
-        while let Outcome::Handled { .. } = self.try_process_next().await? {
-            handled += 1;
+        while let Outcome::Handled(batch) = self.try_process_next().await? {
+            handled += batch.len();
         }
         Ok(handled)
     }
 
-    /// Claims an event, applies it in one transaction and marks it. On failure the transaction is
-    /// rolled back and the attempt recorded on the event.
+    /// Claims events and applies each in its own savepoint, in one transaction.
     pub async fn try_process(&self, claim: Claim) -> Result<Outcome, StoreError> {
         let mut tx = self.store.begin_ledger().await?;
-        let Some(event) = tx.claim(claim).await? else {
-            drop(tx);
+        let events = tx.claim(claim).await?;
+        if events.is_empty() {
+            tx.rollback().await?;
             return Ok(Outcome::Empty {
                 next_due_ms: self.store.next_retry_due().await?,
             });
-        };
-        let applied = match apply(&mut tx, &event).await {
-            Ok(done) => tx.commit().await.map(|()| done),
-            Err(e) => {
-                // A rollback that fails leaves nothing behind either: the connection is discarded.
-                let _ = tx.rollback().await;
-                Err(e)
-            }
-        };
-        let (status, error) = match applied {
-            Ok((status, error)) => {
-                if let Some(error) = &error {
-                    tracing::warn!(id = event.id, event_id = %event.event_id, event_type = %event.event_type,
-                        %error, "event cannot be applied; marked failed");
-                } else {
-                    tracing::debug!(id = event.id, event_id = %event.event_id, status, "event applied");
+        }
+        // Every transaction takes all its locks first, in one order: no two wait on each other.
+        let readings: Vec<Interpretation> = events
+            .iter()
+            // Every source is a Stripe source today; other schemes will bring their own reading.
+            .map(|e| interpret_stripe(&e.event_type, &e.payload))
+            .collect();
+        let keys: BTreeSet<String> = events
+            .iter()
+            .zip(&readings)
+            .filter_map(|(e, r)| match r {
+                Interpretation::Fact(f) => Some((e, f)),
+                _ => None,
+            })
+            .flat_map(|(e, f)| {
+                f.refs
+                    .ids()
+                    .into_iter()
+                    .map(|id| format!("{}:{id}", e.source))
+            })
+            .collect();
+        tx.lock_refs(&keys.into_iter().collect::<Vec<_>>()).await?;
+
+        let now = Utc::now();
+        let mut handled = Vec::with_capacity(events.len());
+        for (event, reading) in events.into_iter().zip(readings) {
+            tx.savepoint("SAVEPOINT event").await?;
+            let (status, error) = match apply(&mut tx, &event, reading, now).await {
+                Ok(done) => {
+                    tx.savepoint("RELEASE SAVEPOINT event").await?;
+                    done
                 }
-                (status, error)
+                Err(e) => {
+                    tx.savepoint("ROLLBACK TO SAVEPOINT event").await?;
+                    tx.savepoint("RELEASE SAVEPOINT event").await?;
+                    let failure = self.failure(&event, e.to_string());
+                    tx.record_failure(event.id, &failure).await?;
+                    (failure.status, Some(failure.error))
+                }
+            };
+            handled.push(Handled {
+                id: event.id,
+                event_id: event.event_id,
+                status,
+                error,
+            });
+            // Webhooks wait on the same write lock; the rest of the batch stays claimable.
+            if tx.should_yield() {
+                break;
             }
-            Err(e) => {
-                let failure = self.failure(&event, e.to_string());
-                self.store.record_failure(event.id, &failure).await?;
-                tracing::warn!(id = event.id, event_id = %event.event_id, attempts = failure.attempts,
-                    status = failure.status, error = %failure.error, "applying event failed");
-                (failure.status, Some(failure.error))
+        }
+        tx.commit().await?;
+        for h in &handled {
+            match &h.error {
+                Some(error) => tracing::warn!(id = h.id, event_id = %h.event_id, status = h.status,
+                    %error, "event not applied"),
+                None => tracing::debug!(id = h.id, event_id = %h.event_id, status = h.status,
+                    "event applied"),
             }
-        };
-        Ok(Outcome::Handled {
-            id: event.id,
-            event_id: event.event_id,
-            status,
-            error,
-        })
+        }
+        Ok(Outcome::Handled(handled))
     }
 
     /// Runs until `stopped` turns true: handles events as they come, sleeps when there are none.
@@ -116,7 +159,7 @@ impl Processor {
         let mut outage = 0u32;
         while !*stopped.borrow() {
             let wait = match self.try_process_next().await {
-                Ok(Outcome::Handled { .. }) => {
+                Ok(Outcome::Handled(_)) => {
                     outage = 0;
                     continue;
                 }
@@ -180,10 +223,10 @@ fn retry_delay(settings: &ProcessorSettings, attempts: i64) -> Duration {
 async fn apply(
     tx: &mut LedgerTx,
     event: &ClaimedEvent,
+    reading: Interpretation,
+    now: DateTime<Utc>,
 ) -> Result<(&'static str, Option<String>), StoreError> {
-    let now = Utc::now();
-    // Every source is a Stripe source today; other schemes will bring their own interpretation.
-    let (status, error) = match interpret_stripe(&event.event_type, &event.payload) {
+    let (status, error) = match reading {
         Interpretation::Ignored => ("ignored", None),
         Interpretation::Invalid(why) => ("failed", Some(why)),
         Interpretation::Fact(fact) => {
@@ -197,14 +240,14 @@ async fn apply(
 }
 
 /// Adds `fact` to its payment (creating it, or joining payments the fact shows to be one) and
-/// rewrites the payment's row from all its facts. Returns the payment's id.
+/// rewrites the payment's row from all its facts. Returns the payment's id. The caller holds the
+/// locks on the fact's ids.
 pub async fn apply_fact(
     tx: &mut LedgerTx,
     source: &str,
     fact: &Fact,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
-    tx.lock_refs(source, &fact.refs).await?;
     let found = tx.payments_for_refs(source, &fact.refs).await?;
     let payment = match found.split_first() {
         None => tx.insert_payment(source, now).await?,

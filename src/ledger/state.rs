@@ -146,17 +146,16 @@ pub fn derive(facts: &[Fact]) -> PaymentState {
     let kinds = || facts.iter().map(|f| &f.kind);
 
     // The intent's own amount first, then the charge's, then the session total.
-    let priced = facts.iter().filter(|f| f.amount.is_some()).min_by_key(|f| {
-        let rank = match f.kind {
-            FactKind::IntentSucceeded
-            | FactKind::IntentProcessing
-            | FactKind::IntentFailed { .. }
-            | FactKind::IntentCanceled { .. } => 0,
-            FactKind::Refunded { .. } => 1,
-            _ => 2,
-        };
-        (rank, f.occurred_at, &f.event_id)
-    });
+    let priced = facts
+        .iter()
+        .filter(|f| f.amount.is_some())
+        .min_by_key(|f| (authority(&f.kind, true), f.occurred_at, &f.event_id));
+    // The booking as the intent (created for it) says, else the session, else the charge.
+    let booking_id = facts
+        .iter()
+        .filter(|f| f.booking_id.is_some())
+        .min_by_key(|f| (authority(&f.kind, false), f.occurred_at, &f.event_id))
+        .and_then(|f| f.booking_id.clone());
     let amount = priced.and_then(|f| f.amount);
     let currency = priced
         .and_then(|f| f.currency.clone())
@@ -289,7 +288,7 @@ pub fn derive(facts: &[Fact]) -> PaymentState {
     let last = facts.last();
     PaymentState {
         status,
-        booking_id: first(&|f| f.booking_id.clone()),
+        booking_id,
         payment_intent_id: first(&|f| f.refs.payment_intent.clone()),
         checkout_session_id,
         charge_id,
@@ -306,6 +305,22 @@ pub fn derive(facts: &[Fact]) -> PaymentState {
         refunded_at: refund.map(|(_, _, at)| at),
         last_event_id: last.map(|f| f.event_id.clone()),
         last_event_at: last.map(|f| f.occurred_at),
+    }
+}
+
+/// Which facts speak first for a payment's amount and booking: the intent's own, then (for an
+/// amount) the charge's or (for a booking) the session's, then the rest. Lower is stronger.
+fn authority(kind: &FactKind, for_amount: bool) -> u8 {
+    match kind {
+        FactKind::IntentSucceeded
+        | FactKind::IntentProcessing
+        | FactKind::IntentFailed { .. }
+        | FactKind::IntentCanceled { .. } => 0,
+        FactKind::Refunded { .. } if for_amount => 1,
+        FactKind::Refunded { .. } => 2,
+        FactKind::DisputeOpened { .. } | FactKind::DisputeClosed { .. } => 3,
+        _ if for_amount => 2,
+        _ => 1,
     }
 }
 
@@ -427,6 +442,25 @@ mod tests {
         assert_eq!(lost.status, PaymentStatus::Disputed);
         assert_eq!(lost.dispute_status.as_deref(), Some("lost"));
         assert_eq!(lost.dispute_reason.as_deref(), Some("fraudulent"));
+    }
+
+    #[test]
+    fn the_intent_names_the_booking_whatever_the_charge_says() {
+        let mut refund = refund("evt_a", 10, 500);
+        refund.booking_id = Some("from-the-charge".into());
+        let mut success = fact("evt_b", 10, FactKind::IntentSucceeded);
+        success.booking_id = Some("from-the-intent".into());
+        assert_eq!(
+            derive(&[refund.clone(), success.clone()])
+                .booking_id
+                .as_deref(),
+            Some("from-the-intent")
+        );
+        success.booking_id = None;
+        assert_eq!(
+            derive(&[success, refund]).booking_id.as_deref(),
+            Some("from-the-charge")
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The ledger's tables: the processing state of inbox events, `payments`, `payment_refs` and
-//! `payment_facts`. A [`LedgerTx`] is one event's transaction: claim it, apply its fact, mark it.
+//! `payment_facts`. A [`LedgerTx`] is a worker's transaction: claim a batch of events, then for
+//! each, inside its own savepoint, apply its fact and mark it.
 
 use chrono::{DateTime, Utc};
 
@@ -10,48 +11,58 @@ use crate::ledger::{Fact, PaymentState, Refs};
 /// row types. Functions take a connection so they run inside the caller's transaction.
 macro_rules! ledger_queries {
     ($conn:ty, $row:ty, $lock:literal) => {
-        /// Takes the event a worker should apply next and holds it (PostgreSQL: row lock, skipped by
-        /// other instances; SQLite: the write transaction) until the transaction ends.
+        /// Takes the events a worker should apply next and holds them (PostgreSQL: row locks that
+        /// other instances skip; SQLite: the write transaction) until the transaction ends.
         pub(super) async fn claim(
             conn: &mut $conn,
             claim: super::ledger::Claim,
-        ) -> Result<Option<super::ledger::ClaimedEvent>, StoreError> {
-            let row: Option<$row> = match claim {
-                super::ledger::Claim::Next { now_ms } => {
+        ) -> Result<Vec<super::ledger::ClaimedEvent>, StoreError> {
+            let rows: Vec<$row> = match claim {
+                super::ledger::Claim::Next { now_ms, limit } => {
                     let fresh = sqlx::query(concat!(
                         "SELECT id, source, event_id, event_type, payload, attempts FROM webhook_events
-                         WHERE status = 'received' ORDER BY id LIMIT 1", $lock))
-                        .fetch_optional(&mut *conn)
+                         WHERE status = 'received' ORDER BY id LIMIT $1", $lock))
+                        .bind(limit)
+                        .fetch_all(&mut *conn)
                         .await?;
-                    match fresh {
-                        Some(row) => Some(row),
-                        None => sqlx::query(concat!(
+                    if fresh.is_empty() {
+                        sqlx::query(concat!(
                             "SELECT id, source, event_id, event_type, payload, attempts FROM webhook_events
                              WHERE status = 'retrying' AND next_attempt_at <= $1
-                             ORDER BY next_attempt_at, id LIMIT 1", $lock))
+                             ORDER BY next_attempt_at, id LIMIT $2", $lock))
                             .bind(now_ms)
-                            .fetch_optional(&mut *conn)
-                            .await?,
+                            .bind(limit)
+                            .fetch_all(&mut *conn)
+                            .await?
+                    } else {
+                        fresh
                     }
                 }
                 super::ledger::Claim::Id(id) => sqlx::query(concat!(
                     "SELECT id, source, event_id, event_type, payload, attempts FROM webhook_events
                      WHERE id = $1 AND status IN ('received', 'retrying')", $lock))
                     .bind(id)
-                    .fetch_optional(&mut *conn)
+                    .fetch_all(&mut *conn)
                     .await?,
             };
-            row.map(|r| {
-                Ok(super::ledger::ClaimedEvent {
-                    id: r.try_get("id")?,
-                    source: r.try_get("source")?,
-                    event_id: r.try_get("event_id")?,
-                    event_type: r.try_get("event_type")?,
-                    payload: r.try_get("payload")?,
-                    attempts: r.try_get("attempts")?,
+            rows.iter()
+                .map(|r| {
+                    Ok(super::ledger::ClaimedEvent {
+                        id: r.try_get("id")?,
+                        source: r.try_get("source")?,
+                        event_id: r.try_get("event_id")?,
+                        event_type: r.try_get("event_type")?,
+                        payload: r.try_get("payload")?,
+                        attempts: r.try_get("attempts")?,
+                    })
                 })
-            })
-            .transpose()
+                .collect()
+        }
+
+        /// `SAVEPOINT`, `RELEASE` or `ROLLBACK TO`: one event's part of a batch.
+        pub(super) async fn savepoint(conn: &mut $conn, sql: &'static str) -> Result<(), StoreError> {
+            sqlx::query(sql).execute(&mut *conn).await?;
+            Ok(())
         }
 
         pub(super) async fn payments_for_refs(
@@ -222,9 +233,9 @@ macro_rules! ledger_queries {
             Ok(())
         }
 
-        /// Records a failed attempt, unless another worker finished the event meanwhile.
-        pub async fn record_failure(
-            &self,
+        /// Records a failed attempt on a claimed event.
+        pub(super) async fn record_failure(
+            conn: &mut $conn,
             id: i64,
             failure: &super::ledger::Failure,
         ) -> Result<(), StoreError> {
@@ -237,7 +248,7 @@ macro_rules! ledger_queries {
             .bind(failure.attempts)
             .bind(&failure.error)
             .bind(failure.next_attempt_at)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
             Ok(())
         }
@@ -370,11 +381,11 @@ pub struct ClaimedEvent {
     pub attempts: i64,
 }
 
-/// Which event a worker claims.
+/// Which events a worker claims.
 #[derive(Debug, Clone, Copy)]
 pub enum Claim {
-    /// The oldest new event, else the oldest retry due by `now_ms`.
-    Next { now_ms: i64 },
+    /// Up to `limit` of the oldest new events, else of the retries due by `now_ms`.
+    Next { now_ms: i64, limit: i64 },
     /// This event, if it is waiting (new or retrying).
     Id(i64),
 }
@@ -421,7 +432,13 @@ pub enum PaymentKey {
 
 /// One event's transaction. Dropping it without [`LedgerTx::commit`] rolls everything back.
 pub enum LedgerTx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    /// With the store's write gate held: SQLite has one writer, and waiting on the gate is fair and
+    /// immediate where SQLite's own busy handler sleeps and retries.
+    Sqlite(
+        sqlx::Transaction<'static, sqlx::Sqlite>,
+        tokio::sync::OwnedMutexGuard<()>,
+        super::sqlite::Waiting,
+    ),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
@@ -429,21 +446,31 @@ pub enum LedgerTx {
 macro_rules! on_tx {
     ($tx:expr, $f:ident($($arg:expr),*)) => {
         match $tx {
-            LedgerTx::Sqlite(tx) => SqliteStore::$f(&mut **tx, $($arg),*).await,
+            LedgerTx::Sqlite(tx, ..) => SqliteStore::$f(&mut **tx, $($arg),*).await,
             LedgerTx::Postgres(tx) => PgStore::$f(&mut **tx, $($arg),*).await,
         }
     };
 }
 
 impl LedgerTx {
-    pub async fn claim(&mut self, claim: Claim) -> Result<Option<ClaimedEvent>, StoreError> {
+    pub async fn claim(&mut self, claim: Claim) -> Result<Vec<ClaimedEvent>, StoreError> {
         on_tx!(self, claim(claim))
     }
 
-    /// Serializes, across instances, every transaction touching one of these provider ids, so two
-    /// workers never create two payments for one.
-    pub async fn lock_refs(&mut self, source: &str, refs: &Refs) -> Result<(), StoreError> {
-        on_tx!(self, lock_refs(source, refs))
+    /// Serializes, across instances, every transaction touching one of these keys (`source:id`
+    /// for each provider id), so two workers never create two payments for one. Keys must be
+    /// sorted and taken all at once, before any is used, so no two transactions wait in a cycle.
+    pub async fn lock_refs(&mut self, keys: &[String]) -> Result<(), StoreError> {
+        on_tx!(self, lock_refs(keys))
+    }
+
+    /// Runs `SAVEPOINT event`, `RELEASE SAVEPOINT event` or `ROLLBACK TO SAVEPOINT event`.
+    pub async fn savepoint(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        on_tx!(self, savepoint(sql))
+    }
+
+    pub async fn record_failure(&mut self, id: i64, failure: &Failure) -> Result<(), StoreError> {
+        on_tx!(self, record_failure(id, failure))
     }
 
     /// The payments already holding any of `refs`, oldest first.
@@ -508,11 +535,20 @@ impl LedgerTx {
         on_tx!(self, finish_event(id, status, error, now))
     }
 
+    /// True when ingest is waiting for this transaction's write lock (SQLite): the caller should
+    /// commit what it has done and let the webhooks in, since their answers wait on it.
+    pub fn should_yield(&self) -> bool {
+        match self {
+            LedgerTx::Sqlite(_, _, waiting) => waiting.any(),
+            LedgerTx::Postgres(_) => false,
+        }
+    }
+
     /// Undoes everything, and releases the claim (and SQLite's write lock) before the caller
     /// records the failure.
     pub async fn rollback(self) -> Result<(), StoreError> {
         match self {
-            LedgerTx::Sqlite(tx) => tx.rollback().await?,
+            LedgerTx::Sqlite(tx, ..) => tx.rollback().await?,
             LedgerTx::Postgres(tx) => tx.rollback().await?,
         }
         Ok(())
@@ -520,7 +556,7 @@ impl LedgerTx {
 
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {
-            LedgerTx::Sqlite(tx) => tx.commit().await?,
+            LedgerTx::Sqlite(tx, ..) => tx.commit().await?,
             LedgerTx::Postgres(tx) => tx.commit().await?,
         }
         Ok(())

@@ -230,14 +230,9 @@ impl Store {
         on_store!(self, setting(name))
     }
 
-    /// Starts one event's ledger transaction (SQLite: a write transaction from the first statement).
+    /// Starts a ledger transaction (SQLite: a write transaction from the first statement).
     pub async fn begin_ledger(&self) -> Result<LedgerTx, StoreError> {
         on_store!(self, begin_ledger())
-    }
-
-    /// Records a failed attempt on an event whose transaction was rolled back.
-    pub async fn record_failure(&self, id: i64, failure: &Failure) -> Result<(), StoreError> {
-        on_store!(self, record_failure(id, failure))
     }
 
     /// When the earliest waiting retry is due (unix ms), if any.

@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnection, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
 use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent};
-use crate::ledger::{CheckoutStatus, Fact, PaymentState, PaymentStatus, Refs};
+use crate::ledger::{CheckoutStatus, Fact, PaymentState, PaymentStatus};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -78,19 +78,21 @@ impl PgStore {
         Ok(LedgerTx::Postgres(self.pool.begin().await?))
     }
 
-    /// Transaction-scoped advisory locks on `source:id` for each provider id, taken in sorted order
-    /// so two transactions never wait on each other in a cycle.
+    /// Transaction-scoped advisory locks, one per key, all taken in one statement in the order of
+    /// their lock ids, so two transactions never wait on each other in a cycle.
     pub(super) async fn lock_refs(
         conn: &mut PgConnection,
-        source: &str,
-        refs: &Refs,
+        keys: &[String],
     ) -> Result<(), StoreError> {
-        for id in refs.ids() {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(format!("{source}:{id}"))
-                .execute(&mut *conn)
-                .await?;
-        }
+        // PostgreSQL evaluates a volatile function in the select list after the sort.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(h)
+             FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM UNNEST($1::text[]) AS u(k)) AS l
+             ORDER BY h",
+        )
+        .bind(keys)
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 

@@ -2,6 +2,8 @@
 
 use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -10,10 +12,11 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Row, SqlitePool};
+use tokio::sync::Mutex;
 
 use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent};
 use crate::config::SqliteSync;
-use crate::ledger::{CheckoutStatus, Fact, PaymentState, PaymentStatus, Refs};
+use crate::ledger::{CheckoutStatus, Fact, PaymentState, PaymentStatus};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -30,6 +33,22 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Held by whoever writes in bulk (the inbox writer, the ledger processor): SQLite takes one
+    /// writer at a time, and its busy handler sleeps up to 100 ms between tries where this queue
+    /// hands over at once, in order.
+    write_gate: Arc<Mutex<()>>,
+    /// Inbox commits waiting for the gate: the ledger processor gives way to them.
+    inbox_waiting: Waiting,
+}
+
+/// How many inbox commits wait for the write gate.
+#[derive(Clone, Default)]
+pub struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    pub fn any(&self) -> bool {
+        self.0.load(Ordering::Relaxed) > 0
+    }
 }
 
 impl SqliteStore {
@@ -52,7 +71,11 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            write_gate: Arc::default(),
+            inbox_waiting: Waiting::default(),
+        })
     }
 
     /// One statement per batch: the rows travel as one JSON array and SQLite's `json_each` unpacks
@@ -80,6 +103,9 @@ impl SqliteStore {
             })
             .collect::<Result<_, StoreError>>()?;
         let rows = serde_json::to_string(&rows).expect("rows serialize");
+        self.inbox_waiting.0.fetch_add(1, Ordering::Relaxed);
+        let _gate = self.write_gate.lock().await;
+        self.inbox_waiting.0.fetch_sub(1, Ordering::Relaxed);
         let inserted = sqlx::query(
             "INSERT INTO webhook_events (source, event_id, event_type, payload, headers, received_at)
              SELECT value ->> 0, value ->> 1, value ->> 2, CAST(value ->> 3 AS BLOB), value ->> 4, value ->> 5
@@ -99,16 +125,18 @@ impl SqliteStore {
     /// `BEGIN IMMEDIATE`: the transaction holds the write lock from its first read, so the event it
     /// claims cannot change under it and its later writes never fail to upgrade.
     pub async fn begin_ledger(&self) -> Result<LedgerTx, StoreError> {
+        let gate = self.write_gate.clone().lock_owned().await;
         Ok(LedgerTx::Sqlite(
             self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            gate,
+            self.inbox_waiting.clone(),
         ))
     }
 
     /// Nothing to do: SQLite has one writer at a time.
     pub(super) async fn lock_refs(
         _conn: &mut SqliteConnection,
-        _source: &str,
-        _refs: &Refs,
+        _keys: &[String],
     ) -> Result<(), StoreError> {
         Ok(())
     }
