@@ -261,7 +261,7 @@ async fn apply(
             .unwrap();
     }
     world.processor.drain().await.unwrap();
-    for replay in replays {
+    for replay in replays.iter().filter(|_| !events.is_empty()) {
         let id = row_ids[replay.index(events.len())];
         assert!(world.store.requeue_event(id).await.unwrap());
         world.processor.drain().await.unwrap();
@@ -349,7 +349,11 @@ proptest! {
                 })
                 .collect();
             offset += count;
-            if spec.is_one_payment() {
+            // Disputes name no booking: a payment known only through them is not found by booking.
+            let named = facts.iter().any(|f| f.booking_id.is_some());
+            if !named {
+                prop_assert!(states.is_empty(), "nothing names the booking: {:?}", states);
+            } else if spec.is_one_payment() {
                 prop_assert_eq!(states.len(), 1, "{} has one payment: {:?}", booking, states);
                 prop_assert_eq!(&states[0], &derive(&facts));
             }
