@@ -41,9 +41,7 @@ async fn a_successful_payment_reads_back_as_succeeded_on_both_routes() {
         paid_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
 
-    let session = app
-        .get(&format!("/api/v1/checkout/sessions/{}", pay.session), None)
-        .await;
+    let session = app.checkout_session(&pay.session).await;
     assert_eq!(session.status, 200, "{}", session.json);
     assert_eq!(
         session.json,
@@ -190,9 +188,7 @@ async fn an_expired_checkout_never_cancels_a_paid_payment() {
         pay.event("checkout.session.expired", t + 60, &[]),
     ])
     .await;
-    let session = app
-        .get(&format!("/api/v1/checkout/sessions/{}", pay.session), None)
-        .await;
+    let session = app.checkout_session(&pay.session).await;
     assert_eq!(session.json["status"], "complete");
     assert_eq!(session.json["payment_status"], "paid");
     assert_eq!(
@@ -204,12 +200,7 @@ async fn an_expired_checkout_never_cancels_a_paid_payment() {
     let unpaid = PaymentIds::new("booking-abandoned");
     app.deliver_all(&[unpaid.event("checkout.session.expired", t, &[])])
         .await;
-    let session = app
-        .get(
-            &format!("/api/v1/checkout/sessions/{}", unpaid.session),
-            None,
-        )
-        .await;
+    let session = app.checkout_session(&unpaid.session).await;
     assert_eq!(session.json["status"], "expired");
     assert_eq!(session.json["payment_status"], "unpaid");
     assert_eq!(session.json["paid_at"], Value::Null);
@@ -362,7 +353,7 @@ async fn the_status_route_needs_the_service_token_and_a_known_booking() {
     assert_eq!(answer.code(), "payment_not_found");
     assert_eq!(answer.json["success"], false);
 
-    let answer = app.get("/api/v1/checkout/sessions/cs_unknown", None).await;
+    let answer = app.checkout_session("cs_unknown").await;
     assert_eq!(answer.status, 404);
     assert_eq!(answer.code(), "session_not_found");
 

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use crate::app;
 use crate::config::Settings;
 use crate::ledger::{Handled, Outcome, Processor};
-use crate::store::{Claim, Store};
+use crate::store::{Claim, Store, StoredEvent};
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -101,11 +101,7 @@ async fn list(store: &Store, status: Option<String>, limit: i64) -> anyhow::Resu
 }
 
 async fn show(store: &Store, event: &str, source: &str) -> anyhow::Result<ExitCode> {
-    let id = resolve(store, event, source).await?;
-    let e = store
-        .event_by_id(id)
-        .await?
-        .context("the event disappeared")?;
+    let e = find(store, event, source).await?;
     println!("event     #{} {} ({})", e.id, e.event_id, e.source);
     println!("type      {}", e.event_type);
     println!("status    {} after {} attempt(s)", e.status, e.attempts);
@@ -127,7 +123,7 @@ async fn replay(
 ) -> anyhow::Result<ExitCode> {
     let mut ids = Vec::new();
     for event in &events {
-        ids.push(resolve(store, event, source).await?);
+        ids.push(find(store, event, source).await?.id);
     }
     if failed {
         ids.extend(
@@ -151,23 +147,22 @@ async fn replay(
             Outcome::Handled(mut batch) => batch.pop(),
             Outcome::Empty { .. } => None,
         };
-        let status = match handled {
-            Some(Handled {
-                status,
-                error: Some(error),
-                ..
-            }) => format!("{status}: {error}"),
-            Some(Handled { status, .. }) => status.to_string(),
+        let (status, said) = match handled {
+            Some(Handled { status, error, .. }) => {
+                let said = error.map_or(status.to_string(), |e| format!("{status}: {e}"));
+                (status.to_string(), said)
+            }
             // A running payhook claimed it first.
             None => {
                 let e = store.event_by_id(id).await?.context("event gone")?;
-                format!("{} (by a running payhook)", e.status)
+                let said = format!("{} (by a running payhook)", e.status);
+                (e.status, said)
             }
         };
-        if !(status.starts_with("processed") || status.starts_with("ignored")) {
+        if !matches!(status.as_str(), "processed" | "ignored") {
             unapplied += 1;
         }
-        println!("[{}/{total}] #{id} {status}", n + 1);
+        println!("[{}/{total}] #{id} {said}", n + 1);
     }
     if total == 0 {
         println!("nothing to replay");
@@ -179,11 +174,11 @@ async fn replay(
     })
 }
 
-/// An event's number, from its number or its provider id.
-async fn resolve(store: &Store, event: &str, source: &str) -> anyhow::Result<i64> {
+/// An event, by its number or its provider id.
+async fn find(store: &Store, event: &str, source: &str) -> anyhow::Result<StoredEvent> {
     let found = match event.parse::<i64>() {
-        Ok(id) => store.event_by_id(id).await?.map(|e| e.id),
-        Err(_) => store.event_row_id(source, event).await?,
+        Ok(id) => store.event_by_id(id).await?,
+        Err(_) => store.event(source, event).await?,
     };
     found.with_context(|| format!("no stored event {event:?} (source {source})"))
 }

@@ -18,15 +18,13 @@ pub struct Refs {
 }
 
 impl Refs {
-    /// Every id present, sorted (the order locks are taken in).
+    /// Every id present.
     pub fn ids(&self) -> Vec<&str> {
-        let mut ids: Vec<&str> = [&self.payment_intent, &self.checkout_session, &self.charge]
+        [&self.payment_intent, &self.checkout_session, &self.charge]
             .into_iter()
             .flatten()
             .map(String::as_str)
-            .collect();
-        ids.sort_unstable();
-        ids
+            .collect()
     }
 }
 

@@ -117,15 +117,14 @@ impl Processor {
         let now = Utc::now();
         let mut handled = Vec::with_capacity(events.len());
         for (event, reading) in events.into_iter().zip(readings) {
-            tx.savepoint("SAVEPOINT event").await?;
+            tx.begin_event().await?;
             let (status, error) = match apply(&mut tx, &event, reading, now).await {
                 Ok(done) => {
-                    tx.savepoint("RELEASE SAVEPOINT event").await?;
+                    tx.keep_event().await?;
                     done
                 }
                 Err(e) => {
-                    tx.savepoint("ROLLBACK TO SAVEPOINT event").await?;
-                    tx.savepoint("RELEASE SAVEPOINT event").await?;
+                    tx.undo_event().await?;
                     let failure = self.failure(&event, e.to_string());
                     tx.record_failure(event.id, &failure).await?;
                     (failure.status, Some(failure.error))

@@ -464,9 +464,20 @@ impl LedgerTx {
         on_tx!(self, lock_refs(keys))
     }
 
-    /// Runs `SAVEPOINT event`, `RELEASE SAVEPOINT event` or `ROLLBACK TO SAVEPOINT event`.
-    pub async fn savepoint(&mut self, sql: &'static str) -> Result<(), StoreError> {
-        on_tx!(self, savepoint(sql))
+    /// Opens the savepoint one event's changes are made under.
+    pub async fn begin_event(&mut self) -> Result<(), StoreError> {
+        on_tx!(self, savepoint("SAVEPOINT event"))
+    }
+
+    /// Keeps the event's changes (they commit with the transaction).
+    pub async fn keep_event(&mut self) -> Result<(), StoreError> {
+        on_tx!(self, savepoint("RELEASE SAVEPOINT event"))
+    }
+
+    /// Undoes the event's changes alone; the rest of the transaction stands.
+    pub async fn undo_event(&mut self) -> Result<(), StoreError> {
+        on_tx!(self, savepoint("ROLLBACK TO SAVEPOINT event"))?;
+        on_tx!(self, savepoint("RELEASE SAVEPOINT event"))
     }
 
     pub async fn record_failure(&mut self, id: i64, failure: &Failure) -> Result<(), StoreError> {

@@ -241,6 +241,12 @@ impl TestApp {
         answer.json["data"].clone()
     }
 
+    /// The checkout session as the return page reads it.
+    pub async fn checkout_session(&self, session_id: &str) -> Answer {
+        self.get(&format!("/api/v1/checkout/sessions/{session_id}"), None)
+            .await
+    }
+
     /// Signs and posts a Stripe event, expecting it stored.
     pub async fn deliver(&self, event: &Value) {
         let answer = self.send(&event.to_string()).await;
