@@ -14,6 +14,7 @@ use crate::config::{Secret, Settings};
 use crate::http::{self, AppState, ratelimit::RateLimiter};
 use crate::inbox::{Inbox, InboxWriter};
 use crate::ledger::Processor;
+use crate::notify::Dispatcher;
 use crate::providers::Sources;
 use crate::store::Store;
 
@@ -70,7 +71,16 @@ impl Payhook {
             settings.ingest.batch_max,
             stored.clone(),
         );
-        let processor = Processor::new(store.clone(), settings.processor.clone(), stored);
+        if matches!(*store, Store::Sqlite(_)) {
+            // One instance per SQLite file: what it had in flight when it stopped is due now.
+            store
+                .release_leases(chrono::Utc::now().timestamp_millis())
+                .await
+                .context("releasing delivery leases")?;
+        }
+        let (dispatcher, dispatch) = Dispatcher::new(store.clone(), &settings.targets);
+        let processor = Processor::new(store.clone(), settings.processor.clone(), stored)
+            .with_targets(&settings.targets, dispatch);
         let state = Arc::new(AppState {
             inbox: Inbox::new(Sources::from_settings(&settings), writer),
             store: store.clone(),
@@ -92,6 +102,7 @@ impl Payhook {
 
         let (stop, stopped) = watch::channel(false);
         let processor_task = tokio::spawn(processor.clone().run(stopped.clone()));
+        let dispatcher_task = dispatcher.spawn(stopped.clone());
         let public_router = http::public_router(state.clone()).fallback(http::not_found);
         let admin_router = http::admin_router(state).fallback(http::not_found);
         let task = tokio::spawn(async move {
@@ -107,6 +118,8 @@ impl Payhook {
             }
             // The processor finishes the event in hand; whatever is left waits in the inbox.
             processor_task.await.context("ledger processor")?;
+            // Attempts in flight finish (within the target's timeout) and are recorded.
+            dispatcher_task.await.context("dispatcher")?;
             Ok(())
         });
 

@@ -81,8 +81,61 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub ingest: IngestSettings,
     pub processor: ProcessorSettings,
+    /// Where ledger changes are delivered: `[[targets]]`, plus `booking-service` from `BOOKING_SERVICE_URL`.
+    pub targets: Vec<TargetSettings>,
     pub sqlite_sync: SqliteSync,
 }
+
+/// What a target receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetKind {
+    /// The booking service contract: `PUT {url}/api/v1/bookings/{bookingId}/payment-status`.
+    BookingStatus,
+    /// payhook's own events, `POST {url}`, signed with the Standard Webhooks scheme.
+    Events,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::BookingStatus => "booking-status",
+            TargetKind::Events => "events",
+        }
+    }
+}
+
+/// One notification target and its delivery policy.
+#[derive(Debug, Clone)]
+pub struct TargetSettings {
+    pub name: String,
+    pub kind: TargetKind,
+    pub url: String,
+    /// Bearer token sent to a `booking-status` target.
+    pub token: Option<Secret>,
+    /// `whsec_...` signing secret of an `events` target.
+    pub secret: Option<Secret>,
+    /// The payhook events an `events` target receives; empty: all of them.
+    pub events: Vec<String>,
+    /// Wait before each attempt: the first entry before the first attempt, and so on; a
+    /// notification still failing after the last entry is dead.
+    pub retry_schedule: Vec<Duration>,
+    pub timeout: Duration,
+    /// Notifications in flight at once (each for a different booking).
+    pub concurrency: usize,
+    /// Consecutive failed attempts that open the circuit.
+    pub circuit_failures: u32,
+    /// How long an open circuit waits before one probe; doubles while probes fail.
+    pub circuit_open: Duration,
+}
+
+/// The name of the target `BOOKING_SERVICE_URL` enables.
+pub const BOOKING_SERVICE_TARGET: &str = "booking-service";
+
+/// The default retry schedule: about 0 s, 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h, 24 h.
+pub const DEFAULT_RETRY_SCHEDULE: [&str; 11] = [
+    "0s", "5s", "30s", "2m", "10m", "30m", "1h", "3h", "6h", "12h", "24h",
+];
 
 #[derive(Debug, Clone)]
 pub struct StripeSettings {
@@ -293,6 +346,12 @@ impl Settings {
             )? as u64),
         };
 
+        let targets = targets_from(
+            file.targets.unwrap_or_default(),
+            booking_service_url.as_deref(),
+            internal_service_token.as_ref(),
+        )?;
+
         Ok(Settings {
             listen,
             admin_listen,
@@ -312,6 +371,7 @@ impl Settings {
             log_format,
             ingest,
             processor,
+            targets,
             sqlite_sync: file
                 .sqlite
                 .and_then(|s| s.synchronous)
@@ -441,6 +501,200 @@ struct FileConfig {
     log: Option<LogFile>,
     sqlite: Option<SqliteFile>,
     processor: Option<ProcessorFile>,
+    targets: Option<Vec<TargetFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetFile {
+    name: Option<String>,
+    kind: Option<TargetKind>,
+    url: Option<String>,
+    token: Option<String>,
+    secret: Option<String>,
+    events: Option<Vec<String>>,
+    retry_schedule: Option<Vec<String>>,
+    timeout: Option<String>,
+    concurrency: Option<usize>,
+    circuit_failures: Option<u32>,
+    circuit_open: Option<String>,
+}
+
+/// Builds the targets: every `[[targets]]` entry, and `booking-service` from `BOOKING_SERVICE_URL`
+/// (whose URL, when a `[[targets]]` entry has that name too, replaces the entry's).
+fn targets_from(
+    files: Vec<TargetFile>,
+    booking_service_url: Option<&str>,
+    internal_token: Option<&Secret>,
+) -> Result<Vec<TargetSettings>, ConfigError> {
+    let mut targets: Vec<TargetSettings> = Vec::new();
+    for (i, file) in files.into_iter().enumerate() {
+        let key = |field: &str| format!("targets[{i}].{field}");
+        let name = file
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .ok_or_else(|| ConfigError::new(key("name"), "required"))?;
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ConfigError::new(
+                key("name"),
+                format!("{name:?}: use letters, digits, - and _"),
+            ));
+        }
+        if targets.iter().any(|t| t.name == name) {
+            return Err(ConfigError::new(key("name"), format!("{name:?} is used twice")));
+        }
+        let kind = file.kind.ok_or_else(|| {
+            ConfigError::new(key("kind"), "required: \"booking-status\" or \"events\"")
+        })?;
+        // BOOKING_SERVICE_URL names the booking-service target's URL, and env wins over the file.
+        let env_url = booking_service_url.filter(|_| name == BOOKING_SERVICE_TARGET);
+        let url = env_url
+            .map(str::to_string)
+            .or(file.url)
+            .ok_or_else(|| ConfigError::new(key("url"), "required"))?;
+        check_target_url(&url, &key("url"))?;
+        let token = file
+            .token
+            .map(Secret::new)
+            .or_else(|| (kind == TargetKind::BookingStatus).then(|| internal_token.cloned())?);
+        let secret = match (kind, file.secret) {
+            (TargetKind::Events, None) => {
+                return Err(ConfigError::new(
+                    key("secret"),
+                    "required for an events target (whsec_ followed by base64, as Standard Webhooks defines)",
+                ));
+            }
+            (TargetKind::Events, Some(s)) => {
+                if crate::notify::signing_key(&s).is_none() {
+                    return Err(ConfigError::new(
+                        key("secret"),
+                        "expected whsec_ followed by a base64 key of 24 to 64 bytes",
+                    ));
+                }
+                Some(Secret::new(s))
+            }
+            (TargetKind::BookingStatus, Some(_)) => {
+                return Err(ConfigError::new(
+                    key("secret"),
+                    "only events targets sign; a booking-status target takes a token",
+                ));
+            }
+            (TargetKind::BookingStatus, None) => None,
+        };
+        let events = file.events.unwrap_or_default();
+        if let Some(bad) = events
+            .iter()
+            .find(|e| !crate::notify::EVENT_NAMES.contains(&e.as_str()))
+        {
+            return Err(ConfigError::new(
+                key("events"),
+                format!(
+                    "unknown event {bad:?}; payhook sends {}",
+                    crate::notify::EVENT_NAMES.join(", ")
+                ),
+            ));
+        }
+        if kind == TargetKind::BookingStatus && !events.is_empty() {
+            return Err(ConfigError::new(
+                key("events"),
+                "a booking-status target receives booking statuses; events filters an events target",
+            ));
+        }
+        targets.push(TargetSettings {
+            name,
+            kind,
+            url: url.trim_end_matches('/').to_string(),
+            token,
+            secret,
+            events,
+            retry_schedule: match file.retry_schedule {
+                Some(list) if list.is_empty() => {
+                    return Err(ConfigError::new(key("retry_schedule"), "needs at least one entry"));
+                }
+                Some(list) => list
+                    .iter()
+                    .map(|d| parse_duration(&key("retry_schedule"), d))
+                    .collect::<Result<_, _>>()?,
+                None => default_retry_schedule(),
+            },
+            timeout: parse_duration_or(&key("timeout"), file.timeout, "5s")?,
+            concurrency: positive(&key("concurrency"), file.concurrency, 32)?,
+            circuit_failures: positive(
+                &key("circuit_failures"),
+                file.circuit_failures.map(|n| n as usize),
+                10,
+            )? as u32,
+            circuit_open: parse_duration_or(&key("circuit_open"), file.circuit_open, "30s")?,
+        });
+    }
+    if let Some(url) = booking_service_url {
+        if !targets.iter().any(|t| t.name == BOOKING_SERVICE_TARGET) {
+            targets.push(TargetSettings {
+                name: BOOKING_SERVICE_TARGET.into(),
+                kind: TargetKind::BookingStatus,
+                url: url.trim_end_matches('/').to_string(),
+                token: internal_token.cloned(),
+                secret: None,
+                events: Vec::new(),
+                retry_schedule: default_retry_schedule(),
+                timeout: Duration::from_secs(5),
+                concurrency: 32,
+                circuit_failures: 10,
+                circuit_open: Duration::from_secs(30),
+            });
+        }
+    }
+    Ok(targets)
+}
+
+fn default_retry_schedule() -> Vec<Duration> {
+    DEFAULT_RETRY_SCHEDULE
+        .iter()
+        .map(|d| parse_duration("", d).expect("the default schedule parses"))
+        .collect()
+}
+
+/// Targets are reached over plain HTTP for now (no TLS in the HTTP client yet).
+fn check_target_url(url: &str, key: &str) -> Result<(), ConfigError> {
+    check_http_url(url, key)?;
+    if url.starts_with("https:") {
+        return Err(ConfigError::new(
+            key,
+            "https targets are not supported yet; use http:// (e.g. through a local TLS-terminating proxy)",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_duration_or(key: &str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {
+    parse_duration(key, value.as_deref().unwrap_or(default))
+}
+
+/// A duration written as a number and a unit: `250ms`, `5s`, `2m`, `1h`, `1d`.
+pub fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if unit_ms > 0 => Ok(Duration::from_millis(n.saturating_mul(unit_ms))),
+        _ => Err(ConfigError::new(
+            key,
+            format!("{text:?} is not a duration (a number and ms, s, m, h or d, e.g. \"30s\")"),
+        )),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,14 +12,18 @@
 //! - [`providers`]: signature schemes (Stripe) and the event fixtures `payhook trigger` sends.
 //! - [`inbox`]: verify, then persist once per `(source, event_id)` through a group-commit writer.
 //! - [`ledger`]: facts read from events, payment state derived from them, the processor worker.
+//! - [`notify`]: the outbox the ledger writes, and the dispatcher that delivers it to targets.
 //! - [`store`]: one contract over SQLite and PostgreSQL, with per-backend migrations.
+//! - [`booking_service`]: the example booking service (the booking-status target's contract).
 //! - [`cli`]: one file per subcommand.
 
 pub mod app;
+pub mod booking_service;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod inbox;
 pub mod ledger;
+pub mod notify;
 pub mod providers;
 pub mod store;

@@ -134,11 +134,13 @@ async fn replay(
                 .map(|e| e.id),
         );
     }
+    // Notifications the replay causes go to the outbox; a running payhook delivers them.
     let processor = Processor::new(
         store.clone(),
         settings.processor.clone(),
         Default::default(),
-    );
+    )
+    .with_targets(&settings.targets, Default::default());
     let total = ids.len();
     let mut unapplied = 0;
     for (n, id) in ids.into_iter().enumerate() {

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand.
 
 mod bench;
+mod deliveries;
 mod events;
 mod serve;
 mod trigger;
@@ -37,6 +38,20 @@ enum Command {
     Trigger(trigger::TriggerArgs),
     /// Stored webhook events: list, show, replay into the ledger.
     Events(events::EventsArgs),
+    /// Notifications to targets: list them, retry dead ones.
+    Deliveries(deliveries::DeliveriesArgs),
+    /// Run the example booking service (the contract of the booking-status target), for trying
+    /// payhook out and for tests.
+    ExampleBookingService {
+        #[arg(long, env = "BOOKING_SERVICE_LISTEN", default_value = "127.0.0.1:3001")]
+        listen: std::net::SocketAddr,
+        /// Bearer token callers must present (any Bearer token when unset).
+        #[arg(long, env = "INTERNAL_SERVICE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Create a pending booking on the first update for an unknown id instead of 404.
+        #[arg(long)]
+        create_unknown: bool,
+    },
     /// Measure ingest throughput and latency against a same-run baseline.
     Bench(bench::BenchArgs),
     /// The benchmark's baseline: a minimal axum endpoint that only answers 200.
@@ -68,6 +83,14 @@ impl Cli {
                 Command::Migrate => serve::migrate(settings).await,
                 Command::Trigger(args) => trigger::run(settings, args).await,
                 Command::Events(args) => events::run(settings, args).await,
+                Command::Deliveries(args) => deliveries::run(settings, args).await,
+                Command::ExampleBookingService {
+                    listen,
+                    token,
+                    create_unknown,
+                } => crate::booking_service::run(listen, token, create_unknown)
+                    .await
+                    .map(|()| ExitCode::SUCCESS),
                 Command::Bench(args) => bench::run(args).await,
                 Command::BenchBaseline { listen } => bench::baseline(listen).await,
             }

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::ledger::{PaymentStatus, money};
+use crate::ledger::{PaymentStatus, money, representative};
 use crate::store::{Payment, PaymentKey};
 
 /// `GET /api/v1/payments/{booking_id}/status`, for services holding `INTERNAL_SERVICE_TOKEN`.
@@ -86,18 +86,6 @@ pub async fn get_checkout_session(
         "amount_formatted": formatted(payment),
         "paid_at": rfc3339(s.paid_at),
     })))
-}
-
-/// The payment that speaks for a booking with several (a customer who retried through new
-/// sessions): the paid one, else the one still in flight, else the latest.
-fn representative(payments: &[Payment]) -> Option<&Payment> {
-    payments.iter().max_by_key(|p| {
-        (
-            p.state.status.weight(),
-            p.state.last_event_at.unwrap_or(0),
-            p.id,
-        )
-    })
 }
 
 /// Stripe's session `payment_status` words, extended with what happened to the money after.

@@ -9,4 +9,4 @@ pub mod state;
 
 pub use facts::{Fact, FactKind, Interpretation, Refs, interpret_stripe};
 pub use processor::{Handled, Outcome, Processor};
-pub use state::{CheckoutStatus, PaymentState, PaymentStatus, derive};
+pub use state::{CheckoutStatus, PaymentState, PaymentStatus, derive, representative};

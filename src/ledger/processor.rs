@@ -15,9 +15,10 @@ use rand::RngExt;
 use tokio::sync::{Notify, watch};
 
 use super::facts::{Fact, Interpretation, interpret_stripe};
-use super::state::derive;
-use crate::config::ProcessorSettings;
-use crate::store::{Claim, ClaimedEvent, Failure, LedgerTx, Store, StoreError};
+use super::state::{PaymentState, derive, representative};
+use crate::config::{ProcessorSettings, TargetSettings};
+use crate::notify::{Change, DispatchWake, deliveries_for};
+use crate::store::{Claim, ClaimedEvent, Failure, LedgerTx, Payment, Store, StoreError};
 
 /// How long an idle processor waits before looking again without being woken (events written by
 /// another instance, or by `payhook events replay`).
@@ -53,6 +54,9 @@ pub struct Processor {
     store: Arc<Store>,
     settings: ProcessorSettings,
     wake: Arc<Notify>,
+    /// Who hears about ledger changes: their notifications go to the outbox in the same transaction.
+    targets: Arc<[TargetSettings]>,
+    dispatch: DispatchWake,
 }
 
 impl Processor {
@@ -61,7 +65,17 @@ impl Processor {
             store,
             settings,
             wake,
+            targets: Arc::new([]),
+            dispatch: DispatchWake::default(),
         }
+    }
+
+    /// Writes notifications for these targets with each ledger change, and wakes `dispatch` when
+    /// it has.
+    pub fn with_targets(mut self, targets: &[TargetSettings], dispatch: DispatchWake) -> Self {
+        self.targets = targets.into();
+        self.dispatch = dispatch;
+        self
     }
 
     /// Handles the next batch of waiting events, if any.
@@ -106,21 +120,24 @@ impl Processor {
                 _ => None,
             })
             .flat_map(|(e, f)| {
-                f.refs
-                    .ids()
-                    .into_iter()
-                    .map(|id| format!("{}:{id}", e.source))
+                let refs = f.refs.ids().into_iter().map(|id| format!("{}:{id}", e.source));
+                // Notifications compare a booking's payments before and after: one change per
+                // booking at a time.
+                let booking = f.booking_id.as_ref().map(|b| format!("booking:{b}"));
+                refs.chain(booking)
             })
             .collect();
         tx.lock_refs(&keys.into_iter().collect::<Vec<_>>()).await?;
 
         let now = Utc::now();
         let mut handled = Vec::with_capacity(events.len());
+        let mut notified = 0;
         for (event, reading) in events.into_iter().zip(readings) {
             tx.begin_event().await?;
-            let (status, error) = match apply(&mut tx, &event, reading, now).await {
-                Ok(done) => {
+            let (status, error) = match apply(&mut tx, &event, reading, &self.targets, now).await {
+                Ok((done, deliveries)) => {
                     tx.keep_event().await?;
+                    notified += deliveries;
                     done
                 }
                 Err(e) => {
@@ -142,6 +159,9 @@ impl Processor {
             }
         }
         tx.commit().await?;
+        if notified > 0 {
+            self.dispatch.notify();
+        }
         for h in &handled {
             match &h.error {
                 Some(error) => tracing::warn!(id = h.id, event_id = %h.event_id, status = h.status,
@@ -218,36 +238,44 @@ fn retry_delay(settings: &ProcessorSettings, attempts: i64) -> Duration {
 }
 
 /// Applies one claimed event inside `tx` and marks it; returns its new status and, for an event
-/// that can never apply, why.
+/// that can never apply, why, and how many notifications it caused.
 async fn apply(
     tx: &mut LedgerTx,
     event: &ClaimedEvent,
     reading: Interpretation,
+    targets: &[TargetSettings],
     now: DateTime<Utc>,
-) -> Result<(&'static str, Option<String>), StoreError> {
-    let (status, error) = match reading {
-        Interpretation::Ignored => ("ignored", None),
-        Interpretation::Invalid(why) => ("failed", Some(why)),
+) -> Result<((&'static str, Option<String>), usize), StoreError> {
+    let (status, error, notified) = match reading {
+        Interpretation::Ignored => ("ignored", None, 0),
+        Interpretation::Invalid(why) => ("failed", Some(why), 0),
         Interpretation::Fact(fact) => {
-            apply_fact(tx, &event.source, &fact, now).await?;
-            ("processed", None)
+            let notified = apply_fact(tx, &event.source, &fact, targets, now).await?;
+            ("processed", None, notified)
         }
     };
     tx.finish_event(event.id, status, error.as_deref(), now)
         .await?;
-    Ok((status, error))
+    Ok(((status, error), notified))
 }
 
-/// Adds `fact` to its payment (creating it, or joining payments the fact shows to be one) and
-/// rewrites the payment's row from all its facts. Returns the payment's id. The caller holds the
-/// locks on the fact's ids.
+/// Adds `fact` to its payment (creating it, or joining payments the fact shows to be one),
+/// rewrites the payment's row from all its facts, and writes the notifications the change causes
+/// to the outbox. Returns how many it wrote. The caller holds the locks on the fact's ids.
 pub async fn apply_fact(
     tx: &mut LedgerTx,
     source: &str,
     fact: &Fact,
+    targets: &[TargetSettings],
     now: DateTime<Utc>,
-) -> Result<i64, StoreError> {
+) -> Result<usize, StoreError> {
     let found = tx.payments_for_refs(source, &fact.refs).await?;
+    let notify = !targets.is_empty();
+    let before = if notify && !found.is_empty() {
+        tx.payments_by_ids(&found).await?
+    } else {
+        Vec::new()
+    };
     let payment = match found.split_first() {
         None => tx.insert_payment(source, now).await?,
         Some((&keep, others)) => {
@@ -260,8 +288,46 @@ pub async fn apply_fact(
     tx.add_refs(source, payment, &fact.refs).await?;
     tx.add_fact(source, payment, fact).await?;
     let facts = tx.facts(payment).await?;
-    tx.update_payment(payment, &derive(&facts), now).await?;
-    Ok(payment)
+    let after = derive(&facts);
+    tx.update_payment(payment, &after, now).await?;
+    if !notify {
+        return Ok(0);
+    }
+
+    // The booking as a whole: its payments now, and as they were (the changed ones as before).
+    let booking_after = match &after.booking_id {
+        Some(booking) => tx.booking_payments(booking).await?,
+        None => Vec::new(),
+    };
+    let changed = |p: &Payment| p.id == payment || found.contains(&p.id);
+    let booking_before: Vec<Payment> = booking_after
+        .iter()
+        .filter(|p| !changed(p))
+        .chain(before.iter().filter(|p| p.state.booking_id == after.booking_id))
+        .cloned()
+        .collect();
+    let before_states: Vec<PaymentState> = before.into_iter().map(|p| p.state).collect();
+    let deliveries = deliveries_for(
+        targets,
+        &Change {
+            payment_id: payment,
+            before: &before_states,
+            after: &after,
+            booking_before: representative(&booking_before).map(|p| &p.state),
+            booking_after: representative(&booking_after).map(|p| &p.state),
+        },
+        now,
+    );
+    for delivery in &deliveries {
+        let first_wait = targets
+            .iter()
+            .find(|t| t.name == delivery.target)
+            .and_then(|t| t.retry_schedule.first())
+            .map_or(0, |d| d.as_millis() as i64);
+        tx.insert_delivery(delivery, now.timestamp_millis() + first_wait, now)
+            .await?;
+    }
+    Ok(deliveries.len())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use super::facts::{Fact, FactKind};
+use crate::store::Payment;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PaymentStatus {
@@ -105,6 +106,18 @@ impl CheckoutStatus {
         .into_iter()
         .find(|status| status.as_str() == s)
     }
+}
+
+/// The payment that speaks for a booking with several (a customer who retried through new
+/// sessions): the paid one, else the one still in flight, else the latest.
+pub fn representative(payments: &[Payment]) -> Option<&Payment> {
+    payments.iter().max_by_key(|p| {
+        (
+            p.state.status.weight(),
+            p.state.last_event_at.unwrap_or(0),
+            p.id,
+        )
+    })
 }
 
 /// Everything the `payments` row holds, derived from facts alone.

@@ -327,39 +327,70 @@ macro_rules! ledger_queries {
                 }
             };
             let rows: Vec<$row> = sqlx::query(sql).bind(value).fetch_all(&self.pool).await?;
-            rows.iter().map(|r| {
+            rows.iter().map(Self::payment_from_row).collect()
+        }
+
+        /// These payments as they stand in the transaction (missing ones are skipped).
+        pub(super) async fn payments_by_ids(
+            conn: &mut $conn,
+            ids: &[i64],
+        ) -> Result<Vec<super::ledger::Payment>, StoreError> {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let row: Option<$row> = sqlx::query("SELECT * FROM payments WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if let Some(r) = row {
+                    out.push(Self::payment_from_row(&r)?);
+                }
+            }
+            Ok(out)
+        }
+
+        pub(super) async fn booking_payments(
+            conn: &mut $conn,
+            booking_id: &str,
+        ) -> Result<Vec<super::ledger::Payment>, StoreError> {
+            let rows: Vec<$row> = sqlx::query("SELECT * FROM payments WHERE booking_id = $1 ORDER BY id")
+                .bind(booking_id)
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter().map(Self::payment_from_row).collect()
+        }
+
+        fn payment_from_row(r: &$row) -> Result<super::ledger::Payment, StoreError> {
                 let status: String = r.try_get("status")?;
-                let checkout: Option<String> = r.try_get("checkout_status")?;
-                let paid_at: Option<DateTime<Utc>> = r.try_get("paid_at")?;
-                let refunded_at: Option<DateTime<Utc>> = r.try_get("refunded_at")?;
-                Ok(super::ledger::Payment {
-                    id: r.try_get("id")?,
-                    source: r.try_get("source")?,
-                    state: PaymentState {
-                        status: PaymentStatus::parse(&status)
-                            .ok_or_else(|| StoreError::Corrupt(format!("payment status {status:?}")))?,
-                        booking_id: r.try_get("booking_id")?,
-                        payment_intent_id: r.try_get("payment_intent_id")?,
-                        checkout_session_id: r.try_get("checkout_session_id")?,
-                        charge_id: r.try_get("charge_id")?,
-                        amount: r.try_get("amount")?,
-                        currency: r.try_get("currency")?,
-                        amount_refunded: r.try_get("amount_refunded")?,
-                        checkout_status: checkout.as_deref().and_then(CheckoutStatus::parse),
-                        failure_code: r.try_get("failure_code")?,
-                        failure_message: r.try_get("failure_message")?,
-                        dispute_status: r.try_get("dispute_status")?,
-                        dispute_reason: r.try_get("dispute_reason")?,
-                        dispute_outcome: r.try_get("dispute_outcome")?,
-                        paid_at: paid_at.map(|t| t.timestamp()),
-                        refunded_at: refunded_at.map(|t| t.timestamp()),
-                        last_event_id: r.try_get("last_event_id")?,
-                        last_event_at: r.try_get("last_event_at")?,
-                    },
-                    created_at: r.try_get("created_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                })
-            }).collect()
+            let checkout: Option<String> = r.try_get("checkout_status")?;
+            let paid_at: Option<DateTime<Utc>> = r.try_get("paid_at")?;
+            let refunded_at: Option<DateTime<Utc>> = r.try_get("refunded_at")?;
+            Ok(super::ledger::Payment {
+                id: r.try_get("id")?,
+                source: r.try_get("source")?,
+                state: PaymentState {
+                    status: PaymentStatus::parse(&status)
+                        .ok_or_else(|| StoreError::Corrupt(format!("payment status {status:?}")))?,
+                    booking_id: r.try_get("booking_id")?,
+                    payment_intent_id: r.try_get("payment_intent_id")?,
+                    checkout_session_id: r.try_get("checkout_session_id")?,
+                    charge_id: r.try_get("charge_id")?,
+                    amount: r.try_get("amount")?,
+                    currency: r.try_get("currency")?,
+                    amount_refunded: r.try_get("amount_refunded")?,
+                    checkout_status: checkout.as_deref().and_then(CheckoutStatus::parse),
+                    failure_code: r.try_get("failure_code")?,
+                    failure_message: r.try_get("failure_message")?,
+                    dispute_status: r.try_get("dispute_status")?,
+                    dispute_reason: r.try_get("dispute_reason")?,
+                    dispute_outcome: r.try_get("dispute_outcome")?,
+                    paid_at: paid_at.map(|t| t.timestamp()),
+                    refunded_at: refunded_at.map(|t| t.timestamp()),
+                    last_event_id: r.try_get("last_event_id")?,
+                    last_event_at: r.try_get("last_event_at")?,
+                },
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
         }
     };
 }
@@ -544,6 +575,55 @@ impl LedgerTx {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_tx!(self, finish_event(id, status, error, now))
+    }
+
+    /// These payments as they stand now (ids that no longer exist are skipped).
+    pub async fn payments_by_ids(&mut self, ids: &[i64]) -> Result<Vec<Payment>, StoreError> {
+        on_tx!(self, payments_by_ids(ids))
+    }
+
+    /// Every payment of a booking, oldest first.
+    pub async fn booking_payments(&mut self, booking_id: &str) -> Result<Vec<Payment>, StoreError> {
+        on_tx!(self, booking_payments(booking_id))
+    }
+
+    /// Writes a notification to the outbox, due at `due_ms` (unix ms).
+    pub async fn insert_delivery(
+        &mut self,
+        delivery: &crate::notify::NewDelivery,
+        due_ms: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, insert_delivery(delivery, due_ms, now))
+    }
+
+    pub async fn claim_deliveries(
+        &mut self,
+        target: &str,
+        now_ms: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<super::ClaimedDelivery>, StoreError> {
+        on_tx!(self, claim_deliveries(target, now_ms, lease_until, limit))
+    }
+
+    pub async fn settle_delivery(&mut self, settled: &super::Settled) -> Result<(), StoreError> {
+        on_tx!(self, settle_delivery(settled))
+    }
+
+    pub async fn save_circuit(
+        &mut self,
+        target: &str,
+        circuit: &crate::notify::policy::Circuit,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, save_circuit(target, circuit, now))
+    }
+
+    /// True when the backend serializes transactions by itself (SQLite's single writer), so
+    /// [`LedgerTx::lock_refs`] has nothing to do and need not be prepared for.
+    pub fn serialized(&self) -> bool {
+        matches!(self, LedgerTx::Sqlite(..))
     }
 
     /// True when ingest is waiting for this transaction's write lock (SQLite): the caller should

@@ -94,6 +94,8 @@ macro_rules! shared_queries {
 
 #[macro_use]
 mod ledger;
+#[macro_use]
+mod outbox;
 mod postgres;
 mod sqlite;
 
@@ -105,8 +107,10 @@ use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::config::SqliteSync;
+use crate::notify::policy::Circuit;
 
 pub use ledger::{Claim, ClaimedEvent, EventSummary, Failure, LedgerTx, Payment, PaymentKey};
+pub use outbox::{ClaimedDelivery, Delivery, RetrySelection, Settled};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -269,6 +273,45 @@ impl Store {
         value: &str,
     ) -> Result<Vec<Payment>, StoreError> {
         on_store!(self, payments_where(key, value))
+    }
+
+    /// A target's saved circuit (closed when none was saved).
+    pub async fn circuit(&self, target: &str) -> Result<Circuit, StoreError> {
+        on_store!(self, circuit(target))
+    }
+
+    /// Closes a target's circuit: a target disabled by a 410 is delivered to again.
+    pub async fn reset_circuit(&self, target: &str) -> Result<(), StoreError> {
+        on_store!(self, reset_circuit(target))
+    }
+
+    /// When the next claimable notification of `target` is due (unix ms), if any.
+    pub async fn next_delivery_due(&self, target: &str) -> Result<Option<i64>, StoreError> {
+        on_store!(self, next_delivery_due(target))
+    }
+
+    /// Ends every delivery lease: only for a single instance (SQLite) starting up.
+    pub async fn release_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
+        on_store!(self, release_leases(now_ms))
+    }
+
+    /// Notifications, newest first, optionally of one target and status.
+    pub async fn list_deliveries(
+        &self,
+        target: Option<&str>,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        on_store!(self, list_deliveries(target, status, limit))
+    }
+
+    /// Puts notifications back in line, due now; returns the ids requeued.
+    pub async fn retry_deliveries(
+        &self,
+        which: RetrySelection<'_>,
+        now_ms: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        on_store!(self, retry_deliveries(which, now_ms))
     }
 
     pub async fn close(&self) {

@@ -9,6 +9,7 @@ use sqlx::{PgPool, Row};
 
 use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent};
 use crate::ledger::{CheckoutStatus, Fact, PaymentState, PaymentStatus};
+use crate::notify::policy::{Circuit, CircuitState};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -20,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "payment ledger",
         include_str!("../../migrations/postgres/0002_payment_ledger.sql"),
+    ),
+    (
+        3,
+        "outbox",
+        include_str!("../../migrations/postgres/0003_outbox.sql"),
     ),
 ];
 
@@ -98,4 +104,5 @@ impl PgStore {
 
     shared_queries!(PgRow);
     ledger_queries!(PgConnection, PgRow, " FOR UPDATE SKIP LOCKED");
+    outbox_queries!(PgConnection, PgRow, " FOR UPDATE SKIP LOCKED");
 }

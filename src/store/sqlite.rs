@@ -17,6 +17,7 @@ use tokio::sync::Mutex;
 use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent};
 use crate::config::SqliteSync;
 use crate::ledger::{CheckoutStatus, Fact, PaymentState, PaymentStatus};
+use crate::notify::policy::{Circuit, CircuitState};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -28,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "payment ledger",
         include_str!("../../migrations/sqlite/0002_payment_ledger.sql"),
+    ),
+    (
+        3,
+        "outbox",
+        include_str!("../../migrations/sqlite/0003_outbox.sql"),
     ),
 ];
 
@@ -143,4 +149,5 @@ impl SqliteStore {
 
     shared_queries!(SqliteRow);
     ledger_queries!(SqliteConnection, SqliteRow, "");
+    outbox_queries!(SqliteConnection, SqliteRow, "");
 }

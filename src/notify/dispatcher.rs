@@ -1,0 +1,375 @@
+//! The dispatcher: one worker per target delivers the outbox.
+//!
+//! Each worker keeps up to `concurrency` notifications in flight, each the oldest pending one of
+//! its booking, so a booking hears its changes in order while a slow booking holds up no other.
+//! A round is one transaction: settle the attempts that finished, save the circuit, claim (lease)
+//! what may go next. Rounds run when the processor wakes the worker, when an attempt finishes, or
+//! when the next retry or probe is due; an idle worker also looks every few seconds (for rows
+//! another process wrote).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{Notify, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::policy::{Attempt, Circuit, Verdict, next_delay, parse_retry_after, verdict};
+use crate::config::{TargetKind, TargetSettings};
+use crate::store::{ClaimedDelivery, Settled, Store, StoreError};
+
+/// How long an idle worker waits before looking again unwoken.
+const IDLE_WAIT: Duration = Duration::from_secs(2);
+
+/// The most of a target's answer kept with the attempt, for the operator.
+const BODY_KEPT: usize = 512;
+
+/// Wakes every target's worker: the processor wrote to the outbox.
+#[derive(Clone, Default)]
+pub struct DispatchWake(Arc<[Arc<Notify>]>);
+
+impl DispatchWake {
+    pub fn notify(&self) {
+        for wake in self.0.iter() {
+            wake.notify_one();
+        }
+    }
+}
+
+pub struct Dispatcher {
+    workers: Vec<Worker>,
+}
+
+impl Dispatcher {
+    /// A worker per target, and the handle that wakes them.
+    pub fn new(store: Arc<Store>, targets: &[TargetSettings]) -> (Dispatcher, DispatchWake) {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("payhook/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client");
+        let workers: Vec<Worker> = targets
+            .iter()
+            .map(|target| Worker {
+                store: store.clone(),
+                signing_key: target
+                    .secret
+                    .as_ref()
+                    .and_then(|s| super::signing_key(s.expose())),
+                target: Arc::new(target.clone()),
+                client: client.clone(),
+                wake: Arc::new(Notify::new()),
+            })
+            .collect();
+        let wake = DispatchWake(workers.iter().map(|w| w.wake.clone()).collect());
+        (Dispatcher { workers }, wake)
+    }
+
+    /// Runs every worker until `stopped` turns true; each then finishes its attempts in flight.
+    pub fn spawn(self, stopped: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tasks = JoinSet::new();
+            for worker in self.workers {
+                tasks.spawn(worker.run(stopped.clone()));
+            }
+            while tasks.join_next().await.is_some() {}
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Worker {
+    store: Arc<Store>,
+    target: Arc<TargetSettings>,
+    signing_key: Option<Vec<u8>>,
+    client: reqwest::Client,
+    wake: Arc<Notify>,
+}
+
+/// An attempt that finished: what was sent, what came back, how long it took.
+struct Finished {
+    delivery: ClaimedDelivery,
+    attempt: Attempt,
+    elapsed: Duration,
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+impl Worker {
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let name = self.target.name.clone();
+        let mut circuit = self.store.circuit(&name).await.unwrap_or_else(|e| {
+            tracing::warn!(target_name = %name, error = %e, "cannot read the target's circuit; starting closed");
+            Circuit::closed()
+        });
+        let mut in_flight: JoinSet<Finished> = JoinSet::new();
+        let mut settled: Vec<Settled> = Vec::new();
+        let mut circuit_changed = false;
+        let mut outage = 0u32;
+        loop {
+            let stopping = *stopped.borrow();
+            if stopping && in_flight.is_empty() && settled.is_empty() && !circuit_changed {
+                break;
+            }
+            let now = now_ms();
+            let want = if stopping {
+                0
+            } else {
+                circuit.allowance(now, in_flight.len(), self.target.concurrency)
+            };
+            let mut wait = IDLE_WAIT;
+            if want > 0 || !settled.is_empty() || circuit_changed {
+                let saved = circuit_changed.then_some(&circuit);
+                match self.round(&settled, saved, want, now).await {
+                    Ok(claimed) => {
+                        outage = 0;
+                        settled.clear();
+                        circuit_changed = false;
+                        let all_slots_used = claimed.len() == want;
+                        for delivery in claimed {
+                            in_flight.spawn(self.clone().attempt(delivery));
+                        }
+                        if want > 0 && !all_slots_used {
+                            wait = self.until_next_due(now).await;
+                        }
+                    }
+                    Err(e) => {
+                        outage += 1;
+                        tracing::error!(target_name = %name, error = %e,
+                            "dispatcher cannot reach the store; waiting");
+                        wait = Duration::from_millis(200 * 2u64.pow(outage.min(5)));
+                    }
+                }
+            } else if circuit.allowance(now, in_flight.len(), usize::MAX) == 0 {
+                // Open or disabled: look again when a probe may go (or when re-enabled).
+                if let Some(at) = circuit.reopens_at() {
+                    wait = Duration::from_millis((at - now).max(0) as u64).min(IDLE_WAIT);
+                }
+                if !stopping {
+                    self.reload_disabled(&mut circuit).await;
+                }
+            }
+            tokio::select! {
+                Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    let mut finished = vec![joined];
+                    while let Some(more) = in_flight.try_join_next() {
+                        finished.push(more);
+                    }
+                    for f in finished {
+                        match f {
+                            Ok(f) => {
+                                circuit_changed |= circuit.record(
+                                    &f.attempt,
+                                    now_ms(),
+                                    self.target.circuit_failures,
+                                    self.target.circuit_open,
+                                );
+                                settled.push(self.settle(&f));
+                            }
+                            // Its lease ends and it is sent again.
+                            Err(e) => tracing::error!(target_name = %name, error = %e, "delivery task failed"),
+                        }
+                    }
+                }
+                _ = self.wake.notified(), if !stopping => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stopped.changed(), if !stopping => {}
+            }
+        }
+    }
+
+    /// One transaction: record finished attempts, save the circuit, claim up to `want`.
+    async fn round(
+        &self,
+        settled: &[Settled],
+        circuit: Option<&Circuit>,
+        want: usize,
+        now: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let mut tx = self.store.begin_ledger().await?;
+        for s in settled {
+            tx.settle_delivery(s).await?;
+        }
+        if let Some(circuit) = circuit {
+            tx.save_circuit(&self.target.name, circuit, Utc::now())
+                .await?;
+        }
+        let claimed = if want > 0 {
+            // Long enough for the attempt and its settling; an instance that dies mid-attempt
+            // leaves the notification to be sent again when the lease ends.
+            let lease = now + 2 * self.target.timeout.as_millis() as i64 + 5_000;
+            tx.claim_deliveries(&self.target.name, now, lease, want as i64)
+                .await?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn until_next_due(&self, now: i64) -> Duration {
+        match self.store.next_delivery_due(&self.target.name).await {
+            // At least a few ms: a due row another instance holds must not make us spin.
+            Ok(Some(due)) => Duration::from_millis((due - now).clamp(5, IDLE_WAIT.as_millis() as i64) as u64),
+            Ok(None) | Err(_) => IDLE_WAIT,
+        }
+    }
+
+    /// A disabled target stays disabled until someone re-enables it (`payhook deliveries retry
+    /// --target`), possibly from another process.
+    async fn reload_disabled(&self, circuit: &mut Circuit) {
+        if circuit.state == super::policy::CircuitState::Disabled {
+            if let Ok(saved) = self.store.circuit(&self.target.name).await {
+                *circuit = saved;
+            }
+        }
+    }
+
+    /// Sends one notification and reports how it went; never fails.
+    async fn attempt(self, delivery: ClaimedDelivery) -> Finished {
+        let started = Instant::now();
+        let attempt = match self.request(&delivery) {
+            Ok(request) => match request.timeout(self.target.timeout).send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let retry_after = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, Utc::now()));
+                    let body = response.bytes().await.unwrap_or_default();
+                    let kept = &body[..body.len().min(BODY_KEPT)];
+                    Attempt::Answered {
+                        status,
+                        retry_after,
+                        body: String::from_utf8_lossy(kept).into_owned(),
+                    }
+                }
+                Err(e) => Attempt::NoAnswer(describe(&e)),
+            },
+            Err(why) => Attempt::NoAnswer(why),
+        };
+        Finished {
+            delivery,
+            attempt,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    fn request(&self, d: &ClaimedDelivery) -> Result<reqwest::RequestBuilder, String> {
+        let target = &self.target;
+        let body = d.payload.clone();
+        match target.kind {
+            TargetKind::BookingStatus => {
+                let booking = d
+                    .booking_id
+                    .as_deref()
+                    .ok_or("a booking-status notification without a booking id")?;
+                let mut url = reqwest::Url::parse(&target.url).map_err(|e| e.to_string())?;
+                url.path_segments_mut()
+                    .map_err(|_| "the target URL cannot take a path".to_string())?
+                    .pop_if_empty()
+                    .extend(["api", "v1", "bookings", booking, "payment-status"]);
+                let mut request = self
+                    .client
+                    .put(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header("X-Service-Name", "payment-gateway-service")
+                    .header("X-Request-Id", &d.notification_id)
+                    .body(body);
+                if let Some(token) = &target.token {
+                    request = request.bearer_auth(token.expose());
+                }
+                Ok(request)
+            }
+            TargetKind::Events => {
+                let key = self
+                    .signing_key
+                    .as_deref()
+                    .ok_or("the events target has no signing secret")?;
+                let timestamp = Utc::now().timestamp();
+                let signature = super::sign(key, &d.notification_id, timestamp, body.as_bytes());
+                Ok(self
+                    .client
+                    .post(&target.url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header("webhook-id", &d.notification_id)
+                    .header("webhook-timestamp", timestamp.to_string())
+                    .header("webhook-signature", signature)
+                    .body(body))
+            }
+        }
+    }
+
+    /// What an attempt means for its notification, as it is recorded; logs it.
+    fn settle(&self, f: &Finished) -> Settled {
+        let d = &f.delivery;
+        let now = Utc::now();
+        let attempts = d.attempts + 1;
+        let (last_status, answer) = match &f.attempt {
+            Attempt::Answered { status, body, .. } => {
+                (Some(i64::from(*status)), format!("{status} {}", body.trim()))
+            }
+            Attempt::NoAnswer(why) => (None, why.clone()),
+        };
+        let (status, next_attempt_at, error) = match verdict(&f.attempt) {
+            Verdict::Delivered => ("delivered", now.timestamp_millis(), None),
+            Verdict::Retry { retry_after } => {
+                match next_delay(&self.target.retry_schedule, attempts as usize, retry_after) {
+                    Some(delay) => (
+                        "pending",
+                        now.timestamp_millis() + delay.as_millis() as i64,
+                        Some(answer),
+                    ),
+                    None => (
+                        "dead",
+                        now.timestamp_millis(),
+                        Some(format!("gave up after {attempts} attempts; last: {answer}")),
+                    ),
+                }
+            }
+            Verdict::Dead => ("dead", now.timestamp_millis(), Some(answer)),
+            // Sent again as soon as the target is re-enabled.
+            Verdict::Gone => (
+                "pending",
+                now.timestamp_millis(),
+                Some(format!("{answer} (the target is disabled)")),
+            ),
+        };
+        let latency_ms = f.elapsed.as_millis() as u64;
+        match &error {
+            None => tracing::info!(target_name = %self.target.name, notification_id = %d.notification_id,
+                booking_id = d.booking_id.as_deref().unwrap_or(""), event = %d.event, attempt = attempts,
+                latency_ms, outcome = status, "notification delivered"),
+            Some(error) => tracing::warn!(target_name = %self.target.name, notification_id = %d.notification_id,
+                booking_id = d.booking_id.as_deref().unwrap_or(""), event = %d.event, attempt = attempts,
+                latency_ms, outcome = status, %error, "notification not delivered"),
+        }
+        Settled {
+            id: d.id,
+            status,
+            attempts,
+            next_attempt_at,
+            last_status,
+            last_error: error,
+            delivered_at: (status == "delivered").then_some(now),
+        }
+    }
+}
+
+/// A transport error in a sentence (reqwest's own `Display` omits the cause).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{kind}: {cause}"),
+        None => kind.to_string(),
+    }
+}
