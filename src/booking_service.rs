@@ -146,7 +146,9 @@ impl BookingService {
     }
 
     fn books(&self) -> std::sync::MutexGuard<'_, Books> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -161,7 +163,12 @@ impl BookingService {
         }
     }
 
-    fn update(&self, id: &str, request_id: Option<&str>, update: &StatusUpdate) -> (StatusCode, Value) {
+    fn update(
+        &self,
+        id: &str,
+        request_id: Option<&str>,
+        update: &StatusUpdate,
+    ) -> (StatusCode, Value) {
         let mut books = self.books();
         if let Some(done) = request_id.and_then(|r| books.applied.get(r)) {
             return done.clone();
@@ -296,7 +303,10 @@ async fn create(
     }
     service.create(&new.id, new.amount, new.currency.as_deref(), status);
     let booking = service.booking(&new.id);
-    reply((StatusCode::CREATED, json!({"success": true, "data": booking})))
+    reply((
+        StatusCode::CREATED,
+        json!({"success": true, "data": booking}),
+    ))
 }
 
 async fn show(State(service): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
@@ -350,17 +360,28 @@ async fn update_status(
 }
 
 /// Serves the example booking service on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, service: Arc<BookingService>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Arc<BookingService>,
+) -> std::io::Result<()> {
     axum::serve(listener, router(service)).await
 }
 
 /// `payhook example-booking-service`: binds `listen` and serves.
-pub async fn run(listen: SocketAddr, token: Option<String>, create_unknown: bool) -> anyhow::Result<()> {
+pub async fn run(
+    listen: SocketAddr,
+    token: Option<String>,
+    create_unknown: bool,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!(
         "example booking service: http://{}  (bookings: booking-123, booking-456{})",
         listener.local_addr()?,
-        if create_unknown { "; unknown ids are created" } else { "" }
+        if create_unknown {
+            "; unknown ids are created"
+        } else {
+            ""
+        }
     );
     serve(listener, BookingService::new(token, create_unknown)).await?;
     Ok(())

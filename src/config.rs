@@ -286,7 +286,7 @@ impl Settings {
                 "booking_service_url",
                 file.booking_service_url,
             )
-            .map(|(url, key)| check_http_url(&url, &key).map(|_| url))
+            .map(|(url, key)| check_target_url(&url, &key).map(|_| url))
             .transpose()?;
         let internal_service_token = v
             .string(
@@ -527,6 +527,19 @@ fn targets_from(
     booking_service_url: Option<&str>,
     internal_token: Option<&Secret>,
 ) -> Result<Vec<TargetSettings>, ConfigError> {
+    let mut files = files;
+    if let Some(url) = booking_service_url
+        && !files
+            .iter()
+            .any(|f| f.name.as_deref() == Some(BOOKING_SERVICE_TARGET))
+    {
+        files.push(TargetFile {
+            name: Some(BOOKING_SERVICE_TARGET.into()),
+            kind: Some(TargetKind::BookingStatus),
+            url: Some(url.to_string()),
+            ..TargetFile::default()
+        });
+    }
     let mut targets: Vec<TargetSettings> = Vec::new();
     for (i, file) in files.into_iter().enumerate() {
         let key = |field: &str| format!("targets[{i}].{field}");
@@ -544,7 +557,10 @@ fn targets_from(
             ));
         }
         if targets.iter().any(|t| t.name == name) {
-            return Err(ConfigError::new(key("name"), format!("{name:?} is used twice")));
+            return Err(ConfigError::new(
+                key("name"),
+                format!("{name:?} is used twice"),
+            ));
         }
         let kind = file.kind.ok_or_else(|| {
             ConfigError::new(key("kind"), "required: \"booking-status\" or \"events\"")
@@ -612,7 +628,10 @@ fn targets_from(
             events,
             retry_schedule: match file.retry_schedule {
                 Some(list) if list.is_empty() => {
-                    return Err(ConfigError::new(key("retry_schedule"), "needs at least one entry"));
+                    return Err(ConfigError::new(
+                        key("retry_schedule"),
+                        "needs at least one entry",
+                    ));
                 }
                 Some(list) => list
                     .iter()
@@ -629,23 +648,6 @@ fn targets_from(
             )? as u32,
             circuit_open: parse_duration_or(&key("circuit_open"), file.circuit_open, "30s")?,
         });
-    }
-    if let Some(url) = booking_service_url {
-        if !targets.iter().any(|t| t.name == BOOKING_SERVICE_TARGET) {
-            targets.push(TargetSettings {
-                name: BOOKING_SERVICE_TARGET.into(),
-                kind: TargetKind::BookingStatus,
-                url: url.trim_end_matches('/').to_string(),
-                token: internal_token.cloned(),
-                secret: None,
-                events: Vec::new(),
-                retry_schedule: default_retry_schedule(),
-                timeout: Duration::from_secs(5),
-                concurrency: 32,
-                circuit_failures: 10,
-                circuit_open: Duration::from_secs(30),
-            });
-        }
     }
     Ok(targets)
 }
@@ -669,7 +671,11 @@ fn check_target_url(url: &str, key: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn parse_duration_or(key: &str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {
+fn parse_duration_or(
+    key: &str,
+    value: Option<String>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
     parse_duration(key, value.as_deref().unwrap_or(default))
 }
 
@@ -844,6 +850,99 @@ mod tests {
             format!("{from_file:?}"),
             format!("{:?}", Settings::defaults())
         );
+    }
+
+    #[test]
+    fn booking_service_url_enables_the_booking_status_target() {
+        let s = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[
+                ("BOOKING_SERVICE_URL", "http://127.0.0.1:3001/"),
+                ("INTERNAL_SERVICE_TOKEN", "tok"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.targets.len(), 1);
+        let t = &s.targets[0];
+        assert_eq!(
+            (t.name.as_str(), t.kind),
+            ("booking-service", TargetKind::BookingStatus)
+        );
+        assert_eq!(t.url, "http://127.0.0.1:3001");
+        assert_eq!(t.token.as_ref().map(Secret::expose), Some("tok"));
+        assert_eq!(t.timeout, Duration::from_secs(5));
+        let schedule: Vec<u64> = t.retry_schedule.iter().map(Duration::as_secs).collect();
+        assert_eq!(
+            schedule,
+            [0, 5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200, 86400]
+        );
+    }
+
+    #[test]
+    fn targets_are_read_from_the_file_and_checked() {
+        let file = FileConfig::parse(
+            r#"
+            [[targets]]
+            name = "alerts"
+            kind = "events"
+            url = "http://127.0.0.1:9000/hooks"
+            secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+            events = ["payment.failed", "payment.disputed"]
+            retry_schedule = ["0s", "250ms", "1m"]
+            timeout = "2s"
+            "#,
+        )
+        .unwrap();
+        let s = Settings::from_parts(file, &HashMap::new()).unwrap();
+        let t = &s.targets[0];
+        assert_eq!(t.kind, TargetKind::Events);
+        assert_eq!(t.events, ["payment.failed", "payment.disputed"]);
+        assert_eq!(
+            t.retry_schedule,
+            [
+                Duration::ZERO,
+                Duration::from_millis(250),
+                Duration::from_secs(60)
+            ]
+        );
+        assert_eq!(t.timeout, Duration::from_secs(2));
+        assert!(
+            !format!("{s:?}").contains("MfKQ9r8G"),
+            "the secret is redacted"
+        );
+
+        for (toml, key, says) in [
+            (
+                "kind = \"events\"\nurl = \"http://h\"",
+                "targets[0].secret",
+                "required",
+            ),
+            (
+                "kind = \"events\"\nurl = \"http://h\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nevents = [\"payment.paid\"]",
+                "targets[0].events",
+                "payment.paid",
+            ),
+            (
+                "kind = \"booking-status\"\nurl = \"http://h\"\nretry_schedule = [\"5 minutes\"]",
+                "targets[0].retry_schedule",
+                "5 minutes",
+            ),
+            (
+                "kind = \"booking-status\"\nurl = \"https://h\"",
+                "targets[0].url",
+                "https",
+            ),
+            ("kind = \"booking-status\"", "targets[0].url", "required"),
+        ] {
+            let file = FileConfig::parse(&format!("[[targets]]\nname = \"t\"\n{toml}")).unwrap();
+            let err = Settings::from_parts(file, &HashMap::new()).unwrap_err();
+            assert_eq!(err.key, key, "{toml}");
+            assert!(err.message.contains(says), "{err}");
+        }
+        let twice = "[[targets]]\nname = \"t\"\nkind = \"booking-status\"\nurl = \"http://h\"\n";
+        let file = FileConfig::parse(&format!("{twice}{twice}")).unwrap();
+        let err = Settings::from_parts(file, &HashMap::new()).unwrap_err();
+        assert_eq!(err.key, "targets[1].name");
     }
 
     #[test]

@@ -134,7 +134,10 @@ async fn retry(
         let circuit = store.circuit(target).await?;
         store.reset_circuit(target).await?;
         if circuit.state.as_str() != "closed" {
-            println!("target {target}: circuit was {}, now closed", circuit.state.as_str());
+            println!(
+                "target {target}: circuit was {}, now closed",
+                circuit.state.as_str()
+            );
         }
     }
     let mut requeued = store

@@ -120,7 +120,11 @@ impl Processor {
                 _ => None,
             })
             .flat_map(|(e, f)| {
-                let refs = f.refs.ids().into_iter().map(|id| format!("{}:{id}", e.source));
+                let refs = f
+                    .refs
+                    .ids()
+                    .into_iter()
+                    .map(|id| format!("{}:{id}", e.source));
                 // Notifications compare a booking's payments before and after: one change per
                 // booking at a time.
                 let booking = f.booking_id.as_ref().map(|b| format!("booking:{b}"));
@@ -303,7 +307,11 @@ pub async fn apply_fact(
     let booking_before: Vec<Payment> = booking_after
         .iter()
         .filter(|p| !changed(p))
-        .chain(before.iter().filter(|p| p.state.booking_id == after.booking_id))
+        .chain(
+            before
+                .iter()
+                .filter(|p| p.state.booking_id == after.booking_id),
+        )
         .cloned()
         .collect();
     let before_states: Vec<PaymentState> = before.into_iter().map(|p| p.state).collect();

@@ -184,10 +184,7 @@ pub fn deliveries_for(
 
 /// `ntf_` and 24 random alphanumerics: the `X-Request-Id` / `webhook-id` of every attempt.
 fn new_notification_id() -> String {
-    format!(
-        "ntf_{}",
-        crate::providers::stripe_events::random_token(24)
-    )
+    format!("ntf_{}", crate::providers::stripe_events::random_token(24))
 }
 
 fn rfc3339(secs: Option<i64>) -> Option<String> {
@@ -281,7 +278,11 @@ mod tests {
         }
     }
 
-    fn sent(before: Option<&PaymentState>, after: &PaymentState, targets: &[TargetSettings]) -> Vec<String> {
+    fn sent(
+        before: Option<&PaymentState>,
+        after: &PaymentState,
+        targets: &[TargetSettings],
+    ) -> Vec<String> {
         let before: Vec<PaymentState> = before.into_iter().cloned().collect();
         deliveries_for(
             targets,
@@ -303,7 +304,10 @@ mod tests {
     fn a_refund_first_still_confirms_first() {
         let mut refunded = state(PaymentStatus::Refunded);
         refunded.amount_refunded = 5000;
-        let targets = [target(TargetKind::BookingStatus, &[]), target(TargetKind::Events, &[])];
+        let targets = [
+            target(TargetKind::BookingStatus, &[]),
+            target(TargetKind::Events, &[]),
+        ];
         assert_eq!(
             sent(Some(&state(PaymentStatus::Pending)), &refunded, &targets),
             [
@@ -321,7 +325,10 @@ mod tests {
     fn failures_reach_subscribers_but_not_the_booking() {
         let mut failed = state(PaymentStatus::Failed);
         failed.paid_at = None;
-        let targets = [target(TargetKind::BookingStatus, &[]), target(TargetKind::Events, &[])];
+        let targets = [
+            target(TargetKind::BookingStatus, &[]),
+            target(TargetKind::Events, &[]),
+        ];
         assert_eq!(sent(None, &failed, &targets), ["events:payment.failed"]);
     }
 
@@ -343,7 +350,10 @@ mod tests {
         first.amount_refunded = 1000;
         let mut second = first.clone();
         second.amount_refunded = 2000;
-        let targets = [target(TargetKind::BookingStatus, &[]), target(TargetKind::Events, &[])];
+        let targets = [
+            target(TargetKind::BookingStatus, &[]),
+            target(TargetKind::Events, &[]),
+        ];
         assert_eq!(
             sent(Some(&first), &second, &targets),
             ["events:payment.partially_refunded"]

@@ -212,7 +212,9 @@ impl Worker {
     async fn until_next_due(&self, now: i64) -> Duration {
         match self.store.next_delivery_due(&self.target.name).await {
             // At least a few ms: a due row another instance holds must not make us spin.
-            Ok(Some(due)) => Duration::from_millis((due - now).clamp(5, IDLE_WAIT.as_millis() as i64) as u64),
+            Ok(Some(due)) => {
+                Duration::from_millis((due - now).clamp(5, IDLE_WAIT.as_millis() as i64) as u64)
+            }
             Ok(None) | Err(_) => IDLE_WAIT,
         }
     }
@@ -220,10 +222,10 @@ impl Worker {
     /// A disabled target stays disabled until someone re-enables it (`payhook deliveries retry
     /// --target`), possibly from another process.
     async fn reload_disabled(&self, circuit: &mut Circuit) {
-        if circuit.state == super::policy::CircuitState::Disabled {
-            if let Ok(saved) = self.store.circuit(&self.target.name).await {
-                *circuit = saved;
-            }
+        if circuit.state == super::policy::CircuitState::Disabled
+            && let Ok(saved) = self.store.circuit(&self.target.name).await
+        {
+            *circuit = saved;
         }
     }
 
@@ -309,9 +311,10 @@ impl Worker {
         let now = Utc::now();
         let attempts = d.attempts + 1;
         let (last_status, answer) = match &f.attempt {
-            Attempt::Answered { status, body, .. } => {
-                (Some(i64::from(*status)), format!("{status} {}", body.trim()))
-            }
+            Attempt::Answered { status, body, .. } => (
+                Some(i64::from(*status)),
+                format!("{status} {}", body.trim()),
+            ),
             Attempt::NoAnswer(why) => (None, why.clone()),
         };
         let (status, next_attempt_at, error) = match verdict(&f.attempt) {
@@ -340,12 +343,16 @@ impl Worker {
         };
         let latency_ms = f.elapsed.as_millis() as u64;
         match &error {
-            None => tracing::info!(target_name = %self.target.name, notification_id = %d.notification_id,
+            None => {
+                tracing::info!(target_name = %self.target.name, notification_id = %d.notification_id,
                 booking_id = d.booking_id.as_deref().unwrap_or(""), event = %d.event, attempt = attempts,
-                latency_ms, outcome = status, "notification delivered"),
-            Some(error) => tracing::warn!(target_name = %self.target.name, notification_id = %d.notification_id,
+                latency_ms, outcome = status, "notification delivered")
+            }
+            Some(error) => {
+                tracing::warn!(target_name = %self.target.name, notification_id = %d.notification_id,
                 booking_id = d.booking_id.as_deref().unwrap_or(""), event = %d.event, attempt = attempts,
-                latency_ms, outcome = status, %error, "notification not delivered"),
+                latency_ms, outcome = status, %error, "notification not delivered")
+            }
         }
         Settled {
             id: d.id,

@@ -69,6 +69,9 @@ mod tests {
     fn refuses_secrets_that_are_not_whsec_base64() {
         assert!(signing_key("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_none());
         assert!(signing_key("whsec_not base64!").is_none());
-        assert!(signing_key("whsec_c2hvcnQ=").is_none(), "5 bytes is too short");
+        assert!(
+            signing_key("whsec_c2hvcnQ=").is_none(),
+            "5 bytes is too short"
+        );
     }
 }

@@ -24,7 +24,9 @@ pub enum Attempt {
 pub enum Verdict {
     Delivered,
     /// Try again, not before `retry_after` if the target said so.
-    Retry { retry_after: Option<Duration> },
+    Retry {
+        retry_after: Option<Duration>,
+    },
     /// The target refused it for good (a 4xx other than 408, 410, 425, 429): kept, visible, retryable by hand.
     Dead,
     /// 410 Gone: the target asks not to be called again; it is disabled.
@@ -212,7 +214,10 @@ mod tests {
             assert_eq!(verdict(&answered(status)), Verdict::Delivered, "{status}");
         }
         for status in [408, 425, 429, 500, 502, 503, 599] {
-            assert!(matches!(verdict(&answered(status)), Verdict::Retry { .. }), "{status}");
+            assert!(
+                matches!(verdict(&answered(status)), Verdict::Retry { .. }),
+                "{status}"
+            );
         }
         for status in [301, 400, 401, 403, 404, 409, 422] {
             assert_eq!(verdict(&answered(status)), Verdict::Dead, "{status}");
@@ -226,13 +231,23 @@ mod tests {
 
     #[test]
     fn the_schedule_is_jittered_and_retry_after_is_a_floor() {
-        let schedule = [Duration::ZERO, Duration::from_secs(10), Duration::from_secs(60)];
+        let schedule = [
+            Duration::ZERO,
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+        ];
         let d = next_delay(&schedule, 1, None).unwrap().as_secs_f64();
         assert!((8.0..=12.0).contains(&d), "{d}");
         let d = next_delay(&schedule, 1, Some(Duration::from_secs(30))).unwrap();
         assert_eq!(d, Duration::from_secs(30));
-        assert_eq!(next_delay(&schedule, 3, None), None, "the schedule is spent");
-        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().to_utc();
+        assert_eq!(
+            next_delay(&schedule, 3, None),
+            None,
+            "the schedule is spent"
+        );
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
         assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
         assert_eq!(
             parse_retry_after("Thu, 01 Jan 2026 00:01:00 GMT", now),
@@ -252,10 +267,18 @@ mod tests {
         }
         assert!(c.record(&down, 1_000, 3, open_for));
         assert_eq!(c.allowance(1_000, 0, 8), 0);
-        assert_eq!(c.allowance(31_000, 0, 8), 1, "one probe once the wait is over");
+        assert_eq!(
+            c.allowance(31_000, 0, 8),
+            1,
+            "one probe once the wait is over"
+        );
         assert_eq!(c.allowance(31_000, 1, 8), 0, "and only one");
         assert!(c.record(&down, 31_000, 3, open_for));
-        assert_eq!(c.reopens_at(), Some(91_000), "a failed probe doubles the wait");
+        assert_eq!(
+            c.reopens_at(),
+            Some(91_000),
+            "a failed probe doubles the wait"
+        );
         // A 4xx is an answer from a live target: the circuit closes.
         assert!(c.record(&answered(400), 91_000, 3, open_for));
         assert_eq!(c.allowance(91_000, 0, 8), 8);

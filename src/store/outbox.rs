@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, Utc};
 
-
 /// The outbox SQL both dialects accept, expanded into each backend. `$lock` makes a claim skip
 /// rows another instance holds (PostgreSQL).
 macro_rules! outbox_queries {

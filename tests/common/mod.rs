@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use sqlx::Connection;
 
+pub mod receiver;
+
 pub const SECRET: &str = "whsec_integration_test_secret";
 pub const SERVICE_TOKEN: &str = "test-internal-service-token";
 

@@ -1,0 +1,531 @@
+//! Notifications end to end: webhooks in, the example booking service (a real HTTP server on
+//! loopback) and scripted receivers out, on SQLite or on PostgreSQL (`TEST_DATABASE_URL`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::receiver::*;
+use common::*;
+use payhook::config::{Secret, Settings, TargetKind, TargetSettings};
+use payhook::store::{Delivery, RetrySelection};
+use serde_json::Value;
+
+const BOOKING_TOKEN: &str = "booking-service-token";
+
+/// A target with a quick schedule, so retries happen within a test.
+fn target(name: &str, kind: TargetKind, url: &str) -> TargetSettings {
+    TargetSettings {
+        name: name.into(),
+        kind,
+        url: url.into(),
+        token: (kind == TargetKind::BookingStatus).then(|| Secret::new(BOOKING_TOKEN)),
+        secret: (kind == TargetKind::Events)
+            .then(|| Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")),
+        events: Vec::new(),
+        retry_schedule: std::iter::once(Duration::ZERO)
+            .chain(std::iter::repeat_n(Duration::from_millis(100), 60))
+            .collect(),
+        timeout: Duration::from_secs(5),
+        concurrency: 8,
+        circuit_failures: 1000,
+        circuit_open: Duration::from_millis(300),
+    }
+}
+
+async fn app_with_targets(targets: Vec<TargetSettings>) -> TestApp {
+    spawn_app_with(move |s: &mut Settings| s.targets = targets).await
+}
+
+/// payhook with one booking-status target, `booking-service`, at `url`.
+async fn booking_app(url: &str) -> TestApp {
+    app_with_targets(vec![target(
+        "booking-service",
+        TargetKind::BookingStatus,
+        url,
+    )])
+    .await
+}
+
+fn adds(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+async fn deliveries(app: &TestApp, status: Option<&str>) -> Vec<Delivery> {
+    let mut rows = app
+        .payhook
+        .store
+        .list_deliveries(None, status, 1000)
+        .await
+        .unwrap();
+    rows.reverse();
+    rows
+}
+
+/// Waits until the booking's status in the booking service is `status`.
+async fn booking_reaches(
+    service: &payhook::booking_service::BookingService,
+    id: &str,
+    status: &str,
+) {
+    eventually(
+        Duration::from_secs(15),
+        &format!("{id} {status}"),
+        || async { service.booking(id).is_some_and(|b| b.status == status) },
+    )
+    .await;
+}
+
+fn history(service: &payhook::booking_service::BookingService, id: &str) -> Vec<String> {
+    service
+        .booking(id)
+        .unwrap()
+        .history
+        .iter()
+        .map(|t| format!("{}>{}", t.from, t.to))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_payment_confirms_its_booking_with_the_contract_headers() {
+    let (service, url) = booking_service(BOOKING_TOKEN).await;
+    let app = booking_app(&url).await;
+    service.create("booking-ok", Some(2000), Some("EUR"), "pending");
+    let pay = PaymentIds::new("booking-ok");
+    app.deliver(&pay.event("payment_intent.succeeded", now(), &[]))
+        .await;
+
+    booking_reaches(&service, "booking-ok", "confirmed").await;
+    let booking = service.booking("booking-ok").unwrap();
+    assert_eq!(
+        booking.payment_intent_id.as_deref(),
+        Some(pay.intent.as_str())
+    );
+    assert!(booking.paid_at.is_some());
+    let received = service.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(
+        received[0].service_name.as_deref(),
+        Some("payment-gateway-service")
+    );
+    let sent = deliveries(&app, None).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        received[0].request_id.as_deref(),
+        Some(sent[0].notification_id.as_str())
+    );
+    eventually(Duration::from_secs(5), "recorded as delivered", || async {
+        deliveries(&app, Some("delivered")).await.len() == 1
+    })
+    .await;
+
+    // The same webhook again (Stripe retries) changes nothing, so nothing is sent again.
+    app.deliver(&pay.event("payment_intent.succeeded", now(), &[]))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(service.received().len(), 1);
+    app.payhook.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn booking_transitions_follow_the_ledger_whatever_the_arrival_order() {
+    let (service, url) = booking_service(BOOKING_TOKEN).await;
+    let app = booking_app(&url).await;
+    for id in ["b-refund-first", "b-partial", "b-expired", "b-failed"] {
+        service.create(id, Some(2000), Some("EUR"), "pending");
+    }
+    let t = now();
+
+    // The refund arrives before the success: confirmed, then refunded.
+    let refund_first = PaymentIds::new("b-refund-first");
+    app.deliver_all(&[refund_first.event("charge.refunded", t + 10, &[])])
+        .await;
+    booking_reaches(&service, "b-refund-first", "refunded").await;
+    app.deliver_all(&[refund_first.event("payment_intent.succeeded", t, &[])])
+        .await;
+
+    // Success then a partial refund.
+    let partial = PaymentIds::new("b-partial");
+    app.deliver_all(&[
+        partial.event("payment_intent.succeeded", t, &[]),
+        partial.event("charge.refunded", t + 5, &adds(&["amount_refunded=500"])),
+    ])
+    .await;
+    booking_reaches(&service, "b-partial", "partially_refunded").await;
+
+    // An expired checkout cancels the pending booking.
+    let expired = PaymentIds::new("b-expired");
+    app.deliver_all(&[expired.event("checkout.session.expired", t, &[])])
+        .await;
+    booking_reaches(&service, "b-expired", "cancelled").await;
+
+    // A failed attempt changes nothing: the customer may try again.
+    let failed = PaymentIds::new("b-failed");
+    app.deliver_all(&[failed.event("payment_intent.payment_failed", t, &[])])
+        .await;
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        history(&service, "b-refund-first"),
+        ["pending>confirmed", "confirmed>refunded"]
+    );
+    assert_eq!(
+        history(&service, "b-partial"),
+        ["pending>confirmed", "confirmed>partially_refunded"]
+    );
+    assert_eq!(history(&service, "b-expired"), ["pending>cancelled"]);
+    assert_eq!(service.booking("b-failed").unwrap().status, "pending");
+    assert!(
+        service
+            .received()
+            .iter()
+            .all(|r| r.booking_id != "b-failed")
+    );
+    assert!(
+        service.received().iter().all(|r| r.answer == 200),
+        "{:?}",
+        service.received()
+    );
+    app.payhook.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_booking_service_down_then_up_gets_every_notification_in_order_once() {
+    // A port nobody listens on yet: every attempt is refused.
+    let parked = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = parked.local_addr().unwrap();
+    drop(parked);
+    let mut down = target(
+        "booking-service",
+        TargetKind::BookingStatus,
+        &format!("http://{addr}"),
+    );
+    down.circuit_failures = 5;
+    let app = app_with_targets(vec![down]).await;
+
+    let t = now();
+    let bookings: Vec<String> = (0..6).map(|i| format!("b-outage-{i}")).collect();
+    for (i, booking) in bookings.iter().enumerate() {
+        let pay = PaymentIds::new(booking);
+        let success = pay.event("payment_intent.succeeded", t, &[]);
+        let refund = pay.event("charge.refunded", t + 10, &[]);
+        // Half of them arrive refund first.
+        let events = if i % 2 == 0 {
+            [success, refund]
+        } else {
+            [refund, success]
+        };
+        app.deliver_all(&events).await;
+    }
+    assert_eq!(
+        deliveries(&app, None).await.len(),
+        12,
+        "confirmed and refunded for each"
+    );
+
+    // The target keeps failing: its circuit opens, and its state is kept in the store.
+    eventually(Duration::from_secs(10), "the circuit opens", || async {
+        app.payhook
+            .store
+            .circuit("booking-service")
+            .await
+            .unwrap()
+            .state
+            .as_str()
+            == "open"
+    })
+    .await;
+    assert!(deliveries(&app, Some("delivered")).await.is_empty());
+
+    // The booking service comes up on that port.
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let (service, _) = booking_service_on(listener, BOOKING_TOKEN);
+    for booking in &bookings {
+        service.create(booking, Some(2000), Some("EUR"), "pending");
+    }
+    for booking in &bookings {
+        booking_reaches(&service, booking, "refunded").await;
+        assert_eq!(
+            history(&service, booking),
+            ["pending>confirmed", "confirmed>refunded"]
+        );
+    }
+    eventually(
+        Duration::from_secs(10),
+        "every notification recorded delivered",
+        || async { deliveries(&app, Some("delivered")).await.len() == 12 },
+    )
+    .await;
+    eventually(Duration::from_secs(5), "the circuit closes", || async {
+        app.payhook
+            .store
+            .circuit("booking-service")
+            .await
+            .unwrap()
+            .state
+            .as_str()
+            == "closed"
+    })
+    .await;
+    app.payhook.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_invalid_transition_is_dead_visible_and_retryable() {
+    let (service, url) = booking_service(BOOKING_TOKEN).await;
+    let app = booking_app(&url).await;
+    // The booking service already cancelled this booking: it refuses to confirm it.
+    service.create("b-cancelled", Some(2000), Some("EUR"), "cancelled");
+    let pay = PaymentIds::new("b-cancelled");
+    app.deliver(&pay.event("payment_intent.succeeded", now(), &[]))
+        .await;
+
+    eventually(
+        Duration::from_secs(10),
+        "the notification is dead",
+        || async { deliveries(&app, Some("dead")).await.len() == 1 },
+    )
+    .await;
+    let dead = &deliveries(&app, Some("dead")).await[0];
+    assert_eq!(dead.attempts, 1, "a 400 is not retried");
+    assert_eq!(dead.last_status, Some(400));
+    let error = dead.last_error.as_deref().unwrap();
+    assert!(error.contains("INVALID_TRANSITION"), "{error}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(service.received().len(), 1, "dead means no more attempts");
+
+    // The operator fixes the booking and retries it.
+    service.create("b-cancelled", Some(2000), Some("EUR"), "pending");
+    let requeued = app
+        .payhook
+        .store
+        .retry_deliveries(RetrySelection::Dead { target: None }, now() * 1000)
+        .await
+        .unwrap();
+    assert_eq!(requeued, [dead.id]);
+    booking_reaches(&service, "b-cancelled", "confirmed").await;
+    let received = service.received();
+    assert_eq!(
+        received[1].request_id, received[0].request_id,
+        "the same notification id"
+    );
+    app.payhook.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let receiver = Receiver::start(|n, _| match n {
+        0 => Reply {
+            retry_after: Some("2".into()),
+            ..Reply::status(429)
+        },
+        _ => Reply::status(200),
+    })
+    .await;
+    let app = booking_app(&receiver.url).await;
+    let pay = PaymentIds::new("b-throttled");
+    app.deliver(&pay.event("payment_intent.succeeded", now(), &[]))
+        .await;
+
+    let requests = receiver.wait_for(2, Duration::from_secs(10)).await;
+    let gap = requests[1].at - requests[0].at;
+    assert!(
+        gap >= Duration::from_millis(1950),
+        "retried after {gap:?}, not 2 s"
+    );
+    assert_eq!(
+        requests[0].header("x-request-id"),
+        requests[1].header("x-request-id")
+    );
+    assert_eq!(requests[0].method, "PUT");
+    assert_eq!(
+        requests[0].path,
+        "/api/v1/bookings/b-throttled/payment-status"
+    );
+    assert_eq!(
+        requests[0].header("authorization"),
+        format!("Bearer {BOOKING_TOKEN}")
+    );
+    assert_eq!(requests[0].json()["status"], "confirmed");
+    app.payhook.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slow_booking_holds_up_only_itself() {
+    // The booking service takes 1.5 s to answer for one booking.
+    let receiver = Receiver::start(|_, r| Reply {
+        delay: if r.path.contains("b-slow") {
+            Duration::from_millis(1500)
+        } else {
+            Duration::ZERO
+        },
+        ..Reply::status(200)
+    })
+    .await;
+    let app = booking_app(&receiver.url).await;
+    let t = now();
+    let slow = PaymentIds::new("b-slow");
+    let fast = PaymentIds::new("b-fast");
+    app.deliver_all(&[
+        slow.event("payment_intent.succeeded", t, &[]),
+        slow.event("charge.refunded", t + 1, &[]),
+        fast.event("payment_intent.succeeded", t, &[]),
+    ])
+    .await;
+    let requests = receiver.wait_for(3, Duration::from_secs(10)).await;
+    let arrivals: Vec<(String, String, std::time::Instant)> = requests
+        .iter()
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.json()["status"].as_str().unwrap().to_string(),
+                r.at,
+            )
+        })
+        .collect();
+    let at = |path: &str, status: &str| {
+        arrivals
+            .iter()
+            .find(|(p, s, _)| p.contains(path) && s == status)
+            .unwrap_or_else(|| panic!("{path} {status} in {arrivals:?}"))
+            .2
+    };
+    // The other booking did not wait for the slow one...
+    assert!(at("b-fast", "confirmed") < at("b-slow", "confirmed") + Duration::from_millis(1000));
+    // ...while the slow booking's refund waited for its confirmation to be answered.
+    assert!(at("b-slow", "refunded") >= at("b-slow", "confirmed") + Duration::from_millis(1500));
+    app.payhook.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_target_is_circuit_broken_then_probed_and_410_disables_it() {
+    let receiver = Receiver::start(|_, _| Reply::status(503)).await;
+    let mut failing = target("flaky", TargetKind::BookingStatus, &receiver.url);
+    failing.circuit_failures = 3;
+    failing.circuit_open = Duration::from_millis(800);
+    let app = app_with_targets(vec![failing]).await;
+    let pay = PaymentIds::new("b-flaky");
+    app.deliver(&pay.event("payment_intent.succeeded", now(), &[]))
+        .await;
+
+    receiver.wait_for(3, Duration::from_secs(10)).await;
+    eventually(Duration::from_secs(5), "the circuit opens", || async {
+        app.payhook
+            .store
+            .circuit("flaky")
+            .await
+            .unwrap()
+            .state
+            .as_str()
+            == "open"
+    })
+    .await;
+    // While open, nothing is sent (the schedule alone would have tried every 100 ms).
+    let opened = receiver.requests().len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.requests().len(),
+        opened,
+        "no attempt while the circuit is open"
+    );
+    // Then one probe; it fails, so the wait doubles; the next probe is answered 410 Gone.
+    receiver.set_script(|n, _| Reply::status(if n < 4 { 503 } else { 410 }));
+    eventually(
+        Duration::from_secs(10),
+        "the target is disabled",
+        || async {
+            app.payhook
+                .store
+                .circuit("flaky")
+                .await
+                .unwrap()
+                .state
+                .as_str()
+                == "disabled"
+        },
+    )
+    .await;
+    let pending = deliveries(&app, Some("pending")).await;
+    assert_eq!(
+        pending.len(),
+        1,
+        "kept for when the target is enabled again"
+    );
+    assert_eq!(pending[0].last_status, Some(410));
+    let sent = receiver.requests().len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.requests().len(),
+        sent,
+        "a disabled target is not called"
+    );
+
+    // Re-enabled (what `payhook deliveries retry --target flaky` does), it is delivered.
+    receiver.set_script(|_, _| Reply::status(200));
+    app.payhook.store.reset_circuit("flaky").await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "delivered after re-enabling",
+        || async { deliveries(&app, Some("delivered")).await.len() == 1 },
+    )
+    .await;
+    app.payhook.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_events_target_receives_signed_payhook_events_it_subscribed_to() {
+    let receiver = Receiver::start(|_, _| Reply::status(204)).await;
+    let all = target(
+        "all-events",
+        TargetKind::Events,
+        &format!("{}/all", receiver.url),
+    );
+    let mut refunds = target(
+        "refunds",
+        TargetKind::Events,
+        &format!("{}/refunds", receiver.url),
+    );
+    refunds.events = vec!["payment.refunded".into()];
+    let app = app_with_targets(vec![all, refunds]).await;
+    let t = now();
+    let pay = PaymentIds::new("b-events");
+    app.deliver_all(&[
+        pay.event("payment_intent.payment_failed", t, &[]),
+        pay.event("charge.refunded", t + 10, &[]),
+    ])
+    .await;
+
+    let requests = receiver.wait_for(4, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.path, r.json()["type"].as_str().unwrap()))
+        .collect();
+    let all_seen: Vec<&String> = seen.iter().filter(|s| s.starts_with("/all")).collect();
+    assert_eq!(
+        all_seen,
+        [
+            "/all payment.failed",
+            "/all payment.confirmed",
+            "/all payment.refunded"
+        ],
+        "in the order the payment went through them"
+    );
+    assert_eq!(
+        seen.iter()
+            .filter(|s| s.starts_with("/refunds"))
+            .collect::<Vec<_>>(),
+        ["/refunds payment.refunded"]
+    );
+    let r = &requests[0];
+    assert_eq!(r.method, "POST");
+    assert!(r.header("webhook-id").starts_with("ntf_"));
+    assert!(r.header("webhook-signature").starts_with("v1,"));
+    let timestamp: i64 = r.header("webhook-timestamp").parse().unwrap();
+    assert!((timestamp - now()).abs() < 30);
+    let body: Value = r.json();
+    assert_eq!(body["data"]["booking_id"], "b-events");
+    assert_eq!(body["data"]["amount"], 2000);
+    app.payhook.shutdown().await.unwrap();
+}
