@@ -692,3 +692,146 @@ async fn events_list_show_and_replay_from_the_terminal() {
     signal(&server.child, "-TERM");
     assert!(server.child.wait().await.unwrap().success());
 }
+
+/// A booking service that holds the first status update until payhook is killed, and takes the
+/// rest at once: the update in flight at the kill is sent again after the restart, with the same
+/// request id, and applied once.
+#[tokio::test]
+async fn a_notification_in_flight_when_payhook_is_killed_is_delivered_after_restart() {
+    use common::receiver::{Receiver, Reply};
+    let receiver = Receiver::start(|n, _| Reply {
+        delay: if n == 0 {
+            Duration::from_secs(30)
+        } else {
+            Duration::ZERO
+        },
+        ..Reply::status(200)
+    })
+    .await;
+    let store = fresh_store().await;
+    let mut env = store_env(&store).to_vec();
+    env.push(("BOOKING_SERVICE_URL", receiver.url.as_str()));
+    env.push(("INTERNAL_SERVICE_TOKEN", SERVICE_TOKEN));
+    let mut server = serve(store.dir.path(), &env).await;
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.starts_with("notifying target booking-service: booking-status at")),
+        "{:?}",
+        server.banner
+    );
+    let pay = PaymentIds::new("booking-killed");
+    let client = reqwest::Client::new();
+    let answer = post_signed(
+        &client,
+        server.addr,
+        pay.event("payment_intent.succeeded", now(), &[])
+            .to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 200);
+    let first = receiver.wait_for(1, Duration::from_secs(10)).await;
+
+    signal(&server.child, "-KILL");
+    server.child.wait().await.unwrap();
+    let server = serve(store.dir.path(), &env).await;
+    let all = receiver.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        all[1].header("x-request-id"),
+        first[0].header("x-request-id")
+    );
+    assert_eq!(
+        all[1].path,
+        "/api/v1/bookings/booking-killed/payment-status"
+    );
+    assert_eq!(
+        all[1].header("authorization"),
+        format!("Bearer {SERVICE_TOKEN}")
+    );
+
+    let (ok, out) = payhook_on(&store, &["deliveries", "list"]).await;
+    assert!(ok, "{out}");
+    let mut lines = out.lines().skip(1);
+    let row = lines.next().unwrap_or_default();
+    assert!(
+        row.contains("delivered") && row.contains("booking-killed") && row.contains("confirmed"),
+        "{out}"
+    );
+    drop(server);
+}
+
+/// `payhook example-booking-service`: the background contract, from the binary.
+#[tokio::test]
+async fn the_example_booking_service_enforces_the_contract() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = payhook(dir.path(), &[])
+        .args([
+            "example-booking-service",
+            "--listen",
+            &addr.to_string(),
+            "--token",
+            "svc",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = lines.next_line().await.unwrap().unwrap();
+    assert!(banner.contains(&addr.to_string()), "{banner}");
+
+    let client = reqwest::Client::new();
+    let put = |booking: &str, status: &str, token: Option<&str>, request_id: &str| {
+        let mut request = client
+            .put(format!(
+                "http://{addr}/api/v1/bookings/{booking}/payment-status"
+            ))
+            .header("x-request-id", request_id)
+            .json(&serde_json::json!({"status": status, "paymentIntentId": "pi_1"}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    assert_eq!(put("booking-123", "confirmed", None, "r0").await.0, 401);
+    assert_eq!(
+        put("booking-123", "confirmed", Some("wrong"), "r0").await.0,
+        401
+    );
+    let (status, body) = put("booking-nope", "confirmed", Some("svc"), "r1").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
+    let (status, body) = put("booking-123", "confirmed", Some("svc"), "r2").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["status"], "confirmed");
+    assert_eq!(body["data"]["paymentIntentId"], "pi_1");
+    // The same request again is answered again, not applied twice.
+    let (status, again) = put("booking-123", "confirmed", Some("svc"), "r2").await;
+    assert_eq!((status, &again), (200, &body));
+    let (status, body) = put("booking-123", "confirmed", Some("svc"), "r3").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_TRANSITION"))
+    );
+    let (status, body) = put("booking-123", "refunded", Some("svc"), "r4").await;
+    assert_eq!(
+        (status, body["data"]["status"].as_str()),
+        (200, Some("refunded"))
+    );
+    let (status, body) = put("booking-456", "paid", Some("svc"), "r5").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
+    child.kill().await.unwrap();
+}

@@ -7,6 +7,18 @@ use crate::config::Settings;
 
 pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let db = app::redact_url(&settings.database_url);
+    let targets: Vec<String> = settings
+        .targets
+        .iter()
+        .map(|t| {
+            format!(
+                "notifying target {}: {} at {}",
+                t.name,
+                t.kind.as_str(),
+                t.url
+            )
+        })
+        .collect();
     let payhook = Payhook::start(settings).await?;
     // Plain lines on stdout: what a person starting payhook needs, and what scripts parse.
     println!(
@@ -20,6 +32,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         "stripe webhooks: POST http://{}/webhooks/stripe",
         payhook.public_addr
     );
+    for line in &targets {
+        println!("{line}");
+    }
     if let Some(secret) = &payhook.generated_secret {
         println!("sandbox mode: generated webhook secret {}", secret.expose());
         println!(

@@ -1,0 +1,98 @@
+"""The official `standardwebhooks` library (PyPI) as the oracle for the `events` target: every
+notification payhook sends verifies with it, and a tampered one does not."""
+
+import http.server
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from conftest import BIN
+
+STRIPE_SECRET = "whsec_oracle_stripe_secret"
+# A Standard Webhooks secret: whsec_ and a base64 key (24 random bytes here).
+EVENTS_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def receiver():
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers["Content-Length"])
+            received.append((self.rfile.read(length), dict(self.headers)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, received
+
+
+def test_events_target_notifications_verify_with_standardwebhooks():
+    server, received = receiver()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = os.path.join(tmp, "payhook.toml")
+        with open(config, "w") as f:
+            f.write(f"""
+[[targets]]
+name = "subscribers"
+kind = "events"
+url = "http://127.0.0.1:{server.server_port}/payhook-events"
+secret = "{EVENTS_SECRET}"
+""")
+        env = {
+            "DATABASE_URL": f"sqlite://{tmp}/payhook.db",
+            "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
+            "PAYHOOK_LISTEN": "127.0.0.1:0",
+            "PAYHOOK_ADMIN_LISTEN": "127.0.0.1:0",
+            "RUST_LOG": "warn",
+        }
+        proc = subprocess.Popen([BIN, "--config", config, "serve"], env=env,
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            base = None
+            for line in proc.stdout:
+                if line.startswith("public listener: "):
+                    base = line.split(": ", 1)[1].strip()
+                if line.startswith("ready"):
+                    break
+            assert base, "payhook did not start"
+            for event_type in ["payment_intent.succeeded", "charge.refunded"]:
+                out = subprocess.run(
+                    [BIN, "trigger", event_type, "--url", f"{base}/webhooks/stripe",
+                     "--secret", STRIPE_SECRET, "--add", "metadata.bookingId=booking-swh",
+                     "--add", "payment_intent=pi_swh", "--add", "id=pi_swh"
+                     if event_type.startswith("payment_intent") else "id=ch_swh"],
+                    capture_output=True, text=True, env={"RUST_LOG": "warn"}, timeout=30,
+                )
+                assert out.returncode == 0, out.stdout + out.stderr
+            deadline = time.time() + 15
+            while len(received) < 2 and time.time() < deadline:
+                time.sleep(0.05)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+            server.shutdown()
+
+    assert len(received) == 2, received
+    webhook = Webhook(EVENTS_SECRET)
+    types = []
+    for body, headers in received:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        verified = webhook.verify(body, lowered)
+        types.append(verified["type"])
+        assert verified["data"]["booking_id"] == "booking-swh"
+        with pytest.raises(WebhookVerificationError):
+            webhook.verify(body.replace(b"booking-swh", b"booking-xxx"), lowered)
+        with pytest.raises(WebhookVerificationError):
+            Webhook("whsec_" + "A" * 32).verify(body, lowered)
+    assert types == ["payment.confirmed", "payment.refunded"]
