@@ -46,6 +46,13 @@ pub struct BenchArgs {
     /// servers; it must accept STRIPE_WEBHOOK_SECRET=whsec_payhook_bench_secret.
     #[arg(long, value_name = "IP:PORT")]
     against: Option<SocketAddr>,
+    /// Measure end to end instead: webhooks sent at a steady --rate, each confirming a booking;
+    /// the time from sending the webhook to the booking service receiving its PUT.
+    #[arg(long)]
+    end_to_end: bool,
+    /// Webhooks per second for --end-to-end.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
 }
 
 struct RunResult {
@@ -77,11 +84,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         args.connections,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!(
-        "{:<9} {:>6} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}",
-        "target", "conns", "events/s", "p50 ms", "p99 ms", "p999 ms", "errors", "x base"
-    );
     let mut baseline_rates = Vec::new();
+    if args.end_to_end {
+        return end_to_end(&args).await;
+    }
+    print_header();
     if let Some(addr) = args.against {
         let failed = measure(&args, "running", addr, &mut baseline_rates).await;
         return Ok(if failed {
@@ -91,29 +98,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         });
     }
 
-    let scratch = std::env::temp_dir().join(format!("payhook-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch)?;
+    let stores = Stores::create(&args).await?;
     let mut targets: Vec<(&str, Option<String>)> = vec![("baseline", None)];
-    if !args.no_sqlite {
-        targets.push((
-            "sqlite",
-            Some(format!("sqlite://{}/bench.db", scratch.display())),
-        ));
-    }
-    let pg_db = format!("payhook_bench_{}", std::process::id());
-    if let Some(server) = &args.postgres {
-        let mut conn = sqlx::PgConnection::connect(server)
-            .await
-            .context("connecting to --postgres")?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {pg_db}")))
-            .execute(&mut conn)
-            .await?;
-        targets.push(("postgres", Some(with_database(server, &pg_db)?)));
-    }
+    targets.extend(stores.urls.iter().map(|(n, u)| (*n, Some(u.clone()))));
 
     let mut failed = false;
     for (name, database_url) in &targets {
-        let (mut child, addr) = spawn_server(database_url.as_deref()).await?;
+        let (mut child, addr) = spawn_server(database_url.as_deref(), &[]).await?;
         failed |= measure(&args, name, addr, &mut baseline_rates).await;
         let _ = child.kill().await;
         if let Some(url) = database_url {
@@ -133,22 +124,238 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "NAME* rows: store only, batches of {STORE_BATCH} events inserted directly without HTTP (the storage's own ceiling)"
     );
 
-    let _ = std::fs::remove_dir_all(&scratch);
-    if let Some(server) = &args.postgres {
-        // The killed server's connections take a moment to go away.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut conn = sqlx::PgConnection::connect(server).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {pg_db} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await?;
-    }
+    stores.remove(&args).await?;
     Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn print_header() {
+    println!(
+        "{:<9} {:>6} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}",
+        "target", "conns", "events/s", "p50 ms", "p99 ms", "p999 ms", "errors", "x base"
+    );
+}
+
+/// The scratch stores a benchmark runs on: a SQLite file in a temp directory, and a database on
+/// the --postgres server.
+struct Stores {
+    urls: Vec<(&'static str, String)>,
+    scratch: std::path::PathBuf,
+    pg_db: String,
+}
+
+impl Stores {
+    async fn create(args: &BenchArgs) -> anyhow::Result<Stores> {
+        let scratch = std::env::temp_dir().join(format!("payhook-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch)?;
+        let mut urls = Vec::new();
+        if !args.no_sqlite {
+            urls.push(("sqlite", format!("sqlite://{}/bench.db", scratch.display())));
+        }
+        let pg_db = format!("payhook_bench_{}", std::process::id());
+        if let Some(server) = &args.postgres {
+            let mut conn = sqlx::PgConnection::connect(server)
+                .await
+                .context("connecting to --postgres")?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {pg_db}")))
+                .execute(&mut conn)
+                .await?;
+            urls.push(("postgres", with_database(server, &pg_db)?));
+        }
+        Ok(Stores {
+            urls,
+            scratch,
+            pg_db,
+        })
+    }
+
+    async fn remove(self, args: &BenchArgs) -> anyhow::Result<()> {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+        if let Some(server) = &args.postgres {
+            // The killed server's connections take a moment to go away.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut conn = sqlx::PgConnection::connect(server).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.pg_db
+            )))
+            .execute(&mut conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// When each booking's PUT reached the booking service.
+type Arrivals = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>;
+
+/// End to end at a steady rate: each webhook confirms its own booking; the latency is from just
+/// before the webhook is sent to the booking service receiving the PUT, next to the same run's
+/// webhook acknowledgement latency.
+async fn end_to_end(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    println!(
+        "{:<9} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "store",
+        "rate/s",
+        "sent",
+        "delivered",
+        "ack p50",
+        "ack p99",
+        "e2e p50",
+        "e2e p99",
+        "e2e p999"
+    );
+    let arrivals: Arrivals = Default::default();
+    let recorded = arrivals.clone();
+    let booking_service = Router::new().route(
+        "/api/v1/bookings/{id}/payment-status",
+        axum::routing::put(
+            move |axum::extract::Path(id): axum::extract::Path<String>| {
+                let recorded = recorded.clone();
+                async move {
+                    recorded
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(id, Instant::now());
+                    r#"{"success":true}"#
+                }
+            },
+        ),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let booking_url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, booking_service).await });
+
+    let stores = Stores::create(args).await?;
+    let mut failed = false;
+    for (name, url) in &stores.urls {
+        let env = [
+            ("BOOKING_SERVICE_URL", booking_url.as_str()),
+            ("INTERNAL_SERVICE_TOKEN", "bench-token"),
+        ];
+        let (mut child, addr) = spawn_server(Some(url), &env).await?;
+        arrivals.lock().expect("not poisoned").clear();
+        let sent = steady_load(
+            addr,
+            args.rate,
+            Duration::from_secs(args.seconds),
+            args.body_bytes,
+        )
+        .await?;
+        // Whatever is still on its way gets a few seconds.
+        let wait_until = Instant::now() + Duration::from_secs(10);
+        while arrivals.lock().expect("not poisoned").len() < sent.len()
+            && Instant::now() < wait_until
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill().await;
+        let arrived = arrivals.lock().expect("not poisoned").clone();
+        let mut ack: Vec<u32> = sent.iter().filter_map(|s| s.acked_us).collect();
+        let mut e2e: Vec<u32> = sent
+            .iter()
+            .filter_map(|s| {
+                arrived
+                    .get(&s.booking)
+                    .map(|at| micros(at.saturating_duration_since(s.at)))
+            })
+            .collect();
+        ack.sort_unstable();
+        e2e.sort_unstable();
+        let pct = |v: &[u32], q: f64| {
+            v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1)))
+                .map_or(f64::NAN, |us| f64::from(*us) / 1000.0)
+        };
+        println!(
+            "{name:<9} {:>8} {:>8} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            args.rate,
+            sent.len(),
+            e2e.len(),
+            pct(&ack, 0.5),
+            pct(&ack, 0.99),
+            pct(&e2e, 0.5),
+            pct(&e2e, 0.99),
+            pct(&e2e, 0.999)
+        );
+        failed |= e2e.len() < sent.len() || ack.len() < sent.len();
+    }
+    println!(
+        "ack: webhook sent to its 200; e2e: webhook sent to the booking service receiving its PUT (ms)"
+    );
+    stores.remove(args).await?;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn micros(d: Duration) -> u32 {
+    d.as_micros().min(u32::MAX as u128) as u32
+}
+
+/// One webhook of the steady load.
+struct Sent {
+    booking: String,
+    at: Instant,
+    /// The acknowledgement latency, when it was acknowledged (200).
+    acked_us: Option<u32>,
+}
+
+/// Sends `rate` webhooks per second for `length`, each at its scheduled time whatever the
+/// answers (an open loop: a slow server does not slow the load down), over a keep-alive pool.
+async fn steady_load(
+    addr: SocketAddr,
+    rate: u64,
+    length: Duration,
+    body_bytes: usize,
+) -> anyhow::Result<Vec<Sent>> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let secret = Secret::new(BENCH_SECRET);
+    let padding = "x".repeat(body_bytes.saturating_sub(260));
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1) as f64));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let total = rate * length.as_secs();
+    let mut tasks = tokio::task::JoinSet::new();
+    for seq in 0..total {
+        ticks.tick().await;
+        let (client, secret, padding) = (client.clone(), secret.clone(), padding.clone());
+        tasks.spawn(async move {
+            let booking = format!("booking-e2e-{}-{seq}", std::process::id());
+            let now = chrono::Utc::now().timestamp();
+            let body = format!(
+                r#"{{"id":"evt_e2e_{booking}","object":"event","created":{now},"type":"payment_intent.succeeded","data":{{"object":{{"id":"pi_e2e_{booking}","object":"payment_intent","amount":2000,"currency":"eur","status":"succeeded","metadata":{{"bookingId":"{booking}"}},"description":"{padding}"}}}}}}"#
+            );
+            let signature = stripe::sign(body.as_bytes(), &secret, now);
+            let at = Instant::now();
+            let answer = client
+                .post(format!("http://{addr}/webhooks/stripe"))
+                .header("content-type", "application/json")
+                .header("stripe-signature", signature)
+                .body(body)
+                .send()
+                .await;
+            let acked_us = match answer {
+                Ok(r) if r.status().is_success() => Some(micros(at.elapsed())),
+                _ => None,
+            };
+            Sent {
+                booking,
+                at,
+                acked_us,
+            }
+        });
+    }
+    let mut sent = Vec::with_capacity(total as usize);
+    while let Some(s) = tasks.join_next().await {
+        sent.push(s?);
+    }
+    Ok(sent)
 }
 
 /// One run per connection count against `addr`, a table row each; the baseline's rates are kept
@@ -290,7 +497,10 @@ fn with_database(server: &str, db: &str) -> anyhow::Result<String> {
 }
 
 /// Starts `payhook serve` on `database_url`, or the baseline when `None`; returns its public address.
-async fn spawn_server(database_url: Option<&str>) -> anyhow::Result<(Child, SocketAddr)> {
+async fn spawn_server(
+    database_url: Option<&str>,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(Child, SocketAddr)> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     match database_url {
@@ -304,7 +514,9 @@ async fn spawn_server(database_url: Option<&str>) -> anyhow::Result<(Child, Sock
                 .env("PAYHOOK_ADMIN_LISTEN", "127.0.0.1:0")
                 .env("STRIPE_WEBHOOK_SECRET", BENCH_SECRET)
                 .env("RUST_LOG", "warn")
-                .env_remove("PAYHOOK_CONFIG");
+                .env_remove("PAYHOOK_CONFIG")
+                .env_remove("BOOKING_SERVICE_URL")
+                .envs(env.iter().copied());
         }
     }
     cmd.stdout(Stdio::piped()).kill_on_drop(true);

@@ -188,7 +188,7 @@ impl Worker {
         want: usize,
         now: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let mut tx = self.store.begin_ledger().await?;
+        let mut tx = self.store.begin_outbox().await?;
         for s in settled {
             tx.settle_delivery(s).await?;
         }

@@ -630,7 +630,7 @@ impl LedgerTx {
     /// commit what it has done and let the webhooks in, since their answers wait on it.
     pub fn should_yield(&self) -> bool {
         match self {
-            LedgerTx::Sqlite(_, _, waiting) => waiting.any(),
+            LedgerTx::Sqlite(_, _, waiting) => waiting.should_yield(),
             LedgerTx::Postgres(_) => false,
         }
     }

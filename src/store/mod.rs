@@ -239,6 +239,12 @@ impl Store {
         on_store!(self, begin_ledger())
     }
 
+    /// Starts a dispatcher round. On SQLite it commits without waiting for fsync: delivery
+    /// bookkeeping lost to a power cut means a notification sent again, with the same id.
+    pub async fn begin_outbox(&self) -> Result<LedgerTx, StoreError> {
+        on_store!(self, begin_outbox())
+    }
+
     /// When the earliest waiting retry is due (unix ms), if any.
     pub async fn next_retry_due(&self) -> Result<Option<i64>, StoreError> {
         on_store!(self, next_retry_due())
@@ -315,6 +321,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Store::Sqlite(s) = self {
+            s.close_relaxed().await;
+        }
         on_store!(self, close())
     }
 }

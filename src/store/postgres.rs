@@ -84,6 +84,10 @@ impl PgStore {
         Ok(LedgerTx::Postgres(self.pool.begin().await?))
     }
 
+    pub async fn begin_outbox(&self) -> Result<LedgerTx, StoreError> {
+        self.begin_ledger().await
+    }
+
     /// Transaction-scoped advisory locks, one per key, all taken in one statement in the order of
     /// their lock ids, so two transactions never wait on each other in a cycle.
     pub(super) async fn lock_refs(
