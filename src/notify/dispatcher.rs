@@ -14,7 +14,9 @@ use chrono::Utc;
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::policy::{Attempt, Circuit, Verdict, next_delay, parse_retry_after, verdict};
+use super::policy::{
+    Attempt, Circuit, CircuitState, Verdict, next_delay, parse_retry_after, verdict,
+};
 use crate::config::{TargetKind, TargetSettings};
 use crate::store::{ClaimedDelivery, Settled, Store, StoreError};
 
@@ -142,10 +144,11 @@ impl Worker {
                         wait = Duration::from_millis(200 * 2u64.pow(outage.min(5)));
                     }
                 }
-            } else if circuit.allowance(now, in_flight.len(), usize::MAX) == 0 {
-                // Open or disabled: look again when a probe may go (or when re-enabled).
-                if let Some(at) = circuit.reopens_at() {
-                    wait = Duration::from_millis((at - now).max(0) as u64).min(IDLE_WAIT);
+            } else if circuit.state != CircuitState::Closed {
+                // Open or disabled: look again when a probe may go (a probe in flight wakes us
+                // when it ends), or when someone re-enables the target.
+                if let Some(at) = circuit.reopens_at().filter(|&at| at > now) {
+                    wait = Duration::from_millis((at - now) as u64).min(IDLE_WAIT);
                 }
                 if !stopping {
                     self.reload_disabled(&mut circuit).await;
@@ -222,7 +225,7 @@ impl Worker {
     /// A disabled target stays disabled until someone re-enables it (`payhook deliveries retry
     /// --target`), possibly from another process.
     async fn reload_disabled(&self, circuit: &mut Circuit) {
-        if circuit.state == super::policy::CircuitState::Disabled
+        if circuit.state == CircuitState::Disabled
             && let Ok(saved) = self.store.circuit(&self.target.name).await
         {
             *circuit = saved;

@@ -1,5 +1,6 @@
 """Starts the real payhook binary for the oracle tests: a fresh SQLite store, known secrets."""
 
+import contextlib
 import os
 import pathlib
 import subprocess
@@ -12,17 +13,19 @@ BIN = os.environ.get("PAYHOOK_BIN", str(ROOT / "target" / "debug" / "payhook"))
 SECRETS = ["whsec_oracle_current_secret", "whsec_oracle_previous_secret"]
 
 
-@pytest.fixture(scope="module")
-def payhook():
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            "DATABASE_URL": f"sqlite://{tmp}/payhook.db",
-            "STRIPE_WEBHOOK_SECRET": ",".join(SECRETS),
-            "PAYHOOK_LISTEN": "127.0.0.1:0",
-            "PAYHOOK_ADMIN_LISTEN": "127.0.0.1:0",
-            "RUST_LOG": "warn",
-        }
-        proc = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.PIPE, text=True)
+@contextlib.contextmanager
+def running_payhook(tmp, webhook_secrets, args=()):
+    """`payhook [ARGS] serve` on a SQLite store in `tmp`, on loopback port 0; yields its public
+    base URL and expects a clean exit on SIGTERM."""
+    env = {
+        "DATABASE_URL": f"sqlite://{tmp}/payhook.db",
+        "STRIPE_WEBHOOK_SECRET": ",".join(webhook_secrets),
+        "PAYHOOK_LISTEN": "127.0.0.1:0",
+        "PAYHOOK_ADMIN_LISTEN": "127.0.0.1:0",
+        "RUST_LOG": "warn",
+    }
+    proc = subprocess.Popen([BIN, *args, "serve"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
         base = None
         for line in proc.stdout:
             if line.startswith("public listener: "):
@@ -30,8 +33,13 @@ def payhook():
             if line.startswith("ready"):
                 break
         assert base, "payhook did not start"
-        try:
-            yield base
-        finally:
-            proc.terminate()
-            assert proc.wait(timeout=20) == 0
+        yield base
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+
+
+@pytest.fixture(scope="module")
+def payhook():
+    with tempfile.TemporaryDirectory() as tmp, running_payhook(tmp, SECRETS) as base:
+        yield base

@@ -12,7 +12,7 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from conftest import BIN
+from conftest import BIN, running_payhook
 
 STRIPE_SECRET = "whsec_oracle_stripe_secret"
 # A Standard Webhooks secret: whsec_ and a base64 key (24 random bytes here).
@@ -49,39 +49,21 @@ kind = "events"
 url = "http://127.0.0.1:{server.server_port}/payhook-events"
 secret = "{EVENTS_SECRET}"
 """)
-        env = {
-            "DATABASE_URL": f"sqlite://{tmp}/payhook.db",
-            "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
-            "PAYHOOK_LISTEN": "127.0.0.1:0",
-            "PAYHOOK_ADMIN_LISTEN": "127.0.0.1:0",
-            "RUST_LOG": "warn",
-        }
-        proc = subprocess.Popen([BIN, "--config", config, "serve"], env=env,
-                                stdout=subprocess.PIPE, text=True)
-        try:
-            base = None
-            for line in proc.stdout:
-                if line.startswith("public listener: "):
-                    base = line.split(": ", 1)[1].strip()
-                if line.startswith("ready"):
-                    break
-            assert base, "payhook did not start"
-            for event_type in ["payment_intent.succeeded", "charge.refunded"]:
+        with running_payhook(tmp, [STRIPE_SECRET], ["--config", config]) as base:
+            # One payment: the intent, then a refund of its charge.
+            for event_type, object_id in [("payment_intent.succeeded", "pi_swh"),
+                                          ("charge.refunded", "ch_swh")]:
                 out = subprocess.run(
                     [BIN, "trigger", event_type, "--url", f"{base}/webhooks/stripe",
                      "--secret", STRIPE_SECRET, "--add", "metadata.bookingId=booking-swh",
-                     "--add", "payment_intent=pi_swh", "--add", "id=pi_swh"
-                     if event_type.startswith("payment_intent") else "id=ch_swh"],
+                     "--add", "payment_intent=pi_swh", "--add", f"id={object_id}"],
                     capture_output=True, text=True, env={"RUST_LOG": "warn"}, timeout=30,
                 )
                 assert out.returncode == 0, out.stdout + out.stderr
             deadline = time.time() + 15
             while len(received) < 2 and time.time() < deadline:
                 time.sleep(0.05)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
-            server.shutdown()
+    server.shutdown()
 
     assert len(received) == 2, received
     webhook = Webhook(EVENTS_SECRET)
