@@ -280,20 +280,26 @@ pub async fn apply_fact(
     } else {
         Vec::new()
     };
-    let payment = match found.split_first() {
-        None => tx.insert_payment(source, now).await?,
+    let (payment, after) = match found.split_first() {
+        // A new payment: this fact is all there is to it.
+        None => {
+            let after = derive(std::slice::from_ref(fact));
+            let payment = tx.write_payment(None, source, &after, now).await?;
+            tx.add_refs(source, payment, &fact.refs).await?;
+            tx.add_fact(source, payment, fact).await?;
+            (payment, after)
+        }
         Some((&keep, others)) => {
             for &other in others {
                 tx.merge_payment(other, keep).await?;
             }
-            keep
+            tx.add_refs(source, keep, &fact.refs).await?;
+            tx.add_fact(source, keep, fact).await?;
+            let after = derive(&tx.facts(keep).await?);
+            tx.write_payment(Some(keep), source, &after, now).await?;
+            (keep, after)
         }
     };
-    tx.add_refs(source, payment, &fact.refs).await?;
-    tx.add_fact(source, payment, fact).await?;
-    let facts = tx.facts(payment).await?;
-    let after = derive(&facts);
-    tx.update_payment(payment, &after, now).await?;
     if !notify {
         return Ok(0);
     }

@@ -82,21 +82,6 @@ macro_rules! ledger_queries {
             .await?)
         }
 
-        pub(super) async fn insert_payment(
-            conn: &mut $conn,
-            source: &str,
-            now: DateTime<Utc>,
-        ) -> Result<i64, StoreError> {
-            Ok(sqlx::query_scalar(
-                "INSERT INTO payments (source, status, created_at, updated_at)
-                 VALUES ($1, 'pending', $2, $2) RETURNING id",
-            )
-            .bind(source)
-            .bind(now)
-            .fetch_one(&mut *conn)
-            .await?)
-        }
-
         /// Moves everything known about payment `from` onto `into`, then deletes `from`.
         pub(super) async fn merge_payment(
             conn: &mut $conn,
@@ -116,23 +101,26 @@ macro_rules! ledger_queries {
             Ok(())
         }
 
+        /// Ties every id in `refs` to the payment, in one statement; ids already tied stay put.
         pub(super) async fn add_refs(
             conn: &mut $conn,
             source: &str,
             payment_id: i64,
             refs: &crate::ledger::Refs,
         ) -> Result<(), StoreError> {
-            for id in refs.ids() {
-                sqlx::query(
-                    "INSERT INTO payment_refs (source, ref, payment_id) VALUES ($1, $2, $3)
-                     ON CONFLICT (source, ref) DO NOTHING",
-                )
-                .bind(source)
-                .bind(id)
-                .bind(payment_id)
-                .execute(&mut *conn)
-                .await?;
-            }
+            sqlx::query(
+                "INSERT INTO payment_refs (source, ref, payment_id)
+                 SELECT $1, v.column1, $2 FROM (VALUES ($3), ($4), ($5)) AS v
+                 WHERE v.column1 IS NOT NULL
+                 ON CONFLICT (source, ref) DO NOTHING",
+            )
+            .bind(source)
+            .bind(payment_id)
+            .bind(&refs.payment_intent)
+            .bind(&refs.checkout_session)
+            .bind(&refs.charge)
+            .execute(&mut *conn)
+            .await?;
             Ok(())
         }
 
@@ -172,43 +160,60 @@ macro_rules! ledger_queries {
                 .collect()
         }
 
-        pub(super) async fn update_payment(
+        /// Writes a payment's row from its state: a new row when `id` is `None`. Returns its id.
+        pub(super) async fn write_payment(
             conn: &mut $conn,
-            id: i64,
+            id: Option<i64>,
+            source: &str,
             s: &PaymentState,
             now: DateTime<Utc>,
-        ) -> Result<(), StoreError> {
-            sqlx::query(
-                "UPDATE payments SET booking_id = $2, payment_intent_id = $3, checkout_session_id = $4,
-                    charge_id = $5, amount = $6, currency = $7, amount_refunded = $8, status = $9,
-                    checkout_status = $10, failure_code = $11, failure_message = $12,
-                    dispute_status = $13, dispute_reason = $14, dispute_outcome = $15, paid_at = $16,
-                    refunded_at = $17, last_event_id = $18, last_event_at = $19, updated_at = $20
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(&s.booking_id)
-            .bind(&s.payment_intent_id)
-            .bind(&s.checkout_session_id)
-            .bind(&s.charge_id)
-            .bind(s.amount)
-            .bind(&s.currency)
-            .bind(s.amount_refunded)
-            .bind(s.status.as_str())
-            .bind(s.checkout_status.map(CheckoutStatus::as_str))
-            .bind(&s.failure_code)
-            .bind(&s.failure_message)
-            .bind(&s.dispute_status)
-            .bind(&s.dispute_reason)
-            .bind(&s.dispute_outcome)
-            .bind(s.paid_at.and_then(super::ledger::time))
-            .bind(s.refunded_at.and_then(super::ledger::time))
-            .bind(&s.last_event_id)
-            .bind(s.last_event_at)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            Ok(())
+        ) -> Result<i64, StoreError> {
+            // $1 is the row's id to update, or the new row's source; $2..$20 are the same in both.
+            let query = match id {
+                Some(id) => sqlx::query_scalar(
+                    "UPDATE payments SET booking_id = $2, payment_intent_id = $3,
+                        checkout_session_id = $4, charge_id = $5, amount = $6, currency = $7,
+                        amount_refunded = $8, status = $9, checkout_status = $10,
+                        failure_code = $11, failure_message = $12, dispute_status = $13,
+                        dispute_reason = $14, dispute_outcome = $15, paid_at = $16,
+                        refunded_at = $17, last_event_id = $18, last_event_at = $19, updated_at = $20
+                     WHERE id = $1 RETURNING id",
+                )
+                .bind(id),
+                None => sqlx::query_scalar(
+                    "INSERT INTO payments (source, booking_id, payment_intent_id,
+                        checkout_session_id, charge_id, amount, currency, amount_refunded, status,
+                        checkout_status, failure_code, failure_message, dispute_status,
+                        dispute_reason, dispute_outcome, paid_at, refunded_at, last_event_id,
+                        last_event_at, updated_at, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                        $16, $17, $18, $19, $20, $20)
+                     RETURNING id",
+                )
+                .bind(source),
+            };
+            Ok(query
+                .bind(&s.booking_id)
+                .bind(&s.payment_intent_id)
+                .bind(&s.checkout_session_id)
+                .bind(&s.charge_id)
+                .bind(s.amount)
+                .bind(&s.currency)
+                .bind(s.amount_refunded)
+                .bind(s.status.as_str())
+                .bind(s.checkout_status.map(CheckoutStatus::as_str))
+                .bind(&s.failure_code)
+                .bind(&s.failure_message)
+                .bind(&s.dispute_status)
+                .bind(&s.dispute_reason)
+                .bind(&s.dispute_outcome)
+                .bind(s.paid_at.and_then(super::ledger::time))
+                .bind(s.refunded_at.and_then(super::ledger::time))
+                .bind(&s.last_event_id)
+                .bind(s.last_event_at)
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await?)
         }
 
         /// Marks a claimed event done (`processed`, `ignored`, or `failed` for good).
@@ -524,14 +529,6 @@ impl LedgerTx {
         on_tx!(self, payments_for_refs(source, refs))
     }
 
-    pub async fn insert_payment(
-        &mut self,
-        source: &str,
-        now: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
-        on_tx!(self, insert_payment(source, now))
-    }
-
     pub async fn merge_payment(&mut self, from: i64, into: i64) -> Result<(), StoreError> {
         on_tx!(self, merge_payment(from, into))
     }
@@ -558,13 +555,15 @@ impl LedgerTx {
         on_tx!(self, facts(payment_id))
     }
 
-    pub async fn update_payment(
+    /// Writes the payment's row from `state`; `None` creates it. Returns its id.
+    pub async fn write_payment(
         &mut self,
-        id: i64,
+        id: Option<i64>,
+        source: &str,
         state: &PaymentState,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        on_tx!(self, update_payment(id, state, now))
+    ) -> Result<i64, StoreError> {
+        on_tx!(self, write_payment(id, source, state, now))
     }
 
     pub async fn finish_event(
