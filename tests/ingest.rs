@@ -460,3 +460,26 @@ async fn a_generated_sandbox_secret_is_kept_across_restarts() {
     assert_eq!(second.generated_secret, Some(secret));
     second.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn on_sqlite_stored_webhooks_reach_the_database_file_while_payhook_runs() {
+    let app = spawn_app().await;
+    if is_postgres(&app.store.url) {
+        return;
+    }
+    let db = app.store.dir.path().join("payhook.db");
+    let before = std::fs::metadata(&db).unwrap().len();
+    let bodies: Vec<String> = (0..200)
+        .map(|i| event_body(&format!("evt_checkpoint_{i}"), "payment_intent.succeeded"))
+        .collect();
+    join_all(bodies.iter().map(|b| app.send(b))).await;
+    // Committed pages sit in the WAL until a checkpoint copies them into the file; the writers
+    // no longer do it themselves, so a background checkpoint must.
+    let grown = bodies.iter().map(String::len).sum::<usize>() as u64;
+    common::receiver::eventually(
+        std::time::Duration::from_secs(5),
+        "the database file to hold the events",
+        || async { std::fs::metadata(&db).unwrap().len() >= before + grown },
+    )
+    .await;
+}

@@ -513,7 +513,11 @@ async fn spawn_server(
                 .env("PAYHOOK_LISTEN", "127.0.0.1:0")
                 .env("PAYHOOK_ADMIN_LISTEN", "127.0.0.1:0")
                 .env("STRIPE_WEBHOOK_SECRET", BENCH_SECRET)
-                .env("RUST_LOG", "warn")
+                // PAYHOOK_BENCH_LOG: the server's RUST_LOG, to see where its time goes (stderr).
+                .env(
+                    "RUST_LOG",
+                    std::env::var("PAYHOOK_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+                )
                 .env_remove("PAYHOOK_CONFIG")
                 .env_remove("BOOKING_SERVICE_URL")
                 .envs(env.iter().copied());

@@ -74,6 +74,33 @@ impl Waiting {
     }
 }
 
+/// How often the background task moves the WAL's pages into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies committed pages from the WAL into the database file every [`CHECKPOINT_EVERY`], on a
+/// pool connection and outside the write gate: a passive checkpoint never blocks writers, which
+/// keep appending to the WAL meanwhile (and restart it from the top once it is all copied).
+/// Stops when the pool closes.
+fn checkpoint_in_background(pool: SqlitePool) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
+            if pool.is_closed() {
+                return;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+            }
+        }
+    });
+}
+
 impl SqliteStore {
     pub async fn connect(url: &str, sync: SqliteSync) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -86,8 +113,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5))
             // Index pages stay in memory instead of being re-read on every random insert.
             .pragma("cache_size", "-16384")
-            // Fewer, larger checkpoints: a random index page rewritten many times is flushed once.
-            .pragma("wal_autocheckpoint", "4000")
+            // Checkpoints run in the background (see `checkpoint_in_background`): one run by a
+            // committing connection holds up every writer behind it for its whole fsync. This
+            // bound only matters if the background task cannot keep up.
+            .pragma("wal_autocheckpoint", "50000")
             .statement_cache_capacity(256);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -99,6 +128,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options.synchronous(SqliteSynchronous::Normal))
             .await?;
+        checkpoint_in_background(pool.clone());
         Ok(Self {
             pool,
             relaxed,
