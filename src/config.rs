@@ -286,7 +286,7 @@ impl Settings {
                 "booking_service_url",
                 file.booking_service_url,
             )
-            .map(|(url, key)| check_target_url(&url, &key).map(|_| url))
+            .map(|(url, key)| check_http_url(&url, &key).map(|_| url))
             .transpose()?;
         let internal_service_token = v
             .string(
@@ -571,7 +571,7 @@ fn targets_from(
             .map(str::to_string)
             .or(file.url)
             .ok_or_else(|| ConfigError::new(key("url"), "required"))?;
-        check_target_url(&url, &key("url"))?;
+        check_http_url(&url, &key("url"))?;
         let token = file
             .token
             .map(Secret::new)
@@ -657,18 +657,6 @@ fn default_retry_schedule() -> Vec<Duration> {
         .iter()
         .map(|d| parse_duration("", d).expect("the default schedule parses"))
         .collect()
-}
-
-/// Targets are reached over plain HTTP for now (no TLS in the HTTP client yet).
-fn check_target_url(url: &str, key: &str) -> Result<(), ConfigError> {
-    check_http_url(url, key)?;
-    if url.starts_with("https:") {
-        return Err(ConfigError::new(
-            key,
-            "https targets are not supported yet; use http:// (e.g. through a local TLS-terminating proxy)",
-        ));
-    }
-    Ok(())
 }
 
 fn parse_duration_or(
@@ -926,11 +914,6 @@ mod tests {
                 "kind = \"booking-status\"\nurl = \"http://h\"\nretry_schedule = [\"5 minutes\"]",
                 "targets[0].retry_schedule",
                 "5 minutes",
-            ),
-            (
-                "kind = \"booking-status\"\nurl = \"https://h\"",
-                "targets[0].url",
-                "https",
             ),
             ("kind = \"booking-status\"", "targets[0].url", "required"),
         ] {

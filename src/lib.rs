@@ -24,6 +24,7 @@ pub mod config;
 pub mod http;
 pub mod inbox;
 pub mod ledger;
+pub mod net;
 pub mod notify;
 pub mod providers;
 pub mod store;

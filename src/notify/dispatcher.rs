@@ -45,9 +45,8 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// A worker per target, and the handle that wakes them.
     pub fn new(store: Arc<Store>, targets: &[TargetSettings]) -> (Dispatcher, DispatchWake) {
-        let client = reqwest::Client::builder()
+        let client = crate::net::client_builder()
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("payhook/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("an HTTP client");
         let workers: Vec<Worker> = targets
