@@ -2,7 +2,7 @@
 //! stop, then drains: in-flight requests finish, queued rows are committed, the store is closed.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::checkout::{Provider, Sandbox, StripeApi, WebhookSender};
 use crate::config::{Secret, Settings};
 use crate::http::{self, AppState, ratelimit::RateLimiter};
 use crate::inbox::{Inbox, InboxWriter};
@@ -28,6 +29,8 @@ pub struct Payhook {
     pub store: Arc<Store>,
     /// The ledger processor; its worker runs in the background, tests may also step it.
     pub processor: Processor,
+    /// Who checkout sessions are created with: Stripe, or the sandbox without `STRIPE_SECRET_KEY`.
+    pub provider: Arc<Provider>,
     /// The webhook secret payhook generated because none was configured (sandbox mode).
     pub generated_secret: Option<Secret>,
     stop: watch::Sender<bool>,
@@ -81,16 +84,6 @@ impl Payhook {
         let (dispatcher, dispatch) = Dispatcher::new(store.clone(), &settings.targets);
         let processor = Processor::new(store.clone(), settings.processor.clone(), stored)
             .with_targets(&settings.targets, dispatch);
-        let state = Arc::new(AppState {
-            inbox: Inbox::new(Sources::from_settings(&settings), writer),
-            store: store.clone(),
-            limiter: (settings.ingest.rate_limit_per_ip > 0)
-                .then(|| RateLimiter::new(settings.ingest.rate_limit_per_ip)),
-            max_body_bytes: settings.ingest.max_body_bytes,
-            retry_after_secs: settings.ingest.retry_after_secs,
-            internal_token: settings.internal_service_token.clone(),
-        });
-
         let public = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding PAYHOOK_LISTEN ({})", settings.listen))?;
@@ -100,9 +93,24 @@ impl Payhook {
         let public_addr = public.local_addr()?;
         let admin_addr = admin.local_addr()?;
 
+        let provider = Arc::new(provider(&settings, store.clone(), public_addr));
+        let state = Arc::new(AppState {
+            inbox: Inbox::new(Sources::from_settings(&settings), writer),
+            store: store.clone(),
+            limiter: (settings.ingest.rate_limit_per_ip > 0)
+                .then(|| RateLimiter::new(settings.ingest.rate_limit_per_ip)),
+            max_body_bytes: settings.ingest.max_body_bytes,
+            retry_after_secs: settings.ingest.retry_after_secs,
+            internal_token: settings.internal_service_token.clone(),
+            provider: provider.clone(),
+            public_url: settings.public_url.clone(),
+            provider_answers: Default::default(),
+        });
+
         let (stop, stopped) = watch::channel(false);
         let processor_task = tokio::spawn(processor.clone().run(stopped.clone()));
         let dispatcher_task = dispatcher.spawn(stopped.clone());
+        let expiry_task = tokio::spawn(expire_sandbox_sessions(provider.clone(), stopped.clone()));
         let public_router = http::public_router(state.clone()).fallback(http::not_found);
         let admin_router = http::admin_router(state).fallback(http::not_found);
         let task = tokio::spawn(async move {
@@ -120,10 +128,12 @@ impl Payhook {
             processor_task.await.context("ledger processor")?;
             // Attempts in flight finish (within the target's timeout) and are recorded.
             dispatcher_task.await.context("dispatcher")?;
+            expiry_task.await.context("sandbox expiry")?;
             Ok(())
         });
 
         Ok(Payhook {
+            provider,
             public_addr,
             admin_addr,
             store,
@@ -151,6 +161,53 @@ impl Payhook {
         let result = self.task.await.context("server task")?;
         self.store.close().await;
         result
+    }
+}
+
+/// Stripe's API when `STRIPE_SECRET_KEY` is set, else the sandbox, which posts its events to this
+/// payhook's own webhook route.
+fn provider(settings: &Settings, store: Arc<Store>, public_addr: SocketAddr) -> Provider {
+    match &settings.stripe.secret_key {
+        Some(key) => Provider::Stripe(StripeApi::new(
+            &settings.stripe.api_base,
+            key.clone(),
+            store,
+        )),
+        None => {
+            let mut reach = public_addr;
+            if reach.ip().is_unspecified() {
+                reach.set_ip(match reach {
+                    SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let secret = settings
+                .stripe
+                .webhook_secrets
+                .first()
+                .cloned()
+                .expect("a webhook secret, configured or generated, before the provider");
+            let webhook = WebhookSender::new(format!("http://{reach}/webhooks/stripe"), secret);
+            Provider::Sandbox(Sandbox::new(store, &settings.public_url, webhook))
+        }
+    }
+}
+
+/// Every second, the sandbox expires its open sessions whose time has passed.
+async fn expire_sandbox_sessions(provider: Arc<Provider>, mut stopped: watch::Receiver<bool>) {
+    let Some(sandbox) = provider.sandbox() else {
+        return;
+    };
+    while !*stopped.borrow() {
+        match sandbox.expire_due(chrono::Utc::now().timestamp()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "sandbox checkout sessions expired"),
+            Err(e) => tracing::warn!(error = %e, "sandbox cannot expire its sessions yet"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stopped.changed() => {}
+        }
     }
 }
 

@@ -19,6 +19,7 @@
 
 pub mod app;
 pub mod booking_service;
+pub mod checkout;
 pub mod cli;
 pub mod config;
 pub mod http;

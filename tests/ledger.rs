@@ -49,6 +49,7 @@ async fn a_successful_payment_reads_back_as_succeeded_on_both_routes() {
             "session_id": pay.session, "booking_id": "booking-ok", "status": "complete",
             "payment_status": "paid", "amount": 2000, "currency": "eur",
             "amount_formatted": "20.00 EUR", "paid_at": data["paidAt"],
+            "verified_by": "webhook",
         })
     );
     assert_eq!(app.rows("payments").await, 1, "both events on one payment");

@@ -139,7 +139,7 @@ async fn every_acknowledged_event_survives_a_sigkill_under_load() {
     let (store, mut server) = serve_fresh().await;
     let addr = server.addr;
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-    let client = reqwest::Client::builder()
+    let client = payhook::net::client_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
@@ -282,7 +282,7 @@ async fn with_no_configuration_it_runs_on_sqlite_and_trigger_finds_the_secret() 
         ],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = payhook::net::client_builder().build().unwrap();
     let session_url = format!(
         "http://{}/api/v1/checkout/sessions/cs_test_zero_config",
         server.addr
@@ -441,10 +441,14 @@ async fn migrate_prepares_the_store_and_serve_reads_payhook_toml() {
         server.banner
     );
     let body = event_body("evt_from_toml", "payment_intent.succeeded");
-    let status = post_signed(&reqwest::Client::new(), server.addr, body)
-        .await
-        .unwrap()
-        .status();
+    let status = post_signed(
+        &payhook::net::client_builder().build().unwrap(),
+        server.addr,
+        body,
+    )
+    .await
+    .unwrap()
+    .status();
     assert_eq!(status, 200);
     server.child.start_kill().unwrap();
 }
@@ -452,7 +456,7 @@ async fn migrate_prepares_the_store_and_serve_reads_payhook_toml() {
 #[tokio::test]
 async fn two_hundred_events_over_keep_alive_connections_are_each_stored_once() {
     let (store, mut server) = serve_fresh().await;
-    let client = reqwest::Client::new();
+    let client = payhook::net::client_builder().build().unwrap();
     let addr = server.addr;
     let mut tasks = Vec::new();
     for i in 0..200 {
@@ -488,7 +492,7 @@ async fn json_logs_have_one_line_per_webhook_and_never_a_secret() {
     let mut env = store_env(&store).to_vec();
     env.extend([("PAYHOOK_LOG_FORMAT", "json"), ("RUST_LOG", "info")]);
     let mut server = serve(store.dir.path(), &env).await;
-    let client = reqwest::Client::new();
+    let client = payhook::net::client_builder().build().unwrap();
     let body = event_body("evt_logged", "payment_intent.succeeded");
     assert_eq!(
         post_signed(&client, server.addr, body)
@@ -584,7 +588,7 @@ async fn events_list_show_and_replay_from_the_terminal() {
     env.push(("INTERNAL_SERVICE_TOKEN", SERVICE_TOKEN));
     let mut server = serve(store.dir.path(), &env).await;
     let url = format!("http://{}/webhooks/stripe", server.addr);
-    let client = reqwest::Client::new();
+    let client = payhook::net::client_builder().build().unwrap();
 
     let paid = trigger_ok(
         store.dir.path(),
@@ -722,7 +726,7 @@ async fn a_notification_in_flight_when_payhook_is_killed_is_delivered_after_rest
         server.banner
     );
     let pay = PaymentIds::new("booking-killed");
-    let client = reqwest::Client::new();
+    let client = payhook::net::client_builder().build().unwrap();
     let answer = post_signed(
         &client,
         server.addr,
@@ -784,7 +788,7 @@ async fn the_example_booking_service_enforces_the_contract() {
     let banner = lines.next_line().await.unwrap().unwrap();
     assert!(banner.contains(&addr.to_string()), "{banner}");
 
-    let client = reqwest::Client::new();
+    let client = payhook::net::client_builder().build().unwrap();
     let put = |booking: &str, status: &str, token: Option<&str>, request_id: &str| {
         let mut request = client
             .put(format!(

@@ -313,7 +313,7 @@ async fn steady_load(
     length: Duration,
     body_bytes: usize,
 ) -> anyhow::Result<Vec<Sent>> {
-    let client = reqwest::Client::builder()
+    let client = crate::net::client_builder()
         .pool_max_idle_per_host(256)
         .build()?;
     let secret = Secret::new(BENCH_SECRET);

@@ -19,6 +19,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             )
         })
         .collect();
+    let public_url = settings.public_url.clone();
+    let api_base = settings.stripe.api_base.clone();
     let payhook = Payhook::start(settings).await?;
     // Plain lines on stdout: what a person starting payhook needs, and what scripts parse.
     println!(
@@ -34,6 +36,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     );
     for line in &targets {
         println!("{line}");
+    }
+    match payhook.provider.name() {
+        "sandbox" => println!(
+            "payment provider: sandbox (no STRIPE_SECRET_KEY); customers pay at {}/sandbox/checkout/<session>",
+            public_url
+        ),
+        name => println!("payment provider: {name} ({})", api_base),
     }
     if let Some(secret) = &payhook.generated_secret {
         println!("sandbox mode: generated webhook secret {}", secret.expose());

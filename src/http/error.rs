@@ -17,6 +17,8 @@ pub struct ApiError {
     pub message: String,
     pub hint: Option<&'static str>,
     pub retry_after: Option<u64>,
+    /// The request field a `validation_error` is about.
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -27,6 +29,59 @@ impl ApiError {
             message: message.into(),
             hint: None,
             retry_after: None,
+            field: None,
+        }
+    }
+
+    /// A request field with a bad value: 400 `validation_error`, the field named in the message
+    /// and in `error.field`.
+    pub fn validation(field: &str, message: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            format!("{field}: {message}"),
+        );
+        e.field = Some(field.to_string());
+        e
+    }
+
+    /// What the payment provider's refusal or absence means for the caller.
+    pub fn from_provider(err: crate::checkout::ProviderError, retry_after: u64) -> Self {
+        use crate::checkout::ProviderError;
+        match err {
+            ProviderError::Refused {
+                status,
+                message,
+                param,
+            } => {
+                let mut e = Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_refused",
+                    format!("the payment provider refused the request (HTTP {status}): {message}"),
+                );
+                e.field = param;
+                e
+            }
+            ProviderError::Unauthorized(status) => {
+                tracing::error!(status, "the payment provider refused STRIPE_SECRET_KEY");
+                Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_unauthorized",
+                    "the payment provider refused payhook's API key",
+                )
+                .hint("check STRIPE_SECRET_KEY (and STRIPE_API_BASE) on payhook")
+            }
+            ProviderError::Unreachable(why) => {
+                tracing::warn!(error = %why, "the payment provider cannot be reached");
+                Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_unavailable",
+                    format!("the payment provider cannot be reached: {why}"),
+                )
+                .hint("retry in a moment with the same Idempotency-Key")
+                .retry_after(retry_after)
+            }
+            ProviderError::Store(e) => Self::from_store(e, retry_after),
         }
     }
 
@@ -120,6 +175,10 @@ impl IntoResponse for ApiError {
             "success": false,
             "error": { "code": self.code, "message": self.message, "hint": self.hint },
         });
+        let mut body = body;
+        if let Some(field) = self.field {
+            body["error"]["field"] = json!(field);
+        }
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response

@@ -1,6 +1,7 @@
 //! HTTP: the public router (webhooks, payment status, health) and the admin router. Handlers stay thin; the
 //! work happens in the modules they call.
 
+mod checkout;
 pub mod error;
 mod payments;
 pub mod ratelimit;
@@ -13,6 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 
+use crate::checkout::Provider;
 use crate::config::Secret;
 use crate::inbox::Inbox;
 use crate::store::Store;
@@ -28,6 +30,11 @@ pub struct AppState {
     pub retry_after_secs: u64,
     /// `INTERNAL_SERVICE_TOKEN`: service-only routes are closed without it.
     pub internal_token: Option<Secret>,
+    /// Who checkout sessions and payment intents are created with.
+    pub provider: Arc<Provider>,
+    /// `PAYHOOK_PUBLIC_URL`: how browsers reach this listener.
+    pub public_url: String,
+    pub provider_answers: checkout::ProviderAnswers,
 }
 
 pub fn public_router(state: Arc<AppState>) -> Router {
@@ -41,9 +48,20 @@ pub fn public_router(state: Arc<AppState>) -> Router {
             "/api/v1/payments/{booking_id}/status",
             get(payments::get_payment_status),
         )
+        .route("/api/v1/checkout/sessions", post(checkout::create_session))
         .route(
             "/api/v1/checkout/sessions/{session_id}",
-            get(payments::get_checkout_session),
+            get(checkout::get_session),
+        )
+        .route("/api/v1/payment-intents", post(checkout::create_intent))
+        .route("/checkout/return", get(checkout::return_page))
+        .route(
+            "/sandbox/checkout/{session_id}",
+            get(checkout::sandbox_page),
+        )
+        .route(
+            "/sandbox/checkout/{session_id}/{action}",
+            post(checkout::sandbox_action),
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -1,5 +1,5 @@
 //! Payment status, answered from the ledger: the booking service's status route (service token
-//! required) and the checkout session route the return page polls (the session id is the capability).
+//! required). The checkout session route the return page polls is in `checkout`.
 
 use std::sync::Arc;
 
@@ -57,39 +57,8 @@ pub async fn get_payment_status(
     })))
 }
 
-/// `GET /api/v1/checkout/sessions/{session_id}`: what the return page shows.
-pub async fn get_checkout_session(
-    State(state): State<Arc<AppState>>,
-    Path(session_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let payments = state
-        .store
-        .payments_where(PaymentKey::CheckoutSession, &session_id)
-        .await
-        .map_err(|e| ApiError::from_store(e, state.retry_after_secs))?;
-    let payment = payments.first().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "session_not_found",
-            "no checkout session with this id is known",
-        )
-        .hint("the id is the session_id of the success URL (cs_...)")
-    })?;
-    let s = &payment.state;
-    Ok(Json(json!({
-        "session_id": session_id,
-        "booking_id": s.booking_id,
-        "status": s.checkout_status.map(|c| c.as_str()),
-        "payment_status": session_payment_status(s.status),
-        "amount": s.amount,
-        "currency": s.currency,
-        "amount_formatted": formatted(payment),
-        "paid_at": rfc3339(s.paid_at),
-    })))
-}
-
 /// Stripe's session `payment_status` words, extended with what happened to the money after.
-fn session_payment_status(status: PaymentStatus) -> &'static str {
+pub(super) fn session_payment_status(status: PaymentStatus) -> &'static str {
     match status {
         PaymentStatus::Succeeded => "paid",
         PaymentStatus::Processing => "processing",
@@ -106,13 +75,13 @@ fn formatted(payment: &Payment) -> Option<String> {
     Some(money::format(s.amount?, s.currency.as_deref()?))
 }
 
-fn rfc3339(secs: Option<i64>) -> Option<String> {
+pub(super) fn rfc3339(secs: Option<i64>) -> Option<String> {
     secs.and_then(|s| DateTime::from_timestamp(s, 0))
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
 /// Requires `Authorization: Bearer <INTERNAL_SERVICE_TOKEN>`, compared in constant time.
-fn authorize_service(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize_service(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let unauthorized = |message: &str, hint: &'static str| {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).hint(hint)
     };

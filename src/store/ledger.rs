@@ -330,6 +330,9 @@ macro_rules! ledger_queries {
                 super::ledger::PaymentKey::CheckoutSession => {
                     "SELECT * FROM payments WHERE checkout_session_id = $1 ORDER BY id"
                 }
+                super::ledger::PaymentKey::PaymentIntent => {
+                    "SELECT * FROM payments WHERE payment_intent_id = $1 ORDER BY id"
+                }
             };
             let rows: Vec<$row> = sqlx::query(sql).bind(value).fetch_all(&self.pool).await?;
             rows.iter().map(Self::payment_from_row).collect()
@@ -464,6 +467,7 @@ pub struct Payment {
 pub enum PaymentKey {
     Booking,
     CheckoutSession,
+    PaymentIntent,
 }
 
 /// One event's transaction. Dropping it without [`LedgerTx::commit`] rolls everything back.

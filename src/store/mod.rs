@@ -93,6 +93,8 @@ macro_rules! shared_queries {
 }
 
 #[macro_use]
+mod checkout;
+#[macro_use]
 mod ledger;
 #[macro_use]
 mod outbox;
@@ -109,6 +111,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use crate::config::SqliteSync;
 use crate::notify::policy::Circuit;
 
+pub use checkout::{SandboxIntent, Session};
 pub use ledger::{Claim, ClaimedEvent, EventSummary, Failure, LedgerTx, Payment, PaymentKey};
 pub use outbox::{ClaimedDelivery, Delivery, RetrySelection, Settled};
 pub use postgres::PgStore;
@@ -318,6 +321,50 @@ impl Store {
         now_ms: i64,
     ) -> Result<Vec<i64>, StoreError> {
         on_store!(self, retry_deliveries(which, now_ms))
+    }
+
+    pub async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        on_store!(self, insert_session(session))
+    }
+
+    /// The checkout session payhook created under this id, if any.
+    pub async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        on_store!(self, session(id))
+    }
+
+    /// Moves an open session to `status`; false if it was no longer open.
+    pub async fn close_session(
+        &self,
+        id: &str,
+        status: &str,
+        payment_status: &str,
+        payment_intent_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        on_store!(
+            self,
+            close_session(id, status, payment_status, payment_intent_id)
+        )
+    }
+
+    /// Open sessions of `provider` whose expiry (unix s) has passed, oldest first, 100 at most.
+    pub async fn expired_sessions(
+        &self,
+        provider: &str,
+        now: i64,
+    ) -> Result<Vec<Session>, StoreError> {
+        on_store!(self, expired_sessions(provider, now))
+    }
+
+    pub async fn save_sandbox_intent(&self, intent: &SandboxIntent) -> Result<(), StoreError> {
+        on_store!(self, save_sandbox_intent(intent))
+    }
+
+    /// A sandbox intent by its id, its checkout session's id, or (the latest) by booking id.
+    pub async fn find_sandbox_intent(
+        &self,
+        key: &str,
+    ) -> Result<Option<SandboxIntent>, StoreError> {
+        on_store!(self, find_sandbox_intent(key))
     }
 
     pub async fn close(&self) {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnection, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
+use super::checkout::session_from_row;
 use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent};
 use crate::ledger::{CheckoutStatus, Fact, PaymentState, PaymentStatus};
 use crate::notify::policy::{Circuit, CircuitState};
@@ -26,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "outbox",
         include_str!("../../migrations/postgres/0003_outbox.sql"),
+    ),
+    (
+        4,
+        "checkout sessions and the sandbox provider",
+        include_str!("../../migrations/postgres/0004_checkout.sql"),
     ),
 ];
 
@@ -109,4 +115,5 @@ impl PgStore {
     shared_queries!(PgRow);
     ledger_queries!(PgConnection, PgRow, " FOR UPDATE SKIP LOCKED");
     outbox_queries!(PgConnection, PgRow, " FOR UPDATE SKIP LOCKED");
+    checkout_queries!(PgRow);
 }

@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 use tokio::sync::Mutex;
 
+use super::checkout::session_from_row;
 use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent};
 use crate::config::SqliteSync;
 use crate::ledger::{CheckoutStatus, Fact, PaymentState, PaymentStatus};
@@ -34,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "outbox",
         include_str!("../../migrations/sqlite/0003_outbox.sql"),
+    ),
+    (
+        4,
+        "checkout sessions and the sandbox provider",
+        include_str!("../../migrations/sqlite/0004_checkout.sql"),
     ),
 ];
 
@@ -220,4 +226,5 @@ impl SqliteStore {
     shared_queries!(SqliteRow);
     ledger_queries!(SqliteConnection, SqliteRow, "");
     outbox_queries!(SqliteConnection, SqliteRow, "");
+    checkout_queries!(SqliteRow);
 }

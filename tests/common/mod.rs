@@ -82,7 +82,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         base: format!("http://{}", payhook.public_addr),
         admin: format!("http://{}", payhook.admin_addr),
         payhook,
-        client: reqwest::Client::builder()
+        client: payhook::net::client_builder()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),

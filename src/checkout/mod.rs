@@ -1,0 +1,162 @@
+//! The browser side of a payment: checkout sessions and payment intents created with the
+//! provider, Stripe's API ([`StripeApi`]) or the built-in [`Sandbox`] when no Stripe key is set.
+
+mod sandbox;
+mod stripe_api;
+
+use std::time::Duration;
+
+pub use sandbox::{Sandbox, SandboxError, WebhookSender};
+pub use stripe_api::StripeApi;
+
+use crate::store::{Session, StoreError};
+
+/// How long a new checkout session stays open unless the caller says otherwise.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A checkout session to create; amounts in minor units, currency lowercase ISO 4217.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub booking_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub description: Option<String>,
+    pub customer_email: Option<String>,
+    /// May hold `{CHECKOUT_SESSION_ID}`, replaced by the provider.
+    pub success_url: String,
+    pub cancel_url: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+impl NewSession {
+    /// The session row for `id`, open and unpaid, payable at `url`.
+    pub fn open(&self, id: String, provider: &str, url: String, created_at: i64) -> Session {
+        Session {
+            id,
+            provider: provider.to_string(),
+            booking_id: self.booking_id.clone(),
+            amount: self.amount,
+            currency: self.currency.clone(),
+            description: self.description.clone(),
+            customer_email: self.customer_email.clone(),
+            success_url: self.success_url.clone(),
+            cancel_url: self.cancel_url.clone(),
+            url,
+            payment_intent_id: None,
+            status: "open".into(),
+            payment_status: "unpaid".into(),
+            expires_at: self.expires_at,
+            created_at,
+        }
+    }
+}
+
+/// A payment intent to create.
+#[derive(Debug, Clone)]
+pub struct NewIntent {
+    pub booking_id: String,
+    pub amount: i64,
+    pub currency: String,
+}
+
+/// A payment intent as created.
+#[derive(Debug, Clone)]
+pub struct CreatedIntent {
+    pub id: String,
+    pub client_secret: String,
+}
+
+/// What the provider says of a session now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionState {
+    pub status: String,
+    pub payment_status: String,
+    pub payment_intent_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider answered and said no (e.g. an invalid parameter).
+    #[error("the provider refused: {message}")]
+    Refused {
+        status: u16,
+        message: String,
+        param: Option<String>,
+    },
+    /// STRIPE_SECRET_KEY was not accepted.
+    #[error("the provider refused STRIPE_SECRET_KEY (HTTP {0})")]
+    Unauthorized(u16),
+    #[error("the provider cannot be reached: {0}")]
+    Unreachable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who payments are made with.
+pub enum Provider {
+    Stripe(StripeApi),
+    Sandbox(Sandbox),
+}
+
+impl Provider {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Provider::Stripe(_) => "stripe",
+            Provider::Sandbox(_) => "sandbox",
+        }
+    }
+
+    /// Creates the session with the provider and keeps it in the store.
+    pub async fn create_session(
+        &self,
+        new: &NewSession,
+        idempotency_key: &str,
+    ) -> Result<Session, ProviderError> {
+        match self {
+            Provider::Stripe(api) => {
+                let session = api.create_session(new, idempotency_key).await?;
+                api.store().insert_session(&session).await?;
+                Ok(session)
+            }
+            Provider::Sandbox(sandbox) => Ok(sandbox.create_session(new).await?),
+        }
+    }
+
+    pub async fn create_intent(
+        &self,
+        new: &NewIntent,
+        idempotency_key: &str,
+    ) -> Result<CreatedIntent, ProviderError> {
+        match self {
+            Provider::Stripe(api) => api.create_intent(new, idempotency_key).await,
+            Provider::Sandbox(sandbox) => Ok(sandbox.create_intent(new).await?),
+        }
+    }
+
+    /// The session as the provider sees it now (the sandbox: its own row).
+    pub async fn session_state(&self, id: &str) -> Result<Option<SessionState>, ProviderError> {
+        match self {
+            Provider::Stripe(api) => api.session_state(id).await,
+            Provider::Sandbox(sandbox) => {
+                Ok(sandbox.store().session(id).await?.map(|s| SessionState {
+                    status: s.status,
+                    payment_status: s.payment_status,
+                    payment_intent_id: s.payment_intent_id,
+                }))
+            }
+        }
+    }
+
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        match self {
+            Provider::Sandbox(sandbox) => Some(sandbox),
+            Provider::Stripe(_) => None,
+        }
+    }
+}
+
+/// Replaces Stripe's `{CHECKOUT_SESSION_ID}` template in a return URL.
+pub fn fill_session_id(url: &str, session_id: &str) -> String {
+    url.replace("{CHECKOUT_SESSION_ID}", session_id)
+}

@@ -1,0 +1,374 @@
+//! The sandbox provider: payments without a Stripe account. Its sessions and intents live in
+//! payhook's store, its hosted page is served by payhook, and what happens to a payment reaches
+//! payhook the way Stripe's news does: as Stripe-shaped events, signed with the webhook secret and
+//! posted over HTTP to payhook's own webhook route, so the whole pipeline runs.
+//!
+//! Events that must happen once carry ids derived from the payment (`evt_sbx_paid_<pi>`): a
+//! retried click or a second expiry sweep is acknowledged as a duplicate, never applied twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{CreatedIntent, NewIntent, NewSession, fill_session_id};
+use crate::config::Secret;
+use crate::providers::{stripe, stripe_events};
+use crate::store::{SandboxIntent, Session, Store, StoreError};
+
+/// Posts signed events to payhook's webhook route.
+#[derive(Clone)]
+pub struct WebhookSender {
+    client: reqwest::Client,
+    url: String,
+    secret: Secret,
+}
+
+impl WebhookSender {
+    pub fn new(url: String, secret: Secret) -> WebhookSender {
+        WebhookSender {
+            client: crate::net::client_builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("an HTTP client"),
+            url,
+            secret,
+        }
+    }
+
+    /// Sends `event` and succeeds once payhook has stored it (a 200, new or duplicate). A few
+    /// tries, like Stripe, for a payhook that is briefly unavailable.
+    pub async fn send(&self, event: &Value) -> Result<(), SandboxError> {
+        let body = serde_json::to_vec(event).expect("events serialize");
+        let mut last = String::new();
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            let signature = stripe::sign(&body, &self.secret, chrono::Utc::now().timestamp());
+            match self
+                .client
+                .post(&self.url)
+                .header("content-type", "application/json")
+                .header("stripe-signature", signature)
+                .body(body.clone())
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => {
+                    let status = r.status();
+                    last = format!("{status} {}", r.text().await.unwrap_or_default());
+                    if status.is_client_error() {
+                        break;
+                    }
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(SandboxError::NotDelivered(format!(
+            "{} to {}: {last}",
+            event["type"].as_str().unwrap_or("event"),
+            self.url
+        )))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("no sandbox payment {0:?} (give a pi_..., cs_... or booking id)")]
+    NotFound(String),
+    /// The action does not apply to the payment as it stands.
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("the sandbox could not deliver its event: {0}")]
+    NotDelivered(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a hosted-page action sends the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect(pub String);
+
+pub struct Sandbox {
+    store: Arc<Store>,
+    public_url: String,
+    webhook: WebhookSender,
+}
+
+impl Sandbox {
+    pub fn new(store: Arc<Store>, public_url: &str, webhook: WebhookSender) -> Sandbox {
+        Sandbox {
+            store,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            webhook,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A session and its intent; the customer pays at `/sandbox/checkout/{id}`.
+    pub async fn create_session(&self, new: &NewSession) -> Result<Session, StoreError> {
+        let now = chrono::Utc::now().timestamp();
+        let id = stripe_events::new_id("cs_test");
+        let intent = new_intent(&new.booking_id, new.amount, &new.currency, Some(&id), now);
+        self.store.save_sandbox_intent(&intent).await?;
+        let url = format!("{}/sandbox/checkout/{id}", self.public_url);
+        let mut session = new.open(id, "sandbox", url, now);
+        session.payment_intent_id = Some(intent.id);
+        self.store.insert_session(&session).await?;
+        Ok(session)
+    }
+
+    pub async fn create_intent(&self, new: &NewIntent) -> Result<CreatedIntent, StoreError> {
+        let now = chrono::Utc::now().timestamp();
+        let intent = new_intent(&new.booking_id, new.amount, &new.currency, None, now);
+        self.store.save_sandbox_intent(&intent).await?;
+        Ok(CreatedIntent {
+            client_secret: format!("{}_secret_{}", intent.id, stripe_events::random_token(24)),
+            id: intent.id,
+        })
+    }
+
+    /// An open sandbox session, for the hosted page.
+    pub async fn open_session(&self, id: &str) -> Result<Session, SandboxError> {
+        match self.store.session(id).await? {
+            Some(s) if s.provider == "sandbox" => Ok(s),
+            _ => Err(SandboxError::NotFound(id.to_string())),
+        }
+    }
+
+    /// The customer pays: the intent succeeds, the session completes, and payhook hears
+    /// `payment_intent.succeeded` then `checkout.session.completed`.
+    pub async fn pay(&self, session_id: &str) -> Result<Redirect, SandboxError> {
+        let session = self.open_session(session_id).await?;
+        let success = Redirect(fill_session_id(&session.success_url, &session.id));
+        match session.status.as_str() {
+            "complete" => return Ok(success),
+            "expired" => {
+                return Err(SandboxError::NotAllowed(
+                    "this checkout session has expired".into(),
+                ));
+            }
+            _ => {}
+        }
+        let key = session.payment_intent_id.as_deref().unwrap_or(&session.id);
+        let mut intent = self.intent(key).await?;
+        if intent.charge_id.is_none() {
+            intent.status = "succeeded".into();
+            intent.charge_id = Some(stripe_events::new_id("ch"));
+            self.store.save_sandbox_intent(&intent).await?;
+        }
+        self.webhook
+            .send(&intent_event("payment_intent.succeeded", &intent))
+            .await?;
+        self.webhook
+            .send(&session_event(
+                "checkout.session.completed",
+                &session,
+                &intent,
+            ))
+            .await?;
+        self.store
+            .close_session(&session.id, "complete", "paid", Some(&intent.id))
+            .await?;
+        Ok(success)
+    }
+
+    /// The card is declined: payhook hears `payment_intent.payment_failed`; the session stays
+    /// open (the customer may try again) and the browser goes to the return page.
+    pub async fn decline(&self, session_id: &str) -> Result<Redirect, SandboxError> {
+        let session = self.open_session(session_id).await?;
+        if session.status != "open" {
+            return Err(SandboxError::NotAllowed(format!(
+                "this checkout session is {}",
+                session.status
+            )));
+        }
+        let key = session.payment_intent_id.as_deref().unwrap_or(&session.id);
+        let intent = self.intent(key).await?;
+        let mut event = intent_event("payment_intent.payment_failed", &intent);
+        // Each decline is its own attempt.
+        event["id"] = json!(stripe_events::new_id("evt"));
+        self.webhook.send(&event).await?;
+        Ok(Redirect(fill_session_id(&session.success_url, &session.id)))
+    }
+
+    /// The customer gives up: back to the cancel URL; the session stays open until it expires.
+    pub async fn cancel(&self, session_id: &str) -> Result<Redirect, SandboxError> {
+        let session = self.open_session(session_id).await?;
+        Ok(Redirect(fill_session_id(&session.cancel_url, &session.id)))
+    }
+
+    /// Expires the open sessions whose time has passed; returns how many.
+    pub async fn expire_due(&self, now: i64) -> Result<usize, SandboxError> {
+        let due = self.store.expired_sessions("sandbox", now).await?;
+        for session in &due {
+            let key = session.payment_intent_id.as_deref().unwrap_or(&session.id);
+            let intent = self.intent(key).await?;
+            self.webhook
+                .send(&session_event("checkout.session.expired", session, &intent))
+                .await?;
+            self.store
+                .close_session(&session.id, "expired", "unpaid", None)
+                .await?;
+        }
+        Ok(due.len())
+    }
+
+    /// Refunds `amount` (default: what is left) of a paid sandbox payment.
+    pub async fn refund(&self, key: &str, amount: Option<i64>) -> Result<Value, SandboxError> {
+        let mut intent = self.paid_intent(key).await?;
+        let left = intent.amount - intent.amount_refunded;
+        let amount = amount.unwrap_or(left);
+        if amount <= 0 || amount > left {
+            return Err(SandboxError::NotAllowed(format!(
+                "can refund between 1 and {left} (minor units) of {}",
+                intent.id
+            )));
+        }
+        intent.amount_refunded += amount;
+        let event = charge_event(&intent);
+        self.webhook.send(&event).await?;
+        self.store.save_sandbox_intent(&intent).await?;
+        Ok(event)
+    }
+
+    /// Opens a dispute on a paid sandbox payment.
+    pub async fn dispute(&self, key: &str) -> Result<Value, SandboxError> {
+        let mut intent = self.paid_intent(key).await?;
+        if intent.disputed {
+            return Err(SandboxError::NotAllowed(format!(
+                "{} is already disputed",
+                intent.id
+            )));
+        }
+        let event = dispute_event(&intent);
+        self.webhook.send(&event).await?;
+        intent.disputed = true;
+        self.store.save_sandbox_intent(&intent).await?;
+        Ok(event)
+    }
+
+    async fn intent(&self, key: &str) -> Result<SandboxIntent, SandboxError> {
+        self.store
+            .find_sandbox_intent(key)
+            .await?
+            .ok_or_else(|| SandboxError::NotFound(key.to_string()))
+    }
+
+    async fn paid_intent(&self, key: &str) -> Result<SandboxIntent, SandboxError> {
+        let intent = self.intent(key).await?;
+        if intent.charge_id.is_none() {
+            return Err(SandboxError::NotAllowed(format!(
+                "{} has not been paid",
+                intent.id
+            )));
+        }
+        Ok(intent)
+    }
+}
+
+/// A new intent, waiting for a payment method.
+fn new_intent(
+    booking_id: &str,
+    amount: i64,
+    currency: &str,
+    session: Option<&str>,
+    now: i64,
+) -> SandboxIntent {
+    SandboxIntent {
+        id: stripe_events::new_id("pi"),
+        booking_id: booking_id.to_string(),
+        amount,
+        currency: currency.to_string(),
+        checkout_session_id: session.map(str::to_string),
+        status: "requires_payment_method".into(),
+        charge_id: None,
+        amount_refunded: 0,
+        disputed: false,
+        created_at: now,
+    }
+}
+
+/// A Stripe event of `event_type` whose object is `object`, at now.
+fn event(event_type: &str, id: String, object: Value) -> Value {
+    let mut event = stripe_events::build_event(event_type, &[], chrono::Utc::now().timestamp())
+        .expect("the sandbox only emits known types");
+    event["id"] = json!(id);
+    event["data"]["object"] = object;
+    event
+}
+
+/// The intent's own id without its `pi_` prefix: the stable part of its events' ids.
+fn stem(intent: &SandboxIntent) -> &str {
+    intent.id.strip_prefix("pi_").unwrap_or(&intent.id)
+}
+
+fn intent_event(event_type: &str, i: &SandboxIntent) -> Value {
+    let succeeded = i.status == "succeeded";
+    let mut object = json!({
+        "id": i.id, "object": "payment_intent", "amount": i.amount,
+        "amount_received": if succeeded { i.amount } else { 0 },
+        "currency": i.currency, "status": i.status, "created": i.created_at, "livemode": false,
+        "latest_charge": i.charge_id, "payment_method_types": ["card"],
+        "metadata": { "bookingId": i.booking_id },
+        "last_payment_error": null,
+    });
+    if event_type == "payment_intent.payment_failed" {
+        object["status"] = json!("requires_payment_method");
+        object["last_payment_error"] = json!({
+            "type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
+            "message": "Your card was declined.",
+        });
+    }
+    event(event_type, format!("evt_sbx_paid_{}", stem(i)), object)
+}
+
+fn session_event(event_type: &str, s: &Session, i: &SandboxIntent) -> Value {
+    let (status, payment_status, kind) = match event_type {
+        "checkout.session.expired" => ("expired", "unpaid", "expired"),
+        _ => ("complete", "paid", "completed"),
+    };
+    let object = json!({
+        "id": s.id, "object": "checkout.session", "mode": "payment",
+        "amount_subtotal": s.amount, "amount_total": s.amount, "currency": s.currency,
+        "client_reference_id": s.booking_id, "customer_email": s.customer_email,
+        "created": s.created_at, "expires_at": s.expires_at, "livemode": false,
+        "metadata": { "booking_id": s.booking_id },
+        "payment_intent": if status == "expired" { Value::Null } else { json!(i.id) },
+        "payment_status": payment_status, "status": status,
+        "success_url": s.success_url, "cancel_url": s.cancel_url, "url": null,
+    });
+    event(event_type, format!("evt_sbx_{kind}_{}", stem(i)), object)
+}
+
+fn charge_event(i: &SandboxIntent) -> Value {
+    let object = json!({
+        "id": i.charge_id, "object": "charge", "amount": i.amount, "amount_captured": i.amount,
+        "amount_refunded": i.amount_refunded, "currency": i.currency, "captured": true,
+        "paid": true, "refunded": i.amount_refunded >= i.amount, "status": "succeeded",
+        "payment_intent": i.id, "created": i.created_at, "livemode": false,
+        "metadata": { "bookingId": i.booking_id },
+    });
+    // One event per refunded total: the same refund sent twice is one refund.
+    let id = format!("evt_sbx_refunded_{}_{}", stem(i), i.amount_refunded);
+    event("charge.refunded", id, object)
+}
+
+fn dispute_event(i: &SandboxIntent) -> Value {
+    let object = json!({
+        "id": stripe_events::new_id("dp"), "object": "dispute", "amount": i.amount,
+        "currency": i.currency, "charge": i.charge_id, "payment_intent": i.id,
+        "created": chrono::Utc::now().timestamp(), "livemode": false, "reason": "fraudulent",
+        "status": "needs_response", "is_charge_refundable": false, "metadata": {},
+    });
+    event(
+        "charge.dispute.created",
+        format!("evt_sbx_disputed_{}", stem(i)),
+        object,
+    )
+}

@@ -1,0 +1,199 @@
+//! Stripe's API, as far as checkout needs it: form-encoded requests with an `Idempotency-Key`,
+//! against `STRIPE_API_BASE` (a local emulator in tests), errors turned into plain sentences.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{CreatedIntent, NewIntent, NewSession, ProviderError, SessionState};
+use crate::config::Secret;
+use crate::store::{Session, Store};
+
+pub struct StripeApi {
+    client: reqwest::Client,
+    base: String,
+    key: Secret,
+    store: Arc<Store>,
+}
+
+impl StripeApi {
+    pub fn new(base: &str, key: Secret, store: Arc<Store>) -> StripeApi {
+        StripeApi {
+            client: crate::net::client_builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("an HTTP client"),
+            base: base.trim_end_matches('/').to_string(),
+            key,
+            store,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub async fn create_session(
+        &self,
+        new: &NewSession,
+        idempotency_key: &str,
+    ) -> Result<Session, ProviderError> {
+        let name = new
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("Booking {}", new.booking_id));
+        let mut form = vec![
+            ("mode", "payment".to_string()),
+            ("line_items[0][quantity]", "1".into()),
+            ("line_items[0][price_data][currency]", new.currency.clone()),
+            (
+                "line_items[0][price_data][unit_amount]",
+                new.amount.to_string(),
+            ),
+            ("line_items[0][price_data][product_data][name]", name),
+            ("success_url", new.success_url.clone()),
+            ("cancel_url", new.cancel_url.clone()),
+            ("client_reference_id", new.booking_id.clone()),
+            ("metadata[booking_id]", new.booking_id.clone()),
+            // The intent's events carry the booking too, whichever arrives first.
+            (
+                "payment_intent_data[metadata][bookingId]",
+                new.booking_id.clone(),
+            ),
+            ("expires_at", new.expires_at.to_string()),
+        ];
+        if let Some(email) = &new.customer_email {
+            form.push(("customer_email", email.clone()));
+        }
+        let created = self
+            .post("/v1/checkout/sessions", &form, idempotency_key)
+            .await?;
+        let created_at = created["created"]
+            .as_i64()
+            .unwrap_or_else(|| chrono::Utc::now().timestamp());
+        let mut session = new.open(
+            text(&created, "id")?,
+            "stripe",
+            text(&created, "url")?,
+            created_at,
+        );
+        session.payment_intent_id = created["payment_intent"].as_str().map(str::to_string);
+        if let Some(expires_at) = created["expires_at"].as_i64() {
+            session.expires_at = expires_at;
+        }
+        Ok(session)
+    }
+
+    pub async fn create_intent(
+        &self,
+        new: &NewIntent,
+        idempotency_key: &str,
+    ) -> Result<CreatedIntent, ProviderError> {
+        let form = [
+            ("amount", new.amount.to_string()),
+            ("currency", new.currency.clone()),
+            ("metadata[bookingId]", new.booking_id.clone()),
+            ("payment_method_types[]", "card".into()),
+        ];
+        let created = self
+            .post("/v1/payment_intents", &form, idempotency_key)
+            .await?;
+        Ok(CreatedIntent {
+            id: text(&created, "id")?,
+            client_secret: text(&created, "client_secret")?,
+        })
+    }
+
+    /// `None` when Stripe does not know the session.
+    pub async fn session_state(&self, id: &str) -> Result<Option<SessionState>, ProviderError> {
+        let mut url = reqwest::Url::parse(&format!("{}/v1/checkout/sessions", self.base))
+            .map_err(|e| ProviderError::Unreachable(format!("STRIPE_API_BASE: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|_| ProviderError::Unreachable("STRIPE_API_BASE cannot take a path".into()))?
+            .push(id);
+        let response = self
+            .client
+            .get(url)
+            .bearer_auth(self.key.expose())
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unreachable(describe(&e)))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let session = read(response).await?;
+        Ok(Some(SessionState {
+            status: text(&session, "status")?,
+            payment_status: text(&session, "payment_status")?,
+            payment_intent_id: session["payment_intent"]
+                .as_str()
+                .or_else(|| session["payment_intent"]["id"].as_str())
+                .map(str::to_string),
+        }))
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, String)],
+        idempotency_key: &str,
+    ) -> Result<Value, ProviderError> {
+        let url = format!("{}{path}", self.base);
+        // One retry on a transport error, with the same key: Stripe answers it once.
+        let mut last = None;
+        for _ in 0..2 {
+            match self
+                .client
+                .post(&url)
+                .bearer_auth(self.key.expose())
+                .header("Idempotency-Key", idempotency_key)
+                .form(form)
+                .send()
+                .await
+            {
+                Ok(response) => return read(response).await,
+                Err(e) => last = Some(describe(&e)),
+            }
+        }
+        Err(ProviderError::Unreachable(last.unwrap_or_default()))
+    }
+}
+
+/// A success's JSON, or Stripe's error object as a [`ProviderError`].
+async fn read(response: reqwest::Response) -> Result<Value, ProviderError> {
+    let status = response.status().as_u16();
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| ProviderError::Unreachable(format!("the answer is not JSON: {e}")))?;
+    match status {
+        200..=299 => Ok(body),
+        401 | 403 => Err(ProviderError::Unauthorized(status)),
+        _ => {
+            let error = &body["error"];
+            Err(ProviderError::Refused {
+                status,
+                message: error["message"]
+                    .as_str()
+                    .unwrap_or("no message")
+                    .to_string(),
+                param: error["param"].as_str().map(str::to_string),
+            })
+        }
+    }
+}
+
+fn text(object: &Value, field: &str) -> Result<String, ProviderError> {
+    object[field]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| ProviderError::Unreachable(format!("the answer has no {field:?}")))
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
