@@ -105,6 +105,7 @@ impl Payhook {
             provider: provider.clone(),
             public_url: settings.public_url.clone(),
             provider_answers: Default::default(),
+            demo: demo_bookings(&settings),
         });
 
         let (stop, stopped) = watch::channel(false);
@@ -191,6 +192,22 @@ fn provider(settings: &Settings, store: Arc<Store>, public_addr: SocketAddr) -> 
             Provider::Sandbox(Sandbox::new(store, &settings.public_url, webhook))
         }
     }
+}
+
+/// Under `payhook demo`, the booking service the demo pages read: the `booking-service` target.
+fn demo_bookings(settings: &Settings) -> Option<http::demo::DemoBookings> {
+    let target = settings
+        .targets
+        .iter()
+        .find(|t| settings.demo && t.name == "booking-service")?;
+    Some(http::demo::DemoBookings {
+        url: target.url.trim_end_matches('/').to_string(),
+        token: target.token.as_ref().map(|t| t.expose().to_string()),
+        client: crate::net::client_builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .expect("an HTTP client"),
+    })
 }
 
 /// Every second, the sandbox expires its open sessions whose time has passed.

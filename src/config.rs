@@ -84,6 +84,9 @@ pub struct Settings {
     /// Where ledger changes are delivered: `[[targets]]`, plus `booking-service` from `BOOKING_SERVICE_URL`.
     pub targets: Vec<TargetSettings>,
     pub sqlite_sync: SqliteSync,
+    /// `payhook demo`: the public listener also serves `/demo`, which creates test payments and
+    /// shows the `booking-service` target's view of each booking.
+    pub demo: bool,
 }
 
 /// What a target receives.
@@ -376,6 +379,7 @@ impl Settings {
                 .sqlite
                 .and_then(|s| s.synchronous)
                 .unwrap_or(SqliteSync::Full),
+            demo: false,
         })
     }
 }
@@ -518,6 +522,15 @@ struct TargetFile {
     concurrency: Option<usize>,
     circuit_failures: Option<u32>,
     circuit_open: Option<String>,
+}
+
+/// The `booking-service` target `BOOKING_SERVICE_URL` would make, with its defaults.
+pub fn booking_service_target(
+    url: &str,
+    token: Option<&Secret>,
+) -> Result<TargetSettings, ConfigError> {
+    let mut targets = targets_from(Vec::new(), Some(url), token)?;
+    Ok(targets.remove(0))
 }
 
 /// Builds the targets: every `[[targets]]` entry, and `booking-service` from `BOOKING_SERVICE_URL`

@@ -2,7 +2,9 @@
 
 mod bench;
 mod deliveries;
+mod demo;
 mod events;
+mod sandbox;
 mod serve;
 mod trigger;
 
@@ -52,6 +54,15 @@ enum Command {
         #[arg(long)]
         create_unknown: bool,
     },
+    /// Refund or dispute a sandbox payment (what Stripe's dashboard would do), for demos.
+    Sandbox(sandbox::SandboxArgs),
+    /// Try payhook end to end: the sandbox provider, the example booking service as target, and
+    /// a page to create and pay a test booking.
+    Demo {
+        /// Where the example booking service listens.
+        #[arg(long, default_value = "127.0.0.1:3001")]
+        booking_listen: std::net::SocketAddr,
+    },
     /// Measure ingest throughput and latency against a same-run baseline.
     Bench(bench::BenchArgs),
     /// The benchmark's baseline: a minimal axum endpoint that only answers 200.
@@ -91,6 +102,8 @@ impl Cli {
                 } => crate::booking_service::run(listen, token, create_unknown)
                     .await
                     .map(|()| ExitCode::SUCCESS),
+                Command::Sandbox(args) => sandbox::run(settings, args).await,
+                Command::Demo { booking_listen } => demo::run(settings, booking_listen).await,
                 Command::Bench(args) => bench::run(args).await,
                 Command::BenchBaseline { listen } => bench::baseline(listen).await,
             }

@@ -67,7 +67,7 @@ pub async fn migrate(settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

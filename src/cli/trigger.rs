@@ -83,7 +83,10 @@ pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCo
 }
 
 /// `--secret`, else the first configured secret, else the sandbox secret `payhook serve` generated.
-async fn signing_secret(settings: &Settings, explicit: Option<String>) -> anyhow::Result<Secret> {
+pub(super) async fn signing_secret(
+    settings: &Settings,
+    explicit: Option<String>,
+) -> anyhow::Result<Secret> {
     if let Some(secret) = explicit {
         return Ok(Secret::new(secret));
     }

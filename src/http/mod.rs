@@ -2,6 +2,7 @@
 //! work happens in the modules they call.
 
 mod checkout;
+pub mod demo;
 pub mod error;
 mod payments;
 pub mod ratelimit;
@@ -35,6 +36,8 @@ pub struct AppState {
     /// `PAYHOOK_PUBLIC_URL`: how browsers reach this listener.
     pub public_url: String,
     pub provider_answers: checkout::ProviderAnswers,
+    /// `payhook demo`: its booking service, whose view the demo pages show.
+    pub demo: Option<demo::DemoBookings>,
 }
 
 pub fn public_router(state: Arc<AppState>) -> Router {
@@ -63,6 +66,9 @@ pub fn public_router(state: Arc<AppState>) -> Router {
             "/sandbox/checkout/{session_id}/{action}",
             post(checkout::sandbox_action),
         )
+        .route("/demo", get(demo::page))
+        .route("/demo/checkout", post(demo::checkout))
+        .route("/demo/bookings/{id}", get(demo::booking))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)

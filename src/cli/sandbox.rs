@@ -1,0 +1,60 @@
+//! `payhook sandbox refund|dispute`: what a Stripe dashboard would do to a sandbox payment, for
+//! demos. The event goes to payhook's webhook route, signed, like the sandbox's own.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use crate::app;
+use crate::checkout::{Sandbox, WebhookSender};
+use crate::config::Settings;
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    #[command(subcommand)]
+    command: SandboxCommand,
+    /// payhook's webhook route [default: PAYHOOK_PUBLIC_URL/webhooks/stripe].
+    #[arg(long, global = true)]
+    url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum SandboxCommand {
+    /// Refund a paid sandbox payment: all of what is left, or --amount minor units.
+    Refund {
+        /// The payment: its pi_..., its cs_... or its booking id (the latest payment).
+        payment: String,
+        #[arg(long)]
+        amount: Option<i64>,
+    },
+    /// Open a dispute on a paid sandbox payment.
+    Dispute {
+        /// The payment: its pi_..., its cs_... or its booking id (the latest payment).
+        payment: String,
+    },
+}
+
+pub async fn run(settings: Settings, args: SandboxArgs) -> anyhow::Result<ExitCode> {
+    let secret = super::trigger::signing_secret(&settings, None).await?;
+    let url = args
+        .url
+        .unwrap_or_else(|| format!("{}/webhooks/stripe", settings.public_url));
+    let store = std::sync::Arc::new(app::open_store(&settings).await?);
+    let sandbox = Sandbox::new(
+        store.clone(),
+        &settings.public_url,
+        WebhookSender::new(url.clone(), secret),
+    );
+    let result = match &args.command {
+        SandboxCommand::Refund { payment, amount } => sandbox.refund(payment, *amount).await,
+        SandboxCommand::Dispute { payment } => sandbox.dispute(payment).await,
+    };
+    store.close().await;
+    let event = result?;
+    println!(
+        "-> {url}: {} {} (stored by payhook)",
+        event["type"].as_str().unwrap_or(""),
+        event["id"].as_str().unwrap_or("")
+    );
+    Ok(ExitCode::SUCCESS)
+}
