@@ -142,18 +142,20 @@ impl Sandbox {
     }
 
     /// The customer pays: the intent succeeds, the session completes, and payhook hears
-    /// `payment_intent.succeeded` then `checkout.session.completed`.
+    /// `payment_intent.succeeded` then `checkout.session.completed`. Paying a completed session
+    /// again sends the same events (duplicates to payhook) and lands on the same page.
     pub async fn pay(&self, session_id: &str) -> Result<Redirect, SandboxError> {
         let session = self.open_session(session_id).await?;
         let success = Redirect(fill_session_id(&session.success_url, &session.id));
-        match session.status.as_str() {
-            "complete" => return Ok(success),
-            "expired" => {
-                return Err(SandboxError::NotAllowed(
-                    "this checkout session has expired".into(),
-                ));
-            }
-            _ => {}
+        // The move decides between a payment and an expiry racing for the same session.
+        let moved = self
+            .store
+            .move_session(&session.id, "open", "complete", "paid")
+            .await?;
+        if !moved && self.open_session(session_id).await?.status != "complete" {
+            return Err(SandboxError::NotAllowed(
+                "this checkout session has expired".into(),
+            ));
         }
         let key = session.payment_intent_id.as_deref().unwrap_or(&session.id);
         let mut intent = self.intent(key).await?;
@@ -162,19 +164,27 @@ impl Sandbox {
             intent.charge_id = Some(stripe_events::new_id("ch"));
             self.store.save_sandbox_intent(&intent).await?;
         }
-        self.webhook
-            .send(&intent_event("payment_intent.succeeded", &intent))
-            .await?;
-        self.webhook
-            .send(&session_event(
-                "checkout.session.completed",
-                &session,
-                &intent,
-            ))
-            .await?;
-        self.store
-            .close_session(&session.id, "complete", "paid", Some(&intent.id))
-            .await?;
+        let sent = async {
+            self.webhook
+                .send(&intent_event("payment_intent.succeeded", &intent))
+                .await?;
+            self.webhook
+                .send(&session_event(
+                    "checkout.session.completed",
+                    &session,
+                    &intent,
+                ))
+                .await
+        };
+        if let Err(e) = sent.await {
+            // payhook did not hear it: the session stays payable.
+            if moved {
+                self.store
+                    .move_session(&session.id, "complete", "open", "unpaid")
+                    .await?;
+            }
+            return Err(e);
+        }
         Ok(success)
     }
 
@@ -205,18 +215,29 @@ impl Sandbox {
 
     /// Expires the open sessions whose time has passed; returns how many.
     pub async fn expire_due(&self, now: i64) -> Result<usize, SandboxError> {
-        let due = self.store.expired_sessions("sandbox", now).await?;
-        for session in &due {
+        let mut expired = 0;
+        for session in self.store.expired_sessions("sandbox", now).await? {
+            // A payment that won the race keeps its session.
+            if !self
+                .store
+                .move_session(&session.id, "open", "expired", "unpaid")
+                .await?
+            {
+                continue;
+            }
             let key = session.payment_intent_id.as_deref().unwrap_or(&session.id);
             let intent = self.intent(key).await?;
-            self.webhook
-                .send(&session_event("checkout.session.expired", session, &intent))
-                .await?;
-            self.store
-                .close_session(&session.id, "expired", "unpaid", None)
-                .await?;
+            let event = session_event("checkout.session.expired", &session, &intent);
+            if let Err(e) = self.webhook.send(&event).await {
+                // Tried again at the next sweep.
+                self.store
+                    .move_session(&session.id, "expired", "open", "unpaid")
+                    .await?;
+                return Err(e);
+            }
+            expired += 1;
         }
-        Ok(due.len())
+        Ok(expired)
     }
 
     /// Refunds `amount` (default: what is left) of a paid sandbox payment.

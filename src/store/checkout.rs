@@ -78,23 +78,22 @@ macro_rules! checkout_queries {
             row.map(|r| session_from_row(&r)).transpose()
         }
 
-        /// Moves an open session to `status`; false if it was no longer open.
-        pub async fn close_session(
+        /// Moves a session from status `from` to `to`; false if it was not in `from`.
+        pub async fn move_session(
             &self,
             id: &str,
-            status: &str,
+            from: &str,
+            to: &str,
             payment_status: &str,
-            payment_intent_id: Option<&str>,
         ) -> Result<bool, StoreError> {
             let done = sqlx::query(
-                "UPDATE checkout_sessions SET status = $2, payment_status = $3,
-                    payment_intent_id = COALESCE($4, payment_intent_id)
-                 WHERE id = $1 AND status = 'open'",
+                "UPDATE checkout_sessions SET status = $3, payment_status = $4
+                 WHERE id = $1 AND status = $2",
             )
             .bind(id)
-            .bind(status)
+            .bind(from)
+            .bind(to)
             .bind(payment_status)
-            .bind(payment_intent_id)
             .execute(&self.pool)
             .await?;
             Ok(done.rows_affected() == 1)

@@ -332,18 +332,16 @@ impl Store {
         on_store!(self, session(id))
     }
 
-    /// Moves an open session to `status`; false if it was no longer open.
-    pub async fn close_session(
+    /// Moves a session from status `from` to `to` (and its payment status); false if it was not
+    /// in `from`: of two racing moves, one wins.
+    pub async fn move_session(
         &self,
         id: &str,
-        status: &str,
+        from: &str,
+        to: &str,
         payment_status: &str,
-        payment_intent_id: Option<&str>,
     ) -> Result<bool, StoreError> {
-        on_store!(
-            self,
-            close_session(id, status, payment_status, payment_intent_id)
-        )
+        on_store!(self, move_session(id, from, to, payment_status))
     }
 
     /// Open sessions of `provider` whose expiry (unix s) has passed, oldest first, 100 at most.

@@ -1,0 +1,406 @@
+//! Checkout with the sandbox provider, end to end over HTTP: the service routes create a session,
+//! the hosted page's buttons pay, decline or cancel, the sandbox's signed events travel through
+//! payhook's own webhook route, and the example booking service (a real server on loopback)
+//! hears the outcome. On SQLite or on PostgreSQL (`TEST_DATABASE_URL`).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::receiver::*;
+use common::*;
+use payhook::booking_service::BookingService;
+use payhook::config::{Secret, booking_service_target};
+use serde_json::{Value, json};
+
+const BOOKING_TOKEN: &str = "booking-service-token";
+
+/// payhook on the sandbox provider with the example booking service as its target.
+async fn sandbox_app() -> (TestApp, Arc<BookingService>) {
+    let (service, url) = booking_service(BOOKING_TOKEN).await;
+    let app = spawn_app_with(|s| {
+        s.targets = vec![booking_service_target(&url, Some(&Secret::new(BOOKING_TOKEN))).unwrap()];
+    })
+    .await;
+    (app, service)
+}
+
+/// A client that does not follow redirects: the tests look at each 303.
+fn browser() -> reqwest::Client {
+    payhook::net::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn post_json(app: &TestApp, path: &str, body: &Value, token: Option<&str>) -> Answer {
+    let mut request = app.client.post(format!("{}{path}", app.base)).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    Answer::read(request.send().await.unwrap()).await
+}
+
+async fn new_session(app: &TestApp, body: Value) -> String {
+    let answer = post_json(app, "/api/v1/checkout/sessions", &body, Some(SERVICE_TOKEN)).await;
+    assert_eq!(answer.status, 201, "{}", answer.json);
+    let id = answer.json["session_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("cs_test_"), "{id}");
+    assert!(answer.json["expires_at"].is_string());
+    let url = answer.json["checkout_url"].as_str().unwrap();
+    assert!(url.ends_with(&format!("/sandbox/checkout/{id}")), "{url}");
+    id
+}
+
+/// Presses a button of the hosted page; returns the redirect's target.
+async fn press(app: &TestApp, session: &str, action: &str) -> String {
+    let response = browser()
+        .post(format!("{}/sandbox/checkout/{session}/{action}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303, "{action}");
+    response.headers()["location"].to_str().unwrap().to_string()
+}
+
+async fn session_state(app: &TestApp, id: &str) -> Value {
+    let answer = app.checkout_session(id).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    answer.json
+}
+
+fn booking_status(service: &BookingService, id: &str) -> String {
+    service.booking(id).map(|b| b.status).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn pay_on_the_hosted_page_confirms_the_payment_and_the_booking() {
+    let (app, service) = sandbox_app().await;
+    service.create("booking-pay", Some(12000), Some("eur"), "pending");
+    let id = new_session(
+        &app,
+        json!({"booking_id": "booking-pay", "amount": 12000, "currency": "EUR",
+               "description": "Sea-view room, 2 nights", "customer_email": "ana@example.com",
+               "success_url": "http://shop.test/done?session={CHECKOUT_SESSION_ID}",
+               "cancel_url": "http://shop.test/cart"}),
+    )
+    .await;
+
+    // Before anything happened: the session payhook created answers, open and unpaid.
+    let before = session_state(&app, &id).await;
+    assert_eq!(before["status"], "open");
+    assert_eq!(before["payment_status"], "unpaid");
+    assert_eq!(before["booking_id"], "booking-pay");
+    assert_eq!(before["amount_formatted"], "120.00 EUR");
+
+    let page = app
+        .client
+        .get(format!("{}/sandbox/checkout/{id}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for shown in [
+        "120.00 EUR",
+        "Sea-view room, 2 nights",
+        "booking-pay",
+        "Pay",
+        "Decline",
+        "Cancel",
+    ] {
+        assert!(html.contains(shown), "the page shows {shown}");
+    }
+
+    let to = press(&app, &id, "pay").await;
+    assert_eq!(to, format!("http://shop.test/done?session={id}"));
+    eventually(
+        Duration::from_secs(10),
+        "the session reads paid",
+        || async { session_state(&app, &id).await["payment_status"] == "paid" },
+    )
+    .await;
+    let after = session_state(&app, &id).await;
+    assert_eq!(after["status"], "complete");
+    assert_eq!(after["verified_by"], "webhook");
+    assert!(after["paid_at"].is_string());
+    eventually(Duration::from_secs(10), "the booking confirmed", || async {
+        booking_status(&service, "booking-pay") == "confirmed"
+    })
+    .await;
+
+    // A second click (a reload, a double submit) pays nothing twice.
+    assert_eq!(press(&app, &id, "pay").await, to);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.rows("payments").await, 1);
+    assert_eq!(
+        app.rows("webhook_events").await,
+        2,
+        "payment_intent.succeeded and checkout.session.completed, once each"
+    );
+    let history = service.booking("booking-pay").unwrap().history;
+    assert_eq!(history.len(), 1, "{history:?}");
+}
+
+#[tokio::test]
+async fn decline_shows_failed_and_leaves_the_booking_pending_then_a_retry_pays() {
+    let (app, service) = sandbox_app().await;
+    service.create("booking-decline", Some(5000), Some("eur"), "pending");
+    let id = new_session(
+        &app,
+        json!({"booking_id": "booking-decline", "amount": 5000, "currency": "eur"}),
+    )
+    .await;
+
+    let to = press(&app, &id, "decline").await;
+    assert!(
+        to.ends_with(&format!("/checkout/return?session_id={id}")),
+        "{to}"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the session reads failed",
+        || async { session_state(&app, &id).await["payment_status"] == "failed" },
+    )
+    .await;
+    assert_eq!(
+        session_state(&app, &id).await["status"],
+        "open",
+        "the customer may try again"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(booking_status(&service, "booking-decline"), "pending");
+
+    press(&app, &id, "pay").await;
+    eventually(
+        Duration::from_secs(10),
+        "the booking confirmed after the retry",
+        || async { booking_status(&service, "booking-decline") == "confirmed" },
+    )
+    .await;
+    assert_eq!(session_state(&app, &id).await["payment_status"], "paid");
+}
+
+#[tokio::test]
+async fn cancel_returns_to_the_cancel_url_and_sends_nothing() {
+    let (app, _service) = sandbox_app().await;
+    let id = new_session(
+        &app,
+        json!({"booking_id": "booking-cancel", "amount": 900, "currency": "usd"}),
+    )
+    .await;
+    let to = press(&app, &id, "cancel").await;
+    assert!(
+        to.ends_with(&format!("/checkout/return?session_id={id}&canceled=1")),
+        "{to}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.count().await, 0, "no event for a canceled checkout");
+    assert_eq!(session_state(&app, &id).await["status"], "open");
+}
+
+#[tokio::test]
+async fn an_unpaid_session_past_its_expiry_expires_and_cancels_the_pending_booking() {
+    let (app, service) = sandbox_app().await;
+    service.create("booking-expire", Some(700), Some("eur"), "pending");
+    let id = new_session(
+        &app,
+        json!({"booking_id": "booking-expire", "amount": 700, "currency": "eur", "expires_in": 1}),
+    )
+    .await;
+    eventually(Duration::from_secs(10), "the session expired", || async {
+        session_state(&app, &id).await["status"] == "expired"
+    })
+    .await;
+    eventually(Duration::from_secs(10), "the booking cancelled", || async {
+        booking_status(&service, "booking-expire") == "cancelled"
+    })
+    .await;
+    // The hosted page no longer takes a payment.
+    let response = browser()
+        .post(format!("{}/sandbox/checkout/{id}/pay", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    assert!(response.text().await.unwrap().contains("expired"));
+}
+
+#[tokio::test]
+async fn each_bad_field_is_named_and_nothing_is_created() {
+    let (app, _service) = sandbox_app().await;
+    let valid = json!({"booking_id": "b-1", "amount": 2000, "currency": "eur"});
+    let with = |field: &str, value: Value| {
+        let mut body = valid.clone();
+        body[field] = value;
+        body
+    };
+    let without = |field: &str| {
+        let mut body = valid.clone();
+        body.as_object_mut().unwrap().remove(field);
+        body
+    };
+    for (body, field, says) in [
+        (without("booking_id"), "booking_id", "required"),
+        (with("booking_id", json!("")), "booking_id", "empty"),
+        (with("booking_id", json!(12)), "booking_id", "string"),
+        (without("amount"), "amount", "required"),
+        (with("amount", json!(20.5)), "amount", "integer"),
+        (with("amount", json!("2000")), "amount", "not a number"),
+        (with("amount", json!(0)), "amount", "out of range"),
+        (with("amount", json!(-5)), "amount", "out of range"),
+        (without("currency"), "currency", "required"),
+        (with("currency", json!("euro")), "currency", "at most 3"),
+        (with("currency", json!("e1r")), "currency", "ISO 4217"),
+        (
+            with("customer_email", json!("not-an-email")),
+            "customer_email",
+            "email",
+        ),
+        (
+            with("success_url", json!("/relative")),
+            "success_url",
+            "absolute",
+        ),
+        (
+            with("cancel_url", json!("ftp://x.test/")),
+            "cancel_url",
+            "absolute",
+        ),
+        (with("expires_in", json!(0)), "expires_in", "seconds"),
+        (with("amout", json!(1)), "amout", "not a known field"),
+    ] {
+        let answer = post_json(
+            &app,
+            "/api/v1/checkout/sessions",
+            &body,
+            Some(SERVICE_TOKEN),
+        )
+        .await;
+        assert_eq!(answer.status, 400, "{body}: {}", answer.json);
+        assert_eq!(answer.code(), "validation_error", "{body}");
+        assert_eq!(answer.json["error"]["field"], field, "{body}");
+        let message = answer.json["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("{field}: ")) && message.contains(says),
+            "{body}: {message}"
+        );
+    }
+    for raw in ["not json", "[1,2]"] {
+        let answer = app.post("/api/v1/checkout/sessions", raw, None).await;
+        assert_eq!(answer.status, 401, "the token is checked first");
+        let answer = Answer::read(
+            app.client
+                .post(format!("{}/api/v1/checkout/sessions", app.base))
+                .bearer_auth(SERVICE_TOKEN)
+                .body(raw)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "malformed_request"),
+            "{raw}"
+        );
+    }
+    let intent = post_json(
+        &app,
+        "/api/v1/payment-intents",
+        &with("amount", json!(1.5)),
+        Some(SERVICE_TOKEN),
+    )
+    .await;
+    assert_eq!((intent.status, intent.code()), (400, "validation_error"));
+    assert_eq!(app.rows("checkout_sessions").await, 0);
+    assert_eq!(app.rows("sandbox_intents").await, 0);
+}
+
+#[tokio::test]
+async fn the_service_routes_need_the_token_when_one_is_set_and_are_open_without() {
+    let (app, _service) = sandbox_app().await;
+    let body = json!({"booking_id": "b-2", "amount": 2000, "currency": "eur"});
+    for path in ["/api/v1/checkout/sessions", "/api/v1/payment-intents"] {
+        let none = post_json(&app, path, &body, None).await;
+        assert_eq!((none.status, none.code()), (401, "unauthorized"), "{path}");
+        let wrong = post_json(&app, path, &body, Some("nope")).await;
+        assert_eq!(wrong.status, 401, "{path}");
+        let right = post_json(&app, path, &body, Some(SERVICE_TOKEN)).await;
+        assert_eq!(right.status, 201, "{path}: {}", right.json);
+    }
+    let intent = post_json(&app, "/api/v1/payment-intents", &body, Some(SERVICE_TOKEN)).await;
+    let id = intent.json["payment_intent_id"].as_str().unwrap();
+    assert!(id.starts_with("pi_"));
+    assert!(
+        intent.json["client_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{id}_secret_"))
+    );
+
+    let open = spawn_app_with(|s| s.internal_service_token = None).await;
+    let answer = post_json(&open, "/api/v1/checkout/sessions", &body, None).await;
+    assert_eq!(
+        answer.status, 201,
+        "embedded defaults: no token, open routes"
+    );
+}
+
+#[tokio::test]
+async fn the_hosted_page_escapes_what_the_caller_wrote_and_unknown_sessions_are_404() {
+    let (app, _service) = sandbox_app().await;
+    let id = new_session(
+        &app,
+        json!({"booking_id": "b-<i>", "amount": 100, "currency": "eur",
+               "description": "<script>alert(1)</script> & \"quotes\""}),
+    )
+    .await;
+    let html = app
+        .client
+        .get(format!("{}/sandbox/checkout/{id}", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("<script>alert"), "escaped");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"));
+    assert!(html.contains("b-&lt;i&gt;"));
+
+    let missing = app
+        .client
+        .get(format!("{}/sandbox/checkout/cs_test_nope", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let action = browser()
+        .post(format!("{}/sandbox/checkout/{id}/steal", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(action.status(), 404);
+    assert_eq!(app.checkout_session("cs_test_nope").await.status, 404);
+}
+
+#[tokio::test]
+async fn the_return_page_is_served_and_reads_its_state_from_payhook() {
+    let (app, _service) = sandbox_app().await;
+    let page = app
+        .client
+        .get(format!("{}/checkout/return?session_id=cs_test_x", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("/api/v1/checkout/sessions/"),
+        "it polls the session route"
+    );
+    assert!(html.contains("Verifying"));
+}
