@@ -839,3 +839,177 @@ async fn the_example_booking_service_enforces_the_contract() {
     );
     child.kill().await.unwrap();
 }
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn the_demo_takes_a_booking_payment_from_form_to_confirmed_and_the_cli_refunds_and_disputes_it()
+ {
+    let store = fresh_store().await;
+    let (web, bookings) = (free_port(), free_port());
+    let public = format!("http://127.0.0.1:{web}");
+    let env = [
+        ("DATABASE_URL", store.url.as_str()),
+        ("PAYHOOK_PUBLIC_URL", public.as_str()),
+    ];
+    let mut child = payhook(store.dir.path(), &env)
+        .args(["demo", "--booking-listen", &format!("127.0.0.1:{bookings}")])
+        .env("PAYHOOK_LISTEN", format!("127.0.0.1:{web}"))
+        .env("PAYHOOK_ADMIN_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let open_line = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("demo prints its URL");
+            if line.trim().starts_with("open ") {
+                return line;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(open_line.trim(), format!("open {public}/demo"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let browser = payhook::net::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = browser.get(format!("{public}/demo")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("action=\"/demo/checkout\"")
+    );
+
+    let booking = "booking-demo-1";
+    let created = browser
+        .post(format!("{public}/demo/checkout"))
+        .form(&[
+            ("booking_id", booking),
+            ("amount", "12000"),
+            ("currency", "eur"),
+            ("description", "Sea-view room"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 303);
+    let checkout = created.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        checkout.starts_with(&format!("{public}/sandbox/checkout/cs_test_")),
+        "{checkout}"
+    );
+    let booking_status = || async {
+        let b: serde_json::Value = browser
+            .get(format!("{public}/demo/bookings/{booking}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        b["status"].as_str().unwrap_or("").to_string()
+    };
+    assert_eq!(booking_status().await, "pending");
+
+    let paid = browser
+        .post(format!("{checkout}/pay"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 303);
+    let back = paid.headers()["location"].to_str().unwrap();
+    assert!(
+        back.starts_with(&format!("{public}/checkout/return?session_id=cs_test_"))
+            && back.ends_with("&demo=1"),
+        "{back}"
+    );
+    let wait_for = |want: &'static str| async move {
+        for _ in 0..300 {
+            if booking_status().await == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "the booking never became {want}; it is {}",
+            booking_status().await
+        );
+    };
+    wait_for("confirmed").await;
+
+    let sandbox = |args: &[&str]| {
+        let mut cmd = payhook(store.dir.path(), &env);
+        cmd.arg("sandbox").args(args);
+        cmd
+    };
+    let out = sandbox(&["refund", booking, "--amount", "2000"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("charge.refunded"), "{stdout}");
+    wait_for("partially_refunded").await;
+
+    let too_much = sandbox(&["refund", booking, "--amount", "99999"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!too_much.status.success());
+    assert!(String::from_utf8_lossy(&too_much.stderr).contains("can refund between 1 and 10000"));
+
+    let out = sandbox(&["dispute", booking]).output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let session = checkout.rsplit('/').next().unwrap();
+    let mut disputed = false;
+    for _ in 0..300 {
+        let s: serde_json::Value = browser
+            .get(format!("{public}/api/v1/checkout/sessions/{session}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if s["payment_status"] == "disputed" {
+            disputed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(disputed, "the dispute reached the ledger");
+    let unknown = sandbox(&["refund", "booking-nobody"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no sandbox payment"));
+
+    signal(&child, "-TERM");
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}
