@@ -160,25 +160,38 @@ impl StripeApi {
     }
 }
 
-/// A success's JSON, or Stripe's error object as a [`ProviderError`].
+/// A success's JSON, or Stripe's error object (or whatever else came back) as a [`ProviderError`].
 async fn read(response: reqwest::Response) -> Result<Value, ProviderError> {
     let status = response.status().as_u16();
-    let body: Value = response
-        .json()
+    let bytes = response
+        .bytes()
         .await
-        .map_err(|e| ProviderError::Unreachable(format!("the answer is not JSON: {e}")))?;
-    match status {
-        200..=299 => Ok(body),
-        401 | 403 => Err(ProviderError::Unauthorized(status)),
-        _ => {
-            let error = &body["error"];
+        .map_err(|e| ProviderError::Unreachable(describe(&e)))?;
+    let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+    match (status, body) {
+        (200..=299, Some(body)) => Ok(body),
+        (200..=299, None) => Err(ProviderError::Unreachable(
+            "the provider's answer is not JSON".into(),
+        )),
+        (401 | 403, _) => Err(ProviderError::Unauthorized(status)),
+        (_, body) => {
+            let error = body.as_ref().map(|b| &b["error"]);
+            let message = match error.and_then(|e| e["message"].as_str()) {
+                Some(m) => m.to_string(),
+                None => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let text: String = text.trim().chars().take(200).collect();
+                    if text.is_empty() {
+                        "no message".into()
+                    } else {
+                        text
+                    }
+                }
+            };
             Err(ProviderError::Refused {
                 status,
-                message: error["message"]
-                    .as_str()
-                    .unwrap_or("no message")
-                    .to_string(),
-                param: error["param"].as_str().map(str::to_string),
+                message,
+                param: error.and_then(|e| e["param"].as_str()).map(str::to_string),
             })
         }
     }

@@ -14,15 +14,16 @@ SECRETS = ["whsec_oracle_current_secret", "whsec_oracle_previous_secret"]
 
 
 @contextlib.contextmanager
-def running_payhook(tmp, webhook_secrets, args=()):
-    """`payhook [ARGS] serve` on a SQLite store in `tmp`, on loopback port 0; yields its public
-    base URL and expects a clean exit on SIGTERM."""
+def running_payhook(tmp, webhook_secrets, args=(), extra_env=None):
+    """`payhook [ARGS] serve` on a SQLite store in `tmp`, on loopback port 0, with `extra_env`
+    added to its environment; yields its public base URL and expects a clean exit on SIGTERM."""
     env = {
         "DATABASE_URL": f"sqlite://{tmp}/payhook.db",
         "STRIPE_WEBHOOK_SECRET": ",".join(webhook_secrets),
         "PAYHOOK_LISTEN": "127.0.0.1:0",
         "PAYHOOK_ADMIN_LISTEN": "127.0.0.1:0",
         "RUST_LOG": "warn",
+        **(extra_env or {}),
     }
     proc = subprocess.Popen([BIN, *args, "serve"], env=env, stdout=subprocess.PIPE, text=True)
     try:

@@ -1,0 +1,184 @@
+"""payhook against localstripe (PyPI), a stateful Stripe API emulator that sends real signed
+webhooks: payhook creates the payment intent there through its Stripe API client, the intent is
+confirmed with a test card, localstripe posts its signed event to payhook, and the ledger and the
+example booking service (payhook's own binary, a real server on loopback) end where they must."""
+
+import json
+import pathlib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from conftest import BIN, running_payhook
+
+HERE = pathlib.Path(__file__).resolve().parent
+WEBHOOK_SECRET = "whsec_localstripe_oracle_secret"
+API_KEY = "sk_test_payhook_localstripe"
+SERVICE_TOKEN = "localstripe-oracle-service-token"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(method, url, form=None, json_body=None, bearer=None):
+    """An HTTP call; returns (status, parsed JSON body)."""
+    data, headers = None, {}
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    if json_body is not None:
+        data = json.dumps(json_body).encode()
+        headers["Content-Type"] = "application/json"
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, _parse(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, _parse(e.read())
+
+
+def _parse(body):
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode(errors="replace")
+
+
+def eventually(what, check, within=20.0):
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {within} s: {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def world():
+    with tempfile.TemporaryDirectory() as tmp:
+        stripe = subprocess.Popen(
+            [sys.executable, str(HERE / "localstripe_server.py"), f"{tmp}/localstripe.pickle"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        stripe_base = f"http://127.0.0.1:{stripe.stdout.readline().strip()}"
+        bookings_port = free_port()
+        bookings = subprocess.Popen(
+            [BIN, "example-booking-service", "--listen", f"127.0.0.1:{bookings_port}",
+             "--token", SERVICE_TOKEN],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        bookings_base = f"http://127.0.0.1:{bookings_port}"
+        eventually("the booking service listens", lambda: _listening(bookings_port))
+        env = {
+            "STRIPE_SECRET_KEY": API_KEY,
+            "STRIPE_API_BASE": stripe_base,
+            "BOOKING_SERVICE_URL": bookings_base,
+            "INTERNAL_SERVICE_TOKEN": SERVICE_TOKEN,
+        }
+        try:
+            with running_payhook(tmp, [WEBHOOK_SECRET], extra_env=env) as payhook:
+                status, _ = call("POST", f"{stripe_base}/_config/webhooks/payhook",
+                                 form={"url": f"{payhook}/webhooks/stripe",
+                                       "secret": WEBHOOK_SECRET})
+                assert status == 200
+                yield {"stripe": stripe_base, "payhook": payhook, "bookings": bookings_base}
+        finally:
+            for proc in (stripe, bookings):
+                proc.terminate()
+                proc.wait(timeout=10)
+
+
+def _listening(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def pay_with(world, booking, card):
+    """A pending booking, its intent created by payhook in localstripe, confirmed with `card`."""
+    status, _ = call("POST", f"{world['bookings']}/api/v1/bookings",
+                     json_body={"id": booking, "amount": 4200, "currency": "eur"},
+                     bearer=SERVICE_TOKEN)
+    assert status in (200, 201)
+    status, created = call("POST", f"{world['payhook']}/api/v1/payment-intents",
+                           json_body={"booking_id": booking, "amount": 4200, "currency": "eur"},
+                           bearer=SERVICE_TOKEN)
+    assert status == 201, created
+    intent = created["payment_intent_id"]
+    assert intent.startswith("pi_") and created["client_secret"].startswith(intent)
+
+    # The intent is really in localstripe, with the booking in its metadata.
+    status, stored = call("GET", f"{world['stripe']}/v1/payment_intents/{intent}", bearer=API_KEY)
+    assert status == 200, stored
+    assert stored["metadata"]["bookingId"] == booking
+    assert (stored["amount"], stored["currency"]) == (4200, "eur")
+
+    # localstripe cannot confirm with a payment_method parameter: attach it, then confirm.
+    status, _ = call("POST", f"{world['stripe']}/v1/payment_intents/{intent}",
+                     form={"payment_method": card}, bearer=API_KEY)
+    assert status == 200
+    call("POST", f"{world['stripe']}/v1/payment_intents/{intent}/confirm", form={}, bearer=API_KEY)
+    return intent
+
+
+def payment(world, booking):
+    status, body = call("GET", f"{world['payhook']}/api/v1/payments/{booking}/status",
+                        bearer=SERVICE_TOKEN)
+    return body["data"] if status == 200 else None
+
+
+def booking_status(world, booking):
+    status, body = call("GET", f"{world['bookings']}/api/v1/bookings/{booking}",
+                        bearer=SERVICE_TOKEN)
+    assert status == 200, body
+    return body["data"]["status"]
+
+
+def test_a_visa_payment_confirmed_in_localstripe_confirms_the_booking(world):
+    intent = pay_with(world, "booking-ls-visa", "pm_card_visa")
+    data = eventually("payhook's ledger says succeeded",
+                      lambda: (p := payment(world, "booking-ls-visa")) and
+                      p["status"] == "succeeded" and p)
+    assert data["paymentIntentId"] == intent
+    assert (data["amount"], data["currency"]) == (4200, "eur")
+    eventually("the booking service says confirmed",
+               lambda: booking_status(world, "booking-ls-visa") == "confirmed")
+
+
+def test_a_card_that_fails_ends_failed_with_the_booking_still_pending(world):
+    pay_with(world, "booking-ls-fail", "pm_card_chargeCustomerFail")
+    data = eventually("payhook's ledger says failed",
+                      lambda: (p := payment(world, "booking-ls-fail")) and
+                      p["status"] == "failed" and p)
+    assert data["failureMessage"]
+    time.sleep(0.5)
+    assert booking_status(world, "booking-ls-fail") == "pending"
+
+
+def test_the_service_token_is_required_and_provider_refusals_are_named(world):
+    status, body = call("POST", f"{world['payhook']}/api/v1/payment-intents",
+                        json_body={"booking_id": "b", "amount": 100, "currency": "eur"})
+    assert status == 401
+    # localstripe has no checkout sessions: its 404 comes back as the provider's refusal, named,
+    # never as payhook's own failure.
+    status, body = call("POST", f"{world['payhook']}/api/v1/checkout/sessions",
+                        json_body={"booking_id": "b", "amount": 100, "currency": "eur"},
+                        bearer=SERVICE_TOKEN)
+    assert status == 502, body
+    assert body["error"]["code"] == "provider_refused"
+    assert "HTTP 404" in body["error"]["message"]
+    # A session neither payhook nor the provider knows.
+    status, body = call("GET", f"{world['payhook']}/api/v1/checkout/sessions/cs_test_unknown")
+    assert status == 404 and body["error"]["code"] == "session_not_found", body
