@@ -515,8 +515,12 @@ pub async fn sandbox_page(
         .replace("{{booking_id}}", &escape(&session.booking_id))
         .replace("{{session_id}}", &escape(&session.id))
         .replace(
-            "{{email}}",
-            &escape(session.customer_email.as_deref().unwrap_or("")),
+            "{{email_row}}",
+            &session
+                .customer_email
+                .as_deref()
+                .map(|e| format!("<dt>Email</dt><dd>{}</dd>", escape(e)))
+                .unwrap_or_default(),
         )
         .replace(
             "{{expires_at}}",
