@@ -339,6 +339,16 @@ async fn the_service_routes_need_the_token_when_one_is_set_and_are_open_without(
             .unwrap()
             .starts_with(&format!("{id}_secret_"))
     );
+    let read = app
+        .get(
+            &format!("/api/v1/payment-intents/{id}"),
+            Some(SERVICE_TOKEN),
+        )
+        .await;
+    assert_eq!(read.status, 200, "{}", read.json);
+    assert_eq!(read.json["status"], "pending");
+    assert_eq!(read.json["amount"], 2000);
+    assert_eq!(read.json["verified_by"], "provider");
 
     let open = spawn_app_with(|s| s.internal_service_token = None).await;
     let answer = post_json(&open, "/api/v1/checkout/sessions", &body, None).await;

@@ -75,6 +75,16 @@ pub struct SessionState {
     pub payment_intent_id: Option<String>,
 }
 
+/// What the provider says of a payment intent now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntentState {
+    /// The provider's word: `requires_payment_method`, `processing`, `succeeded`, `canceled`...
+    pub status: String,
+    pub amount: i64,
+    pub currency: String,
+    pub booking_id: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// The provider answered and said no (e.g. an invalid parameter).
@@ -145,6 +155,24 @@ impl Provider {
                     payment_intent_id: s.payment_intent_id,
                 }))
             }
+        }
+    }
+
+    /// The payment intent as the provider sees it now (the sandbox: its own row).
+    pub async fn intent_state(&self, id: &str) -> Result<Option<IntentState>, ProviderError> {
+        match self {
+            Provider::Stripe(api) => api.intent_state(id).await,
+            Provider::Sandbox(sandbox) => Ok(sandbox
+                .store()
+                .find_sandbox_intent(id)
+                .await?
+                .filter(|i| i.id == id)
+                .map(|i| IntentState {
+                    status: i.status,
+                    amount: i.amount,
+                    currency: i.currency,
+                    booking_id: Some(i.booking_id),
+                })),
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{CreatedIntent, NewIntent, NewSession, ProviderError, SessionState};
+use super::{CreatedIntent, IntentState, NewIntent, NewSession, ProviderError, SessionState};
 use crate::config::Secret;
 use crate::store::{Session, Store};
 
@@ -107,7 +107,37 @@ impl StripeApi {
 
     /// `None` when Stripe does not know the session.
     pub async fn session_state(&self, id: &str) -> Result<Option<SessionState>, ProviderError> {
-        let mut url = reqwest::Url::parse(&format!("{}/v1/checkout/sessions", self.base))
+        let Some(session) = self.get("/v1/checkout/sessions", id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(SessionState {
+            status: text(&session, "status")?,
+            payment_status: text(&session, "payment_status")?,
+            payment_intent_id: session["payment_intent"]
+                .as_str()
+                .or_else(|| session["payment_intent"]["id"].as_str())
+                .map(str::to_string),
+        }))
+    }
+
+    /// `None` when Stripe does not know the intent.
+    pub async fn intent_state(&self, id: &str) -> Result<Option<IntentState>, ProviderError> {
+        let Some(intent) = self.get("/v1/payment_intents", id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(IntentState {
+            status: text(&intent, "status")?,
+            amount: intent["amount"]
+                .as_i64()
+                .ok_or_else(|| ProviderError::Unreachable("the answer has no amount".into()))?,
+            currency: text(&intent, "currency")?,
+            booking_id: intent["metadata"]["bookingId"].as_str().map(str::to_string),
+        }))
+    }
+
+    /// `GET {collection}/{id}`; `None` on a 404.
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Value>, ProviderError> {
+        let mut url = reqwest::Url::parse(&format!("{}{collection}", self.base))
             .map_err(|e| ProviderError::Unreachable(format!("STRIPE_API_BASE: {e}")))?;
         url.path_segments_mut()
             .map_err(|_| ProviderError::Unreachable("STRIPE_API_BASE cannot take a path".into()))?
@@ -122,15 +152,7 @@ impl StripeApi {
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let session = read(response).await?;
-        Ok(Some(SessionState {
-            status: text(&session, "status")?,
-            payment_status: text(&session, "payment_status")?,
-            payment_intent_id: session["payment_intent"]
-                .as_str()
-                .or_else(|| session["payment_intent"]["id"].as_str())
-                .map(str::to_string),
-        }))
+        read(response).await.map(Some)
     }
 
     async fn post(

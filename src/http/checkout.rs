@@ -127,6 +127,61 @@ pub async fn create_intent(
         .into_response())
 }
 
+/// `GET /api/v1/payment-intents/{id}` (service token when set): the ledger's word once a webhook
+/// about the intent arrived, the provider's before.
+pub async fn get_intent(
+    State(state): State<Arc<AppState>>,
+    Path(intent_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize_if_set(&state, &headers)?;
+    let payments = state
+        .store
+        .payments_where(PaymentKey::PaymentIntent, &intent_id)
+        .await
+        .map_err(|e| ApiError::from_store(e, state.retry_after_secs))?;
+    if let Some(p) = payments.first() {
+        let s = &p.state;
+        return Ok(Json(json!({
+            "payment_intent_id": intent_id,
+            "booking_id": s.booking_id,
+            "status": s.status.as_str(),
+            "amount": s.amount,
+            "currency": s.currency,
+            "paid_at": rfc3339(s.paid_at),
+            "verified_by": "webhook",
+        })));
+    }
+    let known = state
+        .provider
+        .intent_state(&intent_id)
+        .await
+        .map_err(|e| ApiError::from_provider(e, state.retry_after_secs))?;
+    let Some(i) = known else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "payment_intent_not_found",
+            "no payment intent with this id is known",
+        ));
+    };
+    // The provider's words in the ledger's vocabulary.
+    let status = match i.status.as_str() {
+        "succeeded" => "succeeded",
+        "processing" => "processing",
+        "canceled" => "canceled",
+        _ => "pending",
+    };
+    Ok(Json(json!({
+        "payment_intent_id": intent_id,
+        "booking_id": i.booking_id,
+        "status": status,
+        "amount": i.amount,
+        "currency": i.currency,
+        "paid_at": null,
+        "verified_by": "provider",
+    })))
+}
+
 /// `GET /api/v1/checkout/sessions/{id}`: the ledger's word (what webhooks established), completed
 /// by the session payhook created and, while the ledger still says open after a few seconds, by
 /// the provider's own answer.

@@ -57,6 +57,10 @@ pub fn public_router(state: Arc<AppState>) -> Router {
             get(checkout::get_session),
         )
         .route("/api/v1/payment-intents", post(checkout::create_intent))
+        .route(
+            "/api/v1/payment-intents/{intent_id}",
+            get(checkout::get_intent),
+        )
         .route("/checkout/return", get(checkout::return_page))
         .route(
             "/sandbox/checkout/{session_id}",

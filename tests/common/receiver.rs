@@ -40,6 +40,8 @@ pub struct Reply {
     pub retry_after: Option<String>,
     /// Wait this long before answering.
     pub delay: Duration,
+    /// A JSON body to answer with.
+    pub body: Option<serde_json::Value>,
 }
 
 impl Reply {
@@ -48,6 +50,14 @@ impl Reply {
             status,
             retry_after: None,
             delay: Duration::ZERO,
+            body: None,
+        }
+    }
+
+    pub fn json(status: u16, body: serde_json::Value) -> Reply {
+        Reply {
+            body: Some(body),
+            ..Reply::status(status)
         }
     }
 }
@@ -109,7 +119,11 @@ impl Receiver {
             reply
         };
         tokio::time::sleep(reply.delay).await;
-        let mut response = StatusCode::from_u16(reply.status).unwrap().into_response();
+        let status = StatusCode::from_u16(reply.status).unwrap();
+        let mut response = match reply.body {
+            Some(body) => (status, axum::Json(body)).into_response(),
+            None => status.into_response(),
+        };
         if let Some(after) = reply.retry_after {
             response
                 .headers_mut()

@@ -155,10 +155,13 @@ def test_a_visa_payment_confirmed_in_localstripe_confirms_the_booking(world):
     assert (data["amount"], data["currency"]) == (4200, "eur")
     eventually("the booking service says confirmed",
                lambda: booking_status(world, "booking-ls-visa") == "confirmed")
+    status, read = call("GET", f"{world['payhook']}/api/v1/payment-intents/{intent}",
+                        bearer=SERVICE_TOKEN)
+    assert status == 200 and read["status"] == "succeeded", read
 
 
 def test_a_card_that_fails_ends_failed_with_the_booking_still_pending(world):
-    pay_with(world, "booking-ls-fail", "pm_card_chargeCustomerFail")
+    intent = pay_with(world, "booking-ls-fail", "pm_card_chargeCustomerFail")
     data = eventually("payhook's ledger says failed",
                       lambda: (p := payment(world, "booking-ls-fail")) and
                       p["status"] == "failed" and p)

@@ -1,0 +1,311 @@
+//! payhook's Stripe API client, seen from Stripe's side: a real HTTP server on loopback answers as
+//! Stripe's API does and records what payhook sent (the form, the key, the idempotency key). The
+//! full flow against a real emulator is `tests/oracles/test_localstripe.py`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::receiver::*;
+use common::*;
+use payhook::config::Secret;
+use serde_json::{Value, json};
+
+const KEY: &str = "sk_test_payhook_stripe_api";
+
+async fn stripe_app(api_base: &str) -> TestApp {
+    let base = api_base.to_string();
+    spawn_app_with(move |s| {
+        s.stripe.secret_key = Some(Secret::new(KEY));
+        s.stripe.api_base = base;
+    })
+    .await
+}
+
+async fn post(app: &TestApp, path: &str, body: Value, idempotency_key: Option<&str>) -> Answer {
+    let mut request = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .bearer_auth(SERVICE_TOKEN)
+        .json(&body);
+    if let Some(key) = idempotency_key {
+        request = request.header("Idempotency-Key", key);
+    }
+    Answer::read(request.send().await.unwrap()).await
+}
+
+/// The form fields of a recorded request.
+fn form(r: &Recorded) -> Vec<(String, String)> {
+    reqwest::Url::parse(&format!("http://x/?{}", r.body))
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {name} in {form:?}"))
+}
+
+#[tokio::test]
+async fn a_checkout_session_is_created_with_stripes_form_key_and_idempotency_key() {
+    let stripe = Receiver::start(|_, _| {
+        Reply::json(
+            200,
+            json!({"id": "cs_test_stripe1", "object": "checkout.session",
+                   "url": "https://checkout.stripe.com/c/pay/cs_test_stripe1",
+                   "status": "open", "payment_status": "unpaid", "payment_intent": null,
+                   "created": 1_900_000_000, "expires_at": 1_900_086_400}),
+        )
+    })
+    .await;
+    let app = stripe_app(&stripe.url).await;
+    let answer = post(
+        &app,
+        "/api/v1/checkout/sessions",
+        json!({"booking_id": "booking-7", "amount": 4500, "currency": "EUR",
+               "description": "Room 7", "customer_email": "ana@example.com",
+               "success_url": "https://shop.test/ok?s={CHECKOUT_SESSION_ID}",
+               "cancel_url": "https://shop.test/cart"}),
+        Some("idem-session-7"),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.json);
+    assert_eq!(answer.json["session_id"], "cs_test_stripe1");
+    assert_eq!(
+        answer.json["checkout_url"],
+        "https://checkout.stripe.com/c/pay/cs_test_stripe1"
+    );
+
+    let sent = stripe.requests();
+    assert_eq!(sent.len(), 1);
+    let r = &sent[0];
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/v1/checkout/sessions")
+    );
+    assert_eq!(r.header("authorization"), format!("Bearer {KEY}"));
+    assert_eq!(r.header("idempotency-key"), "idem-session-7");
+    assert_eq!(
+        r.header("content-type"),
+        "application/x-www-form-urlencoded"
+    );
+    let f = form(r);
+    for (name, want) in [
+        ("mode", "payment"),
+        ("line_items[0][quantity]", "1"),
+        ("line_items[0][price_data][currency]", "eur"),
+        ("line_items[0][price_data][unit_amount]", "4500"),
+        ("line_items[0][price_data][product_data][name]", "Room 7"),
+        (
+            "success_url",
+            "https://shop.test/ok?s={CHECKOUT_SESSION_ID}",
+        ),
+        ("cancel_url", "https://shop.test/cart"),
+        ("client_reference_id", "booking-7"),
+        ("metadata[booking_id]", "booking-7"),
+        ("payment_intent_data[metadata][bookingId]", "booking-7"),
+        ("customer_email", "ana@example.com"),
+    ] {
+        assert_eq!(field(&f, name), want, "{name}");
+    }
+    assert!(field(&f, "expires_at").parse::<i64>().is_ok());
+
+    // Right after creation the session answers from what payhook kept; Stripe is not asked.
+    let session = app.checkout_session("cs_test_stripe1").await;
+    assert_eq!(session.status, 200, "{}", session.json);
+    assert_eq!(session.json["status"], "open");
+    assert_eq!(session.json["booking_id"], "booking-7");
+    assert_eq!(session.json["amount"], 4500);
+    assert_eq!(stripe.requests().len(), 1);
+
+    // Without the caller's key, payhook makes one up: retries of one call share it.
+    post(
+        &app,
+        "/api/v1/payment-intents",
+        json!({"booking_id": "booking-7", "amount": 4500, "currency": "eur"}),
+        None,
+    )
+    .await;
+    let sent = stripe.requests();
+    assert_eq!(sent[1].path, "/v1/payment_intents");
+    assert!(sent[1].header("idempotency-key").len() >= 16);
+    assert_eq!(field(&form(&sent[1]), "metadata[bookingId]"), "booking-7");
+}
+
+#[tokio::test]
+async fn stripes_refusals_are_named_and_the_key_never_shows() {
+    let stripe = Receiver::start(|n, _| match n {
+        0 => Reply::json(
+            400,
+            json!({"error": {"type": "invalid_request_error", "param": "currency",
+                             "message": "Invalid currency: zzz."}}),
+        ),
+        _ => Reply::json(
+            401,
+            json!({"error": {"type": "invalid_request_error",
+                             "message": format!("Invalid API Key provided: {KEY}")}}),
+        ),
+    })
+    .await;
+    let app = stripe_app(&stripe.url).await;
+    let body = json!({"booking_id": "b", "amount": 100, "currency": "zzz"});
+    let refused = post(&app, "/api/v1/payment-intents", body.clone(), None).await;
+    assert_eq!((refused.status, refused.code()), (502, "provider_refused"));
+    assert_eq!(refused.json["error"]["field"], "currency");
+    assert!(
+        refused.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid currency: zzz.")
+    );
+
+    let unauthorized = post(&app, "/api/v1/payment-intents", body.clone(), None).await;
+    assert_eq!(
+        (unauthorized.status, unauthorized.code()),
+        (502, "provider_unauthorized")
+    );
+    assert!(
+        !unauthorized.json.to_string().contains(KEY),
+        "{}",
+        unauthorized.json
+    );
+
+    // Nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let app = stripe_app(&nowhere).await;
+    let unreachable = post(&app, "/api/v1/checkout/sessions", body, None).await;
+    assert_eq!(
+        (unreachable.status, unreachable.code()),
+        (502, "provider_unavailable")
+    );
+    assert!(unreachable.retry_after.is_some());
+}
+
+#[tokio::test]
+async fn a_session_the_ledger_does_not_know_is_asked_of_stripe_and_the_answer_reused() {
+    let stripe = Receiver::start(|_, r| {
+        if r.path.ends_with("cs_test_elsewhere") {
+            Reply::json(
+                200,
+                json!({"id": "cs_test_elsewhere", "status": "complete", "payment_status": "paid",
+                       "payment_intent": "pi_elsewhere"}),
+            )
+        } else {
+            Reply::json(
+                404,
+                json!({"error": {"message": "No such checkout.session"}}),
+            )
+        }
+    })
+    .await;
+    let app = stripe_app(&stripe.url).await;
+    let session = app.checkout_session("cs_test_elsewhere").await;
+    assert_eq!(session.status, 200, "{}", session.json);
+    assert_eq!(session.json["status"], "complete");
+    assert_eq!(session.json["payment_status"], "paid");
+    assert_eq!(session.json["verified_by"], "provider");
+    let asked = stripe.requests();
+    assert_eq!(asked[0].path, "/v1/checkout/sessions/cs_test_elsewhere");
+    assert_eq!(asked[0].header("authorization"), format!("Bearer {KEY}"));
+
+    // A polling page does not poll Stripe: the answer is reused for a few seconds.
+    app.checkout_session("cs_test_elsewhere").await;
+    assert_eq!(stripe.requests().len(), 1);
+
+    let unknown = app.checkout_session("cs_test_nobody").await;
+    assert_eq!((unknown.status, unknown.code()), (404, "session_not_found"));
+}
+
+#[tokio::test]
+async fn a_session_still_open_in_the_ledger_after_a_few_seconds_is_refreshed_from_stripe() {
+    let stripe = Receiver::start(|n, _| match n {
+        // Created...
+        0 => Reply::json(
+            200,
+            json!({"id": "cs_test_late", "url": "https://checkout.stripe.com/c/pay/cs_test_late",
+                   "status": "open", "payment_status": "unpaid"}),
+        ),
+        // ...then paid at Stripe, its webhook not here yet.
+        _ => Reply::json(
+            200,
+            json!({"id": "cs_test_late", "status": "complete", "payment_status": "paid"}),
+        ),
+    })
+    .await;
+    let app = stripe_app(&stripe.url).await;
+    let created = post(
+        &app,
+        "/api/v1/checkout/sessions",
+        json!({"booking_id": "booking-late", "amount": 100, "currency": "eur"}),
+        None,
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.json);
+    assert_eq!(
+        app.checkout_session("cs_test_late").await.json["status"],
+        "open"
+    );
+    tokio::time::sleep(Duration::from_millis(5100)).await;
+    let refreshed = app.checkout_session("cs_test_late").await;
+    assert_eq!(refreshed.json["status"], "complete", "{}", refreshed.json);
+    assert_eq!(refreshed.json["payment_status"], "paid");
+    assert_eq!(refreshed.json["verified_by"], "provider");
+    assert_eq!(
+        stripe.requests()[1].path,
+        "/v1/checkout/sessions/cs_test_late"
+    );
+}
+
+#[tokio::test]
+async fn a_payment_intent_reads_from_stripe_until_a_webhook_settles_it() {
+    let stripe = Receiver::start(|_, r| {
+        if r.path == "/v1/payment_intents/pi_read_me" {
+            Reply::json(
+                200,
+                json!({"id": "pi_read_me", "status": "processing", "amount": 3100,
+                       "currency": "eur", "metadata": {"bookingId": "booking-read"}}),
+            )
+        } else {
+            Reply::json(404, json!({"error": {"message": "No such payment_intent"}}))
+        }
+    })
+    .await;
+    let app = stripe_app(&stripe.url).await;
+    let read = |id: &'static str| {
+        let app = &app;
+        async move {
+            app.get(
+                &format!("/api/v1/payment-intents/{id}"),
+                Some(SERVICE_TOKEN),
+            )
+            .await
+        }
+    };
+    let before = read("pi_read_me").await;
+    assert_eq!(before.status, 200, "{}", before.json);
+    assert_eq!(before.json["status"], "processing");
+    assert_eq!(before.json["booking_id"], "booking-read");
+    assert_eq!(before.json["verified_by"], "provider");
+    assert_eq!(read("pi_nobody").await.status, 404);
+    assert_eq!(
+        app.get("/api/v1/payment-intents/pi_read_me", None)
+            .await
+            .status,
+        401
+    );
+
+    let mut ids = PaymentIds::new("booking-read");
+    ids.intent = "pi_read_me".into();
+    let event = ids.event("payment_intent.succeeded", now(), &[]);
+    app.deliver(&event).await;
+    app.settled(event["id"].as_str().unwrap()).await;
+    let after = read("pi_read_me").await;
+    assert_eq!(after.json["status"], "succeeded");
+    assert_eq!(after.json["verified_by"], "webhook");
+}
