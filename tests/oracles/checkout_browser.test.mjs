@@ -127,6 +127,25 @@ test('Cancel lands on the cancel URL', async () => {
   await page.close();
 });
 
+test('The return page verifies, then says still processing while nothing settles the payment', async () => {
+  const base = await start(['serve'], 'ready');
+  const created = await session(base, { booking_id: 'booking-browser-wait' });
+  const page = await browser.newPage();
+  const polls = [];
+  page.on('request', (r) => {
+    if (r.url().includes('/api/v1/checkout/sessions/')) polls.push(Date.now());
+  });
+  await page.goto(`${base}/checkout/return?session_id=${created.session_id}`);
+  assert.equal(await page.getAttribute('main', 'data-state'), 'verifying');
+  assert.equal(await outcome(page, 'processing'), 'Still processing');
+  await page.screenshot({ path: join(SHOTS, 'return-processing.png') });
+  // It asked payhook with a growing interval, not in a tight loop.
+  const gaps = polls.slice(1).map((t, i) => t - polls[i]);
+  assert.ok(polls.length >= 4 && polls.length <= 12, `${polls.length} polls`);
+  assert.ok(gaps.at(-1) > gaps[0] * 2, `gaps ${gaps}`);
+  await page.close();
+});
+
 test('payhook demo: form, sandbox payment, return page with the booking confirmed', async () => {
   const bookings = await freePort();
   const base = await start(['demo', '--booking-listen', `127.0.0.1:${bookings}`], 'open ');
