@@ -886,7 +886,7 @@ mod tests {
             [[targets]]
             name = "alerts"
             kind = "events"
-            url = "http://127.0.0.1:9000/hooks"
+            url = "https://hooks.example.com/payhook"
             secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
             events = ["payment.failed", "payment.disputed"]
             retry_schedule = ["0s", "250ms", "1m"]
@@ -897,6 +897,7 @@ mod tests {
         let s = Settings::from_parts(file, &HashMap::new()).unwrap();
         let t = &s.targets[0];
         assert_eq!(t.kind, TargetKind::Events);
+        assert_eq!(t.url, "https://hooks.example.com/payhook", "https is accepted");
         assert_eq!(t.events, ["payment.failed", "payment.disputed"]);
         assert_eq!(
             t.retry_schedule,
