@@ -897,7 +897,10 @@ mod tests {
         let s = Settings::from_parts(file, &HashMap::new()).unwrap();
         let t = &s.targets[0];
         assert_eq!(t.kind, TargetKind::Events);
-        assert_eq!(t.url, "https://hooks.example.com/payhook", "https is accepted");
+        assert_eq!(
+            t.url, "https://hooks.example.com/payhook",
+            "https is accepted"
+        );
         assert_eq!(t.events, ["payment.failed", "payment.disputed"]);
         assert_eq!(
             t.retry_schedule,

@@ -529,3 +529,76 @@ async fn an_events_target_receives_signed_payhook_events_it_subscribed_to() {
     assert_eq!(body["data"]["amount"], 2000);
     app.payhook.shutdown().await.unwrap();
 }
+
+/// An https target is reached over TLS and its certificate is checked: a server on loopback with
+/// a self-signed certificate (openssl's own test server) is refused, and the attempt says why.
+#[tokio::test]
+async fn an_https_target_with_an_untrusted_certificate_is_refused_and_the_reason_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = tokio::process::Command::new("openssl")
+        .args([
+            "s_server", "-quiet", "-www", "-cert", "cert.pem", "-key", "key.pem",
+        ])
+        .args(["-accept", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the TLS server listens",
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+
+    let app = booking_app(&format!("https://localhost:{port}")).await;
+    app.deliver(&PaymentIds::new("booking-tls").event("payment_intent.succeeded", now(), &[]))
+        .await;
+    eventually(
+        Duration::from_secs(10),
+        "an attempt refused for its certificate",
+        || async {
+            deliveries(&app, None).await.iter().any(|d| {
+                d.attempts >= 1
+                    && d.last_error
+                        .as_deref()
+                        .is_some_and(|e| e.to_lowercase().contains("certificate"))
+            })
+        },
+    )
+    .await;
+    let d = &deliveries(&app, None).await[0];
+    assert_ne!(d.status, "delivered", "{d:?}");
+    server.kill().await.unwrap();
+}

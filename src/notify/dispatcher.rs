@@ -368,7 +368,7 @@ impl Worker {
     }
 }
 
-/// A transport error in a sentence (reqwest's own `Display` omits the cause).
+/// A transport error in a sentence (reqwest's own `Display` omits the causes).
 fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
@@ -377,8 +377,13 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{kind}: {cause}"),
-        None => kind.to_string(),
+    // The whole chain: the useful part (refused, certificate, DNS) is often several levels down.
+    let mut text = kind.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
     }
+    text
 }
