@@ -85,15 +85,15 @@ pub async fn create_session(
         .map_err(|e| ApiError::from_provider(e, state.retry_after_secs))?;
     tracing::info!(session_id = %session.id, booking_id = %session.booking_id,
         provider = state.provider.name(), "checkout session created");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "session_id": session.id,
-            "checkout_url": session.url,
-            "expires_at": rfc3339(Some(session.expires_at)),
-        })),
-    )
-        .into_response())
+    Ok(created(json!({
+        "session_id": session.id,
+        "checkout_url": session.url,
+        "expires_at": rfc3339(Some(session.expires_at)),
+    })))
+}
+
+fn created(body: Value) -> Response {
+    (StatusCode::CREATED, Json(body)).into_response()
 }
 
 /// `POST /api/v1/payment-intents`.
@@ -117,14 +117,10 @@ pub async fn create_intent(
         .map_err(|e| ApiError::from_provider(e, state.retry_after_secs))?;
     tracing::info!(payment_intent_id = %intent.id, booking_id = %new.booking_id,
         provider = state.provider.name(), "payment intent created");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "payment_intent_id": intent.id,
-            "client_secret": intent.client_secret,
-        })),
-    )
-        .into_response())
+    Ok(created(json!({
+        "payment_intent_id": intent.id,
+        "client_secret": intent.client_secret,
+    })))
 }
 
 /// `GET /api/v1/payment-intents/{id}` (service token when set): the ledger's word once a webhook
