@@ -1,6 +1,7 @@
 //! Providers: how each webhook source proves a request is genuine, and how its event is identified.
 //! One file per signature scheme; [`Source`] dispatches to the scheme configured for a route.
 
+pub mod standard;
 pub mod stripe;
 pub mod stripe_events;
 
@@ -102,6 +103,18 @@ impl Source {
         }
         serde_json::Value::Object(out)
     }
+}
+
+/// Refuses a signed timestamp further than `tolerance` from `now` (unix seconds), either way.
+fn check_age(timestamp: i64, tolerance: Duration, now: i64) -> Result<(), VerifyError> {
+    let age = now.saturating_sub(timestamp).unsigned_abs();
+    if age > tolerance.as_secs() {
+        return Err(VerifyError::TimestampOutOfTolerance {
+            age_secs: age,
+            tolerance_secs: tolerance.as_secs(),
+        });
+    }
+    Ok(())
 }
 
 /// Longest event id or type kept; longer ones are not provider events.

@@ -90,14 +90,7 @@ pub fn verify(
     if !matched {
         return Err(VerifyError::InvalidSignature);
     }
-    let age = now.saturating_sub(parsed.timestamp).unsigned_abs();
-    if age > tolerance.as_secs() {
-        return Err(VerifyError::TimestampOutOfTolerance {
-            age_secs: age,
-            tolerance_secs: tolerance.as_secs(),
-        });
-    }
-    Ok(())
+    super::check_age(parsed.timestamp, tolerance, now)
 }
 
 /// The `Stripe-Signature` header Stripe would send for `body` at `timestamp`.
