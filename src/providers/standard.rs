@@ -155,10 +155,11 @@ mod tests {
             "v1,bm90IGl0 v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
         );
         let tolerance = Duration::from_secs(300);
+        let keys = vec![key];
         let id = verify(
             &h,
             body,
-            &[other.clone(), key.clone()],
+            &[other.clone(), keys[0].clone()],
             tolerance,
             1614265330,
         )
@@ -169,23 +170,17 @@ mod tests {
             Err(VerifyError::InvalidSignature)
         );
         assert_eq!(
-            verify(
-                &h,
-                br#"{"test": 2432232315}"#,
-                &[key.clone()],
-                tolerance,
-                1614265330
-            ),
+            verify(&h, br#"{"test": 2432232315}"#, &keys, tolerance, 1614265330),
             Err(VerifyError::InvalidSignature)
         );
         assert!(matches!(
-            verify(&h, body, &[key.clone()], tolerance, 1614265330 + 301),
+            verify(&h, body, &keys, tolerance, 1614265330 + 301),
             Err(VerifyError::TimestampOutOfTolerance { .. })
         ));
         let mut missing = h.clone();
         missing.remove(SIGNATURE_HEADER);
         assert_eq!(
-            verify(&missing, body, &[key.clone()], tolerance, 1614265330),
+            verify(&missing, body, &keys, tolerance, 1614265330),
             Err(VerifyError::MissingSignature)
         );
         for bad in [
@@ -195,7 +190,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    verify(&bad, body, &[key.clone()], tolerance, 1614265330),
+                    verify(&bad, body, &keys, tolerance, 1614265330),
                     Err(VerifyError::MalformedHeader(_))
                 ),
                 "{bad:?}"
