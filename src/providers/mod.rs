@@ -1,6 +1,7 @@
 //! Providers: how each webhook source proves a request is genuine, and how its event is identified.
 //! One file per signature scheme; [`Source`] dispatches to the scheme configured for a route.
 
+pub mod hmac;
 pub mod standard;
 pub mod stripe;
 pub mod stripe_events;
