@@ -54,7 +54,7 @@ impl HmacScheme {
         let mut content = Vec::with_capacity(body.len() + 64);
         let mut rest = self.signed_content.as_str();
         while let Some(start) = rest.find('{') {
-            content.extend_from_slice(rest[..start].as_bytes());
+            content.extend_from_slice(&rest.as_bytes()[..start]);
             let after = &rest[start..];
             let (piece, len): (&[u8], usize) = if after.starts_with("{body}") {
                 (body, 6)
