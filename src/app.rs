@@ -82,8 +82,10 @@ impl Payhook {
                 .context("releasing delivery leases")?;
         }
         let (dispatcher, dispatch) = Dispatcher::new(store.clone(), &settings.targets);
+        let sources = Sources::from_settings(&settings);
         let processor = Processor::new(store.clone(), settings.processor.clone(), stored)
-            .with_targets(&settings.targets, dispatch);
+            .with_targets(&settings.targets, dispatch)
+            .with_mappings(sources.mappings());
         let public = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding PAYHOOK_LISTEN ({})", settings.listen))?;
@@ -95,7 +97,7 @@ impl Payhook {
 
         let provider = Arc::new(provider(&settings, store.clone(), public_addr));
         let state = Arc::new(AppState {
-            inbox: Inbox::new(Sources::from_settings(&settings), writer),
+            inbox: Inbox::new(sources, writer),
             store: store.clone(),
             limiter: (settings.ingest.rate_limit_per_ip > 0)
                 .then(|| RateLimiter::new(settings.ingest.rate_limit_per_ip)),

@@ -140,7 +140,8 @@ async fn replay(
         settings.processor.clone(),
         Default::default(),
     )
-    .with_targets(&settings.targets, Default::default());
+    .with_targets(&settings.targets, Default::default())
+    .with_mappings(crate::providers::Sources::from_settings(settings).mappings());
     let total = ids.len();
     let mut unapplied = 0;
     for (n, id) in ids.into_iter().enumerate() {

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::providers::mapping::{Extract, MappedKind, Mapping};
+
 /// The provider ids an event carries. A payment is every fact reachable through shared ids, so a
 /// `checkout.session.completed` (session + intent) and a `charge.refunded` (charge + intent) meet
 /// on the intent whichever comes first.
@@ -221,6 +223,89 @@ fn read_stripe(event_type: &str, payload: &[u8]) -> Result<Fact, String> {
             "{event_type} names no payment intent, checkout session or charge"
         ));
     }
+    Ok(fact)
+}
+
+/// Reads an event of a source with a payload mapping (already verified) into a fact. Its id is
+/// the inbox's (read by the mapping at ingest); its time is `now` unless the provider's payload
+/// says otherwise, which mapped providers rarely do.
+pub fn interpret_mapped(
+    mapping: &Mapping,
+    event_id: &str,
+    event_type: &str,
+    payload: &[u8],
+    now: i64,
+) -> Interpretation {
+    let Some(&kind) = mapping.types.get(event_type) else {
+        return Interpretation::Ignored;
+    };
+    match read_mapped(mapping, kind, event_id, event_type, payload, now) {
+        Ok(fact) => Interpretation::Fact(Box::new(fact)),
+        Err(message) => Interpretation::Invalid(message),
+    }
+}
+
+fn read_mapped(
+    mapping: &Mapping,
+    kind: MappedKind,
+    event_id: &str,
+    event_type: &str,
+    payload: &[u8],
+    now: i64,
+) -> Result<Fact, String> {
+    let event: Value =
+        serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+    let field = |e: &Option<Extract>| e.as_ref().and_then(|e| e.text(&event));
+    let number = |name: &str, e: &Option<Extract>| -> Result<Option<i64>, String> {
+        match e.as_ref().and_then(|e| e.value(&event)) {
+            None => Ok(None),
+            Some(v) => amount(v).map_err(|m| format!("{name}: {m}")),
+        }
+    };
+    let payment = mapping
+        .payment_id
+        .text(&event)
+        .ok_or("the payload has no payment id where the mapping says")?;
+    let amount_value = number("amount", &mapping.amount)?;
+    let mut fact = Fact {
+        event_id: event_id.to_string(),
+        event_type: event_type.to_string(),
+        occurred_at: now,
+        refs: Refs {
+            payment_intent: Some(payment),
+            ..Refs::default()
+        },
+        booking_id: field(&mapping.booking_id),
+        amount: amount_value,
+        currency: field(&mapping.currency).map(|c| mapping.currency(&c)),
+        paid_at: None,
+        kind: FactKind::IntentProcessing,
+    };
+    fact.kind = match kind {
+        MappedKind::Succeeded => {
+            fact.paid_at = Some(now);
+            FactKind::IntentSucceeded
+        }
+        MappedKind::Processing => FactKind::IntentProcessing,
+        MappedKind::Canceled => FactKind::IntentCanceled { reason: None },
+        MappedKind::Failed => FactKind::IntentFailed {
+            code: None,
+            message: field(&mapping.failure_message),
+        },
+        MappedKind::Refunded => {
+            let refunded = number("amount_refunded", &mapping.amount_refunded)?
+                .or(amount_value)
+                .ok_or("a refund needs amount_refunded or amount in the mapping")?;
+            FactKind::Refunded {
+                amount_refunded: refunded,
+                full: amount_value.is_none_or(|a| refunded >= a),
+            }
+        }
+        MappedKind::Disputed => FactKind::DisputeOpened {
+            status: None,
+            reason: None,
+        },
+    };
     Ok(fact)
 }
 

@@ -7,6 +7,6 @@ pub mod money;
 pub mod processor;
 pub mod state;
 
-pub use facts::{Fact, FactKind, Interpretation, Refs, interpret_stripe};
+pub use facts::{Fact, FactKind, Interpretation, Refs, interpret_mapped, interpret_stripe};
 pub use processor::{Handled, Outcome, Processor};
 pub use state::{CheckoutStatus, PaymentState, PaymentStatus, derive, representative};

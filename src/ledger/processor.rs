@@ -6,7 +6,7 @@
 //! SQLite's write lock: acknowledging them comes first. The worker is woken by ingest; it only
 //! sleeps when there is nothing to do.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +14,11 @@ use chrono::{DateTime, Utc};
 use rand::RngExt;
 use tokio::sync::{Notify, watch};
 
-use super::facts::{Fact, Interpretation, interpret_stripe};
+use super::facts::{Fact, Interpretation, interpret_mapped, interpret_stripe};
 use super::state::{PaymentState, derive, representative};
 use crate::config::{ProcessorSettings, TargetSettings};
 use crate::notify::{Change, DispatchWake, deliveries_for};
+use crate::providers::mapping::Mapping;
 use crate::store::{Claim, ClaimedEvent, Failure, LedgerTx, Payment, Store, StoreError};
 
 /// How long an idle processor waits before looking again without being woken (events written by
@@ -57,6 +58,8 @@ pub struct Processor {
     /// Who hears about ledger changes: their notifications go to the outbox in the same transaction.
     targets: Arc<[TargetSettings]>,
     dispatch: DispatchWake,
+    /// Sources whose events are read through a payload mapping; the others are Stripe's.
+    mappings: Arc<HashMap<String, Arc<Mapping>>>,
 }
 
 impl Processor {
@@ -67,7 +70,14 @@ impl Processor {
             wake,
             targets: Arc::new([]),
             dispatch: DispatchWake::default(),
+            mappings: Arc::default(),
         }
+    }
+
+    /// Reads the events of these sources through their mappings.
+    pub fn with_mappings(mut self, mappings: HashMap<String, Arc<Mapping>>) -> Self {
+        self.mappings = Arc::new(mappings);
+        self
     }
 
     /// Writes notifications for these targets with each ledger change, and wakes `dispatch` when
@@ -107,10 +117,15 @@ impl Processor {
             });
         }
         // Every transaction takes all its locks first, in one order: no two wait on each other.
+        let read_at = Utc::now().timestamp();
         let readings: Vec<Interpretation> = events
             .iter()
-            // Every source is a Stripe source today; other schemes will bring their own reading.
-            .map(|e| interpret_stripe(&e.event_type, &e.payload))
+            .map(|e| match self.mappings.get(&e.source) {
+                Some(mapping) => {
+                    interpret_mapped(mapping, &e.event_id, &e.event_type, &e.payload, read_at)
+                }
+                None => interpret_stripe(&e.event_type, &e.payload),
+            })
             .collect();
         let keys: BTreeSet<String> = events
             .iter()

@@ -106,22 +106,24 @@ impl HmacScheme {
             .to_str()
             .map_err(|_| VerifyError::MalformedHeader("the signature header is not visible ASCII"))?
             .trim();
-        let encoded = value
-            .strip_prefix(self.prefix.as_str())
-            .ok_or(VerifyError::MalformedHeader("the signature lacks its configured prefix"))?;
+        let encoded =
+            value
+                .strip_prefix(self.prefix.as_str())
+                .ok_or(VerifyError::MalformedHeader(
+                    "the signature lacks its configured prefix",
+                ))?;
         let presented = match self.encoding {
             Encoding::Hex => hex::decode(encoded.to_ascii_lowercase()).ok(),
             Encoding::Base64 => STANDARD.decode(encoded).ok(),
         }
-        .ok_or(VerifyError::MalformedHeader("the signature is not in the configured encoding"))?;
+        .ok_or(VerifyError::MalformedHeader(
+            "the signature is not in the configured encoding",
+        ))?;
         let timestamp = match &self.timestamp_header {
             None => None,
-            Some(name) => Some(
-                headers
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or(VerifyError::MalformedHeader("the timestamp header is missing"))?,
-            ),
+            Some(name) => Some(headers.get(name).and_then(|v| v.to_str().ok()).ok_or(
+                VerifyError::MalformedHeader("the timestamp header is missing"),
+            )?),
         };
         let matched = secrets.iter().fold(subtle::Choice::from(0), |acc, secret| {
             acc | self.digest(secret, timestamp, body).ct_eq(&presented)
@@ -142,7 +144,11 @@ impl HmacScheme {
     pub fn sign(&self, secret: &Secret, body: &[u8], timestamp: i64) -> Vec<(String, String)> {
         let t = timestamp.to_string();
         let ts = self.timestamp_header.as_ref().map(|_| t.as_str());
-        let signature = format!("{}{}", self.prefix, self.encode(&self.digest(secret, ts, body)));
+        let signature = format!(
+            "{}{}",
+            self.prefix,
+            self.encode(&self.digest(secret, ts, body))
+        );
         let mut headers = vec![(self.header.clone(), signature)];
         if let Some(name) = &self.timestamp_header {
             headers.push((name.clone(), t));
@@ -211,7 +217,11 @@ mod tests {
             },
         ] {
             let signed = as_headers(&s.sign(&secrets[1], body, 1_000));
-            assert_eq!(s.verify(&signed, body, &secrets, tolerance, 1_000), Ok(()), "{s:?}");
+            assert_eq!(
+                s.verify(&signed, body, &secrets, tolerance, 1_000),
+                Ok(()),
+                "{s:?}"
+            );
             assert_eq!(
                 s.verify(&signed, b"{}", &secrets, tolerance, 1_000),
                 Err(VerifyError::InvalidSignature)

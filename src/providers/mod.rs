@@ -2,6 +2,7 @@
 //! One file per signature scheme; [`Source`] dispatches to the scheme configured for a route.
 
 pub mod hmac;
+pub mod mapping;
 pub mod standard;
 pub mod stripe;
 pub mod stripe_events;
@@ -9,6 +10,7 @@ pub mod stripe_events;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -16,6 +18,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::config::{Secret, Settings};
+use mapping::{Extract, Mapping};
 
 /// Why a webhook was refused before anything was stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +49,44 @@ pub enum Scheme {
         secrets: Vec<Secret>,
         tolerance: Duration,
     },
+    StandardWebhooks {
+        keys: SigningKeys,
+        tolerance: Duration,
+    },
+    Hmac {
+        scheme: hmac::HmacScheme,
+        secrets: Vec<Secret>,
+        tolerance: Duration,
+    },
+}
+
+impl Scheme {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scheme::Stripe { .. } => "stripe",
+            Scheme::StandardWebhooks { .. } => "standard-webhooks",
+            Scheme::Hmac { .. } => "hmac",
+        }
+    }
+
+    /// The header that carries the signature (redacted wherever headers are kept).
+    fn signature_header(&self) -> &str {
+        match self {
+            Scheme::Stripe { .. } => stripe::SIGNATURE_HEADER,
+            Scheme::StandardWebhooks { .. } => standard::SIGNATURE_HEADER,
+            Scheme::Hmac { scheme, .. } => &scheme.header,
+        }
+    }
+}
+
+/// Decoded signing keys; never printed.
+#[derive(Clone)]
+pub struct SigningKeys(pub Vec<Vec<u8>>);
+
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} keys redacted]", self.0.len())
+    }
 }
 
 /// A configured webhook source: the `{source}` of `POST /webhooks/{source}`.
@@ -54,6 +95,8 @@ pub struct Source {
     pub name: String,
     pub scheme: Scheme,
     pub allowed: Vec<IpNet>,
+    /// How to read events that are not shaped like Stripe's; `None`: Stripe's `id` and `type`.
+    pub mapping: Option<Arc<Mapping>>,
 }
 
 impl Source {
@@ -73,9 +116,47 @@ impl Source {
                     })?),
                 };
                 stripe::verify(header, body, secrets, *tolerance, now)?;
-                parse_event(body)
+                self.meta(body, None)
+            }
+            Scheme::StandardWebhooks { keys, tolerance } => {
+                let id = standard::verify(headers, body, &keys.0, *tolerance, now)?;
+                self.meta(body, Some(id))
+            }
+            Scheme::Hmac {
+                scheme,
+                secrets,
+                tolerance,
+            } => {
+                scheme.verify(headers, body, secrets, *tolerance, now)?;
+                self.meta(body, None)
             }
         }
+    }
+
+    /// The event's id (the signed message id when the scheme has one) and type.
+    fn meta(&self, body: &[u8], signed_id: Option<String>) -> Result<EventMeta, VerifyError> {
+        let Some(mapping) = &self.mapping else {
+            let mut meta = parse_event(body)?;
+            if let Some(id) = signed_id {
+                meta.event_id = id;
+            }
+            return Ok(meta);
+        };
+        let payload = json_object(body)?;
+        let read = |what: &str, e: &Extract| {
+            e.text(&payload).filter(|v| printable_id(v)).ok_or_else(|| {
+                VerifyError::MalformedPayload(format!(
+                    "no {what} where the source's mapping says ({e:?})"
+                ))
+            })
+        };
+        Ok(EventMeta {
+            event_id: match signed_id {
+                Some(id) => id,
+                None => read("event id", &mapping.event_id)?,
+            },
+            event_type: read("event type", &mapping.event_type)?,
+        })
     }
 
     pub fn allows(&self, ip: IpAddr) -> bool {
@@ -89,6 +170,8 @@ impl Source {
             let value = String::from_utf8_lossy(value.as_bytes());
             let value = match name.as_str() {
                 stripe::SIGNATURE_HEADER => stripe::redact(&value),
+                standard::SIGNATURE_HEADER => standard::redact(&value),
+                n if n == self.scheme.signature_header() => "[redacted]".to_string(),
                 "authorization" | "cookie" | "proxy-authorization" => "[redacted]".to_string(),
                 _ => value.into_owned(),
             };
@@ -121,6 +204,21 @@ fn check_age(timestamp: i64, tolerance: Duration, now: i64) -> Result<(), Verify
 /// Longest event id or type kept; longer ones are not provider events.
 const MAX_ID_LEN: usize = 255;
 
+fn printable_id(v: &str) -> bool {
+    !v.trim().is_empty() && v.len() <= MAX_ID_LEN && !v.chars().any(char::is_control)
+}
+
+/// The body as a JSON object, UTF-8 throughout.
+fn json_object(body: &[u8]) -> Result<serde_json::Value, VerifyError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| VerifyError::MalformedPayload(format!("not UTF-8 ({e})")))?;
+    match serde_json::from_str(text) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        Ok(_) => Err(VerifyError::MalformedPayload("not a JSON object".into())),
+        Err(e) => Err(VerifyError::MalformedPayload(format!("invalid JSON ({e})"))),
+    }
+}
+
 /// Reads `id` and `type` from a JSON event; the rest of the body is checked to be JSON and kept as
 /// received. The body must be UTF-8 throughout (the stores rely on it), which serde_json does not
 /// check inside the values it skips, hence the explicit check.
@@ -141,7 +239,7 @@ fn parse_event(body: &[u8]) -> Result<EventMeta, VerifyError> {
     let env: Envelope = serde_json::from_str(text)
         .map_err(|e| VerifyError::MalformedPayload(format!("invalid event ({e})")))?;
     for (field, v) in [("id", &env.id), ("type", &env.kind)] {
-        if v.trim().is_empty() || v.len() > MAX_ID_LEN || v.chars().any(char::is_control) {
+        if !printable_id(v) {
             return Err(VerifyError::MalformedPayload(format!(
                 "{field} must be a non-empty string of at most {MAX_ID_LEN} printable characters"
             )));
@@ -158,6 +256,7 @@ fn parse_event(body: &[u8]) -> Result<EventMeta, VerifyError> {
 pub struct Sources(HashMap<String, Source>);
 
 impl Sources {
+    /// `stripe` from `STRIPE_WEBHOOK_SECRET` and `[stripe]`, and every `[[sources]]` entry.
     pub fn from_settings(settings: &Settings) -> Sources {
         let stripe = Source {
             name: "stripe".into(),
@@ -166,8 +265,21 @@ impl Sources {
                 tolerance: settings.stripe.tolerance,
             },
             allowed: settings.stripe.allowed_cidrs.clone(),
+            mapping: None,
         };
-        Sources(HashMap::from([(stripe.name.clone(), stripe)]))
+        let mut all = HashMap::from([(stripe.name.clone(), stripe)]);
+        for source in &settings.sources {
+            all.insert(source.name.clone(), source.clone());
+        }
+        Sources(all)
+    }
+
+    /// The mapping of each source that has one, for the ledger's processor.
+    pub fn mappings(&self) -> HashMap<String, Arc<Mapping>> {
+        self.0
+            .values()
+            .filter_map(|s| Some((s.name.clone(), s.mapping.clone()?)))
+            .collect()
     }
 
     pub fn get(&self, name: &str) -> Option<&Source> {

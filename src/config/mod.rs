@@ -10,6 +10,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+mod sources;
+
 /// A secret value: its `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -83,6 +85,8 @@ pub struct Settings {
     pub processor: ProcessorSettings,
     /// Where ledger changes are delivered: `[[targets]]`, plus `booking-service` from `BOOKING_SERVICE_URL`.
     pub targets: Vec<TargetSettings>,
+    /// `[[sources]]`: webhook sources besides `stripe`.
+    pub sources: Vec<crate::providers::Source>,
     pub sqlite_sync: SqliteSync,
     /// `payhook demo`: the public listener also serves `/demo`, which creates test payments and
     /// shows the `booking-service` target's view of each booking.
@@ -355,6 +359,8 @@ impl Settings {
             internal_service_token.as_ref(),
         )?;
 
+        let sources = sources::sources_from(file.sources.unwrap_or_default())?;
+
         Ok(Settings {
             listen,
             admin_listen,
@@ -375,6 +381,7 @@ impl Settings {
             ingest,
             processor,
             targets,
+            sources,
             sqlite_sync: file
                 .sqlite
                 .and_then(|s| s.synchronous)
@@ -506,6 +513,7 @@ struct FileConfig {
     sqlite: Option<SqliteFile>,
     processor: Option<ProcessorFile>,
     targets: Option<Vec<TargetFile>>,
+    sources: Option<Vec<sources::SourceFile>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

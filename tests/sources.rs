@@ -1,0 +1,366 @@
+//! Webhook sources beyond Stripe, configured in `payhook.toml` as a user would: an `hmac` source
+//! with a payload mapping takes the background's generic payment webhook (a `payment.completed`
+//! with `transaction_id`, `booking_id`, 10000 FCFA) and confirms the booking in the example
+//! booking service; a `standard-webhooks` source verifies the three `webhook-*` headers. On SQLite
+//! or PostgreSQL (`TEST_DATABASE_URL`).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::receiver::*;
+use common::*;
+use payhook::booking_service::BookingService;
+use payhook::config::{Secret, Settings, booking_service_target};
+use serde_json::json;
+
+const HMAC_SECRET: &str = "generic-provider-shared-secret";
+const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const BOOKING_TOKEN: &str = "booking-service-token";
+
+const CONFIG: &str = r#"
+[[sources]]
+name = "payments"
+kind = "hmac"
+secrets = ["an-older-secret", "generic-provider-shared-secret"]
+header = "X-Signature"
+prefix = "sha256="
+
+[sources.mapping]
+event_id = "{transaction_id}:{event}"
+event_type = "event"
+payment_id = "transaction_id"
+booking_id = "booking_id"
+amount = "amount"
+currency = "currency"
+
+[sources.mapping.types]
+"payment.completed" = "succeeded"
+"payment.failed" = "failed"
+"payment.refunded" = "refunded"
+
+[sources.mapping.currency_aliases]
+FCFA = "XOF"
+
+[[sources]]
+name = "billing"
+kind = "standard-webhooks"
+secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+
+[sources.mapping]
+event_type = "type"
+payment_id = "data.payment_id"
+booking_id = "data.booking_id"
+amount = "data.amount"
+currency = "data.currency"
+
+[sources.mapping.types]
+"payment.succeeded" = "succeeded"
+"#;
+
+/// payhook with the sources of `CONFIG`, read from a payhook.toml, and the example booking service.
+async fn sources_app() -> (TestApp, std::sync::Arc<BookingService>) {
+    let (service, url) = booking_service(BOOKING_TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payhook.toml");
+    std::fs::write(&path, CONFIG).unwrap();
+    let from_file = Settings::load(Some(&path), &HashMap::new()).expect("the configuration loads");
+    let app = spawn_app_with(move |s| {
+        s.sources = from_file.sources;
+        s.targets = vec![booking_service_target(&url, Some(&Secret::new(BOOKING_TOKEN))).unwrap()];
+    })
+    .await;
+    (app, service)
+}
+
+fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+async fn post(app: &TestApp, path: &str, body: &str, headers: &[(&str, String)]) -> Answer {
+    let mut request = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        request = request.header(*k, v);
+    }
+    Answer::read(request.body(body.to_string()).send().await.unwrap()).await
+}
+
+/// The background's example, as the provider would send it.
+fn background_example() -> String {
+    json!({
+        "event": "payment.completed",
+        "transaction_id": "txn_123456789",
+        "amount": 10000,
+        "currency": "FCFA",
+        "status": "success",
+        "customer_id": "cust_123",
+        "booking_id": "booking_456"
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn the_background_example_signed_by_an_hmac_source_confirms_booking_456() {
+    let (app, service) = sources_app().await;
+    // The application's booking, pending payment.
+    service.create("booking_456", Some(10000), Some("XOF"), "pending");
+    let body = background_example();
+    let signature = format!("sha256={}", hmac_hex(HMAC_SECRET, body.as_bytes()));
+    let answer = post(
+        &app,
+        "/webhooks/payments",
+        &body,
+        &[("x-signature", signature.clone())],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(answer.json["event_id"], "txn_123456789:payment.completed");
+    assert_eq!(answer.json["duplicate"], false);
+
+    eventually(Duration::from_secs(10), "booking_456 confirmed", || async {
+        service.booking("booking_456").map(|b| b.status).as_deref() == Some("confirmed")
+    })
+    .await;
+    let data = app.payment_status("booking_456").await;
+    assert_eq!(data["status"], "succeeded");
+    assert_eq!(data["amount"], 10000);
+    assert_eq!(data["currency"], "xof", "FCFA read as XOF, as configured");
+    assert_eq!(
+        data["amountFormatted"], "10000 XOF",
+        "XOF has no minor unit"
+    );
+    assert_eq!(data["paymentIntentId"], "txn_123456789");
+
+    // The provider sends it again: acknowledged, kept once.
+    let again = post(
+        &app,
+        "/webhooks/payments",
+        &body,
+        &[("x-signature", signature)],
+    )
+    .await;
+    assert_eq!(
+        (again.status, again.json["duplicate"].as_bool()),
+        (200, Some(true))
+    );
+    assert_eq!(app.rows("webhook_events").await, 1);
+
+    // Neither the signature nor the secret is kept with the event.
+    let row = app
+        .payhook
+        .store
+        .event("payments", "txn_123456789:payment.completed")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.headers.contains("[redacted]"), "{}", row.headers);
+    assert!(
+        !row.headers
+            .contains(&hmac_hex(HMAC_SECRET, body.as_bytes()))
+    );
+    assert!(!row.headers.contains(HMAC_SECRET));
+}
+
+#[tokio::test]
+async fn an_hmac_source_refuses_what_is_not_signed_right_and_stores_nothing() {
+    let (app, _service) = sources_app().await;
+    let body = background_example();
+    let good = format!("sha256={}", hmac_hex(HMAC_SECRET, body.as_bytes()));
+    for (headers, status, code) in [
+        (vec![], 400, "missing_signature"),
+        (
+            vec![(
+                "x-signature",
+                format!("sha256={}", hmac_hex("wrong", body.as_bytes())),
+            )],
+            400,
+            "invalid_signature",
+        ),
+        (
+            vec![(
+                "x-signature",
+                good.trim_start_matches("sha256=").to_string(),
+            )],
+            400,
+            "malformed_signature_header",
+        ),
+        (
+            vec![("x-signature", "sha256=not-hex".to_string())],
+            400,
+            "malformed_signature_header",
+        ),
+    ] {
+        let answer = post(&app, "/webhooks/payments", &body, &headers).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (status, code),
+            "{headers:?}"
+        );
+    }
+    // Signed, but without the id the mapping needs.
+    let no_id = json!({"event": "payment.completed", "amount": 1}).to_string();
+    let signed = format!("sha256={}", hmac_hex(HMAC_SECRET, no_id.as_bytes()));
+    let answer = post(
+        &app,
+        "/webhooks/payments",
+        &no_id,
+        &[("x-signature", signed)],
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (400, "malformed_payload"),
+        "{}",
+        answer.json
+    );
+    assert!(
+        answer.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("event id")
+    );
+    let unknown = post(&app, "/webhooks/nobody", &body, &[]).await;
+    assert_eq!((unknown.status, unknown.code()), (404, "unknown_source"));
+    assert_eq!(app.count().await, 0);
+}
+
+#[tokio::test]
+async fn a_standard_webhooks_source_takes_its_id_from_the_signed_header() {
+    let (app, service) = sources_app().await;
+    service.create("booking-sw", Some(2500), Some("usd"), "pending");
+    let body = json!({"type": "payment.succeeded", "timestamp": "2026-11-22T10:00:00Z",
+                      "data": {"payment_id": "pay_sw_1", "booking_id": "booking-sw",
+                               "amount": 2500, "currency": "usd"}})
+    .to_string();
+    let key = payhook::providers::standard::signing_key(SW_SECRET).unwrap();
+    let ts = now();
+    let signed = |id: &str, body: &str| {
+        vec![
+            ("webhook-id", id.to_string()),
+            ("webhook-timestamp", ts.to_string()),
+            (
+                "webhook-signature",
+                payhook::providers::standard::sign(&key, id, ts, body.as_bytes()),
+            ),
+        ]
+    };
+    let answer = post(&app, "/webhooks/billing", &body, &signed("msg_sw_1", &body)).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(answer.json["event_id"], "msg_sw_1");
+    eventually(Duration::from_secs(10), "booking-sw confirmed", || async {
+        service.booking("booking-sw").map(|b| b.status).as_deref() == Some("confirmed")
+    })
+    .await;
+
+    let mut tampered = signed("msg_sw_2", &body);
+    tampered[0].1 = "msg_sw_other".into();
+    let refused = post(&app, "/webhooks/billing", &body, &tampered).await;
+    assert_eq!((refused.status, refused.code()), (400, "invalid_signature"));
+    let stale = {
+        let old = ts - 3600;
+        vec![
+            ("webhook-id", "msg_sw_3".to_string()),
+            ("webhook-timestamp", old.to_string()),
+            (
+                "webhook-signature",
+                payhook::providers::standard::sign(&key, "msg_sw_3", old, body.as_bytes()),
+            ),
+        ]
+    };
+    let refused = post(&app, "/webhooks/billing", &body, &stale).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (400, "timestamp_out_of_tolerance")
+    );
+    let row = app
+        .payhook
+        .store
+        .event("billing", "msg_sw_1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.headers.contains("v1,[redacted]"), "{}", row.headers);
+    assert_eq!(app.count().await, 1);
+}
+
+#[test]
+fn a_bad_source_configuration_names_its_key() {
+    for (toml, key, says) in [
+        (
+            "name = \"Payments\"\nkind = \"hmac\"",
+            "sources[0].name",
+            "lowercase",
+        ),
+        (
+            "name = \"stripe\"\nkind = \"hmac\"",
+            "sources[0].name",
+            "STRIPE_WEBHOOK_SECRET",
+        ),
+        ("name = \"p\"", "sources[0].kind", "required"),
+        (
+            "name = \"p\"\nkind = \"hmac\"",
+            "sources[0].secrets",
+            "at least one",
+        ),
+        (
+            "name = \"p\"\nkind = \"hmac\"\nsecrets = [\"s\"]",
+            "sources[0].header",
+            "required",
+        ),
+        (
+            "name = \"p\"\nkind = \"hmac\"\nsecrets = [\"s\"]\nheader = \"x-sig\"",
+            "sources[0].mapping",
+            "required",
+        ),
+        (
+            "name = \"p\"\nkind = \"standard-webhooks\"\nsecrets = [\"plain\"]",
+            "sources[0].secrets",
+            "whsec_",
+        ),
+        (
+            "name = \"p\"\nkind = \"stripe\"\nsecrets = [\"s\"]\nheader = \"x\"",
+            "sources[0].header",
+            "only a source of kind",
+        ),
+        (
+            "name = \"p\"\nkind = \"hmac\"\nsecrets = [\"s\"]\nheader = \"x\"\nsigned_content = \"{timestamp}.{body}\"",
+            "sources[0].timestamp_header",
+            "{timestamp}",
+        ),
+        (
+            "name = \"p\"\nkind = \"hmac\"\nsecrets = [\"s\"]\nheader = \"x\"\nalgorithm = \"md5\"",
+            "line 6",
+            "sha512",
+        ),
+        (
+            "name = \"p\"\nkind = \"hmac\"\nsecrets = [\"s\"]\nheader = \"x\"\n[sources.mapping]\nevent_id = \"id\"\npayment_id = \"p\"",
+            "sources[0].mapping.types",
+            "at least one",
+        ),
+        (
+            "name = \"p\"\nkind = \"hmac\"\nsecrets = [\"s\"]\nheader = \"x\"\n[sources.mapping]\nevent_id = \"{id\"\npayment_id = \"p\"",
+            "sources[0].mapping.event_id",
+            "template",
+        ),
+        (
+            "name = \"p\"\nkind = \"hmac\"\nsecrets = [\"s\"]\nheader = \"x\"\n[sources.mapping]\nevent_id = \"id\"\npayment_id = \"p\"\ntypes = {\"a\" = \"succeeded\"}\ncurrency_aliases = {FCFA = \"CFA franc\"}",
+            "sources[0].mapping.currency_aliases.FCFA",
+            "ISO 4217",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payhook.toml");
+        std::fs::write(&path, format!("[[sources]]\n{toml}")).unwrap();
+        let err = Settings::load(Some(&path), &HashMap::new()).unwrap_err();
+        assert!(err.to_string().contains(key), "{toml}\n=> {err}");
+        assert!(err.to_string().contains(says), "{toml}\n=> {err}");
+        assert!(!err.to_string().contains("\"s\""), "no secret in {err}");
+    }
+}
