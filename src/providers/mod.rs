@@ -136,11 +136,7 @@ impl Source {
     /// The event's id (the signed message id when the scheme has one) and type.
     fn meta(&self, body: &[u8], signed_id: Option<String>) -> Result<EventMeta, VerifyError> {
         let Some(mapping) = &self.mapping else {
-            let mut meta = parse_event(body)?;
-            if let Some(id) = signed_id {
-                meta.event_id = id;
-            }
-            return Ok(meta);
+            return parse_event(body, signed_id);
         };
         let payload = json_object(body)?;
         let read = |what: &str, e: &Extract| {
@@ -221,12 +217,13 @@ fn json_object(body: &[u8]) -> Result<serde_json::Value, VerifyError> {
 
 /// Reads `id` and `type` from a JSON event; the rest of the body is checked to be JSON and kept as
 /// received. The body must be UTF-8 throughout (the stores rely on it), which serde_json does not
-/// check inside the values it skips, hence the explicit check.
-fn parse_event(body: &[u8]) -> Result<EventMeta, VerifyError> {
+/// check inside the values it skips, hence the explicit check. With `signed_id` (the scheme's
+/// signed message id, which is the event's id), the body needs only its `type`.
+fn parse_event(body: &[u8], signed_id: Option<String>) -> Result<EventMeta, VerifyError> {
     #[derive(Deserialize)]
     struct Envelope<'a> {
-        #[serde(borrow)]
-        id: Cow<'a, str>,
+        #[serde(borrow, default)]
+        id: Option<Cow<'a, str>>,
         #[serde(rename = "type", borrow)]
         kind: Cow<'a, str>,
     }
@@ -238,7 +235,13 @@ fn parse_event(body: &[u8]) -> Result<EventMeta, VerifyError> {
     }
     let env: Envelope = serde_json::from_str(text)
         .map_err(|e| VerifyError::MalformedPayload(format!("invalid event ({e})")))?;
-    for (field, v) in [("id", &env.id), ("type", &env.kind)] {
+    let id = match signed_id {
+        Some(id) => Cow::Owned(id),
+        None => env
+            .id
+            .ok_or_else(|| VerifyError::MalformedPayload("the event has no id".into()))?,
+    };
+    for (field, v) in [("id", &id), ("type", &env.kind)] {
         if !printable_id(v) {
             return Err(VerifyError::MalformedPayload(format!(
                 "{field} must be a non-empty string of at most {MAX_ID_LEN} printable characters"
@@ -246,7 +249,7 @@ fn parse_event(body: &[u8]) -> Result<EventMeta, VerifyError> {
         }
     }
     Ok(EventMeta {
-        event_id: env.id.into_owned(),
+        event_id: id.into_owned(),
         event_type: env.kind.into_owned(),
     })
 }
@@ -293,7 +296,7 @@ mod tests {
 
     #[test]
     fn event_needs_string_id_and_type() {
-        assert!(parse_event(br#"{"id":"evt_1","type":"a.b","data":{}}"#).is_ok());
+        assert!(parse_event(br#"{"id":"evt_1","type":"a.b","data":{}}"#, None).is_ok());
         for bad in [
             &b"[]"[..],
             b"{\"id\":1,\"type\":\"a\"}",
@@ -309,7 +312,10 @@ mod tests {
             b"{\"id\":\"evt_1\",\"type\":\"a\"} trailing",
         ] {
             assert!(
-                matches!(parse_event(bad), Err(VerifyError::MalformedPayload(_))),
+                matches!(
+                    parse_event(bad, None),
+                    Err(VerifyError::MalformedPayload(_))
+                ),
                 "{bad:?}"
             );
         }

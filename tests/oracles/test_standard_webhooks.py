@@ -78,3 +78,59 @@ secret = "{EVENTS_SECRET}"
         with pytest.raises(WebhookVerificationError):
             Webhook("whsec_" + "A" * 32).verify(body, lowered)
     assert types == ["payment.confirmed", "payment.refunded"]
+
+
+def test_a_standard_webhooks_source_accepts_what_the_library_signs_and_refuses_tampering():
+    """The other direction: a `standard-webhooks` source verifies messages the official library
+    signed, several signatures and all, and refuses any change to the id, time or body."""
+    import datetime
+    import urllib.error
+    import urllib.request
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = os.path.join(tmp, "payhook.toml")
+        with open(config, "w") as f:
+            f.write(f"""
+[[sources]]
+name = "billing"
+kind = "standard-webhooks"
+secrets = ["{EVENTS_SECRET}"]
+""")
+        with running_payhook(tmp, [STRIPE_SECRET], ["--config", config]) as base:
+            hook = Webhook(EVENTS_SECRET)
+            other = Webhook("whsec_" + "dGhpcyBpcyBhbm90aGVyIGtleSBvZiAzMiBieXRlcyE=")
+
+            def send(msg_id, body, when, signature=None):
+                ts = datetime.datetime.fromtimestamp(when, tz=datetime.timezone.utc)
+                sig = signature or hook.sign(msg_id, ts, body)
+                request = urllib.request.Request(
+                    f"{base}/webhooks/billing", data=body.encode(), method="POST",
+                    headers={"content-type": "application/json", "webhook-id": msg_id,
+                             "webhook-timestamp": str(int(when)), "webhook-signature": sig})
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as r:
+                        return r.status, json.loads(r.read())
+                except urllib.error.HTTPError as e:
+                    return e.code, json.loads(e.read())
+
+            now = time.time()
+            body = json.dumps({"type": "invoice.paid", "data": {"id": "in_1"}})
+            status, answer = send("msg_lib_1", body, now)
+            assert status == 200, answer
+            assert (status, answer["event_id"], answer["duplicate"]) == (200, "msg_lib_1", False)
+
+            # Several signatures, as during a key rotation: one good one is enough.
+            both = other.sign("msg_lib_2", datetime.datetime.fromtimestamp(
+                now, tz=datetime.timezone.utc), body) + " " + hook.sign(
+                "msg_lib_2", datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc), body)
+            assert send("msg_lib_2", body, now, both)[0] == 200
+
+            good = hook.sign("msg_lib_3", datetime.datetime.fromtimestamp(
+                now, tz=datetime.timezone.utc), body)
+            for msg_id, sent_body, when in [("msg_lib_other", body, now),
+                                            ("msg_lib_3", body + " ", now),
+                                            ("msg_lib_3", body, now + 1)]:
+                status, answer = send(msg_id, sent_body, when, good)
+                assert (status, answer["error"]["code"]) == (400, "invalid_signature"), msg_id
+            status, answer = send("msg_lib_4", body, now - 3600)
+            assert (status, answer["error"]["code"]) == (400, "timestamp_out_of_tolerance")
