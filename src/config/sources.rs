@@ -18,6 +18,43 @@ pub(super) enum SourceKind {
     Stripe,
     StandardWebhooks,
     Hmac,
+    /// Presets: an `hmac` source with the provider's documented scheme filled in.
+    Paystack,
+    Razorpay,
+    Square,
+    /// Flutterwave's `verif-hash`: the secret hash itself, compared in constant time.
+    Flutterwave,
+}
+
+impl SourceKind {
+    /// The provider's documented scheme, for a preset: header, algorithm, encoding, content.
+    fn preset(self) -> Option<(&'static str, Algorithm, Encoding, &'static str)> {
+        match self {
+            // paystack.com/docs/payments/webhooks: HMAC-SHA512 of the body with the secret key.
+            SourceKind::Paystack => Some((
+                "x-paystack-signature",
+                Algorithm::Sha512,
+                Encoding::Hex,
+                "{body}",
+            )),
+            // razorpay.com/docs/webhooks/validate-test: HMAC-SHA256 of the body, hex.
+            SourceKind::Razorpay => Some((
+                "x-razorpay-signature",
+                Algorithm::Sha256,
+                Encoding::Hex,
+                "{body}",
+            )),
+            // developer.squareup.com/docs/webhooks/step3validate: HMAC-SHA256, base64, of the
+            // notification URL followed by the body.
+            SourceKind::Square => Some((
+                "x-square-hmacsha256-signature",
+                Algorithm::Sha256,
+                Encoding::Base64,
+                "{url}{body}",
+            )),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,7 +122,7 @@ pub(super) fn sources_from(files: Vec<SourceFile>) -> Result<Vec<Source>, Config
         let kind = file.kind.ok_or_else(|| {
             ConfigError::new(
                 key("kind"),
-                "required: \"stripe\", \"standard-webhooks\" or \"hmac\"",
+                "required: stripe, standard-webhooks, hmac, paystack, razorpay, square or flutterwave",
             )
         })?;
         let secrets: Vec<Secret> = file
@@ -117,16 +154,54 @@ pub(super) fn sources_from(files: Vec<SourceFile>) -> Result<Vec<Source>, Config
             ("signed_content", file.signed_content.is_some()),
             ("url", file.url.is_some()),
         ];
-        if kind != SourceKind::Hmac
-            && let Some((field, _)) = hmac_only.iter().find(|(_, set)| *set)
-        {
+        // A preset fixes the scheme; Square's still needs the notification URL it signs.
+        let allowed_here = |field: &str| match kind {
+            SourceKind::Hmac => true,
+            SourceKind::Square => field == "url",
+            _ => false,
+        };
+        if let Some((field, _)) = hmac_only.iter().find(|(f, set)| *set && !allowed_here(f)) {
             return Err(ConfigError::new(
                 key(field),
-                "only a source of kind \"hmac\" takes it",
+                "only a source of kind \"hmac\" takes it (a preset fixes its provider's scheme)",
             ));
         }
         let scheme = match kind {
             SourceKind::Stripe => Scheme::Stripe { secrets, tolerance },
+            SourceKind::Flutterwave => Scheme::SharedSecret {
+                header: "verif-hash".into(),
+                secrets,
+            },
+            SourceKind::Paystack | SourceKind::Razorpay | SourceKind::Square => {
+                let (header, algorithm, encoding, signed_content) =
+                    kind.preset().expect("a preset");
+                let url = match kind {
+                    SourceKind::Square => {
+                        let url = file.url.clone().ok_or_else(|| {
+                            ConfigError::new(
+                                key("url"),
+                                "required for square: the notification URL Square calls (it is signed)",
+                            )
+                        })?;
+                        check_http_url(&url, &key("url"))?;
+                        Some(url)
+                    }
+                    _ => None,
+                };
+                Scheme::Hmac {
+                    scheme: HmacScheme {
+                        header: header.into(),
+                        algorithm,
+                        encoding,
+                        prefix: String::new(),
+                        timestamp_header: None,
+                        signed_content: signed_content.into(),
+                        url,
+                    },
+                    secrets,
+                    tolerance,
+                }
+            }
             SourceKind::StandardWebhooks => {
                 let keys = secrets
                     .iter()
@@ -189,10 +264,11 @@ pub(super) fn sources_from(files: Vec<SourceFile>) -> Result<Vec<Source>, Config
             }
         };
         let mapping = match (kind, file.mapping) {
-            (SourceKind::Hmac, None) => {
+            (SourceKind::Stripe | SourceKind::StandardWebhooks, None) => None,
+            (_, None) => {
                 return Err(ConfigError::new(
                     key("mapping"),
-                    "required for an hmac source: where its events keep their id, type and payment",
+                    "required for this source: where its events keep their id, type and payment",
                 ));
             }
             (SourceKind::Stripe, Some(_)) => {
@@ -201,7 +277,6 @@ pub(super) fn sources_from(files: Vec<SourceFile>) -> Result<Vec<Source>, Config
                     "a stripe source reads Stripe's events as they are",
                 ));
             }
-            (_, None) => None,
             (kind, Some(m)) => Some(Arc::new(mapping_from(m, kind, &|f| {
                 key(&format!("mapping.{f}"))
             })?)),
