@@ -1013,3 +1013,88 @@ async fn the_demo_takes_a_booking_payment_from_form_to_confirmed_and_the_cli_ref
         .unwrap();
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn trigger_signs_for_any_configured_source() {
+    let store = fresh_store().await;
+    let dir = store.dir.path();
+    std::fs::write(
+        dir.join("payhook.toml"),
+        r#"
+[[sources]]
+name = "payments"
+kind = "hmac"
+secrets = ["generic-provider-shared-secret"]
+header = "x-signature"
+prefix = "sha256="
+[sources.mapping]
+event_id = "{transaction_id}:{event}"
+event_type = "event"
+payment_id = "transaction_id"
+types = { "payment.completed" = "succeeded" }
+
+[[sources]]
+name = "billing"
+kind = "standard-webhooks"
+secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("payment.json"),
+        r#"{"event":"payment.completed","transaction_id":"txn_cli_1","amount":10000,"currency":"FCFA","booking_id":"booking_456"}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("invoice.json"), r#"{"type":"invoice.paid"}"#).unwrap();
+    let config = dir.join("payhook.toml").display().to_string();
+    let mut env = store_env(&store).to_vec();
+    env.push(("PAYHOOK_CONFIG", config.as_str()));
+    let server = serve(dir, &env).await;
+    let trigger = |args: Vec<String>| {
+        let mut cmd = payhook(dir, &env);
+        cmd.arg("trigger").args(args);
+        cmd
+    };
+    for (source, file, id) in [
+        ("payments", "payment.json", "txn_cli_1:payment.completed"),
+        ("billing", "invoice.json", "msg_"),
+    ] {
+        let out = trigger(vec![
+            "--source".into(),
+            source.into(),
+            "--body".into(),
+            file.into(),
+            "--url".into(),
+            format!("http://{}/webhooks/{source}", server.addr),
+        ])
+        .output()
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{source}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("<- 200"), "{stdout}");
+        assert!(stdout.contains(&format!("\"event_id\":\"{id}")), "{stdout}");
+    }
+    // A mapped source does not take Stripe's made-up events, and unknown sources are named.
+    let out = trigger(vec![
+        "payment_intent.succeeded".into(),
+        "--source".into(),
+        "payments".into(),
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--body"));
+    let out = trigger(vec!["x".into(), "--source".into(), "nope".into()])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("billing, payments, stripe"), "{stderr}");
+    drop(server);
+}

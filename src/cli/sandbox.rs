@@ -35,7 +35,7 @@ enum SandboxCommand {
 }
 
 pub async fn run(settings: Settings, args: SandboxArgs) -> anyhow::Result<ExitCode> {
-    let secret = super::trigger::signing_secret(&settings, None).await?;
+    let secret = super::trigger::signing_secret(&settings).await?;
     let url = args
         .url
         .unwrap_or_else(|| format!("{}/webhooks/stripe", settings.public_url));

@@ -8,25 +8,32 @@ use clap::Args;
 
 use crate::app::{self, SANDBOX_SECRET_SETTING};
 use crate::config::{Secret, Settings};
-use crate::providers::stripe;
 use crate::providers::stripe_events::{self, TRIGGER_TYPES};
+use crate::providers::{Scheme, Sources, stripe};
 use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct TriggerArgs {
     /// Event type, e.g. payment_intent.succeeded (see --help for all).
-    #[arg(value_name = "EVENT_TYPE", help = format!("Event type: {}", TRIGGER_TYPES.join(", ")))]
-    event_type: String,
+    #[arg(value_name = "EVENT_TYPE", help = format!("Event type, for Stripe sources: {}", TRIGGER_TYPES.join(", ")),
+          required_unless_present = "body")]
+    event_type: Option<String>,
+    /// Send this payload (a file, or - for standard input) instead of building a Stripe event:
+    /// what a source with a payload mapping receives.
+    #[arg(long, value_name = "FILE")]
+    body: Option<std::path::PathBuf>,
     /// Set a field of the event's object, e.g. --add metadata.bookingId=booking-123 (repeatable).
     #[arg(long = "add", value_name = "PATH=VALUE")]
     add: Vec<String>,
     /// Where to send it [default: PAYHOOK_PUBLIC_URL/webhooks/SOURCE].
     #[arg(long)]
     url: Option<String>,
-    /// Signing secret [default: STRIPE_WEBHOOK_SECRET, else the sandbox secret kept in the store].
+    /// Signing secret of a Stripe source [default: the source's first secret; for `stripe`,
+    /// STRIPE_WEBHOOK_SECRET, else the sandbox secret kept in the store]. Other sources sign with
+    /// their first configured secret.
     #[arg(long, env = "PAYHOOK_TRIGGER_SECRET", hide_env_values = true)]
     secret: Option<String>,
-    /// Webhook source to sign for.
+    /// Webhook source to sign for: `stripe` or a `[[sources]]` name.
     #[arg(long, default_value = "stripe")]
     source: String,
     /// Print the event instead of sending it.
@@ -35,35 +42,70 @@ pub struct TriggerArgs {
 }
 
 pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCode> {
-    if args.source != "stripe" {
-        bail!(
-            "unknown source {:?}: only stripe is configured",
-            args.source
-        );
-    }
+    let sources = Sources::from_settings(&settings);
+    let source = sources.get(&args.source).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown source {:?}; configured: {}",
+            args.source,
+            sources.names().join(", ")
+        )
+    })?;
+    let stripe_kind = matches!(source.scheme, Scheme::Stripe { .. });
     let now = chrono::Utc::now().timestamp();
-    let event = stripe_events::build_event(&args.event_type, &args.add, now)?;
-    let body = serde_json::to_vec_pretty(&event)?;
+    let body = match (&args.body, &args.event_type) {
+        (Some(path), _) => read_body(path)?,
+        (None, Some(event_type)) if stripe_kind => {
+            let event = stripe_events::build_event(event_type, &args.add, now)?;
+            serde_json::to_vec_pretty(&event)?
+        }
+        (None, _) => bail!(
+            "source {:?} does not take Stripe's events: give its payload with --body FILE",
+            args.source
+        ),
+    };
     if args.dry_run {
         println!("{}", String::from_utf8_lossy(&body));
         return Ok(ExitCode::SUCCESS);
     }
-    let secret = signing_secret(&settings, args.secret).await?;
+    let headers = if stripe_kind {
+        let secret = match (&args.secret, &source.scheme) {
+            (Some(explicit), _) => Secret::new(explicit.clone()),
+            (None, Scheme::Stripe { secrets, .. }) if !secrets.is_empty() => secrets[0].clone(),
+            _ => signing_secret(&settings).await?,
+        };
+        vec![(
+            "stripe-signature".to_string(),
+            stripe::sign(&body, &secret, now),
+        )]
+    } else {
+        if args.secret.is_some() {
+            bail!(
+                "--secret is for Stripe sources; {:?} signs with its configured secrets",
+                args.source
+            );
+        }
+        source.sign(&body, now)
+    };
     let url = args
         .url
         .unwrap_or_else(|| format!("{}/webhooks/{}", settings.public_url, args.source));
-    let signature = stripe::sign(&body, &secret, now);
-
+    let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     println!(
         "-> POST {url}  {} {}",
-        event["type"].as_str().unwrap_or(""),
+        event["type"]
+            .as_str()
+            .or(event["event"].as_str())
+            .unwrap_or(""),
         event["id"].as_str().unwrap_or("")
     );
-    let response = crate::net::client_builder()
+    let mut request = crate::net::client_builder()
         .build()?
         .post(&url)
-        .header("content-type", "application/json")
-        .header("stripe-signature", signature)
+        .header("content-type", "application/json");
+    for (name, value) in &headers {
+        request = request.header(name, value);
+    }
+    let response = request
         .header(
             "user-agent",
             concat!("payhook-trigger/", env!("CARGO_PKG_VERSION")),
@@ -82,14 +124,19 @@ pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCo
     })
 }
 
-/// `--secret`, else the first configured secret, else the sandbox secret `payhook serve` generated.
-pub(super) async fn signing_secret(
-    settings: &Settings,
-    explicit: Option<String>,
-) -> anyhow::Result<Secret> {
-    if let Some(secret) = explicit {
-        return Ok(Secret::new(secret));
+/// A payload to send as is: a file, or `-` for standard input.
+fn read_body(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut body)?;
+        return Ok(body);
     }
+    std::fs::read(path).with_context(|| format!("reading --body {}", path.display()))
+}
+
+/// The `stripe` source's first configured secret, else the sandbox secret `payhook serve`
+/// generated and kept in the store.
+pub(super) async fn signing_secret(settings: &Settings) -> anyhow::Result<Secret> {
     if let Some(secret) = settings.stripe.webhook_secrets.first() {
         return Ok(secret.clone());
     }

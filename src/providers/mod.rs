@@ -176,6 +176,42 @@ impl Source {
         })
     }
 
+    /// The headers this source's provider would send with `body` at `now`, signed with its first
+    /// secret: what `payhook trigger` and tests send.
+    pub fn sign(&self, body: &[u8], now: i64) -> Vec<(String, String)> {
+        match &self.scheme {
+            Scheme::Stripe { secrets, .. } => secrets
+                .first()
+                .map(|s| vec![(stripe::SIGNATURE_HEADER.into(), stripe::sign(body, s, now))])
+                .unwrap_or_default(),
+            Scheme::StandardWebhooks { keys, .. } => keys
+                .0
+                .first()
+                .map(|key| {
+                    let id = stripe_events::new_id("msg");
+                    vec![
+                        (
+                            standard::SIGNATURE_HEADER.into(),
+                            standard::sign(key, &id, now, body),
+                        ),
+                        (standard::ID_HEADER.into(), id),
+                        (standard::TIMESTAMP_HEADER.into(), now.to_string()),
+                    ]
+                })
+                .unwrap_or_default(),
+            Scheme::Hmac {
+                scheme, secrets, ..
+            } => secrets
+                .first()
+                .map(|s| scheme.sign(s, body, now))
+                .unwrap_or_default(),
+            Scheme::SharedSecret { header, secrets } => secrets
+                .first()
+                .map(|s| vec![(header.clone(), s.expose().to_string())])
+                .unwrap_or_default(),
+        }
+    }
+
     pub fn allows(&self, ip: IpAddr) -> bool {
         self.allowed.is_empty() || self.allowed.iter().any(|net| net.contains(&ip))
     }
@@ -304,6 +340,13 @@ impl Sources {
             .values()
             .filter_map(|s| Some((s.name.clone(), s.mapping.clone()?)))
             .collect()
+    }
+
+    /// Every source's name, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
     }
 
     pub fn get(&self, name: &str) -> Option<&Source> {
