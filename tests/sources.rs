@@ -166,6 +166,26 @@ async fn the_background_example_signed_by_an_hmac_source_confirms_booking_456() 
             .contains(&hmac_hex(HMAC_SECRET, body.as_bytes()))
     );
     assert!(!row.headers.contains(HMAC_SECRET));
+
+    // The provider's refund of the same transaction refunds the booking.
+    let refund = body.replace("payment.completed", "payment.refunded");
+    let signature = format!("sha256={}", hmac_hex(HMAC_SECRET, refund.as_bytes()));
+    let answer = post(
+        &app,
+        "/webhooks/payments",
+        &refund,
+        &[("x-signature", signature)],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    eventually(Duration::from_secs(10), "booking_456 refunded", || async {
+        service.booking("booking_456").map(|b| b.status).as_deref() == Some("refunded")
+    })
+    .await;
+    assert_eq!(
+        app.payment_status("booking_456").await["status"],
+        "refunded"
+    );
 }
 
 #[tokio::test]
