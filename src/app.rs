@@ -83,8 +83,8 @@ impl Payhook {
         }
         let (dispatcher, dispatch) = Dispatcher::new(store.clone(), &settings.targets);
         let sources = Sources::from_settings(&settings);
-        let processor = Processor::new(store.clone(), settings.processor.clone(), stored)
-            .with_targets(&settings.targets, dispatch)
+        let processor = Processor::new(store.clone(), settings.processor.clone(), stored.clone())
+            .with_targets(&settings.targets, dispatch.clone())
             .with_mappings(sources.mappings());
         let public = TcpListener::bind(settings.listen)
             .await
@@ -108,6 +108,10 @@ impl Payhook {
             public_url: settings.public_url.clone(),
             provider_answers: Default::default(),
             demo: demo_bookings(&settings),
+            admin_token: settings.admin_token.clone(),
+            processor_wake: stored,
+            dispatch,
+            targets: settings.targets.clone().into(),
         });
 
         let (stop, stopped) = watch::channel(false);

@@ -323,7 +323,7 @@ async fn an_acted_on_event_without_ids_fails_at_once_with_the_reason() {
     let listed = app
         .payhook
         .store
-        .list_events(Some("failed"), 10)
+        .list_events(&payhook::store::EventFilter::status("failed"), 10)
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
@@ -393,7 +393,7 @@ async fn a_store_failure_mid_transaction_leaves_the_ledger_unchanged_and_replay_
         let failed = app
             .payhook
             .store
-            .list_events(Some("failed"), 10)
+            .list_events(&payhook::store::EventFilter::status("failed"), 10)
             .await
             .unwrap();
         if !failed.is_empty() || std::time::Instant::now() > deadline {
@@ -405,7 +405,11 @@ async fn a_store_failure_mid_transaction_leaves_the_ledger_unchanged_and_replay_
         failed.len(),
         1,
         "retried then left failed: {:?}",
-        app.payhook.store.list_events(None, 10).await.unwrap()
+        app.payhook
+            .store
+            .list_events(&Default::default(), 10)
+            .await
+            .unwrap()
     );
     assert_eq!(failed[0].event_id, refund_id);
     assert_eq!(failed[0].attempts, 2);
@@ -496,7 +500,7 @@ async fn concurrent_processors_apply_each_event_exactly_once() {
         handled += worker.await.unwrap();
     }
     assert_eq!(handled, events.len(), "each event handled by one worker");
-    let listed = store.list_events(None, 1000).await.unwrap();
+    let listed = store.list_events(&Default::default(), 1000).await.unwrap();
     for e in &listed {
         assert_eq!((e.status.as_str(), e.attempts), ("processed", 1), "{e:?}");
     }

@@ -55,7 +55,7 @@ async fn deliveries(app: &TestApp, status: Option<&str>) -> Vec<Delivery> {
     let mut rows = app
         .payhook
         .store
-        .list_deliveries(None, status, 1000)
+        .list_deliveries(None, status, None, 1000)
         .await
         .unwrap();
     rows.reverse();

@@ -85,7 +85,7 @@ async fn list(
         );
     }
     let rows = store
-        .list_deliveries(target.as_deref(), status.as_deref(), limit)
+        .list_deliveries(target.as_deref(), status.as_deref(), None, limit)
         .await?;
     println!(
         "{:>8}  {:<9}  {:>8}  {:<16}  {:<26}  {:<28}  {:<28}  created",

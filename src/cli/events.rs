@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use crate::app;
 use crate::config::Settings;
 use crate::ledger::{Handled, Outcome, Processor};
-use crate::store::{Claim, Store, StoredEvent};
+use crate::store::{Claim, EventFilter, Store, StoredEvent};
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -75,7 +75,15 @@ async fn list(store: &Store, status: Option<String>, limit: i64) -> anyhow::Resu
             STATUSES.join(", ")
         );
     }
-    let events = store.list_events(status.as_deref(), limit).await?;
+    let events = store
+        .list_events(
+            &EventFilter {
+                status: status.clone(),
+                ..EventFilter::default()
+            },
+            limit,
+        )
+        .await?;
     println!(
         "{:>8}  {:<9}  {:>8}  {:<40}  {:<32}  received",
         "#", "status", "attempts", "type", "event id"
@@ -128,7 +136,7 @@ async fn replay(
     if failed {
         ids.extend(
             store
-                .list_events(Some("failed"), i64::MAX)
+                .list_events(&EventFilter::status("failed"), i64::MAX)
                 .await?
                 .iter()
                 .map(|e| e.id),

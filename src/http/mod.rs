@@ -1,6 +1,7 @@
 //! HTTP: the public router (webhooks, payment status, health) and the admin router. Handlers stay thin; the
 //! work happens in the modules they call.
 
+mod admin;
 mod checkout;
 pub mod demo;
 pub mod error;
@@ -38,6 +39,13 @@ pub struct AppState {
     pub provider_answers: checkout::ProviderAnswers,
     /// `payhook demo`: its booking service, whose view the demo pages show.
     pub demo: Option<demo::DemoBookings>,
+    /// `PAYHOOK_ADMIN_TOKEN`: the admin listener is open (on loopback only) without it.
+    pub admin_token: Option<Secret>,
+    /// Wakes the ledger processor (an event was put back in line).
+    pub processor_wake: Arc<tokio::sync::Notify>,
+    /// Wakes the dispatcher (notifications were put back in line).
+    pub dispatch: crate::notify::DispatchWake,
+    pub targets: Arc<[crate::config::TargetSettings]>,
 }
 
 pub fn public_router(state: Arc<AppState>) -> Router {
@@ -80,6 +88,7 @@ pub fn public_router(state: Arc<AppState>) -> Router {
 
 pub fn admin_router(state: Arc<AppState>) -> Router {
     Router::new()
+        .merge(admin::routes(state.clone()))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)

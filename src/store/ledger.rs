@@ -288,17 +288,25 @@ macro_rules! ledger_queries {
                 .await?)
         }
 
-        /// Inbox events, newest first, optionally of one status.
+        /// Inbox events, newest first, those the filter keeps, older than its cursor.
         pub async fn list_events(
             &self,
-            status: Option<&str>,
+            filter: &super::ledger::EventFilter,
             limit: i64,
         ) -> Result<Vec<super::ledger::EventSummary>, StoreError> {
             let rows: Vec<$row> = sqlx::query(
                 "SELECT id, source, event_id, event_type, status, attempts, last_error, received_at
-                 FROM webhook_events WHERE (CAST($1 AS TEXT) IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
+                 FROM webhook_events
+                 WHERE (CAST($1 AS TEXT) IS NULL OR status = $1)
+                   AND (CAST($2 AS TEXT) IS NULL OR source = $2)
+                   AND (CAST($3 AS TEXT) IS NULL OR event_type = $3)
+                   AND (CAST($4 AS BIGINT) IS NULL OR id < $4)
+                 ORDER BY id DESC LIMIT $5",
             )
-            .bind(status)
+            .bind(&filter.status)
+            .bind(&filter.source)
+            .bind(&filter.event_type)
+            .bind(filter.before)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
@@ -316,6 +324,30 @@ macro_rules! ledger_queries {
                     })
                 })
                 .collect()
+        }
+
+        /// Payments, newest first, of one booking and/or status, older than `before`.
+        pub async fn list_payments(
+            &self,
+            booking_id: Option<&str>,
+            status: Option<&str>,
+            before: Option<i64>,
+            limit: i64,
+        ) -> Result<Vec<super::ledger::Payment>, StoreError> {
+            let rows: Vec<$row> = sqlx::query(
+                "SELECT * FROM payments
+                 WHERE (CAST($1 AS TEXT) IS NULL OR booking_id = $1)
+                   AND (CAST($2 AS TEXT) IS NULL OR status = $2)
+                   AND (CAST($3 AS BIGINT) IS NULL OR id < $3)
+                 ORDER BY id DESC LIMIT $4",
+            )
+            .bind(booking_id)
+            .bind(status)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(Self::payment_from_row).collect()
         }
 
         pub async fn payments_where(
@@ -437,6 +469,26 @@ pub struct Failure {
     pub attempts: i64,
     pub error: String,
     pub next_attempt_at: Option<i64>,
+}
+
+/// Which inbox events a listing keeps: every field that is set must match; `before` is the
+/// cursor (an event's number: only older ones).
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub status: Option<String>,
+    pub source: Option<String>,
+    pub event_type: Option<String>,
+    pub before: Option<i64>,
+}
+
+impl EventFilter {
+    /// Events in `status`.
+    pub fn status(status: &str) -> EventFilter {
+        EventFilter {
+            status: Some(status.to_string()),
+            ..EventFilter::default()
+        }
+    }
 }
 
 /// One line of `payhook events list`.

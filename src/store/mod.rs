@@ -112,7 +112,9 @@ use crate::config::SqliteSync;
 use crate::notify::policy::Circuit;
 
 pub use checkout::{SandboxIntent, Session};
-pub use ledger::{Claim, ClaimedEvent, EventSummary, Failure, LedgerTx, Payment, PaymentKey};
+pub use ledger::{
+    Claim, ClaimedEvent, EventFilter, EventSummary, Failure, LedgerTx, Payment, PaymentKey,
+};
 pub use outbox::{ClaimedDelivery, Delivery, RetrySelection, Settled};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -269,10 +271,21 @@ impl Store {
     /// Inbox events, newest first, optionally of one status.
     pub async fn list_events(
         &self,
-        status: Option<&str>,
+        filter: &EventFilter,
         limit: i64,
     ) -> Result<Vec<EventSummary>, StoreError> {
-        on_store!(self, list_events(status, limit))
+        on_store!(self, list_events(filter, limit))
+    }
+
+    /// Payments, newest first, of one booking and/or status, older than `before` (an id).
+    pub async fn list_payments(
+        &self,
+        booking_id: Option<&str>,
+        status: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Payment>, StoreError> {
+        on_store!(self, list_payments(booking_id, status, before, limit))
     }
 
     /// Payments by booking id or checkout session id, oldest first.
@@ -309,9 +322,10 @@ impl Store {
         &self,
         target: Option<&str>,
         status: Option<&str>,
+        before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Delivery>, StoreError> {
-        on_store!(self, list_deliveries(target, status, limit))
+        on_store!(self, list_deliveries(target, status, before, limit))
     }
 
     /// Puts notifications back in line, due now; returns the ids requeued.

@@ -191,21 +191,24 @@ macro_rules! outbox_queries {
             Ok(done.rows_affected())
         }
 
-        /// Notifications, newest first, optionally of one target and status.
+        /// Notifications, newest first, optionally of one target and status, older than `before`.
         pub async fn list_deliveries(
             &self,
             target: Option<&str>,
             status: Option<&str>,
+            before: Option<i64>,
             limit: i64,
         ) -> Result<Vec<super::outbox::Delivery>, StoreError> {
             let rows: Vec<$row> = sqlx::query(
                 "SELECT * FROM deliveries
                  WHERE (CAST($1 AS TEXT) IS NULL OR target = $1)
                    AND (CAST($2 AS TEXT) IS NULL OR status = $2)
-                 ORDER BY id DESC LIMIT $3",
+                   AND (CAST($3 AS BIGINT) IS NULL OR id < $3)
+                 ORDER BY id DESC LIMIT $4",
             )
             .bind(target)
             .bind(status)
+            .bind(before)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;

@@ -1,0 +1,361 @@
+//! The admin API on the admin listener, over HTTP as an operator's tools use it: the token, event
+//! listings with filters and cursors, an event's raw body and redacted headers, replays, payments,
+//! notifications and their retry, targets. On SQLite or PostgreSQL (`TEST_DATABASE_URL`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::receiver::*;
+use common::*;
+use payhook::config::{Secret, TargetKind, TargetSettings};
+use serde_json::{Value, json};
+
+const ADMIN_TOKEN: &str = "admin-token-for-tests";
+
+async fn admin_app(configure: impl FnOnce(&mut payhook::config::Settings)) -> TestApp {
+    spawn_app_with(|s| {
+        s.admin_token = Some(Secret::new(ADMIN_TOKEN));
+        configure(s);
+    })
+    .await
+}
+
+async fn admin(app: &TestApp, method: &str, path: &str, token: Option<&str>) -> Answer {
+    let url = format!("{}{path}", app.admin);
+    let mut request = match method {
+        "POST" => app.client.post(url),
+        _ => app.client.get(url),
+    };
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    Answer::read(request.send().await.unwrap()).await
+}
+
+async fn get(app: &TestApp, path: &str) -> Value {
+    let answer = admin(app, "GET", path, Some(ADMIN_TOKEN)).await;
+    assert_eq!(answer.status, 200, "{path}: {}", answer.json);
+    answer.json
+}
+
+/// A Stripe event that names no payment: stored, then `failed` by the processor.
+fn unusable(id: &str) -> Value {
+    json!({"id": id, "object": "event", "type": "payment_intent.succeeded", "created": now(),
+           "data": {"object": {"object": "payment_intent", "amount": 100}}})
+}
+
+#[tokio::test]
+async fn the_admin_api_needs_the_token_and_health_does_not() {
+    let app = admin_app(|_| {}).await;
+    for token in [None, Some("wrong"), Some("admin-token-for-test")] {
+        let answer = admin(&app, "GET", "/admin/api/events", token).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (401, "unauthorized"),
+            "{token:?}"
+        );
+        assert!(!answer.json.to_string().contains(ADMIN_TOKEN));
+    }
+    assert_eq!(
+        admin(&app, "GET", "/admin/api/events", Some(ADMIN_TOKEN))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(admin(&app, "GET", "/healthz", None).await.status, 200);
+    // Without a token (loopback only, checked at start), it is open.
+    let open = spawn_app_with(|s| s.admin_token = None).await;
+    assert_eq!(
+        admin(&open, "GET", "/admin/api/events", None).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn events_are_listed_newest_first_filtered_and_paged_and_shown_as_received() {
+    let app = admin_app(|_| {}).await;
+    let pay = PaymentIds::new("booking-admin");
+    let events = [
+        pay.event("checkout.session.completed", now() - 10, &[]),
+        pay.event("payment_intent.succeeded", now() - 9, &[]),
+        pay.event("charge.refunded", now() - 8, &[]),
+    ];
+    app.deliver_all(&events).await;
+    app.deliver(&unusable("evt_admin_bad")).await;
+    app.settled("evt_admin_bad").await;
+
+    let first = get(&app, "/admin/api/events?limit=2").await;
+    let ids: Vec<&str> = first["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["evt_admin_bad", events[2]["id"].as_str().unwrap()]);
+    let cursor = first["next_cursor"].as_i64().expect("a next page");
+    let second = get(&app, &format!("/admin/api/events?limit=2&cursor={cursor}")).await;
+    assert_eq!(second["data"].as_array().unwrap().len(), 2);
+    assert_eq!(second["data"][1]["event_id"], events[0]["id"]);
+    let third = get(
+        &app,
+        &format!("/admin/api/events?limit=2&cursor={}", second["next_cursor"]),
+    )
+    .await;
+    assert_eq!(
+        (
+            third["data"].as_array().unwrap().len(),
+            &third["next_cursor"]
+        ),
+        (0, &Value::Null)
+    );
+
+    let failed = get(&app, "/admin/api/events?status=failed").await;
+    assert_eq!(failed["data"].as_array().unwrap().len(), 1);
+    assert!(
+        failed["data"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("names no payment")
+    );
+    let refunds = get(&app, "/admin/api/events?type=charge.refunded&source=stripe").await;
+    assert_eq!(refunds["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        get(&app, "/admin/api/events?source=nobody").await["data"],
+        json!([])
+    );
+
+    // The detail: the body as received, the headers as stored (the signature redacted).
+    let id = refunds["data"][0]["id"].as_i64().unwrap();
+    let shown = get(&app, &format!("/admin/api/events/{id}")).await;
+    assert_eq!(shown["body"], events[2].to_string());
+    let signature = shown["headers"]["stripe-signature"].as_str().unwrap();
+    assert!(
+        signature.starts_with("t=") && !signature.contains(&hex_of_v1(&events[2])),
+        "{signature}"
+    );
+    assert!(!shown.to_string().contains(SECRET));
+
+    for (path, field) in [
+        ("/admin/api/events?status=lost", "status"),
+        ("/admin/api/events?limit=0", "limit"),
+        ("/admin/api/events?cursor=abc", "cursor"),
+        ("/admin/api/events/abc", "id"),
+    ] {
+        let answer = admin(&app, "GET", path, Some(ADMIN_TOKEN)).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "validation_error"),
+            "{path}"
+        );
+        assert_eq!(answer.json["error"]["field"], field, "{path}");
+    }
+    assert_eq!(
+        admin(&app, "GET", "/admin/api/events/999999", Some(ADMIN_TOKEN))
+            .await
+            .status,
+        404
+    );
+}
+
+/// The `v1=` value the test client signed `event` with, to check it is not kept.
+fn hex_of_v1(event: &Value) -> String {
+    let body = event.to_string();
+    let header = stripe_signature(body.as_bytes(), SECRET, now());
+    header.split("v1=").nth(1).unwrap()[..16].to_string()
+}
+
+#[tokio::test]
+async fn failed_events_are_replayed_one_by_one_or_all_at_once() {
+    // One attempt each: an event the store could not take is left failed at once.
+    let app = admin_app(|s| s.processor.max_attempts = 1).await;
+    app.break_writes("payments", true).await;
+    let pay = PaymentIds::new("booking-replay");
+    let event = pay.event("payment_intent.succeeded", now(), &[]);
+    app.deliver(&event).await;
+    app.deliver(&unusable("evt_replay_bad")).await;
+    app.settled(event["id"].as_str().unwrap()).await;
+    app.settled("evt_replay_bad").await;
+    let failed = get(&app, "/admin/api/events?status=failed").await;
+    assert_eq!(failed["data"].as_array().unwrap().len(), 2, "{failed}");
+
+    // The store is fixed; the operator replays the event, and it applies.
+    app.break_writes("payments", false).await;
+    let id = failed["data"][1]["id"].as_i64().unwrap();
+    assert_eq!(failed["data"][1]["event_id"], event["id"]);
+    let replayed = admin(
+        &app,
+        "POST",
+        &format!("/admin/api/events/{id}/replay"),
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(
+        (replayed.status, replayed.json["status"].as_str()),
+        (202, Some("received"))
+    );
+    common::receiver::eventually(Duration::from_secs(10), "applied on replay", || async {
+        get(&app, &format!("/admin/api/events/{id}")).await["status"] == "processed"
+    })
+    .await;
+    assert_eq!(
+        app.payment_status("booking-replay").await["status"],
+        "succeeded"
+    );
+
+    // All failed ones at once: the one left cannot apply, and fails again.
+    let all = admin(
+        &app,
+        "POST",
+        "/admin/api/events/replay?status=failed",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!((all.status, all.json["requeued"].as_i64()), (202, Some(1)));
+    let bad = admin(
+        &app,
+        "POST",
+        "/admin/api/events/replay?status=processed",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(bad.json["error"]["field"], "status");
+    assert_eq!(
+        admin(
+            &app,
+            "POST",
+            "/admin/api/events/999999/replay",
+            Some(ADMIN_TOKEN)
+        )
+        .await
+        .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn payments_are_listed_by_booking_and_status() {
+    let app = admin_app(|_| {}).await;
+    let paid = PaymentIds::new("booking-paid");
+    let failed = PaymentIds::new("booking-failed");
+    app.deliver_all(&[
+        paid.event("payment_intent.succeeded", now() - 5, &[]),
+        failed.event("payment_intent.payment_failed", now() - 4, &[]),
+    ])
+    .await;
+    let by_booking = get(&app, "/admin/api/payments?booking_id=booking-paid").await;
+    assert_eq!(by_booking["data"].as_array().unwrap().len(), 1);
+    assert_eq!(by_booking["data"][0]["status"], "succeeded");
+    assert_eq!(by_booking["data"][0]["amount_formatted"], "20.00 EUR");
+    let failures = get(&app, "/admin/api/payments?status=failed").await;
+    assert_eq!(failures["data"][0]["booking_id"], "booking-failed");
+    assert_eq!(
+        get(&app, "/admin/api/payments").await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let bad = admin(
+        &app,
+        "GET",
+        "/admin/api/payments?status=paid",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(bad.json["error"]["field"], "status");
+}
+
+#[tokio::test]
+async fn a_dead_notification_is_retried_from_the_admin_api_and_delivered() {
+    // The booking service refuses at first (400: dead at once), then accepts.
+    let receiver = Receiver::start(|_, _| Reply::status(400)).await;
+    let url = receiver.url.clone();
+    let app = admin_app(move |s| {
+        s.targets = vec![TargetSettings {
+            name: "booking-service".into(),
+            kind: TargetKind::BookingStatus,
+            url,
+            token: Some(Secret::new("t")),
+            secret: None,
+            events: Vec::new(),
+            retry_schedule: vec![Duration::ZERO, Duration::from_millis(100)],
+            timeout: Duration::from_secs(5),
+            concurrency: 4,
+            circuit_failures: 100,
+            circuit_open: Duration::from_secs(1),
+        }];
+    })
+    .await;
+    app.deliver(&PaymentIds::new("booking-dead").event("payment_intent.succeeded", now(), &[]))
+        .await;
+    common::receiver::eventually(Duration::from_secs(10), "the notification dead", || async {
+        get(&app, "/admin/api/deliveries?status=dead").await["data"]
+            .as_array()
+            .is_some_and(|d| d.len() == 1)
+    })
+    .await;
+    let dead = get(&app, "/admin/api/deliveries?status=dead").await;
+    let d = &dead["data"][0];
+    assert_eq!(
+        (d["target"].as_str(), d["last_status"].as_i64()),
+        (Some("booking-service"), Some(400))
+    );
+    assert_eq!(d["payload"]["status"], "confirmed");
+
+    receiver.set_script(|_, _| Reply::status(200));
+    let ntf = d["notification_id"].as_str().unwrap();
+    let retried = admin(
+        &app,
+        "POST",
+        &format!("/admin/api/deliveries/{ntf}/retry"),
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(retried.status, 202, "{}", retried.json);
+    common::receiver::eventually(
+        Duration::from_secs(10),
+        "delivered after the retry",
+        || async {
+            get(&app, "/admin/api/deliveries?status=delivered").await["data"]
+                .as_array()
+                .is_some_and(|d| d.len() == 1)
+        },
+    )
+    .await;
+    let again = admin(
+        &app,
+        "POST",
+        &format!("/admin/api/deliveries/{ntf}/retry"),
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(
+        again.status, 404,
+        "a delivered notification is not sent again"
+    );
+    let bulk = admin(
+        &app,
+        "POST",
+        "/admin/api/deliveries/retry?target=booking-service",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!((bulk.status, bulk.json["retried"].as_i64()), (202, Some(0)));
+    let unknown = admin(
+        &app,
+        "POST",
+        "/admin/api/deliveries/retry?target=nope",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(unknown.json["error"]["field"], "target");
+
+    let targets = get(&app, "/admin/api/targets").await;
+    assert_eq!(targets["data"][0]["name"], "booking-service");
+    assert_eq!(targets["data"][0]["circuit"], "closed");
+    assert!(
+        !targets.to_string().contains("\"t\""),
+        "the target's token is not shown"
+    );
+}
