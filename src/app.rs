@@ -54,6 +54,8 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 impl Payhook {
     pub async fn start(mut settings: Settings) -> anyhow::Result<Payhook> {
         let store = Arc::new(open_store(&settings).await?);
+        // Recording starts with the first payhook of the process.
+        crate::metrics::handle();
 
         let mut generated_secret = None;
         if settings.webhook_secret_needed() {

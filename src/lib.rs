@@ -25,6 +25,7 @@ pub mod config;
 pub mod http;
 pub mod inbox;
 pub mod ledger;
+pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod providers;

@@ -359,3 +359,141 @@ async fn a_dead_notification_is_retried_from_the_admin_api_and_delivered() {
         "the target's token is not shown"
     );
 }
+
+/// The value of the sample line that starts with `series` (labels in the recorder's order).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_webhooks_refusals_applications_and_deliveries_and_show_depths() {
+    let receiver = Receiver::start(|_, _| Reply::status(200)).await;
+    let target = format!(
+        "metrics-{}",
+        payhook::providers::stripe_events::random_token(6).to_lowercase()
+    );
+    let (name, url) = (target.clone(), receiver.url.clone());
+    let app = admin_app(move |s| {
+        s.targets = vec![TargetSettings {
+            name,
+            kind: TargetKind::BookingStatus,
+            url,
+            token: None,
+            secret: None,
+            events: Vec::new(),
+            retry_schedule: vec![Duration::ZERO],
+            timeout: Duration::from_secs(5),
+            concurrency: 4,
+            circuit_failures: 100,
+            circuit_open: Duration::from_secs(1),
+        }];
+    })
+    .await;
+    let unauthorized = admin(&app, "GET", "/metrics", None).await;
+    assert_eq!(unauthorized.status, 401);
+
+    // A type of its own, so other tests in this process do not count here.
+    let kind = format!(
+        "metrics.test_{}",
+        payhook::providers::stripe_events::random_token(6)
+    );
+    let body = event_body("evt_metrics_1", &kind);
+    app.send(&body).await;
+    app.send(&body).await;
+    app.post("/webhooks/stripe", body.clone(), None).await;
+    let pay = PaymentIds::new("booking-metrics");
+    app.deliver(&pay.event("payment_intent.succeeded", now(), &[]))
+        .await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+
+    let scrape = || async {
+        let response = app
+            .client
+            .get(format!("{}/metrics", app.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        response.text().await.unwrap()
+    };
+    let mut text = scrape().await;
+    for _ in 0..100 {
+        if text.contains(&format!(
+            "payhook_delivery_attempts_total{{target=\"{target}\",outcome=\"delivered\"}} 1"
+        )) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = scrape().await;
+    }
+    let received = |outcome: &str| {
+        sample(
+            &text,
+            &format!(
+                "payhook_webhooks_received_total{{source=\"stripe\",type=\"{kind}\",outcome=\"{outcome}\"}}"
+            ),
+        )
+    };
+    assert_eq!(received("stored"), Some(1.0), "{text}");
+    assert_eq!(received("duplicate"), Some(1.0));
+    assert!(
+        sample(
+            &text,
+            "payhook_webhooks_refused_total{source=\"stripe\",code=\"missing_signature\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(sample(&text, "payhook_ingest_seconds_count{source=\"stripe\"}").unwrap() >= 3.0);
+    assert!(sample(&text, "payhook_events_applied_total{status=\"processed\"}").unwrap() >= 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            &format!(
+                "payhook_delivery_attempts_total{{target=\"{target}\",outcome=\"delivered\"}}"
+            )
+        ),
+        Some(1.0)
+    );
+    assert!(text.contains(&format!(
+        "payhook_delivery_seconds_bucket{{target=\"{target}\",le=\"0.5\"}}"
+    )));
+    // Read from this payhook's store when scraped.
+    assert_eq!(
+        sample(&text, "payhook_inbox_events{status=\"processed\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "payhook_inbox_events{status=\"ignored\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("payhook_outbox_notifications{{target=\"{target}\",status=\"delivered\"}}")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "payhook_payments{status=\"succeeded\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("payhook_target_circuit{{target=\"{target}\",state=\"closed\"}}")
+        ),
+        Some(1.0)
+    );
+    assert!(!text.contains(SECRET) && !text.contains(ADMIN_TOKEN));
+}

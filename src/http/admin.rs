@@ -47,6 +47,7 @@ pub fn routes(state: Arc<AppState>) -> axum::Router<Arc<AppState>> {
         .route("/admin/api/deliveries/retry", post(retry_dead))
         .route("/admin/api/deliveries/{id}/retry", post(retry_delivery))
         .route("/admin/api/targets", get(list_targets))
+        .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -419,4 +420,19 @@ async fn list_targets(State(state): State<Arc<AppState>>) -> Result<Json<Value>,
         }));
     }
     Ok(Json(json!({ "data": data })))
+}
+
+/// `GET /metrics`: Prometheus' text format.
+async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let text = crate::metrics::render(&state.store, &state.targets)
+        .await
+        .map_err(store_error(&state))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }

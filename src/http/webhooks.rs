@@ -40,7 +40,30 @@ pub async fn receive_stripe_webhook(
     receive(&state, peer, "stripe", headers, body).await
 }
 
+/// Receives one webhook; a refusal is counted by code (under `unknown` for a route no source has,
+/// so made-up names cannot grow the metrics).
 async fn receive(
+    state: &AppState,
+    peer: SocketAddr,
+    source: &str,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<WebhookResponse>, ApiError> {
+    let result = receive_checked(state, peer, source, headers, body).await;
+    if let Err(e) = &result {
+        let source = if e.code == "unknown_source" {
+            "unknown"
+        } else {
+            source
+        };
+        metrics::counter!("payhook_webhooks_refused_total", "source" => source.to_string(),
+            "code" => e.code)
+        .increment(1);
+    }
+    result
+}
+
+async fn receive_checked(
     state: &AppState,
     peer: SocketAddr,
     source: &str,

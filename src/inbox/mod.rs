@@ -75,11 +75,21 @@ impl Inbox {
             received_at,
         };
         let written = self.writer.write(event).await?;
+        let outcome = if written == Written::New {
+            "stored"
+        } else {
+            "duplicate"
+        };
+        metrics::counter!("payhook_webhooks_received_total", "source" => source.name.clone(),
+            "type" => meta.event_type.clone(), "outcome" => outcome)
+        .increment(1);
+        metrics::histogram!("payhook_ingest_seconds", "source" => source.name.clone())
+            .record(started.elapsed().as_secs_f64());
         tracing::info!(
             source = %source.name,
             event_id = %meta.event_id,
             event_type = %meta.event_type,
-            outcome = if written == Written::New { "stored" } else { "duplicate" },
+            outcome,
             latency_us = started.elapsed().as_micros() as u64,
             "webhook received"
         );

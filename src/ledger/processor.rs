@@ -182,6 +182,7 @@ impl Processor {
             self.dispatch.notify();
         }
         for h in &handled {
+            metrics::counter!("payhook_events_applied_total", "status" => h.status).increment(1);
             match &h.error {
                 Some(error) => tracing::warn!(id = h.id, event_id = %h.event_id, status = h.status,
                     %error, "event not applied"),

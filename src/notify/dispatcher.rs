@@ -344,6 +344,17 @@ impl Worker {
             ),
         };
         let latency_ms = f.elapsed.as_millis() as u64;
+        let outcome = match (&f.attempt, status) {
+            (_, "delivered") => "delivered",
+            (_, "dead") => "dead",
+            (Attempt::NoAnswer(_), _) => "no_answer",
+            _ => "retry",
+        };
+        metrics::counter!("payhook_delivery_attempts_total",
+            "target" => self.target.name.clone(), "outcome" => outcome)
+        .increment(1);
+        metrics::histogram!("payhook_delivery_seconds", "target" => self.target.name.clone())
+            .record(f.elapsed.as_secs_f64());
         match &error {
             None => {
                 tracing::info!(target_name = %self.target.name, notification_id = %d.notification_id,

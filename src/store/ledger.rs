@@ -326,6 +326,27 @@ macro_rules! ledger_queries {
                 .collect()
         }
 
+        /// How many events, notifications and payments are in each status, for `/metrics`.
+        pub async fn depths(&self) -> Result<super::ledger::Depths, StoreError> {
+            let events: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT status, COUNT(*) FROM webhook_events GROUP BY status ORDER BY status",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            let deliveries: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT target, status, COUNT(*) FROM deliveries GROUP BY target, status
+                 ORDER BY target, status",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            let payments: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT status, COUNT(*) FROM payments GROUP BY status ORDER BY status",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(super::ledger::Depths { events, deliveries, payments })
+        }
+
         /// Payments, newest first, of one booking and/or status, older than `before`.
         pub async fn list_payments(
             &self,
@@ -489,6 +510,15 @@ impl EventFilter {
             ..EventFilter::default()
         }
     }
+}
+
+/// Counts by status, for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Depths {
+    pub events: Vec<(String, i64)>,
+    /// (target, status, count)
+    pub deliveries: Vec<(String, String, i64)>,
+    pub payments: Vec<(String, i64)>,
 }
 
 /// One line of `payhook events list`.

@@ -113,7 +113,7 @@ use crate::notify::policy::Circuit;
 
 pub use checkout::{SandboxIntent, Session};
 pub use ledger::{
-    Claim, ClaimedEvent, EventFilter, EventSummary, Failure, LedgerTx, Payment, PaymentKey,
+    Claim, ClaimedEvent, Depths, EventFilter, EventSummary, Failure, LedgerTx, Payment, PaymentKey,
 };
 pub use outbox::{ClaimedDelivery, Delivery, RetrySelection, Settled};
 pub use postgres::PgStore;
@@ -275,6 +275,11 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<EventSummary>, StoreError> {
         on_store!(self, list_events(filter, limit))
+    }
+
+    /// How many events, notifications and payments are in each status.
+    pub async fn depths(&self) -> Result<Depths, StoreError> {
+        on_store!(self, depths())
     }
 
     /// Payments, newest first, of one booking and/or status, older than `before` (an id).

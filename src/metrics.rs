@@ -1,0 +1,75 @@
+//! `GET /metrics` in Prometheus' text format. Counters and histograms are recorded where things
+//! happen (ingest, processor, dispatcher) through the `metrics` facade; depths and states are read
+//! from the store when scraped, so they are right whichever instance did the work.
+
+use std::fmt::Write;
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::TargetSettings;
+use crate::notify::policy::CircuitState;
+use crate::store::{Store, StoreError};
+
+/// Seconds: from well under a millisecond (an acknowledged webhook) to a slow target.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process's recorder, installed once (every payhook in a process shares it).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+            .expect("valid buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (a test harness): then this one stays local
+        // and renders nothing recorded, which tests would notice.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// The whole scrape: what was recorded, then the store's depths and each target's circuit.
+pub async fn render(store: &Store, targets: &[TargetSettings]) -> Result<String, StoreError> {
+    let mut out = handle().render();
+    let depths = store.depths().await?;
+    out.push_str("# HELP payhook_inbox_events Inbox events by processing status.\n");
+    out.push_str("# TYPE payhook_inbox_events gauge\n");
+    for (status, n) in &depths.events {
+        let _ = writeln!(out, "payhook_inbox_events{{status=\"{status}\"}} {n}");
+    }
+    out.push_str("# HELP payhook_outbox_notifications Notifications by target and status.\n");
+    out.push_str("# TYPE payhook_outbox_notifications gauge\n");
+    for (target, status, n) in &depths.deliveries {
+        let _ = writeln!(
+            out,
+            "payhook_outbox_notifications{{target=\"{target}\",status=\"{status}\"}} {n}"
+        );
+    }
+    out.push_str("# HELP payhook_payments Payments in the ledger by status.\n");
+    out.push_str("# TYPE payhook_payments gauge\n");
+    for (status, n) in &depths.payments {
+        let _ = writeln!(out, "payhook_payments{{status=\"{status}\"}} {n}");
+    }
+    out.push_str("# HELP payhook_target_circuit 1 for the state each target's circuit is in.\n");
+    out.push_str("# TYPE payhook_target_circuit gauge\n");
+    for t in targets {
+        let state = match store.circuit(&t.name).await?.state {
+            CircuitState::Closed => "closed",
+            CircuitState::Open { .. } => "open",
+            CircuitState::Disabled => "disabled",
+        };
+        for s in ["closed", "open", "disabled"] {
+            let _ = writeln!(
+                out,
+                "payhook_target_circuit{{target=\"{}\",state=\"{s}\"}} {}",
+                t.name,
+                u8::from(s == state)
+            );
+        }
+    }
+    Ok(out)
+}
