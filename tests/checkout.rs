@@ -115,10 +115,14 @@ async fn pay_on_the_hosted_page_confirms_the_payment_and_the_booking() {
 
     let to = press(&app, &id, "pay").await;
     assert_eq!(to, format!("http://shop.test/done?session={id}"));
+    // The webhook settles it (before, the sandbox's own record may already say paid).
     eventually(
         Duration::from_secs(10),
-        "the session reads paid",
-        || async { session_state(&app, &id).await["payment_status"] == "paid" },
+        "the session paid, by the webhook",
+        || async {
+            let s = session_state(&app, &id).await;
+            s["payment_status"] == "paid" && s["verified_by"] == "webhook"
+        },
     )
     .await;
     let after = session_state(&app, &id).await;

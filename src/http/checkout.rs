@@ -272,12 +272,17 @@ impl SessionView {
     fn new(id: &str, payment: Option<&Payment>, created: Option<&Session>) -> SessionView {
         let ledger = payment.map(|p| &p.state);
         let ledger_status = ledger.map(|s| session_payment_status(s.status));
-        // The ledger knows the money once a webhook said something about it.
-        let payment_status = match ledger_status {
-            Some(s) if s != "unpaid" => s.to_string(),
-            _ => created
-                .map(|s| s.payment_status.clone())
-                .unwrap_or_else(|| "unpaid".into()),
+        // The ledger knows once a webhook said something; before, the provider's own record
+        // (the sandbox's session row) may already say paid.
+        let (payment_status, verified_by) = match ledger_status {
+            Some(s) if s != "unpaid" => (s.to_string(), "webhook"),
+            _ => match created.map(|s| s.payment_status.as_str()) {
+                Some(p) if p != "unpaid" => (p.to_string(), "provider"),
+                _ => (
+                    "unpaid".to_string(),
+                    if payment.is_some() { "webhook" } else { "none" },
+                ),
+            },
         };
         let status = ledger
             .and_then(|s| s.checkout_status)
@@ -305,7 +310,7 @@ impl SessionView {
                 .and_then(|s| s.currency.clone())
                 .or_else(|| created.map(|s| s.currency.clone())),
             paid_at: ledger.and_then(|s| s.paid_at),
-            verified_by: if payment.is_some() { "webhook" } else { "none" },
+            verified_by,
         }
     }
 
