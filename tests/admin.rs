@@ -497,3 +497,48 @@ async fn metrics_count_webhooks_refusals_applications_and_deliveries_and_show_de
     );
     assert!(!text.contains(SECRET) && !text.contains(ADMIN_TOKEN));
 }
+
+#[tokio::test]
+async fn the_dashboard_page_is_served_self_contained_and_the_overview_counts() {
+    let app = admin_app(|_| {}).await;
+    let page = app
+        .client
+        .get(format!("{}/", app.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.status(),
+        200,
+        "the page holds no data; the API behind it needs the token"
+    );
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("/admin/api/overview"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external resource"
+    );
+
+    app.deliver(&PaymentIds::new("booking-overview").event("payment_intent.succeeded", now(), &[]))
+        .await;
+    app.deliver(&unusable("evt_overview_bad")).await;
+    app.settled("evt_overview_bad").await;
+    let o = get(&app, "/admin/api/overview").await;
+    assert_eq!(o["events"]["total"], 2, "{o}");
+    assert_eq!(o["events"]["failed"], 1);
+    assert_eq!(o["payments"]["succeeded"], 1);
+    assert_eq!(o["deliveries"]["dead"], 0);
+    assert_eq!(o["open_circuits"], 0);
+    assert_eq!(
+        admin(&app, "GET", "/admin/api/overview", None).await.status,
+        401
+    );
+}

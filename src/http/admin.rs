@@ -47,8 +47,75 @@ pub fn routes(state: Arc<AppState>) -> axum::Router<Arc<AppState>> {
         .route("/admin/api/deliveries/retry", post(retry_dead))
         .route("/admin/api/deliveries/{id}/retry", post(retry_delivery))
         .route("/admin/api/targets", get(list_targets))
+        .route("/admin/api/overview", get(overview))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(state, require_admin))
+}
+
+/// `GET /`: the dashboard, one self-contained page (no external resource) that reads the admin
+/// API with the token the operator types (kept in the tab's session storage). The page holds no
+/// data, so it is served without the token.
+pub async fn dashboard() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; form-action 'none'; frame-ancestors 'none'",
+            ),
+        ],
+        include_str!("../../assets/dashboard.html"),
+    )
+        .into_response()
+}
+
+/// `GET /admin/api/overview`: the dashboard's first screen.
+async fn overview(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let depths = state.store.depths().await.map_err(store_error(&state))?;
+    let mut events = serde_json::Map::new();
+    let mut total = 0;
+    for s in EVENT_STATUSES {
+        let n = depths
+            .events
+            .iter()
+            .find(|(k, _)| k == s)
+            .map_or(0, |(_, n)| *n);
+        total += n;
+        events.insert(s.to_string(), json!(n));
+    }
+    events.insert("total".into(), json!(total));
+    let mut deliveries = serde_json::Map::new();
+    for s in DELIVERY_STATUSES {
+        let n: i64 = depths
+            .deliveries
+            .iter()
+            .filter(|(_, k, _)| k == s)
+            .map(|(_, _, n)| n)
+            .sum();
+        deliveries.insert(s.to_string(), json!(n));
+    }
+    let payments: serde_json::Map<String, Value> = depths
+        .payments
+        .iter()
+        .map(|(k, n)| (k.clone(), json!(n)))
+        .collect();
+    let mut open_circuits = 0;
+    for t in state.targets.iter() {
+        let circuit = state
+            .store
+            .circuit(&t.name)
+            .await
+            .map_err(store_error(&state))?;
+        if circuit.state != CircuitState::Closed {
+            open_circuits += 1;
+        }
+    }
+    Ok(Json(json!({
+        "events": events, "deliveries": deliveries, "payments": payments,
+        "open_circuits": open_circuits,
+    })))
 }
 
 /// `Authorization: Bearer $PAYHOOK_ADMIN_TOKEN`, compared in constant time, when a token is set.

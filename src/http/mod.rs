@@ -89,6 +89,7 @@ pub fn public_router(state: Arc<AppState>) -> Router {
 pub fn admin_router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(admin::routes(state.clone()))
+        .route("/", get(admin::dashboard))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
