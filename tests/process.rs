@@ -1098,3 +1098,167 @@ secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
     assert!(stderr.contains("billing, payments, stripe"), "{stderr}");
     drop(server);
 }
+
+/// Every secret payhook is given (webhook secrets of each source, the admin token, the service
+/// token, an events target's signing secret) and every signature it sees: none appears in a log line
+/// (debug level, JSON), an admin answer, `/metrics` or the dashboard.
+#[tokio::test]
+async fn no_secret_appears_in_logs_admin_answers_metrics_or_pages() {
+    use common::receiver::{Receiver, Reply, booking_service};
+    const ADMIN: &str = "admin-token-never-shown";
+    const SERVICE: &str = "service-token-never-shown";
+    const HMAC: &str = "hmac-secret-never-shown";
+    const EVENTS: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (bookings, bookings_url) = booking_service(SERVICE).await;
+    bookings.create("booking-secret", Some(2000), Some("eur"), "pending");
+    let subscriber = Receiver::start(|_, _| Reply::status(204)).await;
+    let store = fresh_store().await;
+    let dir = store.dir.path();
+    std::fs::write(
+        dir.join("payhook.toml"),
+        format!(
+            r#"
+[[sources]]
+name = "payments"
+kind = "hmac"
+secrets = ["{HMAC}"]
+header = "x-signature"
+[sources.mapping]
+event_id = "id"
+event_type = "event"
+payment_id = "ref"
+booking_id = "booking"
+types = {{ "paid" = "succeeded" }}
+
+[[targets]]
+name = "subscribers"
+kind = "events"
+url = "{}"
+secret = "{EVENTS}"
+"#,
+            subscriber.url
+        ),
+    )
+    .unwrap();
+    let config = dir.join("payhook.toml").display().to_string();
+    let mut env = store_env(&store).to_vec();
+    env.extend([
+        ("PAYHOOK_CONFIG", config.as_str()),
+        ("PAYHOOK_LOG_FORMAT", "json"),
+        ("RUST_LOG", "debug"),
+        ("PAYHOOK_ADMIN_TOKEN", ADMIN),
+        ("INTERNAL_SERVICE_TOKEN", SERVICE),
+        ("BOOKING_SERVICE_URL", bookings_url.as_str()),
+    ]);
+    let mut server = serve(dir, &env).await;
+    let admin = server
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("admin listener: "))
+        .expect("the admin listener is printed")
+        .to_string();
+    let client = payhook::net::client_builder().build().unwrap();
+    let mut seen = Vec::new();
+
+    let pay = PaymentIds::new("booking-secret");
+    let body = pay
+        .event("payment_intent.succeeded", now(), &[])
+        .to_string();
+    let stripe_sig = stripe_signature(body.as_bytes(), SECRET, now());
+    assert_eq!(
+        post_signed(&client, server.addr, body)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let hmac_body = r#"{"id":"h1","event":"paid","ref":"r1","booking":"booking-h"}"#;
+    let hmac_sig = {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(HMAC.as_bytes()).unwrap();
+        mac.update(hmac_body.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    };
+    let stored = client
+        .post(format!("http://{}/webhooks/payments", server.addr))
+        .header("x-signature", &hmac_sig)
+        .body(hmac_body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 200);
+    let refused = client
+        .post(format!("http://{}/webhooks/payments", server.addr))
+        .header("x-signature", "00ff")
+        .body(hmac_body)
+        .send()
+        .await
+        .unwrap();
+    seen.push(refused.text().await.unwrap());
+    // Delivered to the booking service and to the subscriber.
+    subscriber.wait_for(1, Duration::from_secs(10)).await;
+    for _ in 0..200 {
+        if bookings
+            .booking("booking-secret")
+            .map(|b| b.status)
+            .as_deref()
+            == Some("confirmed")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let get = |path: String, token: Option<&str>| {
+        let mut request = client.get(path);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    seen.push(get(format!("{admin}/admin/api/events"), None).await);
+    seen.push(get(format!("{admin}/admin/api/events?limit=1"), Some("wrong")).await);
+    for path in [
+        "/admin/api/events",
+        "/admin/api/events/1",
+        "/admin/api/events/2",
+        "/admin/api/payments",
+        "/admin/api/deliveries",
+        "/admin/api/targets",
+        "/admin/api/overview",
+        "/metrics",
+        "/",
+    ] {
+        seen.push(get(format!("{admin}{path}"), Some(ADMIN)).await);
+    }
+    let detail = &seen[seen.len() - 8];
+    assert!(detail.contains("[redacted]"), "{detail}");
+
+    signal(&server.child, "-TERM");
+    assert!(server.child.wait().await.unwrap().success());
+    let log = std::fs::read_to_string(dir.join("payhook.log")).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("notification delivered") && l.contains("booking-secret")),
+        "one line per delivery attempt, with its booking"
+    );
+    seen.push(log);
+    for secret in [
+        SECRET,
+        ADMIN,
+        SERVICE,
+        HMAC,
+        EVENTS,
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        &hmac_sig,
+        stripe_sig.rsplit('=').next().unwrap(),
+    ] {
+        for (i, text) in seen.iter().enumerate() {
+            assert!(!text.contains(secret), "{secret} appears in output {i}");
+        }
+    }
+    // What the subscriber received is signed, not secret-bearing either.
+    for r in subscriber.requests() {
+        assert!(!r.body.contains(EVENTS) && !r.header("webhook-signature").contains(EVENTS));
+    }
+}
