@@ -133,8 +133,8 @@ impl Sandbox {
         })
     }
 
-    /// An open sandbox session, for the hosted page.
-    pub async fn open_session(&self, id: &str) -> Result<Session, SandboxError> {
+    /// A session of the sandbox (in any status), for the hosted page and its buttons.
+    pub async fn session(&self, id: &str) -> Result<Session, SandboxError> {
         match self.store.session(id).await? {
             Some(s) if s.provider == "sandbox" => Ok(s),
             _ => Err(SandboxError::NotFound(id.to_string())),
@@ -145,14 +145,14 @@ impl Sandbox {
     /// `payment_intent.succeeded` then `checkout.session.completed`. Paying a completed session
     /// again sends the same events (duplicates to payhook) and lands on the same page.
     pub async fn pay(&self, session_id: &str) -> Result<Redirect, SandboxError> {
-        let session = self.open_session(session_id).await?;
+        let session = self.session(session_id).await?;
         let success = Redirect(fill_session_id(&session.success_url, &session.id));
         // The move decides between a payment and an expiry racing for the same session.
         let moved = self
             .store
             .move_session(&session.id, "open", "complete", "paid")
             .await?;
-        if !moved && self.open_session(session_id).await?.status != "complete" {
+        if !moved && self.session(session_id).await?.status != "complete" {
             return Err(SandboxError::NotAllowed(
                 "this checkout session has expired".into(),
             ));
@@ -191,7 +191,7 @@ impl Sandbox {
     /// The card is declined: payhook hears `payment_intent.payment_failed`; the session stays
     /// open (the customer may try again) and the browser goes to the return page.
     pub async fn decline(&self, session_id: &str) -> Result<Redirect, SandboxError> {
-        let session = self.open_session(session_id).await?;
+        let session = self.session(session_id).await?;
         if session.status != "open" {
             return Err(SandboxError::NotAllowed(format!(
                 "this checkout session is {}",
@@ -209,7 +209,7 @@ impl Sandbox {
 
     /// The customer gives up: back to the cancel URL; the session stays open until it expires.
     pub async fn cancel(&self, session_id: &str) -> Result<Redirect, SandboxError> {
-        let session = self.open_session(session_id).await?;
+        let session = self.session(session_id).await?;
         Ok(Redirect(fill_session_id(&session.cancel_url, &session.id)))
     }
 

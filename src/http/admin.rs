@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
@@ -73,7 +72,7 @@ pub async fn dashboard() -> Response {
 
 /// `GET /admin/api/overview`: the dashboard's first screen.
 async fn overview(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let depths = state.store.depths().await.map_err(store_error(&state))?;
+    let depths = state.store.depths().await.map_err(state.store_failed())?;
     let mut events = serde_json::Map::new();
     let mut total = 0;
     for s in EVENT_STATUSES {
@@ -107,7 +106,7 @@ async fn overview(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
             .store
             .circuit(&t.name)
             .await
-            .map_err(store_error(&state))?;
+            .map_err(state.store_failed())?;
         if circuit.state != CircuitState::Closed {
             open_circuits += 1;
         }
@@ -125,21 +124,15 @@ async fn require_admin(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = &state.admin_token {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .unwrap_or("");
-        if !bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "the admin API needs Authorization: Bearer <PAYHOOK_ADMIN_TOKEN>",
-            )
-            .into_response();
-        }
+    if let Some(token) = &state.admin_token
+        && !super::bearer(&headers).is_some_and(|p| super::is_token(p, token))
+    {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the admin API needs Authorization: Bearer <PAYHOOK_ADMIN_TOKEN>",
+        )
+        .into_response();
     }
     next.run(request).await
 }
@@ -185,15 +178,14 @@ impl Listing<'_> {
     }
 }
 
-/// A page of rows and the cursor of the next one (none when this page is the last).
-fn page(data: Vec<Value>, ids: impl Iterator<Item = i64>, limit: i64) -> Json<Value> {
-    let last = ids.last();
-    let next = (data.len() as i64 == limit).then_some(last).flatten();
+/// A page of rows as JSON, and the cursor of the next page: the last row's id when the page is
+/// full, none when it is the last.
+fn page<T>(rows: &[T], to_json: fn(&T) -> Value, id: fn(&T) -> i64, limit: i64) -> Json<Value> {
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(id))
+        .flatten();
+    let data: Vec<Value> = rows.iter().map(to_json).collect();
     Json(json!({ "data": data, "next_cursor": next }))
-}
-
-fn store_error(state: &AppState) -> impl Fn(crate::store::StoreError) -> ApiError + '_ {
-    move |e| ApiError::from_store(e, state.retry_after_secs)
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -225,12 +217,8 @@ async fn list_events(
         .store
         .list_events(&filter, limit)
         .await
-        .map_err(store_error(&state))?;
-    Ok(page(
-        events.iter().map(event_json).collect(),
-        events.iter().map(|e| e.id),
-        limit,
-    ))
+        .map_err(state.store_failed())?;
+    Ok(page(&events, event_json, |e| e.id, limit))
 }
 
 fn event_number(id: &str) -> Result<i64, ApiError> {
@@ -257,7 +245,7 @@ async fn show_event(
         .store
         .event_by_id(id)
         .await
-        .map_err(store_error(&state))?
+        .map_err(state.store_failed())?
         .ok_or_else(|| no_event(id))?;
     Ok(Json(json!({
         "id": e.id, "source": e.source, "event_id": e.event_id, "type": e.event_type,
@@ -278,7 +266,7 @@ async fn replay_event(
         .store
         .requeue_event(id)
         .await
-        .map_err(store_error(&state))?
+        .map_err(state.store_failed())?
     {
         return Err(no_event(id));
     }
@@ -304,14 +292,14 @@ async fn replay_events(
         .store
         .list_events(&EventFilter::status(&status), i64::MAX)
         .await
-        .map_err(store_error(&state))?;
+        .map_err(state.store_failed())?;
     let mut requeued = 0;
     for e in &events {
         if state
             .store
             .requeue_event(e.id)
             .await
-            .map_err(store_error(&state))?
+            .map_err(state.store_failed())?
         {
             requeued += 1;
         }
@@ -327,13 +315,9 @@ fn rfc3339(secs: Option<i64>) -> Option<String> {
 
 fn payment_json(p: &Payment) -> Value {
     let s = &p.state;
-    let formatted = match (s.amount, s.currency.as_deref()) {
-        (Some(a), Some(c)) => Some(money::format(a, c)),
-        _ => None,
-    };
     json!({
         "id": p.id, "source": p.source, "booking_id": s.booking_id, "status": s.status.as_str(),
-        "amount": s.amount, "currency": s.currency, "amount_formatted": formatted,
+        "amount": s.amount, "currency": s.currency, "amount_formatted": money::format_known(s.amount, s.currency.as_deref()),
         "amount_refunded": s.amount_refunded, "payment_intent_id": s.payment_intent_id,
         "checkout_session_id": s.checkout_session_id, "charge_id": s.charge_id,
         "failure_code": s.failure_code, "failure_message": s.failure_message,
@@ -360,12 +344,8 @@ async fn list_payments(
             limit,
         )
         .await
-        .map_err(store_error(&state))?;
-    Ok(page(
-        payments.iter().map(payment_json).collect(),
-        payments.iter().map(|p| p.id),
-        limit,
-    ))
+        .map_err(state.store_failed())?;
+    Ok(page(&payments, payment_json, |p| p.id, limit))
 }
 
 fn delivery_json(d: &Delivery) -> Value {
@@ -397,12 +377,8 @@ async fn list_deliveries(
             limit,
         )
         .await
-        .map_err(store_error(&state))?;
-    Ok(page(
-        rows.iter().map(delivery_json).collect(),
-        rows.iter().map(|d| d.id),
-        limit,
-    ))
+        .map_err(state.store_failed())?;
+    Ok(page(&rows, delivery_json, |d| d.id, limit))
 }
 
 /// `POST /admin/api/deliveries/{id}/retry` (a number or an `ntf_` id): sent again now, with a
@@ -416,7 +392,7 @@ async fn retry_delivery(
         .store
         .retry_deliveries(RetrySelection::Ids(&ids), Utc::now().timestamp_millis())
         .await
-        .map_err(store_error(&state))?;
+        .map_err(state.store_failed())?;
     if retried.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -451,7 +427,7 @@ async fn retry_dead(
             Utc::now().timestamp_millis(),
         )
         .await
-        .map_err(store_error(&state))?;
+        .map_err(state.store_failed())?;
     state.dispatch.notify();
     tracing::info!(
         retried = retried.len(),
@@ -472,7 +448,7 @@ async fn list_targets(State(state): State<Arc<AppState>>) -> Result<Json<Value>,
             .store
             .circuit(&t.name)
             .await
-            .map_err(store_error(&state))?;
+            .map_err(state.store_failed())?;
         let (circuit_state, open_until) = match circuit.state {
             CircuitState::Closed => ("closed", None),
             CircuitState::Open { until, .. } => {
@@ -493,7 +469,7 @@ async fn list_targets(State(state): State<Arc<AppState>>) -> Result<Json<Value>,
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let text = crate::metrics::render(&state.store, &state.targets)
         .await
-        .map_err(store_error(&state))?;
+        .map_err(state.store_failed())?;
     Ok((
         [(
             header::CONTENT_TYPE,

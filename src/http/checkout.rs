@@ -56,7 +56,7 @@ pub async fn create_session(
     let booking_id = fields.booking_id()?;
     let amount = fields.amount()?;
     let currency = fields.currency()?;
-    let description = fields.optional_text("description", 500)?;
+    let description = fields.text("description", 500)?;
     let customer_email = fields.email()?;
     let public = state.public_url.trim_end_matches('/');
     let success_url = fields
@@ -135,7 +135,7 @@ pub async fn get_intent(
         .store
         .payments_where(PaymentKey::PaymentIntent, &intent_id)
         .await
-        .map_err(|e| ApiError::from_store(e, state.retry_after_secs))?;
+        .map_err(state.store_failed())?;
     if let Some(p) = payments.first() {
         let s = &p.state;
         return Ok(Json(json!({
@@ -185,17 +185,16 @@ pub async fn get_session(
     State(state): State<Arc<AppState>>,
     Path(session_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let store_error = |e| ApiError::from_store(e, state.retry_after_secs);
     let created = state
         .store
         .session(&session_id)
         .await
-        .map_err(store_error)?;
+        .map_err(state.store_failed())?;
     let mut payments = state
         .store
         .payments_where(PaymentKey::CheckoutSession, &session_id)
         .await
-        .map_err(store_error)?;
+        .map_err(state.store_failed())?;
     if payments.is_empty()
         && let Some(pi) = created
             .as_ref()
@@ -205,7 +204,7 @@ pub async fn get_session(
             .store
             .payments_where(PaymentKey::PaymentIntent, pi)
             .await
-            .map_err(store_error)?;
+            .map_err(state.store_failed())?;
     }
     let mut view = SessionView::new(&session_id, payments.first(), created.as_ref());
     if view.status.is_none() && created.is_none() && payments.is_empty() {
@@ -334,10 +333,6 @@ impl SessionView {
     }
 
     fn json(&self) -> Value {
-        let formatted = match (self.amount, self.currency.as_deref()) {
-            (Some(a), Some(c)) => Some(money::format(a, c)),
-            _ => None,
-        };
         json!({
             "session_id": self.session_id,
             "booking_id": self.booking_id,
@@ -345,7 +340,7 @@ impl SessionView {
             "payment_status": self.payment_status,
             "amount": self.amount,
             "currency": self.currency,
-            "amount_formatted": formatted,
+            "amount_formatted": money::format_known(self.amount, self.currency.as_deref()),
             "paid_at": rfc3339(self.paid_at),
             "verified_by": self.verified_by,
         })
@@ -422,10 +417,6 @@ impl Fields {
                 format!("must be a string, not {other}"),
             )),
         }
-    }
-
-    fn optional_text(&mut self, field: &str, max: usize) -> Result<Option<String>, ApiError> {
-        self.text(field, max)
     }
 
     fn booking_id(&mut self) -> Result<String, ApiError> {
@@ -551,7 +542,7 @@ pub async fn sandbox_page(
             "The sandbox provider is off: payhook is using Stripe.",
         );
     };
-    let session = match sandbox.open_session(&session_id).await {
+    let session = match sandbox.session(&session_id).await {
         Ok(s) => s,
         Err(e) => return sandbox_error(e),
     };

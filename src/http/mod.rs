@@ -48,6 +48,27 @@ pub struct AppState {
     pub targets: Arc<[crate::config::TargetSettings]>,
 }
 
+/// The token of `Authorization: Bearer <token>`, if the request has one.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Whether `presented` is `token`, compared in constant time.
+fn is_token(presented: &str, token: &Secret) -> bool {
+    subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), token.expose().as_bytes()).into()
+}
+
+impl AppState {
+    /// A store failure as the client sees it: 503 with Retry-After.
+    pub fn store_failed(&self) -> impl Fn(crate::store::StoreError) -> ApiError + '_ {
+        move |e| ApiError::from_store(e, self.retry_after_secs)
+    }
+}
+
 pub fn public_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/webhooks/{source}", post(webhooks::receive_webhook))

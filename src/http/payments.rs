@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, SecondsFormat};
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
@@ -26,7 +25,7 @@ pub async fn get_payment_status(
         .store
         .payments_where(PaymentKey::Booking, &booking_id)
         .await
-        .map_err(|e| ApiError::from_store(e, state.retry_after_secs))?;
+        .map_err(state.store_failed())?;
     let payment = representative(&payments).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -72,7 +71,7 @@ pub(super) fn session_payment_status(status: PaymentStatus) -> &'static str {
 
 fn formatted(payment: &Payment) -> Option<String> {
     let s = &payment.state;
-    Some(money::format(s.amount?, s.currency.as_deref()?))
+    money::format_known(s.amount, s.currency.as_deref())
 }
 
 pub(super) fn rfc3339(secs: Option<i64>) -> Option<String> {
@@ -91,13 +90,8 @@ pub(super) fn authorize_service(state: &AppState, headers: &HeaderMap) -> Result
             "set INTERNAL_SERVICE_TOKEN on payhook and send it as a Bearer token",
         ));
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(p) if bool::from(p.as_bytes().ct_eq(token.expose().as_bytes())) => Ok(()),
+    match super::bearer(headers) {
+        Some(p) if super::is_token(p, token) => Ok(()),
         Some(_) => Err(unauthorized(
             "the Bearer token is not the service token",
             "send INTERNAL_SERVICE_TOKEN as Authorization: Bearer <token>",

@@ -25,6 +25,11 @@ pub fn exponent(currency: &str) -> u32 {
 
 /// `minor` units of `currency` written for people: `2000 eur` is `20.00 EUR`, `1000 jpy` is
 /// `1000 JPY`, `1250 kwd` is `1.250 KWD`.
+/// [`format`] when both are known.
+pub fn format_known(minor: Option<i64>, currency: Option<&str>) -> Option<String> {
+    Some(format(minor?, currency?))
+}
+
 pub fn format(minor: i64, currency: &str) -> String {
     let code = currency.to_ascii_uppercase();
     let exp = exponent(currency);
