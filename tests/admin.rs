@@ -427,9 +427,12 @@ async fn metrics_count_webhooks_refusals_applications_and_deliveries_and_show_de
         response.text().await.unwrap()
     };
     let mut text = scrape().await;
+    // The attempt is counted when its answer comes, the row marked delivered just after.
     for _ in 0..100 {
         if text.contains(&format!(
             "payhook_delivery_attempts_total{{target=\"{target}\",outcome=\"delivered\"}} 1"
+        )) && text.contains(&format!(
+            "payhook_outbox_notifications{{target=\"{target}\",status=\"delivered\"}} 1"
         )) {
             break;
         }

@@ -18,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_payhook");
+const CLI_ADMIN_TOKEN: &str = "admin-token-for-the-cli";
 
 /// `payhook` with a clean environment (nothing leaks in from the test run), in `cwd`.
 fn payhook(cwd: &Path, env: &[(&str, &str)]) -> Command {
@@ -33,6 +34,8 @@ fn payhook(cwd: &Path, env: &[(&str, &str)]) -> Command {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// The admin listener's base URL.
+    admin: String,
     /// Lines printed on stdout up to the public listener's.
     banner: Vec<String>,
 }
@@ -69,9 +72,15 @@ async fn serve(cwd: &Path, env: &[(&str, &str)]) -> Server {
     .await
     .expect("serve listens within 30 s");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let admin = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("admin listener: "))
+        .expect("the admin listener is printed")
+        .to_string();
     Server {
         child,
         addr,
+        admin,
         banner,
     }
 }
@@ -112,6 +121,13 @@ async fn post_signed(
         .body(body)
         .send()
         .await
+}
+
+/// Sends a signed `payment_intent.succeeded` for `booking` and expects it stored (200).
+async fn pay_booking(client: &reqwest::Client, addr: SocketAddr, booking: &str) {
+    let event = PaymentIds::new(booking).event("payment_intent.succeeded", now(), &[]);
+    let answer = post_signed(client, addr, event.to_string()).await.unwrap();
+    assert_eq!(answer.status(), 200);
 }
 
 /// Runs `payhook trigger ARGS` in `cwd`, expects a 200, and returns the id of the event it sent.
@@ -541,9 +557,16 @@ async fn json_logs_have_one_line_per_webhook_and_never_a_secret() {
     }
 }
 
-/// Runs `payhook ARGS` against the store of `store`, returning (success, stdout).
-async fn payhook_on(store: &FreshStore, args: &[&str]) -> (bool, String) {
-    let out = payhook(store.dir.path(), &store_env(store))
+/// Runs `payhook ARGS` against the admin API of `server` (in `store`'s directory, with no
+/// configuration but the admin URL and `env`), returning (success, stdout and stderr).
+async fn payhook_on(
+    store: &FreshStore,
+    server: &Server,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (bool, String) {
+    let out = payhook(store.dir.path(), env)
+        .env("PAYHOOK_ADMIN_URL", &server.admin)
         .args(args)
         .output()
         .await
@@ -582,11 +605,13 @@ async fn status_until(
 }
 
 #[tokio::test]
-async fn events_list_show_and_replay_from_the_terminal() {
+async fn events_list_show_and_replay_from_the_terminal_through_the_admin_api() {
     let store = fresh_store().await;
     let mut env = store_env(&store).to_vec();
     env.push(("INTERNAL_SERVICE_TOKEN", SERVICE_TOKEN));
+    env.push(("PAYHOOK_ADMIN_TOKEN", CLI_ADMIN_TOKEN));
     let mut server = serve(store.dir.path(), &env).await;
+    let cli = [("PAYHOOK_ADMIN_TOKEN", CLI_ADMIN_TOKEN)];
     let url = format!("http://{}/webhooks/stripe", server.addr);
     let client = payhook::net::client_builder().build().unwrap();
 
@@ -629,7 +654,9 @@ async fn events_list_show_and_replay_from_the_terminal() {
         "partially_refunded",
         "{data}\n{}\n{}",
         std::fs::read_to_string(store.dir.path().join("payhook.log")).unwrap(),
-        payhook_on(&store, &["events", "list"]).await.1
+        payhook_on(&store, &server, &cli, &["events", "list"])
+            .await
+            .1
     );
     assert_eq!(data["amountRefunded"], 500);
 
@@ -644,7 +671,13 @@ async fn events_list_show_and_replay_from_the_terminal() {
     assert_eq!(answer.status(), 200);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let listed = loop {
-        let (ok, out) = payhook_on(&store, &["events", "list", "--status", "failed"]).await;
+        let (ok, out) = payhook_on(
+            &store,
+            &server,
+            &cli,
+            &["events", "list", "--status", "failed"],
+        )
+        .await;
         assert!(ok, "{out}");
         if out.contains("evt_cli_broken") || std::time::Instant::now() > deadline {
             break out;
@@ -658,7 +691,8 @@ async fn events_list_show_and_replay_from_the_terminal() {
     );
     assert!(!listed.contains(&paid), "only failed events: {listed}");
 
-    let (ok, shown) = payhook_on(&store, &["events", "show", "evt_cli_broken"]).await;
+    let (ok, shown) =
+        payhook_on(&store, &server, &cli, &["events", "show", "evt_cli_broken"]).await;
     assert!(ok, "{shown}");
     assert!(
         shown.contains("status    failed after 1 attempt(s)"),
@@ -672,7 +706,13 @@ async fn events_list_show_and_replay_from_the_terminal() {
     );
 
     // Replaying it cannot help: it fails again, and the exit code says so.
-    let (ok, out) = payhook_on(&store, &["events", "replay", "evt_cli_broken"]).await;
+    let (ok, out) = payhook_on(
+        &store,
+        &server,
+        &cli,
+        &["events", "replay", "evt_cli_broken"],
+    )
+    .await;
     assert!(!ok, "{out}");
     assert!(
         out.contains("[1/1]") && out.contains("failed: payment_intent.succeeded names no"),
@@ -681,7 +721,8 @@ async fn events_list_show_and_replay_from_the_terminal() {
 
     // Replaying applied events (twice) changes nothing: facts are kept once.
     for _ in 0..2 {
-        let (ok, out) = payhook_on(&store, &["events", "replay", &paid, &refund]).await;
+        let (ok, out) =
+            payhook_on(&store, &server, &cli, &["events", "replay", &paid, &refund]).await;
         assert!(ok, "{out}");
         assert!(out.contains("[2/2]"), "{out}");
     }
@@ -690,11 +731,133 @@ async fn events_list_show_and_replay_from_the_terminal() {
     assert_eq!(data["amountRefunded"], 500);
     assert_eq!(data["amount"], 2000);
 
-    let (ok, out) = payhook_on(&store, &["events", "show", "evt_nope"]).await;
+    let (ok, out) = payhook_on(&store, &server, &cli, &["events", "show", "evt_nope"]).await;
     assert!(!ok && out.contains("no stored event \"evt_nope\""), "{out}");
+
+    // --json: the admin API's own rows.
+    let (ok, out) = payhook_on(&store, &server, &cli, &["events", "list", "--json"]).await;
+    assert!(ok, "{out}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).expect("JSON rows");
+    assert_eq!(rows.len(), 3, "{out}");
+    assert_eq!(rows[0]["event_id"], "evt_cli_broken");
+    assert_eq!(rows[0]["status"], "failed");
+
+    // Bulk: every failed event, with progress on stderr and one outcome per event.
+    let (ok, out) = payhook_on(&store, &server, &cli, &["events", "replay", "--failed"]).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("requeued 1/1"), "{out}");
+    assert!(
+        out.contains("[1/1]") && out.contains("evt_cli_broken failed"),
+        "{out}"
+    );
+
+    // The admin API's token is needed, and a missing or wrong one is said plainly.
+    let (ok, out) = payhook_on(&store, &server, &[], &["events", "list"]).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("401 Unauthorized unauthorized"), "{out}");
+    assert!(!out.contains(CLI_ADMIN_TOKEN), "{out}");
+    // And a payhook that is not there is named.
+    let (ok, out) = payhook(store.dir.path(), &cli)
+        .env("PAYHOOK_ADMIN_URL", "http://127.0.0.1:9")
+        .args(["events", "list"])
+        .output()
+        .await
+        .map(|o| {
+            (
+                o.status.success(),
+                String::from_utf8_lossy(&o.stderr).to_string(),
+            )
+        })
+        .unwrap();
+    assert!(!ok);
+    assert!(
+        out.contains("cannot reach the admin API at http://127.0.0.1:9")
+            && out.contains("payhook serve"),
+        "{out}"
+    );
 
     signal(&server.child, "-TERM");
     assert!(server.child.wait().await.unwrap().success());
+}
+
+/// `payhook deliveries list|retry` over the admin API: a notification the booking service refused
+/// (404: it did not know the booking yet) is dead; once the booking exists, `retry --dead` sends it
+/// again and it is delivered.
+#[tokio::test]
+async fn deliveries_list_and_retry_dead_from_the_terminal_through_the_admin_api() {
+    use common::receiver::{Receiver, Reply};
+    let receiver = Receiver::start(|_, _| Reply::status(404)).await;
+    let store = fresh_store().await;
+    let mut env = store_env(&store).to_vec();
+    env.push(("BOOKING_SERVICE_URL", receiver.url.as_str()));
+    env.push(("INTERNAL_SERVICE_TOKEN", SERVICE_TOKEN));
+    let server = serve(store.dir.path(), &env).await;
+    let client = payhook::net::client_builder().build().unwrap();
+    for booking in ["booking-dead-1", "booking-dead-2"] {
+        pay_booking(&client, server.addr, booking).await;
+    }
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let (ok, out) = payhook_on(
+            &store,
+            &server,
+            &[],
+            &["deliveries", "list", "--status", "dead"],
+        )
+        .await;
+        assert!(ok, "{out}");
+        if out.matches(" dead ").count() == 2 || std::time::Instant::now() > deadline {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut lines = listed.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("#  status  attempts  target"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("booking-dead-1") && listed.contains("booking-dead-2"),
+        "{listed}"
+    );
+    assert!(listed.contains("last answer: 404"), "{listed}");
+
+    // A number that is not a notification is named, and the exit code says so.
+    let (ok, out) = payhook_on(&store, &server, &[], &["deliveries", "retry", "999999"]).await;
+    assert!(
+        !ok && out.contains("not found or already delivered: 999999"),
+        "{out}"
+    );
+
+    receiver.set_script(|_, _| Reply::status(200));
+    let (ok, out) = payhook_on(
+        &store,
+        &server,
+        &[],
+        &["deliveries", "retry", "--dead", "--json"],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert!(out.contains("retried 2/2"), "progress on stderr: {out}");
+    // stdout (the JSON) comes before stderr (the progress) in `out`.
+    let said: serde_json::Value =
+        serde_json::from_str(&out[..=out.rfind('}').unwrap()]).expect("JSON on stdout");
+    assert_eq!(said["retried"].as_array().map(Vec::len), Some(2), "{out}");
+    receiver.wait_for(4, Duration::from_secs(10)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, out) = payhook_on(&store, &server, &[], &["deliveries", "list", "--json"]).await;
+        assert!(ok, "{out}");
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        if rows.iter().all(|r| r["status"] == "delivered") {
+            assert_eq!(rows.len(), 2);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A booking service that holds the first status update until payhook is killed, and takes the
@@ -725,17 +888,8 @@ async fn a_notification_in_flight_when_payhook_is_killed_is_delivered_after_rest
         "{:?}",
         server.banner
     );
-    let pay = PaymentIds::new("booking-killed");
     let client = payhook::net::client_builder().build().unwrap();
-    let answer = post_signed(
-        &client,
-        server.addr,
-        pay.event("payment_intent.succeeded", now(), &[])
-            .to_string(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(answer.status(), 200);
+    pay_booking(&client, server.addr, "booking-killed").await;
     let first = receiver.wait_for(1, Duration::from_secs(10)).await;
 
     signal(&server.child, "-KILL");
@@ -755,7 +909,7 @@ async fn a_notification_in_flight_when_payhook_is_killed_is_delivered_after_rest
         format!("Bearer {SERVICE_TOKEN}")
     );
 
-    let (ok, out) = payhook_on(&store, &["deliveries", "list"]).await;
+    let (ok, out) = payhook_on(&store, &server, &[], &["deliveries", "list"]).await;
     assert!(ok, "{out}");
     let mut lines = out.lines().skip(1);
     let row = lines.next().unwrap_or_default();

@@ -148,7 +148,7 @@ impl StripeApi {
             .bearer_auth(self.key.expose())
             .send()
             .await
-            .map_err(|e| ProviderError::Unreachable(describe(&e)))?;
+            .map_err(|e| ProviderError::Unreachable(crate::net::describe(&e)))?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -175,7 +175,7 @@ impl StripeApi {
                 .await
             {
                 Ok(response) => return read(response).await,
-                Err(e) => last = Some(describe(&e)),
+                Err(e) => last = Some(crate::net::describe(&e)),
             }
         }
         Err(ProviderError::Unreachable(last.unwrap_or_default()))
@@ -188,7 +188,7 @@ async fn read(response: reqwest::Response) -> Result<Value, ProviderError> {
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| ProviderError::Unreachable(describe(&e)))?;
+        .map_err(|e| ProviderError::Unreachable(crate::net::describe(&e)))?;
     let body: Option<Value> = serde_json::from_slice(&bytes).ok();
     match (status, body) {
         (200..=299, Some(body)) => Ok(body),
@@ -224,11 +224,4 @@ fn text(object: &Value, field: &str) -> Result<String, ProviderError> {
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| ProviderError::Unreachable(format!("the answer has no {field:?}")))
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
-    }
 }

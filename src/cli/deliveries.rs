@@ -1,19 +1,20 @@
-//! `payhook deliveries list|retry`: the outbox from the terminal, read from the store directly.
-//! A retry puts notifications back in line, due now; the running `payhook serve` sends them
-//! (its dispatcher looks at the outbox every few seconds when idle).
+//! `payhook deliveries list|retry`: the outbox from the terminal, through the admin API of the
+//! running payhook. A retry puts notifications back in line, due now, and wakes its dispatcher.
 
 use std::process::ExitCode;
 
-use anyhow::bail;
-use chrono::DateTime;
 use clap::{Args, Subcommand};
+use serde_json::{Value, json};
 
-use crate::app;
+use super::admin_client::{
+    AdminArgs, AdminClient, Progress, Table, cell, print_json, segment, when,
+};
 use crate::config::Settings;
-use crate::store::{RetrySelection, Store};
 
 #[derive(Debug, Args)]
 pub struct DeliveriesArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
     #[command(subcommand)]
     command: DeliveriesCommand,
 }
@@ -29,13 +30,13 @@ enum DeliveriesCommand {
         #[arg(long)]
         target: Option<String>,
         #[arg(long, default_value_t = 50)]
-        limit: i64,
+        limit: usize,
         /// Show each notification's body too.
         #[arg(long)]
         body: bool,
     },
     /// Send notifications again with a fresh retry schedule: the given ones, or every dead one.
-    /// With --target, also re-enables that target if a 410 disabled it.
+    /// With --target, also re-enables that target if a 410 disabled it (closes its circuit).
     Retry {
         /// Notification numbers (first column of `list`) or ids (ntf_...).
         #[arg(required_unless_present_any = ["dead", "target"])]
@@ -48,127 +49,136 @@ enum DeliveriesCommand {
     },
 }
 
-const STATUSES: &[&str] = &["pending", "delivered", "dead"];
-
 pub async fn run(settings: Settings, args: DeliveriesArgs) -> anyhow::Result<ExitCode> {
-    let store = app::open_store(&settings).await?;
-    let code = match args.command {
+    let api = AdminClient::new(&settings, &args.admin)?;
+    let json = args.admin.json;
+    match args.command {
         DeliveriesCommand::List {
             status,
             target,
             limit,
             body,
-        } => list(&store, status, target, limit, body).await?,
+        } => {
+            let query = [("status", status.as_deref()), ("target", target.as_deref())];
+            let rows = api.list("/admin/api/deliveries", &query, limit).await?;
+            if json {
+                print_json(&Value::Array(rows));
+            } else {
+                print_deliveries(&rows, body);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         DeliveriesCommand::Retry {
             deliveries,
             dead,
             target,
-        } => retry(&store, deliveries, dead, target).await?,
-    };
-    store.close().await;
-    Ok(code)
+        } => retry(&api, deliveries, dead, target, json).await,
+    }
 }
 
-async fn list(
-    store: &Store,
-    status: Option<String>,
-    target: Option<String>,
-    limit: i64,
-    body: bool,
-) -> anyhow::Result<ExitCode> {
-    if let Some(s) = &status
-        && !STATUSES.contains(&s.as_str())
-    {
-        bail!(
-            "unknown status {s:?}; expected one of {}",
-            STATUSES.join(", ")
-        );
-    }
-    let rows = store
-        .list_deliveries(target.as_deref(), status.as_deref(), None, limit)
-        .await?;
-    println!(
-        "{:>8}  {:<9}  {:>8}  {:<16}  {:<26}  {:<28}  {:<28}  created",
-        "#", "status", "attempts", "target", "event", "booking", "notification id"
-    );
-    for d in &rows {
-        let status = if d.in_flight { "sending" } else { &d.status };
-        println!(
-            "{:>8}  {:<9}  {:>8}  {:<16}  {:<26}  {:<28}  {:<28}  {}",
-            d.id,
+fn print_deliveries(rows: &[Value], body: bool) {
+    let mut table = Table::new(&[
+        ">#",
+        "status",
+        ">attempts",
+        "target",
+        "event",
+        "booking",
+        "notification id",
+        "created",
+    ]);
+    for d in rows {
+        let status = if d["in_flight"] == true {
+            "sending".to_string()
+        } else {
+            cell(&d["status"])
+        };
+        table.row(vec![
+            cell(&d["id"]),
             status,
-            d.attempts,
-            d.target,
-            d.event,
-            d.booking_id.as_deref().unwrap_or("-"),
-            d.notification_id,
-            d.created_at.format("%Y-%m-%d %H:%M:%S")
-        );
-        if d.status == "pending" && d.attempts > 0 && !d.in_flight {
-            let at = DateTime::from_timestamp_millis(d.next_attempt_at)
-                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-                .unwrap_or_default();
-            println!("{:>8}  next attempt {at}", "");
+            cell(&d["attempts"]),
+            cell(&d["target"]),
+            cell(&d["event"]),
+            cell(&d["booking_id"]),
+            cell(&d["notification_id"]),
+            when(&d["created_at"]),
+        ]);
+        if d["status"] == "pending" && d["attempts"].as_i64() > Some(0) && d["in_flight"] != true {
+            table.note(format!("next attempt {}", when(&d["next_attempt_at"])));
         }
-        if let Some(error) = &d.last_error {
-            println!("{:>8}  last answer: {error}", "");
+        if let Some(error) = d["last_error"].as_str() {
+            table.note(format!("last answer: {error}"));
         }
         if body {
-            println!("{:>8}  body: {}", "", d.payload);
+            table.note(format!("body: {}", d["payload"]));
         }
     }
-    if rows.is_empty() {
-        println!("(no notifications)");
-    }
-    Ok(ExitCode::SUCCESS)
+    table.print("(no notifications)");
 }
 
 async fn retry(
-    store: &Store,
+    api: &AdminClient,
     deliveries: Vec<String>,
     dead: bool,
     target: Option<String>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let now = chrono::Utc::now().timestamp_millis();
+    let mut said = serde_json::Map::new();
     if let Some(target) = &target {
-        let circuit = store.circuit(target).await?;
-        store.reset_circuit(target).await?;
-        if circuit.state.as_str() != "closed" {
+        let reset = api
+            .post(&format!("/admin/api/targets/{}/reset", segment(target)))
+            .await?;
+        if !json && reset["circuit_was"] != "closed" {
             println!(
                 "target {target}: circuit was {}, now closed",
-                circuit.state.as_str()
+                cell(&reset["circuit_was"])
             );
         }
+        said.insert("target".into(), reset);
     }
-    let mut requeued = store
-        .retry_deliveries(RetrySelection::Ids(&deliveries), now)
-        .await?;
-    let missing = deliveries.len() - requeued.len();
+    let mut wanted: Vec<String> = deliveries.clone();
     if dead {
-        requeued.extend(
-            store
-                .retry_deliveries(
-                    RetrySelection::Dead {
-                        target: target.as_deref(),
-                    },
-                    now,
-                )
-                .await?,
-        );
+        let query = [("status", Some("dead")), ("target", target.as_deref())];
+        let listed = api
+            .list("/admin/api/deliveries", &query, usize::MAX)
+            .await?;
+        wanted.extend(listed.iter().map(|d| cell(&d["id"])));
     }
-    let total = requeued.len();
-    for (n, id) in requeued.iter().enumerate() {
-        println!("[{}/{total}] #{id} queued", n + 1);
+    let mut progress = Progress::new("retried", wanted.len());
+    let mut retried = Vec::new();
+    let mut missing = Vec::new();
+    for id in &wanted {
+        match api
+            .post(&format!("/admin/api/deliveries/{}/retry", segment(id)))
+            .await
+        {
+            Ok(answer) => retried.extend(answer["retried"].as_array().cloned().unwrap_or_default()),
+            // Gone or delivered meanwhile: said for the ones the user named, skipped otherwise.
+            Err(e) if e.to_string().contains("delivery_not_found") => {
+                if deliveries.contains(id) {
+                    missing.push(id.clone());
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        progress.tick();
     }
-    if total == 0 {
+    if json {
+        said.insert("retried".into(), json!(retried));
+        said.insert("not_found".into(), json!(missing));
+        print_json(&Value::Object(said));
+    } else if retried.is_empty() {
         println!("nothing to retry");
     } else {
-        println!("{total} notification(s) queued; the running payhook sends them within seconds");
+        println!(
+            "{} notification(s) queued; the running payhook sends them now",
+            retried.len()
+        );
     }
-    Ok(if missing > 0 {
-        eprintln!("{missing} of the given notifications were not found or already delivered");
-        ExitCode::FAILURE
-    } else {
+    Ok(if missing.is_empty() {
         ExitCode::SUCCESS
+    } else {
+        eprintln!("not found or already delivered: {}", missing.join(", "));
+        ExitCode::FAILURE
     })
 }

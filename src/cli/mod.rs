@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand.
 
+mod admin_client;
 mod bench;
 mod deliveries;
 mod demo;

@@ -46,6 +46,7 @@ pub fn routes(state: Arc<AppState>) -> axum::Router<Arc<AppState>> {
         .route("/admin/api/deliveries/retry", post(retry_dead))
         .route("/admin/api/deliveries/{id}/retry", post(retry_delivery))
         .route("/admin/api/targets", get(list_targets))
+        .route("/admin/api/targets/{name}/reset", post(reset_target))
         .route("/admin/api/overview", get(overview))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(state, require_admin))
@@ -210,6 +211,7 @@ async fn list_events(
         status: q.one_of("status", EVENT_STATUSES)?,
         source: q.text("source"),
         event_type: q.text("type"),
+        event_id: q.text("event_id"),
         before: q.cursor()?,
     };
     let limit = q.limit()?;
@@ -463,6 +465,36 @@ async fn list_targets(State(state): State<Arc<AppState>>) -> Result<Json<Value>,
         }));
     }
     Ok(Json(json!({ "data": data })))
+}
+
+/// `POST /admin/api/targets/{name}/reset`: closes the target's circuit (re-enables a target a
+/// 410 disabled), and wakes the dispatcher.
+async fn reset_target(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !state.targets.iter().any(|t| t.name == name) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "target_not_found",
+            format!("{name:?} is not a configured target"),
+        ));
+    }
+    let before = state
+        .store
+        .circuit(&name)
+        .await
+        .map_err(state.store_failed())?;
+    state
+        .store
+        .reset_circuit(&name)
+        .await
+        .map_err(state.store_failed())?;
+    state.dispatch.notify();
+    tracing::info!(target = %name, "circuit closed from the admin API");
+    Ok(Json(
+        json!({ "name": name, "circuit_was": before.state.as_str(), "circuit": "closed" }),
+    ))
 }
 
 /// `GET /metrics`: Prometheus' text format.

@@ -251,7 +251,7 @@ impl Worker {
                         body: String::from_utf8_lossy(kept).into_owned(),
                     }
                 }
-                Err(e) => Attempt::NoAnswer(describe(&e)),
+                Err(e) => Attempt::NoAnswer(crate::net::describe(&e)),
             },
             Err(why) => Attempt::NoAnswer(why),
         };
@@ -377,24 +377,4 @@ impl Worker {
             delivered_at: (status == "delivered").then_some(now),
         }
     }
-}
-
-/// A transport error in a sentence (reqwest's own `Display` omits the causes).
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    // The whole chain: the useful part (refused, certificate, DNS) is often several levels down.
-    let mut text = kind.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }

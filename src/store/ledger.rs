@@ -300,12 +300,14 @@ macro_rules! ledger_queries {
                  WHERE (CAST($1 AS TEXT) IS NULL OR status = $1)
                    AND (CAST($2 AS TEXT) IS NULL OR source = $2)
                    AND (CAST($3 AS TEXT) IS NULL OR event_type = $3)
-                   AND (CAST($4 AS BIGINT) IS NULL OR id < $4)
-                 ORDER BY id DESC LIMIT $5",
+                   AND (CAST($4 AS TEXT) IS NULL OR event_id = $4)
+                   AND (CAST($5 AS BIGINT) IS NULL OR id < $5)
+                 ORDER BY id DESC LIMIT $6",
             )
             .bind(&filter.status)
             .bind(&filter.source)
             .bind(&filter.event_type)
+            .bind(&filter.event_id)
             .bind(filter.before)
             .bind(limit)
             .fetch_all(&self.pool)
@@ -499,6 +501,8 @@ pub struct EventFilter {
     pub status: Option<String>,
     pub source: Option<String>,
     pub event_type: Option<String>,
+    /// The provider's event id (`evt_...`).
+    pub event_id: Option<String>,
     pub before: Option<i64>,
 }
 
