@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -30,6 +31,53 @@ pub fn handle() -> &'static PrometheusHandle {
         let _ = metrics::set_global_recorder(recorder);
         handle
     })
+}
+
+/// Minutes the per-minute webhook count remembers.
+const MINUTES: usize = 30;
+
+/// Webhooks stored by this process, per wall-clock minute, for the dashboard's rate: a ring of
+/// (minute, count) slots, one atomic add per webhook (a count may be lost at a minute's turn:
+/// it is a rate to look at, the counters above are the exact figures).
+struct PerMinute([(AtomicI64, AtomicU64); MINUTES]);
+
+static STORED: PerMinute = PerMinute([const { (AtomicI64::new(-1), AtomicU64::new(0)) }; MINUTES]);
+
+fn this_minute() -> i64 {
+    chrono::Utc::now().timestamp().div_euclid(60)
+}
+
+/// One more webhook stored now.
+pub fn count_stored() {
+    let minute = this_minute();
+    let (slot_minute, count) = &STORED.0[minute.rem_euclid(MINUTES as i64) as usize];
+    let seen = slot_minute.load(Ordering::Relaxed);
+    if seen != minute {
+        // First of this minute in the slot: the swap decides which thread clears the old count.
+        if slot_minute
+            .compare_exchange(seen, minute, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            count.store(0, Ordering::Relaxed);
+        }
+    }
+    count.fetch_add(1, Ordering::Relaxed);
+}
+
+/// (minute since the epoch, webhooks stored) for each of the last 30 minutes, oldest first.
+pub fn stored_per_minute() -> Vec<(i64, u64)> {
+    let now = this_minute();
+    (now - MINUTES as i64 + 1..=now)
+        .map(|minute| {
+            let (slot_minute, count) = &STORED.0[minute.rem_euclid(MINUTES as i64) as usize];
+            let n = if slot_minute.load(Ordering::Relaxed) == minute {
+                count.load(Ordering::Relaxed)
+            } else {
+                0
+            };
+            (minute, n)
+        })
+        .collect()
 }
 
 /// The whole scrape: what was recorded, then the store's depths and each target's circuit.

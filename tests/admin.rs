@@ -287,8 +287,8 @@ async fn a_dead_notification_is_retried_from_the_admin_api_and_delivered() {
         }];
     })
     .await;
-    app.deliver(&PaymentIds::new("booking-dead").event("payment_intent.succeeded", now(), &[]))
-        .await;
+    let paid = PaymentIds::new("booking-dead").event("payment_intent.succeeded", now(), &[]);
+    app.deliver(&paid).await;
     common::receiver::eventually(Duration::from_secs(10), "the notification dead", || async {
         get(&app, "/admin/api/deliveries?status=dead").await["data"]
             .as_array()
@@ -302,6 +302,11 @@ async fn a_dead_notification_is_retried_from_the_admin_api_and_delivered() {
         (Some("booking-service"), Some(400))
     );
     assert_eq!(d["payload"]["status"], "confirmed");
+    // The webhook behind it.
+    assert_eq!(
+        (d["source"].as_str(), d["source_event_id"].as_str()),
+        (Some("stripe"), paid["id"].as_str())
+    );
 
     receiver.set_script(|_, _| Reply::status(200));
     let ntf = d["notification_id"].as_str().unwrap();
@@ -540,6 +545,16 @@ async fn the_dashboard_page_is_served_self_contained_and_the_overview_counts() {
     assert_eq!(o["payments"]["succeeded"], 1);
     assert_eq!(o["deliveries"]["dead"], 0);
     assert_eq!(o["open_circuits"], 0);
+    // The rate: 30 minutes, oldest first, this minute (or the one before, at its turn) holding
+    // the two stored here (tests in this process share the count: at least two).
+    let minutes = o["events_per_minute"].as_array().unwrap();
+    assert_eq!(minutes.len(), 30);
+    assert!(minutes[0]["minute"].as_str() < minutes[29]["minute"].as_str());
+    let recent: u64 = minutes[28..]
+        .iter()
+        .map(|m| m["count"].as_u64().unwrap())
+        .sum();
+    assert!(recent >= 2, "{o}");
     assert_eq!(
         admin(&app, "GET", "/admin/api/overview", None).await.status,
         401

@@ -1315,9 +1315,9 @@ secret = "{EVENTS}"
     let mut seen = Vec::new();
 
     let pay = PaymentIds::new("booking-secret");
-    let body = pay
-        .event("payment_intent.succeeded", now(), &[])
-        .to_string();
+    let event = pay.event("payment_intent.succeeded", now(), &[]);
+    let pay_event_id = event["id"].as_str().unwrap().to_string();
+    let body = event.to_string();
     let stripe_sig = stripe_signature(body.as_bytes(), SECRET, now());
     assert_eq!(
         post_signed(&client, server.addr, body)
@@ -1391,11 +1391,36 @@ secret = "{EVENTS}"
     signal(&server.child, "-TERM");
     assert!(server.child.wait().await.unwrap().success());
     let log = std::fs::read_to_string(dir.join("payhook.log")).unwrap();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("notification delivered") && l.contains("booking-secret")),
-        "one line per delivery attempt, with its booking"
-    );
+    // One structured line per webhook, per event applied and per delivery attempt, each naming
+    // the event, its source and type, the booking, the outcome and (ingest, delivery) the time.
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every log line is JSON"))
+        .collect();
+    let line = |message: &str| {
+        lines
+            .iter()
+            .find(|l| {
+                l["fields"]["message"] == message
+                    && l["fields"]["event_id"] == pay_event_id.as_str()
+            })
+            .map(|l| l["fields"].clone())
+            .unwrap_or_else(|| panic!("no {message:?} line for {pay_event_id}:\n{log}"))
+    };
+    let received = line("webhook received");
+    assert_eq!(received["source"], "stripe");
+    assert_eq!(received["event_type"], "payment_intent.succeeded");
+    assert_eq!(received["outcome"], "stored");
+    assert!(received["latency_us"].is_u64());
+    let applied = line("event applied");
+    assert_eq!(applied["booking_id"], "booking-secret");
+    assert_eq!(applied["type"], "payment_intent.succeeded");
+    assert_eq!(applied["status"], "processed");
+    let delivered = line("notification delivered");
+    assert_eq!(delivered["booking_id"], "booking-secret");
+    assert_eq!(delivered["source"], "stripe");
+    assert_eq!(delivered["outcome"], "delivered");
+    assert!(delivered["type"].is_string() && delivered["latency_ms"].is_u64());
     seen.push(log);
     for secret in [
         SECRET,

@@ -3,7 +3,7 @@
 //! `Authorization: Bearer $PAYHOOK_ADMIN_TOKEN` when a token is set; without one the listener only
 //! binds to loopback (checked at start-up).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::Json;
@@ -11,50 +11,50 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::responses::{Invalid, StoreDown, Unauthorized};
+use super::error::{ApiError, ErrorBody};
 use crate::ledger::money;
 use crate::notify::policy::CircuitState;
 use crate::store::{Delivery, EventFilter, EventSummary, Payment, RetrySelection};
 
 const EVENT_STATUSES: &[&str] = &["received", "processed", "ignored", "retrying", "failed"];
 const DELIVERY_STATUSES: &[&str] = &["pending", "delivered", "dead"];
-const PAYMENT_STATUSES: &[&str] = &[
-    "pending",
-    "processing",
-    "succeeded",
-    "failed",
-    "canceled",
-    "expired",
-    "partially_refunded",
-    "refunded",
-    "disputed",
-];
 
-pub fn routes(state: Arc<AppState>) -> axum::Router<Arc<AppState>> {
-    axum::Router::new()
-        .route("/admin/api/events", get(list_events))
-        .route("/admin/api/events/replay", post(replay_events))
-        .route("/admin/api/events/{id}", get(show_event))
-        .route("/admin/api/events/{id}/replay", post(replay_event))
-        .route("/admin/api/payments", get(list_payments))
-        .route("/admin/api/deliveries", get(list_deliveries))
-        .route("/admin/api/deliveries/retry", post(retry_dead))
-        .route("/admin/api/deliveries/{id}/retry", post(retry_delivery))
-        .route("/admin/api/targets", get(list_targets))
-        .route("/admin/api/targets/{name}/reset", post(reset_target))
-        .route("/admin/api/overview", get(overview))
-        .route("/metrics", get(metrics))
+/// The admin routes, each described in the API document by its handler's annotation.
+pub fn routes(state: Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_events))
+        .routes(routes!(replay_events))
+        .routes(routes!(show_event))
+        .routes(routes!(replay_event))
+        .routes(routes!(list_payments))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(retry_dead))
+        .routes(routes!(retry_delivery))
+        .routes(routes!(list_targets))
+        .routes(routes!(reset_target))
+        .routes(routes!(overview))
+        .routes(routes!(metrics))
         .layer(axum::middleware::from_fn_with_state(state, require_admin))
 }
 
 /// `GET /`: the dashboard, one self-contained page (no external resource) that reads the admin
 /// API with the token the operator types (kept in the tab's session storage). The page holds no
 /// data, so it is served without the token.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "admin",
+    responses((status = 200, description = "The dashboard page", content_type = "text/html", body = String))
+)]
 pub async fn dashboard() -> Response {
     (
         [
@@ -71,36 +71,58 @@ pub async fn dashboard() -> Response {
         .into_response()
 }
 
+/// Counts by status: the dashboard's first screen.
+#[derive(Serialize, ToSchema)]
+pub struct Overview {
+    /// Inbox events by status (received, processed, ignored, retrying, failed) and `total`.
+    events: BTreeMap<String, i64>,
+    /// Notifications by status (pending, delivered, dead).
+    deliveries: BTreeMap<String, i64>,
+    /// Payments by status.
+    payments: BTreeMap<String, i64>,
+    /// Targets whose circuit is not closed.
+    open_circuits: usize,
+    /// Webhooks stored by this instance in each of the last 30 minutes, oldest first.
+    events_per_minute: Vec<MinuteCount>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MinuteCount {
+    /// The minute's start, RFC 3339.
+    minute: String,
+    count: u64,
+}
+
 /// `GET /admin/api/overview`: the dashboard's first screen.
-async fn overview(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/admin/api/overview",
+    tag = "admin",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "Counts by status", body = Overview), Unauthorized, StoreDown)
+)]
+async fn overview(State(state): State<Arc<AppState>>) -> Result<Json<Overview>, ApiError> {
     let depths = state.store.depths().await.map_err(state.store_failed())?;
-    let mut events = serde_json::Map::new();
-    let mut total = 0;
-    for s in EVENT_STATUSES {
-        let n = depths
-            .events
-            .iter()
-            .find(|(k, _)| k == s)
-            .map_or(0, |(_, n)| *n);
-        total += n;
-        events.insert(s.to_string(), json!(n));
-    }
-    events.insert("total".into(), json!(total));
-    let mut deliveries = serde_json::Map::new();
-    for s in DELIVERY_STATUSES {
-        let n: i64 = depths
-            .deliveries
-            .iter()
-            .filter(|(_, k, _)| k == s)
-            .map(|(_, _, n)| n)
-            .sum();
-        deliveries.insert(s.to_string(), json!(n));
-    }
-    let payments: serde_json::Map<String, Value> = depths
-        .payments
+    let count =
+        |rows: &[(String, i64)], s: &str| rows.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+    let mut events: BTreeMap<String, i64> = EVENT_STATUSES
         .iter()
-        .map(|(k, n)| (k.clone(), json!(n)))
+        .map(|s| (s.to_string(), count(&depths.events, s)))
         .collect();
+    events.insert("total".into(), depths.events.iter().map(|(_, n)| n).sum());
+    let deliveries = DELIVERY_STATUSES
+        .iter()
+        .map(|s| {
+            let n = depths
+                .deliveries
+                .iter()
+                .filter(|(_, k, _)| k == s)
+                .map(|(_, _, n)| n)
+                .sum();
+            (s.to_string(), n)
+        })
+        .collect();
+    let payments = depths.payments.iter().cloned().collect();
     let mut open_circuits = 0;
     for t in state.targets.iter() {
         let circuit = state
@@ -112,10 +134,22 @@ async fn overview(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
             open_circuits += 1;
         }
     }
-    Ok(Json(json!({
-        "events": events, "deliveries": deliveries, "payments": payments,
-        "open_circuits": open_circuits,
-    })))
+    let events_per_minute = crate::metrics::stored_per_minute()
+        .into_iter()
+        .map(|(minute, count)| MinuteCount {
+            minute: DateTime::from_timestamp(minute * 60, 0)
+                .map(time)
+                .unwrap_or_default(),
+            count,
+        })
+        .collect();
+    Ok(Json(Overview {
+        events,
+        deliveries,
+        payments,
+        open_circuits,
+        events_per_minute,
+    }))
 }
 
 /// `Authorization: Bearer $PAYHOOK_ADMIN_TOKEN`, compared in constant time, when a token is set.
@@ -179,33 +213,112 @@ impl Listing<'_> {
     }
 }
 
-/// A page of rows as JSON, and the cursor of the next page: the last row's id when the page is
-/// full, none when it is the last.
-fn page<T>(rows: &[T], to_json: fn(&T) -> Value, id: fn(&T) -> i64, limit: i64) -> Json<Value> {
-    let next = (rows.len() as i64 == limit)
+/// A page of a listing, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct Page<T> {
+    data: Vec<T>,
+    /// Pass it back as `cursor` for the next (older) page; null on the last page.
+    next_cursor: Option<i64>,
+}
+
+/// A page of rows, and the cursor of the next page: the last row's id when the page is full,
+/// none when it is the last.
+fn page<S, T>(rows: &[S], to_row: fn(&S) -> T, id: fn(&S) -> i64, limit: i64) -> Json<Page<T>> {
+    let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(id))
         .flatten();
-    let data: Vec<Value> = rows.iter().map(to_json).collect();
-    Json(json!({ "data": data, "next_cursor": next }))
+    Json(Page {
+        data: rows.iter().map(to_row).collect(),
+        next_cursor,
+    })
+}
+
+/// The parameters every listing takes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct PageParams {
+    /// Rows per page, 1 to 500 (50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<i64>,
 }
 
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn event_json(e: &EventSummary) -> Value {
-    json!({
-        "id": e.id, "source": e.source, "event_id": e.event_id, "type": e.event_type,
-        "status": e.status, "attempts": e.attempts, "last_error": e.last_error,
-        "received_at": time(e.received_at),
-    })
+/// An inbox event, as listed.
+#[derive(Serialize, ToSchema)]
+pub struct EventRow {
+    /// The event's number: `GET /admin/api/events/{id}`.
+    id: i64,
+    source: String,
+    /// The provider's id (`evt_...`).
+    event_id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    /// received, processed, ignored, retrying, failed.
+    status: String,
+    attempts: i64,
+    last_error: Option<String>,
+    received_at: String,
 }
 
-/// `GET /admin/api/events?source&type&status&limit&cursor`, newest first.
+fn event_row(e: &EventSummary) -> EventRow {
+    EventRow {
+        id: e.id,
+        source: e.source.clone(),
+        event_id: e.event_id.clone(),
+        event_type: e.event_type.clone(),
+        status: e.status.clone(),
+        attempts: e.attempts,
+        last_error: e.last_error.clone(),
+        received_at: time(e.received_at),
+    }
+}
+
+/// The statuses of the inbox, for the API document.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum EventStatus {
+    Received,
+    Processed,
+    Ignored,
+    Retrying,
+    Failed,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct EventQuery {
+    /// `stripe` or a `[[sources]]` name.
+    source: Option<String>,
+    /// The event type, e.g. `payment_intent.succeeded`.
+    #[param(rename = "type")]
+    event_type: Option<String>,
+    #[param(inline)]
+    status: Option<EventStatus>,
+    /// The provider's id (`evt_...`).
+    event_id: Option<String>,
+}
+
+/// `GET /admin/api/events?source&type&status&event_id&limit&cursor`, newest first.
+#[utoipa::path(
+    get,
+    path = "/admin/api/events",
+    tag = "admin",
+    params(EventQuery, PageParams),
+    security(("admin_token" = [])),
+    responses((status = 200, description = "A page of events", body = Page<EventRow>), Invalid, Unauthorized, StoreDown)
+)]
 async fn list_events(
     State(state): State<Arc<AppState>>,
     Query(params): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<EventRow>>, ApiError> {
     let q = Listing(&params);
     let filter = EventFilter {
         status: q.one_of("status", EVENT_STATUSES)?,
@@ -220,7 +333,7 @@ async fn list_events(
         .list_events(&filter, limit)
         .await
         .map_err(state.store_failed())?;
-    Ok(page(&events, event_json, |e| e.id, limit))
+    Ok(page(&events, event_row, |e| e.id, limit))
 }
 
 fn event_number(id: &str) -> Result<i64, ApiError> {
@@ -236,12 +349,37 @@ fn no_event(id: i64) -> ApiError {
     )
 }
 
+/// One event with what it arrived with.
+#[derive(Serialize, ToSchema)]
+pub struct EventDetail {
+    #[serde(flatten)]
+    event: EventRow,
+    /// The headers as stored: signatures and credentials redacted.
+    headers: Value,
+    /// The body as received (as text).
+    body: String,
+}
+
 /// `GET /admin/api/events/{id}`: the event as received, its body byte for byte (as text) and its
 /// headers as stored (signatures and credentials redacted).
+#[utoipa::path(
+    get,
+    path = "/admin/api/events/{id}",
+    tag = "admin",
+    params(("id" = i64, Path, description = "The event's number")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The event", body = EventDetail),
+        Invalid,
+        Unauthorized,
+        (status = 404, description = "No such event (`event_not_found`)", body = ErrorBody),
+        StoreDown,
+    )
+)]
 async fn show_event(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventDetail>, ApiError> {
     let id = event_number(&id)?;
     let e = state
         .store
@@ -249,16 +387,44 @@ async fn show_event(
         .await
         .map_err(state.store_failed())?
         .ok_or_else(|| no_event(id))?;
-    Ok(Json(json!({
-        "id": e.id, "source": e.source, "event_id": e.event_id, "type": e.event_type,
-        "status": e.status, "attempts": e.attempts, "last_error": e.last_error,
-        "received_at": time(e.received_at),
-        "headers": serde_json::from_str::<Value>(&e.headers).unwrap_or(Value::Null),
-        "body": String::from_utf8_lossy(&e.payload),
-    })))
+    Ok(Json(EventDetail {
+        event: EventRow {
+            id: e.id,
+            source: e.source,
+            event_id: e.event_id,
+            event_type: e.event_type,
+            status: e.status,
+            attempts: e.attempts,
+            last_error: e.last_error,
+            received_at: time(e.received_at),
+        },
+        headers: serde_json::from_str::<Value>(&e.headers).unwrap_or(Value::Null),
+        body: String::from_utf8_lossy(&e.payload).into_owned(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Requeued {
+    id: i64,
+    /// `received`: in line for the processor.
+    status: &'static str,
 }
 
 /// `POST /admin/api/events/{id}/replay`: back in line for the processor.
+#[utoipa::path(
+    post,
+    path = "/admin/api/events/{id}/replay",
+    tag = "admin",
+    params(("id" = i64, Path, description = "The event's number")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, description = "Back in line; the processor applies it again", body = Requeued),
+        Invalid,
+        Unauthorized,
+        (status = 404, description = "No such event (`event_not_found`)", body = ErrorBody),
+        StoreDown,
+    )
+)]
 async fn replay_event(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -274,15 +440,53 @@ async fn replay_event(
     }
     state.processor_wake.notify_one();
     tracing::info!(id, "event requeued from the admin API");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "status": "received" })),
-    )
-        .into_response())
+    Ok(accepted(Requeued {
+        id,
+        status: "received",
+    }))
+}
+
+fn accepted(body: impl Serialize) -> Response {
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RequeuedCount {
+    requeued: usize,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ReplayableStatus {
+    Failed,
+    Retrying,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ReplayQuery {
+    /// Which events: `failed` (default) or `retrying`.
+    #[param(inline)]
+    status: Option<ReplayableStatus>,
 }
 
 /// `POST /admin/api/events/replay?status=failed`: every event in that status (failed or
 /// retrying) back in line.
+#[utoipa::path(
+    post,
+    path = "/admin/api/events/replay",
+    tag = "admin",
+    params(ReplayQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, description = "Back in line", body = RequeuedCount),
+        Invalid,
+        Unauthorized,
+        StoreDown,
+    )
+)]
 async fn replay_events(
     State(state): State<Arc<AppState>>,
     Query(params): Params,
@@ -308,34 +512,85 @@ async fn replay_events(
     }
     state.processor_wake.notify_one();
     tracing::info!(requeued, status, "events requeued from the admin API");
-    Ok((StatusCode::ACCEPTED, Json(json!({ "requeued": requeued }))).into_response())
+    Ok(accepted(RequeuedCount { requeued }))
 }
 
 fn rfc3339(secs: Option<i64>) -> Option<String> {
     secs.and_then(|s| DateTime::from_timestamp(s, 0)).map(time)
 }
 
-fn payment_json(p: &Payment) -> Value {
+/// A payment of the ledger. Amounts are integers in minor units of `currency`.
+#[derive(Serialize, ToSchema)]
+pub struct PaymentRow {
+    id: i64,
+    source: String,
+    booking_id: Option<String>,
+    status: &'static str,
+    amount: Option<i64>,
+    currency: Option<String>,
+    amount_formatted: Option<String>,
+    amount_refunded: i64,
+    payment_intent_id: Option<String>,
+    checkout_session_id: Option<String>,
+    charge_id: Option<String>,
+    failure_code: Option<String>,
+    failure_message: Option<String>,
+    dispute_status: Option<String>,
+    paid_at: Option<String>,
+    refunded_at: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+fn payment_row(p: &Payment) -> PaymentRow {
     let s = &p.state;
-    json!({
-        "id": p.id, "source": p.source, "booking_id": s.booking_id, "status": s.status.as_str(),
-        "amount": s.amount, "currency": s.currency, "amount_formatted": money::format_known(s.amount, s.currency.as_deref()),
-        "amount_refunded": s.amount_refunded, "payment_intent_id": s.payment_intent_id,
-        "checkout_session_id": s.checkout_session_id, "charge_id": s.charge_id,
-        "failure_code": s.failure_code, "failure_message": s.failure_message,
-        "dispute_status": s.dispute_status, "paid_at": rfc3339(s.paid_at),
-        "refunded_at": rfc3339(s.refunded_at), "created_at": time(p.created_at),
-        "updated_at": time(p.updated_at),
-    })
+    PaymentRow {
+        id: p.id,
+        source: p.source.clone(),
+        booking_id: s.booking_id.clone(),
+        status: s.status.as_str(),
+        amount: s.amount,
+        currency: s.currency.clone(),
+        amount_formatted: money::format_known(s.amount, s.currency.as_deref()),
+        amount_refunded: s.amount_refunded,
+        payment_intent_id: s.payment_intent_id.clone(),
+        checkout_session_id: s.checkout_session_id.clone(),
+        charge_id: s.charge_id.clone(),
+        failure_code: s.failure_code.clone(),
+        failure_message: s.failure_message.clone(),
+        dispute_status: s.dispute_status.clone(),
+        paid_at: rfc3339(s.paid_at),
+        refunded_at: rfc3339(s.refunded_at),
+        created_at: time(p.created_at),
+        updated_at: time(p.updated_at),
+    }
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct PaymentQuery {
+    booking_id: Option<String>,
+    #[param(inline)]
+    status: Option<crate::ledger::PaymentStatus>,
 }
 
 /// `GET /admin/api/payments?booking_id&status&limit&cursor`, newest first.
+#[utoipa::path(
+    get,
+    path = "/admin/api/payments",
+    tag = "admin",
+    params(PaymentQuery, PageParams),
+    security(("admin_token" = [])),
+    responses((status = 200, description = "A page of payments", body = Page<PaymentRow>), Invalid, Unauthorized, StoreDown)
+)]
 async fn list_payments(
     State(state): State<Arc<AppState>>,
     Query(params): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<PaymentRow>>, ApiError> {
     let q = Listing(&params);
-    let status = q.one_of("status", PAYMENT_STATUSES)?;
+    let statuses = crate::ledger::PaymentStatus::ALL.map(|s| s.as_str());
+    let status = q.one_of("status", &statuses)?;
     let limit = q.limit()?;
     let payments = state
         .store
@@ -347,26 +602,88 @@ async fn list_payments(
         )
         .await
         .map_err(state.store_failed())?;
-    Ok(page(&payments, payment_json, |p| p.id, limit))
+    Ok(page(&payments, payment_row, |p| p.id, limit))
 }
 
-fn delivery_json(d: &Delivery) -> Value {
-    json!({
-        "id": d.id, "notification_id": d.notification_id, "target": d.target,
-        "booking_id": d.booking_id, "event": d.event, "status": d.status,
-        "attempts": d.attempts, "in_flight": d.in_flight, "last_status": d.last_status,
-        "last_error": d.last_error,
-        "next_attempt_at": DateTime::from_timestamp_millis(d.next_attempt_at).map(time),
-        "created_at": time(d.created_at), "delivered_at": d.delivered_at.map(time),
-        "payload": serde_json::from_str::<Value>(&d.payload).unwrap_or(Value::Null),
-    })
+/// A notification to a target.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryRow {
+    id: i64,
+    /// `ntf_...`: sent as the request id; the same on every attempt.
+    notification_id: String,
+    target: String,
+    booking_id: Option<String>,
+    event: String,
+    /// pending, delivered, dead.
+    status: String,
+    attempts: i64,
+    /// An attempt is under way.
+    in_flight: bool,
+    /// The HTTP status of the last answer.
+    last_status: Option<i64>,
+    last_error: Option<String>,
+    next_attempt_at: Option<String>,
+    created_at: String,
+    delivered_at: Option<String>,
+    /// The notification's body.
+    payload: Value,
+    /// The provider event whose application caused it: its source and id.
+    source: Option<String>,
+    source_event_id: Option<String>,
+}
+
+fn delivery_row(d: &Delivery) -> DeliveryRow {
+    DeliveryRow {
+        id: d.id,
+        notification_id: d.notification_id.clone(),
+        target: d.target.clone(),
+        booking_id: d.booking_id.clone(),
+        event: d.event.clone(),
+        status: d.status.clone(),
+        attempts: d.attempts,
+        in_flight: d.in_flight,
+        last_status: d.last_status,
+        last_error: d.last_error.clone(),
+        next_attempt_at: DateTime::from_timestamp_millis(d.next_attempt_at).map(time),
+        created_at: time(d.created_at),
+        delivered_at: d.delivered_at.map(time),
+        payload: serde_json::from_str::<Value>(&d.payload).unwrap_or(Value::Null),
+        source: d.source.clone(),
+        source_event_id: d.source_event_id.clone(),
+    }
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct DeliveryQuery {
+    target: Option<String>,
+    #[param(inline)]
+    status: Option<DeliveryStatus>,
 }
 
 /// `GET /admin/api/deliveries?target&status&limit&cursor`, newest first.
+#[utoipa::path(
+    get,
+    path = "/admin/api/deliveries",
+    tag = "admin",
+    params(DeliveryQuery, PageParams),
+    security(("admin_token" = [])),
+    responses((status = 200, description = "A page of notifications", body = Page<DeliveryRow>), Invalid, Unauthorized, StoreDown)
+)]
 async fn list_deliveries(
     State(state): State<Arc<AppState>>,
     Query(params): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<DeliveryRow>>, ApiError> {
     let q = Listing(&params);
     let status = q.one_of("status", DELIVERY_STATUSES)?;
     let limit = q.limit()?;
@@ -380,11 +697,30 @@ async fn list_deliveries(
         )
         .await
         .map_err(state.store_failed())?;
-    Ok(page(&rows, delivery_json, |d| d.id, limit))
+    Ok(page(&rows, delivery_row, |d| d.id, limit))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Retried {
+    /// The numbers of the notifications put back in line.
+    retried: Vec<i64>,
 }
 
 /// `POST /admin/api/deliveries/{id}/retry` (a number or an `ntf_` id): sent again now, with a
 /// fresh retry schedule.
+#[utoipa::path(
+    post,
+    path = "/admin/api/deliveries/{id}/retry",
+    tag = "admin",
+    params(("id" = String, Path, description = "The notification's number or `ntf_` id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, description = "Due now, with a fresh retry schedule", body = Retried),
+        Unauthorized,
+        (status = 404, description = "No pending or dead notification with this id (`delivery_not_found`)", body = ErrorBody),
+        StoreDown,
+    )
+)]
 async fn retry_delivery(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -403,10 +739,36 @@ async fn retry_delivery(
         ));
     }
     state.dispatch.notify();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "retried": retried }))).into_response())
+    Ok(accepted(Retried { retried }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RetriedCount {
+    retried: usize,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct RetryQuery {
+    /// Only this target's dead notifications.
+    target: Option<String>,
 }
 
 /// `POST /admin/api/deliveries/retry?target=NAME`: every dead notification (of that target) again.
+#[utoipa::path(
+    post,
+    path = "/admin/api/deliveries/retry",
+    tag = "admin",
+    params(RetryQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, description = "Every dead notification due now", body = RetriedCount),
+        Invalid,
+        Unauthorized,
+        StoreDown,
+    )
+)]
 async fn retry_dead(
     State(state): State<Arc<AppState>>,
     Query(params): Params,
@@ -435,15 +797,42 @@ async fn retry_dead(
         retried = retried.len(),
         "dead notifications retried from the admin API"
     );
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "retried": retried.len() })),
-    )
-        .into_response())
+    Ok(accepted(RetriedCount {
+        retried: retried.len(),
+    }))
+}
+
+/// A target and its circuit.
+#[derive(Serialize, ToSchema)]
+pub struct TargetRow {
+    name: String,
+    /// booking-status or events.
+    kind: &'static str,
+    url: String,
+    /// closed, open, disabled.
+    circuit: &'static str,
+    failures: u32,
+    /// Until when an open circuit sends nothing.
+    open_until: Option<String>,
+    reason: Option<String>,
+    /// The events an `events` target receives; empty: all.
+    events: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TargetList {
+    data: Vec<TargetRow>,
 }
 
 /// `GET /admin/api/targets`: each target and its circuit.
-async fn list_targets(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/admin/api/targets",
+    tag = "admin",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "The configured targets", body = TargetList), Unauthorized, StoreDown)
+)]
+async fn list_targets(State(state): State<Arc<AppState>>) -> Result<Json<TargetList>, ApiError> {
     let mut data = Vec::new();
     for t in state.targets.iter() {
         let circuit = state
@@ -451,28 +840,52 @@ async fn list_targets(State(state): State<Arc<AppState>>) -> Result<Json<Value>,
             .circuit(&t.name)
             .await
             .map_err(state.store_failed())?;
-        let (circuit_state, open_until) = match circuit.state {
-            CircuitState::Closed => ("closed", None),
-            CircuitState::Open { until, .. } => {
-                ("open", DateTime::from_timestamp_millis(until).map(time))
-            }
-            CircuitState::Disabled => ("disabled", None),
+        let open_until = match circuit.state {
+            CircuitState::Open { until, .. } => DateTime::from_timestamp_millis(until).map(time),
+            CircuitState::Closed | CircuitState::Disabled => None,
         };
-        data.push(json!({
-            "name": t.name, "kind": t.kind.as_str(), "url": t.url, "circuit": circuit_state,
-            "failures": circuit.failures, "open_until": open_until, "reason": circuit.reason,
-            "events": t.events,
-        }));
+        data.push(TargetRow {
+            name: t.name.clone(),
+            kind: t.kind.as_str(),
+            url: t.url.clone(),
+            circuit: circuit.state.as_str(),
+            failures: circuit.failures,
+            open_until,
+            reason: circuit.reason,
+            events: t.events.clone(),
+        });
     }
-    Ok(Json(json!({ "data": data })))
+    Ok(Json(TargetList { data }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TargetReset {
+    name: String,
+    /// closed, open or disabled.
+    circuit_was: &'static str,
+    /// `closed`.
+    circuit: &'static str,
 }
 
 /// `POST /admin/api/targets/{name}/reset`: closes the target's circuit (re-enables a target a
 /// 410 disabled), and wakes the dispatcher.
+#[utoipa::path(
+    post,
+    path = "/admin/api/targets/{name}/reset",
+    tag = "admin",
+    params(("name" = String, Path, description = "A configured target's name")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The circuit is closed", body = TargetReset),
+        Unauthorized,
+        (status = 404, description = "No target has this name (`target_not_found`)", body = ErrorBody),
+        StoreDown,
+    )
+)]
 async fn reset_target(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TargetReset>, ApiError> {
     if !state.targets.iter().any(|t| t.name == name) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -492,12 +905,25 @@ async fn reset_target(
         .map_err(state.store_failed())?;
     state.dispatch.notify();
     tracing::info!(target = %name, "circuit closed from the admin API");
-    Ok(Json(
-        json!({ "name": name, "circuit_was": before.state.as_str(), "circuit": "closed" }),
-    ))
+    Ok(Json(TargetReset {
+        name,
+        circuit_was: before.state.as_str(),
+        circuit: "closed",
+    }))
 }
 
 /// `GET /metrics`: Prometheus' text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Prometheus' text format", content_type = "text/plain", body = String),
+        Unauthorized,
+        StoreDown,
+    )
+)]
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let text = crate::metrics::render(&state.store, &state.targets)
         .await

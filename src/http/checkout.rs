@@ -11,11 +11,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::responses::{Invalid, ProviderFailed, StoreDown, Unauthorized};
+use super::error::{ApiError, ErrorBody};
 use super::payments::{authorize_service, rfc3339, session_payment_status};
 use crate::checkout::{DEFAULT_SESSION_TTL, NewIntent, NewSession, SandboxError, SessionState};
 use crate::ledger::money;
@@ -45,7 +47,55 @@ impl ProviderAnswers {
     }
 }
 
+/// The body of `POST /api/v1/checkout/sessions`. It is read field by field (each refusal names
+/// its field); this type describes it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SessionRequest {
+    #[schema(min_length = 1, max_length = 200)]
+    booking_id: String,
+    /// Minor units of `currency` (2000 is EUR 20.00).
+    #[schema(minimum = 1, maximum = 99_999_999)]
+    amount: i64,
+    /// ISO 4217, e.g. `eur`.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
+    currency: String,
+    #[schema(min_length = 1, max_length = 500)]
+    description: Option<String>,
+    #[schema(max_length = 254)]
+    customer_email: Option<String>,
+    /// Absolute http(s) URL; may hold `{CHECKOUT_SESSION_ID}`. Default: payhook's return page.
+    success_url: Option<String>,
+    cancel_url: Option<String>,
+    /// Seconds until the session expires (1 to 86400, default 86400).
+    #[schema(minimum = 1, maximum = 86400)]
+    expires_in: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionCreated {
+    session_id: String,
+    /// Where to send the customer: the provider's hosted page.
+    checkout_url: String,
+    expires_at: Option<String>,
+}
+
 /// `POST /api/v1/checkout/sessions`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/checkout/sessions",
+    tag = "checkout",
+    request_body(content = SessionRequest, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Passed to the provider: a retried request creates one session")),
+    security((), ("service_token" = [])),
+    responses(
+        (status = 201, description = "Created with the provider", body = SessionCreated),
+        Invalid,
+        Unauthorized,
+        ProviderFailed,
+        StoreDown,
+    )
+)]
 pub async fn create_session(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -85,18 +135,65 @@ pub async fn create_session(
         .map_err(|e| ApiError::from_provider(e, state.retry_after_secs))?;
     tracing::info!(session_id = %session.id, booking_id = %session.booking_id,
         provider = state.provider.name(), "checkout session created");
-    Ok(created(json!({
-        "session_id": session.id,
-        "checkout_url": session.url,
-        "expires_at": rfc3339(Some(session.expires_at)),
-    })))
+    Ok(created(SessionCreated {
+        session_id: session.id,
+        checkout_url: session.url,
+        expires_at: rfc3339(Some(session.expires_at)),
+    }))
 }
 
-fn created(body: Value) -> Response {
+fn created(body: impl Serialize) -> Response {
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
+/// The body of `POST /api/v1/payment-intents`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct IntentRequest {
+    #[schema(min_length = 1, max_length = 200)]
+    booking_id: String,
+    #[schema(minimum = 1, maximum = 99_999_999)]
+    amount: i64,
+    #[schema(pattern = "^[A-Za-z]{3}$")]
+    currency: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IntentCreated {
+    payment_intent_id: String,
+    /// For the provider's payment form in the browser (Stripe.js `confirmPayment`).
+    client_secret: String,
+}
+
+/// A payment intent's state: the ledger's once a webhook about it arrived, the provider's before.
+#[derive(Serialize, ToSchema)]
+pub struct IntentStatus {
+    payment_intent_id: String,
+    booking_id: Option<String>,
+    status: String,
+    amount: Option<i64>,
+    currency: Option<String>,
+    paid_at: Option<String>,
+    /// `webhook` or `provider`.
+    verified_by: &'static str,
+}
+
 /// `POST /api/v1/payment-intents`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payment-intents",
+    tag = "checkout",
+    request_body(content = IntentRequest, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Passed to the provider")),
+    security((), ("service_token" = [])),
+    responses(
+        (status = 201, description = "Created with the provider", body = IntentCreated),
+        Invalid,
+        Unauthorized,
+        ProviderFailed,
+        StoreDown,
+    )
+)]
 pub async fn create_intent(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -117,19 +214,33 @@ pub async fn create_intent(
         .map_err(|e| ApiError::from_provider(e, state.retry_after_secs))?;
     tracing::info!(payment_intent_id = %intent.id, booking_id = %new.booking_id,
         provider = state.provider.name(), "payment intent created");
-    Ok(created(json!({
-        "payment_intent_id": intent.id,
-        "client_secret": intent.client_secret,
-    })))
+    Ok(created(IntentCreated {
+        payment_intent_id: intent.id,
+        client_secret: intent.client_secret,
+    }))
 }
 
 /// `GET /api/v1/payment-intents/{id}` (service token when set): the ledger's word once a webhook
 /// about the intent arrived, the provider's before.
+#[utoipa::path(
+    get,
+    path = "/api/v1/payment-intents/{intent_id}",
+    tag = "checkout",
+    params(("intent_id" = String, Path, description = "`pi_...`")),
+    security((), ("service_token" = [])),
+    responses(
+        (status = 200, description = "The intent's state", body = IntentStatus),
+        Unauthorized,
+        (status = 404, description = "Neither the ledger nor the provider knows it (`payment_intent_not_found`)", body = ErrorBody),
+        ProviderFailed,
+        StoreDown,
+    )
+)]
 pub async fn get_intent(
     State(state): State<Arc<AppState>>,
     Path(intent_id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IntentStatus>, ApiError> {
     authorize_if_set(&state, &headers)?;
     let payments = state
         .store
@@ -138,15 +249,15 @@ pub async fn get_intent(
         .map_err(state.store_failed())?;
     if let Some(p) = payments.first() {
         let s = &p.state;
-        return Ok(Json(json!({
-            "payment_intent_id": intent_id,
-            "booking_id": s.booking_id,
-            "status": s.status.as_str(),
-            "amount": s.amount,
-            "currency": s.currency,
-            "paid_at": rfc3339(s.paid_at),
-            "verified_by": "webhook",
-        })));
+        return Ok(Json(IntentStatus {
+            payment_intent_id: intent_id,
+            booking_id: s.booking_id.clone(),
+            status: s.status.as_str().to_string(),
+            amount: s.amount,
+            currency: s.currency.clone(),
+            paid_at: rfc3339(s.paid_at),
+            verified_by: "webhook",
+        }));
     }
     let known = state
         .provider
@@ -167,24 +278,35 @@ pub async fn get_intent(
         "canceled" => "canceled",
         _ => "pending",
     };
-    Ok(Json(json!({
-        "payment_intent_id": intent_id,
-        "booking_id": i.booking_id,
-        "status": status,
-        "amount": i.amount,
-        "currency": i.currency,
-        "paid_at": null,
-        "verified_by": "provider",
-    })))
+    Ok(Json(IntentStatus {
+        payment_intent_id: intent_id,
+        booking_id: i.booking_id,
+        status: status.to_string(),
+        amount: Some(i.amount),
+        currency: Some(i.currency),
+        paid_at: None,
+        verified_by: "provider",
+    }))
 }
 
 /// `GET /api/v1/checkout/sessions/{id}`: the ledger's word (what webhooks established), completed
 /// by the session payhook created and, while the ledger still says open after a few seconds, by
 /// the provider's own answer.
+#[utoipa::path(
+    get,
+    path = "/api/v1/checkout/sessions/{session_id}",
+    tag = "checkout",
+    params(("session_id" = String, Path, description = "`cs_...`: the `session_id` of the success URL")),
+    responses(
+        (status = 200, description = "The session's state, as the return page shows it", body = SessionStatus),
+        (status = 404, description = "Neither payhook nor the provider knows it (`session_not_found`)", body = ErrorBody),
+        StoreDown,
+    )
+)]
 pub async fn get_session(
     State(state): State<Arc<AppState>>,
     Path(session_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionStatus>, ApiError> {
     let created = state
         .store
         .session(&session_id)
@@ -252,6 +374,24 @@ async fn provider_state(state: &AppState, id: &str) -> Result<Option<SessionStat
             Ok(None)
         }
     }
+}
+
+/// A checkout session as the return page reads it.
+#[derive(Serialize, ToSchema)]
+pub struct SessionStatus {
+    session_id: String,
+    booking_id: Option<String>,
+    /// open, complete, expired.
+    status: String,
+    /// unpaid, processing, paid, failed, partially_refunded, refunded, disputed.
+    payment_status: String,
+    /// Minor units of `currency`.
+    amount: Option<i64>,
+    currency: Option<String>,
+    amount_formatted: Option<String>,
+    paid_at: Option<String>,
+    /// `webhook` (the ledger established it), `provider` (the provider's API said so) or `none`.
+    verified_by: &'static str,
 }
 
 /// What the status route says of a session.
@@ -332,18 +472,18 @@ impl SessionView {
         }
     }
 
-    fn json(&self) -> Value {
-        json!({
-            "session_id": self.session_id,
-            "booking_id": self.booking_id,
-            "status": self.status.as_deref().unwrap_or("open"),
-            "payment_status": self.payment_status,
-            "amount": self.amount,
-            "currency": self.currency,
-            "amount_formatted": money::format_known(self.amount, self.currency.as_deref()),
-            "paid_at": rfc3339(self.paid_at),
-            "verified_by": self.verified_by,
-        })
+    fn json(self) -> SessionStatus {
+        SessionStatus {
+            amount_formatted: money::format_known(self.amount, self.currency.as_deref()),
+            session_id: self.session_id,
+            booking_id: self.booking_id,
+            status: self.status.unwrap_or_else(|| "open".into()),
+            payment_status: self.payment_status,
+            amount: self.amount,
+            currency: self.currency,
+            paid_at: rfc3339(self.paid_at),
+            verified_by: self.verified_by,
+        }
     }
 }
 
@@ -524,6 +664,16 @@ impl Fields {
 
 /// `GET /checkout/return`: the page a customer lands on after paying. It asks payhook, never
 /// trusts its own URL, and polls with a growing interval.
+#[utoipa::path(
+    get,
+    path = "/checkout/return",
+    tag = "pages",
+    params(
+        ("session_id" = Option<String>, Query, description = "The session to show"),
+        ("canceled" = Option<String>, Query, description = "`1` when the customer canceled"),
+    ),
+    responses((status = 200, description = "The return page", content_type = "text/html", body = String))
+)]
 pub async fn return_page() -> Response {
     page(
         StatusCode::OK,
@@ -532,6 +682,17 @@ pub async fn return_page() -> Response {
 }
 
 /// `GET /sandbox/checkout/{id}`: the sandbox provider's hosted payment page.
+#[utoipa::path(
+    get,
+    path = "/sandbox/checkout/{session_id}",
+    tag = "pages",
+    params(("session_id" = String, Path)),
+    responses(
+        (status = 200, description = "The payment page: Pay, Decline, Cancel", content_type = "text/html", body = String),
+        (status = 404, description = "No such session, or the sandbox is off", content_type = "text/html", body = String),
+        (status = 503, description = "The store cannot be reached", content_type = "text/html", body = String),
+    )
+)]
 pub async fn sandbox_page(
     State(state): State<Arc<AppState>>,
     Path(session_id): Path<String>,
@@ -595,6 +756,22 @@ pub struct ActionPath {
 
 /// `POST /sandbox/checkout/{id}/{pay|decline|cancel}`: the hosted page's buttons; 303 to the
 /// success or cancel URL once payhook has stored what happened.
+#[utoipa::path(
+    post,
+    path = "/sandbox/checkout/{session_id}/{action}",
+    tag = "pages",
+    params(
+        ("session_id" = String, Path),
+        ("action" = String, Path, description = "pay, decline or cancel"),
+    ),
+    responses(
+        (status = 303, description = "Done: to the session's success or cancel URL"),
+        (status = 404, description = "No such session or action, or the sandbox is off", content_type = "text/html", body = String),
+        (status = 409, description = "The session is no longer open", content_type = "text/html", body = String),
+        (status = 502, description = "payhook could not store the provider's events", content_type = "text/html", body = String),
+        (status = 503, description = "The store cannot be reached", content_type = "text/html", body = String),
+    )
+)]
 pub async fn sandbox_action(
     State(state): State<Arc<AppState>>,
     Path(ActionPath { session_id, action }): Path<ActionPath>,

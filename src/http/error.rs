@@ -5,7 +5,8 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::inbox::IngestError;
 use crate::providers::VerifyError;
@@ -169,16 +170,38 @@ impl ApiError {
     }
 }
 
+/// The body of every refusal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Always false.
+    pub success: bool,
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, per case: what a program tests.
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+    /// The request field a `validation_error` (or a provider's refusal) is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "success": false,
-            "error": { "code": self.code, "message": self.message, "hint": self.hint },
-        });
-        let mut body = body;
-        if let Some(field) = self.field {
-            body["error"]["field"] = json!(field);
-        }
+        let body = ErrorBody {
+            success: false,
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                hint: self.hint.map(str::to_string),
+                field: self.field,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response
@@ -187,4 +210,39 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The refusals routes share, for the API description.
+pub mod responses {
+    use utoipa::IntoResponses;
+
+    use super::ErrorBody;
+
+    #[derive(IntoResponses)]
+    #[response(
+        status = 400,
+        description = "A request field or parameter is not valid (`validation_error`, `error.field` names it)"
+    )]
+    pub struct Invalid(#[to_schema] pub ErrorBody);
+
+    #[derive(IntoResponses)]
+    #[response(
+        status = 401,
+        description = "The Bearer token is missing or wrong (`unauthorized`)"
+    )]
+    pub struct Unauthorized(#[to_schema] pub ErrorBody);
+
+    #[derive(IntoResponses)]
+    #[response(
+        status = 503,
+        description = "The store cannot be reached (`store_unavailable`); retry after `Retry-After` seconds"
+    )]
+    pub struct StoreDown(#[to_schema] pub ErrorBody);
+
+    #[derive(IntoResponses)]
+    #[response(
+        status = 502,
+        description = "The payment provider refused or cannot be reached (`provider_refused`, `provider_unauthorized`, `provider_unavailable`)"
+    )]
+    pub struct ProviderFailed(#[to_schema] pub ErrorBody);
 }

@@ -20,8 +20,12 @@ use crate::checkout::Provider;
 use crate::config::Secret;
 use crate::inbox::Inbox;
 use crate::store::Store;
+use axum::response::IntoResponse;
 use error::ApiError;
+use error::responses::StoreDown;
 use ratelimit::RateLimiter;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What the handlers share.
 pub struct AppState {
@@ -69,58 +73,124 @@ impl AppState {
     }
 }
 
+/// The public listener: webhooks, the status and checkout API, the pages, health, and
+/// `GET /openapi.json` describing them.
 pub fn public_router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/webhooks/{source}", post(webhooks::receive_webhook))
-        .route(
-            "/api/v1/payment-gateway/webhooks/stripe",
-            post(webhooks::receive_stripe_webhook),
-        )
-        .route(
-            "/api/v1/payments/{booking_id}/status",
-            get(payments::get_payment_status),
-        )
-        .route("/api/v1/checkout/sessions", post(checkout::create_session))
-        .route(
-            "/api/v1/checkout/sessions/{session_id}",
-            get(checkout::get_session),
-        )
-        .route("/api/v1/payment-intents", post(checkout::create_intent))
-        .route(
-            "/api/v1/payment-intents/{intent_id}",
-            get(checkout::get_intent),
-        )
-        .route("/checkout/return", get(checkout::return_page))
-        .route(
-            "/sandbox/checkout/{session_id}",
-            get(checkout::sandbox_page),
-        )
-        .route(
-            "/sandbox/checkout/{session_id}/{action}",
-            post(checkout::sandbox_action),
-        )
+    let (router, api) = OpenApiRouter::with_openapi(document(
+        "payhook public API",
+        "Webhooks from payment providers, the payment status and checkout API, and the pages a \
+         customer sees.",
+    ))
+    .routes(routes!(webhooks::receive_webhook))
+    .routes(routes!(webhooks::receive_stripe_webhook))
+    .routes(routes!(payments::get_payment_status))
+    .routes(routes!(checkout::create_session))
+    .routes(routes!(checkout::get_session))
+    .routes(routes!(checkout::create_intent))
+    .routes(routes!(checkout::get_intent))
+    .routes(routes!(checkout::return_page))
+    .routes(routes!(checkout::sandbox_page))
+    .routes(routes!(checkout::sandbox_action))
+    .routes(routes!(healthz))
+    .routes(routes!(readyz))
+    .split_for_parts();
+    router
+        // The demo's pages exist only under `payhook demo`: not part of the API.
         .route("/demo", get(demo::page))
         .route("/demo/checkout", post(demo::checkout))
         .route("/demo/bookings/{id}", get(demo::booking))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(api_document(api)))
         .with_state(state)
 }
 
+/// The admin listener: the admin API, `/metrics`, the dashboard, health, and `GET /openapi.json`
+/// describing them.
 pub fn admin_router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .merge(admin::routes(state.clone()))
-        .route("/", get(admin::dashboard))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    let (router, api) = OpenApiRouter::with_openapi(document(
+        "payhook admin API",
+        "What came in, what happened to it, what failed, and the operations that fix it. Every \
+         route but the dashboard page and health needs `Authorization: Bearer \
+         $PAYHOOK_ADMIN_TOKEN` when a token is set.",
+    ))
+    .merge(admin::routes(state.clone()))
+    .routes(routes!(admin::dashboard))
+    .routes(routes!(healthz))
+    .routes(routes!(readyz))
+    .split_for_parts();
+    router
+        .route("/openapi.json", get(api_document(api)))
         .with_state(state)
 }
 
+/// The frame of an API document: title, version, and the Bearer schemes routes refer to.
+fn document(title: &str, description: &str) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+    let bearer = |description: &str| {
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(description))
+                .build(),
+        )
+    };
+    let mut api = utoipa::openapi::OpenApiBuilder::new()
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title(title)
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(description))
+                .build(),
+        )
+        .build();
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "service_token",
+        bearer("`INTERNAL_SERVICE_TOKEN`; checkout routes need it only when it is set"),
+    );
+    components.add_security_scheme(
+        "admin_token",
+        bearer("`PAYHOOK_ADMIN_TOKEN`, when it is set"),
+    );
+    api
+}
+
+/// `GET /openapi.json`: the document, rendered once.
+fn api_document(
+    api: utoipa::openapi::OpenApi,
+) -> impl Fn() -> std::future::Ready<axum::response::Response> + Clone {
+    let json = bytes::Bytes::from(api.to_json().expect("the API document serializes"));
+    move || {
+        std::future::ready(
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                json.clone(),
+            )
+                .into_response(),
+        )
+    }
+}
+
+/// Alive: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String))
+)]
 async fn healthz() -> &'static str {
     "ok"
 }
 
 /// Ready when the store answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "`ready`", content_type = "text/plain", body = String),
+        StoreDown,
+    )
+)]
 async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
     state.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check: store unavailable");

@@ -7,19 +7,65 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, SecondsFormat};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::responses::{StoreDown, Unauthorized};
+use super::error::{ApiError, ErrorBody};
 use crate::ledger::{PaymentStatus, money, representative};
 use crate::store::{Payment, PaymentKey};
 
+/// The booking service's view of a booking's payment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentStatusAnswer {
+    /// Always true.
+    success: bool,
+    data: PaymentStatusData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentStatusData {
+    booking_id: String,
+    /// pending, processing, succeeded, failed, canceled, expired, partially_refunded, refunded,
+    /// disputed.
+    status: String,
+    /// Minor units (cents) of `currency`.
+    amount: Option<i64>,
+    currency: Option<String>,
+    /// e.g. `20.00 EUR`.
+    amount_formatted: Option<String>,
+    amount_refunded: i64,
+    paid_at: Option<String>,
+    refunded_at: Option<String>,
+    payment_intent_id: Option<String>,
+    checkout_session_id: Option<String>,
+    failure_code: Option<String>,
+    failure_message: Option<String>,
+    dispute_status: Option<String>,
+    dispute_reason: Option<String>,
+}
+
 /// `GET /api/v1/payments/{booking_id}/status`, for services holding `INTERNAL_SERVICE_TOKEN`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/payments/{booking_id}/status",
+    tag = "payments",
+    params(("booking_id" = String, Path, description = "The application's booking id")),
+    security(("service_token" = [])),
+    responses(
+        (status = 200, description = "The booking's payment, from the ledger (the paid one, else the one in flight, else the latest)", body = PaymentStatusAnswer),
+        Unauthorized,
+        (status = 404, description = "No payment is known for the booking (`payment_not_found`)", body = ErrorBody),
+        StoreDown,
+    )
+)]
 pub async fn get_payment_status(
     State(state): State<Arc<AppState>>,
     Path(booking_id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PaymentStatusAnswer>, ApiError> {
     authorize_service(&state, &headers)?;
     let payments = state
         .store
@@ -35,25 +81,25 @@ pub async fn get_payment_status(
         .hint("payhook knows a booking once a provider event carrying its id has been processed")
     })?;
     let s = &payment.state;
-    Ok(Json(json!({
-        "success": true,
-        "data": {
-            "bookingId": booking_id,
-            "status": s.status.as_str(),
-            "amount": s.amount,
-            "currency": s.currency,
-            "amountFormatted": formatted(payment),
-            "amountRefunded": s.amount_refunded,
-            "paidAt": rfc3339(s.paid_at),
-            "refundedAt": rfc3339(s.refunded_at),
-            "paymentIntentId": s.payment_intent_id,
-            "checkoutSessionId": s.checkout_session_id,
-            "failureCode": s.failure_code,
-            "failureMessage": s.failure_message,
-            "disputeStatus": s.dispute_status,
-            "disputeReason": s.dispute_reason,
-        }
-    })))
+    Ok(Json(PaymentStatusAnswer {
+        success: true,
+        data: PaymentStatusData {
+            booking_id,
+            status: s.status.as_str().to_string(),
+            amount: s.amount,
+            currency: s.currency.clone(),
+            amount_formatted: formatted(payment),
+            amount_refunded: s.amount_refunded,
+            paid_at: rfc3339(s.paid_at),
+            refunded_at: rfc3339(s.refunded_at),
+            payment_intent_id: s.payment_intent_id.clone(),
+            checkout_session_id: s.checkout_session_id.clone(),
+            failure_code: s.failure_code.clone(),
+            failure_message: s.failure_message.clone(),
+            dispute_status: s.dispute_status.clone(),
+            dispute_reason: s.dispute_reason.clone(),
+        },
+    }))
 }
 
 /// Stripe's session `payment_status` words, extended with what happened to the money after.

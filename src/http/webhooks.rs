@@ -9,17 +9,75 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
+use utoipa::{IntoResponses, ToSchema};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 
-#[derive(Debug, Serialize)]
+/// The acknowledgement: the event is durably stored (or was already).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookResponse {
     received: bool,
+    /// The provider's event id (`evt_...`, or the `webhook-id`).
     event_id: String,
+    /// True when this event was already stored: nothing new happened.
     duplicate: bool,
 }
 
+/// A webhook's refusals: each a documented code, nothing stored.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+enum Refusals {
+    #[response(
+        status = 400,
+        description = "Not verified or not an event: `missing_signature`, `malformed_signature_header`, \
+                       `invalid_signature`, `timestamp_out_of_tolerance`, `malformed_payload`, `body_unreadable`"
+    )]
+    Unverified(#[to_schema] ErrorBody),
+    #[response(
+        status = 403,
+        description = "The sender is not in the source's `allowed_cidrs` (`ip_not_allowed`)"
+    )]
+    Forbidden(#[to_schema] ErrorBody),
+    #[response(
+        status = 404,
+        description = "No source has this name (`unknown_source`)"
+    )]
+    UnknownSource(#[to_schema] ErrorBody),
+    #[response(
+        status = 413,
+        description = "The body is over `ingest.max_body_bytes` (`payload_too_large`)"
+    )]
+    TooLarge(#[to_schema] ErrorBody),
+    #[response(
+        status = 429,
+        description = "Too many requests from this address (`rate_limited`); see `Retry-After`"
+    )]
+    RateLimited(#[to_schema] ErrorBody),
+    #[response(
+        status = 503,
+        description = "The event could not be stored (`store_unavailable`): it was not accepted"
+    )]
+    StoreDown(#[to_schema] ErrorBody),
+}
+
+/// Receives a provider's webhook: verified on its raw bytes with the source's scheme, stored once,
+/// then acknowledged. The body is the provider's, byte for byte.
+#[utoipa::path(
+    post,
+    path = "/webhooks/{source}",
+    tag = "webhooks",
+    params(
+        ("source" = String, Path, description = "`stripe` or a `[[sources]]` name"),
+        ("Stripe-Signature" = Option<String>, Header, description = "Stripe sources: `t=<unix time>,v1=<hex HMAC-SHA256>`"),
+        ("webhook-signature" = Option<String>, Header, description = "Standard Webhooks sources, with `webhook-id` and `webhook-timestamp`"),
+    ),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "The provider's event, as sent"),
+    responses(
+        (status = 200, description = "Stored (or already stored): acknowledged", body = WebhookResponse),
+        Refusals,
+    )
+)]
 pub async fn receive_webhook(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -30,7 +88,19 @@ pub async fn receive_webhook(
     receive(&state, peer, &source, headers, body).await
 }
 
-/// The route existing Stripe integrations already point at.
+/// The route existing Stripe integrations already point at: `POST /webhooks/stripe` under another
+/// name.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payment-gateway/webhooks/stripe",
+    tag = "webhooks",
+    params(("Stripe-Signature" = Option<String>, Header, description = "`t=<unix time>,v1=<hex HMAC-SHA256>`")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "Stripe's event, as sent"),
+    responses(
+        (status = 200, description = "Stored (or already stored): acknowledged", body = WebhookResponse),
+        Refusals,
+    )
+)]
 pub async fn receive_stripe_webhook(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

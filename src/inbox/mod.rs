@@ -76,6 +76,7 @@ impl Inbox {
         };
         let written = self.writer.write(event).await?;
         let outcome = if written == Written::New {
+            crate::metrics::count_stored();
             "stored"
         } else {
             "duplicate"

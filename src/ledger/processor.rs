@@ -33,7 +33,11 @@ const BATCH: i64 = 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handled {
     pub id: i64,
+    pub source: String,
     pub event_id: String,
+    pub event_type: String,
+    /// The booking of the payment it applied to, when there is one.
+    pub booking_id: Option<String>,
     /// `processed`, `ignored`, `retrying` or `failed`.
     pub status: &'static str,
     /// Why it did not apply.
@@ -153,22 +157,26 @@ impl Processor {
         let mut notified = 0;
         for (event, reading) in events.into_iter().zip(readings) {
             tx.begin_event().await?;
-            let (status, error) = match apply(&mut tx, &event, reading, &self.targets, now).await {
-                Ok((done, deliveries)) => {
-                    tx.keep_event().await?;
-                    notified += deliveries;
-                    done
-                }
-                Err(e) => {
-                    tx.undo_event().await?;
-                    let failure = self.failure(&event, e.to_string());
-                    tx.record_failure(event.id, &failure).await?;
-                    (failure.status, Some(failure.error))
-                }
-            };
+            let (status, error, booking_id) =
+                match apply(&mut tx, &event, reading, &self.targets, now).await {
+                    Ok(((status, error), applied)) => {
+                        tx.keep_event().await?;
+                        notified += applied.notified;
+                        (status, error, applied.booking_id)
+                    }
+                    Err(e) => {
+                        tx.undo_event().await?;
+                        let failure = self.failure(&event, e.to_string());
+                        tx.record_failure(event.id, &failure).await?;
+                        (failure.status, Some(failure.error), None)
+                    }
+                };
             handled.push(Handled {
                 id: event.id,
+                source: event.source,
                 event_id: event.event_id,
+                event_type: event.event_type,
+                booking_id,
                 status,
                 error,
             });
@@ -183,11 +191,14 @@ impl Processor {
         }
         for h in &handled {
             metrics::counter!("payhook_events_applied_total", "status" => h.status).increment(1);
+            let booking_id = h.booking_id.as_deref().unwrap_or("");
             match &h.error {
-                Some(error) => tracing::warn!(id = h.id, event_id = %h.event_id, status = h.status,
-                    %error, "event not applied"),
-                None => tracing::debug!(id = h.id, event_id = %h.event_id, status = h.status,
-                    "event applied"),
+                Some(error) => {
+                    tracing::warn!(id = h.id, source = %h.source, event_id = %h.event_id,
+                    r#type = %h.event_type, booking_id, status = h.status, %error, "event not applied")
+                }
+                None => tracing::info!(id = h.id, source = %h.source, event_id = %h.event_id,
+                    r#type = %h.event_type, booking_id, status = h.status, "event applied"),
             }
         }
         Ok(Outcome::Handled(handled))
@@ -257,38 +268,47 @@ fn retry_delay(settings: &ProcessorSettings, attempts: i64) -> Duration {
     base.mul_f64(rand::rng().random_range(0.8..1.2))
 }
 
+/// What applying a fact did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Notifications written to the outbox.
+    pub notified: usize,
+    /// The payment's booking.
+    pub booking_id: Option<String>,
+}
+
 /// Applies one claimed event inside `tx` and marks it; returns its new status and, for an event
-/// that can never apply, why, and how many notifications it caused.
+/// that can never apply, why, and what applying it did.
 async fn apply(
     tx: &mut LedgerTx,
     event: &ClaimedEvent,
     reading: Interpretation,
     targets: &[TargetSettings],
     now: DateTime<Utc>,
-) -> Result<((&'static str, Option<String>), usize), StoreError> {
-    let (status, error, notified) = match reading {
-        Interpretation::Ignored => ("ignored", None, 0),
-        Interpretation::Invalid(why) => ("failed", Some(why), 0),
+) -> Result<((&'static str, Option<String>), Applied), StoreError> {
+    let (status, error, applied) = match reading {
+        Interpretation::Ignored => ("ignored", None, Applied::default()),
+        Interpretation::Invalid(why) => ("failed", Some(why), Applied::default()),
         Interpretation::Fact(fact) => {
-            let notified = apply_fact(tx, &event.source, &fact, targets, now).await?;
-            ("processed", None, notified)
+            let applied = apply_fact(tx, &event.source, &fact, targets, now).await?;
+            ("processed", None, applied)
         }
     };
     tx.finish_event(event.id, status, error.as_deref(), now)
         .await?;
-    Ok(((status, error), notified))
+    Ok(((status, error), applied))
 }
 
 /// Adds `fact` to its payment (creating it, or joining payments the fact shows to be one),
 /// rewrites the payment's row from all its facts, and writes the notifications the change causes
-/// to the outbox. Returns how many it wrote. The caller holds the locks on the fact's ids.
+/// to the outbox. The caller holds the locks on the fact's ids.
 pub async fn apply_fact(
     tx: &mut LedgerTx,
     source: &str,
     fact: &Fact,
     targets: &[TargetSettings],
     now: DateTime<Utc>,
-) -> Result<usize, StoreError> {
+) -> Result<Applied, StoreError> {
     let found = tx.payments_for_refs(source, &fact.refs).await?;
     let notify = !targets.is_empty();
     let before = if notify && !found.is_empty() {
@@ -317,7 +337,10 @@ pub async fn apply_fact(
         }
     };
     if !notify {
-        return Ok(0);
+        return Ok(Applied {
+            notified: 0,
+            booking_id: after.booking_id,
+        });
     }
 
     // The booking as a whole: its payments now, and as they were (the changed ones as before).
@@ -340,6 +363,7 @@ pub async fn apply_fact(
     let deliveries = deliveries_for(
         targets,
         &Change {
+            cause: (source, &fact.event_id),
             payment_id: payment,
             before: &before_states,
             after: &after,
@@ -357,7 +381,10 @@ pub async fn apply_fact(
         tx.insert_delivery(delivery, now.timestamp_millis() + first_wait, now)
             .await?;
     }
-    Ok(deliveries.len())
+    Ok(Applied {
+        notified: deliveries.len(),
+        booking_id: after.booking_id,
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use std::fmt;
 use super::facts::{Fact, FactKind};
 use crate::store::Payment;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum PaymentStatus {
     Pending,
     Processing,

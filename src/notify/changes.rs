@@ -80,6 +80,8 @@ pub fn reached(s: &PaymentState) -> Vec<Step> {
 /// One ledger change, as the notifications see it.
 #[derive(Debug)]
 pub struct Change<'a> {
+    /// The provider event applied: (source, event id).
+    pub cause: (&'a str, &'a str),
     pub payment_id: i64,
     /// The payment's state before (for a payment the change merged from several: each of them).
     pub before: &'a [PaymentState],
@@ -102,6 +104,9 @@ pub struct NewDelivery {
     pub payment_id: i64,
     pub booking_id: Option<String>,
     pub payload: String,
+    /// The provider event whose application caused it.
+    pub source: Option<String>,
+    pub source_event_id: Option<String>,
 }
 
 /// The notifications `change` causes for each of `targets`, in the order they must arrive.
@@ -157,6 +162,8 @@ pub fn deliveries_for(
                         payment_id: change.payment_id,
                         booking_id: after.booking_id.clone(),
                         payload: booking_payload(status, booking).to_string(),
+                        source: Some(change.cause.0.to_string()),
+                        source_event_id: Some(change.cause.1.to_string()),
                     });
                 }
             }
@@ -174,6 +181,8 @@ pub fn deliveries_for(
                         payment_id: change.payment_id,
                         booking_id: after.booking_id.clone(),
                         payload: event_payload(name, change.payment_id, after, now).to_string(),
+                        source: Some(change.cause.0.to_string()),
+                        source_event_id: Some(change.cause.1.to_string()),
                     });
                 }
             }
@@ -287,6 +296,7 @@ mod tests {
         deliveries_for(
             targets,
             &Change {
+                cause: ("stripe", "evt_1"),
                 payment_id: 7,
                 before: &before,
                 after,

@@ -358,13 +358,15 @@ impl Worker {
         match &error {
             None => {
                 tracing::info!(target_name = %self.target.name, notification_id = %d.notification_id,
-                booking_id = d.booking_id.as_deref().unwrap_or(""), event = %d.event, attempt = attempts,
-                latency_ms, outcome = status, "notification delivered")
+                booking_id = d.booking_id.as_deref().unwrap_or(""), r#type = %d.event,
+                source = d.source.as_deref().unwrap_or(""), event_id = d.source_event_id.as_deref().unwrap_or(""),
+                attempt = attempts, latency_ms, outcome = status, "notification delivered")
             }
             Some(error) => {
                 tracing::warn!(target_name = %self.target.name, notification_id = %d.notification_id,
-                booking_id = d.booking_id.as_deref().unwrap_or(""), event = %d.event, attempt = attempts,
-                latency_ms, outcome = status, %error, "notification not delivered")
+                booking_id = d.booking_id.as_deref().unwrap_or(""), r#type = %d.event,
+                source = d.source.as_deref().unwrap_or(""), event_id = d.source_event_id.as_deref().unwrap_or(""),
+                attempt = attempts, latency_ms, outcome = status, %error, "notification not delivered")
             }
         }
         Settled {

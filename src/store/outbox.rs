@@ -16,8 +16,8 @@ macro_rules! outbox_queries {
         ) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO deliveries (notification_id, target, order_key, event, payment_id,
-                    booking_id, payload, next_attempt_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    booking_id, payload, next_attempt_at, created_at, source, source_event_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&d.notification_id)
             .bind(&d.target)
@@ -28,6 +28,8 @@ macro_rules! outbox_queries {
             .bind(&d.payload)
             .bind(due_ms)
             .bind(now)
+            .bind(&d.source)
+            .bind(&d.source_event_id)
             .execute(&mut *conn)
             .await?;
             Ok(())
@@ -52,7 +54,8 @@ macro_rules! outbox_queries {
                                       WHERE e.target = d.target AND e.order_key = d.order_key
                                         AND e.status = 'pending' AND e.id < d.id)
                     ORDER BY d.id LIMIT $4", $lock, ")
-                 RETURNING id, notification_id, target, order_key, event, booking_id, payload, attempts",
+                 RETURNING id, notification_id, target, order_key, event, booking_id, payload, attempts,
+                    source, source_event_id",
             ))
             .bind(target)
             .bind(now_ms)
@@ -72,6 +75,8 @@ macro_rules! outbox_queries {
                         booking_id: r.try_get("booking_id")?,
                         payload: r.try_get("payload")?,
                         attempts: r.try_get("attempts")?,
+                        source: r.try_get("source")?,
+                        source_event_id: r.try_get("source_event_id")?,
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
@@ -230,6 +235,8 @@ macro_rules! outbox_queries {
                         last_error: r.try_get("last_error")?,
                         created_at: r.try_get("created_at")?,
                         delivered_at: r.try_get("delivered_at")?,
+                        source: r.try_get("source")?,
+                        source_event_id: r.try_get("source_event_id")?,
                     })
                 })
                 .collect()
@@ -301,6 +308,9 @@ pub struct ClaimedDelivery {
     pub payload: String,
     /// Attempts made before this one.
     pub attempts: i64,
+    /// The provider event that caused it (none for rows written before payhook kept it).
+    pub source: Option<String>,
+    pub source_event_id: Option<String>,
 }
 
 /// The outcome of one attempt, as recorded.
@@ -335,6 +345,8 @@ pub struct Delivery {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
+    pub source: Option<String>,
+    pub source_event_id: Option<String>,
 }
 
 /// Which notifications `payhook deliveries retry` puts back in line.

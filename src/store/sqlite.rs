@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "checkout sessions and the sandbox provider",
         include_str!("../../migrations/sqlite/0004_checkout.sql"),
     ),
+    (
+        5,
+        "the provider event behind each notification",
+        include_str!("../../migrations/sqlite/0005_delivery_cause.sql"),
+    ),
 ];
 
 pub struct SqliteStore {

@@ -17,6 +17,13 @@ SECRETS = ["whsec_oracle_current_secret", "whsec_oracle_previous_secret"]
 def running_payhook(tmp, webhook_secrets, args=(), extra_env=None):
     """`payhook [ARGS] serve` on a SQLite store in `tmp`, on loopback port 0, with `extra_env`
     added to its environment; yields its public base URL and expects a clean exit on SIGTERM."""
+    with running_listeners(tmp, webhook_secrets, args, extra_env) as listeners:
+        yield listeners["public"]
+
+
+@contextlib.contextmanager
+def running_listeners(tmp, webhook_secrets, args=(), extra_env=None):
+    """Like `running_payhook`, yielding {"public": URL, "admin": URL}."""
     env = {
         "DATABASE_URL": f"sqlite://{tmp}/payhook.db",
         "STRIPE_WEBHOOK_SECRET": ",".join(webhook_secrets),
@@ -27,14 +34,15 @@ def running_payhook(tmp, webhook_secrets, args=(), extra_env=None):
     }
     proc = subprocess.Popen([BIN, *args, "serve"], env=env, stdout=subprocess.PIPE, text=True)
     try:
-        base = None
+        listeners = {}
         for line in proc.stdout:
-            if line.startswith("public listener: "):
-                base = line.split(": ", 1)[1].strip()
+            for name in ("public", "admin"):
+                if line.startswith(f"{name} listener: "):
+                    listeners[name] = line.split(": ", 1)[1].strip()
             if line.startswith("ready"):
                 break
-        assert base, "payhook did not start"
-        yield base
+        assert "public" in listeners and "admin" in listeners, "payhook did not start"
+        yield listeners
     finally:
         proc.terminate()
         assert proc.wait(timeout=20) == 0

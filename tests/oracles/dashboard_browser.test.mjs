@@ -118,6 +118,9 @@ test('the dashboard lists sent events and retries a refused notification with it
 
   await page.click('nav button[data-tab=overview]');
   await page.waitForSelector('#cards .card');
+  // The rate: 30 bars, this minute's (or the last one's, at the turn) holding the two events sent.
+  assert.equal(await page.locator('#rate-bars div').count(), 30);
+  assert.match(await page.textContent('#rate-label'), /peak 2$/);
   await page.screenshot({ path: join(SHOTS, 'dashboard-overview.png') });
   const html = await page.content();
   for (const secret of [ADMIN_TOKEN, SERVICE_TOKEN, WEBHOOK_SECRET]) {
