@@ -464,6 +464,9 @@ async fn metrics_count_webhooks_refusals_applications_and_deliveries_and_show_de
     );
     assert!(sample(&text, "payhook_ingest_seconds_count{source=\"stripe\"}").unwrap() >= 3.0);
     assert!(sample(&text, "payhook_events_applied_total{status=\"processed\"}").unwrap() >= 1.0);
+    assert!(sample(&text, "payhook_processing_seconds_count").unwrap() >= 2.0);
+    assert!(sample(&text, "payhook_event_lag_seconds_count").unwrap() >= 2.0);
+    assert!(text.contains("payhook_event_lag_seconds_bucket{le=\"10\"}"));
     assert_eq!(
         sample(
             &text,

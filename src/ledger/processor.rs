@@ -38,6 +38,9 @@ pub struct Handled {
     pub event_type: String,
     /// The booking of the payment it applied to, when there is one.
     pub booking_id: Option<String>,
+    pub received_at: DateTime<Utc>,
+    /// Time spent applying it (its part of the batch's transaction).
+    pub took: std::time::Duration,
     /// `processed`, `ignored`, `retrying` or `failed`.
     pub status: &'static str,
     /// Why it did not apply.
@@ -156,6 +159,7 @@ impl Processor {
         let mut handled = Vec::with_capacity(events.len());
         let mut notified = 0;
         for (event, reading) in events.into_iter().zip(readings) {
+            let started = std::time::Instant::now();
             tx.begin_event().await?;
             let (status, error, booking_id) =
                 match apply(&mut tx, &event, reading, &self.targets, now).await {
@@ -177,6 +181,8 @@ impl Processor {
                 event_id: event.event_id,
                 event_type: event.event_type,
                 booking_id,
+                received_at: event.received_at,
+                took: started.elapsed(),
                 status,
                 error,
             });
@@ -189,8 +195,15 @@ impl Processor {
         if notified > 0 {
             self.dispatch.notify();
         }
+        let committed = Utc::now();
         for h in &handled {
             metrics::counter!("payhook_events_applied_total", "status" => h.status).increment(1);
+            metrics::histogram!("payhook_processing_seconds").record(h.took.as_secs_f64());
+            let lag = (committed - h.received_at)
+                .num_microseconds()
+                .unwrap_or(0)
+                .max(0);
+            metrics::histogram!("payhook_event_lag_seconds").record(lag as f64 / 1e6);
             let booking_id = h.booking_id.as_deref().unwrap_or("");
             match &h.error {
                 Some(error) => {

@@ -20,14 +20,14 @@ macro_rules! ledger_queries {
             let rows: Vec<$row> = match claim {
                 super::ledger::Claim::Next { now_ms, limit } => {
                     let fresh = sqlx::query(concat!(
-                        "SELECT id, source, event_id, event_type, payload, attempts FROM webhook_events
+                        "SELECT id, source, event_id, event_type, payload, attempts, received_at FROM webhook_events
                          WHERE status = 'received' ORDER BY id LIMIT $1", $lock))
                         .bind(limit)
                         .fetch_all(&mut *conn)
                         .await?;
                     if fresh.is_empty() {
                         sqlx::query(concat!(
-                            "SELECT id, source, event_id, event_type, payload, attempts FROM webhook_events
+                            "SELECT id, source, event_id, event_type, payload, attempts, received_at FROM webhook_events
                              WHERE status = 'retrying' AND next_attempt_at <= $1
                              ORDER BY next_attempt_at, id LIMIT $2", $lock))
                             .bind(now_ms)
@@ -39,7 +39,7 @@ macro_rules! ledger_queries {
                     }
                 }
                 super::ledger::Claim::Id(id) => sqlx::query(concat!(
-                    "SELECT id, source, event_id, event_type, payload, attempts FROM webhook_events
+                    "SELECT id, source, event_id, event_type, payload, attempts, received_at FROM webhook_events
                      WHERE id = $1 AND status IN ('received', 'retrying')", $lock))
                     .bind(id)
                     .fetch_all(&mut *conn)
@@ -54,6 +54,7 @@ macro_rules! ledger_queries {
                         event_type: r.try_get("event_type")?,
                         payload: r.try_get("payload")?,
                         attempts: r.try_get("attempts")?,
+                        received_at: r.try_get("received_at")?,
                     })
                 })
                 .collect()
@@ -473,6 +474,7 @@ pub struct ClaimedEvent {
     pub payload: Vec<u8>,
     /// Attempts made before this one.
     pub attempts: i64,
+    pub received_at: DateTime<Utc>,
 }
 
 /// Which events a worker claims.
