@@ -120,6 +120,12 @@ impl Payhook {
         let processor_task = tokio::spawn(processor.clone().run(stopped.clone()));
         let dispatcher_task = dispatcher.spawn(stopped.clone());
         let expiry_task = tokio::spawn(expire_sandbox_sessions(provider.clone(), stopped.clone()));
+        let listen_task = tokio::spawn(listen_for_work(
+            store.clone(),
+            state.processor_wake.clone(),
+            state.dispatch.clone(),
+            stopped.clone(),
+        ));
         let public_router = http::public_router(state.clone()).fallback(http::not_found);
         let admin_router = http::admin_router(state).fallback(http::not_found);
         let task = tokio::spawn(async move {
@@ -138,6 +144,7 @@ impl Payhook {
             // Attempts in flight finish (within the target's timeout) and are recorded.
             dispatcher_task.await.context("dispatcher")?;
             expiry_task.await.context("sandbox expiry")?;
+            listen_task.await.context("work listener")?;
             Ok(())
         });
 
@@ -170,6 +177,60 @@ impl Payhook {
         let result = self.task.await.context("server task")?;
         self.store.close().await;
         result
+    }
+}
+
+/// On PostgreSQL, where several instances may share the store: wakes this instance's processor
+/// and dispatchers when any instance announces new events or notifications, so work spreads over
+/// the instances at once instead of at their next idle poll. Announcements missed while the
+/// connection was down are covered by a wake-up at each reconnection and by the idle polls.
+async fn listen_for_work(
+    store: Arc<Store>,
+    processor: Arc<Notify>,
+    dispatch: crate::notify::DispatchWake,
+    mut stopped: watch::Receiver<bool>,
+) {
+    use crate::store::Work;
+    let Store::Postgres(pg) = &*store else {
+        return;
+    };
+    let mut outage = 0u32;
+    while !*stopped.borrow() {
+        let mut listener = match pg.listener().await {
+            Ok(listener) => {
+                outage = 0;
+                processor.notify_one();
+                dispatch.notify();
+                listener
+            }
+            Err(e) => {
+                outage += 1;
+                tracing::warn!(error = %e, "cannot listen for other instances' work; retrying");
+                let wait = std::time::Duration::from_millis(200 * 2u64.pow(outage.min(5)));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    _ = stopped.changed() => return,
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                received = listener.try_recv() => match received {
+                    Ok(Some(n)) => match Work::from_channel(n.channel()) {
+                        Some(Work::Inbox) => processor.notify_one(),
+                        Some(Work::Outbox) => dispatch.notify(),
+                        None => {}
+                    },
+                    // The connection was lost: listen again on a new one.
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listening for other instances' work failed");
+                        break;
+                    }
+                },
+                _ = stopped.changed() => return,
+            }
+        }
     }
 }
 

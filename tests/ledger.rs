@@ -516,3 +516,50 @@ async fn concurrent_processors_apply_each_event_exactly_once() {
         assert_eq!(s.dispute_outcome.as_deref(), Some("won"));
     }
 }
+
+/// PostgreSQL, several instances: an event another instance stored (here, a second connection
+/// writing to the inbox as an instance's writer does) wakes this instance's processor through
+/// `LISTEN`/`NOTIFY` at once, not at its next idle poll (5 s).
+#[tokio::test]
+async fn on_postgres_an_event_another_instance_stores_wakes_this_processor_at_once() {
+    let app = spawn_app().await;
+    if !is_postgres(&app.store.url) {
+        eprintln!("skipped: LISTEN/NOTIFY is PostgreSQL's");
+        return;
+    }
+    // Let the processor go idle (it polled at start-up).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let other = payhook::store::Store::connect(&app.store.url, payhook::config::SqliteSync::Full)
+        .await
+        .unwrap();
+    let event = PaymentIds::new("booking-woken").event("payment_intent.succeeded", now(), &[]);
+    let stored = other
+        .insert_events(&[payhook::store::NewEvent {
+            source: "stripe".into(),
+            event_id: event["id"].as_str().unwrap().into(),
+            event_type: "payment_intent.succeeded".into(),
+            payload: event.to_string().into(),
+            headers: "{}".into(),
+            received_at: chrono::Utc::now(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(stored, [true]);
+    let started = std::time::Instant::now();
+    common::receiver::eventually(
+        std::time::Duration::from_secs(10),
+        "the event applied",
+        || async {
+            let answer = app
+                .get("/api/v1/payments/booking-woken/status", Some(SERVICE_TOKEN))
+                .await;
+            answer.status == 200 && answer.json["data"]["status"] == "succeeded"
+        },
+    )
+    .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1500),
+        "applied after {:?}: woken by the idle poll, not by the announcement",
+        started.elapsed()
+    );
+}

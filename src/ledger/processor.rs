@@ -191,6 +191,9 @@ impl Processor {
                 break;
             }
         }
+        if notified > 0 {
+            tx.announce(crate::store::Work::Outbox).await?;
+        }
         tx.commit().await?;
         if notified > 0 {
             self.dispatch.notify();

@@ -736,6 +736,18 @@ impl LedgerTx {
         Ok(())
     }
 
+    /// Tells the other instances sharing a PostgreSQL store, when this transaction commits, that
+    /// `work` is waiting (`LISTEN`/`NOTIFY`). SQLite has one instance: nothing to do.
+    pub async fn announce(&mut self, work: super::Work) -> Result<(), StoreError> {
+        if let LedgerTx::Postgres(tx) = self {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(work.channel())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {
             LedgerTx::Sqlite(tx, ..) => tx.commit().await?,

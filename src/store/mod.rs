@@ -168,6 +168,30 @@ pub enum Store {
     Postgres(PgStore),
 }
 
+/// Work instances sharing a PostgreSQL store announce to each other (`LISTEN`/`NOTIFY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// New events in the inbox: processors wake.
+    Inbox,
+    /// New notifications in the outbox: dispatchers wake.
+    Outbox,
+}
+
+impl Work {
+    pub fn channel(self) -> &'static str {
+        match self {
+            Work::Inbox => "payhook_inbox",
+            Work::Outbox => "payhook_outbox",
+        }
+    }
+
+    pub fn from_channel(channel: &str) -> Option<Work> {
+        [Work::Inbox, Work::Outbox]
+            .into_iter()
+            .find(|w| w.channel() == channel)
+    }
+}
+
 /// Calls the backend's method of the same name.
 macro_rules! on_store {
     ($store:expr, $f:ident($($arg:expr),*)) => {

@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnection, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
 use super::checkout::session_from_row;
-use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent};
+use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent, Work};
 use crate::ledger::{CheckoutStatus, Fact, PaymentState, PaymentStatus};
 use crate::notify::policy::{Circuit, CircuitState};
 
@@ -70,13 +70,20 @@ impl PgStore {
             headers.push(e.headers.as_str());
             times.push(e.received_at);
         }
+        // New events are announced to every instance's processor in the same statement: the
+        // notification goes out when it commits, and only if something was inserted.
         let rows = sqlx::query(
-            "INSERT INTO webhook_events (source, event_id, event_type, payload, headers, received_at)
-             SELECT s, e, t, p, h::jsonb, r
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::timestamptz[])
-                  AS u(s, e, t, p, h, r)
-             ON CONFLICT (source, event_id) DO NOTHING
-             RETURNING source, event_id",
+            "WITH inserted AS (
+                INSERT INTO webhook_events (source, event_id, event_type, payload, headers, received_at)
+                SELECT s, e, t, p, h::jsonb, r
+                FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::timestamptz[])
+                     AS u(s, e, t, p, h, r)
+                ON CONFLICT (source, event_id) DO NOTHING
+                RETURNING source, event_id
+             ), announced AS (
+                SELECT pg_notify('payhook_inbox', '') WHERE EXISTS (SELECT 1 FROM inserted)
+             )
+             SELECT source, event_id FROM inserted LEFT JOIN announced ON true",
         )
         .bind(&sources)
         .bind(&ids)
@@ -89,6 +96,15 @@ impl PgStore {
         rows.iter()
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .collect()
+    }
+
+    /// A connection that receives what other instances announce.
+    pub async fn listener(&self) -> Result<sqlx::postgres::PgListener, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener
+            .listen_all([Work::Inbox.channel(), Work::Outbox.channel()])
+            .await?;
+        Ok(listener)
     }
 
     pub async fn begin_ledger(&self) -> Result<LedgerTx, StoreError> {
