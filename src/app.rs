@@ -114,6 +114,8 @@ impl Payhook {
             processor_wake: stored,
             dispatch,
             targets: settings.targets.clone().into(),
+            trusted_proxies: settings.ingest.trusted_proxies.clone().into(),
+            read_timeout: settings.ingest.read_timeout,
         });
 
         let (stop, stopped) = watch::channel(false);
@@ -128,9 +130,13 @@ impl Payhook {
         ));
         let public_router = http::public_router(state.clone()).fallback(http::not_found);
         let admin_router = http::admin_router(state).fallback(http::not_found);
+        let edge = Edge {
+            read_timeout: settings.ingest.read_timeout,
+            max_header_bytes: settings.ingest.max_header_bytes,
+        };
         let task = tokio::spawn(async move {
-            let public = serve(public, public_router, stopped.clone());
-            let admin = serve(admin, admin_router, stopped);
+            let public = serve(public, public_router, stopped.clone(), edge);
+            let admin = serve(admin, admin_router, stopped, edge);
             let (p, a) = tokio::join!(public, admin);
             p.context("public listener")?;
             a.context("admin listener")?;
@@ -297,17 +303,68 @@ async fn expire_sandbox_sessions(provider: Arc<Provider>, mut stopped: watch::Re
     }
 }
 
+/// What each connection is held to.
+#[derive(Debug, Clone, Copy)]
+struct Edge {
+    /// Longest wait for a request's headers (an idle keep-alive connection included).
+    read_timeout: std::time::Duration,
+    /// Largest request head: `431` beyond.
+    max_header_bytes: usize,
+}
+
+/// Serves `router` on `listener`, HTTP/1.1, with each connection held to `edge`, until `stopped`;
+/// then stops accepting and waits for the requests in flight.
 async fn serve(
     listener: TcpListener,
     router: axum::Router,
     mut stopped: watch::Receiver<bool>,
+    edge: Edge,
 ) -> std::io::Result<()> {
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        })
-        .await
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(edge.read_timeout)
+        .max_buf_size(edge.max_header_bytes)
+        .max_headers(100);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was accepted.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = until_stopped(&mut stopped) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            let mut router = router.clone();
+            async move {
+                tower_service::Service::call(&mut router, request.map(axum::body::Body::new)).await
+            }
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+async fn until_stopped(stopped: &mut watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 /// A new Stripe-style signing secret: `whsec_` and 32 random alphanumerics (about 190 bits),

@@ -422,6 +422,54 @@ async fn a_client_over_the_rate_limit_is_told_when_to_retry() {
     assert_eq!(app.count().await, 2);
 }
 
+/// Behind a trusted proxy (here loopback), the client is the last `X-Forwarded-For` address that
+/// is not a proxy: the allow-list and the rate limit apply to it. From a peer that is not trusted,
+/// `X-Forwarded-For` is ignored, so a client cannot claim an allowed address.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_allowed_and_rate_limited() {
+    let send_from = |app: &TestApp, forwarded: &'static str, id: &str| {
+        let body = event_body(id, "payment_intent.succeeded");
+        let sig = stripe_signature(body.as_bytes(), SECRET, now());
+        let request = app
+            .client
+            .post(format!("{}/webhooks/stripe", app.base))
+            .header("stripe-signature", sig)
+            .header("x-forwarded-for", forwarded)
+            .body(body);
+        async move { Answer::read(request.send().await.unwrap()).await }
+    };
+    let proxied = spawn_app_with(|s| {
+        s.ingest.trusted_proxies = vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+        s.stripe.allowed_cidrs = vec!["203.0.113.0/24".parse().unwrap()];
+        s.ingest.rate_limit_per_ip = 1;
+    })
+    .await;
+    // A client in the allowed network, through two proxies (the first one trusted too).
+    let answer = send_from(&proxied, "203.0.113.7, 10.1.2.3", "evt_fwd_1").await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    // Anything it puts before its own address is not believed.
+    let answer = send_from(&proxied, "203.0.113.99, 198.51.100.4", "evt_fwd_2").await;
+    assert_eq!((answer.status, answer.code()), (403, "ip_not_allowed"));
+    // The rate limit counts per forwarded client: a second from .7 waits, .8 does not.
+    let answer = send_from(&proxied, "203.0.113.7", "evt_fwd_3").await;
+    assert_eq!((answer.status, answer.code()), (429, "rate_limited"));
+    let answer = send_from(&proxied, "203.0.113.8", "evt_fwd_4").await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(proxied.count().await, 2);
+
+    // No trusted proxy: the header is the client's word, and ignored.
+    let direct = spawn_app_with(|s| {
+        s.stripe.allowed_cidrs = vec!["203.0.113.0/24".parse().unwrap()];
+    })
+    .await;
+    let answer = send_from(&direct, "203.0.113.7", "evt_fwd_5").await;
+    assert_eq!((answer.status, answer.code()), (403, "ip_not_allowed"));
+    assert_eq!(direct.count().await, 0);
+}
+
 #[tokio::test]
 async fn health_and_readiness_answer_on_both_listeners() {
     let app = spawn_app().await;

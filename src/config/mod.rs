@@ -170,6 +170,14 @@ pub struct IngestSettings {
     pub rate_limit_per_ip: u32,
     /// Seconds a client is told to wait (`Retry-After`) when the store is unavailable.
     pub retry_after_secs: u64,
+    /// Longest wait for a request's headers, and for its body: a slow client's connection is
+    /// freed after it.
+    pub read_timeout: Duration,
+    /// Largest request head (request line and headers) accepted, in bytes: 431 beyond.
+    pub max_header_bytes: usize,
+    /// Proxies whose `X-Forwarded-For` is believed: the client is the last address in it that
+    /// is not one of them. Empty: the peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone)]
@@ -336,6 +344,38 @@ impl Settings {
             writers: positive("ingest.writers", ingest_file.writers, 1)?,
             rate_limit_per_ip: ingest_file.rate_limit_per_ip.unwrap_or(0),
             retry_after_secs: ingest_file.retry_after_secs.unwrap_or(5).max(1),
+            read_timeout: match parse_duration_or(
+                "ingest.read_timeout",
+                ingest_file.read_timeout,
+                "10s",
+            )? {
+                t if t.is_zero() => {
+                    return Err(ConfigError::new(
+                        "ingest.read_timeout",
+                        "must be more than 0s",
+                    ));
+                }
+                t => t,
+            },
+            max_header_bytes: positive(
+                "ingest.max_header_bytes",
+                ingest_file.max_header_bytes,
+                16 * 1024,
+            )?
+            .max(8192),
+            trusted_proxies: match v.string(
+                "PAYHOOK_TRUSTED_PROXIES",
+                "ingest.trusted_proxies",
+                ingest_file.trusted_proxies.map(|l| l.join(",")),
+            ) {
+                Some((list, key)) => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(|c| parse_cidr(&key, c))
+                    .collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            },
         };
 
         let processor = ProcessorSettings {
@@ -738,6 +778,9 @@ struct IngestFile {
     writers: Option<usize>,
     rate_limit_per_ip: Option<u32>,
     retry_after_secs: Option<u64>,
+    read_timeout: Option<String>,
+    max_header_bytes: Option<usize>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -815,6 +858,42 @@ mod tests {
             .map(Secret::expose)
             .collect();
         assert_eq!(secrets, ["whsec_aaaaaaaa", "whsec_bbbbbbbb"]);
+    }
+
+    #[test]
+    fn edge_limits_and_trusted_proxies_are_read_and_checked() {
+        let s = Settings::defaults();
+        assert_eq!(s.ingest.read_timeout, Duration::from_secs(10));
+        assert_eq!(s.ingest.max_header_bytes, 16 * 1024);
+        assert!(s.ingest.trusted_proxies.is_empty());
+        let s = Settings::from_parts(
+            FileConfig::parse(
+                "[ingest]\nread_timeout = \"2s\"\ntrusted_proxies = [\"10.0.0.0/8\"]",
+            )
+            .unwrap(),
+            &env(&[("PAYHOOK_TRUSTED_PROXIES", "192.168.0.0/16, 127.0.0.1")]),
+        )
+        .unwrap();
+        assert_eq!(s.ingest.read_timeout, Duration::from_secs(2));
+        assert_eq!(
+            s.ingest.trusted_proxies,
+            [
+                "192.168.0.0/16".parse::<IpNet>().unwrap(),
+                "127.0.0.1/32".parse().unwrap()
+            ]
+        );
+        let err = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[("PAYHOOK_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "PAYHOOK_TRUSTED_PROXIES");
+        let err = Settings::from_parts(
+            FileConfig::parse("[ingest]\nread_timeout = \"0s\"").unwrap(),
+            &HashMap::new(),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "ingest.read_timeout");
     }
 
     #[test]

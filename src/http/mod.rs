@@ -50,6 +50,46 @@ pub struct AppState {
     /// Wakes the dispatcher (notifications were put back in line).
     pub dispatch: crate::notify::DispatchWake,
     pub targets: Arc<[crate::config::TargetSettings]>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// Longest wait for a request body.
+    pub read_timeout: std::time::Duration,
+}
+
+impl AppState {
+    /// The client's address: the peer, or, when the peer is a trusted proxy, the last address of
+    /// `X-Forwarded-For` (all its headers, in order) that is not a trusted proxy. An entry that is
+    /// not an address ends the walk at the hop before it.
+    pub fn client_ip(
+        &self,
+        peer: std::net::SocketAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        let trusted = |ip: &std::net::IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
+        let mut client = peer.ip();
+        if !trusted(&client) {
+            return client;
+        }
+        let hops: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        for hop in hops.iter().rev() {
+            match hop.parse::<std::net::IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !trusted(&ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
 }
 
 /// The token of `Authorization: Bearer <token>`, if the request has one.

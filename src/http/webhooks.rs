@@ -141,13 +141,14 @@ async fn receive_checked(
     body: Body,
 ) -> Result<Json<WebhookResponse>, ApiError> {
     let retry_after = state.retry_after_secs;
+    let client = state.client_ip(peer, &headers);
     let ingest_err = |e| {
         let err = ApiError::from_ingest(e, retry_after);
-        tracing::info!(source, code = err.code, peer = %peer.ip(), "webhook refused");
+        tracing::info!(source, code = err.code, client = %client, "webhook refused");
         err
     };
     if let Some(limiter) = &state.limiter {
-        limiter.check(peer.ip()).map_err(|secs| {
+        limiter.check(client).map_err(|secs| {
             ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
@@ -157,8 +158,8 @@ async fn receive_checked(
             .retry_after(secs)
         })?;
     }
-    let source = state.inbox.source(source, peer.ip()).map_err(ingest_err)?;
-    let body = read_body(&headers, body, state.max_body_bytes).await?;
+    let source = state.inbox.source(source, client).map_err(ingest_err)?;
+    let body = read_body(&headers, body, state.max_body_bytes, state.read_timeout).await?;
     let receipt = state
         .inbox
         .receive(source, &headers, body)
@@ -171,11 +172,13 @@ async fn receive_checked(
     }))
 }
 
-/// Reads the raw body, refusing it as soon as it is known to exceed `limit`.
+/// Reads the raw body, refusing it as soon as it is known to exceed `limit`, or when it has not
+/// all arrived within `timeout` (a slow client does not hold its connection and memory longer).
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
+    timeout: std::time::Duration,
 ) -> Result<bytes::Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -184,13 +187,19 @@ async fn read_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::payload_too_large(limit));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::payload_too_large(limit)),
-        Err(e) => Err(ApiError::new(
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(ApiError::payload_too_large(limit)),
+        Ok(Err(e)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "body_unreadable",
             format!("the request body could not be read: {e}"),
         )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the body did not arrive within {} s", timeout.as_secs_f32()),
+        )
+        .hint("send the whole body at once; providers do")),
     }
 }

@@ -290,6 +290,10 @@ fn parse_event(body: &[u8], signed_id: Option<String>) -> Result<EventMeta, Veri
     if !text.trim_start().starts_with('{') {
         return Err(VerifyError::MalformedPayload("not a JSON object".into()));
     }
+    // The whole body as a full parse would read it (nesting depth, numbers in range), without
+    // building it: what the processor could not read later is refused now.
+    serde_json::from_str::<Checked>(text)
+        .map_err(|e| VerifyError::MalformedPayload(format!("invalid JSON ({e})")))?;
     let env: Envelope = serde_json::from_str(text)
         .map_err(|e| VerifyError::MalformedPayload(format!("invalid event ({e})")))?;
     let id = match signed_id {
@@ -309,6 +313,63 @@ fn parse_event(body: &[u8], signed_id: Option<String>) -> Result<EventMeta, Veri
         event_id: id.into_owned(),
         event_type: env.kind.into_owned(),
     })
+}
+
+/// Any JSON value, visited as `serde_json::Value` would be (so within serde_json's nesting limit
+/// of 128, every number in range), and not kept.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, Checked>()?
+            .is_some()
+        {}
+        Ok(Checked)
+    }
 }
 
 /// Every configured source by route name.
