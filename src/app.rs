@@ -128,6 +128,15 @@ impl Payhook {
             state.dispatch.clone(),
             stopped.clone(),
         ));
+        let reconcile_task = settings.stripe.reconcile_every.map(|every| {
+            let (state, stopped) = (state.clone(), stopped.clone());
+            let window = settings.stripe.reconcile_window;
+            tokio::spawn(async move {
+                if let Provider::Stripe(api) = &*state.provider {
+                    crate::reconcile::periodically(api, &state.inbox, every, window, stopped).await;
+                }
+            })
+        });
         let public_router = http::public_router(state.clone()).fallback(http::not_found);
         let admin_router = http::admin_router(state).fallback(http::not_found);
         let edge = Edge {
@@ -140,6 +149,10 @@ impl Payhook {
             let (p, a) = tokio::join!(public, admin);
             p.context("public listener")?;
             a.context("admin listener")?;
+            // It holds the inbox too: the writers stop once it has.
+            if let Some(task) = reconcile_task {
+                task.await.context("periodic reconcile")?;
+            }
             // Both routers (and with them every writer handle) are gone: the writers commit what is
             // queued and stop.
             for task in writer_tasks {

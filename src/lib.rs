@@ -13,6 +13,7 @@
 //! - [`inbox`]: verify, then persist once per `(source, event_id)` through a group-commit writer.
 //! - [`ledger`]: facts read from events, payment state derived from them, the processor worker.
 //! - [`notify`]: the outbox the ledger writes, and the dispatcher that delivers it to targets.
+//! - [`reconcile`]: missed events fetched from the provider's API and fed through the inbox.
 //! - [`store`]: one contract over SQLite and PostgreSQL, with per-backend migrations.
 //! - [`booking_service`]: the example booking service (the booking-status target's contract).
 //! - [`cli`]: one file per subcommand.
@@ -29,4 +30,5 @@ pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod providers;
+pub mod reconcile;
 pub mod store;

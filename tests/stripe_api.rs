@@ -309,3 +309,204 @@ async fn a_payment_intent_reads_from_stripe_until_a_webhook_settles_it() {
     assert_eq!(after.json["status"], "succeeded");
     assert_eq!(after.json["verified_by"], "webhook");
 }
+
+/// Reconciliation: `POST /admin/api/reconcile` lists Stripe's events from `since`, page by page
+/// (`starting_after` the last id of the previous page), and stores the ones payhook lacks; they
+/// are applied like webhooks. A second run lists the same and stores nothing.
+#[tokio::test]
+async fn reconcile_stores_the_events_payhook_missed_page_by_page_and_only_once() {
+    let pay = PaymentIds::new("booking-missed");
+    let t = now() - 600;
+    let succeeded = pay.event("payment_intent.succeeded", t, &[]);
+    let refunded = pay.event("charge.refunded", t + 60, &[]);
+    let other = PaymentIds::new("booking-seen").event("payment_intent.succeeded", t, &[]);
+    // Newest first, two pages, as Stripe lists them.
+    let pages = [
+        vec![refunded.clone(), other.clone()],
+        vec![succeeded.clone()],
+    ];
+    let stripe = Receiver::start(move |_, r| {
+        let second = r.query.contains("starting_after=");
+        Reply::json(
+            200,
+            json!({"object": "list", "url": "/v1/events", "has_more": !second,
+                   "data": pages[usize::from(second)]}),
+        )
+    })
+    .await;
+    let app = stripe_app(&stripe.url).await;
+    // One of them came in as a webhook before.
+    assert_eq!(app.send(&other.to_string()).await.status, 200);
+
+    let since = t - 60;
+    let reconcile = |after: Option<String>| {
+        let url = match after {
+            Some(a) => format!(
+                "{}/admin/api/reconcile?since={since}&starting_after={a}",
+                app.admin
+            ),
+            None => format!("{}/admin/api/reconcile?since={since}", app.admin),
+        };
+        let request = app.client.post(url);
+        async move { Answer::read(request.send().await.unwrap()).await }
+    };
+    let first = reconcile(None).await;
+    assert_eq!(first.status, 200, "{}", first.json);
+    assert_eq!(
+        (
+            &first.json["listed"],
+            &first.json["stored"],
+            &first.json["duplicates"]
+        ),
+        (&json!(2), &json!(1), &json!(1))
+    );
+    let next = first.json["next_starting_after"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        next,
+        other["id"].as_str().unwrap(),
+        "the last id of the page"
+    );
+    let second = reconcile(Some(next)).await;
+    assert_eq!(
+        (
+            second.json["stored"].as_u64(),
+            second.json["next_starting_after"].is_null()
+        ),
+        (Some(1), true)
+    );
+
+    // Stripe was asked with the key, from `since`, after the last id.
+    let asked = stripe.requests();
+    assert_eq!(asked.len(), 2);
+    assert_eq!(asked[0].path, "/v1/events");
+    assert_eq!(asked[0].header("authorization"), format!("Bearer {KEY}"));
+    let query = |r: &Recorded| -> Vec<(String, String)> {
+        reqwest::Url::parse(&format!("http://x/?{}", r.query))
+            .unwrap()
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    };
+    assert_eq!(field(&query(&asked[0]), "created[gte]"), since.to_string());
+    assert_eq!(
+        field(&query(&asked[1]), "starting_after"),
+        other["id"].as_str().unwrap()
+    );
+
+    // The missed events are applied: the booking's payment is refunded.
+    eventually(
+        Duration::from_secs(10),
+        "the missed events applied",
+        || async {
+            let answer = app
+                .get(
+                    "/api/v1/payments/booking-missed/status",
+                    Some(SERVICE_TOKEN),
+                )
+                .await;
+            answer.status == 200 && answer.json["data"]["status"] == "refunded"
+        },
+    )
+    .await;
+    let stored = app
+        .payhook
+        .store
+        .event("stripe", succeeded["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.headers.contains("reconcile"), "{}", stored.headers);
+
+    // Again: everything is a duplicate, nothing changes.
+    let again = reconcile(None).await;
+    assert_eq!(
+        (
+            again.json["stored"].as_u64(),
+            again.json["duplicates"].as_u64()
+        ),
+        (Some(0), Some(2))
+    );
+    assert_eq!(app.count().await, 3);
+}
+
+/// Without a Stripe key there is no provider API to ask: said plainly.
+#[tokio::test]
+async fn reconcile_on_the_sandbox_says_it_needs_stripe() {
+    let app = spawn_app().await;
+    let answer = Answer::read(
+        app.client
+            .post(format!("{}/admin/api/reconcile?since=0", app.admin))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (409, "reconcile_unavailable")
+    );
+    let answer = Answer::read(
+        app.client
+            .post(format!("{}/admin/api/reconcile", app.admin))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.json["error"]["field"].as_str()),
+        (400, Some("since"))
+    );
+}
+
+/// `serve`'s periodic reconcile (`PAYHOOK_RECONCILE_EVERY`; a short period set directly here)
+/// finds a missed event without anyone asking.
+#[tokio::test]
+async fn the_periodic_reconcile_stores_a_missed_event_by_itself() {
+    let missed = PaymentIds::new("booking-periodic").event("payment_intent.succeeded", now(), &[]);
+    let stripe = Receiver::start(move |_, _| {
+        Reply::json(
+            200,
+            json!({"object": "list", "has_more": false, "data": [missed]}),
+        )
+    })
+    .await;
+    let base = stripe.url.clone();
+    let app = spawn_app_with(move |s| {
+        s.stripe.secret_key = Some(Secret::new(KEY));
+        s.stripe.api_base = base;
+        s.stripe.reconcile_every = Some(Duration::from_millis(200));
+    })
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the missed event applied",
+        || async {
+            let answer = app
+                .get(
+                    "/api/v1/payments/booking-periodic/status",
+                    Some(SERVICE_TOKEN),
+                )
+                .await;
+            answer.status == 200 && answer.json["data"]["status"] == "succeeded"
+        },
+    )
+    .await;
+    // It asked for the last 3 days (the default window).
+    let asked = &stripe.requests()[0];
+    let since: i64 = asked
+        .query
+        .split("created%5Bgte%5D=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((now() - 3 * 86_400 - since).abs() < 5, "{}", asked.query);
+    app.payhook.shutdown().await.unwrap();
+}

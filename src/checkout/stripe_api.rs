@@ -10,6 +10,14 @@ use super::{CreatedIntent, IntentState, NewIntent, NewSession, ProviderError, Se
 use crate::config::Secret;
 use crate::store::{Session, Store};
 
+/// One page of Stripe's event list.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    /// Each event's JSON, as the API sent it.
+    pub events: Vec<bytes::Bytes>,
+    pub has_more: bool,
+}
+
 pub struct StripeApi {
     client: reqwest::Client,
     base: String,
@@ -135,24 +143,73 @@ impl StripeApi {
         }))
     }
 
+    /// One page of `GET /v1/events`: events created at or after `since` (unix seconds), of
+    /// `event_type` if given, after `starting_after` (Stripe lists newest first and pages
+    /// towards older ones). Each event's JSON is kept as the API sent it.
+    pub async fn list_events(
+        &self,
+        since: i64,
+        event_type: Option<&str>,
+        starting_after: Option<&str>,
+    ) -> Result<EventPage, ProviderError> {
+        let mut query = vec![
+            ("created[gte]", since.to_string()),
+            ("limit", "100".to_string()),
+        ];
+        if let Some(t) = event_type {
+            query.push(("type", t.to_string()));
+        }
+        if let Some(after) = starting_after {
+            query.push(("starting_after", after.to_string()));
+        }
+        let mut url = self.url("/v1/events")?;
+        url.query_pairs_mut().extend_pairs(&query);
+        let bytes = read_bytes(self.send_get(url).await?).await?;
+        #[derive(serde::Deserialize)]
+        struct Page<'a> {
+            #[serde(borrow)]
+            data: Vec<&'a serde_json::value::RawValue>,
+            #[serde(default)]
+            has_more: bool,
+        }
+        let page: Page = serde_json::from_slice(&bytes).map_err(|e| {
+            ProviderError::Unreachable(format!("the event list is not what Stripe sends: {e}"))
+        })?;
+        Ok(EventPage {
+            events: page
+                .data
+                .iter()
+                .map(|raw| bytes::Bytes::copy_from_slice(raw.get().as_bytes()))
+                .collect(),
+            has_more: page.has_more,
+        })
+    }
+
     /// `GET {collection}/{id}`; `None` on a 404.
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Value>, ProviderError> {
-        let mut url = reqwest::Url::parse(&format!("{}{collection}", self.base))
-            .map_err(|e| ProviderError::Unreachable(format!("STRIPE_API_BASE: {e}")))?;
+        let mut url = self.url(collection)?;
         url.path_segments_mut()
             .map_err(|_| ProviderError::Unreachable("STRIPE_API_BASE cannot take a path".into()))?
             .push(id);
-        let response = self
-            .client
-            .get(url)
-            .bearer_auth(self.key.expose())
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unreachable(crate::net::describe(&e)))?;
+        let response = self.send_get(url).await?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
         read(response).await.map(Some)
+    }
+
+    fn url(&self, path: &str) -> Result<reqwest::Url, ProviderError> {
+        reqwest::Url::parse(&format!("{}{path}", self.base))
+            .map_err(|e| ProviderError::Unreachable(format!("STRIPE_API_BASE: {e}")))
+    }
+
+    async fn send_get(&self, url: reqwest::Url) -> Result<reqwest::Response, ProviderError> {
+        self.client
+            .get(url)
+            .bearer_auth(self.key.expose())
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unreachable(crate::net::describe(&e)))
     }
 
     async fn post(
@@ -184,17 +241,23 @@ impl StripeApi {
 
 /// A success's JSON, or Stripe's error object (or whatever else came back) as a [`ProviderError`].
 async fn read(response: reqwest::Response) -> Result<Value, ProviderError> {
+    let bytes = read_bytes(response).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| ProviderError::Unreachable("the provider's answer is not JSON".into()))
+}
+
+/// A success's body as sent, or the refusal as a [`ProviderError`].
+async fn read_bytes(response: reqwest::Response) -> Result<bytes::Bytes, ProviderError> {
     let status = response.status().as_u16();
     let bytes = response
         .bytes()
         .await
         .map_err(|e| ProviderError::Unreachable(crate::net::describe(&e)))?;
+    if (200..=299).contains(&status) {
+        return Ok(bytes);
+    }
     let body: Option<Value> = serde_json::from_slice(&bytes).ok();
     match (status, body) {
-        (200..=299, Some(body)) => Ok(body),
-        (200..=299, None) => Err(ProviderError::Unreachable(
-            "the provider's answer is not JSON".into(),
-        )),
         (401 | 403, _) => Err(ProviderError::Unauthorized(status)),
         (_, body) => {
             let error = body.as_ref().map(|b| &b["error"]);

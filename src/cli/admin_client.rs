@@ -112,7 +112,7 @@ impl AdminClient {
             if let Some(c) = &cursor {
                 params.push(("cursor", c));
             }
-            let qs = serde_urlencoded_pairs(&params);
+            let qs = query_string(&params);
             let answer = self.get(&format!("{path}?{qs}")).await?;
             if let Some(data) = answer["data"].as_array() {
                 rows.extend(data.iter().cloned());
@@ -127,7 +127,7 @@ impl AdminClient {
 }
 
 /// `k=v&k=v`, percent-encoded.
-fn serde_urlencoded_pairs(params: &[(&str, &str)]) -> String {
+pub fn query_string(params: &[(&str, &str)]) -> String {
     let mut url = reqwest::Url::parse("http://x/").expect("a static URL");
     url.query_pairs_mut().extend_pairs(params);
     url.query().unwrap_or_default().to_string()

@@ -5,6 +5,7 @@ mod bench;
 mod deliveries;
 mod demo;
 mod events;
+mod reconcile;
 mod sandbox;
 mod serve;
 mod trigger;
@@ -43,6 +44,9 @@ enum Command {
     Events(events::EventsArgs),
     /// Notifications to targets: list them, retry dead ones.
     Deliveries(deliveries::DeliveriesArgs),
+    /// Fetch the events Stripe lists since a time and store the ones payhook missed (through the
+    /// running payhook; idempotent).
+    Reconcile(reconcile::ReconcileArgs),
     /// Run the example booking service (the contract of the booking-status target), for trying
     /// payhook out and for tests.
     ExampleBookingService {
@@ -100,6 +104,7 @@ impl Cli {
                 Command::Trigger(args) => trigger::run(settings, args).await,
                 Command::Events(args) => events::run(settings, args).await,
                 Command::Deliveries(args) => deliveries::run(settings, args).await,
+                Command::Reconcile(args) => reconcile::run(settings, args).await,
                 Command::ExampleBookingService {
                     listen,
                     token,

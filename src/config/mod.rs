@@ -155,6 +155,10 @@ pub struct StripeSettings {
     pub tolerance: Duration,
     /// Client networks allowed to post to the Stripe webhook route; empty means any.
     pub allowed_cidrs: Vec<IpNet>,
+    /// `serve` reconciles with Stripe's event list this often (needs `secret_key`); none: never.
+    pub reconcile_every: Option<Duration>,
+    /// How far back a periodic reconcile looks (Stripe retries for 3 days).
+    pub reconcile_window: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -295,6 +299,23 @@ impl Settings {
             .map(|c| parse_cidr("stripe.allowed_cidrs", c))
             .collect::<Result<_, _>>()?;
 
+        let reconcile_every = match v.string(
+            "PAYHOOK_RECONCILE_EVERY",
+            "stripe.reconcile_every",
+            stripe_file.reconcile_every.clone(),
+        ) {
+            Some((text, key)) => match parse_duration(&key, &text)? {
+                every if every < Duration::from_secs(60) => {
+                    return Err(ConfigError::new(
+                        key,
+                        "must be at least 1m (Stripe rate-limits its API)",
+                    ));
+                }
+                every => Some(every),
+            },
+            None => None,
+        };
+
         let booking_service_url = v
             .string(
                 "BOOKING_SERVICE_URL",
@@ -412,6 +433,12 @@ impl Settings {
                 api_base: api_base.0.trim_end_matches('/').to_string(),
                 tolerance: Duration::from_secs(tolerance_secs),
                 allowed_cidrs,
+                reconcile_every,
+                reconcile_window: parse_duration_or(
+                    "stripe.reconcile_window",
+                    stripe_file.reconcile_window,
+                    "3d",
+                )?,
             },
             booking_service_url,
             internal_service_token,
@@ -768,6 +795,8 @@ struct StripeFile {
     api_base: Option<String>,
     tolerance_secs: Option<u64>,
     allowed_cidrs: Option<Vec<String>>,
+    reconcile_every: Option<String>,
+    reconcile_window: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -894,6 +923,25 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.key, "ingest.read_timeout");
+    }
+
+    #[test]
+    fn periodic_reconcile_is_off_by_default_and_at_least_a_minute_apart() {
+        let s = Settings::defaults();
+        assert_eq!(s.stripe.reconcile_every, None);
+        assert_eq!(s.stripe.reconcile_window, Duration::from_secs(3 * 86_400));
+        let s = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[("PAYHOOK_RECONCILE_EVERY", "1h")]),
+        )
+        .unwrap();
+        assert_eq!(s.stripe.reconcile_every, Some(Duration::from_secs(3600)));
+        let err = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[("PAYHOOK_RECONCILE_EVERY", "30s")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "PAYHOOK_RECONCILE_EVERY");
     }
 
     #[test]

@@ -100,4 +100,38 @@ impl Inbox {
             duplicate: written == Written::Duplicate,
         })
     }
+
+    /// Stores an event payhook fetched itself from the provider's API (reconciliation), under
+    /// `source`: read like a webhook's body, with no signature to check (the API answered
+    /// payhook's own authenticated request), and a header saying where it came from.
+    pub async fn store_fetched(&self, source: &str, body: Bytes) -> Result<Receipt, IngestError> {
+        let meta = crate::providers::parse_event(&body, None)?;
+        let event = NewEvent {
+            source: source.to_string(),
+            event_id: meta.event_id.clone(),
+            event_type: meta.event_type.clone(),
+            payload: body,
+            headers: r#"{"x-payhook-origin":"fetched from the provider's API (reconcile)"}"#.into(),
+            received_at: Utc::now(),
+        };
+        let written = self.writer.write(event).await?;
+        let outcome = if written == Written::New {
+            crate::metrics::count_stored();
+            "reconciled"
+        } else {
+            "duplicate"
+        };
+        metrics::counter!("payhook_webhooks_received_total", "source" => source.to_string(),
+            "type" => meta.event_type.clone(), "outcome" => outcome)
+        .increment(1);
+        if written == Written::New {
+            tracing::info!(source, event_id = %meta.event_id, event_type = %meta.event_type,
+                outcome, "missed event stored from the provider's API");
+        }
+        Ok(Receipt {
+            event_id: meta.event_id,
+            event_type: meta.event_type,
+            duplicate: written == Written::Duplicate,
+        })
+    }
 }

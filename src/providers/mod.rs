@@ -276,7 +276,10 @@ fn json_object(body: &[u8]) -> Result<serde_json::Value, VerifyError> {
 /// received. The body must be UTF-8 throughout (the stores rely on it), which serde_json does not
 /// check inside the values it skips, hence the explicit check. With `signed_id` (the scheme's
 /// signed message id, which is the event's id), the body needs only its `type`.
-fn parse_event(body: &[u8], signed_id: Option<String>) -> Result<EventMeta, VerifyError> {
+pub(crate) fn parse_event(
+    body: &[u8],
+    signed_id: Option<String>,
+) -> Result<EventMeta, VerifyError> {
     #[derive(Deserialize)]
     struct Envelope<'a> {
         #[serde(borrow, default)]

@@ -15,6 +15,8 @@ use payhook::booking_service::BookingService;
 pub struct Recorded {
     pub method: String,
     pub path: String,
+    /// The query string, if any.
+    pub query: String,
     pub headers: HeaderMap,
     pub body: String,
     pub at: Instant,
@@ -107,6 +109,7 @@ impl Receiver {
         let recorded = Recorded {
             method: method.to_string(),
             path: uri.path().to_string(),
+            query: uri.query().unwrap_or_default().to_string(),
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
             at: Instant::now(),

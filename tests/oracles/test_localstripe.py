@@ -3,6 +3,7 @@ webhooks: payhook creates the payment intent there through its Stripe API client
 confirmed with a test card, localstripe posts its signed event to payhook, and the ledger and the
 example booking service (payhook's own binary, a real server on loopback) end where they must."""
 
+import contextlib
 import json
 import pathlib
 import socket
@@ -66,39 +67,45 @@ def eventually(what, check, within=20.0):
         time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def stripe_and_bookings(tmp):
+    """localstripe with its own state file in `tmp`, and the example booking service, both on
+    loopback; yields their base URLs."""
+    stripe = subprocess.Popen(
+        [sys.executable, str(HERE / "localstripe_server.py"), f"{tmp}/localstripe.pickle"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    bookings_port = free_port()
+    bookings = subprocess.Popen(
+        [BIN, "example-booking-service", "--listen", f"127.0.0.1:{bookings_port}",
+         "--token", SERVICE_TOKEN],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        stripe_base = f"http://127.0.0.1:{stripe.stdout.readline().strip()}"
+        eventually("the booking service listens", lambda: _listening(bookings_port))
+        yield stripe_base, f"http://127.0.0.1:{bookings_port}"
+    finally:
+        for proc in (stripe, bookings):
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def world():
-    with tempfile.TemporaryDirectory() as tmp:
-        stripe = subprocess.Popen(
-            [sys.executable, str(HERE / "localstripe_server.py"), f"{tmp}/localstripe.pickle"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        stripe_base = f"http://127.0.0.1:{stripe.stdout.readline().strip()}"
-        bookings_port = free_port()
-        bookings = subprocess.Popen(
-            [BIN, "example-booking-service", "--listen", f"127.0.0.1:{bookings_port}",
-             "--token", SERVICE_TOKEN],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        bookings_base = f"http://127.0.0.1:{bookings_port}"
-        eventually("the booking service listens", lambda: _listening(bookings_port))
+    with tempfile.TemporaryDirectory() as tmp, stripe_and_bookings(tmp) as (stripe_base, bookings_base):
         env = {
             "STRIPE_SECRET_KEY": API_KEY,
             "STRIPE_API_BASE": stripe_base,
             "BOOKING_SERVICE_URL": bookings_base,
             "INTERNAL_SERVICE_TOKEN": SERVICE_TOKEN,
         }
-        try:
-            with running_payhook(tmp, [WEBHOOK_SECRET], extra_env=env) as payhook:
-                status, _ = call("POST", f"{stripe_base}/_config/webhooks/payhook",
-                                 form={"url": f"{payhook}/webhooks/stripe",
-                                       "secret": WEBHOOK_SECRET})
-                assert status == 200
-                yield {"stripe": stripe_base, "payhook": payhook, "bookings": bookings_base}
-        finally:
-            for proc in (stripe, bookings):
-                proc.terminate()
-                proc.wait(timeout=10)
+        with running_payhook(tmp, [WEBHOOK_SECRET], extra_env=env) as payhook:
+            status, _ = call("POST", f"{stripe_base}/_config/webhooks/payhook",
+                             form={"url": f"{payhook}/webhooks/stripe",
+                                   "secret": WEBHOOK_SECRET})
+            assert status == 200
+            yield {"stripe": stripe_base, "payhook": payhook, "bookings": bookings_base}
 
 
 def _listening(port):
@@ -185,3 +192,77 @@ def test_the_service_token_is_required_and_provider_refusals_are_named(world):
     # A session neither payhook nor the provider knows.
     status, body = call("GET", f"{world['payhook']}/api/v1/checkout/sessions/cs_test_unknown")
     assert status == 404 and body["error"]["code"] == "session_not_found", body
+
+
+def test_events_created_while_payhook_was_down_appear_after_payhook_reconcile():
+    """Payments happen in localstripe while payhook is not running (no webhook reaches it); once
+    it is up, `payhook reconcile --since 1h` fetches Stripe's event list and stores what it
+    missed; the ledger and the booking service end as if the webhooks had come. A second run
+    stores nothing."""
+    from conftest import running_listeners
+
+    with tempfile.TemporaryDirectory() as tmp, stripe_and_bookings(tmp) as (stripe_base, bookings_base):
+        # payhook is down: the payments happen in Stripe, and nobody hears of them.
+        intents = {}
+        for booking, card in [("booking-ls-missed", "pm_card_visa"),
+                              ("booking-ls-missed-fail", "pm_card_chargeCustomerFail")]:
+            status, _ = call("POST", f"{bookings_base}/api/v1/bookings",
+                             json_body={"id": booking, "amount": 3100, "currency": "eur"},
+                             bearer=SERVICE_TOKEN)
+            assert status in (200, 201)
+            status, intent = call("POST", f"{stripe_base}/v1/payment_intents",
+                                  form={"amount": 3100, "currency": "eur",
+                                        "metadata[bookingId]": booking},
+                                  bearer=API_KEY)
+            assert status == 200, intent
+            call("POST", f"{stripe_base}/v1/payment_intents/{intent['id']}",
+                 form={"payment_method": card}, bearer=API_KEY)
+            call("POST", f"{stripe_base}/v1/payment_intents/{intent['id']}/confirm",
+                 form={}, bearer=API_KEY)
+            intents[booking] = intent["id"]
+
+        env = {
+            "STRIPE_SECRET_KEY": API_KEY,
+            "STRIPE_API_BASE": stripe_base,
+            "BOOKING_SERVICE_URL": bookings_base,
+            "INTERNAL_SERVICE_TOKEN": SERVICE_TOKEN,
+        }
+        with running_listeners(tmp, [WEBHOOK_SECRET], extra_env=env) as urls:
+            world = {"payhook": urls["public"], "bookings": bookings_base}
+            assert payment(world, "booking-ls-missed") is None
+
+            def reconcile():
+                run = subprocess.run(
+                    [BIN, "reconcile", "--since", "1h"],
+                    env={"PAYHOOK_ADMIN_URL": urls["admin"], "RUST_LOG": "warn",
+                         "PAYHOOK_LISTEN": "127.0.0.1:0"},
+                    capture_output=True, text=True, timeout=60,
+                )
+                assert run.returncode == 0, run.stdout + run.stderr
+                assert "page 1:" in run.stderr, run.stderr
+                return run.stdout
+
+            out = reconcile()
+            stored = int(out.split(": ", 1)[1].split(" were missing")[0])
+            assert stored >= 2, out
+
+            data = eventually("the missed payment is in the ledger",
+                              lambda: (p := payment(world, "booking-ls-missed")) and
+                              p["status"] == "succeeded" and p)
+            assert data["paymentIntentId"] == intents["booking-ls-missed"]
+            eventually("the booking service says confirmed",
+                       lambda: _booking(bookings_base, "booking-ls-missed") == "confirmed")
+            eventually("the failed one too",
+                       lambda: (p := payment(world, "booking-ls-missed-fail")) and
+                       p["status"] == "failed")
+            assert _booking(bookings_base, "booking-ls-missed-fail") == "pending"
+
+            # Twice changes nothing the second time.
+            again = reconcile()
+            assert ": 0 were missing" in again, again
+
+
+def _booking(bookings_base, booking):
+    status, body = call("GET", f"{bookings_base}/api/v1/bookings/{booking}", bearer=SERVICE_TOKEN)
+    assert status == 200, body
+    return body["data"]["status"]

@@ -1,0 +1,118 @@
+//! `payhook reconcile --since <time>`: asks the running payhook (admin API) to fetch the events
+//! Stripe lists from that time and store the ones it lacks, page by page, showing the progress.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::json;
+
+use super::admin_client::{AdminArgs, AdminClient, print_json};
+use crate::config::Settings;
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// From when: a duration back from now (`90m`, `2h`, `3d`), an RFC 3339 time, or unix seconds.
+    /// Stripe keeps 30 days of events.
+    #[arg(long, value_parser = parse_since)]
+    since: i64,
+    /// Only events of this type, e.g. payment_intent.succeeded.
+    #[arg(long = "type")]
+    event_type: Option<String>,
+}
+
+/// Unix seconds from `90m` (ago), `2026-11-20T10:00:00Z` or `1795300000`.
+fn parse_since(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<i64>() {
+        return Ok(secs);
+    }
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.timestamp());
+    }
+    crate::config::parse_duration("--since", text)
+        .map(|ago| chrono::Utc::now().timestamp() - ago.as_secs() as i64)
+        .map_err(|_| {
+            format!(
+                "{text:?} is not a time: a duration back from now (2h), RFC 3339, or unix seconds"
+            )
+        })
+}
+
+pub async fn run(settings: Settings, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
+    let api = AdminClient::new(&settings, &args.admin)?;
+    let mut query = vec![("since", args.since.to_string())];
+    if let Some(t) = &args.event_type {
+        query.push(("type", t.clone()));
+    }
+    let (mut listed, mut stored, mut duplicates, mut pages) = (0, 0, 0, 0);
+    let mut refused: Vec<String> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut params = query.clone();
+        if let Some(a) = &after {
+            params.push(("starting_after", a.clone()));
+        }
+        let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let page = api
+            .post(&format!(
+                "/admin/api/reconcile?{}",
+                super::admin_client::query_string(&pairs)
+            ))
+            .await?;
+        pages += 1;
+        let count = |field: &str| page[field].as_u64().unwrap_or(0);
+        listed += count("listed");
+        stored += count("stored");
+        duplicates += count("duplicates");
+        if let Some(r) = page["refused"].as_array() {
+            refused.extend(r.iter().filter_map(|v| v.as_str().map(str::to_string)));
+        }
+        // Progress on stderr, a line per page.
+        eprintln!(
+            "page {pages}: {listed} listed, {stored} missing and now stored, {duplicates} already here"
+        );
+        match page["next_starting_after"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
+    }
+    if args.admin.json {
+        print_json(&json!({
+            "pages": pages, "listed": listed, "stored": stored, "duplicates": duplicates,
+            "refused": refused,
+        }));
+    } else {
+        println!(
+            "{listed} event(s) listed by Stripe since {}: {stored} were missing and are stored now, \
+             {duplicates} were already here",
+            chrono::DateTime::from_timestamp(args.since, 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default()
+        );
+        for why in &refused {
+            println!("refused: {why}");
+        }
+    }
+    Ok(if refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_a_duration_back_an_rfc3339_time_or_unix_seconds() {
+        let now = chrono::Utc::now().timestamp();
+        let ago = parse_since("90m").unwrap();
+        assert!((now - 5400 - ago).abs() <= 2, "{ago}");
+        assert_eq!(parse_since("2026-11-20T10:00:00Z").unwrap(), 1_795_168_800);
+        assert_eq!(parse_since("1795140000").unwrap(), 1_795_140_000);
+        assert!(parse_since("yesterday").unwrap_err().contains("not a time"));
+    }
+}
