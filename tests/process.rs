@@ -1624,3 +1624,170 @@ async fn three_instances_on_one_postgres_share_the_work_and_survive_losing_one()
         assert!(s.child.wait().await.unwrap().success());
     }
 }
+
+/// A PostgreSQL server of the test's own (`scripts/lib/postgres.sh`), which it may stop and start
+/// again; removed when dropped.
+struct OwnPostgres {
+    dir: String,
+    url: String,
+}
+
+impl OwnPostgres {
+    fn start() -> OwnPostgres {
+        let out =
+            OwnPostgres::script("pg_start -c fsync=off > /dev/null && echo \"$PG_DIR $PG_URL\"");
+        let (dir, url) = out.trim().split_once(' ').expect("PG_DIR and PG_URL");
+        OwnPostgres {
+            dir: dir.to_string(),
+            url: url.to_string(),
+        }
+    }
+
+    fn script(commands: &str) -> String {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("source scripts/lib/postgres.sh && {commands}"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn run(&self, function: &str) {
+        OwnPostgres::script(&format!("PG_DIR={} && {function}", self.dir));
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.run("pg_stop");
+    }
+}
+
+/// PostgreSQL stopped for a few seconds under load, then started again: payhook answers
+/// `503 store_unavailable` (never 200) while it is down, recovers by itself (no restart), and
+/// every event it acknowledged is stored once, applied, and confirms its booking.
+#[tokio::test]
+async fn postgres_stopped_and_restarted_under_load_loses_no_acknowledged_event() {
+    if std::env::var("TEST_DATABASE_URL").map_or(true, |u| u.is_empty()) {
+        eprintln!("skipped: the PostgreSQL tier runs it (it starts a server of its own)");
+        return;
+    }
+    let pg = OwnPostgres::start();
+    let (service, booking_url) = common::receiver::booking_service(SERVICE_TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("DATABASE_URL", pg.url.as_str()),
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+        ("BOOKING_SERVICE_URL", booking_url.as_str()),
+        ("INTERNAL_SERVICE_TOKEN", SERVICE_TOKEN),
+    ];
+    let mut server = serve(dir.path(), &env).await;
+    let addr = server.addr;
+    let client = payhook::net::client_builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let unavailable = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::atomic::Ordering::Relaxed;
+    let senders: Vec<_> = (0..8)
+        .map(|task| {
+            let (client, acked, unavailable, stop, service) = (
+                client.clone(),
+                acked.clone(),
+                unavailable.clone(),
+                stop.clone(),
+                service.clone(),
+            );
+            tokio::spawn(async move {
+                for n in 0.. {
+                    if stop.load(Relaxed) {
+                        return;
+                    }
+                    let booking = format!("booking-outage-{task}-{n}");
+                    service.create(&booking, Some(2000), Some("EUR"), "pending");
+                    let event =
+                        PaymentIds::new(&booking).event("payment_intent.succeeded", now(), &[]);
+                    // As a provider does: the same event again until it gets a 200.
+                    loop {
+                        let r = post_signed(&client, addr, event.to_string()).await.unwrap();
+                        match r.status().as_u16() {
+                            200 => break,
+                            503 => {
+                                let body: serde_json::Value = r.json().await.unwrap();
+                                assert_eq!(body["error"]["code"], "store_unavailable");
+                                unavailable.fetch_add(1, Relaxed);
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            other => panic!("{other} during the outage"),
+                        }
+                    }
+                    acked.lock().unwrap().push(booking);
+                }
+            })
+        })
+        .collect();
+    let acked_count = || acked.lock().unwrap().len();
+    while acked_count() < 200 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pg.run("pg_halt");
+    let at_halt = acked_count();
+    // A request waits up to the pool's acquire timeout (3 s) for a connection, then gets its 503.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        unavailable.load(Relaxed) > 0,
+        "503 store_unavailable while the store is down"
+    );
+    assert!(
+        acked_count() <= at_halt + 8,
+        "no 200 while the store is down (at most the commits in flight at the halt)"
+    );
+    pg.run("pg_resume");
+    // payhook recovers by itself: acknowledgements resume.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while acked_count() < at_halt + 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "payhook did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Relaxed);
+    for s in senders {
+        s.await.unwrap();
+    }
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "never restarted"
+    );
+
+    let acked = acked.lock().unwrap().clone();
+    for booking in &acked {
+        common::receiver::eventually(Duration::from_secs(60), booking, || async {
+            service.booking(booking).unwrap().status == "confirmed"
+        })
+        .await;
+    }
+    let db = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let stored: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM webhook_events WHERE status = 'processed'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored as usize,
+        acked.len(),
+        "each acknowledged event once, applied"
+    );
+    db.close().await;
+    signal(&server.child, "-TERM");
+    assert!(server.child.wait().await.unwrap().success());
+}
