@@ -1791,3 +1791,115 @@ async fn postgres_stopped_and_restarted_under_load_loses_no_acknowledged_event()
     signal(&server.child, "-TERM");
     assert!(server.child.wait().await.unwrap().success());
 }
+
+/// The booking service down for a minute while payments, partial refunds and refunds keep coming
+/// (each booking's events in random order): every webhook is acknowledged, and once the service
+/// is back every booking gets each of its transitions once, in order; nothing is dead.
+#[tokio::test]
+async fn the_booking_service_down_for_a_minute_under_load_loses_nothing_and_keeps_order() {
+    use payhook::booking_service::BookingService;
+    use rand::seq::SliceRandom;
+    let store = fresh_store().await;
+    let parked = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let booking_addr = parked.local_addr().unwrap();
+    drop(parked);
+    // Retries that outlast the outage; a circuit that probes every few seconds.
+    let toml = format!(
+        r#"
+[[targets]]
+name = "booking-service"
+kind = "booking-status"
+url = "http://{booking_addr}"
+token = "{SERVICE_TOKEN}"
+retry_schedule = ["0s", "1s", "2s", "4s", "8s", "15s", "15s", "15s", "15s", "15s", "15s"]
+circuit_failures = 5
+circuit_open = "2s"
+"#
+    );
+    std::fs::write(store.dir.path().join("payhook.toml"), toml).unwrap();
+    let mut env = store_env(&store).to_vec();
+    env.push(("PAYHOOK_CONFIG", "payhook.toml"));
+    let mut server = serve(store.dir.path(), &env).await;
+    let client = payhook::net::client_builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    // A minute of traffic: 5 bookings every 200 ms or so, each paid then partly then fully refunded.
+    let t = now();
+    let mut bookings = Vec::new();
+    let started = std::time::Instant::now();
+    let mut second = 0;
+    while started.elapsed() < Duration::from_secs(60) {
+        let mut events = Vec::new();
+        for i in 0..5 {
+            let booking = format!("booking-down-{second}-{i}");
+            let pay = PaymentIds::new(&booking);
+            events.push(pay.event("payment_intent.succeeded", t, &[]));
+            events.push(pay.event(
+                "charge.refunded",
+                t + 5,
+                &["amount_refunded=500".to_string()],
+            ));
+            events.push(pay.event("charge.refunded", t + 10, &[]));
+            bookings.push(booking);
+        }
+        events.shuffle(&mut rand::rng());
+        for event in events {
+            let answer = post_signed(&client, server.addr, event.to_string())
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200);
+        }
+        second += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The booking service comes back, knowing every booking.
+    let service = BookingService::new(Some(SERVICE_TOKEN.to_string()), false);
+    for booking in &bookings {
+        service.create(booking, Some(2000), Some("EUR"), "pending");
+    }
+    let listener = tokio::net::TcpListener::bind(booking_addr).await.unwrap();
+    tokio::spawn(payhook::booking_service::serve(listener, service.clone()));
+
+    for booking in &bookings {
+        common::receiver::eventually(Duration::from_secs(90), booking, || async {
+            service.booking(booking).unwrap().status == "refunded"
+        })
+        .await;
+        let history: Vec<String> = service
+            .booking(booking)
+            .unwrap()
+            .history
+            .iter()
+            .map(|t| format!("{}>{}", t.from, t.to))
+            .collect();
+        assert!(
+            history
+                == [
+                    "pending>confirmed",
+                    "confirmed>partially_refunded",
+                    "partially_refunded>refunded"
+                ]
+                || history == ["pending>confirmed", "confirmed>refunded"],
+            "{booking}: {history:?}"
+        );
+    }
+    let dead: serde_json::Value = client
+        .get(format!("{}/admin/api/deliveries?status=dead", server.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dead["data"], serde_json::json!([]), "nothing dead");
+    eprintln!(
+        "{} bookings, {} webhooks during the outage",
+        bookings.len(),
+        bookings.len() * 3
+    );
+    signal(&server.child, "-TERM");
+    assert!(server.child.wait().await.unwrap().success());
+}
