@@ -1443,7 +1443,7 @@ secret = "{EVENTS}"
 }
 
 /// Scale-out on PostgreSQL: three `payhook serve` instances share one database. Every event of
-/// 300 bookings (payment, partial refund, full refund, in random order) is sent twice, to two
+/// 500 bookings (payment, partial refund, full refund, in random order) is sent twice, to two
 /// different instances, by 32 concurrent senders; one instance is killed (SIGKILL) halfway, and
 /// its requests go to the others, as a provider's retries would. Each event is in the ledger once,
 /// each booking ends refunded with every transition applied once and in order, and no
@@ -1457,7 +1457,7 @@ async fn three_instances_on_one_postgres_share_the_work_and_survive_losing_one()
         return;
     }
     let (service, booking_url) = common::receiver::booking_service(SERVICE_TOKEN).await;
-    const BOOKINGS: usize = 300;
+    const BOOKINGS: usize = 500;
     let t = now();
     let mut events = Vec::new();
     for b in 0..BOOKINGS {
