@@ -1787,6 +1787,11 @@ async fn postgres_stopped_and_restarted_under_load_loses_no_acknowledged_event()
         acked.len(),
         "each acknowledged event once, applied"
     );
+    eprintln!(
+        "{} acknowledged, {} answers 503 while the store was down",
+        acked.len(),
+        unavailable.load(Relaxed)
+    );
     db.close().await;
     signal(&server.child, "-TERM");
     assert!(server.child.wait().await.unwrap().success());
