@@ -122,6 +122,11 @@ impl Payhook {
         let processor_task = tokio::spawn(processor.clone().run(stopped.clone()));
         let dispatcher_task = dispatcher.spawn(stopped.clone());
         let expiry_task = tokio::spawn(expire_sandbox_sessions(provider.clone(), stopped.clone()));
+        let retention_task = tokio::spawn(crate::retention::run(
+            store.clone(),
+            settings.retention.clone(),
+            stopped.clone(),
+        ));
         let listen_task = tokio::spawn(listen_for_work(
             store.clone(),
             state.processor_wake.clone(),
@@ -164,6 +169,7 @@ impl Payhook {
             dispatcher_task.await.context("dispatcher")?;
             expiry_task.await.context("sandbox expiry")?;
             listen_task.await.context("work listener")?;
+            retention_task.await.context("retention")?;
             Ok(())
         });
 

@@ -14,6 +14,7 @@
 //! - [`ledger`]: facts read from events, payment state derived from them, the processor worker.
 //! - [`notify`]: the outbox the ledger writes, and the dispatcher that delivers it to targets.
 //! - [`reconcile`]: missed events fetched from the provider's API and fed through the inbox.
+//! - [`retention`]: old payloads pruned in small batches; the index and the ledger stay.
 //! - [`store`]: one contract over SQLite and PostgreSQL, with per-backend migrations.
 //! - [`booking_service`]: the example booking service (the booking-status target's contract).
 //! - [`cli`]: one file per subcommand.
@@ -31,4 +32,5 @@ pub mod net;
 pub mod notify;
 pub mod providers;
 pub mod reconcile;
+pub mod retention;
 pub mod store;

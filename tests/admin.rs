@@ -563,3 +563,88 @@ async fn the_dashboard_page_is_served_self_contained_and_the_overview_counts() {
         401
     );
 }
+
+/// Retention: once applied events are older than the configured age, their payloads and headers
+/// are pruned, a couple of events per batch here; their rows (the index the admin API lists), the
+/// ledger and the failed event's payload stay, and a pruned event cannot be replayed (409).
+#[tokio::test]
+async fn retention_prunes_old_payloads_of_applied_events_and_keeps_the_rest() {
+    let app = admin_app(|s| {
+        s.retention.payloads = Some(Duration::from_millis(300));
+        s.retention.every = Duration::from_millis(100);
+        s.retention.pause = Duration::ZERO;
+        s.retention.batch = 2;
+    })
+    .await;
+    let paid = PaymentIds::new("booking-kept").event("payment_intent.succeeded", now(), &[]);
+    let ignored = json!({"id": "evt_ret_ignored", "object": "event", "type": "customer.created",
+                         "created": now(), "data": {"object": {"object": "customer"}}});
+    app.deliver(&paid).await;
+    app.deliver(&ignored).await;
+    app.deliver(&unusable("evt_ret_failed")).await;
+    for id in [
+        paid["id"].as_str().unwrap(),
+        "evt_ret_ignored",
+        "evt_ret_failed",
+    ] {
+        app.settled(id).await;
+    }
+    let event = |id: &'static str| {
+        let store = app.payhook.store.clone();
+        async move { store.event("stripe", id).await.unwrap().unwrap() }
+    };
+    let paid_id: &'static str =
+        Box::leak(paid["id"].as_str().unwrap().to_string().into_boxed_str());
+    common::receiver::eventually(Duration::from_secs(10), "old payloads pruned", || async {
+        event(paid_id).await.pruned_at.is_some()
+            && event("evt_ret_ignored").await.pruned_at.is_some()
+    })
+    .await;
+    let pruned = event(paid_id).await;
+    assert!(pruned.payload.is_empty());
+    assert_eq!(pruned.headers, "{}");
+    assert_eq!(pruned.status, "processed");
+    let failed = event("evt_ret_failed").await;
+    assert!(
+        failed.pruned_at.is_none() && !failed.payload.is_empty(),
+        "a failed event keeps its payload"
+    );
+
+    // The index and the ledger stay.
+    let listed = get(&app, "/admin/api/events").await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 3);
+    let detail = get(&app, &format!("/admin/api/events/{}", pruned.id)).await;
+    assert_eq!(detail["body"], "");
+    assert!(detail["pruned_at"].is_string());
+    assert_eq!(
+        app.payment_status("booking-kept").await["status"],
+        "succeeded"
+    );
+
+    // Nothing left to apply: a replay is refused; the failed one can still be replayed.
+    let answer = admin(
+        &app,
+        "POST",
+        &format!("/admin/api/events/{}/replay", pruned.id),
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!((answer.status, answer.code()), (409, "event_pruned"));
+    let answer = admin(
+        &app,
+        "POST",
+        &format!("/admin/api/events/{}/replay", failed.id),
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(answer.status, 202);
+    // Where it got to is kept, for the next start.
+    assert!(
+        app.payhook
+            .store
+            .setting("retention_cursor")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

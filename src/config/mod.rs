@@ -83,6 +83,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub ingest: IngestSettings,
     pub processor: ProcessorSettings,
+    pub retention: RetentionSettings,
     /// Where ledger changes are delivered: `[[targets]]`, plus `booking-service` from `BOOKING_SERVICE_URL`.
     pub targets: Vec<TargetSettings>,
     /// `[[sources]]`: webhook sources besides `stripe`.
@@ -182,6 +183,20 @@ pub struct IngestSettings {
     /// Proxies whose `X-Forwarded-For` is believed: the client is the last address in it that
     /// is not one of them. Empty: the peer is the client.
     pub trusted_proxies: Vec<IpNet>,
+}
+
+/// How long raw webhook payloads are kept.
+#[derive(Debug, Clone)]
+pub struct RetentionSettings {
+    /// Payloads (and headers) of applied events older than this are pruned; the event's row, the
+    /// ledger and the notifications stay. `None`: kept forever.
+    pub payloads: Option<Duration>,
+    /// Events examined per pruning transaction: small, so ingest never waits long for the store.
+    pub batch: i64,
+    /// Pause between two batches of a sweep.
+    pub pause: Duration,
+    /// Time between sweeps.
+    pub every: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -414,6 +429,29 @@ impl Settings {
             )? as u64),
         };
 
+        let retention_file = file.retention.unwrap_or_default();
+        let retention = RetentionSettings {
+            payloads: match v.string(
+                "PAYHOOK_RETAIN_PAYLOADS",
+                "retention.payloads",
+                retention_file.payloads,
+            ) {
+                Some((text, key)) => match parse_duration(&key, &text)? {
+                    age if age < Duration::from_secs(3600) => {
+                        return Err(ConfigError::new(
+                            key,
+                            "must be at least 1h (a replay needs the payload while events are fresh)",
+                        ));
+                    }
+                    age => Some(age),
+                },
+                None => None,
+            },
+            batch: positive("retention.batch", retention_file.batch, 500)? as i64,
+            pause: parse_duration_or("retention.pause", retention_file.pause, "50ms")?,
+            every: parse_duration_or("retention.every", retention_file.every, "1m")?,
+        };
+
         let targets = targets_from(
             file.targets.unwrap_or_default(),
             booking_service_url.as_deref(),
@@ -447,6 +485,7 @@ impl Settings {
             log_format,
             ingest,
             processor,
+            retention,
             targets,
             sources,
             sqlite_sync: file
@@ -579,8 +618,18 @@ struct FileConfig {
     log: Option<LogFile>,
     sqlite: Option<SqliteFile>,
     processor: Option<ProcessorFile>,
+    retention: Option<RetentionFile>,
     targets: Option<Vec<TargetFile>>,
     sources: Option<Vec<sources::SourceFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionFile {
+    payloads: Option<String>,
+    batch: Option<usize>,
+    pause: Option<String>,
+    every: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -942,6 +991,26 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.key, "PAYHOOK_RECONCILE_EVERY");
+    }
+
+    #[test]
+    fn retention_is_off_by_default_and_keeps_payloads_at_least_an_hour() {
+        let s = Settings::defaults();
+        assert_eq!(s.retention.payloads, None);
+        assert_eq!((s.retention.batch, s.retention.every), (500, Duration::from_secs(60)));
+        let s = Settings::from_parts(
+            FileConfig::parse("[retention]\npayloads = \"30d\"\nbatch = 100").unwrap(),
+            &HashMap::new(),
+        )
+        .unwrap();
+        assert_eq!(s.retention.payloads, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(s.retention.batch, 100);
+        let err = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[("PAYHOOK_RETAIN_PAYLOADS", "10m")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "PAYHOOK_RETAIN_PAYLOADS");
     }
 
     #[test]

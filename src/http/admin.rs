@@ -357,8 +357,10 @@ pub struct EventDetail {
     event: EventRow,
     /// The headers as stored: signatures and credentials redacted.
     headers: Value,
-    /// The body as received (as text).
+    /// The body as received (as text); empty once retention pruned it.
     body: String,
+    /// When retention pruned the body and headers (the event was applied long before).
+    pruned_at: Option<String>,
 }
 
 /// `GET /admin/api/events/{id}`: the event as received, its body byte for byte (as text) and its
@@ -401,6 +403,7 @@ async fn show_event(
         },
         headers: serde_json::from_str::<Value>(&e.headers).unwrap_or(Value::Null),
         body: String::from_utf8_lossy(&e.payload).into_owned(),
+        pruned_at: e.pruned_at.map(time),
     }))
 }
 
@@ -423,6 +426,7 @@ pub struct Requeued {
         Invalid,
         Unauthorized,
         (status = 404, description = "No such event (`event_not_found`)", body = ErrorBody),
+        (status = 409, description = "Retention pruned its payload: nothing left to apply (`event_pruned`)", body = ErrorBody),
         StoreDown,
     )
 )]
@@ -437,7 +441,20 @@ async fn replay_event(
         .await
         .map_err(state.store_failed())?
     {
-        return Err(no_event(id));
+        let known = state
+            .store
+            .event_by_id(id)
+            .await
+            .map_err(state.store_failed())?;
+        return Err(match known {
+            Some(e) if e.pruned_at.is_some() => ApiError::new(
+                StatusCode::CONFLICT,
+                "event_pruned",
+                format!("event {id} was applied long ago and retention pruned its payload"),
+            )
+            .hint("its payment is in the ledger; retention.payloads sets how long payloads stay"),
+            _ => no_event(id),
+        });
     }
     state.processor_wake.notify_one();
     tracing::info!(id, "event requeued from the admin API");

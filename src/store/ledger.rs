@@ -217,6 +217,56 @@ macro_rules! ledger_queries {
                 .await?)
         }
 
+        /// Retention, one batch: of the next `batch` events after `after` (by id, so by arrival),
+        /// those received before `cutoff` lose their payload and headers if they were applied
+        /// (`processed`, `ignored`); failed ones keep theirs for a replay. Keeps the cursor with the
+        /// change. Returns the last id examined and how many were pruned, or `None` when no event
+        /// after `after` is old enough.
+        pub(super) async fn prune_payloads(
+            conn: &mut $conn,
+            after: i64,
+            cutoff: DateTime<Utc>,
+            batch: i64,
+            now: DateTime<Utc>,
+        ) -> Result<Option<(i64, u64)>, StoreError> {
+            let rows: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
+                "SELECT id, received_at FROM webhook_events WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(batch)
+            .fetch_all(&mut *conn)
+            .await?;
+            let Some(last) = rows
+                .iter()
+                .take_while(|(_, at)| *at < cutoff)
+                .last()
+                .map(|(id, _)| *id)
+            else {
+                return Ok(None);
+            };
+            let pruned = sqlx::query(
+                "UPDATE webhook_events SET payload = $1, headers = '{}', pruned_at = $2
+                 WHERE id > $3 AND id <= $4 AND status IN ('processed', 'ignored')
+                   AND pruned_at IS NULL",
+            )
+            .bind(Vec::<u8>::new())
+            .bind(now)
+            .bind(after)
+            .bind(last)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "INSERT INTO payhook_settings (name, value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(super::RETENTION_CURSOR)
+            .bind(last.to_string())
+            .execute(&mut *conn)
+            .await?;
+            Ok(Some((last, pruned)))
+        }
+
         /// Marks a claimed event done (`processed`, `ignored`, or `failed` for good).
         pub(super) async fn finish_event(
             conn: &mut $conn,
@@ -272,7 +322,7 @@ macro_rules! ledger_queries {
         pub async fn requeue_event(&self, id: i64) -> Result<bool, StoreError> {
             let done = sqlx::query(
                 "UPDATE webhook_events SET status = 'received', attempts = 0, next_attempt_at = NULL
-                 WHERE id = $1",
+                 WHERE id = $1 AND pruned_at IS NULL",
             )
             .bind(id)
             .execute(&self.pool)
@@ -656,6 +706,17 @@ impl LedgerTx {
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         on_tx!(self, write_payment(id, source, state, now))
+    }
+
+    /// One batch of retention; see the backends' `prune_payloads`.
+    pub async fn prune_payloads(
+        &mut self,
+        after: i64,
+        cutoff: DateTime<Utc>,
+        batch: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(i64, u64)>, StoreError> {
+        on_tx!(self, prune_payloads(after, cutoff, batch, now))
     }
 
     pub async fn finish_event(

@@ -37,7 +37,7 @@ macro_rules! shared_queries {
         ) -> Result<Option<StoredEvent>, StoreError> {
             let row = sqlx::query(
                 "SELECT id, source, event_id, event_type, status, payload,
-                        CAST(headers AS TEXT) AS headers, received_at, attempts, last_error
+                        CAST(headers AS TEXT) AS headers, received_at, attempts, last_error, pruned_at
                  FROM webhook_events WHERE id = $1 OR (source = $2 AND event_id = $3)",
             )
             .bind(id)
@@ -57,6 +57,7 @@ macro_rules! shared_queries {
                     received_at: r.try_get("received_at")?,
                     attempts: r.try_get("attempts")?,
                     last_error: r.try_get("last_error")?,
+                    pruned_at: r.try_get("pruned_at")?,
                 })
             })
             .transpose()
@@ -161,12 +162,17 @@ pub struct StoredEvent {
     /// Attempts made at applying it to the ledger.
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// When retention emptied its payload and headers (it was applied long ago).
+    pub pruned_at: Option<DateTime<Utc>>,
 }
 
 pub enum Store {
     Sqlite(SqliteStore),
     Postgres(PgStore),
 }
+
+/// The `payhook_settings` row where retention keeps the last event id it examined.
+pub const RETENTION_CURSOR: &str = "retention_cursor";
 
 /// Work instances sharing a PostgreSQL store announce to each other (`LISTEN`/`NOTIFY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "the provider event behind each notification",
         include_str!("../../migrations/postgres/0005_delivery_cause.sql"),
     ),
+    (
+        6,
+        "payload retention",
+        include_str!("../../migrations/postgres/0006_retention.sql"),
+    ),
 ];
 
 pub struct PgStore {

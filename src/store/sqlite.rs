@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "the provider event behind each notification",
         include_str!("../../migrations/sqlite/0005_delivery_cause.sql"),
     ),
+    (
+        6,
+        "payload retention",
+        include_str!("../../migrations/sqlite/0006_retention.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
