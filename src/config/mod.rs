@@ -997,7 +997,10 @@ mod tests {
     fn retention_is_off_by_default_and_keeps_payloads_at_least_an_hour() {
         let s = Settings::defaults();
         assert_eq!(s.retention.payloads, None);
-        assert_eq!((s.retention.batch, s.retention.every), (500, Duration::from_secs(60)));
+        assert_eq!(
+            (s.retention.batch, s.retention.every),
+            (500, Duration::from_secs(60))
+        );
         let s = Settings::from_parts(
             FileConfig::parse("[retention]\npayloads = \"30d\"\nbatch = 100").unwrap(),
             &HashMap::new(),
