@@ -103,9 +103,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     targets.extend(stores.urls.iter().map(|(n, u)| (*n, Some(u.clone()))));
 
     let mut failed = false;
+    let mut peaks = Vec::new();
     for (name, database_url) in &targets {
         let (mut child, addr) = spawn_server(database_url.as_deref(), &[]).await?;
         failed |= measure(&args, name, addr, &mut baseline_rates).await;
+        if let Some(kib) = child.id().and_then(peak_rss_kib) {
+            peaks.push(format!("{name} {:.1} MiB", kib as f64 / 1024.0));
+        }
         let _ = child.kill().await;
         if let Some(url) = database_url {
             let length = Duration::from_secs(args.seconds);
@@ -123,6 +127,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     println!(
         "NAME* rows: store only, batches of {STORE_BATCH} events inserted directly without HTTP (the storage's own ceiling)"
     );
+    if !peaks.is_empty() {
+        println!(
+            "peak resident memory of each server over its runs (VmHWM): {}",
+            peaks.join(", ")
+        );
+    }
 
     stores.remove(&args).await?;
     Ok(if failed {
@@ -130,6 +140,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The most memory the process `pid` has held resident (Linux's `VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn print_header() {
