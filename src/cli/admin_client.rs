@@ -21,6 +21,20 @@ pub struct AdminArgs {
     pub json: bool,
 }
 
+/// The admin API's refusal: its status, code and message.
+#[derive(Debug, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct Refused {
+    pub status: reqwest::StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+/// Whether `e` is the admin API's refusal with `code`.
+pub fn refused_with(e: &anyhow::Error, code: &str) -> bool {
+    e.downcast_ref::<Refused>().is_some_and(|r| r.code == code)
+}
+
 pub struct AdminClient {
     base: String,
     token: Option<String>,
@@ -86,7 +100,14 @@ impl AdminClient {
         if !status.is_success() {
             let error = &json["error"];
             match (error["code"].as_str(), error["message"].as_str()) {
-                (Some(code), Some(message)) => bail!("{status} {code}: {message}"),
+                (Some(code), Some(message)) => {
+                    return Err(Refused {
+                        status,
+                        code: code.to_string(),
+                        message: message.to_string(),
+                    }
+                    .into());
+                }
                 _ => bail!("{status} from {url}"),
             }
         }

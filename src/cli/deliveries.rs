@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::admin_client::{
-    AdminArgs, AdminClient, Progress, Table, cell, print_json, segment, when,
+    AdminArgs, AdminClient, Progress, Table, cell, print_json, refused_with, segment, when,
 };
 use crate::config::Settings;
 
@@ -154,7 +154,7 @@ async fn retry(
         {
             Ok(answer) => retried.extend(answer["retried"].as_array().cloned().unwrap_or_default()),
             // Gone or delivered meanwhile: said for the ones the user named, skipped otherwise.
-            Err(e) if e.to_string().contains("delivery_not_found") => {
+            Err(e) if refused_with(&e, "delivery_not_found") => {
                 if deliveries.contains(id) {
                     missing.push(id.clone());
                 }

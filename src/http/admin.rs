@@ -391,16 +391,7 @@ async fn show_event(
         .map_err(state.store_failed())?
         .ok_or_else(|| no_event(id))?;
     Ok(Json(EventDetail {
-        event: EventRow {
-            id: e.id,
-            source: e.source,
-            event_id: e.event_id,
-            event_type: e.event_type,
-            status: e.status,
-            attempts: e.attempts,
-            last_error: e.last_error,
-            received_at: time(e.received_at),
-        },
+        event: event_row(&e.summary()),
         headers: serde_json::from_str::<Value>(&e.headers).unwrap_or(Value::Null),
         body: String::from_utf8_lossy(&e.payload).into_owned(),
         pruned_at: e.pruned_at.map(time),

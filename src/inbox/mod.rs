@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 use chrono::Utc;
 
-use crate::providers::{Source, Sources, VerifyError};
+use crate::providers::{EventMeta, Source, Sources, VerifyError};
 use crate::store::{NewEvent, StoreError};
 pub use writer::{InboxWriter, Written};
 
@@ -66,39 +66,28 @@ impl Inbox {
         let started = Instant::now();
         let received_at = Utc::now();
         let meta = source.verify(headers, &body, received_at.timestamp())?;
-        let event = NewEvent {
-            source: source.name.clone(),
-            event_id: meta.event_id.clone(),
-            event_type: meta.event_type.clone(),
-            payload: body,
-            headers: source.stored_headers(headers).to_string(),
-            received_at,
-        };
-        let written = self.writer.write(event).await?;
-        let outcome = if written == Written::New {
-            crate::metrics::count_stored();
-            "stored"
-        } else {
-            "duplicate"
-        };
-        metrics::counter!("payhook_webhooks_received_total", "source" => source.name.clone(),
-            "type" => meta.event_type.clone(), "outcome" => outcome)
-        .increment(1);
+        let stored_headers = source.stored_headers(headers).to_string();
+        let (receipt, outcome) = self
+            .write(
+                &source.name,
+                meta,
+                body,
+                stored_headers,
+                received_at,
+                "stored",
+            )
+            .await?;
         metrics::histogram!("payhook_ingest_seconds", "source" => source.name.clone())
             .record(started.elapsed().as_secs_f64());
         tracing::info!(
             source = %source.name,
-            event_id = %meta.event_id,
-            event_type = %meta.event_type,
+            event_id = %receipt.event_id,
+            event_type = %receipt.event_type,
             outcome,
             latency_us = started.elapsed().as_micros() as u64,
             "webhook received"
         );
-        Ok(Receipt {
-            event_id: meta.event_id,
-            event_type: meta.event_type,
-            duplicate: written == Written::Duplicate,
-        })
+        Ok(receipt)
     }
 
     /// Stores an event payhook fetched itself from the provider's API (reconciliation), under
@@ -106,32 +95,51 @@ impl Inbox {
     /// payhook's own authenticated request), and a header saying where it came from.
     pub async fn store_fetched(&self, source: &str, body: Bytes) -> Result<Receipt, IngestError> {
         let meta = crate::providers::parse_event(&body, None)?;
+        let origin = r#"{"x-payhook-origin":"fetched from the provider's API (reconcile)"}"#;
+        let (receipt, outcome) = self
+            .write(source, meta, body, origin.into(), Utc::now(), "reconciled")
+            .await?;
+        if !receipt.duplicate {
+            tracing::info!(source, event_id = %receipt.event_id, event_type = %receipt.event_type,
+                outcome, "missed event stored from the provider's API");
+        }
+        Ok(receipt)
+    }
+
+    /// Writes the event through the group-commit writer and counts it: `new_outcome` (or
+    /// `duplicate`) by source and type, and in the per-minute rate when new.
+    async fn write(
+        &self,
+        source: &str,
+        meta: EventMeta,
+        payload: Bytes,
+        headers: String,
+        received_at: chrono::DateTime<Utc>,
+        new_outcome: &'static str,
+    ) -> Result<(Receipt, &'static str), IngestError> {
         let event = NewEvent {
             source: source.to_string(),
             event_id: meta.event_id.clone(),
             event_type: meta.event_type.clone(),
-            payload: body,
-            headers: r#"{"x-payhook-origin":"fetched from the provider's API (reconcile)"}"#.into(),
-            received_at: Utc::now(),
+            payload,
+            headers,
+            received_at,
         };
         let written = self.writer.write(event).await?;
         let outcome = if written == Written::New {
             crate::metrics::count_stored();
-            "reconciled"
+            new_outcome
         } else {
             "duplicate"
         };
         metrics::counter!("payhook_webhooks_received_total", "source" => source.to_string(),
             "type" => meta.event_type.clone(), "outcome" => outcome)
         .increment(1);
-        if written == Written::New {
-            tracing::info!(source, event_id = %meta.event_id, event_type = %meta.event_type,
-                outcome, "missed event stored from the provider's API");
-        }
-        Ok(Receipt {
+        let receipt = Receipt {
             event_id: meta.event_id,
             event_type: meta.event_type,
             duplicate: written == Written::Duplicate,
-        })
+        };
+        Ok((receipt, outcome))
     }
 }

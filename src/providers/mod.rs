@@ -280,32 +280,20 @@ pub(crate) fn parse_event(
     body: &[u8],
     signed_id: Option<String>,
 ) -> Result<EventMeta, VerifyError> {
-    #[derive(Deserialize)]
-    struct Envelope<'a> {
-        #[serde(borrow, default)]
-        id: Option<Cow<'a, str>>,
-        #[serde(rename = "type", borrow)]
-        kind: Cow<'a, str>,
-    }
     let text = std::str::from_utf8(body)
         .map_err(|e| VerifyError::MalformedPayload(format!("not UTF-8 ({e})")))?;
-    // A struct would also accept a JSON array of two strings.
-    if !text.trim_start().starts_with('{') {
-        return Err(VerifyError::MalformedPayload("not a JSON object".into()));
-    }
-    // The whole body as a full parse would read it (nesting depth, numbers in range), without
-    // building it: what the processor could not read later is refused now.
-    serde_json::from_str::<Checked>(text)
-        .map_err(|e| VerifyError::MalformedPayload(format!("invalid JSON ({e})")))?;
     let env: Envelope = serde_json::from_str(text)
         .map_err(|e| VerifyError::MalformedPayload(format!("invalid event ({e})")))?;
+    let kind = env
+        .kind
+        .ok_or_else(|| VerifyError::MalformedPayload("the event has no type".into()))?;
     let id = match signed_id {
         Some(id) => Cow::Owned(id),
         None => env
             .id
             .ok_or_else(|| VerifyError::MalformedPayload("the event has no id".into()))?,
     };
-    for (field, v) in [("id", &id), ("type", &env.kind)] {
+    for (field, v) in [("id", &id), ("type", &kind)] {
         if !printable_id(v) {
             return Err(VerifyError::MalformedPayload(format!(
                 "{field} must be a non-empty string of at most {MAX_ID_LEN} printable characters"
@@ -314,8 +302,90 @@ pub(crate) fn parse_event(
     }
     Ok(EventMeta {
         event_id: id.into_owned(),
-        event_type: env.kind.into_owned(),
+        event_type: kind.into_owned(),
     })
+}
+
+/// A JSON event's `id` and `type`, read in one pass over the body that checks everything else in
+/// it as a full parse would (see [`Checked`]) without keeping it. A repeated `id` or `type` is
+/// refused: which one a reader believes would be a guess.
+struct Envelope<'a> {
+    id: Option<Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EnvelopeVisitor)
+    }
+}
+
+struct EnvelopeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<Envelope<'de>, A::Error> {
+        let mut env = Envelope {
+            id: None,
+            kind: None,
+        };
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+            let slot = match key.as_ref() {
+                "id" => &mut env.id,
+                "type" => &mut env.kind,
+                _ => {
+                    map.next_value::<Checked>()?;
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate field `{key}`"
+                )));
+            }
+            *slot = Some(map.next_value::<Text<'de>>()?.0);
+        }
+        Ok(env)
+    }
+}
+
+/// A JSON string, borrowed from the body when it holds no escape.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(v)))
+    }
 }
 
 /// Any JSON value, visited as `serde_json::Value` would be (so within serde_json's nesting limit

@@ -166,6 +166,22 @@ pub struct StoredEvent {
     pub pruned_at: Option<DateTime<Utc>>,
 }
 
+impl StoredEvent {
+    /// The row as listings show it.
+    pub fn summary(&self) -> EventSummary {
+        EventSummary {
+            id: self.id,
+            source: self.source.clone(),
+            event_id: self.event_id.clone(),
+            event_type: self.event_type.clone(),
+            status: self.status.clone(),
+            attempts: self.attempts,
+            last_error: self.last_error.clone(),
+            received_at: self.received_at,
+        }
+    }
+}
+
 pub enum Store {
     Sqlite(SqliteStore),
     Postgres(PgStore),
