@@ -159,6 +159,100 @@ async fn events_are_listed_newest_first_filtered_and_paged_and_shown_as_received
 }
 
 /// The `v1=` value the test client signed `event` with, to check it is not kept.
+#[tokio::test]
+async fn events_are_found_by_time_window_and_by_provider_id_alone() {
+    let app = admin_app(|_| {}).await;
+    let early = unusable("evt_window_early");
+    app.deliver(&early).await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let between = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let late = unusable("evt_window_late");
+    app.deliver(&late).await;
+    let rfc = |t: chrono::DateTime<chrono::Utc>| {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            .replace('+', "%2B")
+    };
+    let ids = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let since = get(&app, &format!("/admin/api/events?since={}", rfc(between))).await;
+    assert_eq!(ids(&since), ["evt_window_late"]);
+    let until = get(&app, &format!("/admin/api/events?until={}", rfc(between))).await;
+    assert_eq!(ids(&until), ["evt_window_early"]);
+    let both = get(
+        &app,
+        &format!(
+            "/admin/api/events?since={}&until={}",
+            rfc(between - chrono::Duration::hours(1)),
+            rfc(between + chrono::Duration::hours(1))
+        ),
+    )
+    .await;
+    assert_eq!(ids(&both), ["evt_window_late", "evt_window_early"]);
+    let future = get(
+        &app,
+        &format!(
+            "/admin/api/events?since={}",
+            rfc(between + chrono::Duration::hours(1))
+        ),
+    )
+    .await;
+    assert_eq!(future["data"], json!([]));
+    // A time window with the other filters and the cursor.
+    let paged = get(
+        &app,
+        &format!(
+            "/admin/api/events?since={}&type=payment_intent.succeeded&limit=1",
+            rfc(between - chrono::Duration::hours(1))
+        ),
+    )
+    .await;
+    assert_eq!(ids(&paged), ["evt_window_late"]);
+    let rest = get(
+        &app,
+        &format!(
+            "/admin/api/events?since={}&type=payment_intent.succeeded&limit=1&cursor={}",
+            rfc(between - chrono::Duration::hours(1)),
+            paged["next_cursor"]
+        ),
+    )
+    .await;
+    assert_eq!(ids(&rest), ["evt_window_early"]);
+
+    // The provider's id alone, with no source: found through the (source, event_id) index.
+    let found = get(&app, "/admin/api/events?event_id=evt_window_early").await;
+    assert_eq!(ids(&found), ["evt_window_early"]);
+    assert_eq!(
+        get(&app, "/admin/api/events?event_id=evt_nowhere").await["data"],
+        json!([])
+    );
+
+    for path in [
+        "/admin/api/events?since=yesterday",
+        "/admin/api/events?until=2026-13-01T00:00:00Z",
+    ] {
+        let answer = admin(&app, "GET", path, Some(ADMIN_TOKEN)).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "validation_error"),
+            "{path}"
+        );
+        let field = if path.contains("since") {
+            "since"
+        } else {
+            "until"
+        };
+        assert_eq!(answer.json["error"]["field"], field, "{path}");
+    }
+}
+
 fn hex_of_v1(event: &Value) -> String {
     let body = event.to_string();
     let header = stripe_signature(body.as_bytes(), SECRET, now());

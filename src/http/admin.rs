@@ -203,6 +203,19 @@ impl Listing<'_> {
             .transpose()
     }
 
+    /// An RFC 3339 time, e.g. `2026-11-23T10:00:00Z`.
+    fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        self.text(name)
+            .map(|t| {
+                DateTime::parse_from_rfc3339(&t)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| {
+                        ApiError::validation(name, "an RFC 3339 time, e.g. 2026-11-23T10:00:00Z")
+                    })
+            })
+            .transpose()
+    }
+
     fn limit(&self) -> Result<i64, ApiError> {
         match self.text("limit") {
             None => Ok(50),
@@ -305,9 +318,13 @@ struct EventQuery {
     status: Option<EventStatus>,
     /// The provider's id (`evt_...`).
     event_id: Option<String>,
+    /// Received at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Received before this time (RFC 3339).
+    until: Option<String>,
 }
 
-/// `GET /admin/api/events?source&type&status&event_id&limit&cursor`, newest first.
+/// `GET /admin/api/events?source&type&status&event_id&since&until&limit&cursor`, newest first.
 #[utoipa::path(
     get,
     path = "/admin/api/events",
@@ -326,6 +343,8 @@ async fn list_events(
         source: q.text("source"),
         event_type: q.text("type"),
         event_id: q.text("event_id"),
+        since: q.time("since")?,
+        until: q.time("until")?,
         before: q.cursor()?,
     };
     let limit = q.limit()?;

@@ -339,30 +339,32 @@ macro_rules! ledger_queries {
                 .await?)
         }
 
-        /// Inbox events, newest first, those the filter keeps, older than its cursor.
+        /// Inbox events, newest first, those the filter keeps, older than its cursor. The SQL
+        /// names only the filters that are set (see [`super::ledger::event_listing_sql`]), so
+        /// each shape of listing gets a plan that uses its index.
         pub async fn list_events(
             &self,
             filter: &super::ledger::EventFilter,
             limit: i64,
         ) -> Result<Vec<super::ledger::EventSummary>, StoreError> {
-            let rows: Vec<$row> = sqlx::query(
-                "SELECT id, source, event_id, event_type, status, attempts, last_error, received_at
-                 FROM webhook_events
-                 WHERE (CAST($1 AS TEXT) IS NULL OR status = $1)
-                   AND (CAST($2 AS TEXT) IS NULL OR source = $2)
-                   AND (CAST($3 AS TEXT) IS NULL OR event_type = $3)
-                   AND (CAST($4 AS TEXT) IS NULL OR event_id = $4)
-                   AND (CAST($5 AS BIGINT) IS NULL OR id < $5)
-                 ORDER BY id DESC LIMIT $6",
-            )
-            .bind(&filter.status)
-            .bind(&filter.source)
-            .bind(&filter.event_type)
-            .bind(&filter.event_id)
-            .bind(filter.before)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(super::ledger::event_listing_sql(filter)));
+            // In the order event_listing_sql numbers them.
+            for text in [&filter.status, &filter.source, &filter.event_type, &filter.event_id]
+                .into_iter()
+                .flatten()
+            {
+                query = query.bind(text.clone());
+            }
+            for time in [filter.since, filter.until].into_iter().flatten() {
+                query = query.bind(Self::time_param(time)).bind(Self::time_param(time));
+            }
+            if let Some(before) = filter.before {
+                query = query.bind(before);
+            }
+            let rows: Vec<$row> = query
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
             rows.iter()
                 .map(|r| {
                     Ok(super::ledger::EventSummary {
@@ -400,7 +402,8 @@ macro_rules! ledger_queries {
             Ok(super::ledger::Depths { events, deliveries, payments })
         }
 
-        /// Payments, newest first, of one booking and/or status, older than `before`.
+        /// Payments, newest first, of one booking and/or status, older than `before`; like the
+        /// event listing, the SQL names only the filters that are set.
         pub async fn list_payments(
             &self,
             booking_id: Option<&str>,
@@ -408,19 +411,19 @@ macro_rules! ledger_queries {
             before: Option<i64>,
             limit: i64,
         ) -> Result<Vec<super::ledger::Payment>, StoreError> {
-            let rows: Vec<$row> = sqlx::query(
-                "SELECT * FROM payments
-                 WHERE (CAST($1 AS TEXT) IS NULL OR booking_id = $1)
-                   AND (CAST($2 AS TEXT) IS NULL OR status = $2)
-                   AND (CAST($3 AS BIGINT) IS NULL OR id < $3)
-                 ORDER BY id DESC LIMIT $4",
-            )
-            .bind(booking_id)
-            .bind(status)
-            .bind(before)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+            let sql = super::ledger::payment_listing_sql(
+                booking_id.is_some(),
+                status.is_some(),
+                before.is_some(),
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for text in [booking_id, status].into_iter().flatten() {
+                query = query.bind(text.to_string());
+            }
+            if let Some(before) = before {
+                query = query.bind(before);
+            }
+            let rows: Vec<$row> = query.bind(limit).fetch_all(&self.pool).await?;
             rows.iter().map(Self::payment_from_row).collect()
         }
 
@@ -509,6 +512,101 @@ macro_rules! ledger_queries {
     };
 }
 
+/// Numbers `$1`, `$2`... in the order a listing binds its values.
+struct Placeholders(usize);
+
+impl Placeholders {
+    fn next(&mut self) -> String {
+        self.0 += 1;
+        format!("${}", self.0)
+    }
+}
+
+/// The event listing for `filter`: a condition for each filter that is set, numbered in this
+/// order: status, source, type, event id, then each time bound twice (once to find its event
+/// number, once for the row itself), then the cursor, then the limit.
+///
+/// - An event id without a source is looked up in the `(source, event_id)` index once per source;
+///   the sources are read from that index by a loose scan (one seek per source), since no index
+///   leads with `event_id` (one would cost ingest a random insert per event).
+/// - A time window becomes a range of event numbers: the first event received at or after each
+///   bound is found in the `received_at` index, and the rows are read by number from there, so a
+///   window deep in the past costs what a recent one does. The rows are also checked against
+///   `received_at` itself.
+pub(super) fn event_listing_sql(f: &EventFilter) -> String {
+    let mut n = Placeholders(0);
+    let mut conditions = Vec::new();
+    for (set, column) in [
+        (f.status.is_some(), "status"),
+        (f.source.is_some(), "source"),
+        (f.event_type.is_some(), "event_type"),
+        (f.event_id.is_some(), "event_id"),
+    ] {
+        if set {
+            conditions.push(format!("{column} = {}", n.next()));
+        }
+    }
+    let by_id_only = f.event_id.is_some() && f.source.is_none();
+    if by_id_only {
+        conditions
+            .push("source IN (SELECT source FROM known_sources WHERE source IS NOT NULL)".into());
+    }
+    for (bound, id_op, time_op) in [(f.since, ">=", ">="), (f.until, "<", "<")] {
+        if bound.is_some() {
+            let first = n.next();
+            let again = n.next();
+            conditions.push(format!(
+                "id {id_op} COALESCE((SELECT id FROM webhook_events WHERE received_at >= {first} \
+                 ORDER BY received_at LIMIT 1), (SELECT COALESCE(MAX(id), 0) + 1 FROM webhook_events))"
+            ));
+            conditions.push(format!("received_at {time_op} {again}"));
+        }
+    }
+    if f.before.is_some() {
+        conditions.push(format!("id < {}", n.next()));
+    }
+    let limit = n.next();
+    let with = if by_id_only {
+        "WITH RECURSIVE known_sources(source) AS (
+            SELECT MIN(source) FROM webhook_events
+            UNION ALL
+            SELECT (SELECT MIN(w.source) FROM webhook_events w WHERE w.source > known_sources.source)
+            FROM known_sources WHERE known_sources.source IS NOT NULL) "
+    } else {
+        ""
+    };
+    let filters = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    format!(
+        "{with}SELECT id, source, event_id, event_type, status, attempts, last_error, received_at
+         FROM webhook_events {filters} ORDER BY id DESC LIMIT {limit}"
+    )
+}
+
+/// The payment listing: booking, status and cursor, those that are set, then the limit.
+pub(super) fn payment_listing_sql(booking: bool, status: bool, before: bool) -> String {
+    let mut n = Placeholders(0);
+    let mut conditions = Vec::new();
+    for (set, column) in [(booking, "booking_id"), (status, "status")] {
+        if set {
+            conditions.push(format!("{column} = {}", n.next()));
+        }
+    }
+    if before {
+        conditions.push(format!("id < {}", n.next()));
+    }
+    let limit = n.next();
+    let filters = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    format!("SELECT * FROM payments {filters} ORDER BY id DESC LIMIT {limit}")
+}
+
 /// Unix seconds as a time, for the timestamp columns.
 pub(super) fn time(secs: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(secs, 0)
@@ -555,6 +653,10 @@ pub struct EventFilter {
     pub event_type: Option<String>,
     /// The provider's event id (`evt_...`).
     pub event_id: Option<String>,
+    /// Received at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Received before this time.
+    pub until: Option<DateTime<Utc>>,
     pub before: Option<i64>,
 }
 

@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "payload retention",
         include_str!("../../migrations/postgres/0006_retention.sql"),
     ),
+    (
+        7,
+        "indexes of the admin listings",
+        include_str!("../../migrations/postgres/0007_admin_indexes.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -136,6 +141,11 @@ impl PgStore {
         .execute(&mut *conn)
         .await?;
         Ok(())
+    }
+
+    /// A time as a `timestamptz` parameter.
+    fn time_param(t: DateTime<Utc>) -> DateTime<Utc> {
+        t
     }
 
     shared_queries!(PgRow);

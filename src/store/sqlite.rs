@@ -51,6 +51,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "payload retention",
         include_str!("../../migrations/sqlite/0006_retention.sql"),
     ),
+    (
+        7,
+        "indexes of the admin listings",
+        include_str!("../../migrations/sqlite/0007_admin_indexes.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -231,6 +236,12 @@ impl SqliteStore {
         _keys: &[String],
     ) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// A time as the inbox stores it (RFC 3339 text, UTC, `T` and `Z`), with nanoseconds so that
+    /// it compares as text in the order of the times.
+    fn time_param(t: DateTime<Utc>) -> String {
+        t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
     }
 
     shared_queries!(SqliteRow);
