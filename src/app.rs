@@ -101,6 +101,7 @@ impl Payhook {
         let state = Arc::new(AppState {
             inbox: Inbox::new(sources, writer),
             store: store.clone(),
+            depths: Default::default(),
             limiter: (settings.ingest.rate_limit_per_ip > 0)
                 .then(|| RateLimiter::new(settings.ingest.rate_limit_per_ip)),
             max_body_bytes: settings.ingest.max_body_bytes,
@@ -118,6 +119,7 @@ impl Payhook {
             read_timeout: settings.ingest.read_timeout,
         });
 
+        state.depths.recount_in_background(&store);
         let (stop, stopped) = watch::channel(false);
         let processor_task = tokio::spawn(processor.clone().run(stopped.clone()));
         let dispatcher_task = dispatcher.spawn(stopped.clone());

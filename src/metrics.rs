@@ -3,14 +3,14 @@
 //! from the store when scraped, so they are right whichever instance did the work.
 
 use std::fmt::Write;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::TargetSettings;
 use crate::notify::policy::CircuitState;
-use crate::store::{Store, StoreError};
+use crate::store::{DepthsCache, Store, StoreError};
 
 /// Seconds: from well under a millisecond (an acknowledged webhook) to a slow target.
 const BUCKETS: &[f64] = &[
@@ -81,9 +81,16 @@ pub fn stored_per_minute() -> Vec<(i64, u64)> {
 }
 
 /// The whole scrape: what was recorded, then the store's depths and each target's circuit.
-pub async fn render(store: &Store, targets: &[TargetSettings]) -> Result<String, StoreError> {
+pub async fn render(
+    store: &Arc<Store>,
+    depths: &Arc<DepthsCache>,
+    targets: &[TargetSettings],
+) -> Result<String, StoreError> {
     let mut out = handle().render();
-    let depths = store.depths().await?;
+    let (depths, age) = depths.get(store).await?;
+    out.push_str("# HELP payhook_counts_age_seconds How old the counts by status below are (0: counted for this scrape; on a large store they are recounted in the background).\n");
+    out.push_str("# TYPE payhook_counts_age_seconds gauge\n");
+    let _ = writeln!(out, "payhook_counts_age_seconds {:.3}", age.as_secs_f64());
     out.push_str("# HELP payhook_inbox_events Inbox events by processing status.\n");
     out.push_str("# TYPE payhook_inbox_events gauge\n");
     for (status, n) in &depths.events {

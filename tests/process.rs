@@ -1908,3 +1908,74 @@ circuit_open = "2s"
     signal(&server.child, "-TERM");
     assert!(server.child.wait().await.unwrap().success());
 }
+
+/// The benchmark suite as `scripts/bench` runs it, in miniature: every section runs and reports,
+/// on SQLite and, in the PostgreSQL tier, on PostgreSQL too (its server given as the bench's
+/// --postgres, where it makes and drops scratch databases).
+#[tokio::test]
+async fn the_benchmark_suite_runs_every_part_in_one_command() {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "bench",
+        "--suite",
+        "--connections",
+        "1,4",
+        "--seconds",
+        "1",
+        "--rate",
+        "50",
+        "--stored-events",
+        "6000",
+    ])
+    .env("RUST_LOG", "warn")
+    .env_remove("PAYHOOK_BENCH_POSTGRES");
+    let postgres = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"));
+    if let Some(url) = &postgres {
+        cmd.args(["--postgres", url]);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
+        .await
+        .expect("the suite finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = |prefix: &str| {
+        stdout
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some(prefix))
+            .count()
+    };
+    let mut stores = vec!["sqlite"];
+    if postgres.is_some() {
+        stores.push("postgres");
+    }
+    assert_eq!(row("baseline"), 2, "{stdout}");
+    for store in stores {
+        // Ingest at each connection count, empty and with the history; end to end; the history.
+        assert_eq!(row(store), 2 + 1, "{store}: {stdout}");
+        assert_eq!(row(&format!("{store}+H")), 2, "{stdout}");
+        assert!(
+            stdout.contains(&format!("{store}: 6,000 events of history written")),
+            "{stdout}"
+        );
+    }
+    for part in [
+        "## 1. Ingest on empty stores",
+        "## 2. End to end",
+        "## 3. With 6,000 events of history in the store",
+        "peak resident memory",
+        "payments of a booking",
+        "event by provider id, no source",
+        "overview (dashboard)",
+    ] {
+        assert!(stdout.contains(part), "{part}: {stdout}");
+    }
+    // A run or a query that went wrong prints "failed: ..." on its row.
+    assert!(!stdout.contains("failed:"), "{stdout}");
+}

@@ -85,6 +85,9 @@ pub struct Overview {
     open_circuits: usize,
     /// Webhooks stored by this instance in each of the last 30 minutes, oldest first.
     events_per_minute: Vec<MinuteCount>,
+    /// How old the counts are, in seconds: 0 when counted for this answer; on a store where
+    /// counting takes longer than 20 ms, the last count, renewed in the background.
+    counts_age_seconds: f64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -103,7 +106,11 @@ pub struct MinuteCount {
     responses((status = 200, description = "Counts by status", body = Overview), Unauthorized, StoreDown)
 )]
 async fn overview(State(state): State<Arc<AppState>>) -> Result<Json<Overview>, ApiError> {
-    let depths = state.store.depths().await.map_err(state.store_failed())?;
+    let (depths, age) = state
+        .depths
+        .get(&state.store)
+        .await
+        .map_err(state.store_failed())?;
     let count =
         |rows: &[(String, i64)], s: &str| rows.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
     let mut events: BTreeMap<String, i64> = EVENT_STATUSES
@@ -150,6 +157,7 @@ async fn overview(State(state): State<Arc<AppState>>) -> Result<Json<Overview>, 
         payments,
         open_circuits,
         events_per_minute,
+        counts_age_seconds: age.as_secs_f64(),
     }))
 }
 
@@ -1053,7 +1061,7 @@ async fn reconcile(
     )
 )]
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let text = crate::metrics::render(&state.store, &state.targets)
+    let text = crate::metrics::render(&state.store, &state.depths, &state.targets)
         .await
         .map_err(state.store_failed())?;
     Ok((

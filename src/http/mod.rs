@@ -31,6 +31,8 @@ use utoipa_axum::routes;
 pub struct AppState {
     pub inbox: Inbox,
     pub store: Arc<Store>,
+    /// The counts by status of the overview and `/metrics`.
+    pub depths: Arc<crate::store::DepthsCache>,
     pub limiter: Option<RateLimiter>,
     pub max_body_bytes: usize,
     pub retry_after_secs: u64,

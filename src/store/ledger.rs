@@ -411,9 +411,9 @@ macro_rules! ledger_queries {
             before: Option<i64>,
             limit: i64,
         ) -> Result<Vec<super::ledger::Payment>, StoreError> {
-            let sql = super::ledger::payment_listing_sql(
-                booking_id.is_some(),
-                status.is_some(),
+            let sql = super::listing_sql(
+                "payments",
+                &[(booking_id.is_some(), "booking_id"), (status.is_some(), "status")],
                 before.is_some(),
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -512,16 +512,6 @@ macro_rules! ledger_queries {
     };
 }
 
-/// Numbers `$1`, `$2`... in the order a listing binds its values.
-struct Placeholders(usize);
-
-impl Placeholders {
-    fn next(&mut self) -> String {
-        self.0 += 1;
-        format!("${}", self.0)
-    }
-}
-
 /// The event listing for `filter`: a condition for each filter that is set, numbered in this
 /// order: status, source, type, event id, then each time bound twice (once to find its event
 /// number, once for the row itself), then the cursor, then the limit.
@@ -534,7 +524,7 @@ impl Placeholders {
 ///   window deep in the past costs what a recent one does. The rows are also checked against
 ///   `received_at` itself.
 pub(super) fn event_listing_sql(f: &EventFilter) -> String {
-    let mut n = Placeholders(0);
+    let mut n = super::Placeholders(0);
     let mut conditions = Vec::new();
     for (set, column) in [
         (f.status.is_some(), "status"),
@@ -584,27 +574,6 @@ pub(super) fn event_listing_sql(f: &EventFilter) -> String {
         "{with}SELECT id, source, event_id, event_type, status, attempts, last_error, received_at
          FROM webhook_events {filters} ORDER BY id DESC LIMIT {limit}"
     )
-}
-
-/// The payment listing: booking, status and cursor, those that are set, then the limit.
-pub(super) fn payment_listing_sql(booking: bool, status: bool, before: bool) -> String {
-    let mut n = Placeholders(0);
-    let mut conditions = Vec::new();
-    for (set, column) in [(booking, "booking_id"), (status, "status")] {
-        if set {
-            conditions.push(format!("{column} = {}", n.next()));
-        }
-    }
-    if before {
-        conditions.push(format!("id < {}", n.next()));
-    }
-    let limit = n.next();
-    let filters = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    format!("SELECT * FROM payments {filters} ORDER BY id DESC LIMIT {limit}")
 }
 
 /// Unix seconds as a time, for the timestamp columns.

@@ -99,6 +99,7 @@ mod checkout;
 mod ledger;
 #[macro_use]
 mod outbox;
+mod depths;
 mod postgres;
 mod sqlite;
 
@@ -113,12 +114,46 @@ use crate::config::SqliteSync;
 use crate::notify::policy::Circuit;
 
 pub use checkout::{SandboxIntent, Session};
+pub use depths::DepthsCache;
 pub use ledger::{
     Claim, ClaimedEvent, Depths, EventFilter, EventSummary, Failure, LedgerTx, Payment, PaymentKey,
 };
 pub use outbox::{ClaimedDelivery, Delivery, RetrySelection, Settled};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+/// Numbers `$1`, `$2`... in the order a listing binds its values.
+struct Placeholders(usize);
+
+impl Placeholders {
+    fn next(&mut self) -> String {
+        self.0 += 1;
+        format!("${}", self.0)
+    }
+}
+
+/// A listing of `table`, newest first: an equality for each of `filters` that is set, then the
+/// cursor (`id < ...`) when set, then the limit, numbered in that order. Only the filters that are
+/// set are named, so the plan uses their index (a generic `$1 IS NULL OR column = $1` form makes
+/// the planner scan everything when a rare value is asked for).
+fn listing_sql(table: &str, filters: &[(bool, &str)], before: bool) -> String {
+    let mut n = Placeholders(0);
+    let mut conditions: Vec<String> = filters
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, column)| format!("{column} = {}", n.next()))
+        .collect();
+    if before {
+        conditions.push(format!("id < {}", n.next()));
+    }
+    let limit = n.next();
+    let filters = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    format!("SELECT * FROM {table} {filters} ORDER BY id DESC LIMIT {limit}")
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

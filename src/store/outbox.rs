@@ -204,19 +204,19 @@ macro_rules! outbox_queries {
             before: Option<i64>,
             limit: i64,
         ) -> Result<Vec<super::outbox::Delivery>, StoreError> {
-            let rows: Vec<$row> = sqlx::query(
-                "SELECT * FROM deliveries
-                 WHERE (CAST($1 AS TEXT) IS NULL OR target = $1)
-                   AND (CAST($2 AS TEXT) IS NULL OR status = $2)
-                   AND (CAST($3 AS BIGINT) IS NULL OR id < $3)
-                 ORDER BY id DESC LIMIT $4",
-            )
-            .bind(target)
-            .bind(status)
-            .bind(before)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+            let sql = super::listing_sql(
+                "deliveries",
+                &[(target.is_some(), "target"), (status.is_some(), "status")],
+                before.is_some(),
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for text in [target, status].into_iter().flatten() {
+                query = query.bind(text.to_string());
+            }
+            if let Some(before) = before {
+                query = query.bind(before);
+            }
+            let rows: Vec<$row> = query.bind(limit).fetch_all(&self.pool).await?;
             rows.iter()
                 .map(|r| {
                     Ok(super::outbox::Delivery {

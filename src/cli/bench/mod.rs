@@ -3,6 +3,8 @@
 //! answers 200. Each server is its own process; the load comes from N keep-alive connections here,
 //! each sending uniquely identified, freshly signed ~1.5 KB events.
 
+mod fill;
+
 use std::net::SocketAddr;
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -50,9 +52,16 @@ pub struct BenchArgs {
     /// the time from sending the webhook to the booking service receiving its PUT.
     #[arg(long)]
     end_to_end: bool,
-    /// Webhooks per second for --end-to-end.
-    #[arg(long, default_value_t = 1000)]
-    rate: u64,
+    /// Webhooks per second for --end-to-end, one run per value.
+    #[arg(long, value_delimiter = ',', default_value = "250,1000")]
+    rate: Vec<u64>,
+    /// The whole suite in one run: ingest on empty stores, end to end, then ingest and the admin
+    /// queries again with --stored-events events of history in each store.
+    #[arg(long, conflicts_with_all = ["end_to_end", "against"])]
+    suite: bool,
+    /// Events of history written into each store before the suite's last part (0 leaves it out).
+    #[arg(long, default_value_t = 10_000_000)]
+    stored_events: u64,
 }
 
 struct RunResult {
@@ -84,41 +93,64 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         args.connections,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let mut baseline_rates = Vec::new();
-    if args.end_to_end {
-        return end_to_end(&args).await;
-    }
-    print_header();
-    if let Some(addr) = args.against {
-        let failed = measure(&args, "running", addr, &mut baseline_rates).await;
-        return Ok(if failed {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        });
-    }
+    let failed = if args.end_to_end {
+        end_to_end(&args).await?
+    } else if let Some(addr) = args.against {
+        print_header(false);
+        measure(&args, "running", addr, &mut Vec::new(), None)
+            .await
+            .0
+    } else if args.suite {
+        suite(&args).await?
+    } else {
+        ingest(&args).await?.failed
+    };
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
 
-    let stores = Stores::create(&args).await?;
-    let mut targets: Vec<(&str, Option<String>)> = vec![("baseline", None)];
+/// What the ingest runs measured.
+struct Ingest {
+    failed: bool,
+    /// Events/s per connection count, of each store (by name).
+    rates: Vec<(&'static str, Vec<f64>)>,
+    baseline: Vec<f64>,
+}
+
+/// Ingest on fresh stores next to the baseline, then the processor alone and the storage alone
+/// on each store, and each server's peak memory.
+async fn ingest(args: &BenchArgs) -> anyhow::Result<Ingest> {
+    print_header(false);
+    let stores = Stores::create(args, "ingest").await?;
+    let mut targets: Vec<(&'static str, Option<String>)> = vec![("baseline", None)];
     targets.extend(stores.urls.iter().map(|(n, u)| (*n, Some(u.clone()))));
 
-    let mut failed = false;
+    let mut result = Ingest {
+        failed: false,
+        rates: Vec::new(),
+        baseline: Vec::new(),
+    };
     let mut peaks = Vec::new();
     for (name, database_url) in &targets {
-        let (mut child, addr) = spawn_server(database_url.as_deref(), &[]).await?;
-        failed |= measure(&args, name, addr, &mut baseline_rates).await;
-        if let Some(kib) = child.id().and_then(peak_rss_kib) {
-            peaks.push(format!("{name} {:.1} MiB", kib as f64 / 1024.0));
+        let server = spawn_server(database_url.as_deref(), &[]).await?;
+        let (failed, rates) = measure(args, name, server.public, &mut result.baseline, None).await;
+        result.failed |= failed;
+        if database_url.is_some() {
+            result.rates.push((name, rates));
         }
-        let _ = child.kill().await;
+        peaks.push(server.peak(name));
+        drop(server);
         if let Some(url) = database_url {
             let length = Duration::from_secs(args.seconds);
             // The ledger processor alone, on the events the HTTP runs left waiting.
             let r = ledger_only(url, length).await?;
-            print_rate(&format!("{name}+"), &r, &baseline_rates);
+            print_rate(&format!("{name}+"), &r, &result.baseline);
             // The same events written straight through the store, no HTTP: what the storage allows.
             let r = store_only(url, length, args.body_bytes).await?;
-            print_rate(&format!("{name}*"), &r, &baseline_rates);
+            print_rate(&format!("{name}*"), &r, &result.baseline);
         }
     }
     println!(
@@ -127,19 +159,214 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     println!(
         "NAME* rows: store only, batches of {STORE_BATCH} events inserted directly without HTTP (the storage's own ceiling)"
     );
+    print_peaks(&peaks);
+    stores.remove(args).await?;
+    Ok(result)
+}
+
+fn print_peaks(peaks: &[String]) {
+    let peaks: Vec<&str> = peaks
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !p.is_empty())
+        .collect();
     if !peaks.is_empty() {
         println!(
             "peak resident memory of each server over its runs (VmHWM): {}",
             peaks.join(", ")
         );
     }
+}
 
-    stores.remove(&args).await?;
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+/// The whole suite: ingest on empty stores, end to end at each rate, then on stores holding
+/// `--stored-events` of history: the admin queries, and ingest again next to its empty-store
+/// figure.
+async fn suite(args: &BenchArgs) -> anyhow::Result<bool> {
+    println!("\n## 1. Ingest on empty stores\n");
+    let empty = ingest(args).await?;
+    println!("\n## 2. End to end: webhook sent to the booking service receiving its PUT\n");
+    let mut failed = empty.failed | end_to_end(args).await?;
+    if args.stored_events == 0 {
+        return Ok(failed);
+    }
+    println!(
+        "\n## 3. With {} events of history in the store\n",
+        thousands(args.stored_events)
+    );
+    let stores = Stores::create(args, "history").await?;
+    let mut peaks = Vec::new();
+    for (name, url) in &stores.urls {
+        {
+            let store = crate::store::Store::connect(url, crate::config::SqliteSync::Full).await?;
+            store.migrate().await?;
+            store.close().await;
+        }
+        let took = fill::fill(url, args.stored_events, |done, total| {
+            eprintln!("filling {name}: {done}/{total} rows");
+        })
+        .await?;
+        println!(
+            "{name}: {} events of history written in {:.0} s",
+            thousands(args.stored_events),
+            took.as_secs_f64()
+        );
+        let server = spawn_server(Some(url), &[("PAYHOOK_ADMIN_TOKEN", ADMIN_TOKEN)]).await?;
+        failed |= admin_queries(url, &server, args.stored_events).await?;
+        print_header(true);
+        let empty_rates = empty
+            .rates
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| r.as_slice());
+        let mut baseline = empty.baseline.clone();
+        let label = format!("{name}+H");
+        failed |= measure(args, &label, server.public, &mut baseline, empty_rates)
+            .await
+            .0;
+        peaks.push(server.peak(&label));
+    }
+    println!(
+        "NAME+H rows: ingest with the history in the store; x base is against section 1's baseline, x empty against section 1's row of the same store"
+    );
+    print_peaks(&peaks);
+    stores.remove(args).await?;
+    Ok(failed)
+}
+
+const ADMIN_TOKEN: &str = "payhook-bench-admin-token";
+
+/// How long the admin API takes to answer, on a store holding `events` of history (filled by
+/// [`fill::fill`]): each query five times after a first, the median and the slowest. Returns
+/// whether one failed.
+async fn admin_queries(database_url: &str, server: &Server, events: u64) -> anyhow::Result<bool> {
+    let admin = server
+        .admin
+        .context("the server printed no admin listener")?;
+    // Things to look for that the history holds.
+    let store = crate::store::Store::connect(database_url, crate::config::SqliteSync::Full).await?;
+    let middle = (events / 2).max(1) as i64;
+    let known = store
+        .event_by_id(middle)
+        .await?
+        .context("the history has no middle event")?;
+    store.close().await;
+    let day = chrono::Utc::now() - chrono::Duration::days(30);
+    let window = format!(
+        "since={}&until={}",
+        day.format("%Y-%m-%dT%H:%M:%SZ"),
+        (day + chrono::Duration::days(1)).format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let booking = format!("booking-fill-{}", (events / 6).max(1));
+    let queries = [
+        ("latest events", "/admin/api/events".to_string()),
+        (
+            "events processed",
+            "/admin/api/events?status=processed".into(),
+        ),
+        (
+            "events failed (1 in 10k)",
+            "/admin/api/events?status=failed".into(),
+        ),
+        (
+            "events by type: refunds",
+            "/admin/api/events?type=charge.refunded".into(),
+        ),
+        (
+            "events by type: disputes (1 in 1k)",
+            "/admin/api/events?type=charge.dispute.created".into(),
+        ),
+        (
+            "events of one day, 30 days ago",
+            format!("/admin/api/events?{window}"),
+        ),
+        (
+            "disputes of that day",
+            format!("/admin/api/events?type=charge.dispute.created&{window}"),
+        ),
+        (
+            "event by provider id, no source",
+            format!("/admin/api/events?event_id={}", known.event_id),
+        ),
+        (
+            "a page half-way back (cursor)",
+            format!("/admin/api/events?cursor={middle}"),
+        ),
+        ("one event", format!("/admin/api/events/{middle}")),
+        (
+            "payments of a booking",
+            format!("/admin/api/payments?booking_id={booking}"),
+        ),
+        (
+            "payments disputed (1 in 3k)",
+            "/admin/api/payments?status=disputed".into(),
+        ),
+        (
+            "notifications dead",
+            "/admin/api/deliveries?status=dead".into(),
+        ),
+        ("overview (dashboard)", "/admin/api/overview".into()),
+        ("metrics (Prometheus scrape)", "/metrics".into()),
+    ];
+    let client = crate::net::client_builder().build()?;
+    println!(
+        "{:<38} {:>9} {:>9} {:>6}",
+        "admin query", "median ms", "max ms", "rows"
+    );
+    let mut failed = false;
+    for (label, path) in queries {
+        let mut times = Vec::new();
+        let mut rows = None;
+        for _ in 0..6 {
+            let started = Instant::now();
+            let answer = client
+                .get(format!("http://{admin}{path}"))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await?;
+            let status = answer.status();
+            let body = answer.bytes().await?;
+            times.push(started.elapsed());
+            if !status.is_success() {
+                println!(
+                    "{label:<38} failed: {status} {}",
+                    String::from_utf8_lossy(&body)
+                );
+                failed = true;
+                break;
+            }
+            rows = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["data"].as_array().map(Vec::len));
+        }
+        if times.len() < 6 {
+            continue;
+        }
+        // The first answer warms the connection and the statement cache.
+        let mut timed = times.split_off(1);
+        timed.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let median = ms(timed[timed.len() / 2]);
+        println!(
+            "{label:<38} {median:>9.2} {:>9.2} {:>6}{}",
+            ms(timed[timed.len() - 1]),
+            rows.map_or("-".to_string(), |n| n.to_string()),
+            if median > 50.0 { "  over 50 ms" } else { "" }
+        );
+    }
+    Ok(failed)
+}
+
+/// 10000000 as 10,000,000.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The most memory the process `pid` has held resident (Linux's `VmHWM`), in KiB.
@@ -151,10 +378,18 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-fn print_header() {
+fn print_header(with_empty: bool) {
     println!(
-        "{:<9} {:>6} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}",
-        "target", "conns", "events/s", "p50 ms", "p99 ms", "p999 ms", "errors", "x base"
+        "{:<11} {:>6} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}{}",
+        "target",
+        "conns",
+        "events/s",
+        "p50 ms",
+        "p99 ms",
+        "p999 ms",
+        "errors",
+        "x base",
+        if with_empty { "  x empty" } else { "" }
     );
 }
 
@@ -167,14 +402,16 @@ struct Stores {
 }
 
 impl Stores {
-    async fn create(args: &BenchArgs) -> anyhow::Result<Stores> {
-        let scratch = std::env::temp_dir().join(format!("payhook-bench-{}", std::process::id()));
+    /// Scratch stores named after `tag`, so that each part of the suite starts from empty ones.
+    async fn create(args: &BenchArgs, tag: &str) -> anyhow::Result<Stores> {
+        let scratch =
+            std::env::temp_dir().join(format!("payhook-bench-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&scratch)?;
         let mut urls = Vec::new();
         if !args.no_sqlite {
             urls.push(("sqlite", format!("sqlite://{}/bench.db", scratch.display())));
         }
-        let pg_db = format!("payhook_bench_{}", std::process::id());
+        let pg_db = format!("payhook_bench_{}_{tag}", std::process::id());
         if let Some(server) = &args.postgres {
             let mut conn = sqlx::PgConnection::connect(server)
                 .await
@@ -214,7 +451,7 @@ type Arrivals = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String
 /// End to end at a steady rate: each webhook confirms its own booking; the latency is from just
 /// before the webhook is sent to the booking service receiving the PUT, next to the same run's
 /// webhook acknowledgement latency.
-async fn end_to_end(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+async fn end_to_end(args: &BenchArgs) -> anyhow::Result<bool> {
     println!(
         "{:<9} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "store",
@@ -248,18 +485,23 @@ async fn end_to_end(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let booking_url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, booking_service).await });
 
-    let stores = Stores::create(args).await?;
+    let stores = Stores::create(args, "e2e").await?;
     let mut failed = false;
-    for (name, url) in &stores.urls {
+    let runs = stores
+        .urls
+        .iter()
+        .flat_map(|(name, url)| args.rate.iter().map(move |rate| (name, url, *rate)));
+    for (name, url, rate) in runs {
         let env = [
             ("BOOKING_SERVICE_URL", booking_url.as_str()),
             ("INTERNAL_SERVICE_TOKEN", "bench-token"),
         ];
-        let (mut child, addr) = spawn_server(Some(url), &env).await?;
+        // Each rate on a server of its own, so no run waits behind the last one's backlog.
+        let server = spawn_server(Some(url), &env).await?;
         arrivals.lock().expect("not poisoned").clear();
         let sent = steady_load(
-            addr,
-            args.rate,
+            server.public,
+            rate,
             Duration::from_secs(args.seconds),
             args.body_bytes,
         )
@@ -271,7 +513,7 @@ async fn end_to_end(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let _ = child.kill().await;
+        drop(server);
         let arrived = arrivals.lock().expect("not poisoned").clone();
         let mut ack: Vec<u32> = sent.iter().filter_map(|s| s.acked_us).collect();
         let mut e2e: Vec<u32> = sent
@@ -290,7 +532,7 @@ async fn end_to_end(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         };
         println!(
             "{name:<9} {:>8} {:>8} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-            args.rate,
+            rate,
             sent.len(),
             e2e.len(),
             pct(&ack, 0.5),
@@ -305,11 +547,7 @@ async fn end_to_end(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         "ack: webhook sent to its 200; e2e: webhook sent to the booking service receiving its PUT (ms)"
     );
     stores.remove(args).await?;
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(failed)
 }
 
 fn micros(d: Duration) -> u32 {
@@ -378,20 +616,23 @@ async fn steady_load(
 }
 
 /// One run per connection count against `addr`, a table row each; the baseline's rates are kept
-/// for the ratios of the targets after it. Returns whether anything failed.
+/// for the ratios of the targets after it, and `empty_rates` (the same store, empty) gives a
+/// second ratio. Returns whether anything failed, and the rates.
 async fn measure(
     args: &BenchArgs,
     name: &str,
     addr: SocketAddr,
     baseline_rates: &mut Vec<f64>,
-) -> bool {
+    empty_rates: Option<&[f64]>,
+) -> (bool, Vec<f64>) {
     let mut failed = false;
+    let mut rates = Vec::new();
     for (i, &conns) in args.connections.iter().enumerate() {
         let length = Duration::from_secs(args.seconds);
         let result = match load(addr, conns, length, args.body_bytes, i).await {
             Ok(r) => r,
             Err(e) => {
-                println!("{name:<9} {conns:>6}  failed: {e:#}");
+                println!("{name:<11} {conns:>6}  failed: {e:#}");
                 failed = true;
                 continue;
             }
@@ -399,21 +640,23 @@ async fn measure(
         if name == "baseline" {
             baseline_rates.push(result.rate());
         }
-        let ratio = baseline_rates
-            .get(i)
-            .map_or("-".to_string(), |b| format!("{:.2}x", result.rate() / b));
+        rates.push(result.rate());
+        let ratio =
+            |of: Option<&f64>| of.map_or("-".to_string(), |b| format!("{:.2}x", result.rate() / b));
+        let against_empty =
+            empty_rates.map_or(String::new(), |e| format!(" {:>8}", ratio(e.get(i))));
         println!(
-            "{name:<9} {conns:>6} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>8}",
+            "{name:<11} {conns:>6} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>8}{against_empty}",
             result.rate(),
             result.percentile_ms(0.50),
             result.percentile_ms(0.99),
             result.percentile_ms(0.999),
             result.errors,
-            ratio
+            ratio(baseline_rates.get(i))
         );
         failed |= result.errors > 0;
     }
-    failed
+    (failed, rates)
 }
 
 fn print_rate(label: &str, r: &RunResult, baseline_rates: &[f64]) {
@@ -515,11 +758,28 @@ fn with_database(server: &str, db: &str) -> anyhow::Result<String> {
     Ok(url.to_string())
 }
 
-/// Starts `payhook serve` on `database_url`, or the baseline when `None`; returns its public address.
-async fn spawn_server(
-    database_url: Option<&str>,
-    env: &[(&str, &str)],
-) -> anyhow::Result<(Child, SocketAddr)> {
+/// A server under test; killed when dropped.
+struct Server {
+    child: Child,
+    public: SocketAddr,
+    /// The admin listener (payhook only).
+    admin: Option<SocketAddr>,
+}
+
+impl Server {
+    /// "NAME 12.3 MiB": the most it held resident so far, or "" if unknown.
+    fn peak(&self, name: &str) -> String {
+        self.child
+            .id()
+            .and_then(peak_rss_kib)
+            .map_or(String::new(), |kib| {
+                format!("{name} {:.1} MiB", kib as f64 / 1024.0)
+            })
+    }
+}
+
+/// Starts `payhook serve` on `database_url`, or the baseline when `None`.
+async fn spawn_server(database_url: Option<&str>, env: &[(&str, &str)]) -> anyhow::Result<Server> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     match database_url {
@@ -545,10 +805,19 @@ async fn spawn_server(
     cmd.stdout(Stdio::piped()).kill_on_drop(true);
     let mut child = cmd.spawn().context("starting the server under test")?;
     let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+    let payhook = database_url.is_some();
+    let (public, admin) = tokio::time::timeout(Duration::from_secs(60), async {
+        let (mut public, mut admin) = (None, None);
         while let Some(line) = lines.next_line().await? {
             if let Some(addr) = line.strip_prefix("public listener: http://") {
-                return Ok(addr.trim().parse::<SocketAddr>()?);
+                public = Some(addr.trim().parse::<SocketAddr>()?);
+            } else if let Some(addr) = line.strip_prefix("admin listener: http://") {
+                admin = Some(addr.trim().parse::<SocketAddr>()?);
+            }
+            if let Some(public) = public
+                && (admin.is_some() || !payhook)
+            {
+                return Ok((public, admin));
             }
         }
         bail!("the server exited before listening")
@@ -557,7 +826,11 @@ async fn spawn_server(
     .context("waiting for the server to listen")??;
     // Keep draining its stdout so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok((child, addr))
+    Ok(Server {
+        child,
+        public,
+        admin,
+    })
 }
 
 async fn load(
