@@ -583,7 +583,8 @@ async fn steady_load(
         ticks.tick().await;
         let (client, secret, padding) = (client.clone(), secret.clone(), padding.clone());
         tasks.spawn(async move {
-            let booking = format!("booking-e2e-{}-{seq}", std::process::id());
+            // Unique across the runs at each rate, which share a store.
+            let booking = format!("booking-e2e-{}-{rate}-{seq}", std::process::id());
             let now = chrono::Utc::now().timestamp();
             let body = format!(
                 r#"{{"id":"evt_e2e_{booking}","object":"event","created":{now},"type":"payment_intent.succeeded","data":{{"object":{{"id":"pi_e2e_{booking}","object":"payment_intent","amount":2000,"currency":"eur","status":"succeeded","metadata":{{"bookingId":"{booking}"}},"description":"{padding}"}}}}}}"#
