@@ -356,7 +356,7 @@ macro_rules! ledger_queries {
                 query = query.bind(text.clone());
             }
             for time in [filter.since, filter.until].into_iter().flatten() {
-                query = query.bind(Self::time_param(time)).bind(Self::time_param(time));
+                query = query.bind(Self::time_param(time));
             }
             if let Some(before) = filter.before {
                 query = query.bind(before);
@@ -513,8 +513,8 @@ macro_rules! ledger_queries {
 }
 
 /// The event listing for `filter`: a condition for each filter that is set, numbered in this
-/// order: status, source, type, event id, then each time bound twice (once to find its event
-/// number, once for the row itself), then the cursor, then the limit.
+/// order: status, source, type, event id, then each time bound (used to find its event
+/// number and for the row itself), then the cursor, then the limit.
 ///
 /// - An event id without a source is looked up in the `(source, event_id)` index once per source;
 ///   the sources are read from that index by a loose scan (one seek per source), since no index
@@ -524,38 +524,28 @@ macro_rules! ledger_queries {
 ///   window deep in the past costs what a recent one does. The rows are also checked against
 ///   `received_at` itself.
 pub(super) fn event_listing_sql(f: &EventFilter) -> String {
-    let mut n = super::Placeholders(0);
-    let mut conditions = Vec::new();
-    for (set, column) in [
+    let mut listing = super::ListingSql::default().equals(&[
         (f.status.is_some(), "status"),
         (f.source.is_some(), "source"),
         (f.event_type.is_some(), "event_type"),
         (f.event_id.is_some(), "event_id"),
-    ] {
-        if set {
-            conditions.push(format!("{column} = {}", n.next()));
-        }
-    }
+    ]);
     let by_id_only = f.event_id.is_some() && f.source.is_none();
     if by_id_only {
-        conditions
+        listing
+            .conditions
             .push("source IN (SELECT source FROM known_sources WHERE source IS NOT NULL)".into());
     }
-    for (bound, id_op, time_op) in [(f.since, ">=", ">="), (f.until, "<", "<")] {
+    for (bound, op) in [(f.since, ">="), (f.until, "<")] {
         if bound.is_some() {
-            let first = n.next();
-            let again = n.next();
-            conditions.push(format!(
-                "id {id_op} COALESCE((SELECT id FROM webhook_events WHERE received_at >= {first} \
+            let at = listing.param();
+            listing.conditions.push(format!(
+                "id {op} COALESCE((SELECT id FROM webhook_events WHERE received_at >= {at} \
                  ORDER BY received_at LIMIT 1), (SELECT COALESCE(MAX(id), 0) + 1 FROM webhook_events))"
             ));
-            conditions.push(format!("received_at {time_op} {again}"));
+            listing.conditions.push(format!("received_at {op} {at}"));
         }
     }
-    if f.before.is_some() {
-        conditions.push(format!("id < {}", n.next()));
-    }
-    let limit = n.next();
     let with = if by_id_only {
         "WITH RECURSIVE known_sources(source) AS (
             SELECT MIN(source) FROM webhook_events
@@ -565,14 +555,12 @@ pub(super) fn event_listing_sql(f: &EventFilter) -> String {
     } else {
         ""
     };
-    let filters = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    format!(
-        "{with}SELECT id, source, event_id, event_type, status, attempts, last_error, received_at
-         FROM webhook_events {filters} ORDER BY id DESC LIMIT {limit}"
+    listing.sql(
+        &format!(
+            "{with}SELECT id, source, event_id, event_type, status, attempts, last_error, received_at
+             FROM webhook_events"
+        ),
+        f.before.is_some(),
     )
 }
 

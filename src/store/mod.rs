@@ -122,37 +122,53 @@ pub use outbox::{ClaimedDelivery, Delivery, RetrySelection, Settled};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-/// Numbers `$1`, `$2`... in the order a listing binds its values.
-struct Placeholders(usize);
+/// The SQL of a listing, newest first, its placeholders numbered `$1`, `$2`... in the order its
+/// values are bound. Only the filters that are set are named, so the plan uses their index (a
+/// generic `$1 IS NULL OR column = $1` form makes the planner scan everything when a rare value
+/// is asked for).
+#[derive(Default)]
+struct ListingSql {
+    params: usize,
+    conditions: Vec<String>,
+}
 
-impl Placeholders {
-    fn next(&mut self) -> String {
-        self.0 += 1;
-        format!("${}", self.0)
+impl ListingSql {
+    fn param(&mut self) -> String {
+        self.params += 1;
+        format!("${}", self.params)
+    }
+
+    /// `column = $n` for each filter that is set, in order.
+    fn equals(mut self, filters: &[(bool, &str)]) -> Self {
+        for (_, column) in filters.iter().filter(|(set, _)| *set) {
+            let param = self.param();
+            self.conditions.push(format!("{column} = {param}"));
+        }
+        self
+    }
+
+    /// `head` (`[WITH ...] SELECT ... FROM table`) with the conditions, then the cursor
+    /// (`id < $n`) when `before` is set, then the limit.
+    fn sql(mut self, head: &str, before: bool) -> String {
+        if before {
+            let param = self.param();
+            self.conditions.push(format!("id < {param}"));
+        }
+        let limit = self.param();
+        let filters = if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.conditions.join(" AND "))
+        };
+        format!("{head} {filters} ORDER BY id DESC LIMIT {limit}")
     }
 }
 
-/// A listing of `table`, newest first: an equality for each of `filters` that is set, then the
-/// cursor (`id < ...`) when set, then the limit, numbered in that order. Only the filters that are
-/// set are named, so the plan uses their index (a generic `$1 IS NULL OR column = $1` form makes
-/// the planner scan everything when a rare value is asked for).
+/// A listing of `table`: an equality for each of `filters` that is set, the cursor, the limit.
 fn listing_sql(table: &str, filters: &[(bool, &str)], before: bool) -> String {
-    let mut n = Placeholders(0);
-    let mut conditions: Vec<String> = filters
-        .iter()
-        .filter(|(set, _)| *set)
-        .map(|(_, column)| format!("{column} = {}", n.next()))
-        .collect();
-    if before {
-        conditions.push(format!("id < {}", n.next()));
-    }
-    let limit = n.next();
-    let filters = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    format!("SELECT * FROM {table} {filters} ORDER BY id DESC LIMIT {limit}")
+    ListingSql::default()
+        .equals(filters)
+        .sql(&format!("SELECT * FROM {table}"), before)
 }
 
 #[derive(Debug, thiserror::Error)]
