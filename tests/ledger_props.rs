@@ -1,7 +1,9 @@
-//! Property: any arrival order of a payment's events, with any of them applied again (a replay or a
-//! provider retry), leaves the same ledger row. Each generated case holds several payments whose
-//! events are interleaved, and is applied in three random orders to the real store (SQLite, or
-//! PostgreSQL with TEST_DATABASE_URL) through the real processor.
+//! Properties, on the real store (SQLite, or PostgreSQL with TEST_DATABASE_URL) through the real
+//! processor, of cases holding several payments whose events are interleaved:
+//! - any arrival order of a payment's events, with any of them applied again (a replay or a
+//!   provider retry), leaves the same ledger row;
+//! - events applied together in batches write the same ledger and the same notifications, in the
+//!   same order, as the same events applied one at a time.
 
 mod common;
 
@@ -10,8 +12,9 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use common::*;
-use payhook::config::Settings;
-use payhook::ledger::{Interpretation, PaymentState, Processor, derive, interpret_stripe};
+use payhook::config::{Settings, TargetKind, TargetSettings};
+use payhook::ledger::{Interpretation, Outcome, PaymentState, Processor, derive, interpret_stripe};
+use payhook::notify::DispatchWake;
 use payhook::store::{NewEvent, PaymentKey, Store};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -189,9 +192,29 @@ struct World {
     _dir: FreshStore,
 }
 
-fn world() -> &'static World {
-    static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(|| {
+fn target(name: &str, kind: TargetKind) -> TargetSettings {
+    TargetSettings {
+        name: name.into(),
+        kind,
+        url: "http://127.0.0.1:9/".into(),
+        token: None,
+        secret: None,
+        events: Vec::new(),
+        retry_schedule: vec![std::time::Duration::ZERO],
+        timeout: std::time::Duration::from_secs(5),
+        concurrency: 1,
+        circuit_failures: 100,
+        circuit_open: std::time::Duration::from_secs(1),
+    }
+}
+
+/// A store and a processor of its own for each property (a processor applies whatever is waiting):
+/// with `notifying`, the processor writes notifications for a booking-status and an events target.
+fn world(notifying: bool) -> &'static World {
+    static PLAIN: OnceLock<World> = OnceLock::new();
+    static NOTIFYING: OnceLock<World> = OnceLock::new();
+    let cell = if notifying { &NOTIFYING } else { &PLAIN };
+    cell.get_or_init(|| {
         let runtime = Runtime::new().unwrap();
         let (store, dir) = runtime.block_on(async {
             let dir = fresh_store().await;
@@ -201,11 +224,18 @@ fn world() -> &'static World {
             store.migrate().await.unwrap();
             (Arc::new(store), dir)
         });
-        let processor = Processor::new(
+        let mut processor = Processor::new(
             store.clone(),
             Settings::defaults().processor,
             Arc::new(Notify::new()),
         );
+        if notifying {
+            let targets = [
+                target("booking-service", TargetKind::BookingStatus),
+                target("subscribers", TargetKind::Events),
+            ];
+            processor = processor.with_targets(&targets, DispatchWake::default());
+        }
         World {
             runtime,
             store,
@@ -221,8 +251,20 @@ fn next_source() -> String {
     format!("stripe-{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Applies `events` in `order` under `source`: each is stored in the inbox (processed at once when
-/// `drain_after` says so), then the `replays` are applied again. Returns each booking's payments.
+/// Applies every waiting event; each batch applies as a whole (none is split into its events,
+/// which would hide a batch the store refuses behind the one-at-a-time path).
+async fn drain(world: &World) {
+    while let Outcome::Handled(handled) = world.processor.try_process_next().await.unwrap() {
+        assert!(
+            handled.iter().all(|h| !h.alone),
+            "a batch was split: {handled:?}"
+        );
+    }
+}
+
+/// Applies `events` in `order` under `source`: each is stored in the inbox
+/// (processed at once when `drain_after` says so), then the `replays` are applied again. Returns
+/// each booking's payments.
 async fn apply(
     world: &World,
     source: &str,
@@ -251,7 +293,7 @@ async fn apply(
         // A provider retry of the same event: the inbox keeps one.
         if drain_after[step % drain_after.len()] {
             world.store.insert_events(&[event]).await.unwrap();
-            world.processor.drain().await.unwrap();
+            drain(world).await;
         }
         row_ids[i] = world
             .store
@@ -260,11 +302,11 @@ async fn apply(
             .unwrap()
             .unwrap();
     }
-    world.processor.drain().await.unwrap();
+    drain(world).await;
     for replay in replays.iter().filter(|_| !events.is_empty()) {
         let id = row_ids[replay.index(events.len())];
         assert!(world.store.requeue_event(id).await.unwrap());
-        world.processor.drain().await.unwrap();
+        drain(world).await;
     }
     let mut out = Vec::new();
     for booking in bookings {
@@ -299,6 +341,35 @@ fn plan() -> impl Strategy<Value = Plan> {
     })
 }
 
+/// The notifications written for `source`'s events, in the order they are delivered: target,
+/// what is sent, the booking, the order key (a payment's own id made generic), and the cause.
+async fn notifications(world: &World, source: &str) -> Vec<[String; 5]> {
+    let mut rows: Vec<[String; 5]> = world
+        .store
+        .list_deliveries(None, None, None, 1_000_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.source.as_deref() == Some(source))
+        .map(|d| {
+            let order_key = if d.order_key.starts_with("payment:") {
+                "payment:*".to_string()
+            } else {
+                d.order_key
+            };
+            [
+                d.target,
+                d.event,
+                d.booking_id.unwrap_or_default(),
+                order_key,
+                d.source_event_id.unwrap_or_default(),
+            ]
+        })
+        .collect();
+    rows.reverse();
+    rows
+}
+
 impl Spec {
     fn event_count(&self) -> usize {
         self.events(&PaymentIds::new("count"), 0).len()
@@ -317,7 +388,7 @@ proptest! {
 
     #[test]
     fn any_order_and_any_repeat_of_the_events_gives_the_same_ledger((specs, orders, drains, replays) in plan()) {
-        let world = world();
+        let world = world(false);
         let base = now() - 1000;
         let mut events = Vec::new();
         let mut bookings = Vec::new();
@@ -358,5 +429,44 @@ proptest! {
                 prop_assert_eq!(&states[0], &derive(&facts));
             }
         }
+    }
+
+    #[test]
+    fn events_applied_in_batches_write_what_they_write_one_at_a_time((specs, orders, _, _) in plan()) {
+        let world = world(true);
+        let base = now() - 1000;
+        let mut events = Vec::new();
+        let mut bookings = Vec::new();
+        for spec in &specs {
+            let booking = format!("booking-{}", payhook::providers::stripe_events::random_token(10));
+            events.extend(spec.events(&PaymentIds::new(&booking), base));
+            bookings.push(booking);
+        }
+        // The second run's bookings are others (a booking is one across sources), named back to
+        // the first's when compared.
+        let renamed: Vec<String> = bookings.iter().map(|b| format!("{b}-b")).collect();
+        let rename = |text: String| {
+            bookings.iter().zip(&renamed).fold(text, |t, (a, b)| t.replace(a.as_str(), b))
+        };
+        let events_b: Vec<Value> = events
+            .iter()
+            .map(|e| serde_json::from_str(&rename(e.to_string())).unwrap())
+            .collect();
+        let (one_at_a_time, batched) = (next_source(), next_source());
+        let (ledger_one, ledger_batched, sent_one, sent_batched) = world.runtime.block_on(async {
+            let a = apply(world, &one_at_a_time, &events, &orders[0], &[true], &[], &bookings).await;
+            let b = apply(world, &batched, &events_b, &orders[0], &[false], &[], &renamed).await;
+            (a, b, notifications(world, &one_at_a_time).await, notifications(world, &batched).await)
+        });
+        let ledger_one: Vec<Vec<PaymentState>> = ledger_one
+            .into_iter()
+            .map(|states| states.into_iter().map(|mut s| {
+                s.booking_id = s.booking_id.map(rename);
+                s
+            }).collect())
+            .collect();
+        let sent_one: Vec<[String; 5]> = sent_one.into_iter().map(|row| row.map(rename)).collect();
+        prop_assert_eq!(ledger_one, ledger_batched);
+        prop_assert_eq!(sent_one, sent_batched);
     }
 }

@@ -1,7 +1,8 @@
 //! The payment ledger: provider events become facts ([`facts`]); a payment's state is derived from
 //! the set of its facts ([`state`]), so arrival order and repeats do not matter; the [`processor`]
-//! applies inbox events to it, one transaction per event.
+//! applies inbox events to it, a batch per transaction ([`batch`]).
 
+mod batch;
 pub mod facts;
 pub mod money;
 pub mod processor;

@@ -1,10 +1,11 @@
-//! The processor worker: claims a batch of inbox events and, for each inside its own savepoint,
-//! applies its fact to the ledger and marks it `processed`, `ignored` or `failed`: an event's ledger
-//! change and its mark are one atomic unit. An event whose application fails is rolled back to its
-//! savepoint alone; its attempt is recorded and it is retried with backoff, then left `failed` for
-//! a replay. The batch commits once (one fsync for many events), or early when webhooks wait for
-//! SQLite's write lock: acknowledging them comes first. The worker is woken by ingest; it only
-//! sleeps when there is nothing to do.
+//! The processor worker: claims a batch of inbox events and applies them to the ledger in one
+//! transaction, marking each `processed`, `ignored` or `failed`: an event's ledger change and its
+//! mark are one atomic unit. The batch is applied as a whole ([`super::batch`]: a few statements
+//! whatever its size); if that fails, it is rolled back and its events are applied one at a time,
+//! each in its own savepoint, so an event whose application fails is rolled back alone; its
+//! attempt is recorded and it is retried with backoff, then left `failed` for a replay. The batch
+//! commits once (one fsync for many events). The worker is woken by ingest; it only sleeps when
+//! there is nothing to do.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -14,12 +15,12 @@ use chrono::{DateTime, Utc};
 use rand::RngExt;
 use tokio::sync::{Notify, watch};
 
-use super::facts::{Fact, Interpretation, interpret_mapped, interpret_stripe};
-use super::state::{PaymentState, derive, representative};
+use super::batch::{Applied, apply_events};
+use super::facts::{Interpretation, interpret_mapped, interpret_stripe};
 use crate::config::{ProcessorSettings, TargetSettings};
-use crate::notify::{Change, DispatchWake, deliveries_for};
+use crate::notify::DispatchWake;
 use crate::providers::mapping::Mapping;
-use crate::store::{Claim, ClaimedEvent, Failure, LedgerTx, Payment, Store, StoreError};
+use crate::store::{Claim, ClaimedEvent, Failure, Store, StoreError};
 
 /// How long an idle processor waits before looking again without being woken (events written by
 /// another instance, or by `payhook events replay`).
@@ -39,12 +40,14 @@ pub struct Handled {
     /// The booking of the payment it applied to, when there is one.
     pub booking_id: Option<String>,
     pub received_at: DateTime<Utc>,
-    /// Time spent applying it (its part of the batch's transaction).
+    /// Time spent applying it: its share of the batch's.
     pub took: std::time::Duration,
     /// `processed`, `ignored`, `retrying` or `failed`.
     pub status: &'static str,
     /// Why it did not apply.
     pub error: Option<String>,
+    /// Its batch failed as a whole, so it was applied (or not) on its own.
+    pub alone: bool,
 }
 
 /// What one step did.
@@ -113,7 +116,8 @@ impl Processor {
         Ok(handled)
     }
 
-    /// Claims events and applies each in its own savepoint, in one transaction.
+    /// Claims events and applies them in one transaction: all at once, or, if that fails, one at
+    /// a time.
     pub async fn try_process(&self, claim: Claim) -> Result<Outcome, StoreError> {
         let mut tx = self.store.begin_ledger().await?;
         let events = tx.claim(claim).await?;
@@ -156,25 +160,64 @@ impl Processor {
         tx.lock_refs(&keys.into_iter().collect::<Vec<_>>()).await?;
 
         let now = Utc::now();
-        let mut handled = Vec::with_capacity(events.len());
+        let started = std::time::Instant::now();
+        let group: Vec<(&ClaimedEvent, &Interpretation)> = events.iter().zip(&readings).collect();
+        tx.begin_part().await?;
+        let mut alone = false;
+        let results: Vec<Result<Applied, StoreError>> =
+            match apply_events(&mut tx, &group, &self.targets, now).await {
+                Ok(applied) => {
+                    tx.keep_part().await?;
+                    applied.into_iter().map(Ok).collect()
+                }
+                Err(e) if group.len() == 1 => {
+                    tx.undo_part().await?;
+                    vec![Err(e)]
+                }
+                Err(e) => {
+                    tx.undo_part().await?;
+                    alone = true;
+                    metrics::counter!("payhook_batches_split_total").increment(1);
+                    tracing::debug!(error = %e, events = group.len(),
+                        "the batch did not apply as a whole; applying its events one at a time");
+                    let mut results = Vec::with_capacity(group.len());
+                    for one in &group {
+                        tx.begin_part().await?;
+                        match apply_events(&mut tx, std::slice::from_ref(one), &self.targets, now)
+                            .await
+                        {
+                            Ok(applied) => {
+                                tx.keep_part().await?;
+                                results.extend(applied.into_iter().map(Ok));
+                            }
+                            Err(e) => {
+                                tx.undo_part().await?;
+                                results.push(Err(e));
+                            }
+                        }
+                        // Webhooks wait on the same write lock; the rest stays claimable.
+                        if tx.should_yield() {
+                            break;
+                        }
+                    }
+                    results
+                }
+            };
+        let took = started.elapsed() / results.len().max(1) as u32;
+        let mut handled = Vec::with_capacity(results.len());
         let mut notified = 0;
-        for (event, reading) in events.into_iter().zip(readings) {
-            let started = std::time::Instant::now();
-            tx.begin_event().await?;
-            let (status, error, booking_id) =
-                match apply(&mut tx, &event, reading, &self.targets, now).await {
-                    Ok(((status, error), applied)) => {
-                        tx.keep_event().await?;
-                        notified += applied.notified;
-                        (status, error, applied.booking_id)
-                    }
-                    Err(e) => {
-                        tx.undo_event().await?;
-                        let failure = self.failure(&event, e.to_string());
-                        tx.record_failure(event.id, &failure).await?;
-                        (failure.status, Some(failure.error), None)
-                    }
-                };
+        for (event, result) in events.into_iter().zip(results) {
+            let (status, error, booking_id) = match result {
+                Ok(applied) => {
+                    notified += applied.notified;
+                    (applied.status, applied.error, applied.booking_id)
+                }
+                Err(e) => {
+                    let failure = self.failure(&event, e.to_string());
+                    tx.record_failure(event.id, &failure).await?;
+                    (failure.status, Some(failure.error), None)
+                }
+            };
             handled.push(Handled {
                 id: event.id,
                 source: event.source,
@@ -182,14 +225,11 @@ impl Processor {
                 event_type: event.event_type,
                 booking_id,
                 received_at: event.received_at,
-                took: started.elapsed(),
+                took,
                 status,
                 error,
+                alone,
             });
-            // Webhooks wait on the same write lock; the rest of the batch stays claimable.
-            if tx.should_yield() {
-                break;
-            }
         }
         if notified > 0 {
             tx.announce(crate::store::Work::Outbox).await?;
@@ -282,125 +322,6 @@ fn retry_delay(settings: &ProcessorSettings, attempts: i64) -> Duration {
         .saturating_mul(2u32.saturating_pow(exp))
         .min(settings.retry_max);
     base.mul_f64(rand::rng().random_range(0.8..1.2))
-}
-
-/// What applying a fact did.
-#[derive(Debug, Default)]
-pub struct Applied {
-    /// Notifications written to the outbox.
-    pub notified: usize,
-    /// The payment's booking.
-    pub booking_id: Option<String>,
-}
-
-/// Applies one claimed event inside `tx` and marks it; returns its new status and, for an event
-/// that can never apply, why, and what applying it did.
-async fn apply(
-    tx: &mut LedgerTx,
-    event: &ClaimedEvent,
-    reading: Interpretation,
-    targets: &[TargetSettings],
-    now: DateTime<Utc>,
-) -> Result<((&'static str, Option<String>), Applied), StoreError> {
-    let (status, error, applied) = match reading {
-        Interpretation::Ignored => ("ignored", None, Applied::default()),
-        Interpretation::Invalid(why) => ("failed", Some(why), Applied::default()),
-        Interpretation::Fact(fact) => {
-            let applied = apply_fact(tx, &event.source, &fact, targets, now).await?;
-            ("processed", None, applied)
-        }
-    };
-    tx.finish_event(event.id, status, error.as_deref(), now)
-        .await?;
-    Ok(((status, error), applied))
-}
-
-/// Adds `fact` to its payment (creating it, or joining payments the fact shows to be one),
-/// rewrites the payment's row from all its facts, and writes the notifications the change causes
-/// to the outbox. The caller holds the locks on the fact's ids.
-pub async fn apply_fact(
-    tx: &mut LedgerTx,
-    source: &str,
-    fact: &Fact,
-    targets: &[TargetSettings],
-    now: DateTime<Utc>,
-) -> Result<Applied, StoreError> {
-    let found = tx.payments_for_refs(source, &fact.refs).await?;
-    let notify = !targets.is_empty();
-    let before = if notify && !found.is_empty() {
-        tx.payments_by_ids(&found).await?
-    } else {
-        Vec::new()
-    };
-    let (payment, after) = match found.split_first() {
-        // A new payment: this fact is all there is to it.
-        None => {
-            let after = derive(std::slice::from_ref(fact));
-            let payment = tx.write_payment(None, source, &after, now).await?;
-            tx.add_refs(source, payment, &fact.refs).await?;
-            tx.add_fact(source, payment, fact).await?;
-            (payment, after)
-        }
-        Some((&keep, others)) => {
-            for &other in others {
-                tx.merge_payment(other, keep).await?;
-            }
-            tx.add_refs(source, keep, &fact.refs).await?;
-            tx.add_fact(source, keep, fact).await?;
-            let after = derive(&tx.facts(keep).await?);
-            tx.write_payment(Some(keep), source, &after, now).await?;
-            (keep, after)
-        }
-    };
-    if !notify {
-        return Ok(Applied {
-            notified: 0,
-            booking_id: after.booking_id,
-        });
-    }
-
-    // The booking as a whole: its payments now, and as they were (the changed ones as before).
-    let booking_after = match &after.booking_id {
-        Some(booking) => tx.booking_payments(booking).await?,
-        None => Vec::new(),
-    };
-    let changed = |p: &Payment| p.id == payment || found.contains(&p.id);
-    let booking_before: Vec<Payment> = booking_after
-        .iter()
-        .filter(|p| !changed(p))
-        .chain(
-            before
-                .iter()
-                .filter(|p| p.state.booking_id == after.booking_id),
-        )
-        .cloned()
-        .collect();
-    let before_states: Vec<PaymentState> = before.into_iter().map(|p| p.state).collect();
-    let deliveries = deliveries_for(
-        targets,
-        &Change {
-            cause: (source, &fact.event_id),
-            payment_id: payment,
-            before: &before_states,
-            after: &after,
-            booking_before: representative(&booking_before).map(|p| &p.state),
-            booking_after: representative(&booking_after).map(|p| &p.state),
-        },
-        now,
-    );
-    for delivery in &deliveries {
-        let first_wait = targets
-            .iter()
-            .find(|t| t.name == delivery.target)
-            .and_then(|t| t.retry_schedule.first())
-            .map_or(0, |d| d.as_millis() as i64);
-        tx.insert_delivery(delivery, now.timestamp_millis() + first_wait, now)
-            .await?;
-    }
-    Ok(Applied {
-        notified: deliveries.len(),
-        booking_id: after.booking_id,
-    })
 }
 
 #[cfg(test)]

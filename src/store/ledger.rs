@@ -5,12 +5,12 @@
 use chrono::{DateTime, Utc};
 
 use super::{PgStore, SqliteStore, StoreError};
-use crate::ledger::{Fact, PaymentState, Refs};
+use crate::ledger::{Fact, PaymentState};
 
 /// The SQL both dialects accept for the ledger, expanded into each backend with its connection and
 /// row types. Functions take a connection so they run inside the caller's transaction.
 macro_rules! ledger_queries {
-    ($conn:ty, $row:ty, $lock:literal) => {
+    ($conn:ty, $row:ty, $db:ty, $lock:literal) => {
         /// Takes the events a worker should apply next and holds them (PostgreSQL: row locks that
         /// other instances skip; SQLite: the write transaction) until the transaction ends.
         pub(super) async fn claim(
@@ -66,21 +66,81 @@ macro_rules! ledger_queries {
             Ok(())
         }
 
-        pub(super) async fn payments_for_refs(
+        /// The payments `source`'s provider ids belong to, for those that are known.
+        pub(super) async fn refs_of(
             conn: &mut $conn,
             source: &str,
-            refs: &crate::ledger::Refs,
-        ) -> Result<Vec<i64>, StoreError> {
-            Ok(sqlx::query_scalar(
-                "SELECT DISTINCT payment_id FROM payment_refs
-                 WHERE source = $1 AND ref IN ($2, $3, $4) ORDER BY payment_id",
-            )
-            .bind(source)
-            .bind(&refs.payment_intent)
-            .bind(&refs.checkout_session)
-            .bind(&refs.charge)
-            .fetch_all(&mut *conn)
-            .await?)
+            refs: &[&str],
+        ) -> Result<Vec<(String, i64)>, StoreError> {
+            if refs.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut q = sqlx::QueryBuilder::<$db>::new("SELECT ref, payment_id FROM payment_refs WHERE source = ");
+            q.push_bind(source.to_string()).push(" AND ref IN (");
+            let mut list = q.separated(", ");
+            for r in refs {
+                list.push_bind(r.to_string());
+            }
+            list.push_unseparated(")");
+            Ok(q.build_query_as().persistent(false).fetch_all(&mut *conn).await?)
+        }
+
+        /// The payments with these ids and every payment of these bookings, oldest first.
+        pub(super) async fn payments_by(
+            conn: &mut $conn,
+            ids: &[i64],
+            bookings: &[&str],
+        ) -> Result<Vec<super::ledger::Payment>, StoreError> {
+            if ids.is_empty() && bookings.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut q = sqlx::QueryBuilder::<$db>::new("SELECT * FROM payments WHERE ");
+            if !ids.is_empty() {
+                q.push("id IN (");
+                let mut list = q.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                list.push_unseparated(")");
+            }
+            if !bookings.is_empty() {
+                q.push(if ids.is_empty() { "booking_id IN (" } else { " OR booking_id IN (" });
+                let mut list = q.separated(", ");
+                for b in bookings {
+                    list.push_bind(b.to_string());
+                }
+                list.push_unseparated(")");
+            }
+            q.push(" ORDER BY id");
+            let rows: Vec<$row> = q.build().persistent(false).fetch_all(&mut *conn).await?;
+            rows.iter().map(Self::payment_from_row).collect()
+        }
+
+        /// Every fact of these payments, with the payment it belongs to.
+        pub(super) async fn facts_of(
+            conn: &mut $conn,
+            payment_ids: &[i64],
+        ) -> Result<Vec<(i64, Fact)>, StoreError> {
+            if payment_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut q = sqlx::QueryBuilder::<$db>::new(
+                "SELECT payment_id, fact FROM payment_facts WHERE payment_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in payment_ids {
+                list.push_bind(*id);
+            }
+            list.push_unseparated(") ORDER BY id");
+            let rows: Vec<(i64, String)> =
+                q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
+            rows.into_iter()
+                .map(|(payment, text)| {
+                    let fact = serde_json::from_str(&text)
+                        .map_err(|e| StoreError::Corrupt(format!("payment fact {text:?}: {e}")))?;
+                    Ok((payment, fact))
+                })
+                .collect()
         }
 
         /// Moves everything known about payment `from` onto `into`, then deletes `from`.
@@ -102,119 +162,102 @@ macro_rules! ledger_queries {
             Ok(())
         }
 
-        /// Ties every id in `refs` to the payment, in one statement; ids already tied stay put.
-        pub(super) async fn add_refs(
+        /// Ties provider ids to payments, in one statement; ids already tied stay put.
+        pub(super) async fn insert_refs(
             conn: &mut $conn,
-            source: &str,
-            payment_id: i64,
-            refs: &crate::ledger::Refs,
+            refs: &[(&str, &str, i64)],
         ) -> Result<(), StoreError> {
-            sqlx::query(
-                "INSERT INTO payment_refs (source, ref, payment_id)
-                 SELECT $1, v.column1, $2 FROM (VALUES ($3), ($4), ($5)) AS v
-                 WHERE v.column1 IS NOT NULL
-                 ON CONFLICT (source, ref) DO NOTHING",
-            )
-            .bind(source)
-            .bind(payment_id)
-            .bind(&refs.payment_intent)
-            .bind(&refs.checkout_session)
-            .bind(&refs.charge)
-            .execute(&mut *conn)
-            .await?;
+            if refs.is_empty() {
+                return Ok(());
+            }
+            let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO payment_refs (source, ref, payment_id) ");
+            q.push_values(refs, |mut row, (source, r, payment)| {
+                row.push_bind(source.to_string()).push_bind(r.to_string()).push_bind(*payment);
+            });
+            q.push(" ON CONFLICT (source, ref) DO NOTHING");
+            q.build().persistent(false).execute(&mut *conn).await?;
             Ok(())
         }
 
-        /// Records `fact` once: a replayed event adds nothing.
-        pub(super) async fn add_fact(
+        /// Records facts, in one statement, each once: a replayed event adds nothing.
+        pub(super) async fn insert_facts(
             conn: &mut $conn,
-            source: &str,
-            payment_id: i64,
-            fact: &Fact,
+            facts: &[(&str, i64, &Fact)],
         ) -> Result<(), StoreError> {
-            sqlx::query(
-                "INSERT INTO payment_facts (payment_id, source, event_id, occurred_at, fact)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source, event_id) DO NOTHING",
-            )
-            .bind(payment_id)
-            .bind(source)
-            .bind(&fact.event_id)
-            .bind(fact.occurred_at)
-            .bind(serde_json::to_string(fact).expect("facts serialize"))
-            .execute(&mut *conn)
-            .await?;
+            if facts.is_empty() {
+                return Ok(());
+            }
+            let mut q = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO payment_facts (payment_id, source, event_id, occurred_at, fact) ",
+            );
+            q.push_values(facts, |mut row, (source, payment, fact)| {
+                row.push_bind(*payment)
+                    .push_bind(source.to_string())
+                    .push_bind(fact.event_id.clone())
+                    .push_bind(fact.occurred_at)
+                    .push_bind(serde_json::to_string(fact).expect("facts serialize"));
+            });
+            q.push(" ON CONFLICT (source, event_id) DO NOTHING");
+            q.build().persistent(false).execute(&mut *conn).await?;
             Ok(())
         }
 
-        pub(super) async fn facts(conn: &mut $conn, payment_id: i64) -> Result<Vec<Fact>, StoreError> {
-            let texts: Vec<String> =
-                sqlx::query_scalar("SELECT fact FROM payment_facts WHERE payment_id = $1")
-                    .bind(payment_id)
-                    .fetch_all(&mut *conn)
-                    .await?;
-            texts
-                .iter()
-                .map(|t| {
-                    serde_json::from_str(t)
-                        .map_err(|e| StoreError::Corrupt(format!("payment fact {t:?}: {e}")))
-                })
-                .collect()
-        }
-
-        /// Writes a payment's row from its state: a new row when `id` is `None`. Returns its id.
-        pub(super) async fn write_payment(
+        /// Writes payments' rows from their state, in one statement: inserted under the id given
+        /// (reserved with `reserve_payment_ids`) or, for one that exists, updated.
+        pub(super) async fn save_payments(
             conn: &mut $conn,
-            id: Option<i64>,
-            source: &str,
-            s: &PaymentState,
-            now: DateTime<Utc>,
-        ) -> Result<i64, StoreError> {
-            // $1 is the row's id to update, or the new row's source; $2..$20 are the same in both.
-            let query = match id {
-                Some(id) => sqlx::query_scalar(
-                    "UPDATE payments SET booking_id = $2, payment_intent_id = $3,
-                        checkout_session_id = $4, charge_id = $5, amount = $6, currency = $7,
-                        amount_refunded = $8, status = $9, checkout_status = $10,
-                        failure_code = $11, failure_message = $12, dispute_status = $13,
-                        dispute_reason = $14, dispute_outcome = $15, paid_at = $16,
-                        refunded_at = $17, last_event_id = $18, last_event_at = $19, updated_at = $20
-                     WHERE id = $1 RETURNING id",
-                )
-                .bind(id),
-                None => sqlx::query_scalar(
-                    "INSERT INTO payments (source, booking_id, payment_intent_id,
-                        checkout_session_id, charge_id, amount, currency, amount_refunded, status,
-                        checkout_status, failure_code, failure_message, dispute_status,
-                        dispute_reason, dispute_outcome, paid_at, refunded_at, last_event_id,
-                        last_event_at, updated_at, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                        $16, $17, $18, $19, $20, $20)
-                     RETURNING id",
-                )
-                .bind(source),
-            };
-            Ok(query
-                .bind(&s.booking_id)
-                .bind(&s.payment_intent_id)
-                .bind(&s.checkout_session_id)
-                .bind(&s.charge_id)
-                .bind(s.amount)
-                .bind(&s.currency)
-                .bind(s.amount_refunded)
-                .bind(s.status.as_str())
-                .bind(s.checkout_status.map(CheckoutStatus::as_str))
-                .bind(&s.failure_code)
-                .bind(&s.failure_message)
-                .bind(&s.dispute_status)
-                .bind(&s.dispute_reason)
-                .bind(&s.dispute_outcome)
-                .bind(s.paid_at.and_then(super::ledger::time))
-                .bind(s.refunded_at.and_then(super::ledger::time))
-                .bind(&s.last_event_id)
-                .bind(s.last_event_at)
-                .bind(now)
-                .fetch_one(&mut *conn)
-                .await?)
+            payments: &[&super::ledger::Payment],
+        ) -> Result<(), StoreError> {
+            if payments.is_empty() {
+                return Ok(());
+            }
+            let mut q = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO payments (id, source, booking_id, payment_intent_id,
+                    checkout_session_id, charge_id, amount, currency, amount_refunded, status,
+                    checkout_status, failure_code, failure_message, dispute_status,
+                    dispute_reason, dispute_outcome, paid_at, refunded_at, last_event_id,
+                    last_event_at, updated_at, created_at) ",
+            );
+            q.push_values(payments, |mut row, p| {
+                let s = &p.state;
+                row.push_bind(p.id)
+                    .push_bind(p.source.clone())
+                    .push_bind(s.booking_id.clone())
+                    .push_bind(s.payment_intent_id.clone())
+                    .push_bind(s.checkout_session_id.clone())
+                    .push_bind(s.charge_id.clone())
+                    .push_bind(s.amount)
+                    .push_bind(s.currency.clone())
+                    .push_bind(s.amount_refunded)
+                    .push_bind(s.status.as_str())
+                    .push_bind(s.checkout_status.map(CheckoutStatus::as_str))
+                    .push_bind(s.failure_code.clone())
+                    .push_bind(s.failure_message.clone())
+                    .push_bind(s.dispute_status.clone())
+                    .push_bind(s.dispute_reason.clone())
+                    .push_bind(s.dispute_outcome.clone())
+                    .push_bind(s.paid_at.and_then(super::ledger::time))
+                    .push_bind(s.refunded_at.and_then(super::ledger::time))
+                    .push_bind(s.last_event_id.clone())
+                    .push_bind(s.last_event_at)
+                    .push_bind(p.updated_at)
+                    .push_bind(p.created_at);
+            });
+            q.push(
+                " ON CONFLICT (id) DO UPDATE SET booking_id = excluded.booking_id,
+                    payment_intent_id = excluded.payment_intent_id,
+                    checkout_session_id = excluded.checkout_session_id,
+                    charge_id = excluded.charge_id, amount = excluded.amount,
+                    currency = excluded.currency, amount_refunded = excluded.amount_refunded,
+                    status = excluded.status, checkout_status = excluded.checkout_status,
+                    failure_code = excluded.failure_code, failure_message = excluded.failure_message,
+                    dispute_status = excluded.dispute_status, dispute_reason = excluded.dispute_reason,
+                    dispute_outcome = excluded.dispute_outcome, paid_at = excluded.paid_at,
+                    refunded_at = excluded.refunded_at, last_event_id = excluded.last_event_id,
+                    last_event_at = excluded.last_event_at, updated_at = excluded.updated_at",
+            );
+            q.build().persistent(false).execute(&mut *conn).await?;
+            Ok(())
         }
 
         /// Retention, one batch: of the next `batch` events after `after` (by id, so by arrival),
@@ -267,25 +310,27 @@ macro_rules! ledger_queries {
             Ok(Some((last, pruned)))
         }
 
-        /// Marks a claimed event done (`processed`, `ignored`, or `failed` for good).
-        pub(super) async fn finish_event(
+        /// Marks claimed events done (`processed`, `ignored`, or `failed` for good, with why), in
+        /// one statement.
+        pub(super) async fn finish_events(
             conn: &mut $conn,
-            id: i64,
-            status: &str,
-            error: Option<&str>,
+            marks: &[(i64, &str, Option<&str>)],
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
-            sqlx::query(
-                "UPDATE webhook_events SET status = $2, last_error = $3, processed_at = $4,
-                    attempts = attempts + 1, next_attempt_at = NULL
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(status)
-            .bind(error)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+            if marks.is_empty() {
+                return Ok(());
+            }
+            let mut q = sqlx::QueryBuilder::<$db>::new("UPDATE webhook_events SET status = v.column2, last_error = v.column3, processed_at = ");
+            q.push_bind(now).push(
+                ", attempts = attempts + 1, next_attempt_at = NULL FROM (",
+            );
+            q.push_values(marks, |mut row, (id, status, error)| {
+                row.push_bind(*id)
+                    .push_bind(status.to_string())
+                    .push_bind(error.map(str::to_string));
+            });
+            q.push(") AS v WHERE webhook_events.id = v.column1");
+            q.build().persistent(false).execute(&mut *conn).await?;
             Ok(())
         }
 
@@ -444,35 +489,6 @@ macro_rules! ledger_queries {
                 }
             };
             let rows: Vec<$row> = sqlx::query(sql).bind(value).fetch_all(&self.pool).await?;
-            rows.iter().map(Self::payment_from_row).collect()
-        }
-
-        /// These payments as they stand in the transaction (missing ones are skipped).
-        pub(super) async fn payments_by_ids(
-            conn: &mut $conn,
-            ids: &[i64],
-        ) -> Result<Vec<super::ledger::Payment>, StoreError> {
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                let row: Option<$row> = sqlx::query("SELECT * FROM payments WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                if let Some(r) = row {
-                    out.push(Self::payment_from_row(&r)?);
-                }
-            }
-            Ok(out)
-        }
-
-        pub(super) async fn booking_payments(
-            conn: &mut $conn,
-            booking_id: &str,
-        ) -> Result<Vec<super::ledger::Payment>, StoreError> {
-            let rows: Vec<$row> = sqlx::query("SELECT * FROM payments WHERE booking_id = $1 ORDER BY id")
-                .bind(booking_id)
-                .fetch_all(&mut *conn)
-                .await?;
             rows.iter().map(Self::payment_from_row).collect()
         }
 
@@ -701,70 +717,71 @@ impl LedgerTx {
         on_tx!(self, lock_refs(keys))
     }
 
-    /// Opens the savepoint one event's changes are made under.
-    pub async fn begin_event(&mut self) -> Result<(), StoreError> {
-        on_tx!(self, savepoint("SAVEPOINT event"))
+    /// Opens the savepoint a part of the batch (all of it, or one event) is applied under.
+    pub async fn begin_part(&mut self) -> Result<(), StoreError> {
+        on_tx!(self, savepoint("SAVEPOINT part"))
     }
 
-    /// Keeps the event's changes (they commit with the transaction).
-    pub async fn keep_event(&mut self) -> Result<(), StoreError> {
-        on_tx!(self, savepoint("RELEASE SAVEPOINT event"))
+    /// Keeps the part's changes (they commit with the transaction).
+    pub async fn keep_part(&mut self) -> Result<(), StoreError> {
+        on_tx!(self, savepoint("RELEASE SAVEPOINT part"))
     }
 
-    /// Undoes the event's changes alone; the rest of the transaction stands.
-    pub async fn undo_event(&mut self) -> Result<(), StoreError> {
-        on_tx!(self, savepoint("ROLLBACK TO SAVEPOINT event"))?;
-        on_tx!(self, savepoint("RELEASE SAVEPOINT event"))
+    /// Undoes the part's changes alone; the rest of the transaction stands.
+    pub async fn undo_part(&mut self) -> Result<(), StoreError> {
+        on_tx!(self, savepoint("ROLLBACK TO SAVEPOINT part"))?;
+        on_tx!(self, savepoint("RELEASE SAVEPOINT part"))
     }
 
     pub async fn record_failure(&mut self, id: i64, failure: &Failure) -> Result<(), StoreError> {
         on_tx!(self, record_failure(id, failure))
     }
 
-    /// The payments already holding any of `refs`, oldest first.
-    pub async fn payments_for_refs(
+    /// Which payments `source`'s provider ids `refs` belong to, for those that are known.
+    pub async fn refs_of(
         &mut self,
         source: &str,
-        refs: &Refs,
-    ) -> Result<Vec<i64>, StoreError> {
-        on_tx!(self, payments_for_refs(source, refs))
+        refs: &[&str],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        on_tx!(self, refs_of(source, refs))
+    }
+
+    /// The payments with these ids and every payment of these bookings, oldest first.
+    pub async fn payments_by(
+        &mut self,
+        ids: &[i64],
+        bookings: &[&str],
+    ) -> Result<Vec<Payment>, StoreError> {
+        on_tx!(self, payments_by(ids, bookings))
+    }
+
+    /// Every fact of these payments, with its payment.
+    pub async fn facts_of(&mut self, payment_ids: &[i64]) -> Result<Vec<(i64, Fact)>, StoreError> {
+        on_tx!(self, facts_of(payment_ids))
+    }
+
+    /// `n` ids no other payment has or will get, for payments this transaction creates.
+    pub async fn reserve_payment_ids(&mut self, n: usize) -> Result<Vec<i64>, StoreError> {
+        on_tx!(self, reserve_payment_ids(n))
     }
 
     pub async fn merge_payment(&mut self, from: i64, into: i64) -> Result<(), StoreError> {
         on_tx!(self, merge_payment(from, into))
     }
 
-    pub async fn add_refs(
-        &mut self,
-        source: &str,
-        payment_id: i64,
-        refs: &Refs,
-    ) -> Result<(), StoreError> {
-        on_tx!(self, add_refs(source, payment_id, refs))
+    /// Ties (source, provider id) to payments; ids already tied stay put.
+    pub async fn insert_refs(&mut self, refs: &[(&str, &str, i64)]) -> Result<(), StoreError> {
+        on_tx!(self, insert_refs(refs))
     }
 
-    pub async fn add_fact(
-        &mut self,
-        source: &str,
-        payment_id: i64,
-        fact: &Fact,
-    ) -> Result<(), StoreError> {
-        on_tx!(self, add_fact(source, payment_id, fact))
+    /// Records (source, payment, fact) rows; a fact already recorded is skipped.
+    pub async fn insert_facts(&mut self, facts: &[(&str, i64, &Fact)]) -> Result<(), StoreError> {
+        on_tx!(self, insert_facts(facts))
     }
 
-    pub async fn facts(&mut self, payment_id: i64) -> Result<Vec<Fact>, StoreError> {
-        on_tx!(self, facts(payment_id))
-    }
-
-    /// Writes the payment's row from `state`; `None` creates it. Returns its id.
-    pub async fn write_payment(
-        &mut self,
-        id: Option<i64>,
-        source: &str,
-        state: &PaymentState,
-        now: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
-        on_tx!(self, write_payment(id, source, state, now))
+    /// Writes these payments' rows: new ones under their reserved ids, the others updated.
+    pub async fn save_payments(&mut self, payments: &[&Payment]) -> Result<(), StoreError> {
+        on_tx!(self, save_payments(payments))
     }
 
     /// One batch of retention; see the backends' `prune_payloads`.
@@ -778,34 +795,22 @@ impl LedgerTx {
         on_tx!(self, prune_payloads(after, cutoff, batch, now))
     }
 
-    pub async fn finish_event(
+    /// Marks (event, status, error) done.
+    pub async fn finish_events(
         &mut self,
-        id: i64,
-        status: &str,
-        error: Option<&str>,
+        marks: &[(i64, &str, Option<&str>)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_tx!(self, finish_event(id, status, error, now))
+        on_tx!(self, finish_events(marks, now))
     }
 
-    /// These payments as they stand now (ids that no longer exist are skipped).
-    pub async fn payments_by_ids(&mut self, ids: &[i64]) -> Result<Vec<Payment>, StoreError> {
-        on_tx!(self, payments_by_ids(ids))
-    }
-
-    /// Every payment of a booking, oldest first.
-    pub async fn booking_payments(&mut self, booking_id: &str) -> Result<Vec<Payment>, StoreError> {
-        on_tx!(self, booking_payments(booking_id))
-    }
-
-    /// Writes a notification to the outbox, due at `due_ms` (unix ms).
-    pub async fn insert_delivery(
+    /// Writes notifications to the outbox, in order, each due at its time (unix ms).
+    pub async fn insert_deliveries(
         &mut self,
-        delivery: &crate::notify::NewDelivery,
-        due_ms: i64,
+        deliveries: &[(crate::notify::NewDelivery, i64)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_tx!(self, insert_delivery(delivery, due_ms, now))
+        on_tx!(self, insert_deliveries(deliveries, now))
     }
 
     pub async fn claim_deliveries(

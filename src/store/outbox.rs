@@ -7,31 +7,35 @@ use chrono::{DateTime, Utc};
 /// The outbox SQL both dialects accept, expanded into each backend. `$lock` makes a claim skip
 /// rows another instance holds (PostgreSQL).
 macro_rules! outbox_queries {
-    ($conn:ty, $row:ty, $lock:literal) => {
-        pub(super) async fn insert_delivery(
+    ($conn:ty, $row:ty, $db:ty, $lock:literal) => {
+        /// Writes notifications to the outbox in one statement, in order (their ids are the order
+        /// of delivery), each due at its time (unix ms).
+        pub(super) async fn insert_deliveries(
             conn: &mut $conn,
-            d: &crate::notify::NewDelivery,
-            due_ms: i64,
+            deliveries: &[(crate::notify::NewDelivery, i64)],
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
-            sqlx::query(
+            if deliveries.is_empty() {
+                return Ok(());
+            }
+            let mut q = sqlx::QueryBuilder::<$db>::new(
                 "INSERT INTO deliveries (notification_id, target, order_key, event, payment_id,
-                    booking_id, payload, next_attempt_at, created_at, source, source_event_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(&d.notification_id)
-            .bind(&d.target)
-            .bind(&d.order_key)
-            .bind(&d.event)
-            .bind(d.payment_id)
-            .bind(&d.booking_id)
-            .bind(&d.payload)
-            .bind(due_ms)
-            .bind(now)
-            .bind(&d.source)
-            .bind(&d.source_event_id)
-            .execute(&mut *conn)
-            .await?;
+                    booking_id, payload, next_attempt_at, created_at, source, source_event_id) ",
+            );
+            q.push_values(deliveries, |mut row, (d, due_ms)| {
+                row.push_bind(d.notification_id.clone())
+                    .push_bind(d.target.clone())
+                    .push_bind(d.order_key.clone())
+                    .push_bind(d.event.clone())
+                    .push_bind(d.payment_id)
+                    .push_bind(d.booking_id.clone())
+                    .push_bind(d.payload.clone())
+                    .push_bind(*due_ms)
+                    .push_bind(now)
+                    .push_bind(d.source.clone())
+                    .push_bind(d.source_event_id.clone());
+            });
+            q.build().persistent(false).execute(&mut *conn).await?;
             Ok(())
         }
 

@@ -143,13 +143,38 @@ impl PgStore {
         Ok(())
     }
 
+    /// `n` ids for new payments, from the table's sequence (ids left unused are a gap).
+    pub(super) async fn reserve_payment_ids(
+        conn: &mut PgConnection,
+        n: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT nextval(pg_get_serial_sequence('payments', 'id')) FROM generate_series(1, $1)",
+        )
+        .bind(n as i64)
+        .fetch_all(&mut *conn)
+        .await?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
     /// A time as a `timestamptz` parameter.
     fn time_param(t: DateTime<Utc>) -> DateTime<Utc> {
         t
     }
 
     shared_queries!(PgRow);
-    ledger_queries!(PgConnection, PgRow, " FOR UPDATE SKIP LOCKED");
-    outbox_queries!(PgConnection, PgRow, " FOR UPDATE SKIP LOCKED");
+    ledger_queries!(
+        PgConnection,
+        PgRow,
+        sqlx::Postgres,
+        " FOR UPDATE SKIP LOCKED"
+    );
+    outbox_queries!(
+        PgConnection,
+        PgRow,
+        sqlx::Postgres,
+        " FOR UPDATE SKIP LOCKED"
+    );
     checkout_queries!(PgRow);
 }

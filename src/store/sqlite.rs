@@ -238,6 +238,20 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// `n` ids for new payments. The caller holds the write lock, so the ids after the highest
+    /// ever given are free until it commits; inserting under them moves the sequence on.
+    pub(super) async fn reserve_payment_ids(
+        conn: &mut SqliteConnection,
+        n: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        let last: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'payments'), 0)",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok((1..=n as i64).map(|i| last + i).collect())
+    }
+
     /// A time as the inbox stores it (RFC 3339 text, UTC, `T` and `Z`), with nanoseconds so that
     /// it compares as text in the order of the times.
     fn time_param(t: DateTime<Utc>) -> String {
@@ -245,7 +259,7 @@ impl SqliteStore {
     }
 
     shared_queries!(SqliteRow);
-    ledger_queries!(SqliteConnection, SqliteRow, "");
-    outbox_queries!(SqliteConnection, SqliteRow, "");
+    ledger_queries!(SqliteConnection, SqliteRow, sqlx::Sqlite, "");
+    outbox_queries!(SqliteConnection, SqliteRow, sqlx::Sqlite, "");
     checkout_queries!(SqliteRow);
 }
