@@ -483,7 +483,7 @@ impl Store {
 
     pub async fn close(&self) {
         if let Store::Sqlite(s) = self {
-            s.close_relaxed().await;
+            s.close_side_pools().await;
         }
         on_store!(self, close())
     }

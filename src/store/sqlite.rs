@@ -59,7 +59,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 pub struct SqliteStore {
+    /// Reads, and the occasional write outside the write gate (admin actions, retention).
     pool: SqlitePool,
+    /// One connection for everything done under the write gate (the inbox writer, the ledger
+    /// processor): its page cache stays valid from one of its commits to the next, where each
+    /// connection of a pool finds its cache stale (and drops it) once another has written.
+    writer: SqlitePool,
     /// One connection whose commits do not wait for fsync, for the dispatcher's bookkeeping
     /// (leases, attempts, delivered marks). After a power loss such a commit may be missing: a
     /// notification is then sent again with the same id, never lost. The outbox rows themselves
@@ -134,26 +139,37 @@ impl SqliteStore {
                 SqliteSync::Normal => SqliteSynchronous::Normal,
             })
             .busy_timeout(Duration::from_secs(5))
-            // Index pages stay in memory instead of being re-read on every random insert.
-            .pragma("cache_size", "-16384")
             // Checkpoints run in the background (see `checkpoint_in_background`): one run by a
             // committing connection holds up every writer behind it for its whole fsync. This
             // bound only matters if the background task cannot keep up.
             .pragma("wal_autocheckpoint", "50000")
             .statement_cache_capacity(256);
+        // Page caches (`cache_size`, KiB when negative) bound most of payhook's memory: the
+        // writer's keeps the inbox's and the ledger's index pages between commits; the readers'
+        // are small, since a large store's listings read few pages each.
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(3)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", "-2048"))
+            .await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.clone().pragma("cache_size", "-8192"))
             .await?;
         let relaxed = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .connect_with(
+                options
+                    .synchronous(SqliteSynchronous::Normal)
+                    .pragma("cache_size", "-2048"),
+            )
             .await?;
         checkpoint_in_background(pool.clone());
         Ok(Self {
             pool,
+            writer,
             relaxed,
             write_gate: Arc::default(),
             inbox_waiting: Waiting::default(),
@@ -196,7 +212,7 @@ impl SqliteStore {
              RETURNING source, event_id",
         )
         .bind(rows)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await?;
         inserted
             .iter()
@@ -209,7 +225,7 @@ impl SqliteStore {
     pub async fn begin_ledger(&self) -> Result<LedgerTx, StoreError> {
         let gate = self.write_gate.clone().lock_owned().await;
         Ok(LedgerTx::Sqlite(
-            self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            self.writer.begin_with("BEGIN IMMEDIATE").await?,
             gate,
             self.inbox_waiting.held(),
         ))
@@ -225,8 +241,10 @@ impl SqliteStore {
         ))
     }
 
-    /// Closes the dispatcher's connection (the main pool closes with the shared `close`).
-    pub async fn close_relaxed(&self) {
+    /// Closes the writer's and the dispatcher's connections (the readers close with the shared
+    /// `close`).
+    pub async fn close_side_pools(&self) {
+        self.writer.close().await;
         self.relaxed.close().await;
     }
 
