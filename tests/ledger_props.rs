@@ -376,6 +376,22 @@ impl Spec {
     }
 }
 
+/// Each spec's events for a booking of its own, all in one list, and the bookings.
+fn case(specs: &[Spec]) -> (Vec<Value>, Vec<String>) {
+    let base = now() - 1000;
+    let mut events = Vec::new();
+    let mut bookings = Vec::new();
+    for spec in specs {
+        let booking = format!(
+            "booking-{}",
+            payhook::providers::stripe_events::random_token(10)
+        );
+        events.extend(spec.events(&PaymentIds::new(&booking), base));
+        bookings.push(booking);
+    }
+    (events, bookings)
+}
+
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -389,15 +405,7 @@ proptest! {
     #[test]
     fn any_order_and_any_repeat_of_the_events_gives_the_same_ledger((specs, orders, drains, replays) in plan()) {
         let world = world(false);
-        let base = now() - 1000;
-        let mut events = Vec::new();
-        let mut bookings = Vec::new();
-        for spec in &specs {
-            let booking = format!("booking-{}", payhook::providers::stripe_events::random_token(10));
-            let ids = PaymentIds::new(&booking);
-            events.extend(spec.events(&ids, base));
-            bookings.push(booking);
-        }
+        let (events, bookings) = case(&specs);
         let results: Vec<_> = orders
             .iter()
             .map(|order| {
@@ -434,14 +442,7 @@ proptest! {
     #[test]
     fn events_applied_in_batches_write_what_they_write_one_at_a_time((specs, orders, _, _) in plan()) {
         let world = world(true);
-        let base = now() - 1000;
-        let mut events = Vec::new();
-        let mut bookings = Vec::new();
-        for spec in &specs {
-            let booking = format!("booking-{}", payhook::providers::stripe_events::random_token(10));
-            events.extend(spec.events(&PaymentIds::new(&booking), base));
-            bookings.push(booking);
-        }
+        let (events, bookings) = case(&specs);
         // The second run's bookings are others (a booking is one across sources), named back to
         // the first's when compared.
         let renamed: Vec<String> = bookings.iter().map(|b| format!("{b}-b")).collect();

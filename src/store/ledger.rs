@@ -456,19 +456,14 @@ macro_rules! ledger_queries {
             before: Option<i64>,
             limit: i64,
         ) -> Result<Vec<super::ledger::Payment>, StoreError> {
-            let sql = super::listing_sql(
-                "payments",
-                &[(booking_id.is_some(), "booking_id"), (status.is_some(), "status")],
-                before.is_some(),
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for text in [booking_id, status].into_iter().flatten() {
-                query = query.bind(text.to_string());
-            }
-            if let Some(before) = before {
-                query = query.bind(before);
-            }
-            let rows: Vec<$row> = query.bind(limit).fetch_all(&self.pool).await?;
+            let rows = self
+                .listing_rows(
+                    "payments",
+                    &[("booking_id", booking_id), ("status", status)],
+                    before,
+                    limit,
+                )
+                .await?;
             rows.iter().map(Self::payment_from_row).collect()
         }
 

@@ -12,6 +12,27 @@ macro_rules! shared_queries {
             Ok(())
         }
 
+        /// The rows of a listing of `table`, newest first: those equal to each filter that is set
+        /// (column, value), older than `before`.
+        async fn listing_rows(
+            &self,
+            table: &str,
+            filters: &[(&str, Option<&str>)],
+            before: Option<i64>,
+            limit: i64,
+        ) -> Result<Vec<$row>, StoreError> {
+            let set: Vec<(bool, &str)> = filters.iter().map(|(c, v)| (v.is_some(), *c)).collect();
+            let sql = super::listing_sql(table, &set, before.is_some());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for value in filters.iter().filter_map(|(_, v)| *v) {
+                query = query.bind(value.to_string());
+            }
+            if let Some(before) = before {
+                query = query.bind(before);
+            }
+            Ok(query.bind(limit).fetch_all(&self.pool).await?)
+        }
+
         pub async fn ping(&self) -> Result<(), StoreError> {
             sqlx::query("SELECT 1").execute(&self.pool).await?;
             Ok(())

@@ -208,19 +208,14 @@ macro_rules! outbox_queries {
             before: Option<i64>,
             limit: i64,
         ) -> Result<Vec<super::outbox::Delivery>, StoreError> {
-            let sql = super::listing_sql(
-                "deliveries",
-                &[(target.is_some(), "target"), (status.is_some(), "status")],
-                before.is_some(),
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for text in [target, status].into_iter().flatten() {
-                query = query.bind(text.to_string());
-            }
-            if let Some(before) = before {
-                query = query.bind(before);
-            }
-            let rows: Vec<$row> = query.bind(limit).fetch_all(&self.pool).await?;
+            let rows = self
+                .listing_rows(
+                    "deliveries",
+                    &[("target", target), ("status", status)],
+                    before,
+                    limit,
+                )
+                .await?;
             rows.iter()
                 .map(|r| {
                     Ok(super::outbox::Delivery {
