@@ -66,83 +66,6 @@ macro_rules! ledger_queries {
             Ok(())
         }
 
-        /// The payments `source`'s provider ids belong to, for those that are known.
-        pub(super) async fn refs_of(
-            conn: &mut $conn,
-            source: &str,
-            refs: &[&str],
-        ) -> Result<Vec<(String, i64)>, StoreError> {
-            if refs.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut q = sqlx::QueryBuilder::<$db>::new("SELECT ref, payment_id FROM payment_refs WHERE source = ");
-            q.push_bind(source.to_string()).push(" AND ref IN (");
-            let mut list = q.separated(", ");
-            for r in refs {
-                list.push_bind(r.to_string());
-            }
-            list.push_unseparated(")");
-            Ok(q.build_query_as().persistent(false).fetch_all(&mut *conn).await?)
-        }
-
-        /// The payments with these ids and every payment of these bookings, oldest first.
-        pub(super) async fn payments_by(
-            conn: &mut $conn,
-            ids: &[i64],
-            bookings: &[&str],
-        ) -> Result<Vec<super::ledger::Payment>, StoreError> {
-            if ids.is_empty() && bookings.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut q = sqlx::QueryBuilder::<$db>::new("SELECT * FROM payments WHERE ");
-            if !ids.is_empty() {
-                q.push("id IN (");
-                let mut list = q.separated(", ");
-                for id in ids {
-                    list.push_bind(*id);
-                }
-                list.push_unseparated(")");
-            }
-            if !bookings.is_empty() {
-                q.push(if ids.is_empty() { "booking_id IN (" } else { " OR booking_id IN (" });
-                let mut list = q.separated(", ");
-                for b in bookings {
-                    list.push_bind(b.to_string());
-                }
-                list.push_unseparated(")");
-            }
-            q.push(" ORDER BY id");
-            let rows: Vec<$row> = q.build().persistent(false).fetch_all(&mut *conn).await?;
-            rows.iter().map(Self::payment_from_row).collect()
-        }
-
-        /// Every fact of these payments, with the payment it belongs to.
-        pub(super) async fn facts_of(
-            conn: &mut $conn,
-            payment_ids: &[i64],
-        ) -> Result<Vec<(i64, Fact)>, StoreError> {
-            if payment_ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut q = sqlx::QueryBuilder::<$db>::new(
-                "SELECT payment_id, fact FROM payment_facts WHERE payment_id IN (",
-            );
-            let mut list = q.separated(", ");
-            for id in payment_ids {
-                list.push_bind(*id);
-            }
-            list.push_unseparated(") ORDER BY id");
-            let rows: Vec<(i64, String)> =
-                q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
-            rows.into_iter()
-                .map(|(payment, text)| {
-                    let fact = serde_json::from_str(&text)
-                        .map_err(|e| StoreError::Corrupt(format!("payment fact {text:?}: {e}")))?;
-                    Ok((payment, fact))
-                })
-                .collect()
-        }
-
         /// Moves everything known about payment `from` onto `into`, then deletes `from`.
         pub(super) async fn merge_payment(
             conn: &mut $conn,
@@ -159,104 +82,6 @@ macro_rules! ledger_queries {
                 .bind(from)
                 .execute(&mut *conn)
                 .await?;
-            Ok(())
-        }
-
-        /// Ties provider ids to payments, in one statement; ids already tied stay put.
-        pub(super) async fn insert_refs(
-            conn: &mut $conn,
-            refs: &[(&str, &str, i64)],
-        ) -> Result<(), StoreError> {
-            if refs.is_empty() {
-                return Ok(());
-            }
-            let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO payment_refs (source, ref, payment_id) ");
-            q.push_values(refs, |mut row, (source, r, payment)| {
-                row.push_bind(source.to_string()).push_bind(r.to_string()).push_bind(*payment);
-            });
-            q.push(" ON CONFLICT (source, ref) DO NOTHING");
-            q.build().persistent(false).execute(&mut *conn).await?;
-            Ok(())
-        }
-
-        /// Records facts, in one statement, each once: a replayed event adds nothing.
-        pub(super) async fn insert_facts(
-            conn: &mut $conn,
-            facts: &[(&str, i64, &Fact)],
-        ) -> Result<(), StoreError> {
-            if facts.is_empty() {
-                return Ok(());
-            }
-            let mut q = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO payment_facts (payment_id, source, event_id, occurred_at, fact) ",
-            );
-            q.push_values(facts, |mut row, (source, payment, fact)| {
-                row.push_bind(*payment)
-                    .push_bind(source.to_string())
-                    .push_bind(fact.event_id.clone())
-                    .push_bind(fact.occurred_at)
-                    .push_bind(serde_json::to_string(fact).expect("facts serialize"));
-            });
-            q.push(" ON CONFLICT (source, event_id) DO NOTHING");
-            q.build().persistent(false).execute(&mut *conn).await?;
-            Ok(())
-        }
-
-        /// Writes payments' rows from their state, in one statement: inserted under the id given
-        /// (reserved with `reserve_payment_ids`) or, for one that exists, updated.
-        pub(super) async fn save_payments(
-            conn: &mut $conn,
-            payments: &[&super::ledger::Payment],
-        ) -> Result<(), StoreError> {
-            if payments.is_empty() {
-                return Ok(());
-            }
-            let mut q = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO payments (id, source, booking_id, payment_intent_id,
-                    checkout_session_id, charge_id, amount, currency, amount_refunded, status,
-                    checkout_status, failure_code, failure_message, dispute_status,
-                    dispute_reason, dispute_outcome, paid_at, refunded_at, last_event_id,
-                    last_event_at, updated_at, created_at) ",
-            );
-            q.push_values(payments, |mut row, p| {
-                let s = &p.state;
-                row.push_bind(p.id)
-                    .push_bind(p.source.clone())
-                    .push_bind(s.booking_id.clone())
-                    .push_bind(s.payment_intent_id.clone())
-                    .push_bind(s.checkout_session_id.clone())
-                    .push_bind(s.charge_id.clone())
-                    .push_bind(s.amount)
-                    .push_bind(s.currency.clone())
-                    .push_bind(s.amount_refunded)
-                    .push_bind(s.status.as_str())
-                    .push_bind(s.checkout_status.map(CheckoutStatus::as_str))
-                    .push_bind(s.failure_code.clone())
-                    .push_bind(s.failure_message.clone())
-                    .push_bind(s.dispute_status.clone())
-                    .push_bind(s.dispute_reason.clone())
-                    .push_bind(s.dispute_outcome.clone())
-                    .push_bind(s.paid_at.and_then(super::ledger::time))
-                    .push_bind(s.refunded_at.and_then(super::ledger::time))
-                    .push_bind(s.last_event_id.clone())
-                    .push_bind(s.last_event_at)
-                    .push_bind(p.updated_at)
-                    .push_bind(p.created_at);
-            });
-            q.push(
-                " ON CONFLICT (id) DO UPDATE SET booking_id = excluded.booking_id,
-                    payment_intent_id = excluded.payment_intent_id,
-                    checkout_session_id = excluded.checkout_session_id,
-                    charge_id = excluded.charge_id, amount = excluded.amount,
-                    currency = excluded.currency, amount_refunded = excluded.amount_refunded,
-                    status = excluded.status, checkout_status = excluded.checkout_status,
-                    failure_code = excluded.failure_code, failure_message = excluded.failure_message,
-                    dispute_status = excluded.dispute_status, dispute_reason = excluded.dispute_reason,
-                    dispute_outcome = excluded.dispute_outcome, paid_at = excluded.paid_at,
-                    refunded_at = excluded.refunded_at, last_event_id = excluded.last_event_id,
-                    last_event_at = excluded.last_event_at, updated_at = excluded.updated_at",
-            );
-            q.build().persistent(false).execute(&mut *conn).await?;
             Ok(())
         }
 
@@ -308,30 +133,6 @@ macro_rules! ledger_queries {
             .execute(&mut *conn)
             .await?;
             Ok(Some((last, pruned)))
-        }
-
-        /// Marks claimed events done (`processed`, `ignored`, or `failed` for good, with why), in
-        /// one statement.
-        pub(super) async fn finish_events(
-            conn: &mut $conn,
-            marks: &[(i64, &str, Option<&str>)],
-            now: DateTime<Utc>,
-        ) -> Result<(), StoreError> {
-            if marks.is_empty() {
-                return Ok(());
-            }
-            let mut q = sqlx::QueryBuilder::<$db>::new("UPDATE webhook_events SET status = v.column2, last_error = v.column3, processed_at = ");
-            q.push_bind(now).push(
-                ", attempts = attempts + 1, next_attempt_at = NULL FROM (",
-            );
-            q.push_values(marks, |mut row, (id, status, error)| {
-                row.push_bind(*id)
-                    .push_bind(status.to_string())
-                    .push_bind(error.map(str::to_string));
-            });
-            q.push(") AS v WHERE webhook_events.id = v.column1");
-            q.build().persistent(false).execute(&mut *conn).await?;
-            Ok(())
         }
 
         /// Records a failed attempt on a claimed event.
@@ -487,7 +288,7 @@ macro_rules! ledger_queries {
             rows.iter().map(Self::payment_from_row).collect()
         }
 
-        fn payment_from_row(r: &$row) -> Result<super::ledger::Payment, StoreError> {
+        pub(super) fn payment_from_row(r: &$row) -> Result<super::ledger::Payment, StoreError> {
                 let status: String = r.try_get("status")?;
             let checkout: Option<String> = r.try_get("checkout_status")?;
             let paid_at: Option<DateTime<Utc>> = r.try_get("paid_at")?;
@@ -738,6 +539,9 @@ impl LedgerTx {
         source: &str,
         refs: &[&str],
     ) -> Result<Vec<(String, i64)>, StoreError> {
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
         on_tx!(self, refs_of(source, refs))
     }
 
@@ -747,11 +551,17 @@ impl LedgerTx {
         ids: &[i64],
         bookings: &[&str],
     ) -> Result<Vec<Payment>, StoreError> {
+        if ids.is_empty() && bookings.is_empty() {
+            return Ok(Vec::new());
+        }
         on_tx!(self, payments_by(ids, bookings))
     }
 
     /// Every fact of these payments, with its payment.
     pub async fn facts_of(&mut self, payment_ids: &[i64]) -> Result<Vec<(i64, Fact)>, StoreError> {
+        if payment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
         on_tx!(self, facts_of(payment_ids))
     }
 
@@ -766,16 +576,25 @@ impl LedgerTx {
 
     /// Ties (source, provider id) to payments; ids already tied stay put.
     pub async fn insert_refs(&mut self, refs: &[(&str, &str, i64)]) -> Result<(), StoreError> {
+        if refs.is_empty() {
+            return Ok(());
+        }
         on_tx!(self, insert_refs(refs))
     }
 
     /// Records (source, payment, fact) rows; a fact already recorded is skipped.
     pub async fn insert_facts(&mut self, facts: &[(&str, i64, &Fact)]) -> Result<(), StoreError> {
+        if facts.is_empty() {
+            return Ok(());
+        }
         on_tx!(self, insert_facts(facts))
     }
 
     /// Writes these payments' rows: new ones under their reserved ids, the others updated.
     pub async fn save_payments(&mut self, payments: &[&Payment]) -> Result<(), StoreError> {
+        if payments.is_empty() {
+            return Ok(());
+        }
         on_tx!(self, save_payments(payments))
     }
 
@@ -796,6 +615,9 @@ impl LedgerTx {
         marks: &[(i64, &str, Option<&str>)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
         on_tx!(self, finish_events(marks, now))
     }
 
@@ -805,6 +627,9 @@ impl LedgerTx {
         deliveries: &[(crate::notify::NewDelivery, i64)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
         on_tx!(self, insert_deliveries(deliveries, now))
     }
 

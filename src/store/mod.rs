@@ -114,6 +114,7 @@ macro_rules! shared_queries {
     };
 }
 
+mod batches;
 #[macro_use]
 mod checkout;
 #[macro_use]

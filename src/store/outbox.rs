@@ -8,37 +8,6 @@ use chrono::{DateTime, Utc};
 /// rows another instance holds (PostgreSQL).
 macro_rules! outbox_queries {
     ($conn:ty, $row:ty, $db:ty, $lock:literal) => {
-        /// Writes notifications to the outbox in one statement, in order (their ids are the order
-        /// of delivery), each due at its time (unix ms).
-        pub(super) async fn insert_deliveries(
-            conn: &mut $conn,
-            deliveries: &[(crate::notify::NewDelivery, i64)],
-            now: DateTime<Utc>,
-        ) -> Result<(), StoreError> {
-            if deliveries.is_empty() {
-                return Ok(());
-            }
-            let mut q = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO deliveries (notification_id, target, order_key, event, payment_id,
-                    booking_id, payload, next_attempt_at, created_at, source, source_event_id) ",
-            );
-            q.push_values(deliveries, |mut row, (d, due_ms)| {
-                row.push_bind(d.notification_id.clone())
-                    .push_bind(d.target.clone())
-                    .push_bind(d.order_key.clone())
-                    .push_bind(d.event.clone())
-                    .push_bind(d.payment_id)
-                    .push_bind(d.booking_id.clone())
-                    .push_bind(d.payload.clone())
-                    .push_bind(*due_ms)
-                    .push_bind(now)
-                    .push_bind(d.source.clone())
-                    .push_bind(d.source_event_id.clone());
-            });
-            q.build().persistent(false).execute(&mut *conn).await?;
-            Ok(())
-        }
-
         /// Takes up to `limit` due notifications of `target`, each the oldest pending one of its
         /// order key, and leases them until `lease_until` (unix ms): nobody else sends them
         /// meanwhile, and if this instance dies they come back when the lease ends.

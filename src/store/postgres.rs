@@ -9,7 +9,7 @@ use sqlx::{PgPool, Row};
 
 use super::checkout::session_from_row;
 use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent, Work};
-use crate::ledger::{CheckoutStatus, Fact, PaymentState, PaymentStatus};
+use crate::ledger::{CheckoutStatus, PaymentState, PaymentStatus};
 use crate::notify::policy::{Circuit, CircuitState};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[

@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use super::checkout::session_from_row;
 use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent};
 use crate::config::SqliteSync;
-use crate::ledger::{CheckoutStatus, Fact, PaymentState, PaymentStatus};
+use crate::ledger::{CheckoutStatus, PaymentState, PaymentStatus};
 use crate::notify::policy::{Circuit, CircuitState};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[

@@ -1,0 +1,510 @@
+//! The processor's batch statements: each reads or writes the rows of a whole batch at once.
+//!
+//! SQLite lists the rows in the statement (`IN (...)`, `VALUES (...), ...`): the text varies with
+//! the batch size, but SQLite plans a statement in microseconds and has no statistics to go stale.
+//! PostgreSQL gets each column as one array (`= ANY($1)`, `UNNEST(...)`), so every statement has
+//! one text whatever the batch size: it is parsed and planned once per connection. With lists,
+//! each batch paid for planning statements of hundreds of parameters, and a plan chosen while
+//! `payment_refs` had no statistics yet (a store's first minute, before autovacuum analyzes it)
+//! scanned every ref of the source for each batch.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+
+use super::ledger::{Payment, time};
+use super::{PgStore, SqliteStore, StoreError};
+use crate::ledger::{CheckoutStatus, Fact};
+use crate::notify::NewDelivery;
+
+impl SqliteStore {
+    /// The payments `source`'s provider ids belong to, for those that are known.
+    pub(super) async fn refs_of(
+        conn: &mut SqliteConnection,
+        source: &str,
+        refs: &[&str],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT ref, payment_id FROM payment_refs WHERE source = ",
+        );
+        q.push_bind(source.to_string()).push(" AND ref IN (");
+        let mut list = q.separated(", ");
+        for r in refs {
+            list.push_bind(r.to_string());
+        }
+        list.push_unseparated(")");
+        Ok(q.build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?)
+    }
+
+    /// The payments with these ids and every payment of these bookings, oldest first.
+    pub(super) async fn payments_by(
+        conn: &mut SqliteConnection,
+        ids: &[i64],
+        bookings: &[&str],
+    ) -> Result<Vec<Payment>, StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT * FROM payments WHERE ");
+        if !ids.is_empty() {
+            q.push("id IN (");
+            let mut list = q.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            list.push_unseparated(")");
+        }
+        if !bookings.is_empty() {
+            q.push(if ids.is_empty() {
+                "booking_id IN ("
+            } else {
+                " OR booking_id IN ("
+            });
+            let mut list = q.separated(", ");
+            for b in bookings {
+                list.push_bind(b.to_string());
+            }
+            list.push_unseparated(")");
+        }
+        q.push(" ORDER BY id");
+        let rows: Vec<SqliteRow> = q.build().persistent(false).fetch_all(&mut *conn).await?;
+        rows.iter().map(SqliteStore::payment_from_row).collect()
+    }
+
+    /// Every fact of these payments, with the payment it belongs to.
+    pub(super) async fn facts_of(
+        conn: &mut SqliteConnection,
+        payment_ids: &[i64],
+    ) -> Result<Vec<(i64, Fact)>, StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT payment_id, fact FROM payment_facts WHERE payment_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in payment_ids {
+            list.push_bind(*id);
+        }
+        list.push_unseparated(") ORDER BY id");
+        let rows: Vec<(i64, String)> = q
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter().map(parse_fact).collect()
+    }
+
+    /// Ties provider ids to payments, in one statement; ids already tied stay put.
+    pub(super) async fn insert_refs(
+        conn: &mut SqliteConnection,
+        refs: &[(&str, &str, i64)],
+    ) -> Result<(), StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO payment_refs (source, ref, payment_id) ",
+        );
+        q.push_values(refs, |mut row, (source, r, payment)| {
+            row.push_bind(source.to_string())
+                .push_bind(r.to_string())
+                .push_bind(*payment);
+        });
+        q.push(" ON CONFLICT (source, ref) DO NOTHING");
+        q.build().persistent(false).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Records facts, in one statement, each once: a replayed event adds nothing.
+    pub(super) async fn insert_facts(
+        conn: &mut SqliteConnection,
+        facts: &[(&str, i64, &Fact)],
+    ) -> Result<(), StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO payment_facts (payment_id, source, event_id, occurred_at, fact) ",
+        );
+        q.push_values(facts, |mut row, (source, payment, fact)| {
+            row.push_bind(*payment)
+                .push_bind(source.to_string())
+                .push_bind(fact.event_id.clone())
+                .push_bind(fact.occurred_at)
+                .push_bind(serde_json::to_string(fact).expect("facts serialize"));
+        });
+        q.push(" ON CONFLICT (source, event_id) DO NOTHING");
+        q.build().persistent(false).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Writes payments' rows from their state, in one statement: inserted under the id given
+    /// (reserved with `reserve_payment_ids`) or, for one that exists, updated.
+    pub(super) async fn save_payments(
+        conn: &mut SqliteConnection,
+        payments: &[&Payment],
+    ) -> Result<(), StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO payments (id, source, booking_id, payment_intent_id,
+                checkout_session_id, charge_id, amount, currency, amount_refunded, status,
+                checkout_status, failure_code, failure_message, dispute_status,
+                dispute_reason, dispute_outcome, paid_at, refunded_at, last_event_id,
+                last_event_at, updated_at, created_at) ",
+        );
+        q.push_values(payments, |mut row, p| {
+            let s = &p.state;
+            row.push_bind(p.id)
+                .push_bind(p.source.clone())
+                .push_bind(s.booking_id.clone())
+                .push_bind(s.payment_intent_id.clone())
+                .push_bind(s.checkout_session_id.clone())
+                .push_bind(s.charge_id.clone())
+                .push_bind(s.amount)
+                .push_bind(s.currency.clone())
+                .push_bind(s.amount_refunded)
+                .push_bind(s.status.as_str())
+                .push_bind(s.checkout_status.map(CheckoutStatus::as_str))
+                .push_bind(s.failure_code.clone())
+                .push_bind(s.failure_message.clone())
+                .push_bind(s.dispute_status.clone())
+                .push_bind(s.dispute_reason.clone())
+                .push_bind(s.dispute_outcome.clone())
+                .push_bind(s.paid_at.and_then(time))
+                .push_bind(s.refunded_at.and_then(time))
+                .push_bind(s.last_event_id.clone())
+                .push_bind(s.last_event_at)
+                .push_bind(p.updated_at)
+                .push_bind(p.created_at);
+        });
+        q.push(
+            " ON CONFLICT (id) DO UPDATE SET booking_id = excluded.booking_id,
+                payment_intent_id = excluded.payment_intent_id,
+                checkout_session_id = excluded.checkout_session_id,
+                charge_id = excluded.charge_id, amount = excluded.amount,
+                currency = excluded.currency, amount_refunded = excluded.amount_refunded,
+                status = excluded.status, checkout_status = excluded.checkout_status,
+                failure_code = excluded.failure_code, failure_message = excluded.failure_message,
+                dispute_status = excluded.dispute_status, dispute_reason = excluded.dispute_reason,
+                dispute_outcome = excluded.dispute_outcome, paid_at = excluded.paid_at,
+                refunded_at = excluded.refunded_at, last_event_id = excluded.last_event_id,
+                last_event_at = excluded.last_event_at, updated_at = excluded.updated_at",
+        );
+        q.build().persistent(false).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Marks claimed events done (`processed`, `ignored`, or `failed` for good, with why), in
+    /// one statement.
+    pub(super) async fn finish_events(
+        conn: &mut SqliteConnection,
+        marks: &[(i64, &str, Option<&str>)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "UPDATE webhook_events SET status = v.column2, last_error = v.column3, processed_at = ",
+        );
+        q.push_bind(now)
+            .push(", attempts = attempts + 1, next_attempt_at = NULL FROM (");
+        q.push_values(marks, |mut row, (id, status, error)| {
+            row.push_bind(*id)
+                .push_bind(status.to_string())
+                .push_bind(error.map(str::to_string));
+        });
+        q.push(") AS v WHERE webhook_events.id = v.column1");
+        q.build().persistent(false).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Writes notifications to the outbox in one statement, in order (their ids are the order
+    /// of delivery), each due at its time (unix ms).
+    pub(super) async fn insert_deliveries(
+        conn: &mut SqliteConnection,
+        deliveries: &[(NewDelivery, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO deliveries (notification_id, target, order_key, event, payment_id,
+                booking_id, payload, next_attempt_at, created_at, source, source_event_id) ",
+        );
+        q.push_values(deliveries, |mut row, (d, due_ms)| {
+            row.push_bind(d.notification_id.clone())
+                .push_bind(d.target.clone())
+                .push_bind(d.order_key.clone())
+                .push_bind(d.event.clone())
+                .push_bind(d.payment_id)
+                .push_bind(d.booking_id.clone())
+                .push_bind(d.payload.clone())
+                .push_bind(*due_ms)
+                .push_bind(now)
+                .push_bind(d.source.clone())
+                .push_bind(d.source_event_id.clone());
+        });
+        q.build().persistent(false).execute(&mut *conn).await?;
+        Ok(())
+    }
+}
+
+impl PgStore {
+    /// The payments `source`'s provider ids belong to, for those that are known.
+    pub(super) async fn refs_of(
+        conn: &mut PgConnection,
+        source: &str,
+        refs: &[&str],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT ref, payment_id FROM payment_refs WHERE source = $1 AND ref = ANY($2::text[])",
+        )
+        .bind(source)
+        .bind(refs)
+        .fetch_all(&mut *conn)
+        .await?)
+    }
+
+    /// The payments with these ids and every payment of these bookings, oldest first.
+    pub(super) async fn payments_by(
+        conn: &mut PgConnection,
+        ids: &[i64],
+        bookings: &[&str],
+    ) -> Result<Vec<Payment>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM payments WHERE id = ANY($1::int8[]) OR booking_id = ANY($2::text[])
+             ORDER BY id",
+        )
+        .bind(ids)
+        .bind(bookings)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter().map(PgStore::payment_from_row).collect()
+    }
+
+    /// Every fact of these payments, with the payment it belongs to.
+    pub(super) async fn facts_of(
+        conn: &mut PgConnection,
+        payment_ids: &[i64],
+    ) -> Result<Vec<(i64, Fact)>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT payment_id, fact FROM payment_facts WHERE payment_id = ANY($1::int8[])
+             ORDER BY id",
+        )
+        .bind(payment_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.into_iter().map(parse_fact).collect()
+    }
+
+    /// Ties provider ids to payments, in one statement; ids already tied stay put.
+    pub(super) async fn insert_refs(
+        conn: &mut PgConnection,
+        refs: &[(&str, &str, i64)],
+    ) -> Result<(), StoreError> {
+        let (sources, ids, payments): (Vec<&str>, Vec<&str>, Vec<i64>) =
+            unzip3(refs.iter().copied());
+        sqlx::query(
+            "INSERT INTO payment_refs (source, ref, payment_id)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[])
+             ON CONFLICT (source, ref) DO NOTHING",
+        )
+        .bind(sources)
+        .bind(ids)
+        .bind(payments)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Records facts, in one statement, each once: a replayed event adds nothing.
+    pub(super) async fn insert_facts(
+        conn: &mut PgConnection,
+        facts: &[(&str, i64, &Fact)],
+    ) -> Result<(), StoreError> {
+        let mut payments = Vec::with_capacity(facts.len());
+        let mut sources = Vec::with_capacity(facts.len());
+        let mut event_ids = Vec::with_capacity(facts.len());
+        let mut times = Vec::with_capacity(facts.len());
+        let mut texts = Vec::with_capacity(facts.len());
+        for (source, payment, fact) in facts {
+            payments.push(*payment);
+            sources.push(*source);
+            event_ids.push(fact.event_id.as_str());
+            times.push(fact.occurred_at);
+            texts.push(serde_json::to_string(fact).expect("facts serialize"));
+        }
+        sqlx::query(
+            "INSERT INTO payment_facts (payment_id, source, event_id, occurred_at, fact)
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[])
+             ON CONFLICT (source, event_id) DO NOTHING",
+        )
+        .bind(payments)
+        .bind(sources)
+        .bind(event_ids)
+        .bind(times)
+        .bind(texts)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes payments' rows from their state, in one statement: inserted under the id given
+    /// (reserved with `reserve_payment_ids`) or, for one that exists, updated.
+    pub(super) async fn save_payments(
+        conn: &mut PgConnection,
+        payments: &[&Payment],
+    ) -> Result<(), StoreError> {
+        let column = |f: fn(&Payment) -> Option<&str>| -> Vec<Option<&str>> {
+            payments.iter().map(|p| f(p)).collect()
+        };
+        let states = payments.iter().map(|p| &p.state);
+        sqlx::query(
+            "INSERT INTO payments (id, source, booking_id, payment_intent_id,
+                checkout_session_id, charge_id, amount, currency, amount_refunded, status,
+                checkout_status, failure_code, failure_message, dispute_status,
+                dispute_reason, dispute_outcome, paid_at, refunded_at, last_event_id,
+                last_event_at, updated_at, created_at)
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[],
+                $6::text[], $7::int8[], $8::text[], $9::int8[], $10::text[], $11::text[],
+                $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+                $17::timestamptz[], $18::timestamptz[], $19::text[], $20::int8[],
+                $21::timestamptz[], $22::timestamptz[])
+             ON CONFLICT (id) DO UPDATE SET booking_id = excluded.booking_id,
+                payment_intent_id = excluded.payment_intent_id,
+                checkout_session_id = excluded.checkout_session_id,
+                charge_id = excluded.charge_id, amount = excluded.amount,
+                currency = excluded.currency, amount_refunded = excluded.amount_refunded,
+                status = excluded.status, checkout_status = excluded.checkout_status,
+                failure_code = excluded.failure_code, failure_message = excluded.failure_message,
+                dispute_status = excluded.dispute_status, dispute_reason = excluded.dispute_reason,
+                dispute_outcome = excluded.dispute_outcome, paid_at = excluded.paid_at,
+                refunded_at = excluded.refunded_at, last_event_id = excluded.last_event_id,
+                last_event_at = excluded.last_event_at, updated_at = excluded.updated_at",
+        )
+        .bind(payments.iter().map(|p| p.id).collect::<Vec<_>>())
+        .bind(
+            payments
+                .iter()
+                .map(|p| p.source.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|p| p.state.booking_id.as_deref()))
+        .bind(column(|p| p.state.payment_intent_id.as_deref()))
+        .bind(column(|p| p.state.checkout_session_id.as_deref()))
+        .bind(column(|p| p.state.charge_id.as_deref()))
+        .bind(states.clone().map(|s| s.amount).collect::<Vec<_>>())
+        .bind(column(|p| p.state.currency.as_deref()))
+        .bind(
+            states
+                .clone()
+                .map(|s| s.amount_refunded)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            states
+                .clone()
+                .map(|s| s.status.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|p| {
+            p.state.checkout_status.map(CheckoutStatus::as_str)
+        }))
+        .bind(column(|p| p.state.failure_code.as_deref()))
+        .bind(column(|p| p.state.failure_message.as_deref()))
+        .bind(column(|p| p.state.dispute_status.as_deref()))
+        .bind(column(|p| p.state.dispute_reason.as_deref()))
+        .bind(column(|p| p.state.dispute_outcome.as_deref()))
+        .bind(
+            states
+                .clone()
+                .map(|s| s.paid_at.and_then(time))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            states
+                .clone()
+                .map(|s| s.refunded_at.and_then(time))
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|p| p.state.last_event_id.as_deref()))
+        .bind(states.map(|s| s.last_event_at).collect::<Vec<_>>())
+        .bind(payments.iter().map(|p| p.updated_at).collect::<Vec<_>>())
+        .bind(payments.iter().map(|p| p.created_at).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks claimed events done (`processed`, `ignored`, or `failed` for good, with why), in
+    /// one statement.
+    pub(super) async fn finish_events(
+        conn: &mut PgConnection,
+        marks: &[(i64, &str, Option<&str>)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (ids, statuses, errors): (Vec<i64>, Vec<&str>, Vec<Option<&str>>) =
+            unzip3(marks.iter().copied());
+        sqlx::query(
+            "UPDATE webhook_events SET status = v.status, last_error = v.error, processed_at = $1,
+                attempts = attempts + 1, next_attempt_at = NULL
+             FROM UNNEST($2::int8[], $3::text[], $4::text[]) AS v(id, status, error)
+             WHERE webhook_events.id = v.id",
+        )
+        .bind(now)
+        .bind(ids)
+        .bind(statuses)
+        .bind(errors)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes notifications to the outbox in one statement, in order (their ids are the order
+    /// of delivery), each due at its time (unix ms).
+    pub(super) async fn insert_deliveries(
+        conn: &mut PgConnection,
+        deliveries: &[(NewDelivery, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let text = |f: fn(&NewDelivery) -> &str| -> Vec<&str> {
+            deliveries.iter().map(|(d, _)| f(d)).collect()
+        };
+        let optional = |f: fn(&NewDelivery) -> Option<&str>| -> Vec<Option<&str>> {
+            deliveries.iter().map(|(d, _)| f(d)).collect()
+        };
+        sqlx::query(
+            "INSERT INTO deliveries (notification_id, target, order_key, event, payment_id,
+                booking_id, payload, next_attempt_at, created_at, source, source_event_id)
+             SELECT n, t, k, e, p, b, body, due, $1, s, se
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[],
+                $8::text[], $9::int8[], $10::text[], $11::text[])
+                WITH ORDINALITY AS u(n, t, k, e, p, b, body, due, s, se, i)
+             ORDER BY i",
+        )
+        .bind(now)
+        .bind(text(|d| &d.notification_id))
+        .bind(text(|d| &d.target))
+        .bind(text(|d| &d.order_key))
+        .bind(text(|d| &d.event))
+        .bind(
+            deliveries
+                .iter()
+                .map(|(d, _)| d.payment_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(optional(|d| d.booking_id.as_deref()))
+        .bind(text(|d| &d.payload))
+        .bind(deliveries.iter().map(|(_, due)| *due).collect::<Vec<_>>())
+        .bind(optional(|d| d.source.as_deref()))
+        .bind(optional(|d| d.source_event_id.as_deref()))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A stored fact's JSON read back, with its payment.
+fn parse_fact((payment, text): (i64, String)) -> Result<(i64, Fact), StoreError> {
+    let fact = serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt(format!("payment fact {text:?}: {e}")))?;
+    Ok((payment, fact))
+}
+
+/// Three columns out of a list of triples.
+fn unzip3<A, B, C>(rows: impl Iterator<Item = (A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new());
+    for (a, b, c) in rows {
+        columns.0.push(a);
+        columns.1.push(b);
+        columns.2.push(c);
+    }
+    columns
+}
