@@ -86,6 +86,7 @@ impl Payhook {
         let (dispatcher, dispatch) = Dispatcher::new(store.clone(), &settings.targets);
         let sources = Sources::from_settings(&settings);
         let processor = Processor::new(store.clone(), settings.processor.clone(), stored.clone())
+            .with_ingest(writer.load())
             .with_targets(&settings.targets, dispatch.clone())
             .with_mappings(sources.mappings());
         let public = TcpListener::bind(settings.listen)

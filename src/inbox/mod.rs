@@ -12,7 +12,7 @@ use chrono::Utc;
 
 use crate::providers::{EventMeta, Source, Sources, VerifyError};
 use crate::store::{NewEvent, StoreError};
-pub use writer::{InboxWriter, Written};
+pub use writer::{InboxWriter, IngestLoad, Written};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {

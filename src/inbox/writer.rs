@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -30,6 +31,30 @@ struct Job {
 #[derive(Clone)]
 pub struct InboxWriter {
     tx: mpsc::Sender<Job>,
+    load: IngestLoad,
+}
+
+/// How many webhooks are waiting for their inbox commit right now. The ledger processor gives
+/// way to them: an acknowledgement is what the provider waits for, the ledger can follow.
+#[derive(Clone, Debug, Default)]
+pub struct IngestLoad(Arc<AtomicUsize>);
+
+impl IngestLoad {
+    pub fn waiting(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Counts one webhook until the returned guard is dropped (answered, or given up on).
+    fn enter(&self) -> impl Drop + use<> {
+        struct Leave(Arc<AtomicUsize>);
+        impl Drop for Leave {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Leave(self.0.clone())
+    }
 }
 
 impl InboxWriter {
@@ -45,11 +70,18 @@ impl InboxWriter {
         let handles = (0..writers.max(1))
             .map(|_| tokio::spawn(run(rx.clone(), store.clone(), batch_max, stored.clone())))
             .collect();
-        (InboxWriter { tx }, handles)
+        let load = IngestLoad::default();
+        (InboxWriter { tx, load }, handles)
+    }
+
+    /// The count of webhooks waiting on these writers.
+    pub fn load(&self) -> IngestLoad {
+        self.load.clone()
     }
 
     /// Resolves once the transaction holding `event` has committed (or failed).
     pub async fn write(&self, event: NewEvent) -> Result<Written, StoreError> {
+        let _waiting = self.load.enter();
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job { event, reply })
@@ -137,10 +169,16 @@ async fn commit(store: &Store, jobs: Vec<Job>) -> bool {
 mod tests {
     use std::time::Duration;
 
-    use chrono::Utc;
-
     use super::*;
     use crate::config::SqliteSync;
+
+    async fn until(done: impl Fn() -> bool, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 
     #[tokio::test]
     async fn a_commit_that_stores_a_new_event_wakes_the_processor_and_a_duplicate_does_not() {
@@ -150,14 +188,7 @@ mod tests {
         store.migrate().await.unwrap();
         let stored = Arc::new(Notify::new());
         let (writer, _tasks) = InboxWriter::spawn(store, 1, 16, stored.clone());
-        let event = NewEvent {
-            source: "stripe".into(),
-            event_id: "evt_wake".into(),
-            event_type: "payment_intent.succeeded".into(),
-            payload: "{}".into(),
-            headers: "{}".into(),
-            received_at: Utc::now(),
-        };
+        let event = NewEvent::sample("evt_wake");
 
         assert_eq!(writer.write(event.clone()).await.unwrap(), Written::New);
         tokio::time::timeout(Duration::from_secs(5), stored.notified())
@@ -167,5 +198,33 @@ mod tests {
         assert_eq!(writer.write(event).await.unwrap(), Written::Duplicate);
         let woken = tokio::time::timeout(Duration::from_millis(200), stored.notified()).await;
         assert!(woken.is_err(), "nothing new, nothing to wake for");
+    }
+
+    #[tokio::test]
+    async fn the_load_counts_webhooks_until_their_commit_is_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/payhook.db", dir.path().display());
+        let store = Arc::new(Store::connect(&url, SqliteSync::Full).await.unwrap());
+        store.migrate().await.unwrap();
+        let (writer, _tasks) = InboxWriter::spawn(store.clone(), 1, 16, Arc::new(Notify::new()));
+        let load = writer.load();
+
+        // The ledger's transaction holds the store's write lock: commits wait, and are counted.
+        let ledger = store.begin_ledger().await.unwrap();
+        let pending: Vec<_> = (0..3)
+            .map(|n| {
+                let writer = writer.clone();
+                let event = NewEvent::sample(&format!("evt_load_{n}"));
+                tokio::spawn(async move { writer.write(event).await })
+            })
+            .collect();
+        until(|| load.waiting() == 3, "three webhooks counted").await;
+        // One gives up (its client hung up): it no longer counts.
+        pending[2].abort();
+        ledger.rollback().await.unwrap();
+        for p in pending.into_iter().take(2) {
+            assert_eq!(p.await.unwrap().unwrap(), Written::New);
+        }
+        until(|| load.waiting() == 0, "none counted once answered").await;
     }
 }

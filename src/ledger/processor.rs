@@ -18,6 +18,7 @@ use tokio::sync::{Notify, watch};
 use super::batch::{Applied, apply_events};
 use super::facts::{Interpretation, interpret_mapped, interpret_stripe};
 use crate::config::{ProcessorSettings, TargetSettings};
+use crate::inbox::IngestLoad;
 use crate::notify::DispatchWake;
 use crate::providers::mapping::Mapping;
 use crate::store::{Claim, ClaimedEvent, Failure, Store, StoreError};
@@ -35,6 +36,33 @@ const BATCH: i64 = 128;
 /// stream the processor takes the write lock (and the CPU) from ingest less often. It is added to
 /// the time from webhook to notification.
 const GATHER: Duration = Duration::from_millis(2);
+
+/// While at least [`GIVE_WAY_FROM`] webhooks wait for their inbox commit, the processor rests this
+/// many times as long as its last batch took before it claims again: it keeps at least a third of
+/// its pace and leaves the rest of the CPU (and on SQLite, of the one write lock) to
+/// acknowledgements. A burst is stored first and applied as fast as the acknowledgements leave
+/// room; the backlog goes once it ends.
+const GIVE_WAY: u32 = 2;
+
+/// How many webhooks must be waiting for the processor to give way. A steady stream always has
+/// one or two in flight: giving way to those made PostgreSQL's batches slow and far apart (at
+/// 1,000 webhooks/s the end-to-end p99 went from 25 ms to 142 ms). Bursts queue far more.
+const GIVE_WAY_FROM: usize = 16;
+
+/// The longest rest [`GIVE_WAY`] asks for.
+const GIVE_WAY_MAX: Duration = Duration::from_millis(50);
+
+/// How long the processor waits before claiming again after a batch of `handled` events that took
+/// `took`, with `waiting` webhooks waiting for their inbox commit.
+fn pause_after(handled: usize, took: Duration, waiting: usize) -> Duration {
+    if waiting >= GIVE_WAY_FROM {
+        (took * GIVE_WAY).clamp(GATHER, GIVE_WAY_MAX)
+    } else if (handled as i64) < BATCH {
+        GATHER
+    } else {
+        Duration::ZERO
+    }
+}
 
 /// What happened to one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +104,8 @@ pub struct Processor {
     dispatch: DispatchWake,
     /// Sources whose events are read through a payload mapping; the others are Stripe's.
     mappings: Arc<HashMap<String, Arc<Mapping>>>,
+    /// Webhooks waiting for their inbox commit, given way to between batches.
+    ingest: IngestLoad,
 }
 
 impl Processor {
@@ -87,7 +117,14 @@ impl Processor {
             targets: Arc::new([]),
             dispatch: DispatchWake::default(),
             mappings: Arc::default(),
+            ingest: IngestLoad::default(),
         }
+    }
+
+    /// Gives way between batches to the webhooks `ingest` counts (see [`GIVE_WAY`]).
+    pub fn with_ingest(mut self, ingest: IngestLoad) -> Self {
+        self.ingest = ingest;
+        self
     }
 
     /// Reads the events of these sources through their mappings.
@@ -270,11 +307,13 @@ impl Processor {
     pub async fn run(self, mut stopped: watch::Receiver<bool>) {
         let mut outage = 0u32;
         while !*stopped.borrow() {
+            let started = std::time::Instant::now();
             let wait = match self.try_process_next().await {
                 Ok(Outcome::Handled(batch)) => {
                     outage = 0;
-                    if (batch.len() as i64) < BATCH {
-                        tokio::time::sleep(GATHER).await;
+                    let pause = pause_after(batch.len(), started.elapsed(), self.ingest.waiting());
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
                     }
                     continue;
                 }
@@ -351,5 +390,20 @@ mod tests {
                 "attempt {attempts}: {d}s"
             );
         }
+    }
+
+    #[test]
+    fn the_processor_rests_between_batches_while_webhooks_wait_for_their_commit() {
+        let ms = Duration::from_millis;
+        // A burst waiting: twice the batch's time, at least the gathering pause, at most 50 ms.
+        assert_eq!(pause_after(BATCH as usize, ms(10), 100), ms(20));
+        assert_eq!(pause_after(5, ms(4), GIVE_WAY_FROM), ms(8));
+        assert_eq!(pause_after(1, Duration::from_micros(100), 20), GATHER);
+        assert_eq!(pause_after(BATCH as usize, ms(40), 64), GIVE_WAY_MAX);
+        // A steady stream's one or two in flight, or none: a backlog is applied back to back, a
+        // trickle is let gather.
+        assert_eq!(pause_after(BATCH as usize, ms(10), 2), Duration::ZERO);
+        assert_eq!(pause_after(BATCH as usize, ms(10), 0), Duration::ZERO);
+        assert_eq!(pause_after(3, ms(1), 1), GATHER);
     }
 }

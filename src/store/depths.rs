@@ -106,7 +106,6 @@ impl DepthsCache {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
 
     use super::*;
     use crate::config::SqliteSync;
@@ -124,15 +123,7 @@ mod tests {
     }
 
     async fn add_event(store: &Store, id: &str) {
-        let event = NewEvent {
-            source: "stripe".into(),
-            event_id: id.into(),
-            event_type: "payment_intent.succeeded".into(),
-            payload: "{}".into(),
-            headers: "{}".into(),
-            received_at: Utc::now(),
-        };
-        store.insert_events(&[event]).await.unwrap();
+        store.insert_events(&[NewEvent::sample(id)]).await.unwrap();
     }
 
     #[tokio::test]

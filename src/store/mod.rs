@@ -220,6 +220,21 @@ pub struct NewEvent {
     pub received_at: DateTime<Utc>,
 }
 
+#[cfg(test)]
+impl NewEvent {
+    /// A minimal Stripe event with this id, received now.
+    pub(crate) fn sample(id: &str) -> NewEvent {
+        NewEvent {
+            source: "stripe".into(),
+            event_id: id.into(),
+            event_type: "payment_intent.succeeded".into(),
+            payload: "{}".into(),
+            headers: "{}".into(),
+            received_at: Utc::now(),
+        }
+    }
+}
+
 /// An inbox row.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
