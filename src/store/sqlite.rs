@@ -155,7 +155,15 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options.clone().pragma("cache_size", "-8192"))
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", "-8192")
+                    // A batch's statement journal (the pages its statements change, kept so a
+                    // failing statement can be undone alone) stays in memory instead of spilling
+                    // to a temporary file: 12% of this connection's time went to writing it.
+                    .pragma("temp_store", "memory"),
+            )
             .await?;
         let relaxed = SqlitePoolOptions::new()
             .max_connections(1)
