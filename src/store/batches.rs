@@ -290,7 +290,7 @@ impl PgStore {
         refs: &[(&str, &str, i64)],
     ) -> Result<(), StoreError> {
         let (sources, ids, payments): (Vec<&str>, Vec<&str>, Vec<i64>) =
-            unzip3(refs.iter().copied());
+            refs.iter().copied().collect();
         sqlx::query(
             "INSERT INTO payment_refs (source, ref, payment_id)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[])
@@ -431,7 +431,7 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let (ids, statuses, errors): (Vec<i64>, Vec<&str>, Vec<Option<&str>>) =
-            unzip3(marks.iter().copied());
+            marks.iter().copied().collect();
         sqlx::query(
             "UPDATE webhook_events SET status = v.status, last_error = v.error, processed_at = $1,
                 attempts = attempts + 1, next_attempt_at = NULL
@@ -496,15 +496,4 @@ fn parse_fact((payment, text): (i64, String)) -> Result<(i64, Fact), StoreError>
     let fact = serde_json::from_str(&text)
         .map_err(|e| StoreError::Corrupt(format!("payment fact {text:?}: {e}")))?;
     Ok((payment, fact))
-}
-
-/// Three columns out of a list of triples.
-fn unzip3<A, B, C>(rows: impl Iterator<Item = (A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
-    let mut columns = (Vec::new(), Vec::new(), Vec::new());
-    for (a, b, c) in rows {
-        columns.0.push(a);
-        columns.1.push(b);
-        columns.2.push(c);
-    }
-    columns
 }

@@ -147,33 +147,31 @@ impl SqliteStore {
         // Page caches (`cache_size`, KiB when negative) bound most of payhook's memory: the
         // writer's keeps the inbox's and the ledger's index pages between commits; the readers'
         // are small, since a large store's listings read few pages each.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(3)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options.clone().pragma("cache_size", "-2048"))
-            .await?;
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(
-                options
-                    .clone()
-                    .pragma("cache_size", "-8192")
-                    // A batch's statement journal (the pages its statements change, kept so a
-                    // failing statement can be undone alone) stays in memory instead of spilling
-                    // to a temporary file: 12% of this connection's time went to writing it.
-                    .pragma("temp_store", "memory"),
-            )
-            .await?;
-        let relaxed = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(
-                options
-                    .synchronous(SqliteSynchronous::Normal)
-                    .pragma("cache_size", "-2048"),
-            )
-            .await?;
+        let open = |connections: u32, options: SqliteConnectOptions| {
+            SqlitePoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+        };
+        let pool = open(3, options.clone().pragma("cache_size", "-2048")).await?;
+        let writer = open(
+            1,
+            options
+                .clone()
+                .pragma("cache_size", "-8192")
+                // A batch's statement journal (the pages its statements change, kept so a
+                // failing statement can be undone alone) stays in memory instead of spilling
+                // to a temporary file: 12% of this connection's time went to writing it.
+                .pragma("temp_store", "memory"),
+        )
+        .await?;
+        let relaxed = open(
+            1,
+            options
+                .synchronous(SqliteSynchronous::Normal)
+                .pragma("cache_size", "-2048"),
+        )
+        .await?;
         checkpoint_in_background(pool.clone());
         Ok(Self {
             pool,
