@@ -517,6 +517,49 @@ async fn concurrent_processors_apply_each_event_exactly_once() {
     }
 }
 
+/// The largest batch `ingest.batch_max` allows is one commit on either store: every event new,
+/// stored byte for byte with its receipt time, and one already stored reported as a duplicate.
+#[tokio::test]
+async fn the_largest_inbox_batch_is_stored_in_one_commit() {
+    use payhook::store::NewEvent;
+
+    let fresh = fresh_store().await;
+    let settings = test_settings(&fresh.url);
+    let store = payhook::app::open_store(&settings).await.unwrap();
+    let received_at = chrono::DateTime::parse_from_rfc3339("2026-11-23T05:53:05.1Z")
+        .unwrap()
+        .to_utc();
+    let event = |n: usize| NewEvent {
+        source: "stripe".into(),
+        event_id: format!("evt_largest_{n}"),
+        event_type: "payment_intent.succeeded".into(),
+        payload: format!(r#"{{"id":"evt_largest_{n}","note":"caf\u00e9 \"{n}\""}}"#).into(),
+        headers: r#"{"content-type":"application/json"}"#.into(),
+        received_at,
+    };
+    assert_eq!(store.insert_events(&[event(7)]).await.unwrap(), [true]);
+
+    let limit = payhook::config::BATCH_MAX_LIMIT;
+    let batch: Vec<NewEvent> = (0..limit).map(event).collect();
+    let new = store.insert_events(&batch).await.unwrap();
+    assert_eq!(new.iter().filter(|n| **n).count(), limit - 1);
+    assert!(!new[7], "evt_largest_7 was already stored");
+
+    for n in [0, 7, limit - 1] {
+        let stored = store
+            .event("stripe", &format!("evt_largest_{n}"))
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!(
+            stored.payload,
+            batch[n].payload.as_ref(),
+            "event {n}'s bytes"
+        );
+        assert_eq!(stored.received_at, received_at);
+    }
+}
+
 /// PostgreSQL, several instances: an event another instance stored (here, a second connection
 /// writing to the inbox as an instance's writer does) wakes this instance's processor through
 /// `LISTEN`/`NOTIFY` at once, not at its next idle poll (5 s).

@@ -376,7 +376,15 @@ impl Settings {
 
         let ingest = IngestSettings {
             max_body_bytes: positive("ingest.max_body_bytes", ingest_file.max_body_bytes, 1 << 20)?,
-            batch_max: positive("ingest.batch_max", ingest_file.batch_max, 512)?,
+            batch_max: match positive("ingest.batch_max", ingest_file.batch_max, 512)? {
+                n if n > BATCH_MAX_LIMIT => {
+                    return Err(ConfigError::new(
+                        "ingest.batch_max",
+                        format!("must be at most {BATCH_MAX_LIMIT}"),
+                    ));
+                }
+                n => n,
+            },
             writers: positive("ingest.writers", ingest_file.writers, 1)?,
             rate_limit_per_ip: ingest_file.rate_limit_per_ip.unwrap_or(0),
             retry_after_secs: ingest_file.retry_after_secs.unwrap_or(5).max(1),
@@ -593,6 +601,10 @@ fn parse_cidr(key: &str, value: &str) -> Result<IpNet, ConfigError> {
             )
         })
 }
+
+/// The largest `ingest.batch_max`: on SQLite a batch is one statement with six parameters per
+/// event, and a statement takes at most 32,766.
+pub const BATCH_MAX_LIMIT: usize = 4096;
 
 fn positive(key: &str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {
     match value {
@@ -1045,6 +1057,12 @@ mod tests {
         assert_eq!(err.key, "PAYHOOK_ADMIN_LISTEN");
         let err = FileConfig::parse("lisen = \"x\"").unwrap_err();
         assert!(err.message.contains("lisen"), "{err}");
+        let file = FileConfig::parse("[ingest]\nbatch_max = 4097").unwrap();
+        let err = Settings::from_parts(file, &HashMap::new()).unwrap_err();
+        assert_eq!(err.key, "ingest.batch_max");
+        let file = FileConfig::parse("[ingest]\nbatch_max = 4096").unwrap();
+        let settings = Settings::from_parts(file, &HashMap::new()).unwrap();
+        assert_eq!(settings.ingest.batch_max, BATCH_MAX_LIMIT);
         let file = FileConfig::parse("[stripe]\nallowed_cidrs = [\"10.0.0.0/33\"]").unwrap();
         let err = Settings::from_parts(file, &HashMap::new()).unwrap_err();
         assert_eq!(err.key, "stripe.allowed_cidrs");
