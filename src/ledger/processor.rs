@@ -163,6 +163,8 @@ impl Processor {
     /// a time.
     pub async fn try_process(&self, claim: Claim) -> Result<Outcome, StoreError> {
         let mut tx = self.store.begin_ledger().await?;
+        // On SQLite, from here to the commit the transaction holds the one write lock.
+        let begun = std::time::Instant::now();
         let events = tx.claim(claim).await?;
         if events.is_empty() {
             tx.rollback().await?;
@@ -277,7 +279,14 @@ impl Processor {
         if notified > 0 {
             tx.announce(crate::store::Work::Outbox).await?;
         }
+        let committing = std::time::Instant::now();
         tx.commit().await?;
+        tracing::debug!(
+            events = handled.len(),
+            held_us = begun.elapsed().as_micros() as u64,
+            commit_us = committing.elapsed().as_micros() as u64,
+            "ledger batch committed"
+        );
         if notified > 0 {
             self.dispatch.notify();
         }
