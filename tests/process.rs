@@ -1808,7 +1808,8 @@ async fn the_booking_service_down_for_a_minute_under_load_loses_nothing_and_keep
     let parked = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let booking_addr = parked.local_addr().unwrap();
     drop(parked);
-    // Retries that outlast the outage; a circuit that probes every few seconds.
+    // Retries that outlast the outage; a circuit that probes after 2 s, then waits twice as long
+    // after each failed probe (2, 4, 8, 16, 32, 64 s over the minute).
     let toml = format!(
         r#"
 [[targets]]
@@ -1868,8 +1869,11 @@ circuit_open = "2s"
     let listener = tokio::net::TcpListener::bind(booking_addr).await.unwrap();
     tokio::spawn(payhook::booking_service::serve(listener, service.clone()));
 
+    // The next probe can be up to 64 s away when the service comes back (the outage's last probe
+    // failed just before), then the backlog goes: the first booking may take that long, the others
+    // follow it.
     for booking in &bookings {
-        common::receiver::eventually(Duration::from_secs(90), booking, || async {
+        common::receiver::eventually(Duration::from_secs(180), booking, || async {
             service.booking(booking).unwrap().status == "refunded"
         })
         .await;
