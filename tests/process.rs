@@ -1960,7 +1960,7 @@ async fn the_benchmark_suite_runs_every_part_in_one_command() {
         stores.push("postgres");
     }
     assert_eq!(row("baseline"), 2, "{stdout}");
-    for store in stores {
+    for store in &stores {
         // Ingest at each connection count, empty and with the history; end to end; the history.
         assert_eq!(row(store), 2 + 1, "{store}: {stdout}");
         assert_eq!(row(&format!("{store}+H")), 2, "{stdout}");
@@ -1982,4 +1982,24 @@ async fn the_benchmark_suite_runs_every_part_in_one_command() {
     }
     // A run or a query that went wrong prints "failed: ..." on its row.
     assert!(!stdout.contains("failed:"), "{stdout}");
+    // Each ingest row ends with the CPU time per event of the server, of PostgreSQL's processes
+    // (a PostgreSQL target's, on this machine) and of the load generator.
+    let ingest_rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|cells| cells.len() >= 11 && cells[1].parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(ingest_rows.len(), 2 + 2 * 2 * stores.len(), "{stdout}");
+    let microseconds = |cell: &str| cell.parse::<u64>().is_ok_and(|us| us > 0);
+    for cells in ingest_rows {
+        let [server, postgres, generator] = cells[cells.len() - 3..] else {
+            unreachable!("at least 11 cells")
+        };
+        assert!(microseconds(server) && microseconds(generator), "{cells:?}");
+        assert_eq!(
+            microseconds(postgres),
+            cells[0].starts_with("postgres"),
+            "{cells:?}"
+        );
+    }
 }

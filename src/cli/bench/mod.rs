@@ -97,9 +97,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         end_to_end(&args).await?
     } else if let Some(addr) = args.against {
         print_header(false);
-        measure(&args, "running", addr, &mut Vec::new(), None)
-            .await
-            .0
+        measure(
+            &args,
+            "running",
+            addr,
+            CpuMeter::default(),
+            &mut Vec::new(),
+            None,
+        )
+        .await
+        .0
     } else if args.suite {
         suite(&args).await?
     } else {
@@ -136,7 +143,9 @@ async fn ingest(args: &BenchArgs) -> anyhow::Result<Ingest> {
     let mut peaks = Vec::new();
     for (name, database_url) in &targets {
         let server = spawn_server(database_url.as_deref(), &[]).await?;
-        let (failed, rates) = measure(args, name, server.public, &mut result.baseline, None).await;
+        let cpu = server.cpu_meter(database_url.as_deref());
+        let (failed, rates) =
+            measure(args, name, server.public, cpu, &mut result.baseline, None).await;
         result.failed |= failed;
         if database_url.is_some() {
             result.rates.push((name, rates));
@@ -220,7 +229,8 @@ async fn suite(args: &BenchArgs) -> anyhow::Result<bool> {
             .map(|(_, r)| r.as_slice());
         let mut baseline = empty.baseline.clone();
         let label = format!("{name}+H");
-        failed |= measure(args, &label, server.public, &mut baseline, empty_rates)
+        let cpu = server.cpu_meter(Some(url));
+        failed |= measure(args, &label, server.public, cpu, &mut baseline, empty_rates)
             .await
             .0;
         peaks.push(server.peak(&label));
@@ -380,7 +390,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 fn print_header(with_empty: bool) {
     println!(
-        "{:<11} {:>6} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}{}",
+        "{:<11} {:>6} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}{} {:>7} {:>7} {:>7}",
         "target",
         "conns",
         "events/s",
@@ -389,8 +399,83 @@ fn print_header(with_empty: bool) {
         "p999 ms",
         "errors",
         "x base",
-        if with_empty { "  x empty" } else { "" }
+        if with_empty { "  x empty" } else { "" },
+        "srv µs",
+        "db µs",
+        "gen µs",
     );
+}
+
+/// Whose CPU time a run reads: the server under test's (when this benchmark started it), and
+/// that of this machine's PostgreSQL processes (when the target stores in PostgreSQL); this
+/// process's own is the load generator's.
+#[derive(Clone, Copy, Default)]
+struct CpuMeter {
+    server: Option<u32>,
+    postgres: bool,
+}
+
+/// CPU time used so far by each process a [`CpuMeter`] reads.
+#[derive(Default)]
+struct CpuUsed {
+    server: Option<Duration>,
+    postgres: Option<Duration>,
+    generator: Option<Duration>,
+}
+
+impl CpuMeter {
+    fn read(&self) -> CpuUsed {
+        CpuUsed {
+            server: self.server.and_then(cpu_time),
+            postgres: self.postgres.then(postgres_cpu_time).flatten(),
+            generator: cpu_time(std::process::id()),
+        }
+    }
+}
+
+impl CpuUsed {
+    /// What was used between `before` and this reading.
+    fn since(&self, before: &CpuUsed) -> CpuUsed {
+        let between =
+            |now: Option<Duration>, then: Option<Duration>| Some(now?.saturating_sub(then?));
+        CpuUsed {
+            server: between(self.server, before.server),
+            postgres: between(self.postgres, before.postgres),
+            generator: between(self.generator, before.generator),
+        }
+    }
+}
+
+/// The CPU time (user and system, every thread) process `pid` has used, from `/proc/PID/stat`.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command's name, which is in parentheses and may hold anything.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // `utime` and `stime`, the 14th and 15th fields, in USER_HZ ticks: 100 a second on Linux.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The CPU time used by every process of this machine named `postgres`: a local server's
+/// backends and its own workers. None when there is none (the server is elsewhere).
+fn postgres_cpu_time() -> Option<Duration> {
+    let mut total = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim_end() == "postgres"
+            && let Some(used) = cpu_time(pid)
+        {
+            total = Some(total.unwrap_or_default() + used);
+        }
+    }
+    total
 }
 
 /// The scratch stores a benchmark runs on: a SQLite file in a temp directory, and a database on
@@ -623,6 +708,7 @@ async fn measure(
     args: &BenchArgs,
     name: &str,
     addr: SocketAddr,
+    cpu: CpuMeter,
     baseline_rates: &mut Vec<f64>,
     empty_rates: Option<&[f64]>,
 ) -> (bool, Vec<f64>) {
@@ -630,7 +716,10 @@ async fn measure(
     let mut rates = Vec::new();
     for (i, &conns) in args.connections.iter().enumerate() {
         let length = Duration::from_secs(args.seconds);
-        let result = match load(addr, conns, length, args.body_bytes, i).await {
+        let before = cpu.read();
+        let result = load(addr, conns, length, args.body_bytes, i).await;
+        let used = cpu.read().since(&before);
+        let result = match result {
             Ok(r) => r,
             Err(e) => {
                 println!("{name:<11} {conns:>6}  failed: {e:#}");
@@ -646,14 +735,22 @@ async fn measure(
             |of: Option<&f64>| of.map_or("-".to_string(), |b| format!("{:.2}x", result.rate() / b));
         let against_empty =
             empty_rates.map_or(String::new(), |e| format!(" {:>8}", ratio(e.get(i))));
+        let per_event = |t: Option<Duration>| {
+            t.filter(|_| result.acked > 0).map_or("-".to_string(), |t| {
+                format!("{:.0}", t.as_secs_f64() * 1e6 / result.acked as f64)
+            })
+        };
         println!(
-            "{name:<11} {conns:>6} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>8}{against_empty}",
+            "{name:<11} {conns:>6} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>8}{against_empty} {:>7} {:>7} {:>7}",
             result.rate(),
             result.percentile_ms(0.50),
             result.percentile_ms(0.99),
             result.percentile_ms(0.999),
             result.errors,
-            ratio(baseline_rates.get(i))
+            ratio(baseline_rates.get(i)),
+            per_event(used.server),
+            per_event(used.postgres),
+            per_event(used.generator),
         );
         failed |= result.errors > 0;
     }
@@ -768,6 +865,14 @@ struct Server {
 }
 
 impl Server {
+    /// What a run against this server, storing in `database_url`, reads the CPU time of.
+    fn cpu_meter(&self, database_url: Option<&str>) -> CpuMeter {
+        CpuMeter {
+            server: self.child.id(),
+            postgres: database_url.is_some_and(|u| u.starts_with("postgres")),
+        }
+    }
+
     /// "NAME 12.3 MiB": the most it held resident so far, or "" if unknown.
     fn peak(&self, name: &str) -> String {
         self.child
