@@ -46,6 +46,52 @@ async fn a_signed_event_is_stored_byte_for_byte_then_acknowledged() {
     assert_eq!(headers["content-type"], "application/json");
 }
 
+/// PostgreSQL compresses a payload over ~2 KB as it stores it, as most real events are: with lz4,
+/// which costs far less CPU than its default, and the bytes read back are the bytes signed.
+#[tokio::test]
+async fn on_postgres_a_large_payload_is_stored_with_lz4_and_read_back_exactly() {
+    let app = spawn_app().await;
+    if !is_postgres(&app.store.url) {
+        eprintln!("skipped: SQLite does not compress values");
+        return;
+    }
+    let lines: Vec<String> = (0..120)
+        .map(|i| {
+            format!(
+                r#"{{"id":"li_{i:04}","amount":{},"description":"line {i}"}}"#,
+                i * 137
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"id":"evt_large_1","type":"payment_intent.succeeded","data":{{"object":{{"lines":[{}]}}}}}}"#,
+        lines.join(",")
+    );
+    assert!(body.len() > 6000, "over the size PostgreSQL compresses");
+    let answer = app.send(&body).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&app.store.url).await.unwrap();
+    let (compression, stored): (Option<String>, i32) = sqlx::query_as(
+        "SELECT pg_column_compression(payload), pg_column_size(payload)
+         FROM webhook_events WHERE event_id = 'evt_large_1'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(compression.as_deref(), Some("lz4"));
+    assert!((stored as usize) < body.len(), "{stored} bytes stored");
+    let row = app
+        .payhook
+        .store
+        .event("stripe", "evt_large_1")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(row.payload, body.as_bytes());
+}
+
 #[tokio::test]
 async fn the_legacy_alias_route_stores_under_the_stripe_source() {
     let app = spawn_app().await;

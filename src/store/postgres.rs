@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "indexes of the admin listings",
         include_str!("../../migrations/postgres/0007_admin_indexes.sql"),
     ),
+    (
+        8,
+        "payloads compressed with lz4",
+        include_str!("../../migrations/postgres/0008_payload_compression.sql"),
+    ),
 ];
 
 pub struct PgStore {
