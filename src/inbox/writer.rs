@@ -170,7 +170,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::SqliteSync;
 
     async fn until(done: impl Fn() -> bool, what: &str) {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -183,9 +182,7 @@ mod tests {
     #[tokio::test]
     async fn a_commit_that_stores_a_new_event_wakes_the_processor_and_a_duplicate_does_not() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/payhook.db", dir.path().display());
-        let store = Arc::new(Store::connect(&url, SqliteSync::Full).await.unwrap());
-        store.migrate().await.unwrap();
+        let store = Store::scratch(&dir).await;
         let stored = Arc::new(Notify::new());
         let (writer, _tasks) = InboxWriter::spawn(store, 1, 16, stored.clone());
         let event = NewEvent::sample("evt_wake");
@@ -203,9 +200,7 @@ mod tests {
     #[tokio::test]
     async fn the_load_counts_webhooks_until_their_commit_is_answered() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/payhook.db", dir.path().display());
-        let store = Arc::new(Store::connect(&url, SqliteSync::Full).await.unwrap());
-        store.migrate().await.unwrap();
+        let store = Store::scratch(&dir).await;
         let (writer, _tasks) = InboxWriter::spawn(store.clone(), 1, 16, Arc::new(Notify::new()));
         let load = writer.load();
 

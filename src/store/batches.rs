@@ -309,28 +309,18 @@ impl PgStore {
         conn: &mut PgConnection,
         facts: &[(&str, i64, &Fact)],
     ) -> Result<(), StoreError> {
-        let mut payments = Vec::with_capacity(facts.len());
-        let mut sources = Vec::with_capacity(facts.len());
-        let mut event_ids = Vec::with_capacity(facts.len());
-        let mut times = Vec::with_capacity(facts.len());
-        let mut texts = Vec::with_capacity(facts.len());
-        for (source, payment, fact) in facts {
-            payments.push(*payment);
-            sources.push(*source);
-            event_ids.push(fact.event_id.as_str());
-            times.push(fact.occurred_at);
-            texts.push(serde_json::to_string(fact).expect("facts serialize"));
-        }
         sqlx::query(
             "INSERT INTO payment_facts (payment_id, source, event_id, occurred_at, fact)
              SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[])
              ON CONFLICT (source, event_id) DO NOTHING",
         )
-        .bind(payments)
-        .bind(sources)
-        .bind(event_ids)
-        .bind(times)
-        .bind(texts)
+        .bind(column(facts, |(_, payment, _)| *payment))
+        .bind(column(facts, |(source, _, _)| *source))
+        .bind(column(facts, |(_, _, fact)| fact.event_id.as_str()))
+        .bind(column(facts, |(_, _, fact)| fact.occurred_at))
+        .bind(column(facts, |(_, _, fact)| {
+            serde_json::to_string(fact).expect("facts serialize")
+        }))
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -342,10 +332,6 @@ impl PgStore {
         conn: &mut PgConnection,
         payments: &[&Payment],
     ) -> Result<(), StoreError> {
-        let column = |f: fn(&Payment) -> Option<&str>| -> Vec<Option<&str>> {
-            payments.iter().map(|p| f(p)).collect()
-        };
-        let states = payments.iter().map(|p| &p.state);
         sqlx::query(
             "INSERT INTO payments (id, source, booking_id, payment_intent_id,
                 checkout_session_id, charge_id, amount, currency, amount_refunded, status,
@@ -369,55 +355,30 @@ impl PgStore {
                 refunded_at = excluded.refunded_at, last_event_id = excluded.last_event_id,
                 last_event_at = excluded.last_event_at, updated_at = excluded.updated_at",
         )
-        .bind(payments.iter().map(|p| p.id).collect::<Vec<_>>())
-        .bind(
-            payments
-                .iter()
-                .map(|p| p.source.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(column(|p| p.state.booking_id.as_deref()))
-        .bind(column(|p| p.state.payment_intent_id.as_deref()))
-        .bind(column(|p| p.state.checkout_session_id.as_deref()))
-        .bind(column(|p| p.state.charge_id.as_deref()))
-        .bind(states.clone().map(|s| s.amount).collect::<Vec<_>>())
-        .bind(column(|p| p.state.currency.as_deref()))
-        .bind(
-            states
-                .clone()
-                .map(|s| s.amount_refunded)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            states
-                .clone()
-                .map(|s| s.status.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(column(|p| {
+        .bind(column(payments, |p| p.id))
+        .bind(column(payments, |p| p.source.as_str()))
+        .bind(column(payments, |p| p.state.booking_id.as_deref()))
+        .bind(column(payments, |p| p.state.payment_intent_id.as_deref()))
+        .bind(column(payments, |p| p.state.checkout_session_id.as_deref()))
+        .bind(column(payments, |p| p.state.charge_id.as_deref()))
+        .bind(column(payments, |p| p.state.amount))
+        .bind(column(payments, |p| p.state.currency.as_deref()))
+        .bind(column(payments, |p| p.state.amount_refunded))
+        .bind(column(payments, |p| p.state.status.as_str()))
+        .bind(column(payments, |p| {
             p.state.checkout_status.map(CheckoutStatus::as_str)
         }))
-        .bind(column(|p| p.state.failure_code.as_deref()))
-        .bind(column(|p| p.state.failure_message.as_deref()))
-        .bind(column(|p| p.state.dispute_status.as_deref()))
-        .bind(column(|p| p.state.dispute_reason.as_deref()))
-        .bind(column(|p| p.state.dispute_outcome.as_deref()))
-        .bind(
-            states
-                .clone()
-                .map(|s| s.paid_at.and_then(time))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            states
-                .clone()
-                .map(|s| s.refunded_at.and_then(time))
-                .collect::<Vec<_>>(),
-        )
-        .bind(column(|p| p.state.last_event_id.as_deref()))
-        .bind(states.map(|s| s.last_event_at).collect::<Vec<_>>())
-        .bind(payments.iter().map(|p| p.updated_at).collect::<Vec<_>>())
-        .bind(payments.iter().map(|p| p.created_at).collect::<Vec<_>>())
+        .bind(column(payments, |p| p.state.failure_code.as_deref()))
+        .bind(column(payments, |p| p.state.failure_message.as_deref()))
+        .bind(column(payments, |p| p.state.dispute_status.as_deref()))
+        .bind(column(payments, |p| p.state.dispute_reason.as_deref()))
+        .bind(column(payments, |p| p.state.dispute_outcome.as_deref()))
+        .bind(column(payments, |p| p.state.paid_at.and_then(time)))
+        .bind(column(payments, |p| p.state.refunded_at.and_then(time)))
+        .bind(column(payments, |p| p.state.last_event_id.as_deref()))
+        .bind(column(payments, |p| p.state.last_event_at))
+        .bind(column(payments, |p| p.updated_at))
+        .bind(column(payments, |p| p.created_at))
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -454,12 +415,6 @@ impl PgStore {
         deliveries: &[(NewDelivery, i64)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let text = |f: fn(&NewDelivery) -> &str| -> Vec<&str> {
-            deliveries.iter().map(|(d, _)| f(d)).collect()
-        };
-        let optional = |f: fn(&NewDelivery) -> Option<&str>| -> Vec<Option<&str>> {
-            deliveries.iter().map(|(d, _)| f(d)).collect()
-        };
         sqlx::query(
             "INSERT INTO deliveries (notification_id, target, order_key, event, payment_id,
                 booking_id, payload, next_attempt_at, created_at, source, source_event_id)
@@ -470,25 +425,25 @@ impl PgStore {
              ORDER BY i",
         )
         .bind(now)
-        .bind(text(|d| &d.notification_id))
-        .bind(text(|d| &d.target))
-        .bind(text(|d| &d.order_key))
-        .bind(text(|d| &d.event))
-        .bind(
-            deliveries
-                .iter()
-                .map(|(d, _)| d.payment_id)
-                .collect::<Vec<_>>(),
-        )
-        .bind(optional(|d| d.booking_id.as_deref()))
-        .bind(text(|d| &d.payload))
-        .bind(deliveries.iter().map(|(_, due)| *due).collect::<Vec<_>>())
-        .bind(optional(|d| d.source.as_deref()))
-        .bind(optional(|d| d.source_event_id.as_deref()))
+        .bind(column(deliveries, |(d, _)| d.notification_id.as_str()))
+        .bind(column(deliveries, |(d, _)| d.target.as_str()))
+        .bind(column(deliveries, |(d, _)| d.order_key.as_str()))
+        .bind(column(deliveries, |(d, _)| d.event.as_str()))
+        .bind(column(deliveries, |(d, _)| d.payment_id))
+        .bind(column(deliveries, |(d, _)| d.booking_id.as_deref()))
+        .bind(column(deliveries, |(d, _)| d.payload.as_str()))
+        .bind(column(deliveries, |(_, due)| *due))
+        .bind(column(deliveries, |(d, _)| d.source.as_deref()))
+        .bind(column(deliveries, |(d, _)| d.source_event_id.as_deref()))
         .execute(&mut *conn)
         .await?;
         Ok(())
     }
+}
+
+/// One column of a PostgreSQL batch statement: `f` of each row, as the array `UNNEST` reads.
+fn column<'a, R, T>(rows: &'a [R], f: impl Fn(&'a R) -> T) -> Vec<T> {
+    rows.iter().map(f).collect()
 }
 
 /// A stored fact's JSON read back, with its payment.

@@ -108,18 +108,10 @@ impl DepthsCache {
 mod tests {
 
     use super::*;
-    use crate::config::SqliteSync;
     use crate::store::NewEvent;
 
     fn total(depths: &Depths) -> i64 {
         depths.events.iter().map(|(_, n)| n).sum()
-    }
-
-    async fn store_with_events(dir: &tempfile::TempDir) -> Arc<Store> {
-        let url = format!("sqlite://{}/payhook.db", dir.path().display());
-        let store = Arc::new(Store::connect(&url, SqliteSync::Full).await.unwrap());
-        store.migrate().await.unwrap();
-        store
     }
 
     async fn add_event(store: &Store, id: &str) {
@@ -129,7 +121,7 @@ mod tests {
     #[tokio::test]
     async fn fast_counts_are_made_for_each_call() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_with_events(&dir).await;
+        let store = Store::scratch(&dir).await;
         let cache = Arc::new(DepthsCache::default());
         add_event(&store, "evt_1").await;
         let (depths, age) = cache.get(&store).await.unwrap();
@@ -141,7 +133,7 @@ mod tests {
     #[tokio::test]
     async fn slow_counts_are_served_from_the_last_and_renewed_in_the_background() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_with_events(&dir).await;
+        let store = Store::scratch(&dir).await;
         // Every store is "large" here.
         let cache = Arc::new(DepthsCache::new(0, Duration::from_millis(200)));
         add_event(&store, "evt_1").await;

@@ -221,6 +221,19 @@ pub struct NewEvent {
 }
 
 #[cfg(test)]
+impl Store {
+    /// A migrated SQLite store in `dir`, for unit tests.
+    pub(crate) async fn scratch(dir: &tempfile::TempDir) -> std::sync::Arc<Store> {
+        let url = format!("sqlite://{}/payhook.db", dir.path().display());
+        let store = Store::connect(&url, crate::config::SqliteSync::Full)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        std::sync::Arc::new(store)
+    }
+}
+
+#[cfg(test)]
 impl NewEvent {
     /// A minimal Stripe event with this id, received now.
     pub(crate) fn sample(id: &str) -> NewEvent {
