@@ -111,6 +111,7 @@ pub(super) fn session_payment_status(status: PaymentStatus) -> &'static str {
         PaymentStatus::Refunded => "refunded",
         PaymentStatus::Disputed => "disputed",
         PaymentStatus::Failed => "failed",
+        PaymentStatus::Authorized => "authorized",
         PaymentStatus::Pending | PaymentStatus::Canceled | PaymentStatus::Expired => "unpaid",
     }
 }

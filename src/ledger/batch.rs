@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::facts::{Fact, Interpretation};
-use super::state::{PaymentState, derive, representative};
+use super::state::{Attention, PaymentState, derive, duplicates, representative};
 use crate::config::TargetSettings;
 use crate::notify::{Change, NewDelivery, deliveries_for};
 use crate::store::{ClaimedEvent, LedgerTx, Payment, StoreError};
@@ -45,13 +45,17 @@ pub async fn apply_events(
             _ => None,
         })
         .collect();
-    let notify = !targets.is_empty();
-    let mut ledger = Working::read(tx, &facts, notify).await?;
+    let mut ledger = Working::read(tx, &facts).await?;
     let mut applied = Vec::with_capacity(events.len());
     for (event, reading) in events {
         let done = match reading {
             Interpretation::Ignored => Applied {
                 status: "ignored",
+                ..Applied::default()
+            },
+            Interpretation::NoPayment(why) => Applied {
+                status: "ignored",
+                error: Some(why.clone()),
                 ..Applied::default()
             },
             Interpretation::Invalid(why) => Applied {
@@ -84,6 +88,8 @@ struct Working {
     facts: HashMap<i64, Vec<Fact>>,
     /// Bookings whose every payment is in `payments`.
     bookings: HashSet<String>,
+    /// (booking, status) a booking-status target was told, in the store or in this group.
+    told: HashSet<(String, String)>,
     /// Payments created here: not in the store yet.
     created: HashSet<i64>,
     /// Payments to write back.
@@ -103,13 +109,9 @@ struct Working {
 
 impl Working {
     /// Reads, in a handful of statements, what `facts` will touch: the payments their provider
-    /// ids belong to, with their facts, and (when notifications are written) every payment of
-    /// their bookings.
-    async fn read(
-        tx: &mut LedgerTx,
-        facts: &[(&str, &Fact)],
-        notify: bool,
-    ) -> Result<Self, StoreError> {
+    /// ids belong to, with their facts, and every payment of their bookings (a booking is all its
+    /// payments: duplicates and notifications are decided over them).
+    async fn read(tx: &mut LedgerTx, facts: &[(&str, &Fact)]) -> Result<Self, StoreError> {
         let mut ledger = Working::default();
         let mut by_source: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for (source, fact) in facts {
@@ -138,29 +140,25 @@ impl Working {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let bookings: BTreeSet<&str> = if notify {
-            facts
-                .iter()
-                .filter_map(|(_, f)| f.booking_id.as_deref())
-                .collect()
-        } else {
-            BTreeSet::new()
-        };
+        let bookings: BTreeSet<&str> = facts
+            .iter()
+            .filter_map(|(_, f)| f.booking_id.as_deref())
+            .collect();
         let bookings: Vec<&str> = bookings.into_iter().collect();
         let rows = tx.payments_by(&found, &bookings).await?;
         ledger.take_in(rows, &bookings);
-        if notify {
-            // The bookings of the payments found through their ids, which the facts may not name.
-            let more: BTreeSet<String> = ledger
-                .payments
-                .values()
-                .filter_map(|p| p.state.booking_id.clone())
-                .filter(|b| !ledger.bookings.contains(b))
-                .collect();
-            let more: Vec<&str> = more.iter().map(String::as_str).collect();
-            let rows = tx.payments_by(&[], &more).await?;
-            ledger.take_in(rows, &more);
-        }
+        // The bookings of the payments found through their ids, which the facts may not name.
+        let more: BTreeSet<String> = ledger
+            .payments
+            .values()
+            .filter_map(|p| p.state.booking_id.clone())
+            .filter(|b| !ledger.bookings.contains(b))
+            .collect();
+        let more: Vec<&str> = more.iter().map(String::as_str).collect();
+        let rows = tx.payments_by(&[], &more).await?;
+        ledger.take_in(rows, &more);
+        let all: Vec<&str> = bookings.iter().chain(&more).copied().collect();
+        ledger.told = tx.told_bookings(&all).await?.into_iter().collect();
         for &id in &found {
             ledger.facts.entry(id).or_default();
         }
@@ -201,14 +199,10 @@ impl Working {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let before: Vec<Payment> = if targets.is_empty() {
-            Vec::new()
-        } else {
-            found
-                .iter()
-                .map(|id| self.payment(*id).cloned())
-                .collect::<Result<_, _>>()?
-        };
+        let before: Vec<Payment> = found
+            .iter()
+            .map(|id| self.payment(*id).cloned())
+            .collect::<Result<_, _>>()?;
         // A payment already stored outlives one created in this group: its id is the one other
         // rows may already name.
         let keep = found
@@ -256,15 +250,26 @@ impl Working {
             self.new_facts
                 .push((source.to_string(), payment, fact.clone()));
         }
-        let after = derive(facts);
-        let row = self
-            .payments
-            .get_mut(&payment)
-            .ok_or_else(|| missing(payment))?;
-        row.state = after.clone();
-        row.updated_at = now;
-        self.changed.insert(payment);
+        let mut after = derive(facts);
+        // What payhook learnt outside the provider's facts (the booking service's refusal) stays.
+        if before
+            .iter()
+            .any(|p| p.state.needs(Attention::BookingRefused))
+        {
+            after.flag(Attention::BookingRefused, true);
+        }
+        self.set_state(payment, after, now)?;
 
+        // The booking as a whole: its payments now (duplicates flagged), and as they were.
+        let (booking_after, others) = match self.payment(payment)?.state.booking_id.clone() {
+            Some(booking) => self.assess_booking(tx, &booking, now).await?,
+            None => (Vec::new(), Vec::new()),
+        };
+        let others: Vec<_> = others
+            .into_iter()
+            .filter(|(id, ..)| *id != payment && !found.contains(id))
+            .collect();
+        let after = self.payment(payment)?.state.clone();
         let mut applied = Applied {
             status: "processed",
             booking_id: after.booking_id.clone(),
@@ -273,24 +278,38 @@ impl Working {
         if targets.is_empty() {
             return Ok(applied);
         }
-        // The booking as a whole: its payments now, and as they were (the changed ones as before).
-        let booking_after = match &after.booking_id {
-            Some(booking) => self.booking_payments(tx, booking).await?,
-            None => Vec::new(),
-        };
         let changed = |p: &Payment| p.id == payment || found.contains(&p.id);
         let booking_before: Vec<Payment> = booking_after
             .iter()
             .filter(|p| !changed(p))
+            .map(|p| {
+                // Another payment of the booking whose duplicate flag this change moved.
+                match others.iter().find(|(id, ..)| *id == p.id) {
+                    Some((_, was, _)) => Payment {
+                        state: was.clone(),
+                        ..p.clone()
+                    },
+                    None => p.clone(),
+                }
+            })
             .chain(
                 before
                     .iter()
-                    .filter(|p| p.state.booking_id == after.booking_id),
+                    .filter(|p| p.state.booking_id == after.booking_id)
+                    .cloned(),
             )
-            .cloned()
             .collect();
         let before_states: Vec<PaymentState> = before.into_iter().map(|p| p.state).collect();
-        let deliveries = deliveries_for(
+        let told: Vec<&str> = match &after.booking_id {
+            Some(booking) => self
+                .told
+                .iter()
+                .filter(|(b, _)| b == booking)
+                .map(|(_, status)| status.as_str())
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut deliveries = deliveries_for(
             targets,
             &Change {
                 cause: (source, &fact.event_id),
@@ -299,9 +318,32 @@ impl Working {
                 after: &after,
                 booking_before: representative(&booking_before).map(|p| &p.state),
                 booking_after: representative(&booking_after).map(|p| &p.state),
+                booking_told: &told,
             },
             now,
         );
+        // The booking's other payments that this change showed to be duplicates: news for
+        // subscribers, not for the booking service (the booking's own change is above).
+        for (other, was, is) in &others {
+            deliveries.extend(deliveries_for(
+                targets,
+                &Change {
+                    cause: (source, &fact.event_id),
+                    payment_id: *other,
+                    before: std::slice::from_ref(was),
+                    after: is,
+                    booking_before: None,
+                    booking_after: None,
+                    booking_told: &[],
+                },
+                now,
+            ));
+        }
+        for d in deliveries.iter().filter(|d| d.booking_status) {
+            if let Some(booking) = &d.booking_id {
+                self.told.insert((booking.clone(), d.event.clone()));
+            }
+        }
         applied.notified = deliveries.len();
         for delivery in deliveries {
             let first_wait = targets
@@ -313,6 +355,43 @@ impl Working {
                 .push((delivery, now.timestamp_millis() + first_wait));
         }
         Ok(applied)
+    }
+
+    /// Replaces a payment's state; it is written back with the group.
+    fn set_state(
+        &mut self,
+        id: i64,
+        state: PaymentState,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let row = self.payments.get_mut(&id).ok_or_else(|| missing(id))?;
+        row.state = state;
+        row.updated_at = now;
+        self.changed.insert(id);
+        Ok(())
+    }
+
+    /// Flags the booking's duplicate payments (and unflags the others). Returns the booking's
+    /// payments as they stand now, and each payment other than the ones just changed whose flag
+    /// moved, with its state before and after.
+    async fn assess_booking(
+        &mut self,
+        tx: &mut LedgerTx,
+        booking: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Payment>, Vec<(i64, PaymentState, PaymentState)>), StoreError> {
+        let payments = self.booking_payments(tx, booking).await?;
+        let duplicates = duplicates(&payments);
+        let mut moved = Vec::new();
+        for p in &payments {
+            let mut state = p.state.clone();
+            if state.flag(Attention::Duplicate, duplicates.contains(&p.id)) {
+                moved.push((p.id, p.state.clone(), state.clone()));
+                self.set_state(p.id, state, now)?;
+            }
+        }
+        let payments = self.booking_payments(tx, booking).await?;
+        Ok((payments, moved))
     }
 
     fn payment(&self, id: i64) -> Result<&Payment, StoreError> {

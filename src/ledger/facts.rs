@@ -30,12 +30,48 @@ impl Refs {
     }
 }
 
+/// A refund as one event saw it: Stripe's refund object, or an entry of a charge's `refunds` list.
+/// Refunds are joined by id, so each is counted once whichever events reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundSeen {
+    pub id: String,
+    /// Minor units.
+    pub amount: i64,
+    /// `pending`, `requires_action`, `succeeded`, `failed` or `canceled`.
+    pub status: String,
+    /// When the refund was created (unix seconds): whether a charge snapshot already counted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+}
+
+impl RefundSeen {
+    /// A refund that failed or was canceled gives the money back to the merchant.
+    pub fn is_live(&self) -> bool {
+        !matches!(self.status.as_str(), "failed" | "canceled")
+    }
+
+    /// How far along Stripe's refund lifecycle a status is: statuses only move forward
+    /// (pending → succeeded → failed), so the furthest one seen is the refund's status whatever
+    /// order the events came in.
+    pub fn stage(&self) -> u8 {
+        match self.status.as_str() {
+            "pending" | "requires_action" => 0,
+            "succeeded" => 1,
+            _ => 2,
+        }
+    }
+}
+
 /// What the event says happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FactKind {
     IntentSucceeded,
     IntentProcessing,
+    /// Authorised, waiting to be captured (manual capture): no money taken yet.
+    IntentAuthorized,
     IntentFailed {
         code: Option<String>,
         message: Option<String>,
@@ -43,6 +79,10 @@ pub enum FactKind {
     IntentCanceled {
         reason: Option<String>,
     },
+    /// `charge.captured`: the money of an authorisation was taken (the fact's `amount_captured`).
+    ChargeCaptured,
+    /// `charge.expired`: an authorisation that was never captured lapsed.
+    AuthorizationExpired,
     /// `paid` is false for a delayed payment method: the money is still on its way.
     SessionCompleted {
         paid: bool,
@@ -50,19 +90,52 @@ pub enum FactKind {
     SessionExpired,
     SessionAsyncSucceeded,
     SessionAsyncFailed,
-    /// `amount_refunded` is the charge's running total, so several partial refunds (and repeats of
-    /// one) are joined with `max`, never added.
+    /// A charge snapshot (`charge.refunded`): `amount_refunded` is the charge's running total at
+    /// the event's time; `refunds` the charge's refund objects when the event lists them.
     Refunded {
         amount_refunded: i64,
         full: bool,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        refunds: Vec<RefundSeen>,
     },
+    /// A refund object (`refund.*`, `charge.refund.updated`).
+    RefundUpdated {
+        refund: RefundSeen,
+    },
+    /// `charge.dispute.created`.
     DisputeOpened {
         status: Option<String>,
         reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dispute_id: Option<String>,
+        /// The amount disputed (`amount` would clash with the fact's own).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        disputed: Option<i64>,
     },
+    /// `charge.dispute.updated`.
+    DisputeUpdated {
+        status: Option<String>,
+        reason: Option<String>,
+        dispute_id: Option<String>,
+        disputed: Option<i64>,
+    },
+    /// `charge.dispute.closed`.
     DisputeClosed {
         status: Option<String>,
         reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dispute_id: Option<String>,
+        /// The amount disputed (`amount` would clash with the fact's own).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        disputed: Option<i64>,
+    },
+    /// `charge.dispute.funds_withdrawn` (`withdrawn`) or `charge.dispute.funds_reinstated`.
+    DisputeFunds {
+        status: Option<String>,
+        reason: Option<String>,
+        dispute_id: Option<String>,
+        disputed: Option<i64>,
+        withdrawn: bool,
     },
 }
 
@@ -79,6 +152,10 @@ pub struct Fact {
     /// Minor units of `currency`, as the provider sends them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<i64>,
+    /// What was captured, when the event says (`amount_received`, `amount_captured`): the paid
+    /// amount, which a partial capture makes lower than `amount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_captured: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
     /// When the money moved, if this event says so.
@@ -94,6 +171,9 @@ pub enum Interpretation {
     Fact(Box<Fact>),
     /// A type payhook does not act on: stored, acknowledged, marked `ignored`.
     Ignored,
+    /// A type payhook acts on that says nothing about money (a Checkout Session in `setup` mode):
+    /// marked `ignored`, with why.
+    NoPayment(String),
     /// A type payhook acts on, but the payload lacks what it needs. Retrying cannot help.
     Invalid(String),
 }
@@ -104,27 +184,43 @@ pub const STRIPE_TYPES: &[&str] = &[
     "payment_intent.payment_failed",
     "payment_intent.processing",
     "payment_intent.canceled",
+    "payment_intent.amount_capturable_updated",
     "checkout.session.completed",
     "checkout.session.expired",
     "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed",
+    "charge.captured",
+    "charge.expired",
     "charge.refunded",
+    "charge.refund.updated",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
     "charge.dispute.created",
+    "charge.dispute.updated",
     "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
 ];
 
-/// Reads a Stripe event (already verified) into a fact.
+/// Reads a Stripe event (already verified) into a fact. A thin event's type (`v1.charge.refunded`)
+/// reads as the snapshot type it stands for, once its object has been fetched into `payload`.
 pub fn interpret_stripe(event_type: &str, payload: &[u8]) -> Interpretation {
+    let event_type = event_type.strip_prefix("v1.").unwrap_or(event_type);
     if !STRIPE_TYPES.contains(&event_type) {
         return Interpretation::Ignored;
     }
     match read_stripe(event_type, payload) {
-        Ok(fact) => Interpretation::Fact(Box::new(fact)),
+        Ok(Some(fact)) => Interpretation::Fact(Box::new(fact)),
+        Ok(None) => Interpretation::NoPayment(format!(
+            "{event_type}: the Checkout Session takes no payment (setup mode or no_payment_required)"
+        )),
         Err(message) => Interpretation::Invalid(message),
     }
 }
 
-fn read_stripe(event_type: &str, payload: &[u8]) -> Result<Fact, String> {
+/// The fact of a Stripe event; `None` for a Checkout Session that takes no money.
+fn read_stripe(event_type: &str, payload: &[u8]) -> Result<Option<Fact>, String> {
     let event: Value =
         serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
     let event_id = string(&event["id"]).ok_or("the event has no id")?;
@@ -142,6 +238,7 @@ fn read_stripe(event_type: &str, payload: &[u8]) -> Result<Fact, String> {
         refs: Refs::default(),
         booking_id: booking_id(object),
         amount: None,
+        amount_captured: None,
         currency: string(&object["currency"]).map(|c| c.to_ascii_lowercase()),
         paid_at: None,
         kind: FactKind::IntentSucceeded,
@@ -156,9 +253,12 @@ fn read_stripe(event_type: &str, payload: &[u8]) -> Result<Fact, String> {
             fact.kind = match event_type {
                 "payment_intent.succeeded" => {
                     fact.paid_at = Some(occurred_at);
+                    // What was captured: below `amount` after a partial capture.
+                    fact.amount_captured = amount(&object["amount_received"])?.filter(|&a| a > 0);
                     FactKind::IntentSucceeded
                 }
                 "payment_intent.processing" => FactKind::IntentProcessing,
+                "payment_intent.amount_capturable_updated" => FactKind::IntentAuthorized,
                 "payment_intent.canceled" => FactKind::IntentCanceled {
                     reason: string(&object["cancellation_reason"]),
                 },
@@ -176,10 +276,14 @@ fn read_stripe(event_type: &str, payload: &[u8]) -> Result<Fact, String> {
             fact.refs.checkout_session = string(&object["id"]);
             fact.refs.payment_intent = id_of(&object["payment_intent"]);
             fact.amount = amount(&object["amount_total"])?;
-            let paid = matches!(
-                object["payment_status"].as_str(),
-                Some("paid" | "no_payment_required")
-            );
+            // A session in setup mode, or one whose total a discount brought to nothing, completes
+            // without taking money: it is never a payment and never confirms a booking.
+            let takes_no_money = object["mode"].as_str() == Some("setup")
+                || object["payment_status"].as_str() == Some("no_payment_required");
+            if takes_no_money && event_type != "checkout.session.expired" {
+                return Ok(None);
+            }
+            let paid = object["payment_status"].as_str() == Some("paid");
             fact.kind = match event_type {
                 "checkout.session.completed" => FactKind::SessionCompleted { paid },
                 "checkout.session.expired" => FactKind::SessionExpired,
@@ -190,31 +294,87 @@ fn read_stripe(event_type: &str, payload: &[u8]) -> Result<Fact, String> {
                 fact.paid_at = Some(occurred_at);
             }
         }
-        _ if event_type == "charge.refunded" => {
-            fact.refs.charge = string(&object["id"]);
+        _ if prefix == "refund" || event_type == "charge.refund.updated" => {
+            // refund.created / updated / failed and charge.refund.updated carry the refund.
+            fact.refs.charge = id_of(&object["charge"]);
             fact.refs.payment_intent = id_of(&object["payment_intent"]);
-            fact.amount = amount(&object["amount"])?;
-            let amount_refunded = amount(&object["amount_refunded"])?
-                .ok_or("charge.refunded has no integer amount_refunded")?;
-            let full = object["refunded"].as_bool() == Some(true)
-                || fact.amount.is_some_and(|a| amount_refunded >= a);
-            fact.paid_at = object["created"].as_i64();
-            fact.kind = FactKind::Refunded {
-                amount_refunded,
-                full,
+            fact.kind = FactKind::RefundUpdated {
+                refund: refund_seen(object)?,
+            };
+        }
+        _ if event_type.starts_with("charge.dispute.") => {
+            // A dispute's amount may be part of the charge, so it is not the payment's amount.
+            fact.refs.charge = id_of(&object["charge"]);
+            fact.refs.payment_intent = id_of(&object["payment_intent"]);
+            let status = string(&object["status"]);
+            let reason = string(&object["reason"]);
+            let dispute_id = string(&object["id"]);
+            let disputed = amount(&object["amount"])?;
+            fact.kind = match event_type {
+                "charge.dispute.created" => FactKind::DisputeOpened {
+                    status,
+                    reason,
+                    dispute_id,
+                    disputed,
+                },
+                "charge.dispute.updated" => FactKind::DisputeUpdated {
+                    status,
+                    reason,
+                    dispute_id,
+                    disputed,
+                },
+                "charge.dispute.closed" => FactKind::DisputeClosed {
+                    status,
+                    reason,
+                    dispute_id,
+                    disputed,
+                },
+                _ => FactKind::DisputeFunds {
+                    status,
+                    reason,
+                    dispute_id,
+                    disputed,
+                    withdrawn: event_type == "charge.dispute.funds_withdrawn",
+                },
             };
         }
         _ => {
-            // charge.dispute.*: a dispute's amount may be part of the charge, so it is not the payment's.
-            fact.refs.charge = id_of(&object["charge"]);
+            // charge.captured, charge.expired, charge.refunded: a charge.
+            fact.refs.charge = string(&object["id"]);
             fact.refs.payment_intent = id_of(&object["payment_intent"]);
-            fact.currency = None;
-            let status = string(&object["status"]);
-            let reason = string(&object["reason"]);
-            fact.kind = if event_type == "charge.dispute.created" {
-                FactKind::DisputeOpened { status, reason }
-            } else {
-                FactKind::DisputeClosed { status, reason }
+            fact.amount = amount(&object["amount"])?;
+            if object["captured"].as_bool() != Some(false) {
+                fact.amount_captured = amount(&object["amount_captured"])?.filter(|&a| a > 0);
+            }
+            let uncaptured = object["captured"].as_bool() == Some(false);
+            fact.kind = match event_type {
+                // Releasing an authorisation that was never captured takes no money back: none
+                // was taken.
+                "charge.expired" => FactKind::AuthorizationExpired,
+                "charge.refunded" if uncaptured => FactKind::AuthorizationExpired,
+                "charge.captured" => {
+                    fact.paid_at = Some(occurred_at);
+                    FactKind::ChargeCaptured
+                }
+                _ => {
+                    let amount_refunded = amount(&object["amount_refunded"])?
+                        .ok_or("charge.refunded has no integer amount_refunded")?;
+                    let paid = fact.amount_captured.or(fact.amount);
+                    let full = object["refunded"].as_bool() == Some(true)
+                        || paid.is_some_and(|a| amount_refunded >= a);
+                    fact.paid_at = object["created"].as_i64();
+                    let mut refunds = Vec::new();
+                    if let Some(list) = object["refunds"]["data"].as_array() {
+                        for refund in list {
+                            refunds.push(refund_seen(refund)?);
+                        }
+                    }
+                    FactKind::Refunded {
+                        amount_refunded,
+                        full,
+                        refunds,
+                    }
+                }
             };
         }
     }
@@ -223,7 +383,18 @@ fn read_stripe(event_type: &str, payload: &[u8]) -> Result<Fact, String> {
             "{event_type} names no payment intent, checkout session or charge"
         ));
     }
-    Ok(fact)
+    Ok(Some(fact))
+}
+
+/// A Stripe refund object.
+fn refund_seen(object: &Value) -> Result<RefundSeen, String> {
+    Ok(RefundSeen {
+        id: string(&object["id"]).ok_or("a refund has no id")?,
+        amount: amount(&object["amount"])?.ok_or("a refund has no integer amount")?,
+        status: string(&object["status"]).unwrap_or_else(|| "succeeded".into()),
+        created: object["created"].as_i64(),
+        failure_reason: string(&object["failure_reason"]),
+    })
 }
 
 /// Reads an event of a source with a payload mapping (already verified) into a fact. Its id is
@@ -277,6 +448,7 @@ fn read_mapped(
         },
         booking_id: field(&mapping.booking_id),
         amount: amount_value,
+        amount_captured: None,
         currency: field(&mapping.currency).map(|c| mapping.currency(&c)),
         paid_at: None,
         kind: FactKind::IntentProcessing,
@@ -299,11 +471,14 @@ fn read_mapped(
             FactKind::Refunded {
                 amount_refunded: refunded,
                 full: amount_value.is_none_or(|a| refunded >= a),
+                refunds: Vec::new(),
             }
         }
         MappedKind::Disputed => FactKind::DisputeOpened {
             status: None,
             reason: None,
+            dispute_id: None,
+            disputed: None,
         },
     };
     Ok(fact)
@@ -359,8 +534,12 @@ mod tests {
         for t in STRIPE_TYPES {
             let f = fact(t, &[]);
             assert!(!f.refs.ids().is_empty(), "{t}");
-            // A dispute names its charge and intent, not the booking: it joins the payment that does.
-            let booking = (!t.starts_with("charge.dispute")).then_some("booking-123");
+            // A dispute or a refund names its charge and intent, not the booking: it joins the
+            // payment that does.
+            let booking = (!t.starts_with("charge.dispute")
+                && !t.starts_with("refund.")
+                && *t != "charge.refund.updated")
+                .then_some("booking-123");
             assert_eq!(f.booking_id.as_deref(), booking, "{t}");
         }
         let session = fact("checkout.session.completed", &["payment_intent=pi_1"]);
@@ -371,13 +550,26 @@ mod tests {
     }
 
     #[test]
+    fn every_fact_reads_back_as_stored() {
+        // Facts are stored as JSON and joined again later: a field that does not survive the
+        // trip would change the ledger on the next event.
+        for t in STRIPE_TYPES {
+            let f = fact(t, &[]);
+            let stored = serde_json::to_string(&f).unwrap();
+            let back: Fact = serde_json::from_str(&stored).unwrap();
+            assert_eq!(back, f, "{t}: {stored}");
+        }
+    }
+
+    #[test]
     fn refunds_carry_the_running_total() {
         let f = fact("charge.refunded", &["amount_refunded=500"]);
         assert_eq!(
             f.kind,
             FactKind::Refunded {
                 amount_refunded: 500,
-                full: false
+                full: false,
+                refunds: vec![]
             }
         );
         let f = fact("charge.refunded", &[]);
@@ -385,7 +577,8 @@ mod tests {
             f.kind,
             FactKind::Refunded {
                 amount_refunded: 2000,
-                full: true
+                full: true,
+                refunds: vec![]
             }
         );
     }

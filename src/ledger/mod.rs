@@ -8,6 +8,11 @@ pub mod money;
 pub mod processor;
 pub mod state;
 
-pub use facts::{Fact, FactKind, Interpretation, Refs, interpret_mapped, interpret_stripe};
+pub use facts::{
+    Fact, FactKind, Interpretation, Refs, RefundSeen, interpret_mapped, interpret_stripe,
+};
 pub use processor::{Handled, Outcome, Processor};
-pub use state::{CheckoutStatus, PaymentState, PaymentStatus, derive, representative};
+pub use state::{
+    Attention, CheckoutStatus, DisputeView, PaymentState, PaymentStatus, RefundView, derive,
+    duplicates, representative,
+};

@@ -2,9 +2,13 @@
 //! (then event id) before anything is read from them, and every field is a join (any, max, min,
 //! precedence), so no arrival order and no repetition can change the result.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
-use super::facts::{Fact, FactKind};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::facts::{Fact, FactKind, RefundSeen};
 use crate::store::Payment;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
@@ -12,6 +16,7 @@ use crate::store::Payment;
 pub enum PaymentStatus {
     Pending,
     Processing,
+    Authorized,
     Succeeded,
     Failed,
     Canceled,
@@ -22,9 +27,10 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 9] = [
+    pub const ALL: [PaymentStatus; 10] = [
         PaymentStatus::Pending,
         PaymentStatus::Processing,
+        PaymentStatus::Authorized,
         PaymentStatus::Succeeded,
         PaymentStatus::Failed,
         PaymentStatus::Canceled,
@@ -38,6 +44,7 @@ impl PaymentStatus {
         match self {
             PaymentStatus::Pending => "pending",
             PaymentStatus::Processing => "processing",
+            PaymentStatus::Authorized => "authorized",
             PaymentStatus::Succeeded => "succeeded",
             PaymentStatus::Failed => "failed",
             PaymentStatus::Canceled => "canceled",
@@ -68,7 +75,7 @@ impl PaymentStatus {
     pub fn weight(self) -> u8 {
         match self {
             s if s.is_paid() => 3,
-            PaymentStatus::Processing | PaymentStatus::Pending => 2,
+            PaymentStatus::Processing | PaymentStatus::Pending | PaymentStatus::Authorized => 2,
             PaymentStatus::Failed => 1,
             _ => 0,
         }
@@ -109,19 +116,129 @@ impl CheckoutStatus {
     }
 }
 
-/// The payment that speaks for a booking with several (a customer who retried through new
-/// sessions): the paid one, else the one still in flight, else the latest.
+/// Something a person should look at, kept on the payment until it is resolved by hand.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Attention {
+    /// A second payment captured for a booking another payment had already paid.
+    Duplicate,
+    /// A refund failed (the money went back to the merchant's balance): the customer was not
+    /// refunded, and a booking already told `refunded` cannot be told otherwise.
+    RefundFailed,
+    /// The booking service refused to confirm a booking whose money was taken.
+    BookingRefused,
+}
+
+impl Attention {
+    pub const ALL: [Attention; 3] = [
+        Attention::Duplicate,
+        Attention::RefundFailed,
+        Attention::BookingRefused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attention::Duplicate => "duplicate",
+            Attention::RefundFailed => "refund_failed",
+            Attention::BookingRefused => "booking_refused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Attention> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// What an operator should do about it.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Attention::Duplicate => {
+                "the booking was paid twice: refund one of the payments in the provider's dashboard"
+            }
+            Attention::RefundFailed => {
+                "a refund failed and the money is back in the merchant's balance: refund the customer another way"
+            }
+            Attention::BookingRefused => {
+                "money was taken for a booking the booking service would not confirm: refund it or restore the booking"
+            }
+        }
+    }
+}
+
+/// A refund of the payment, as its latest status says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RefundView {
+    pub id: String,
+    /// Minor units.
+    pub amount: i64,
+    /// `pending`, `requires_action`, `succeeded`, `failed` or `canceled`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+}
+
+/// A dispute of the payment (an inquiry or a chargeback), as its furthest status says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DisputeView {
+    /// `dp_...`; none for disputes recorded before payhook kept their ids.
+    pub id: Option<String>,
+    pub status: Option<String>,
+    pub reason: Option<String>,
+    /// Minor units disputed.
+    pub amount: Option<i64>,
+    /// An inquiry (`warning_*`): not a chargeback, no money moves.
+    pub inquiry: bool,
+    /// What the dispute holds back from the merchant now: withdrawn and not reinstated.
+    pub funds_held: i64,
+}
+
+/// The payment that speaks for a booking with several payments (a customer who retried through
+/// new sessions, or paid twice): the first payment still holding money, else the latest one that
+/// was paid (refunded or lost), else the one in flight, else the latest.
 pub fn representative(payments: &[Payment]) -> Option<&Payment> {
     payments.iter().max_by_key(|p| {
-        (
-            p.state.status.weight(),
-            p.state.last_event_at.unwrap_or(0),
-            p.id,
-        )
+        let s = &p.state;
+        let class = if s.holds_money() {
+            4
+        } else {
+            s.status.weight()
+        };
+        // Among payments holding money, an intact one speaks first, then the earliest paid (a
+        // duplicate comes later); among the others, the latest.
+        let intact = u8::from(class == 4 && s.status == PaymentStatus::Succeeded);
+        let (at, id) = if class == 4 {
+            (
+                -s.paid_at.unwrap_or(0),
+                std::cmp::Reverse(s.payment_intent_id.clone()),
+            )
+        } else {
+            (s.last_event_at.unwrap_or(0), std::cmp::Reverse(None))
+        };
+        (class, intact, at, id, p.id)
     })
 }
 
-/// Everything the `payments` row holds, derived from facts alone.
+/// Which of a booking's payments are duplicates: every payment that was captured after another
+/// one of the booking was (by the provider's payment time, then payment intent id), so the flag
+/// does not depend on which payment payhook heard of first.
+pub fn duplicates(payments: &[Payment]) -> Vec<i64> {
+    let mut paid: Vec<&Payment> = payments
+        .iter()
+        .filter(|p| p.state.status.is_paid())
+        .collect();
+    paid.sort_by(|a, b| {
+        (a.state.paid_at, &a.state.payment_intent_id, a.id).cmp(&(
+            b.state.paid_at,
+            &b.state.payment_intent_id,
+            b.id,
+        ))
+    });
+    paid.iter().skip(1).map(|p| p.id).collect()
+}
+
+/// Everything the `payments` row holds, derived from facts alone (and, for `attention`, from the
+/// booking's other payments and the booking service's answers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentState {
     pub status: PaymentStatus,
@@ -129,9 +246,16 @@ pub struct PaymentState {
     pub payment_intent_id: Option<String>,
     pub checkout_session_id: Option<String>,
     pub charge_id: Option<String>,
+    /// The amount asked for (authorised, for a manual capture).
     pub amount: Option<i64>,
+    /// The amount taken: what was captured, once paid.
+    pub amount_captured: Option<i64>,
     pub currency: Option<String>,
     pub amount_refunded: i64,
+    pub refunds: Vec<RefundView>,
+    pub disputes: Vec<DisputeView>,
+    /// What disputes hold back now, all disputes together.
+    pub amount_disputed: i64,
     pub checkout_status: Option<CheckoutStatus>,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
@@ -141,16 +265,57 @@ pub struct PaymentState {
     pub dispute_outcome: Option<String>,
     pub paid_at: Option<i64>,
     pub refunded_at: Option<i64>,
+    /// What needs a person, sorted.
+    pub attention: Vec<Attention>,
     /// The newest fact in provider time: the event that explains the current state.
     pub last_event_id: Option<String>,
     pub last_event_at: Option<i64>,
 }
 
+impl PaymentState {
+    /// Money taken and still held: paid, not fully refunded, not lost in a dispute.
+    pub fn holds_money(&self) -> bool {
+        self.status.is_paid()
+            && self.status != PaymentStatus::Refunded
+            && self.dispute_outcome.as_deref() != Some("lost")
+    }
+
+    /// What the customer paid: the captured amount, else (for events that do not say) the
+    /// amount asked for.
+    pub fn amount_paid(&self) -> Option<i64> {
+        if self.status.is_paid() {
+            self.amount_captured.or(self.amount)
+        } else {
+            None
+        }
+    }
+
+    pub fn needs(&self, attention: Attention) -> bool {
+        self.attention.contains(&attention)
+    }
+
+    /// Sets or clears one flag, keeping the list sorted; true if it changed.
+    pub fn flag(&mut self, attention: Attention, on: bool) -> bool {
+        if self.needs(attention) == on {
+            return false;
+        }
+        if on {
+            self.attention.push(attention);
+            self.attention.sort();
+        } else {
+            self.attention.retain(|a| *a != attention);
+        }
+        true
+    }
+}
+
 /// Derives a payment's state from its facts, in any order, repeated or not.
 ///
-/// Status precedence, highest first: an open or lost dispute; a full refund; a partial refund;
-/// paid (an intent or session success, or any refund or dispute, which imply a payment);
-/// canceled; expired; then whichever of processing and failed the provider said last; pending.
+/// Status precedence, highest first: a chargeback open or lost; a full refund; a partial refund;
+/// paid (an intent or session success, a capture, or any refund or dispute, which imply a
+/// payment); canceled (by the merchant or customer, or an authorisation that lapsed); expired;
+/// authorised and not yet captured; then whichever of processing and failed the provider said
+/// last; pending.
 pub fn derive(facts: &[Fact]) -> PaymentState {
     let mut facts: Vec<&Fact> = facts.iter().collect();
     facts.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
@@ -174,42 +339,14 @@ pub fn derive(facts: &[Fact]) -> PaymentState {
     let currency = priced
         .and_then(|f| f.currency.clone())
         .or_else(|| first(&|f| f.currency.clone()));
+    // A capture only grows (a partial capture releases the rest), so the largest seen is it.
+    let captured = facts.iter().filter_map(|f| f.amount_captured).max();
 
-    let refund = facts
+    let disputes = disputes(&facts);
+    let disputed = !disputes.is_empty();
+    let chargeback_holds = disputes
         .iter()
-        .filter_map(|f| match f.kind {
-            FactKind::Refunded {
-                amount_refunded,
-                full,
-            } => Some((amount_refunded, full, f.occurred_at)),
-            _ => None,
-        })
-        // The largest running total; the earliest event that reported it.
-        .min_by_key(|(refunded, _, at)| (std::cmp::Reverse(*refunded), *at));
-    let amount_refunded = refund.map_or(0, |(r, _, _)| r);
-    let fully_refunded = facts
-        .iter()
-        .any(|f| matches!(f.kind, FactKind::Refunded { full: true, .. }))
-        || amount.is_some_and(|a| a > 0 && amount_refunded >= a);
-
-    let opened = kinds().any(|k| matches!(k, FactKind::DisputeOpened { .. }));
-    let closed = facts.iter().rev().find_map(|f| match &f.kind {
-        FactKind::DisputeClosed { status, reason } => Some((status.clone(), reason.clone())),
-        _ => None,
-    });
-    let latest_opened = facts.iter().rev().find_map(|f| match &f.kind {
-        FactKind::DisputeOpened { status, reason } => Some((status.clone(), reason.clone())),
-        _ => None,
-    });
-    let dispute_outcome = closed.as_ref().and_then(|(status, _)| status.clone());
-    let (dispute_status, dispute_reason) = match (&closed, &latest_opened) {
-        (Some((s, r)), opened) => (s.clone(), r.clone().or_else(|| opened.clone()?.1)),
-        (None, Some((s, r))) => (s.clone(), r.clone()),
-        (None, None) => (None, None),
-    };
-    let disputed = opened || closed.is_some();
-    let dispute_holds =
-        disputed && !matches!(dispute_outcome.as_deref(), Some("won" | "warning_closed"));
+        .any(|d| !d.view.inquiry && !matches!(d.view.status.as_deref(), Some("won" | "prevented")));
 
     let success_at = facts
         .iter()
@@ -219,17 +356,38 @@ pub fn derive(facts: &[Fact]) -> PaymentState {
                 FactKind::IntentSucceeded
                     | FactKind::SessionCompleted { paid: true }
                     | FactKind::SessionAsyncSucceeded
+                    | FactKind::ChargeCaptured
             )
         })
         .map(|f| f.paid_at.unwrap_or(f.occurred_at))
         .min();
-    let paid = success_at.is_some() || refund.is_some() || disputed;
+    let refund_seen = kinds().any(|k| {
+        matches!(
+            k,
+            FactKind::Refunded { .. } | FactKind::RefundUpdated { .. }
+        )
+    });
+    let paid = success_at.is_some() || refund_seen || disputed;
     let paid_at = success_at
         .or_else(|| facts.iter().filter_map(|f| f.paid_at).min())
         .or_else(|| paid.then(|| facts.first().map(|f| f.occurred_at)).flatten());
+    let amount_paid = paid.then_some(captured.or(amount)).flatten();
 
-    let canceled = kinds().any(|k| matches!(k, FactKind::IntentCanceled { .. }));
+    let refunds = refunds(&facts, amount_paid);
+    let fully_refunded = refunds.total > 0
+        && match amount_paid {
+            Some(a) => refunds.total >= a,
+            None => refunds.snapshot_full,
+        };
+
+    let canceled = kinds().any(|k| {
+        matches!(
+            k,
+            FactKind::IntentCanceled { .. } | FactKind::AuthorizationExpired
+        )
+    });
     let expired = kinds().any(|k| matches!(k, FactKind::SessionExpired));
+    let authorized = kinds().any(|k| matches!(k, FactKind::IntentAuthorized));
     // Between "still processing" and "this attempt failed", the provider's latest word counts.
     let in_flight = facts.iter().rev().find_map(|f| match f.kind {
         FactKind::IntentProcessing | FactKind::SessionCompleted { paid: false } => {
@@ -239,11 +397,11 @@ pub fn derive(facts: &[Fact]) -> PaymentState {
         _ => None,
     });
 
-    let status = if dispute_holds {
+    let status = if chargeback_holds {
         PaymentStatus::Disputed
     } else if fully_refunded {
         PaymentStatus::Refunded
-    } else if amount_refunded > 0 {
+    } else if refunds.total > 0 {
         PaymentStatus::PartiallyRefunded
     } else if paid {
         PaymentStatus::Succeeded
@@ -251,6 +409,8 @@ pub fn derive(facts: &[Fact]) -> PaymentState {
         PaymentStatus::Canceled
     } else if expired {
         PaymentStatus::Expired
+    } else if authorized {
+        PaymentStatus::Authorized
     } else {
         in_flight.unwrap_or(PaymentStatus::Pending)
     };
@@ -284,20 +444,40 @@ pub fn derive(facts: &[Fact]) -> PaymentState {
         }
     });
 
-    // The charge that took the money: from a refund or dispute, else the successful intent's.
+    // The charge that took the money: from a charge event, else a refund or dispute, else the
+    // successful intent's.
     let charge_id = facts
         .iter()
         .filter(|f| !matches!(f.kind, FactKind::IntentFailed { .. }))
         .filter_map(|f| f.refs.charge.clone().map(|c| (f, c)))
         .min_by_key(|(f, _)| {
             let rank = match f.kind {
-                FactKind::Refunded { .. } => 0,
-                FactKind::DisputeOpened { .. } | FactKind::DisputeClosed { .. } => 1,
-                _ => 2,
+                FactKind::Refunded { .. }
+                | FactKind::ChargeCaptured
+                | FactKind::AuthorizationExpired => 0,
+                FactKind::RefundUpdated { .. } => 1,
+                FactKind::DisputeOpened { .. }
+                | FactKind::DisputeUpdated { .. }
+                | FactKind::DisputeClosed { .. }
+                | FactKind::DisputeFunds { .. } => 2,
+                _ => 3,
             };
             (rank, f.occurred_at, f.event_id.clone())
         })
         .map(|(_, c)| c);
+
+    // The dispute that speaks for the payment: the one heard of last.
+    let main = disputes
+        .iter()
+        .max_by_key(|d| (d.last_at, d.view.id.clone()));
+    let dispute_outcome = main
+        .and_then(|d| d.view.status.clone())
+        .filter(|s| matches!(s.as_str(), "won" | "lost" | "warning_closed" | "prevented"));
+    let mut attention = Vec::new();
+    if refunds.views.iter().any(|r| r.status == "failed") {
+        attention.push(Attention::RefundFailed);
+    }
+    let amount_disputed = disputes.iter().map(|d| d.view.funds_held).sum();
 
     let last = facts.last();
     PaymentState {
@@ -307,19 +487,244 @@ pub fn derive(facts: &[Fact]) -> PaymentState {
         checkout_session_id,
         charge_id,
         amount,
+        amount_captured: amount_paid,
         currency,
-        amount_refunded,
+        amount_refunded: refunds.total,
+        refunds: refunds.views,
+        amount_disputed,
         checkout_status,
         failure_code,
         failure_message,
-        dispute_status,
-        dispute_reason,
+        dispute_status: main.and_then(|d| d.view.status.clone()),
+        dispute_reason: main.and_then(|d| d.view.reason.clone()),
         dispute_outcome,
+        disputes: disputes.into_iter().map(|d| d.view).collect(),
         paid_at: if paid { paid_at } else { None },
-        refunded_at: refund.map(|(_, _, at)| at),
+        refunded_at: refunds.at,
+        attention,
         last_event_id: last.map(|f| f.event_id.clone()),
         last_event_at: last.map(|f| f.occurred_at),
     }
+}
+
+/// The refunds of a payment, joined from refund objects and charge snapshots.
+struct Refunds {
+    /// Minor units refunded: refunds pending or succeeded, never more than was paid.
+    total: i64,
+    /// The newest charge snapshot said the charge was fully refunded.
+    snapshot_full: bool,
+    at: Option<i64>,
+    views: Vec<RefundView>,
+}
+
+/// Each refund object's status is the furthest along its lifecycle any event reported; a refund
+/// that failed or was canceled gives the money back. A charge snapshot (`amount_refunded`) counts
+/// what was refunded at its time: the newest one is the base (ties: the larger total, then the
+/// event id), corrected by what the refund objects say changed after it (a refund created
+/// later, one that failed later).
+fn refunds(facts: &[&Fact], amount_paid: Option<i64>) -> Refunds {
+    // id → (refund at its furthest status, (stage, event time, event id) that said so, created).
+    type Joined<'a> = (&'a RefundSeen, (u8, i64, &'a str), i64);
+    let mut objects: BTreeMap<&str, Joined> = BTreeMap::new();
+    let mut observations: Vec<(&RefundSeen, i64)> = Vec::new();
+    let mut snapshot: Option<(i64, i64, &str, bool)> = None;
+    for f in facts {
+        let seen: &[RefundSeen] = match &f.kind {
+            FactKind::Refunded {
+                amount_refunded,
+                full,
+                refunds,
+            } => {
+                let key = (f.occurred_at, *amount_refunded, f.event_id.as_str(), *full);
+                if snapshot.is_none_or(|s| (key.0, key.1, key.2) > (s.0, s.1, s.2)) {
+                    snapshot = Some(key);
+                }
+                refunds
+            }
+            FactKind::RefundUpdated { refund } => std::slice::from_ref(refund),
+            _ => &[],
+        };
+        for r in seen {
+            observations.push((r, f.occurred_at));
+            let rank = (r.stage(), f.occurred_at, f.event_id.as_str());
+            let first = r.created.unwrap_or(f.occurred_at);
+            objects
+                .entry(r.id.as_str())
+                .and_modify(|(best, best_rank, first_seen)| {
+                    if rank > *best_rank {
+                        *best = r;
+                        *best_rank = rank;
+                    }
+                    *first_seen = (*first_seen).min(first);
+                })
+                .or_insert((r, rank, first));
+        }
+    }
+    let live_now: i64 = objects
+        .values()
+        .filter(|(r, ..)| r.is_live())
+        .map(|(r, ..)| r.amount)
+        .sum();
+    let mut total = match snapshot {
+        None => live_now,
+        Some((at, base, ..)) => {
+            // What the snapshot counted of each known refund: one created by then and not yet
+            // failed or canceled by then.
+            let counted: i64 = objects
+                .iter()
+                .filter(|(id, (_, _, created))| {
+                    *created <= at
+                        && !observations
+                            .iter()
+                            .any(|(r, seen)| r.id == **id && *seen <= at && !r.is_live())
+                })
+                .map(|(_, (r, ..))| r.amount)
+                .sum();
+            base + live_now - counted
+        }
+    };
+    total = total.max(0);
+    if let Some(paid) = amount_paid {
+        total = total.min(paid);
+    }
+    let at = (total > 0)
+        .then(|| {
+            let live = objects
+                .values()
+                .filter(|(r, ..)| r.is_live())
+                .map(|(_, _, created)| *created);
+            let snap = snapshot.filter(|s| s.1 > 0).map(|s| s.0);
+            live.chain(snap).max()
+        })
+        .flatten();
+    Refunds {
+        total,
+        snapshot_full: snapshot.is_some_and(|s| s.3),
+        at,
+        views: objects
+            .values()
+            .map(|(r, ..)| RefundView {
+                id: r.id.clone(),
+                amount: r.amount,
+                status: r.status.clone(),
+                failure_reason: r.failure_reason.clone(),
+            })
+            .collect(),
+    }
+}
+
+struct Dispute {
+    view: DisputeView,
+    last_at: i64,
+}
+
+/// How far along a dispute is: inquiries first, then chargebacks (an inquiry can be escalated to
+/// one), then the outcome. The furthest status seen is the dispute's, whatever the order.
+fn dispute_stage(status: Option<&str>) -> u8 {
+    match status {
+        Some("warning_needs_response") => 0,
+        Some("warning_under_review") => 1,
+        None | Some("needs_response") => 2,
+        Some("under_review") => 3,
+        Some("warning_closed") => 4,
+        Some(_) => 5,
+    }
+}
+
+/// A payment's disputes, each joined from its events by id.
+fn disputes(facts: &[&Fact]) -> Vec<Dispute> {
+    struct Joined<'a> {
+        status: (u8, i64, &'a str, Option<&'a str>),
+        reason: Option<(i64, &'a str)>,
+        amount: Option<i64>,
+        withdrawn: bool,
+        reinstated: bool,
+        last_at: i64,
+    }
+    let mut by_id: BTreeMap<Option<&str>, Joined> = BTreeMap::new();
+    for f in facts {
+        let (status, reason, id, amount, funds) = match &f.kind {
+            FactKind::DisputeOpened {
+                status,
+                reason,
+                dispute_id,
+                disputed: amount,
+            }
+            | FactKind::DisputeUpdated {
+                status,
+                reason,
+                dispute_id,
+                disputed: amount,
+            } => (status, reason, dispute_id, amount, None),
+            FactKind::DisputeClosed {
+                status,
+                reason,
+                dispute_id,
+                disputed: amount,
+            } => (status, reason, dispute_id, amount, None),
+            FactKind::DisputeFunds {
+                status,
+                reason,
+                dispute_id,
+                disputed: amount,
+                withdrawn,
+            } => (status, reason, dispute_id, amount, Some(*withdrawn)),
+            _ => continue,
+        };
+        let mut stage = dispute_stage(status.as_deref());
+        if matches!(f.kind, FactKind::DisputeClosed { .. }) && status.is_none() {
+            stage = 5; // closed, outcome unknown
+        }
+        let rank = (stage, f.occurred_at, f.event_id.as_str(), status.as_deref());
+        let j = by_id.entry(id.as_deref()).or_insert(Joined {
+            status: rank,
+            reason: None,
+            amount: None,
+            withdrawn: false,
+            reinstated: false,
+            last_at: f.occurred_at,
+        });
+        if rank > j.status {
+            j.status = rank;
+        }
+        if let Some(r) = reason.as_deref()
+            && j.reason.is_none_or(|(at, _)| (f.occurred_at, r) > (at, ""))
+        {
+            j.reason = Some((f.occurred_at, r));
+        }
+        j.amount = j.amount.max(*amount);
+        j.withdrawn |= funds == Some(true);
+        j.reinstated |= funds == Some(false);
+        j.last_at = j.last_at.max(f.occurred_at);
+    }
+    by_id
+        .into_iter()
+        .map(|(id, j)| {
+            let status = j.status.3.map(str::to_string).or_else(|| {
+                // A dispute recorded before its status was kept: open, or closed with no outcome.
+                (j.status.0 == 5).then(|| "closed".to_string())
+            });
+            let inquiry = status.as_deref().is_some_and(|s| s.starts_with("warning_"));
+            let amount = j.amount;
+            let held = match status.as_deref() {
+                Some("lost" | "closed") => true,
+                Some("won" | "prevented" | "warning_closed") => false,
+                _ if j.reinstated => false,
+                _ => j.withdrawn || !inquiry,
+            };
+            Dispute {
+                view: DisputeView {
+                    id: id.map(str::to_string),
+                    status: status.or_else(|| Some("needs_response".into())),
+                    reason: j.reason.map(|(_, r)| r.to_string()),
+                    amount,
+                    inquiry,
+                    funds_held: if held { amount.unwrap_or(0) } else { 0 },
+                },
+                last_at: j.last_at,
+            }
+        })
+        .collect()
 }
 
 /// Which facts speak first for a payment's amount and booking: the intent's own, then (for an
@@ -328,11 +733,20 @@ fn authority(kind: &FactKind, for_amount: bool) -> u8 {
     match kind {
         FactKind::IntentSucceeded
         | FactKind::IntentProcessing
+        | FactKind::IntentAuthorized
         | FactKind::IntentFailed { .. }
         | FactKind::IntentCanceled { .. } => 0,
-        FactKind::Refunded { .. } if for_amount => 1,
-        FactKind::Refunded { .. } => 2,
-        FactKind::DisputeOpened { .. } | FactKind::DisputeClosed { .. } => 3,
+        FactKind::Refunded { .. } | FactKind::ChargeCaptured | FactKind::AuthorizationExpired
+            if for_amount =>
+        {
+            1
+        }
+        FactKind::Refunded { .. } | FactKind::ChargeCaptured | FactKind::AuthorizationExpired => 2,
+        FactKind::RefundUpdated { .. }
+        | FactKind::DisputeOpened { .. }
+        | FactKind::DisputeUpdated { .. }
+        | FactKind::DisputeClosed { .. }
+        | FactKind::DisputeFunds { .. } => 3,
         _ if for_amount => 2,
         _ => 1,
     }
@@ -354,6 +768,7 @@ mod tests {
             },
             booking_id: Some("b-1".into()),
             amount: Some(2000),
+            amount_captured: None,
             currency: Some("eur".into()),
             paid_at: matches!(kind, FactKind::IntentSucceeded).then_some(at),
             kind,
@@ -367,6 +782,7 @@ mod tests {
             FactKind::Refunded {
                 amount_refunded,
                 full: amount_refunded >= 2000,
+                refunds: Vec::new(),
             },
         )
     }
@@ -411,7 +827,7 @@ mod tests {
     }
 
     #[test]
-    fn partial_refunds_join_by_max() {
+    fn the_newest_charge_snapshot_counts_not_the_largest() {
         let facts = [
             fact("evt_s", 10, FactKind::IntentSucceeded),
             refund("evt_r2", 30, 1200),
@@ -432,6 +848,8 @@ mod tests {
             FactKind::DisputeOpened {
                 status: Some("needs_response".into()),
                 reason: Some("fraudulent".into()),
+                dispute_id: None,
+                disputed: None,
             },
         );
         let closed = |outcome: &str| {
@@ -441,6 +859,8 @@ mod tests {
                 FactKind::DisputeClosed {
                     status: Some(outcome.into()),
                     reason: Some("fraudulent".into()),
+                    dispute_id: None,
+                    disputed: None,
                 },
             )
         };

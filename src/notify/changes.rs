@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
 use crate::config::{TargetKind, TargetSettings};
-use crate::ledger::{CheckoutStatus, PaymentState, PaymentStatus};
+use crate::ledger::{Attention, CheckoutStatus, PaymentState, PaymentStatus};
 
 /// A point in a payment's life that someone is told about, in the order a payment goes through them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -18,10 +18,14 @@ pub enum Step {
     Confirmed,
     PartiallyRefunded,
     Refunded,
+    RefundFailed,
     Disputed,
     DisputeClosed,
     Failed,
     CheckoutExpired,
+    Duplicate,
+    /// The booking service refused a booking whose money was taken.
+    NeedsAttention,
 }
 
 impl Step {
@@ -31,10 +35,13 @@ impl Step {
             Step::Confirmed => "payment.confirmed",
             Step::PartiallyRefunded => "payment.partially_refunded",
             Step::Refunded => "payment.refunded",
+            Step::RefundFailed => "payment.refund_failed",
             Step::Disputed => "payment.disputed",
             Step::DisputeClosed => "payment.dispute_closed",
             Step::Failed => "payment.failed",
             Step::CheckoutExpired => "checkout.expired",
+            Step::Duplicate => "payment.duplicate",
+            Step::NeedsAttention => "payment.needs_attention",
         }
     }
 
@@ -47,30 +54,43 @@ impl Step {
             Step::PartiallyRefunded => Some("partially_refunded"),
             Step::Refunded => Some("refunded"),
             Step::CheckoutExpired => Some("cancelled"),
-            Step::Disputed | Step::DisputeClosed | Step::Failed => None,
+            Step::RefundFailed
+            | Step::Disputed
+            | Step::DisputeClosed
+            | Step::Failed
+            | Step::Duplicate
+            | Step::NeedsAttention => None,
         }
     }
 }
 
 fn fully_refunded(s: &PaymentState) -> bool {
     s.status == PaymentStatus::Refunded
-        || (s.amount_refunded > 0 && s.amount.is_some_and(|a| s.amount_refunded >= a))
+        || (s.amount_refunded > 0 && s.amount_paid().is_some_and(|a| s.amount_refunded >= a))
 }
 
 /// The steps a payment in state `s` has reached, in order.
 pub fn reached(s: &PaymentState) -> Vec<Step> {
     let full = fully_refunded(s);
+    let chargeback = s.disputes.iter().any(|d| !d.inquiry);
     [
         (Step::Confirmed, s.status.is_paid()),
         (Step::PartiallyRefunded, s.amount_refunded > 0 && !full),
         (Step::Refunded, full),
-        (Step::Disputed, s.dispute_status.is_some()),
-        (Step::DisputeClosed, s.dispute_outcome.is_some()),
+        (Step::RefundFailed, s.needs(Attention::RefundFailed)),
+        // An inquiry is not a chargeback: subscribers hear of disputes that move money.
+        (Step::Disputed, chargeback),
+        (
+            Step::DisputeClosed,
+            chargeback && s.dispute_outcome.is_some(),
+        ),
         (Step::Failed, s.status == PaymentStatus::Failed),
         (
             Step::CheckoutExpired,
             s.checkout_status == Some(CheckoutStatus::Expired),
         ),
+        (Step::Duplicate, s.needs(Attention::Duplicate)),
+        (Step::NeedsAttention, s.needs(Attention::BookingRefused)),
     ]
     .into_iter()
     .filter_map(|(step, yes)| yes.then_some(step))
@@ -90,6 +110,10 @@ pub struct Change<'a> {
     /// may have several payments); `None` when the booking had none.
     pub booking_before: Option<&'a PaymentState>,
     pub booking_after: Option<&'a PaymentState>,
+    /// The statuses the booking service was already told: each is told once, and once told
+    /// `refunded` (a refund that failed since cannot be taken back in its contract) a booking
+    /// is never told `partially_refunded`.
+    pub booking_told: &'a [&'a str],
 }
 
 /// An outbox row to write.
@@ -104,6 +128,8 @@ pub struct NewDelivery {
     pub payment_id: i64,
     pub booking_id: Option<String>,
     pub payload: String,
+    /// It is a booking-status notification (`event` is the booking's new status).
+    pub booking_status: bool,
     /// The provider event whose application caused it.
     pub source: Option<String>,
     pub source_event_id: Option<String>,
@@ -137,9 +163,18 @@ pub fn deliveries_for(
     let booking_steps: Vec<Step> = match (&after.booking_id, change.booking_after) {
         (Some(_), Some(booking_after)) => {
             let before = change.booking_before.map(reached).unwrap_or_default();
+            // A booking told `refunded` is never told `partially_refunded` after (a refund
+            // that failed cannot be taken back in its contract; it is flagged instead).
+            let told = |s: &Step| {
+                change
+                    .booking_told
+                    .contains(&s.booking_status().unwrap_or(""))
+            };
+            let refunded_before = told(&Step::Refunded) || before.contains(&Step::Refunded);
             reached(booking_after)
                 .into_iter()
-                .filter(|s| !before.contains(s) && s.booking_status().is_some())
+                .filter(|s| !before.contains(s) && s.booking_status().is_some() && !told(s))
+                .filter(|s| !(refunded_before && *s == Step::PartiallyRefunded))
                 .collect()
         }
         _ => Vec::new(),
@@ -162,6 +197,7 @@ pub fn deliveries_for(
                         payment_id: change.payment_id,
                         booking_id: after.booking_id.clone(),
                         payload: booking_payload(status, booking).to_string(),
+                        booking_status: true,
                         source: Some(change.cause.0.to_string()),
                         source_event_id: Some(change.cause.1.to_string()),
                     });
@@ -181,6 +217,7 @@ pub fn deliveries_for(
                         payment_id: change.payment_id,
                         booking_id: after.booking_id.clone(),
                         payload: event_payload(name, change.payment_id, after, now).to_string(),
+                        booking_status: false,
                         source: Some(change.cause.0.to_string()),
                         source_event_id: Some(change.cause.1.to_string()),
                     });
@@ -226,8 +263,13 @@ fn event_payload(
             "booking_id": s.booking_id,
             "status": s.status.as_str(),
             "amount": s.amount,
+            "amount_captured": s.amount_captured,
             "currency": s.currency,
             "amount_refunded": s.amount_refunded,
+            "refunds": s.refunds,
+            "amount_disputed": s.amount_disputed,
+            "disputes": s.disputes,
+            "attention": s.attention,
             "payment_intent_id": s.payment_intent_id,
             "checkout_session_id": s.checkout_session_id,
             "charge_id": s.charge_id,
@@ -256,8 +298,13 @@ mod tests {
             checkout_session_id: None,
             charge_id: None,
             amount: Some(5000),
+            amount_captured: Some(5000),
             currency: Some("eur".into()),
             amount_refunded: 0,
+            refunds: Vec::new(),
+            disputes: Vec::new(),
+            amount_disputed: 0,
+            attention: Vec::new(),
             checkout_status: None,
             failure_code: None,
             failure_message: None,
@@ -302,6 +349,7 @@ mod tests {
                 after,
                 booking_before: before.first(),
                 booking_after: Some(after),
+                booking_told: &[],
             },
             Utc::now(),
         )

@@ -99,6 +99,24 @@ fn object_for(event_type: &str, now: i64) -> Result<Value, FixtureError> {
             "metadata": {},
         })
     };
+    let charge = |captured: bool, refunded: i64| {
+        json!({
+            "id": ch, "object": "charge", "amount": amount,
+            "amount_captured": if captured { amount } else { 0 },
+            "amount_refunded": refunded, "currency": currency, "captured": captured,
+            "paid": true, "refunded": refunded >= amount, "status": "succeeded",
+            "payment_intent": pi, "created": now, "livemode": false, "metadata": metadata,
+            "balance_transaction": if captured { json!(new_id("txn")) } else { Value::Null },
+        })
+    };
+    let refund = |status: &str| {
+        json!({
+            "id": new_id("re"), "object": "refund", "amount": amount, "currency": currency,
+            "charge": ch, "payment_intent": pi, "created": now, "status": status,
+            "reason": "requested_by_customer", "balance_transaction": new_id("txn"),
+            "metadata": {}, "receipt_number": Value::Null,
+        })
+    };
     let object = match event_type {
         "payment_intent.succeeded" => payment_intent("succeeded"),
         "payment_intent.processing" => payment_intent("processing"),
@@ -120,13 +138,29 @@ fn object_for(event_type: &str, now: i64) -> Result<Value, FixtureError> {
         "checkout.session.async_payment_succeeded" => session("complete", "paid"),
         "checkout.session.async_payment_failed" => session("complete", "unpaid"),
         "checkout.session.expired" => session("expired", "unpaid"),
-        "charge.refunded" => json!({
-            "id": ch, "object": "charge", "amount": amount, "amount_captured": amount,
-            "amount_refunded": amount, "currency": currency, "captured": true, "paid": true,
-            "refunded": true, "status": "succeeded", "payment_intent": pi, "created": now,
-            "livemode": false, "metadata": metadata,
-        }),
-        "charge.dispute.created" => dispute("needs_response"),
+        "payment_intent.amount_capturable_updated" => {
+            // Authorised with manual capture: the money is held, not taken.
+            let mut o = payment_intent("requires_capture");
+            o["capture_method"] = json!("manual");
+            o["amount_capturable"] = json!(amount);
+            o["latest_charge"] = json!(ch);
+            o
+        }
+        "charge.captured" => charge(true, 0),
+        // An authorisation never captured lapses: Stripe releases it as a refund of the
+        // uncaptured amount.
+        "charge.expired" => charge(false, amount),
+        "charge.refunded" => charge(true, amount),
+        "refund.created" | "refund.updated" | "charge.refund.updated" => refund("succeeded"),
+        "refund.failed" => {
+            let mut o = refund("failed");
+            o["failure_reason"] = json!("expired_or_canceled_card");
+            o["failure_balance_transaction"] = json!(new_id("txn"));
+            o
+        }
+        "charge.dispute.created" | "charge.dispute.funds_withdrawn" => dispute("needs_response"),
+        "charge.dispute.updated" => dispute("under_review"),
+        "charge.dispute.funds_reinstated" => dispute("won"),
         "charge.dispute.closed" => dispute("lost"),
         other => return Err(FixtureError::UnknownType(other.to_string())),
     };
@@ -183,6 +217,7 @@ mod tests {
                 "checkout.session" => "cs_test_",
                 "charge" => "ch_",
                 "dispute" => "dp_",
+                "refund" => "re_",
                 other => panic!("unexpected object {other}"),
             };
             assert!(o["id"].as_str().unwrap().starts_with(prefix), "{t}");

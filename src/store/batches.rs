@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
-use super::ledger::{Payment, time};
+use super::ledger::{Payment, PaymentDetail, attention_column, time};
 use super::{PgStore, SqliteStore, StoreError};
 use crate::ledger::{CheckoutStatus, Fact};
 use crate::notify::NewDelivery;
@@ -92,6 +92,27 @@ impl SqliteStore {
         rows.into_iter().map(parse_fact).collect()
     }
 
+    /// (booking, status) each of these bookings was already told by a booking-status target.
+    pub(super) async fn told_bookings(
+        conn: &mut SqliteConnection,
+        bookings: &[&str],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(concat!(
+            "SELECT DISTINCT booking_id, event FROM deliveries WHERE ",
+            super::ledger::TOLD_CONDITION!(),
+            " AND booking_id IN ("
+        ));
+        let mut list = q.separated(", ");
+        for b in bookings {
+            list.push_bind(b.to_string());
+        }
+        list.push_unseparated(")");
+        Ok(q.build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?)
+    }
+
     /// Ties provider ids to payments, in one statement; ids already tied stay put.
     pub(super) async fn insert_refs(
         conn: &mut SqliteConnection,
@@ -141,7 +162,8 @@ impl SqliteStore {
                 checkout_session_id, charge_id, amount, currency, amount_refunded, status,
                 checkout_status, failure_code, failure_message, dispute_status,
                 dispute_reason, dispute_outcome, paid_at, refunded_at, last_event_id,
-                last_event_at, updated_at, created_at) ",
+                last_event_at, updated_at, created_at, amount_captured, amount_disputed,
+                attention, detail) ",
         );
         q.push_values(payments, |mut row, p| {
             let s = &p.state;
@@ -166,7 +188,11 @@ impl SqliteStore {
                 .push_bind(s.last_event_id.clone())
                 .push_bind(s.last_event_at)
                 .push_bind(p.updated_at)
-                .push_bind(p.created_at);
+                .push_bind(p.created_at)
+                .push_bind(s.amount_captured)
+                .push_bind(s.amount_disputed)
+                .push_bind(attention_column(s))
+                .push_bind(PaymentDetail::column(s));
         });
         q.push(
             " ON CONFLICT (id) DO UPDATE SET booking_id = excluded.booking_id,
@@ -179,7 +205,10 @@ impl SqliteStore {
                 dispute_status = excluded.dispute_status, dispute_reason = excluded.dispute_reason,
                 dispute_outcome = excluded.dispute_outcome, paid_at = excluded.paid_at,
                 refunded_at = excluded.refunded_at, last_event_id = excluded.last_event_id,
-                last_event_at = excluded.last_event_at, updated_at = excluded.updated_at",
+                last_event_at = excluded.last_event_at, updated_at = excluded.updated_at,
+                amount_captured = excluded.amount_captured,
+                amount_disputed = excluded.amount_disputed, attention = excluded.attention,
+                detail = excluded.detail",
         );
         q.build().persistent(false).execute(&mut *conn).await?;
         Ok(())
@@ -284,6 +313,21 @@ impl PgStore {
         rows.into_iter().map(parse_fact).collect()
     }
 
+    /// (booking, status) each of these bookings was already told by a booking-status target.
+    pub(super) async fn told_bookings(
+        conn: &mut PgConnection,
+        bookings: &[&str],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT DISTINCT booking_id, event FROM deliveries WHERE ",
+            super::ledger::TOLD_CONDITION!(),
+            " AND booking_id = ANY($1::text[])"
+        ))
+        .bind(bookings)
+        .fetch_all(&mut *conn)
+        .await?)
+    }
+
     /// Ties provider ids to payments, in one statement; ids already tied stay put.
     pub(super) async fn insert_refs(
         conn: &mut PgConnection,
@@ -337,12 +381,14 @@ impl PgStore {
                 checkout_session_id, charge_id, amount, currency, amount_refunded, status,
                 checkout_status, failure_code, failure_message, dispute_status,
                 dispute_reason, dispute_outcome, paid_at, refunded_at, last_event_id,
-                last_event_at, updated_at, created_at)
+                last_event_at, updated_at, created_at, amount_captured, amount_disputed,
+                attention, detail)
              SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[],
                 $6::text[], $7::int8[], $8::text[], $9::int8[], $10::text[], $11::text[],
                 $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
                 $17::timestamptz[], $18::timestamptz[], $19::text[], $20::int8[],
-                $21::timestamptz[], $22::timestamptz[])
+                $21::timestamptz[], $22::timestamptz[], $23::int8[], $24::int8[], $25::text[],
+                $26::text[])
              ON CONFLICT (id) DO UPDATE SET booking_id = excluded.booking_id,
                 payment_intent_id = excluded.payment_intent_id,
                 checkout_session_id = excluded.checkout_session_id,
@@ -353,7 +399,10 @@ impl PgStore {
                 dispute_status = excluded.dispute_status, dispute_reason = excluded.dispute_reason,
                 dispute_outcome = excluded.dispute_outcome, paid_at = excluded.paid_at,
                 refunded_at = excluded.refunded_at, last_event_id = excluded.last_event_id,
-                last_event_at = excluded.last_event_at, updated_at = excluded.updated_at",
+                last_event_at = excluded.last_event_at, updated_at = excluded.updated_at,
+                amount_captured = excluded.amount_captured,
+                amount_disputed = excluded.amount_disputed, attention = excluded.attention,
+                detail = excluded.detail",
         )
         .bind(column(payments, |p| p.id))
         .bind(column(payments, |p| p.source.as_str()))
@@ -379,6 +428,10 @@ impl PgStore {
         .bind(column(payments, |p| p.state.last_event_at))
         .bind(column(payments, |p| p.updated_at))
         .bind(column(payments, |p| p.created_at))
+        .bind(column(payments, |p| p.state.amount_captured))
+        .bind(column(payments, |p| p.state.amount_disputed))
+        .bind(column(payments, |p| attention_column(&p.state)))
+        .bind(column(payments, |p| PaymentDetail::column(&p.state)))
         .execute(&mut *conn)
         .await?;
         Ok(())

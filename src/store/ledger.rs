@@ -293,6 +293,13 @@ macro_rules! ledger_queries {
             let checkout: Option<String> = r.try_get("checkout_status")?;
             let paid_at: Option<DateTime<Utc>> = r.try_get("paid_at")?;
             let refunded_at: Option<DateTime<Utc>> = r.try_get("refunded_at")?;
+            let attention: Option<String> = r.try_get("attention")?;
+            let detail: Option<String> = r.try_get("detail")?;
+            let detail: super::ledger::PaymentDetail = match detail {
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("payment detail: {e}")))?,
+                None => super::ledger::PaymentDetail::default(),
+            };
             Ok(super::ledger::Payment {
                 id: r.try_get("id")?,
                 source: r.try_get("source")?,
@@ -304,8 +311,12 @@ macro_rules! ledger_queries {
                     checkout_session_id: r.try_get("checkout_session_id")?,
                     charge_id: r.try_get("charge_id")?,
                     amount: r.try_get("amount")?,
+                    amount_captured: r.try_get("amount_captured")?,
                     currency: r.try_get("currency")?,
                     amount_refunded: r.try_get("amount_refunded")?,
+                    refunds: detail.refunds,
+                    disputes: detail.disputes,
+                    amount_disputed: r.try_get("amount_disputed")?,
                     checkout_status: checkout.as_deref().and_then(CheckoutStatus::parse),
                     failure_code: r.try_get("failure_code")?,
                     failure_message: r.try_get("failure_message")?,
@@ -314,6 +325,7 @@ macro_rules! ledger_queries {
                     dispute_outcome: r.try_get("dispute_outcome")?,
                     paid_at: paid_at.map(|t| t.timestamp()),
                     refunded_at: refunded_at.map(|t| t.timestamp()),
+                    attention: super::ledger::parse_attention(attention.as_deref()),
                     last_event_id: r.try_get("last_event_id")?,
                     last_event_at: r.try_get("last_event_at")?,
                 },
@@ -375,6 +387,14 @@ pub(super) fn event_listing_sql(f: &EventFilter) -> String {
         f.before.is_some(),
     )
 }
+
+/// The booking-status notifications, as the `deliveries_booking_told` index names them.
+macro_rules! told_condition {
+    () => {
+        "event IN ('confirmed', 'partially_refunded', 'refunded', 'cancelled')"
+    };
+}
+pub(super) use told_condition as TOLD_CONDITION;
 
 /// Unix seconds as a time, for the timestamp columns.
 pub(super) fn time(secs: i64) -> Option<DateTime<Utc>> {
@@ -459,6 +479,53 @@ pub struct EventSummary {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub received_at: DateTime<Utc>,
+}
+
+/// A payment's refunds and disputes, kept as one JSON column.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct PaymentDetail {
+    #[serde(default)]
+    pub refunds: Vec<crate::ledger::RefundView>,
+    #[serde(default)]
+    pub disputes: Vec<crate::ledger::DisputeView>,
+}
+
+impl PaymentDetail {
+    /// The column's text: `None` when there is nothing to say.
+    pub fn column(state: &PaymentState) -> Option<String> {
+        if state.refunds.is_empty() && state.disputes.is_empty() {
+            return None;
+        }
+        let detail = PaymentDetail {
+            refunds: state.refunds.clone(),
+            disputes: state.disputes.clone(),
+        };
+        Some(serde_json::to_string(&detail).expect("payment detail serializes"))
+    }
+}
+
+/// The `attention` column: flags, comma-separated, `None` when there are none.
+pub fn attention_column(state: &PaymentState) -> Option<String> {
+    (!state.attention.is_empty()).then(|| {
+        state
+            .attention
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// Reads the `attention` column; unknown flags (from a newer payhook) are skipped.
+pub fn parse_attention(text: Option<&str>) -> Vec<crate::ledger::Attention> {
+    let mut flags: Vec<_> = text
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(crate::ledger::Attention::parse)
+        .collect();
+    flags.sort();
+    flags.dedup();
+    flags
 }
 
 /// A `payments` row.
@@ -563,6 +630,17 @@ impl LedgerTx {
             return Ok(Vec::new());
         }
         on_tx!(self, facts_of(payment_ids))
+    }
+
+    /// (booking, status) these bookings were already told by a booking-status target.
+    pub async fn told_bookings(
+        &mut self,
+        bookings: &[&str],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        if bookings.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_tx!(self, told_bookings(bookings))
     }
 
     /// `n` ids no other payment has or will get, for payments this transaction creates.

@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "payloads compressed with lz4",
         include_str!("../../migrations/postgres/0008_payload_compression.sql"),
     ),
+    (
+        9,
+        "the payment lifecycle: captures, refund and dispute objects, attention",
+        include_str!("../../migrations/postgres/0009_payment_lifecycle.sql"),
+    ),
 ];
 
 pub struct PgStore {

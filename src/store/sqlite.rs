@@ -56,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "indexes of the admin listings",
         include_str!("../../migrations/sqlite/0007_admin_indexes.sql"),
     ),
+    (
+        8,
+        "the payment lifecycle: captures, refund and dispute objects, attention",
+        include_str!("../../migrations/sqlite/0008_payment_lifecycle.sql"),
+    ),
 ];
 
 pub struct SqliteStore {

@@ -122,6 +122,9 @@ pub struct PaymentIds {
     pub intent: String,
     pub session: String,
     pub charge: String,
+    /// The payment's dispute and refund: each of their events names the same object.
+    pub dispute: String,
+    pub refund: String,
 }
 
 impl PaymentIds {
@@ -132,6 +135,8 @@ impl PaymentIds {
             intent: new_id("pi"),
             session: new_id("cs_test"),
             charge: new_id("ch"),
+            dispute: new_id("dp"),
+            refund: new_id("re"),
         }
     }
 
@@ -157,7 +162,13 @@ impl PaymentIds {
                 format!("payment_intent={intent}"),
                 format!("metadata.bookingId={booking}"),
             ],
+            "charge.dispute" => vec![
+                format!("id={}", self.dispute),
+                format!("charge={charge}"),
+                format!("payment_intent={intent}"),
+            ],
             _ => vec![
+                format!("id={}", self.refund),
                 format!("charge={charge}"),
                 format!("payment_intent={intent}"),
             ],
