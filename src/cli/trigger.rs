@@ -36,6 +36,10 @@ pub struct TriggerArgs {
     /// Webhook source to sign for: `stripe` or a `[[sources]]` name.
     #[arg(long, default_value = "stripe")]
     source: String,
+    /// Send the event as Stripe's thin event notification (`v2.core.event`, type `v1.TYPE`,
+    /// the related object to fetch), as an event destination set to thin events does.
+    #[arg(long)]
+    thin: bool,
     /// Print the event instead of sending it.
     #[arg(long)]
     dry_run: bool,
@@ -55,7 +59,10 @@ pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCo
     let body = match (&args.body, &args.event_type) {
         (Some(path), _) => read_body(path)?,
         (None, Some(event_type)) if stripe_kind => {
-            let event = stripe_events::build_event(event_type, &args.add, now)?;
+            let mut event = stripe_events::build_event(event_type, &args.add, now)?;
+            if args.thin {
+                event = stripe_events::thin_event(&event);
+            }
             serde_json::to_vec_pretty(&event)?
         }
         (None, _) => bail!(

@@ -566,6 +566,14 @@ pub struct PaymentRow {
     currency: Option<String>,
     amount_formatted: Option<String>,
     amount_refunded: i64,
+    /// What was captured, once paid (below `amount` after a partial capture).
+    amount_captured: Option<i64>,
+    /// What open or lost disputes hold back now.
+    amount_disputed: i64,
+    refunds: Vec<crate::ledger::RefundView>,
+    disputes: Vec<crate::ledger::DisputeView>,
+    /// What needs a person: `duplicate`, `refund_failed`, `booking_refused`.
+    attention: Vec<crate::ledger::Attention>,
     payment_intent_id: Option<String>,
     checkout_session_id: Option<String>,
     charge_id: Option<String>,
@@ -589,6 +597,11 @@ fn payment_row(p: &Payment) -> PaymentRow {
         currency: s.currency.clone(),
         amount_formatted: money::format_known(s.amount, s.currency.as_deref()),
         amount_refunded: s.amount_refunded,
+        amount_captured: s.amount_captured,
+        amount_disputed: s.amount_disputed,
+        refunds: s.refunds.clone(),
+        disputes: s.disputes.clone(),
+        attention: s.attention.clone(),
         payment_intent_id: s.payment_intent_id.clone(),
         checkout_session_id: s.checkout_session_id.clone(),
         charge_id: s.charge_id.clone(),

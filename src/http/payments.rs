@@ -13,7 +13,9 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::responses::{StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
-use crate::ledger::{PaymentStatus, money, representative};
+use crate::ledger::{
+    Attention, DisputeView, PaymentStatus, RefundView, money, representative,
+};
 use crate::store::{Payment, PaymentKey};
 
 /// The booking service's view of a booking's payment.
@@ -28,8 +30,8 @@ pub struct PaymentStatusAnswer {
 #[serde(rename_all = "camelCase")]
 pub struct PaymentStatusData {
     booking_id: String,
-    /// pending, processing, succeeded, failed, canceled, expired, partially_refunded, refunded,
-    /// disputed.
+    /// The booking's state, from the payment that speaks for it: pending, processing, authorized,
+    /// succeeded, failed, canceled, expired, partially_refunded, refunded, disputed.
     status: String,
     /// Minor units (cents) of `currency`.
     amount: Option<i64>,
@@ -45,6 +47,36 @@ pub struct PaymentStatusData {
     failure_message: Option<String>,
     dispute_status: Option<String>,
     dispute_reason: Option<String>,
+    /// What was captured: the paid amount (below `amount` after a partial capture).
+    amount_captured: Option<i64>,
+    /// What open or lost disputes hold back from the merchant now.
+    amount_disputed: i64,
+    /// The refunds of the payment that speaks for the booking, each with its latest status.
+    refunds: Vec<RefundView>,
+    disputes: Vec<DisputeView>,
+    /// What needs a person, over all the booking's payments: `duplicate`, `refund_failed`,
+    /// `booking_refused`.
+    attention: Vec<Attention>,
+    /// Every payment that names the booking, oldest first. The booking is paid while one of them
+    /// holds money; `status` above is the one that speaks for it.
+    payments: Vec<BookingPayment>,
+}
+
+/// One of a booking's payments.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingPayment {
+    status: String,
+    payment_intent_id: Option<String>,
+    checkout_session_id: Option<String>,
+    amount: Option<i64>,
+    amount_captured: Option<i64>,
+    amount_refunded: i64,
+    currency: Option<String>,
+    paid_at: Option<String>,
+    /// Captured after another payment of the booking was.
+    duplicate: bool,
+    attention: Vec<Attention>,
 }
 
 /// `GET /api/v1/payments/{booking_id}/status`, for services holding `INTERNAL_SERVICE_TOKEN`.
@@ -81,12 +113,37 @@ pub async fn get_payment_status(
         .hint("payhook knows a booking once a provider event carrying its id has been processed")
     })?;
     let s = &payment.state;
+    let mut attention: Vec<Attention> = payments
+        .iter()
+        .flat_map(|p| p.state.attention.iter().copied())
+        .collect();
+    attention.sort();
+    attention.dedup();
+    let listed = payments
+        .iter()
+        .map(|p| {
+            let s = &p.state;
+            BookingPayment {
+                status: s.status.as_str().to_string(),
+                payment_intent_id: s.payment_intent_id.clone(),
+                checkout_session_id: s.checkout_session_id.clone(),
+                amount: s.amount,
+                amount_captured: s.amount_captured,
+                amount_refunded: s.amount_refunded,
+                currency: s.currency.clone(),
+                paid_at: rfc3339(s.paid_at),
+                duplicate: s.needs(Attention::Duplicate),
+                attention: s.attention.clone(),
+            }
+        })
+        .collect();
     Ok(Json(PaymentStatusAnswer {
         success: true,
         data: PaymentStatusData {
             booking_id,
             status: s.status.as_str().to_string(),
-            amount: s.amount,
+            // What the customer paid, once paid; what was asked for before.
+            amount: s.amount_paid().or(s.amount),
             currency: s.currency.clone(),
             amount_formatted: formatted(payment),
             amount_refunded: s.amount_refunded,
@@ -98,6 +155,12 @@ pub async fn get_payment_status(
             failure_message: s.failure_message.clone(),
             dispute_status: s.dispute_status.clone(),
             dispute_reason: s.dispute_reason.clone(),
+            amount_captured: s.amount_captured,
+            amount_disputed: s.amount_disputed,
+            refunds: s.refunds.clone(),
+            disputes: s.disputes.clone(),
+            attention,
+            payments: listed,
         },
     }))
 }
@@ -118,7 +181,7 @@ pub(super) fn session_payment_status(status: PaymentStatus) -> &'static str {
 
 fn formatted(payment: &Payment) -> Option<String> {
     let s = &payment.state;
-    money::format_known(s.amount, s.currency.as_deref())
+    money::format_known(s.amount_paid().or(s.amount), s.currency.as_deref())
 }
 
 pub(super) fn rfc3339(secs: Option<i64>) -> Option<String> {

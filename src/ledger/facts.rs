@@ -206,9 +206,17 @@ pub const STRIPE_TYPES: &[&str] = &[
 /// Reads a Stripe event (already verified) into a fact. A thin event's type (`v1.charge.refunded`)
 /// reads as the snapshot type it stands for, once its object has been fetched into `payload`.
 pub fn interpret_stripe(event_type: &str, payload: &[u8]) -> Interpretation {
-    let event_type = event_type.strip_prefix("v1.").unwrap_or(event_type);
+    let thin = event_type.strip_prefix("v1.");
+    let event_type = thin.unwrap_or(event_type);
     if !STRIPE_TYPES.contains(&event_type) {
         return Interpretation::Ignored;
+    }
+    if thin.is_some() && !payload_has_object(payload) {
+        // A thin event notification carries no object: its related object must be fetched from
+        // Stripe's API first. Kept as failed (replayable), never silently ignored.
+        return Interpretation::Invalid(format!(
+            "v1.{event_type} is a thin event: its related object has not been fetched from the Stripe API"
+        ));
     }
     match read_stripe(event_type, payload) {
         Ok(Some(fact)) => Interpretation::Fact(Box::new(fact)),
@@ -386,6 +394,11 @@ fn read_stripe(event_type: &str, payload: &[u8]) -> Result<Option<Fact>, String>
     Ok(Some(fact))
 }
 
+/// Whether an event carries its object (`data.object`), as snapshot events do.
+fn payload_has_object(payload: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(payload).is_ok_and(|e| e["data"]["object"].is_object())
+}
+
 /// A Stripe refund object.
 fn refund_seen(object: &Value) -> Result<RefundSeen, String> {
     Ok(RefundSeen {
@@ -547,6 +560,23 @@ mod tests {
         assert!(session.refs.checkout_session.unwrap().starts_with("cs_"));
         assert_eq!(session.kind, FactKind::SessionCompleted { paid: true });
         assert_eq!(session.amount, Some(2000));
+    }
+
+    #[test]
+    fn a_thin_event_is_never_read_as_a_snapshot() {
+        let snapshot = build_event("payment_intent.succeeded", &[], 1_700_000_000).unwrap();
+        let thin = crate::providers::stripe_events::thin_event(&snapshot);
+        assert_eq!(thin["type"], "v1.payment_intent.succeeded");
+        match interpret_stripe("v1.payment_intent.succeeded", thin.to_string().as_bytes()) {
+            Interpretation::Invalid(why) => assert!(why.contains("thin event"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // Once its object is fetched, it reads as the snapshot type it stands for.
+        let fetched = interpret_stripe(
+            "v1.payment_intent.succeeded",
+            snapshot.to_string().as_bytes(),
+        );
+        assert!(matches!(fetched, Interpretation::Fact(_)), "{fetched:?}");
     }
 
     #[test]
