@@ -48,6 +48,22 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
             )
         })?;
     store.migrate().await.context("migrating the store")?;
+    let mapped = crate::providers::Sources::from_settings(settings)
+        .mappings()
+        .into_keys()
+        .collect();
+    if let Some(done) = crate::ledger::upgrade::run(&store, &mapped)
+        .await
+        .context("upgrading the ledger to the current payment model")?
+    {
+        tracing::info!(
+            facts_read_again = done.facts_read_again,
+            payments_derived = done.payments_derived,
+            payments_dropped = done.payments_dropped,
+            events_requeued = done.events_requeued,
+            "ledger upgraded to the current payment model"
+        );
+    }
     Ok(store)
 }
 

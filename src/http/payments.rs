@@ -13,9 +13,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::responses::{StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
-use crate::ledger::{
-    Attention, DisputeView, PaymentStatus, RefundView, money, representative,
-};
+use crate::ledger::{Attention, DisputeView, PaymentStatus, RefundView, money, representative};
 use crate::store::{Payment, PaymentKey};
 
 /// The booking service's view of a booking's payment.

@@ -7,6 +7,7 @@ pub mod facts;
 pub mod money;
 pub mod processor;
 pub mod state;
+pub mod upgrade;
 
 pub use facts::{
     Fact, FactKind, Interpretation, Refs, RefundSeen, interpret_mapped, interpret_stripe,

@@ -607,7 +607,14 @@ fn refunds(facts: &[&Fact], amount_paid: Option<i64>) -> Refunds {
                 id: r.id.clone(),
                 amount: r.amount,
                 status: r.status.clone(),
-                failure_reason: r.failure_reason.clone(),
+                // Any event of the refund may be the one that says why it failed.
+                failure_reason: r.failure_reason.clone().or_else(|| {
+                    observations
+                        .iter()
+                        .filter(|(o, _)| o.id == r.id)
+                        .filter_map(|(o, _)| o.failure_reason.clone())
+                        .min()
+                }),
             })
             .collect(),
     }

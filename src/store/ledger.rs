@@ -135,6 +135,116 @@ macro_rules! ledger_queries {
             Ok(Some((last, pruned)))
         }
 
+        /// The ledger's upgrade, one batch: the facts after fact `after` whose event still has
+        /// its payload, with that payload, to be read again by the current reader.
+        pub(super) async fn facts_with_payloads(
+            conn: &mut $conn,
+            after: i64,
+            limit: i64,
+        ) -> Result<Vec<super::ledger::StoredFact>, StoreError> {
+            let rows: Vec<(i64, i64, String, String, Vec<u8>)> = sqlx::query_as(
+                "SELECT f.id, f.payment_id, f.source, e.event_type, e.payload
+                 FROM payment_facts f
+                 JOIN webhook_events e ON e.source = f.source AND e.event_id = f.event_id
+                 WHERE f.id > $1 AND e.pruned_at IS NULL
+                 ORDER BY f.id LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, payment_id, source, event_type, payload)| super::ledger::StoredFact {
+                    id,
+                    payment_id,
+                    source,
+                    event_type,
+                    payload,
+                })
+                .collect())
+        }
+
+        /// Replaces a stored fact with what its event says now; `None` removes it (the event
+        /// no longer counts as a payment's).
+        pub(super) async fn rewrite_fact(
+            conn: &mut $conn,
+            id: i64,
+            fact: Option<&crate::ledger::Fact>,
+        ) -> Result<(), StoreError> {
+            match fact {
+                Some(fact) => {
+                    sqlx::query("UPDATE payment_facts SET fact = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(serde_json::to_string(fact).expect("facts serialize"))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM payment_facts WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
+            Ok(())
+        }
+
+        /// Up to `limit` payment ids after `after`, in order.
+        pub(super) async fn payment_ids_after(
+            conn: &mut $conn,
+            after: i64,
+            limit: i64,
+        ) -> Result<Vec<i64>, StoreError> {
+            Ok(sqlx::query_scalar("SELECT id FROM payments WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?)
+        }
+
+        /// Removes payments no fact speaks for any more; returns how many.
+        pub(super) async fn drop_empty_payments(conn: &mut $conn) -> Result<u64, StoreError> {
+            let empty = "SELECT id FROM payments p
+                         WHERE NOT EXISTS (SELECT 1 FROM payment_facts f WHERE f.payment_id = p.id)";
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM payment_refs WHERE payment_id IN ({empty})"
+            )))
+            .execute(&mut *conn)
+            .await?;
+            Ok(sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM payments WHERE id IN ({empty})")))
+                .execute(&mut *conn)
+                .await?
+                .rows_affected())
+        }
+
+        /// Bookings with more than one payment that took money.
+        pub(super) async fn bookings_paid_twice(conn: &mut $conn) -> Result<Vec<String>, StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT booking_id FROM payments
+                 WHERE booking_id IS NOT NULL
+                   AND status IN ('succeeded', 'partially_refunded', 'refunded', 'disputed')
+                 GROUP BY booking_id HAVING COUNT(*) > 1",
+            )
+            .fetch_all(&mut *conn)
+            .await?)
+        }
+
+        /// Puts events of a type marked `ignored` back in line; returns how many.
+        pub(super) async fn requeue_ignored(
+            conn: &mut $conn,
+            event_type: &str,
+        ) -> Result<u64, StoreError> {
+            Ok(sqlx::query(
+                "UPDATE webhook_events SET status = 'received', attempts = 0, next_attempt_at = NULL
+                 WHERE status = 'ignored' AND event_type = $1 AND pruned_at IS NULL",
+            )
+            .bind(event_type)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected())
+        }
+
         /// Records a failed attempt on a claimed event.
         pub(super) async fn record_failure(
             conn: &mut $conn,
@@ -528,6 +638,16 @@ pub fn parse_attention(text: Option<&str>) -> Vec<crate::ledger::Attention> {
     flags
 }
 
+/// A fact as stored, with its event's type and payload (see `facts_with_payloads`).
+#[derive(Debug, Clone)]
+pub struct StoredFact {
+    pub id: i64,
+    pub payment_id: i64,
+    pub source: String,
+    pub event_type: String,
+    pub payload: Vec<u8>,
+}
+
 /// A `payments` row.
 #[derive(Debug, Clone)]
 pub struct Payment {
@@ -674,6 +794,38 @@ impl LedgerTx {
             return Ok(());
         }
         on_tx!(self, save_payments(payments))
+    }
+
+    pub async fn facts_with_payloads(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredFact>, StoreError> {
+        on_tx!(self, facts_with_payloads(after, limit))
+    }
+
+    pub async fn rewrite_fact(&mut self, id: i64, fact: Option<&Fact>) -> Result<(), StoreError> {
+        on_tx!(self, rewrite_fact(id, fact))
+    }
+
+    pub async fn payment_ids_after(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        on_tx!(self, payment_ids_after(after, limit))
+    }
+
+    pub async fn drop_empty_payments(&mut self) -> Result<u64, StoreError> {
+        on_tx!(self, drop_empty_payments())
+    }
+
+    pub async fn bookings_paid_twice(&mut self) -> Result<Vec<String>, StoreError> {
+        on_tx!(self, bookings_paid_twice())
+    }
+
+    pub async fn requeue_ignored(&mut self, event_type: &str) -> Result<u64, StoreError> {
+        on_tx!(self, requeue_ignored(event_type))
     }
 
     /// One batch of retention; see the backends' `prune_payloads`.

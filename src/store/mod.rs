@@ -139,6 +139,7 @@ pub use checkout::{SandboxIntent, Session};
 pub use depths::DepthsCache;
 pub use ledger::{
     Claim, ClaimedEvent, Depths, EventFilter, EventSummary, Failure, LedgerTx, Payment, PaymentKey,
+    StoredFact,
 };
 pub use outbox::{ClaimedDelivery, Delivery, RetrySelection, Settled};
 pub use postgres::PgStore;

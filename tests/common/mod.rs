@@ -320,10 +320,16 @@ impl TestApp {
                 format!("DROP FUNCTION refuse_{table}()"),
             ],
         };
+        self.execute(&statements).await;
+    }
+
+    /// Runs statements on the store, outside payhook.
+    pub async fn execute(&self, statements: &[String]) {
+        let url = &self.store.url;
         if is_postgres(url) {
             let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
             for sql in statements {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
+                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
                     .execute(&mut conn)
                     .await
                     .unwrap();
@@ -331,7 +337,7 @@ impl TestApp {
         } else {
             let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
             for sql in statements {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
+                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
                     .execute(&mut conn)
                     .await
                     .unwrap();
