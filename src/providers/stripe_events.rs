@@ -44,6 +44,23 @@ pub fn build_event(
     for raw in overrides {
         apply_override(&mut object, raw)?;
     }
+    // A new `amount` is what a full capture took, unless the captured amount is given too (as
+    // Stripe's own objects agree).
+    let names = |field: &str| {
+        overrides.iter().any(|o| {
+            o.split('=')
+                .next()
+                .is_some_and(|p| p.rsplit(':').next() == Some(field))
+        })
+    };
+    if names("amount") {
+        for captured in ["amount_received", "amount_captured"] {
+            let taken = object[captured].as_i64().is_some_and(|a| a > 0);
+            if taken && !names(captured) {
+                object[captured] = object["amount"].clone();
+            }
+        }
+    }
     Ok(json!({
         "id": new_id("evt"),
         "object": "event",
