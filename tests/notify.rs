@@ -602,3 +602,44 @@ async fn an_https_target_with_an_untrusted_certificate_is_refused_and_the_reason
     assert_ne!(d.status, "delivered", "{d:?}");
     server.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn money_taken_for_a_booking_the_service_refuses_is_flagged_and_announced() {
+    let (service, url) = booking_service(BOOKING_TOKEN).await;
+    // The booking was cancelled (its abandoned session expired) before the payment came.
+    service.create("booking-gone", Some(2000), Some("EUR"), "cancelled");
+    let subscribers = Receiver::start(|_, _| Reply::status(204)).await;
+    let app = app_with_targets(vec![
+        target("booking-service", TargetKind::BookingStatus, &url),
+        target("subscribers", TargetKind::Events, &subscribers.url),
+    ])
+    .await;
+    let pay = PaymentIds::new("booking-gone");
+    app.deliver_all(&[pay.event("payment_intent.succeeded", now() - 10, &[])])
+        .await;
+
+    let got = subscribers.wait_for(2, Duration::from_secs(15)).await;
+    let types: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(types, ["payment.confirmed", "payment.needs_attention"]);
+    assert_eq!(got[1].json()["data"]["attention"][0], "booking_refused");
+    let dead = deliveries(&app, Some("dead")).await;
+    assert_eq!(dead.len(), 1, "the refusal itself stays visible");
+    assert_eq!(dead[0].event, "confirmed");
+    let data = app.payment_status("booking-gone").await;
+    assert_eq!(data["status"], "succeeded");
+    assert_eq!(data["attention"][0], "booking_refused");
+
+    // A later event of the payment keeps the flag: it is not the provider's to clear.
+    app.deliver_all(&[pay.event(
+        "charge.refunded",
+        now() - 5,
+        &adds(&["amount_refunded=500"]),
+    )])
+    .await;
+    let data = app.payment_status("booking-gone").await;
+    assert_eq!(data["status"], "partially_refunded");
+    assert_eq!(data["attention"][0], "booking_refused");
+}

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use super::facts::{Fact, Interpretation};
 use super::state::{Attention, PaymentState, derive, duplicates, representative};
 use crate::config::TargetSettings;
-use crate::notify::{Change, NewDelivery, deliveries_for};
+use crate::notify::{Change, NewDelivery, deliveries_for, first_due};
 use crate::store::{ClaimedEvent, LedgerTx, Payment, StoreError};
 
 /// What applying one event did.
@@ -346,13 +346,8 @@ impl Working {
         }
         applied.notified = deliveries.len();
         for delivery in deliveries {
-            let first_wait = targets
-                .iter()
-                .find(|t| t.name == delivery.target)
-                .and_then(|t| t.retry_schedule.first())
-                .map_or(0, |d| d.as_millis() as i64);
-            self.deliveries
-                .push((delivery, now.timestamp_millis() + first_wait));
+            let due = first_due(targets, &delivery, now);
+            self.deliveries.push((delivery, due));
         }
         Ok(applied)
     }

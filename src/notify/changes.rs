@@ -228,6 +228,16 @@ pub fn deliveries_for(
     out
 }
 
+/// When a new notification is first due (unix ms): now, plus its target's first wait.
+pub fn first_due(targets: &[TargetSettings], delivery: &NewDelivery, now: DateTime<Utc>) -> i64 {
+    let first_wait = targets
+        .iter()
+        .find(|t| t.name == delivery.target)
+        .and_then(|t| t.retry_schedule.first())
+        .map_or(0, |d| d.as_millis() as i64);
+    now.timestamp_millis() + first_wait
+}
+
 /// `ntf_` and 24 random alphanumerics: the `X-Request-Id` / `webhook-id` of every attempt.
 fn new_notification_id() -> String {
     format!("ntf_{}", crate::providers::stripe_events::random_token(24))

@@ -17,8 +17,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::policy::{
     Attempt, Circuit, CircuitState, Verdict, next_delay, parse_retry_after, verdict,
 };
+use super::{Change, deliveries_for, first_due};
 use crate::config::{TargetKind, TargetSettings};
-use crate::store::{ClaimedDelivery, Settled, Store, StoreError};
+use crate::ledger::Attention;
+use crate::store::{ClaimedDelivery, Refusal, Settled, Store, StoreError};
 
 /// How long an idle worker waits before looking again unwoken.
 const IDLE_WAIT: Duration = Duration::from_secs(2);
@@ -49,10 +51,13 @@ impl Dispatcher {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client");
-        let workers: Vec<Worker> = targets
+        let all: Arc<[TargetSettings]> = targets.into();
+        let mut workers: Vec<Worker> = targets
             .iter()
             .map(|target| Worker {
                 store: store.clone(),
+                targets: all.clone(),
+                wake_all: DispatchWake::default(),
                 signing_key: target
                     .secret
                     .as_ref()
@@ -63,6 +68,9 @@ impl Dispatcher {
             })
             .collect();
         let wake = DispatchWake(workers.iter().map(|w| w.wake.clone()).collect());
+        for worker in &mut workers {
+            worker.wake_all = wake.clone();
+        }
         (Dispatcher { workers }, wake)
     }
 
@@ -82,6 +90,10 @@ impl Dispatcher {
 struct Worker {
     store: Arc<Store>,
     target: Arc<TargetSettings>,
+    /// Every target: a refusal of the booking service is announced on the events targets.
+    targets: Arc<[TargetSettings]>,
+    /// Wakes every worker, for the notifications a round writes.
+    wake_all: DispatchWake,
     signing_key: Option<Vec<u8>>,
     client: reqwest::Client,
     wake: Arc<Notify>,
@@ -191,8 +203,15 @@ impl Worker {
         now: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let mut tx = self.store.begin_outbox().await?;
+        let mut announced = 0;
         for s in settled {
             tx.settle_delivery(s).await?;
+            if let Some(refusal) = &s.refused {
+                announced += self.flag_refusal(&mut tx, refusal).await?;
+            }
+        }
+        if announced > 0 {
+            tx.announce(crate::store::Work::Outbox).await?;
         }
         if let Some(circuit) = circuit {
             tx.save_circuit(&self.target.name, circuit, Utc::now())
@@ -208,7 +227,64 @@ impl Worker {
             Vec::new()
         };
         tx.commit().await?;
+        if announced > 0 {
+            self.wake_all.notify();
+        }
         Ok(claimed)
+    }
+
+    /// Money was taken for a booking the booking service will not confirm (cancelled, say, after
+    /// an abandoned session expired): the payment is flagged `booking_refused` and the events
+    /// targets hear `payment.needs_attention`, in the transaction that records the refusal.
+    /// Returns how many notifications it wrote.
+    async fn flag_refusal(
+        &self,
+        tx: &mut crate::store::LedgerTx,
+        refusal: &crate::store::Refusal,
+    ) -> Result<usize, StoreError> {
+        let Some(mut payment) = tx
+            .payments_by(&[refusal.payment_id], &[])
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(0);
+        };
+        let before = payment.state.clone();
+        if !before.status.is_paid() || !payment.state.flag(Attention::BookingRefused, true) {
+            return Ok(0);
+        }
+        let now = Utc::now();
+        payment.updated_at = now;
+        tx.save_payments(&[&payment]).await?;
+        tracing::warn!(target_name = %self.target.name, payment_id = payment.id,
+            booking_id = payment.state.booking_id.as_deref().unwrap_or(""), answer = %refusal.answer,
+            "the booking service refused to confirm a paid booking; the payment needs attention");
+        let deliveries = deliveries_for(
+            &self.targets,
+            &Change {
+                cause: (
+                    refusal.source.as_deref().unwrap_or(""),
+                    refusal.source_event_id.as_deref().unwrap_or(""),
+                ),
+                payment_id: payment.id,
+                before: std::slice::from_ref(&before),
+                after: &payment.state,
+                booking_before: None,
+                booking_after: None,
+                booking_told: &[],
+            },
+            now,
+        );
+        let rows: Vec<_> = deliveries
+            .into_iter()
+            .map(|d| {
+                let due = first_due(&self.targets, &d, now);
+                (d, due)
+            })
+            .collect();
+        tx.insert_deliveries(&rows, now).await?;
+        Ok(rows.len())
     }
 
     async fn until_next_due(&self, now: i64) -> Duration {
@@ -369,6 +445,15 @@ impl Worker {
                 attempt = attempts, latency_ms, outcome = status, %error, "notification not delivered")
             }
         }
+        let refused = match (self.target.kind, status, d.event.as_str(), d.payment_id) {
+            (TargetKind::BookingStatus, "dead", "confirmed", Some(payment_id)) => Some(Refusal {
+                payment_id,
+                source: d.source.clone(),
+                source_event_id: d.source_event_id.clone(),
+                answer: error.clone().unwrap_or_default(),
+            }),
+            _ => None,
+        };
         Settled {
             id: d.id,
             status,
@@ -377,6 +462,7 @@ impl Worker {
             last_status,
             last_error: error,
             delivered_at: (status == "delivered").then_some(now),
+            refused,
         }
     }
 }

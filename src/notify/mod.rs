@@ -11,7 +11,7 @@ pub mod policy;
 
 /// Events targets are signed with the Standard Webhooks scheme, the one payhook also verifies.
 pub use crate::providers::standard::{sign, signing_key};
-pub use changes::{Change, NewDelivery, deliveries_for};
+pub use changes::{Change, NewDelivery, deliveries_for, first_due};
 pub use dispatcher::{DispatchWake, Dispatcher};
 
 /// The events an `events` target can receive, in the order a payment reaches them.

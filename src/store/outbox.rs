@@ -28,7 +28,7 @@ macro_rules! outbox_queries {
                                         AND e.status = 'pending' AND e.id < d.id)
                     ORDER BY d.id LIMIT $4", $lock, ")
                  RETURNING id, notification_id, target, order_key, event, booking_id, payload, attempts,
-                    source, source_event_id",
+                    source, source_event_id, payment_id",
             ))
             .bind(target)
             .bind(now_ms)
@@ -50,6 +50,7 @@ macro_rules! outbox_queries {
                         attempts: r.try_get("attempts")?,
                         source: r.try_get("source")?,
                         source_event_id: r.try_get("source_event_id")?,
+                        payment_id: r.try_get("payment_id")?,
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
@@ -279,6 +280,8 @@ pub struct ClaimedDelivery {
     /// The provider event that caused it (none for rows written before payhook kept it).
     pub source: Option<String>,
     pub source_event_id: Option<String>,
+    /// The payment whose change it announces.
+    pub payment_id: Option<i64>,
 }
 
 /// The outcome of one attempt, as recorded.
@@ -292,6 +295,18 @@ pub struct Settled {
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
     pub delivered_at: Option<DateTime<Utc>>,
+    /// A booking service refused for good to confirm this payment's booking: (payment, the
+    /// provider event behind the notification, the answer).
+    pub refused: Option<Refusal>,
+}
+
+/// A booking service's final refusal of a `confirmed` notification.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub payment_id: i64,
+    pub source: Option<String>,
+    pub source_event_id: Option<String>,
+    pub answer: String,
 }
 
 /// A `deliveries` row, for listings.
