@@ -101,8 +101,10 @@ impl Payhook {
         }
         let (dispatcher, dispatch) = Dispatcher::new(store.clone(), &settings.targets);
         let sources = Sources::from_settings(&settings);
+        let fetch_wake = Arc::new(Notify::new());
         let processor = Processor::new(store.clone(), settings.processor.clone(), stored.clone())
             .with_ingest(writer.load())
+            .with_fetcher(fetch_wake.clone())
             .with_targets(&settings.targets, dispatch.clone())
             .with_mappings(sources.mappings());
         let public = TcpListener::bind(settings.listen)
@@ -115,6 +117,12 @@ impl Payhook {
         let admin_addr = admin.local_addr()?;
 
         let provider = Arc::new(provider(&settings, store.clone(), public_addr));
+        let fetcher = crate::ledger::fetch::Fetcher::new(
+            store.clone(),
+            provider.clone(),
+            fetch_wake,
+            stored.clone(),
+        );
         let state = Arc::new(AppState {
             inbox: Inbox::new(sources, writer),
             store: store.clone(),
@@ -139,6 +147,7 @@ impl Payhook {
         state.depths.recount_in_background(&store);
         let (stop, stopped) = watch::channel(false);
         let processor_task = tokio::spawn(processor.clone().run(stopped.clone()));
+        let fetcher_task = tokio::spawn(fetcher.run(stopped.clone()));
         let dispatcher_task = dispatcher.spawn(stopped.clone());
         let expiry_task = tokio::spawn(expire_sandbox_sessions(provider.clone(), stopped.clone()));
         let retention_task = tokio::spawn(crate::retention::run(
@@ -184,6 +193,7 @@ impl Payhook {
             }
             // The processor finishes the event in hand; whatever is left waits in the inbox.
             processor_task.await.context("ledger processor")?;
+            fetcher_task.await.context("thin event fetcher")?;
             // Attempts in flight finish (within the target's timeout) and are recorded.
             dispatcher_task.await.context("dispatcher")?;
             expiry_task.await.context("sandbox expiry")?;
@@ -301,7 +311,8 @@ fn provider(settings: &Settings, store: Arc<Store>, public_addr: SocketAddr) -> 
                 .first()
                 .cloned()
                 .expect("a webhook secret, configured or generated, before the provider");
-            let webhook = WebhookSender::new(format!("http://{reach}/webhooks/stripe"), secret);
+            let webhook = WebhookSender::new(format!("http://{reach}/webhooks/stripe"), secret)
+                .thin(settings.stripe.sandbox_thin_events);
             Provider::Sandbox(Sandbox::new(store, &settings.public_url, webhook))
         }
     }

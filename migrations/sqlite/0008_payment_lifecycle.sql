@@ -14,3 +14,9 @@ CREATE INDEX payments_attention ON payments (attention) WHERE attention IS NOT N
 -- never one the contract cannot reach from what was told (a refund that failed after `refunded`).
 CREATE INDEX deliveries_booking_told ON deliveries (booking_id, event)
     WHERE event IN ('confirmed', 'partially_refunded', 'refunded', 'cancelled');
+
+-- Thin events (Stripe's `v2.core.event` notifications) carry no object: the related object fetched
+-- from the provider's API, as a snapshot event, is kept here beside the raw body. An event waiting
+-- for it has status 'waiting'.
+ALTER TABLE webhook_events ADD COLUMN fetched BLOB;
+CREATE INDEX webhook_events_waiting ON webhook_events (id) WHERE status = 'waiting';

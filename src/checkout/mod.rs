@@ -171,6 +171,21 @@ impl Provider {
         }
     }
 
+    /// The object at an API path (`/v1/payment_intents/pi_...`), as the provider has it now:
+    /// what a thin event's `related_object.url` names; `None` when there is none. The sandbox
+    /// answers from its own rows, as of the state `event_type` describes.
+    pub async fn fetch_object(
+        &self,
+        path: &str,
+        event_id: &str,
+        event_type: &str,
+    ) -> Result<Option<serde_json::Value>, ProviderError> {
+        match self {
+            Provider::Stripe(api) => api.get_path(path, event_id).await,
+            Provider::Sandbox(sandbox) => Ok(sandbox.object(path, event_type).await?),
+        }
+    }
+
     pub fn sandbox(&self) -> Option<&Sandbox> {
         match self {
             Provider::Sandbox(sandbox) => Some(sandbox),

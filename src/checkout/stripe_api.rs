@@ -185,6 +185,30 @@ impl StripeApi {
         })
     }
 
+    /// `GET {path}` (an API path such as `/v1/charges/ch_...`) for the thin event `event_id`,
+    /// with the header Stripe's SDKs send when they fetch an event's related object; `None` on a
+    /// 404.
+    pub async fn get_path(
+        &self,
+        path: &str,
+        event_id: &str,
+    ) -> Result<Option<Value>, ProviderError> {
+        let url = reqwest::Url::parse(&format!("{}{path}", self.base))
+            .map_err(|e| ProviderError::Unreachable(format!("STRIPE_API_BASE: {e}")))?;
+        let response = self
+            .client
+            .get(url)
+            .bearer_auth(self.key.expose())
+            .header("Stripe-Request-Trigger", format!("event={event_id}"))
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unreachable(crate::net::describe(&e)))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        read(response).await.map(Some)
+    }
+
     /// `GET {collection}/{id}`; `None` on a 404.
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Value>, ProviderError> {
         let mut url = self.url(collection)?;

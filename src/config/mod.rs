@@ -160,6 +160,9 @@ pub struct StripeSettings {
     pub reconcile_every: Option<Duration>,
     /// How far back a periodic reconcile looks (Stripe retries for 3 days).
     pub reconcile_window: Duration,
+    /// The sandbox provider sends thin event notifications (`v2.core.event`, whose object payhook
+    /// fetches), as a Stripe event destination set to thin events does.
+    pub sandbox_thin_events: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -314,6 +317,23 @@ impl Settings {
             .map(|c| parse_cidr("stripe.allowed_cidrs", c))
             .collect::<Result<_, _>>()?;
 
+        let sandbox_thin_events = match v.string(
+            "PAYHOOK_SANDBOX_THIN_EVENTS",
+            "stripe.sandbox_thin_events",
+            stripe_file.sandbox_thin_events.map(|b| b.to_string()),
+        ) {
+            None => false,
+            Some((text, key)) => match text.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(ConfigError::new(
+                        key,
+                        format!("{text:?} is not true or false"),
+                    ));
+                }
+            },
+        };
         let reconcile_every = match v.string(
             "PAYHOOK_RECONCILE_EVERY",
             "stripe.reconcile_every",
@@ -485,6 +505,7 @@ impl Settings {
                     stripe_file.reconcile_window,
                     "3d",
                 )?,
+                sandbox_thin_events,
             },
             booking_service_url,
             internal_service_token,
@@ -858,6 +879,7 @@ struct StripeFile {
     allowed_cidrs: Option<Vec<String>>,
     reconcile_every: Option<String>,
     reconcile_window: Option<String>,
+    sandbox_thin_events: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -25,7 +25,14 @@ use crate::ledger::money;
 use crate::notify::policy::CircuitState;
 use crate::store::{Delivery, EventFilter, EventSummary, Payment, RetrySelection};
 
-const EVENT_STATUSES: &[&str] = &["received", "processed", "ignored", "retrying", "failed"];
+const EVENT_STATUSES: &[&str] = &[
+    "received",
+    "waiting",
+    "processed",
+    "ignored",
+    "retrying",
+    "failed",
+];
 const DELIVERY_STATUSES: &[&str] = &["pending", "delivered", "dead"];
 
 /// The admin routes, each described in the API document by its handler's annotation.

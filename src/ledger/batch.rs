@@ -53,6 +53,10 @@ pub async fn apply_events(
                 status: "ignored",
                 ..Applied::default()
             },
+            Interpretation::Fetch => Applied {
+                status: "waiting",
+                ..Applied::default()
+            },
             Interpretation::NoPayment(why) => Applied {
                 status: "ignored",
                 error: Some(why.clone()),

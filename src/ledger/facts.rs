@@ -174,6 +174,9 @@ pub enum Interpretation {
     /// A type payhook acts on that says nothing about money (a Checkout Session in `setup` mode):
     /// marked `ignored`, with why.
     NoPayment(String),
+    /// A thin event notification: its related object must be fetched from the provider's API
+    /// first. Marked `waiting` until it is.
+    Fetch,
     /// A type payhook acts on, but the payload lacks what it needs. Retrying cannot help.
     Invalid(String),
 }
@@ -212,11 +215,8 @@ pub fn interpret_stripe(event_type: &str, payload: &[u8]) -> Interpretation {
         return Interpretation::Ignored;
     }
     if thin.is_some() && !payload_has_object(payload) {
-        // A thin event notification carries no object: its related object must be fetched from
-        // Stripe's API first. Kept as failed (replayable), never silently ignored.
-        return Interpretation::Invalid(format!(
-            "v1.{event_type} is a thin event: its related object has not been fetched from the Stripe API"
-        ));
+        // A thin event notification carries no object: it is fetched from Stripe's API first.
+        return Interpretation::Fetch;
     }
     match read_stripe(event_type, payload) {
         Ok(Some(fact)) => Interpretation::Fact(Box::new(fact)),
@@ -567,10 +567,10 @@ mod tests {
         let snapshot = build_event("payment_intent.succeeded", &[], 1_700_000_000).unwrap();
         let thin = crate::providers::stripe_events::thin_event(&snapshot);
         assert_eq!(thin["type"], "v1.payment_intent.succeeded");
-        match interpret_stripe("v1.payment_intent.succeeded", thin.to_string().as_bytes()) {
-            Interpretation::Invalid(why) => assert!(why.contains("thin event"), "{why}"),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(
+            interpret_stripe("v1.payment_intent.succeeded", thin.to_string().as_bytes()),
+            Interpretation::Fetch
+        );
         // Once its object is fetched, it reads as the snapshot type it stands for.
         let fetched = interpret_stripe(
             "v1.payment_intent.succeeded",

@@ -4,6 +4,7 @@
 
 mod batch;
 pub mod facts;
+pub mod fetch;
 pub mod money;
 pub mod processor;
 pub mod state;

@@ -106,6 +106,8 @@ pub struct Processor {
     mappings: Arc<HashMap<String, Arc<Mapping>>>,
     /// Webhooks waiting for their inbox commit, given way to between batches.
     ingest: IngestLoad,
+    /// Woken when thin events wait for their object to be fetched.
+    fetch: Arc<Notify>,
 }
 
 impl Processor {
@@ -118,7 +120,14 @@ impl Processor {
             dispatch: DispatchWake::default(),
             mappings: Arc::default(),
             ingest: IngestLoad::default(),
+            fetch: Arc::default(),
         }
+    }
+
+    /// Wakes `fetch` when thin events wait for their related object.
+    pub fn with_fetcher(mut self, fetch: Arc<Notify>) -> Self {
+        self.fetch = fetch;
+        self
     }
 
     /// Gives way between batches to the webhooks `ingest` counts (see [`GIVE_WAY`]).
@@ -180,7 +189,8 @@ impl Processor {
                 Some(mapping) => {
                     interpret_mapped(mapping, &e.event_id, &e.event_type, &e.payload, read_at)
                 }
-                None => interpret_stripe(&e.event_type, &e.payload),
+                // A thin event reads as the snapshot its fetched object makes.
+                None => interpret_stripe(&e.event_type, e.fetched.as_deref().unwrap_or(&e.payload)),
             })
             .collect();
         let keys: BTreeSet<String> = events
@@ -289,6 +299,9 @@ impl Processor {
         );
         if notified > 0 {
             self.dispatch.notify();
+        }
+        if handled.iter().any(|h| h.status == "waiting") {
+            self.fetch.notify_one();
         }
         let committed = Utc::now();
         for h in &handled {

@@ -68,7 +68,9 @@ pub async fn run(store: &Store, mapped: &HashSet<String>) -> Result<Option<Upgra
                 Interpretation::Fact(fact) => tx.rewrite_fact(row.id, Some(&fact)).await?,
                 Interpretation::NoPayment(_) => tx.rewrite_fact(row.id, None).await?,
                 // An event the current reader cannot read keeps the fact it gave.
-                Interpretation::Ignored | Interpretation::Invalid(_) => continue,
+                Interpretation::Ignored | Interpretation::Fetch | Interpretation::Invalid(_) => {
+                    continue;
+                }
             }
             done.facts_read_again += 1;
         }

@@ -153,7 +153,7 @@ macro_rules! checkout_queries {
         ) -> Result<Option<super::checkout::SandboxIntent>, StoreError> {
             let row: Option<$row> = sqlx::query(
                 "SELECT * FROM sandbox_intents
-                 WHERE id = $1 OR checkout_session_id = $1 OR booking_id = $1
+                 WHERE id = $1 OR checkout_session_id = $1 OR booking_id = $1 OR charge_id = $1
                  ORDER BY created_at DESC, id DESC LIMIT 1",
             )
             .bind(key)

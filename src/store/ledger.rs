@@ -20,14 +20,14 @@ macro_rules! ledger_queries {
             let rows: Vec<$row> = match claim {
                 super::ledger::Claim::Next { now_ms, limit } => {
                     let fresh = sqlx::query(concat!(
-                        "SELECT id, source, event_id, event_type, payload, attempts, received_at FROM webhook_events
+                        "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at FROM webhook_events
                          WHERE status = 'received' ORDER BY id LIMIT $1", $lock))
                         .bind(limit)
                         .fetch_all(&mut *conn)
                         .await?;
                     if fresh.is_empty() {
                         sqlx::query(concat!(
-                            "SELECT id, source, event_id, event_type, payload, attempts, received_at FROM webhook_events
+                            "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at FROM webhook_events
                              WHERE status = 'retrying' AND next_attempt_at <= $1
                              ORDER BY next_attempt_at, id LIMIT $2", $lock))
                             .bind(now_ms)
@@ -39,7 +39,7 @@ macro_rules! ledger_queries {
                     }
                 }
                 super::ledger::Claim::Id(id) => sqlx::query(concat!(
-                    "SELECT id, source, event_id, event_type, payload, attempts, received_at FROM webhook_events
+                    "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at FROM webhook_events
                      WHERE id = $1 AND status IN ('received', 'retrying')", $lock))
                     .bind(id)
                     .fetch_all(&mut *conn)
@@ -53,6 +53,7 @@ macro_rules! ledger_queries {
                         event_id: r.try_get("event_id")?,
                         event_type: r.try_get("event_type")?,
                         payload: r.try_get("payload")?,
+                        fetched: r.try_get("fetched")?,
                         attempts: r.try_get("attempts")?,
                         received_at: r.try_get("received_at")?,
                     })
@@ -113,7 +114,7 @@ macro_rules! ledger_queries {
                 return Ok(None);
             };
             let pruned = sqlx::query(
-                "UPDATE webhook_events SET payload = $1, headers = '{}', pruned_at = $2
+                "UPDATE webhook_events SET payload = $1, headers = '{}', fetched = NULL, pruned_at = $2
                  WHERE id > $3 AND id <= $4 AND status IN ('processed', 'ignored')
                    AND pruned_at IS NULL",
             )
@@ -263,6 +264,80 @@ macro_rules! ledger_queries {
             .execute(&mut *conn)
             .await?;
             Ok(())
+        }
+
+        /// Thin events waiting for their related object, due by `now_ms`, oldest first.
+        pub async fn events_to_fetch(
+            &self,
+            now_ms: i64,
+            limit: i64,
+        ) -> Result<Vec<super::ledger::ToFetch>, StoreError> {
+            let rows: Vec<(i64, String, String, Vec<u8>, i64)> = sqlx::query_as(
+                "SELECT id, source, event_type, payload, attempts FROM webhook_events
+                 WHERE status = 'waiting' AND COALESCE(next_attempt_at, 0) <= $1
+                 ORDER BY id LIMIT $2",
+            )
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, source, event_type, payload, attempts)| super::ledger::ToFetch {
+                    id,
+                    source,
+                    event_type,
+                    payload,
+                    attempts,
+                })
+                .collect())
+        }
+
+        /// Keeps a thin event's fetched object and puts the event back in line for the
+        /// processor; false if it was not waiting any more.
+        pub async fn store_fetched(&self, id: i64, fetched: &[u8]) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "UPDATE webhook_events SET fetched = $2, status = 'received', attempts = 0,
+                    last_error = NULL, next_attempt_at = NULL
+                 WHERE id = $1 AND status = 'waiting'",
+            )
+            .bind(id)
+            .bind(fetched)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        /// Records a fetch that did not work: the event waits until `next_attempt_at` (unix
+        /// ms), or, with `None`, fails for good.
+        pub async fn fetch_failed(
+            &self,
+            id: i64,
+            attempts: i64,
+            error: &str,
+            next_attempt_at: Option<i64>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE webhook_events SET attempts = $2, last_error = $3, next_attempt_at = $4,
+                    status = CASE WHEN $4 IS NULL THEN 'failed' ELSE 'waiting' END
+                 WHERE id = $1 AND status = 'waiting'",
+            )
+            .bind(id)
+            .bind(attempts)
+            .bind(error)
+            .bind(next_attempt_at)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+
+        /// When the earliest thin event waiting for its object is due (unix ms).
+        pub async fn next_fetch_due(&self) -> Result<Option<i64>, StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT MIN(COALESCE(next_attempt_at, 0)) FROM webhook_events WHERE status = 'waiting'",
+            )
+            .fetch_one(&self.pool)
+            .await?)
         }
 
         /// When the earliest waiting retry is due (unix ms).
@@ -519,9 +594,22 @@ pub struct ClaimedEvent {
     pub event_id: String,
     pub event_type: String,
     pub payload: Vec<u8>,
+    /// A thin event's related object, fetched from the provider as a snapshot event.
+    pub fetched: Option<Vec<u8>>,
     /// Attempts made before this one.
     pub attempts: i64,
     pub received_at: DateTime<Utc>,
+}
+
+/// A thin event waiting for its related object.
+#[derive(Debug, Clone)]
+pub struct ToFetch {
+    pub id: i64,
+    pub source: String,
+    pub event_type: String,
+    pub payload: Vec<u8>,
+    /// Fetches tried so far.
+    pub attempts: i64,
 }
 
 /// Which events a worker claims.

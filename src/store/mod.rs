@@ -139,7 +139,7 @@ pub use checkout::{SandboxIntent, Session};
 pub use depths::DepthsCache;
 pub use ledger::{
     Claim, ClaimedEvent, Depths, EventFilter, EventSummary, Failure, LedgerTx, Payment, PaymentKey,
-    StoredFact,
+    StoredFact, ToFetch,
 };
 pub use outbox::{ClaimedDelivery, Delivery, Refusal, RetrySelection, Settled};
 pub use postgres::PgStore;
@@ -439,6 +439,35 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Payment>, StoreError> {
         on_store!(self, list_payments(booking_id, status, before, limit))
+    }
+
+    /// Thin events waiting for their related object, due by `now_ms`, oldest first.
+    pub async fn events_to_fetch(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<ToFetch>, StoreError> {
+        on_store!(self, events_to_fetch(now_ms, limit))
+    }
+
+    /// Keeps a thin event's fetched object and puts the event back in line.
+    pub async fn store_fetched(&self, id: i64, fetched: &[u8]) -> Result<bool, StoreError> {
+        on_store!(self, store_fetched(id, fetched))
+    }
+
+    /// A fetch that did not work: wait until `next_attempt_at`, or fail for good with `None`.
+    pub async fn fetch_failed(
+        &self,
+        id: i64,
+        attempts: i64,
+        error: &str,
+        next_attempt_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        on_store!(self, fetch_failed(id, attempts, error, next_attempt_at))
+    }
+
+    pub async fn next_fetch_due(&self) -> Result<Option<i64>, StoreError> {
+        on_store!(self, next_fetch_due())
     }
 
     /// Payments by booking id or checkout session id, oldest first.
