@@ -266,3 +266,58 @@ def _booking(bookings_base, booking):
     status, body = call("GET", f"{bookings_base}/api/v1/bookings/{booking}", bearer=SERVICE_TOKEN)
     assert status == 200, body
     return body["data"]["status"]
+
+
+def test_a_thin_event_is_applied_with_the_object_payhook_fetches_from_localstripe():
+    """An event destination set to thin events sends only `v1.payment_intent.succeeded` and the
+    intent's API path; payhook fetches the intent from localstripe (a real Stripe API emulator)
+    with its secret key and applies what it says. localstripe is not told where payhook is, so
+    the thin event is the only news payhook gets; it is signed the way Stripe signs, by the
+    official SDK."""
+    import datetime
+
+    import stripe
+
+    from conftest import running_listeners
+
+    with tempfile.TemporaryDirectory() as tmp, stripe_and_bookings(tmp) as (stripe_base, bookings_base):
+        env = {"STRIPE_SECRET_KEY": API_KEY, "STRIPE_API_BASE": stripe_base,
+               "BOOKING_SERVICE_URL": bookings_base, "INTERNAL_SERVICE_TOKEN": SERVICE_TOKEN}
+        with running_listeners(tmp, [WEBHOOK_SECRET], extra_env=env) as urls:
+            world = {"stripe": stripe_base, "payhook": urls["public"], "bookings": bookings_base}
+            status, _ = call("POST", f"{bookings_base}/api/v1/bookings",
+                             json_body={"id": "booking-ls-thin", "amount": 2600, "currency": "eur"},
+                             bearer=SERVICE_TOKEN)
+            assert status in (200, 201)
+            status, intent = call("POST", f"{stripe_base}/v1/payment_intents",
+                                  form={"amount": 2600, "currency": "eur",
+                                        "metadata[bookingId]": "booking-ls-thin"},
+                                  bearer=API_KEY)
+            assert status == 200, intent
+            call("POST", f"{stripe_base}/v1/payment_intents/{intent['id']}",
+                 form={"payment_method": "pm_card_visa"}, bearer=API_KEY)
+            status, confirmed = call("POST", f"{stripe_base}/v1/payment_intents/{intent['id']}/confirm",
+                                     form={}, bearer=API_KEY)
+            assert confirmed["status"] == "succeeded", confirmed
+
+            created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+            thin = json.dumps({
+                "id": "evt_thin_localstripe_0001", "object": "v2.core.event",
+                "type": "v1.payment_intent.succeeded", "created": created.replace("+00:00", "Z"),
+                "livemode": False, "context": None, "reason": None,
+                "related_object": {"id": intent["id"], "type": "payment_intent",
+                                   "url": f"/v1/payment_intents/{intent['id']}"},
+            })
+            header = stripe.WebhookSignature.generate_signature_header(thin, WEBHOOK_SECRET)
+            request = urllib.request.Request(
+                f"{urls['public']}/webhooks/stripe", data=thin.encode(), method="POST",
+                headers={"Content-Type": "application/json", "Stripe-Signature": header})
+            with urllib.request.urlopen(request, timeout=10) as r:
+                assert json.loads(r.read())["event_id"] == "evt_thin_localstripe_0001"
+            data = eventually("payhook's ledger says succeeded",
+                              lambda: (p := payment(world, "booking-ls-thin")) and
+                              p["status"] == "succeeded" and p)
+            assert data["paymentIntentId"] == intent["id"]
+            assert (data["amount"], data["currency"]) == (2600, "eur")
+            eventually("the booking service says confirmed",
+                       lambda: booking_status(world, "booking-ls-thin") == "confirmed")
