@@ -642,4 +642,76 @@ async fn money_taken_for_a_booking_the_service_refuses_is_flagged_and_announced(
     let data = app.payment_status("booking-gone").await;
     assert_eq!(data["status"], "partially_refunded");
     assert_eq!(data["attention"][0], "booking_refused");
+
+    // The operator restores the booking and retries: once confirmed, nothing needs a person.
+    service.create("booking-gone", Some(2000), Some("EUR"), "pending");
+    app.payhook
+        .store
+        .retry_deliveries(RetrySelection::Dead { target: None }, now() * 1000)
+        .await
+        .unwrap();
+    booking_reaches(&service, "booking-gone", "partially_refunded").await;
+    eventually(Duration::from_secs(10), "the flag is cleared", || async {
+        app.payment_status("booking-gone").await["attention"]
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn subscribers_hear_of_duplicates_and_refunds_that_fail() {
+    let subscribers = Receiver::start(|_, _| Reply::status(204)).await;
+    let app = app_with_targets(vec![target(
+        "subscribers",
+        TargetKind::Events,
+        &subscribers.url,
+    )])
+    .await;
+    let first = PaymentIds::new("booking-subscribed");
+    let second = PaymentIds::new("booking-subscribed");
+    let t = now() - 100;
+    let refund = format!("id={}", first.refund);
+    app.deliver_all(&[
+        first.event("payment_intent.succeeded", t, &[]),
+        second.event("payment_intent.succeeded", t + 30, &[]),
+        first.event(
+            "refund.created",
+            t + 40,
+            &adds(&[&refund, "amount=500", "status=pending"]),
+        ),
+        first.event(
+            "refund.failed",
+            t + 50,
+            &adds(&[&refund, "amount=500", "status=failed"]),
+        ),
+    ])
+    .await;
+    let got = subscribers.wait_for(5, Duration::from_secs(15)).await;
+    let seen: Vec<(String, String)> = got
+        .iter()
+        .map(|r| {
+            let body = r.json();
+            (
+                body["type"].as_str().unwrap().to_string(),
+                body["data"]["payment_intent_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let expect = |t: &str, p: &PaymentIds| (t.to_string(), p.intent.clone());
+    assert_eq!(
+        seen,
+        [
+            expect("payment.confirmed", &first),
+            expect("payment.confirmed", &second),
+            expect("payment.duplicate", &second),
+            expect("payment.partially_refunded", &first),
+            expect("payment.refund_failed", &first),
+        ][..],
+        "{seen:?}"
+    );
+    assert_eq!(got[4].json()["data"]["refunds"][0]["status"], "failed");
 }

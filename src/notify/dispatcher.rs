@@ -20,7 +20,7 @@ use super::policy::{
 use super::{Change, deliveries_for, first_due};
 use crate::config::{TargetKind, TargetSettings};
 use crate::ledger::Attention;
-use crate::store::{ClaimedDelivery, Refusal, Settled, Store, StoreError};
+use crate::store::{BookingAnswer, ClaimedDelivery, Settled, Store, StoreError};
 
 /// How long an idle worker waits before looking again unwoken.
 const IDLE_WAIT: Duration = Duration::from_secs(2);
@@ -206,8 +206,8 @@ impl Worker {
         let mut announced = 0;
         for s in settled {
             tx.settle_delivery(s).await?;
-            if let Some(refusal) = &s.refused {
-                announced += self.flag_refusal(&mut tx, refusal).await?;
+            if let Some(answer) = &s.booking_answer {
+                announced += self.flag_refusal(&mut tx, answer).await?;
             }
         }
         if announced > 0 {
@@ -235,12 +235,13 @@ impl Worker {
 
     /// Money was taken for a booking the booking service will not confirm (cancelled, say, after
     /// an abandoned session expired): the payment is flagged `booking_refused` and the events
-    /// targets hear `payment.needs_attention`, in the transaction that records the refusal.
+    /// targets hear `payment.needs_attention`, in the transaction that records the refusal. A
+    /// `confirmed` accepted later (an operator restored the booking and retried) clears the flag.
     /// Returns how many notifications it wrote.
     async fn flag_refusal(
         &self,
         tx: &mut crate::store::LedgerTx,
-        refusal: &crate::store::Refusal,
+        refusal: &BookingAnswer,
     ) -> Result<usize, StoreError> {
         let Some(mut payment) = tx
             .payments_by(&[refusal.payment_id], &[])
@@ -251,12 +252,16 @@ impl Worker {
             return Ok(0);
         };
         let before = payment.state.clone();
-        if !before.status.is_paid() || !payment.state.flag(Attention::BookingRefused, true) {
+        let flag = refusal.refused && before.status.is_paid();
+        if !payment.state.flag(Attention::BookingRefused, flag) {
             return Ok(0);
         }
         let now = Utc::now();
         payment.updated_at = now;
         tx.save_payments(&[&payment]).await?;
+        if !flag {
+            return Ok(0);
+        }
         tracing::warn!(target_name = %self.target.name, payment_id = payment.id,
             booking_id = payment.state.booking_id.as_deref().unwrap_or(""), answer = %refusal.answer,
             "the booking service refused to confirm a paid booking; the payment needs attention");
@@ -445,13 +450,16 @@ impl Worker {
                 attempt = attempts, latency_ms, outcome = status, %error, "notification not delivered")
             }
         }
-        let refused = match (self.target.kind, status, d.event.as_str(), d.payment_id) {
-            (TargetKind::BookingStatus, "dead", "confirmed", Some(payment_id)) => Some(Refusal {
-                payment_id,
-                source: d.source.clone(),
-                source_event_id: d.source_event_id.clone(),
-                answer: error.clone().unwrap_or_default(),
-            }),
+        let booking_answer = match (self.target.kind, status, d.event.as_str(), d.payment_id) {
+            (TargetKind::BookingStatus, "dead" | "delivered", "confirmed", Some(payment_id)) => {
+                Some(BookingAnswer {
+                    payment_id,
+                    refused: status == "dead",
+                    source: d.source.clone(),
+                    source_event_id: d.source_event_id.clone(),
+                    answer: error.clone().unwrap_or_default(),
+                })
+            }
             _ => None,
         };
         Settled {
@@ -462,7 +470,7 @@ impl Worker {
             last_status,
             last_error: error,
             delivered_at: (status == "delivered").then_some(now),
-            refused,
+            booking_answer,
         }
     }
 }

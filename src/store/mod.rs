@@ -141,7 +141,7 @@ pub use ledger::{
     Claim, ClaimedEvent, Depths, EventFilter, EventSummary, Failure, LedgerTx, Payment, PaymentKey,
     StoredFact, ToFetch,
 };
-pub use outbox::{ClaimedDelivery, Delivery, Refusal, RetrySelection, Settled};
+pub use outbox::{BookingAnswer, ClaimedDelivery, Delivery, RetrySelection, Settled};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -295,15 +295,17 @@ pub struct Settled {
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
     pub delivered_at: Option<DateTime<Utc>>,
-    /// A booking service refused for good to confirm this payment's booking: (payment, the
-    /// provider event behind the notification, the answer).
-    pub refused: Option<Refusal>,
+    /// What a booking service finally answered to a `confirmed` of this payment.
+    pub booking_answer: Option<BookingAnswer>,
 }
 
-/// A booking service's final refusal of a `confirmed` notification.
+/// A booking service's final answer to a `confirmed` notification: refused for good (dead), or
+/// accepted (delivered, after a retry perhaps).
 #[derive(Debug, Clone)]
-pub struct Refusal {
+pub struct BookingAnswer {
     pub payment_id: i64,
+    pub refused: bool,
+    /// The provider event behind the notification.
     pub source: Option<String>,
     pub source_event_id: Option<String>,
     pub answer: String,

@@ -101,6 +101,12 @@ test('the dashboard lists sent events and retries a refused notification with it
   await row.locator('.status.dead').waitFor({ timeout: 20000 });
   await page.screenshot({ path: join(SHOTS, 'dashboard-dead-delivery.png') });
 
+  // The money was taken but the booking service refused it: the payment says it needs a person.
+  await page.click('nav button[data-tab=payments]');
+  const payment = page.locator('#payments-table tr', { hasText: 'booking-dash' });
+  await payment.locator('.status.attention:text-is("booking_refused")').waitFor({ timeout: 20000 });
+  await page.click('nav button[data-tab=deliveries]');
+
   // The booking exists now; the operator retries.
   const created = await fetch(`${bookingsBase}/api/v1/bookings`, {
     method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${SERVICE_TOKEN}` },
@@ -115,6 +121,9 @@ test('the dashboard lists sent events and retries a refused notification with it
     headers: { authorization: `Bearer ${SERVICE_TOKEN}` },
   })).json();
   assert.equal(booking.data.status, 'confirmed');
+  // Confirmed at last: nothing needs a person any more.
+  await page.click('nav button[data-tab=payments]');
+  await payment.locator('.status.attention').waitFor({ state: 'detached', timeout: 20000 });
 
   await page.click('nav button[data-tab=overview]');
   await page.waitForSelector('#cards .card');
