@@ -239,3 +239,36 @@ def test_a_dispute_inquiry_is_not_a_chargeback(app):
     settled(app, send(app, "charge.dispute.closed", dispute(p, "warning_closed"), t + 20))
     assert status(app, p["booking"])["status"] == "succeeded"
     told(app, p["booking"], "confirmed")
+
+
+def test_an_authorisation_that_lapses_ends_canceled_and_confirms_nothing(app):
+    p = ids(f"booking-{uuid.uuid4().hex[:8]}")
+    book(app, p["booking"])
+    t = int(time.time()) - 200
+    lapsed = charge(p, captured=0, refunded=2000)  # Stripe releases the hold as a refund
+    settled(app, send(app, "payment_intent.amount_capturable_updated",
+                      intent(p, "requires_capture", capture="manual"), t),
+            send(app, "charge.expired", lapsed, t + 100))
+    data = status(app, p["booking"])
+    assert (data["status"], data["amountRefunded"], data["paidAt"]) == ("canceled", 0, None), data
+    time.sleep(0.5)
+    assert booking_service(app, p["booking"]) == "pending"
+
+
+def test_a_chargeback_holds_the_money_until_it_is_won(app):
+    p = ids(f"booking-{uuid.uuid4().hex[:8]}")
+    book(app, p["booking"])
+    t = int(time.time()) - 200
+    settled(app, send(app, "payment_intent.succeeded", intent(p, "succeeded"), t),
+            send(app, "charge.dispute.created", dispute(p, "needs_response"), t + 10),
+            send(app, "charge.dispute.funds_withdrawn", dispute(p, "needs_response"), t + 10))
+    data = status(app, p["booking"])
+    assert (data["status"], data["amountDisputed"]) == ("disputed", 2000), data
+    [row] = admin_payments(app, p["booking"])
+    assert row["disputes"][0]["id"] == p["dp"] and row["disputes"][0]["funds_held"] == 2000
+    settled(app, send(app, "charge.dispute.funds_reinstated", dispute(p, "won"), t + 40),
+            send(app, "charge.dispute.closed", dispute(p, "won"), t + 40))
+    data = status(app, p["booking"])
+    assert (data["status"], data["amountDisputed"], data["disputeStatus"]) == ("succeeded", 0, "won")
+    # Disputes are the events target's business: the booking stays confirmed throughout.
+    told(app, p["booking"], "confirmed")
