@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::facts::{Fact, Interpretation};
 use super::state::{Attention, PaymentState, derive, duplicates, representative};
-use crate::config::TargetSettings;
+use crate::config::{TargetKind, TargetSettings};
 use crate::notify::{Change, NewDelivery, deliveries_for, first_due};
 use crate::store::{ClaimedEvent, LedgerTx, Payment, StoreError};
 
@@ -45,7 +45,8 @@ pub async fn apply_events(
             _ => None,
         })
         .collect();
-    let mut ledger = Working::read(tx, &facts).await?;
+    let told = targets.iter().any(|t| t.kind == TargetKind::BookingStatus);
+    let mut ledger = Working::read(tx, &facts, told).await?;
     let mut applied = Vec::with_capacity(events.len());
     for (event, reading) in events {
         let done = match reading {
@@ -114,8 +115,13 @@ struct Working {
 impl Working {
     /// Reads, in a handful of statements, what `facts` will touch: the payments their provider
     /// ids belong to, with their facts, and every payment of their bookings (a booking is all its
-    /// payments: duplicates and notifications are decided over them).
-    async fn read(tx: &mut LedgerTx, facts: &[(&str, &Fact)]) -> Result<Self, StoreError> {
+    /// payments: duplicates and notifications are decided over them), and, with `told`, what a
+    /// booking service was already told of those bookings.
+    async fn read(
+        tx: &mut LedgerTx,
+        facts: &[(&str, &Fact)],
+        told: bool,
+    ) -> Result<Self, StoreError> {
         let mut ledger = Working::default();
         let mut by_source: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for (source, fact) in facts {
@@ -161,8 +167,10 @@ impl Working {
         let more: Vec<&str> = more.iter().map(String::as_str).collect();
         let rows = tx.payments_by(&[], &more).await?;
         ledger.take_in(rows, &more);
-        let all: Vec<&str> = bookings.iter().chain(&more).copied().collect();
-        ledger.told = tx.told_bookings(&all).await?.into_iter().collect();
+        if told {
+            let all: Vec<&str> = bookings.iter().chain(&more).copied().collect();
+            ledger.told = tx.told_bookings(&all).await?.into_iter().collect();
+        }
         for &id in &found {
             ledger.facts.entry(id).or_default();
         }
