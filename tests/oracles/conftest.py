@@ -1,10 +1,12 @@
 """Starts the real payhook binary for the oracle tests: a fresh SQLite store, known secrets."""
 
 import contextlib
+import http.server
 import os
 import pathlib
 import subprocess
 import tempfile
+import threading
 
 import pytest
 
@@ -52,3 +54,30 @@ def running_listeners(tmp, webhook_secrets, args=(), extra_env=None):
 def payhook():
     with tempfile.TemporaryDirectory() as tmp, running_payhook(tmp, SECRETS) as base:
         yield base
+
+
+@contextlib.contextmanager
+def capturing_server(answer=b"{}"):
+    """A loopback HTTP server that answers every POST 200 with `answer` and keeps (body,
+    Stripe-Signature header) of each; yields (its base URL, the list)."""
+    received = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers["Content-Length"])
+            received.append((self.rfile.read(length), self.headers["Stripe-Signature"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", received
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -2,17 +2,15 @@
 headers the SDK generates are accepted (and refused once tampered, stale or for another secret), and
 events `payhook trigger` signs pass the SDK's own `stripe.Webhook.construct_event`."""
 
-import http.server
 import json
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import stripe
 
-from conftest import BIN, SECRETS
+from conftest import BIN, SECRETS, capturing_server
 
 CURRENT, PREVIOUS = SECRETS
 
@@ -82,24 +80,8 @@ def test_sdk_headers_with_a_stale_timestamp_are_refused(payhook):
 
 
 def test_events_signed_by_payhook_trigger_pass_the_sdk_verifier():
-    received = []
-
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            length = int(self.headers["Content-Length"])
-            received.append((self.rfile.read(length), self.headers["Stripe-Signature"]))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"received":true}')
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/stripe/webhooks"
+    with capturing_server(b'{"received":true}') as (base, received):
+        url = f"{base}/stripe/webhooks"
         for event_type in ["payment_intent.succeeded", "checkout.session.completed", "charge.refunded"]:
             out = subprocess.run(
                 [BIN, "trigger", event_type, "--url", url, "--secret", CURRENT,
@@ -107,8 +89,6 @@ def test_events_signed_by_payhook_trigger_pass_the_sdk_verifier():
                 capture_output=True, text=True, env={"RUST_LOG": "warn"}, timeout=30,
             )
             assert out.returncode == 0, out.stdout + out.stderr
-    finally:
-        server.shutdown()
     assert len(received) == 3
     for payload, header in received:
         verified = stripe.Webhook.construct_event(payload.decode("utf-8"), header, CURRENT)

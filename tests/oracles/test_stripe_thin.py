@@ -5,15 +5,13 @@ the `v1.` event type, with a `related_object` pointing at the v1 resource, and m
 same body under another secret or once tampered."""
 
 import datetime
-import http.server
 import json
 import subprocess
-import threading
 
 import pytest
 import stripe
 
-from conftest import BIN
+from conftest import BIN, capturing_server
 
 SECRET = "whsec_thin_oracle_secret"
 CASES = [
@@ -26,31 +24,11 @@ CASES = [
 def trigger_thin(event_type):
     """Runs `payhook trigger --thin EVENT_TYPE` against a loopback receiver answering 200 `{}`;
     returns the raw body bytes and the Stripe-Signature header it received."""
-    received = []
-
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            length = int(self.headers["Content-Length"])
-            received.append((self.rfile.read(length), self.headers["Stripe-Signature"]))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with capturing_server() as (base, received):
         out = subprocess.run(
-            [BIN, "trigger", "--thin", event_type, "--url", f"http://127.0.0.1:{server.server_port}/",
-             "--secret", SECRET],
+            [BIN, "trigger", "--thin", event_type, "--url", f"{base}/", "--secret", SECRET],
             capture_output=True, text=True, env={"RUST_LOG": "warn"}, timeout=30,
         )
-    finally:
-        server.shutdown()
-        server.server_close()
     assert out.returncode == 0, out.stdout + out.stderr
     assert len(received) == 1, received
     return received[0]
