@@ -428,6 +428,95 @@ async fn a_bad_configuration_stops_start_up_naming_the_key() {
 }
 
 #[tokio::test]
+async fn production_settings_come_from_secret_files_and_logs_to_a_pipe_are_plain() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    let webhook_secret = secrets.join("stripe_webhook_secret");
+    std::fs::write(&webhook_secret, "whsec_from_the_docker_secret_1234\n").unwrap();
+    let file = webhook_secret.display().to_string();
+    let log = dir.path().join("payhook.log");
+
+    // The Docker secret is the webhook secret: no sandbox secret is generated, and an event
+    // signed with the file's secret is accepted.
+    let server = serve(
+        dir.path(),
+        &[("STRIPE_WEBHOOK_SECRET_FILE", &file), ("RUST_LOG", "info")],
+    )
+    .await;
+    assert!(
+        !server
+            .banner
+            .iter()
+            .any(|l| l.contains("generated webhook secret")),
+        "{:?}",
+        server.banner
+    );
+    let client = payhook::net::client_builder().build().unwrap();
+    let body = event_body("evt_from_file_secret", "payment_intent.succeeded");
+    let signature = stripe_signature(body.as_bytes(), "whsec_from_the_docker_secret_1234", now());
+    let answer = client
+        .post(format!("http://{}/webhooks/stripe", server.addr))
+        .header("stripe-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    signal(&server.child, "-TERM");
+    let mut child = server.child;
+    child.wait().await.unwrap();
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert!(written.contains("event applied"), "{written}");
+    assert!(
+        !written.contains('\u{1b}'),
+        "no colour codes in a file: {written}"
+    );
+
+    // Both forms, or a file that is not there: start-up stops and names the variable and file.
+    for (env, named) in [
+        (
+            vec![
+                ("STRIPE_WEBHOOK_SECRET_FILE", file.as_str()),
+                ("STRIPE_WEBHOOK_SECRET", "whsec_the_other_one_123456"),
+            ],
+            "STRIPE_WEBHOOK_SECRET_FILE",
+        ),
+        (
+            vec![(
+                "STRIPE_WEBHOOK_SECRET_FILE",
+                "/run/secrets/stripe_webhook_secret",
+            )],
+            "/run/secrets/stripe_webhook_secret",
+        ),
+    ] {
+        let out = payhook(dir.path(), &env)
+            .arg("serve")
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(named), "{named}: {stderr}");
+        assert!(!stderr.contains("whsec_"), "no secret printed: {stderr}");
+    }
+
+    // A bad file named with --config is named by its path, not as payhook.toml.
+    let prod = dir.path().join("prod.toml");
+    std::fs::write(&prod, "listen = 3\n").unwrap();
+    let out = payhook(dir.path(), &[])
+        .args(["--config", &prod.display().to_string(), "serve"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{} line 1", prod.display())),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn migrate_prepares_the_store_and_serve_reads_payhook_toml() {
     let store = fresh_store().await;
     let out = payhook(store.dir.path(), &[("DATABASE_URL", &store.url)])

@@ -228,11 +228,11 @@ impl Settings {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
                 })?;
-                FileConfig::parse(&text)?
+                FileConfig::parse(&text, &path.display().to_string())?
             }
             None => FileConfig::default(),
         };
-        Self::from_parts(file, env)
+        Self::from_parts(file, &secrets_from_files(env)?)
     }
 
     /// Defaults only, as `payhook serve` runs with no configuration at all.
@@ -586,6 +586,51 @@ fn check_http_url(url: &str, key: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// The shortest signing secret accepted: `whsec_` and 6 more.
+const MIN_SECRET_LEN: usize = 12;
+
+/// Variables that hold secrets. Each can be given as `NAME_FILE`, a file holding the value (the
+/// Docker and Kubernetes secrets convention): never both, and a file named is always used.
+pub const SECRET_VARIABLES: &[&str] = &[
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_SECRET_KEY",
+    "INTERNAL_SERVICE_TOKEN",
+    "PAYHOOK_ADMIN_TOKEN",
+    "DATABASE_URL",
+];
+
+/// `env` with each `NAME_FILE` of [`SECRET_VARIABLES`] read into `NAME` (trailing newlines
+/// trimmed). Naming both forms, or a file that cannot be read or is empty, is an error naming the
+/// variable and the file.
+pub fn secrets_from_files(
+    env: &HashMap<String, String>,
+) -> Result<HashMap<String, String>, ConfigError> {
+    let mut env = env.clone();
+    for name in SECRET_VARIABLES {
+        let file_key = format!("{name}_FILE");
+        let Some(path) = env.get(&file_key).map(|p| p.trim().to_string()) else {
+            continue;
+        };
+        if path.is_empty() {
+            continue;
+        }
+        if env.get(*name).is_some_and(|v| !v.trim().is_empty()) {
+            return Err(ConfigError::new(
+                file_key,
+                format!("{name} is set too: set one of {name} and {name}_FILE, not both"),
+            ));
+        }
+        let value = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::new(&file_key, format!("cannot read {path}: {e}")))?;
+        let value = value.trim_end_matches(['\n', '\r']).to_string();
+        if value.trim().is_empty() {
+            return Err(ConfigError::new(&file_key, format!("{path} is empty")));
+        }
+        env.insert(name.to_string(), value);
+    }
+    Ok(env)
+}
+
 fn parse_secret_list(key: &str, raw: Vec<String>) -> Result<Vec<Secret>, ConfigError> {
     raw.into_iter()
         .map(|s| s.trim().to_string())
@@ -596,12 +641,21 @@ fn parse_secret_list(key: &str, raw: Vec<String>) -> Result<Vec<Secret>, ConfigE
                     key,
                     format!("secret #{} is empty (check for a stray comma)", i + 1),
                 ))
-            } else if !s.starts_with("whsec_") || s.len() < 12 {
+            } else if !s.starts_with("whsec_") {
                 Err(ConfigError::new(
                     key,
                     format!(
-                        "secret #{} does not look like a Stripe signing secret (expected whsec_...)",
+                        "secret #{} does not start with whsec_: copy the endpoint's signing secret (whsec_...), not an API key",
                         i + 1
+                    ),
+                ))
+            } else if s.len() < MIN_SECRET_LEN {
+                Err(ConfigError::new(
+                    key,
+                    format!(
+                        "secret #{} is {} characters long, too short for a signing secret (at least {MIN_SECRET_LEN}; Stripe's are whsec_ and 32 more): was it cut when copied?",
+                        i + 1,
+                        s.len()
                     ),
                 ))
             } else {
@@ -909,7 +963,8 @@ struct SqliteFile {
 }
 
 impl FileConfig {
-    fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+    /// Parses the text of the file at `path` (named in errors).
+    fn parse(text: &str, path: &str) -> Result<FileConfig, ConfigError> {
         toml::from_str(text).map_err(|e| {
             let message = e.message().to_string();
             // toml names the offending key in its message; locate it for the user too.
@@ -917,8 +972,8 @@ impl FileConfig {
                 .span()
                 .map(|span| text[..span.start].matches('\n').count() + 1);
             let key = match line {
-                Some(line) => format!("payhook.toml line {line}"),
-                None => "payhook.toml".to_string(),
+                Some(line) => format!("{path} line {line}"),
+                None => path.to_string(),
             };
             ConfigError::new(key, message)
         })
@@ -928,6 +983,10 @@ impl FileConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn toml_file(text: &str) -> Result<FileConfig, ConfigError> {
+        FileConfig::parse(text, "payhook.toml")
+    }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -950,7 +1009,7 @@ mod tests {
 
     #[test]
     fn env_wins_over_file() {
-        let file = FileConfig::parse(
+        let file = toml_file(
             "listen = \"127.0.0.1:4000\"\n[stripe]\nwebhook_secrets = [\"whsec_fromfile123\"]\n",
         )
         .unwrap();
@@ -979,10 +1038,8 @@ mod tests {
         assert_eq!(s.ingest.max_header_bytes, 16 * 1024);
         assert!(s.ingest.trusted_proxies.is_empty());
         let s = Settings::from_parts(
-            FileConfig::parse(
-                "[ingest]\nread_timeout = \"2s\"\ntrusted_proxies = [\"10.0.0.0/8\"]",
-            )
-            .unwrap(),
+            toml_file("[ingest]\nread_timeout = \"2s\"\ntrusted_proxies = [\"10.0.0.0/8\"]")
+                .unwrap(),
             &env(&[("PAYHOOK_TRUSTED_PROXIES", "192.168.0.0/16, 127.0.0.1")]),
         )
         .unwrap();
@@ -1001,7 +1058,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.key, "PAYHOOK_TRUSTED_PROXIES");
         let err = Settings::from_parts(
-            FileConfig::parse("[ingest]\nread_timeout = \"0s\"").unwrap(),
+            toml_file("[ingest]\nread_timeout = \"0s\"").unwrap(),
             &HashMap::new(),
         )
         .unwrap_err();
@@ -1036,7 +1093,7 @@ mod tests {
             (500, Duration::from_secs(60))
         );
         let s = Settings::from_parts(
-            FileConfig::parse("[retention]\npayloads = \"30d\"\nbatch = 100").unwrap(),
+            toml_file("[retention]\npayloads = \"30d\"\nbatch = 100").unwrap(),
             &HashMap::new(),
         )
         .unwrap();
@@ -1077,15 +1134,15 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.key, "PAYHOOK_ADMIN_LISTEN");
-        let err = FileConfig::parse("lisen = \"x\"").unwrap_err();
+        let err = toml_file("lisen = \"x\"").unwrap_err();
         assert!(err.message.contains("lisen"), "{err}");
-        let file = FileConfig::parse("[ingest]\nbatch_max = 4097").unwrap();
+        let file = toml_file("[ingest]\nbatch_max = 4097").unwrap();
         let err = Settings::from_parts(file, &HashMap::new()).unwrap_err();
         assert_eq!(err.key, "ingest.batch_max");
-        let file = FileConfig::parse("[ingest]\nbatch_max = 4096").unwrap();
+        let file = toml_file("[ingest]\nbatch_max = 4096").unwrap();
         let settings = Settings::from_parts(file, &HashMap::new()).unwrap();
         assert_eq!(settings.ingest.batch_max, BATCH_MAX_LIMIT);
-        let file = FileConfig::parse("[stripe]\nallowed_cidrs = [\"10.0.0.0/33\"]").unwrap();
+        let file = toml_file("[stripe]\nallowed_cidrs = [\"10.0.0.0/33\"]").unwrap();
         let err = Settings::from_parts(file, &HashMap::new()).unwrap_err();
         assert_eq!(err.key, "stripe.allowed_cidrs");
     }
@@ -1128,7 +1185,7 @@ mod tests {
 
     #[test]
     fn targets_are_read_from_the_file_and_checked() {
-        let file = FileConfig::parse(
+        let file = toml_file(
             r#"
             [[targets]]
             name = "alerts"
@@ -1181,15 +1238,101 @@ mod tests {
             ),
             ("kind = \"booking-status\"", "targets[0].url", "required"),
         ] {
-            let file = FileConfig::parse(&format!("[[targets]]\nname = \"t\"\n{toml}")).unwrap();
+            let file = toml_file(&format!("[[targets]]\nname = \"t\"\n{toml}")).unwrap();
             let err = Settings::from_parts(file, &HashMap::new()).unwrap_err();
             assert_eq!(err.key, key, "{toml}");
             assert!(err.message.contains(says), "{err}");
         }
         let twice = "[[targets]]\nname = \"t\"\nkind = \"booking-status\"\nurl = \"http://h\"\n";
-        let file = FileConfig::parse(&format!("{twice}{twice}")).unwrap();
+        let file = toml_file(&format!("{twice}{twice}")).unwrap();
         let err = Settings::from_parts(file, &HashMap::new()).unwrap_err();
         assert_eq!(err.key, "targets[1].name");
+    }
+
+    #[test]
+    fn a_bad_config_file_is_named_by_its_own_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prod.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nlisen = 2\n").unwrap();
+        let err = Settings::load(Some(&path), &HashMap::new()).unwrap_err();
+        assert_eq!(err.key, format!("{} line 2", path.display()), "{err}");
+    }
+
+    #[test]
+    fn a_short_signing_secret_is_refused_for_its_length() {
+        let err = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[("STRIPE_WEBHOOK_SECRET", "whsec_ls4b")]),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("10 characters long"), "{err}");
+        assert!(
+            !err.message.contains("ls4b"),
+            "the secret is never printed: {err}"
+        );
+        let err = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[("STRIPE_WEBHOOK_SECRET", "sk_test_0123456789abcdef")]),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("does not start with whsec_"), "{err}");
+    }
+
+    #[test]
+    fn secrets_can_come_from_files_never_from_both_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("stripe_webhook_secret");
+        std::fs::write(&secret, "whsec_from_a_docker_secret\n").unwrap();
+        let path = secret.display().to_string();
+        let loaded = Settings::load(
+            None,
+            &env(&[
+                ("STRIPE_WEBHOOK_SECRET_FILE", &path),
+                ("PAYHOOK_ADMIN_TOKEN_FILE", &path),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            loaded.stripe.webhook_secrets[0].expose(),
+            "whsec_from_a_docker_secret",
+            "read, its newline trimmed"
+        );
+        assert!(
+            !loaded.webhook_secret_needed(),
+            "no sandbox secret is generated"
+        );
+        assert_eq!(
+            loaded.admin_token.as_ref().unwrap().expose(),
+            "whsec_from_a_docker_secret"
+        );
+
+        let both = Settings::load(
+            None,
+            &env(&[
+                ("STRIPE_WEBHOOK_SECRET_FILE", &path),
+                ("STRIPE_WEBHOOK_SECRET", "whsec_also_in_the_environment"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(both.key, "STRIPE_WEBHOOK_SECRET_FILE");
+        let missing = Settings::load(
+            None,
+            &env(&[("STRIPE_WEBHOOK_SECRET_FILE", "/run/secrets/not_there")]),
+        )
+        .unwrap_err();
+        assert_eq!(missing.key, "STRIPE_WEBHOOK_SECRET_FILE");
+        assert!(
+            missing.message.contains("/run/secrets/not_there"),
+            "{missing}"
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let err = Settings::load(
+            None,
+            &env(&[("STRIPE_WEBHOOK_SECRET_FILE", &empty.display().to_string())]),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("is empty"), "{err}");
     }
 
     #[test]
