@@ -230,6 +230,14 @@ impl Payhook {
     async fn wait(self) -> anyhow::Result<()> {
         let result = self.task.await.context("server task")?;
         self.store.close().await;
+        match &result {
+            Ok(()) => tracing::info!(
+                "payhook stopped: requests in flight answered, queued webhooks stored, the ledger \
+                 batch in hand applied, notifications in flight recorded; whatever still waits is \
+                 picked up at the next start"
+            ),
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "payhook stopped on an error"),
+        }
         result
     }
 }

@@ -258,6 +258,17 @@ async fn each_bad_field_is_named_and_nothing_is_created() {
         (with("currency", json!("euro")), "currency", "at most 3"),
         (with("currency", json!("e1r")), "currency", "ISO 4217"),
         (
+            with("currency", json!("xyz")),
+            "currency",
+            "not an ISO 4217",
+        ),
+        (with("booking_id", json!("..")), "booking_id", "URL path"),
+        (
+            with("currency", json!("QQQ")),
+            "currency",
+            "not an ISO 4217",
+        ),
+        (
             with("customer_email", json!("not-an-email")),
             "customer_email",
             "email",

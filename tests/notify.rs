@@ -715,3 +715,16 @@ async fn subscribers_hear_of_duplicates_and_refunds_that_fail() {
     );
     assert_eq!(got[4].json()["data"]["refunds"][0]["status"], "failed");
 }
+
+#[tokio::test]
+async fn a_dot_booking_id_never_reaches_another_path_of_the_booking_service() {
+    let (service, url) = booking_service(BOOKING_TOKEN).await;
+    let app = booking_app(&url).await;
+    let event = PaymentIds::new("..").event("payment_intent.succeeded", now() - 5, &[]);
+    app.deliver_all(std::slice::from_ref(&event)).await;
+    let row = app.settled(event["id"].as_str().unwrap()).await;
+    assert_eq!(row.status, "failed");
+    assert!(row.last_error.unwrap().contains("URL path"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(service.received().is_empty(), "{:?}", service.received());
+}

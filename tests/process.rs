@@ -472,6 +472,11 @@ async fn production_settings_come_from_secret_files_and_logs_to_a_pipe_are_plain
         !written.contains('\u{1b}'),
         "no colour codes in a file: {written}"
     );
+    let last = written.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("payhook stopped"),
+        "a last line says so: {last}"
+    );
 
     // Both forms, or a file that is not there: start-up stops and names the variable and file.
     for (env, named) in [

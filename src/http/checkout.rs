@@ -560,8 +560,17 @@ impl Fields {
     }
 
     fn booking_id(&mut self) -> Result<String, ApiError> {
-        self.text("booking_id", 200)?
-            .ok_or_else(|| ApiError::validation("booking_id", "is required"))
+        let booking = self
+            .text("booking_id", 200)?
+            .ok_or_else(|| ApiError::validation("booking_id", "is required"))?;
+        if booking == "." || booking == ".." {
+            // The booking service's route takes it as a path segment.
+            return Err(ApiError::validation(
+                "booking_id",
+                "cannot be \".\" or \"..\" (it would change the booking service's URL path)",
+            ));
+        }
+        Ok(booking)
     }
 
     fn amount(&mut self) -> Result<i64, ApiError> {
@@ -597,6 +606,14 @@ impl Fields {
             return Err(ApiError::validation(
                 "currency",
                 "must be a three-letter ISO 4217 code, e.g. \"eur\"",
+            ));
+        }
+        if !money::is_currency(&currency) {
+            return Err(ApiError::validation(
+                "currency",
+                format!(
+                    "{currency:?} is not an ISO 4217 currency code (e.g. \"eur\", \"usd\", \"xof\")"
+                ),
             ));
         }
         Ok(currency.to_ascii_lowercase())

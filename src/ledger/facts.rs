@@ -244,7 +244,7 @@ fn read_stripe(event_type: &str, payload: &[u8]) -> Result<Option<Fact>, String>
         event_type: event_type.to_string(),
         occurred_at,
         refs: Refs::default(),
-        booking_id: booking_id(object),
+        booking_id: usable_booking(booking_id(object))?,
         amount: None,
         amount_captured: None,
         currency: string(&object["currency"]).map(|c| c.to_ascii_lowercase()),
@@ -459,7 +459,7 @@ fn read_mapped(
             payment_intent: Some(payment),
             ..Refs::default()
         },
-        booking_id: field(&mapping.booking_id),
+        booking_id: usable_booking(field(&mapping.booking_id))?,
         amount: amount_value,
         amount_captured: None,
         currency: field(&mapping.currency).map(|c| mapping.currency(&c)),
@@ -502,6 +502,17 @@ fn booking_id(object: &Value) -> Option<String> {
     string(&object["metadata"]["bookingId"])
         .or_else(|| string(&object["metadata"]["booking_id"]))
         .or_else(|| string(&object["client_reference_id"]))
+}
+
+/// A booking id the booking service's route can take as one path segment: `.` and `..` would
+/// make it another URL (`/api/v1/bookings/../payment-status`), so an event naming one is refused.
+fn usable_booking(booking: Option<String>) -> Result<Option<String>, String> {
+    match booking.as_deref() {
+        Some(dots @ ("." | "..")) => Err(format!(
+            "booking id {dots:?} cannot name a booking: it would change the booking service's URL path"
+        )),
+        _ => Ok(booking),
+    }
 }
 
 /// A non-empty string.
@@ -577,6 +588,22 @@ mod tests {
             snapshot.to_string().as_bytes(),
         );
         assert!(matches!(fetched, Interpretation::Fact(_)), "{fetched:?}");
+    }
+
+    #[test]
+    fn a_dot_booking_id_is_refused_with_why() {
+        for dots in [".", ".."] {
+            let event = build_event(
+                "payment_intent.succeeded",
+                &[format!("metadata.bookingId={dots}")],
+                1_700_000_000,
+            )
+            .unwrap();
+            match interpret_stripe("payment_intent.succeeded", event.to_string().as_bytes()) {
+                Interpretation::Invalid(why) => assert!(why.contains("URL path"), "{why}"),
+                other => panic!("{dots}: {other:?}"),
+            }
+        }
     }
 
     #[test]

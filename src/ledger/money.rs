@@ -11,6 +11,29 @@ const ZERO_DECIMAL: &[&str] = &[
 /// Currencies Stripe counts in thousandths.
 const THREE_DECIMAL: &[&str] = &["bhd", "jod", "kwd", "omr", "tnd"];
 
+/// The active ISO 4217 currency codes (lower case), less precious metals and test codes: what a
+/// payment can be made in.
+const ISO_4217: &[&str] = &[
+    "aed", "afn", "all", "amd", "ang", "aoa", "ars", "aud", "awg", "azn", "bam", "bbd", "bdt",
+    "bgn", "bhd", "bif", "bmd", "bnd", "bob", "bov", "brl", "bsd", "btn", "bwp", "byn", "bzd",
+    "cad", "cdf", "che", "chf", "chw", "clf", "clp", "cny", "cop", "cou", "crc", "cuc", "cup",
+    "cve", "czk", "djf", "dkk", "dop", "dzd", "egp", "ern", "etb", "eur", "fjd", "fkp", "gbp",
+    "gel", "ghs", "gip", "gmd", "gnf", "gtq", "gyd", "hkd", "hnl", "htg", "huf", "idr", "ils",
+    "inr", "iqd", "irr", "isk", "jmd", "jod", "jpy", "kes", "kgs", "khr", "kmf", "kpw", "krw",
+    "kwd", "kyd", "kzt", "lak", "lbp", "lkr", "lrd", "lsl", "lyd", "mad", "mdl", "mga", "mkd",
+    "mmk", "mnt", "mop", "mru", "mur", "mvr", "mwk", "mxn", "mxv", "myr", "mzn", "nad", "ngn",
+    "nio", "nok", "npr", "nzd", "omr", "pab", "pen", "pgk", "php", "pkr", "pln", "pyg", "qar",
+    "ron", "rsd", "rub", "rwf", "sar", "sbd", "scr", "sdg", "sek", "sgd", "shp", "sle", "sll",
+    "sos", "srd", "ssp", "stn", "svc", "syp", "szl", "thb", "tjs", "tmt", "tnd", "top", "try",
+    "ttd", "twd", "tzs", "uah", "ugx", "usd", "usn", "uyi", "uyu", "uyw", "uzs", "ved", "ves",
+    "vnd", "vuv", "wst", "xaf", "xcd", "xcg", "xof", "xpf", "yer", "zar", "zmw", "zwg", "zwl",
+];
+
+/// Whether `code` (any case) is a currency of ISO 4217.
+pub fn is_currency(code: &str) -> bool {
+    ISO_4217.contains(&code.to_ascii_lowercase().as_str())
+}
+
 /// Digits after the decimal point in the provider's minor unit for `currency` (any case).
 pub fn exponent(currency: &str) -> u32 {
     let c = currency.to_ascii_lowercase();
@@ -51,6 +74,20 @@ pub fn format(minor: i64, currency: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn currencies_are_iso_4217_codes() {
+        for code in ["eur", "USD", "xof", "XAF", "jpy", "kwd"] {
+            assert!(is_currency(code), "{code}");
+        }
+        for code in ["xyz", "QQQ", "fcfa", "xau", "xxx", "eu"] {
+            assert!(!is_currency(code), "{code}");
+        }
+        // Every currency payhook knows the minor unit of is one.
+        for code in ZERO_DECIMAL.iter().chain(THREE_DECIMAL) {
+            assert!(is_currency(code), "{code}");
+        }
+    }
 
     #[test]
     fn minor_units_follow_stripe_per_currency() {
