@@ -399,12 +399,19 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        let stream = crate::http::edge::Framing::watch(stream);
+        let ambiguous = stream.ambiguous();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             request
                 .extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
             let mut router = router.clone();
+            let ambiguous = ambiguous.clone();
             async move {
+                // hyper drops Content-Length when Transfer-Encoding is there too; the bytes say.
+                if ambiguous.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    return Ok(ambiguous_length_answer());
+                }
                 tower_service::Service::call(&mut router, request.map(axum::body::Body::new)).await
             }
         });
@@ -418,6 +425,25 @@ async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The answer to a request that says both `Content-Length` and `Transfer-Encoding`: two readings
+/// of where its body ends (request smuggling; RFC 9112 section 6.1 lets a server refuse it). It is
+/// refused, nothing is stored, and the connection is closed.
+fn ambiguous_length_answer() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut answer = crate::http::error::ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "ambiguous_length",
+        "the request has both Content-Length and Transfer-Encoding",
+    )
+    .hint("send one of them; providers and proxies never send both")
+    .into_response();
+    answer.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    answer
 }
 
 async fn until_stopped(stopped: &mut watch::Receiver<bool>) {

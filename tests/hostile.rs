@@ -205,8 +205,17 @@ fn corpus() -> Vec<Case> {
             "Content-Length and Transfer-Encoding both (smuggling)",
             b"POST /webhooks/stripe HTTP/1.1\r\nHost: payhook\r\nConnection: close\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
             400,
-            "",
+            "ambiguous_length",
         ),
+        case("Content-Length and Transfer-Encoding both, signed", {
+            let mut r = format!(
+                "POST /webhooks/stripe HTTP/1.1\r\nHost: payhook\r\nConnection: close\r\nStripe-Signature: {}\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+                sig_for(&good, t), good.len(), good.len()
+            ).into_bytes();
+            r.extend_from_slice(&good);
+            r.extend_from_slice(b"\r\n0\r\n\r\n");
+            r
+        }, 400, "ambiguous_length"),
         case(
             "invalid chunk size",
             b"POST /webhooks/stripe HTTP/1.1\r\nHost: payhook\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nStripe-Signature: t=1,v1=00\r\n\r\nzz\r\nabc\r\n0\r\n\r\n".to_vec(),

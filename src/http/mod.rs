@@ -4,6 +4,7 @@
 mod admin;
 mod checkout;
 pub mod demo;
+pub mod edge;
 pub mod error;
 mod payments;
 pub mod ratelimit;
