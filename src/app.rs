@@ -25,6 +25,9 @@ pub const SANDBOX_SECRET_SETTING: &str = "sandbox_webhook_secret";
 /// A running payhook.
 pub struct Payhook {
     pub public_addr: SocketAddr,
+    /// How browsers and providers reach the public listener: `PAYHOOK_PUBLIC_URL`, else the
+    /// listener's own address (its real port when it was given port 0).
+    pub public_url: String,
     pub admin_addr: SocketAddr,
     pub store: Arc<Store>,
     /// The ledger processor; its worker runs in the background, tests may also step it.
@@ -115,6 +118,14 @@ impl Payhook {
             .with_context(|| format!("binding PAYHOOK_ADMIN_LISTEN ({})", settings.admin_listen))?;
         let public_addr = public.local_addr()?;
         let admin_addr = admin.local_addr()?;
+        if !settings.public_url_set {
+            settings.public_url = crate::config::public_url_for(public_addr);
+        }
+        // `payhook trigger` and `payhook sandbox`, run beside this instance, post here.
+        store
+            .set_setting(PUBLIC_URL_SETTING, &settings.public_url)
+            .await
+            .context("keeping the public URL")?;
 
         let provider = Arc::new(provider(&settings, store.clone(), public_addr));
         let fetcher = crate::ledger::fetch::Fetcher::new(
@@ -205,6 +216,7 @@ impl Payhook {
         Ok(Payhook {
             provider,
             public_addr,
+            public_url: settings.public_url.clone(),
             admin_addr,
             store,
             processor,
@@ -449,6 +461,9 @@ fn ambiguous_length_answer() -> axum::response::Response {
 async fn until_stopped(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
+
+/// The setting where a running instance keeps its public URL, for the CLI beside it.
+pub const PUBLIC_URL_SETTING: &str = "public_url";
 
 /// A new Stripe-style signing secret: `whsec_` and 32 random alphanumerics (about 190 bits),
 /// safe to paste into a shell or an env file.

@@ -522,6 +522,65 @@ async fn production_settings_come_from_secret_files_and_logs_to_a_pipe_are_plain
 }
 
 #[tokio::test]
+async fn urls_follow_the_listener_and_trigger_finds_the_running_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 0: the listener's real port is only known once it is bound.
+    let server = serve(dir.path(), &[("INTERNAL_SERVICE_TOKEN", "tok")]).await;
+    let public = format!("http://localhost:{}", server.addr.port());
+    let sandbox_line = server
+        .banner
+        .iter()
+        .find(|l| l.starts_with("payment provider: sandbox"))
+        .unwrap();
+    assert!(
+        sandbox_line.contains(&format!("{public}/sandbox/checkout/")),
+        "{sandbox_line}"
+    );
+    let client = payhook::net::client_builder().build().unwrap();
+    let created: serde_json::Value = client
+        .post(format!("http://{}/api/v1/checkout/sessions", server.addr))
+        .bearer_auth("tok")
+        .json(&serde_json::json!({"booking_id": "b-url", "amount": 100, "currency": "eur"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        created["checkout_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{public}/sandbox/checkout/cs_")),
+        "{created}"
+    );
+
+    // Another shell, no PAYHOOK_LISTEN: trigger posts to the instance that is running.
+    let event_id = trigger_ok(dir.path(), &["payment_intent.succeeded"]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = client
+            .get(format!(
+                "{}/admin/api/events?event_id={event_id}",
+                server.admin
+            ))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = answer.json().await.unwrap();
+        if body["data"].as_array().is_some_and(|d| !d.is_empty()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{event_id} not stored: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(&server.child, "-TERM");
+}
+
+#[tokio::test]
 async fn migrate_prepares_the_store_and_serve_reads_payhook_toml() {
     let store = fresh_store().await;
     let out = payhook(store.dir.path(), &[("DATABASE_URL", &store.url)])

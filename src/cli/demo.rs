@@ -31,7 +31,6 @@ pub async fn run(mut settings: Settings, booking_listen: SocketAddr) -> anyhow::
         .targets
         .push(booking_service_target(&booking_url, Some(&token))?);
 
-    let public_url = settings.public_url.clone();
     let payhook = Payhook::start(settings).await?;
     println!(
         "payhook demo: sandbox provider, {} store",
@@ -40,7 +39,7 @@ pub async fn run(mut settings: Settings, booking_listen: SocketAddr) -> anyhow::
     println!("example booking service: {booking_url} (target {BOOKING_SERVICE_TARGET})");
     println!("public listener: http://{}", payhook.public_addr);
     println!();
-    println!("  open {public_url}/demo");
+    println!("  open {}/demo", payhook.public_url);
     println!();
     println!("create a booking payment, pay (or decline) on the sandbox page, and watch the");
     println!("return page confirm the payment and the booking. Ctrl-C stops.");

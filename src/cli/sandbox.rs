@@ -36,9 +36,13 @@ enum SandboxCommand {
 
 pub async fn run(settings: Settings, args: SandboxArgs) -> anyhow::Result<ExitCode> {
     let secret = super::trigger::signing_secret(&settings).await?;
-    let url = args
-        .url
-        .unwrap_or_else(|| format!("{}/webhooks/stripe", settings.public_url));
+    let url = match args.url {
+        Some(url) => url,
+        None => format!(
+            "{}/webhooks/stripe",
+            super::trigger::running_url(&settings).await
+        ),
+    };
     let store = std::sync::Arc::new(app::open_store(&settings).await?);
     let sandbox = Sandbox::new(
         store.clone(),

@@ -19,7 +19,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             )
         })
         .collect();
-    let public_url = settings.public_url.clone();
     let api_base = settings.stripe.api_base.clone();
     let payhook = Payhook::start(settings).await?;
     // Plain lines on stdout: what a person starting payhook needs, and what scripts parse.
@@ -40,7 +39,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     match payhook.provider.name() {
         "sandbox" => println!(
             "payment provider: sandbox (no STRIPE_SECRET_KEY); customers pay at {}/sandbox/checkout/<session>",
-            public_url
+            payhook.public_url
         ),
         name => println!("payment provider: {name} ({})", api_base),
     }

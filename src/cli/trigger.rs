@@ -93,9 +93,10 @@ pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCo
         }
         source.sign(&body, now)
     };
-    let url = args
-        .url
-        .unwrap_or_else(|| format!("{}/webhooks/{}", settings.public_url, args.source));
+    let url = match args.url {
+        Some(url) => url,
+        None => format!("{}/webhooks/{}", running_url(&settings).await, args.source),
+    };
     let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     println!(
         "-> POST {url}  {} {}",
@@ -141,6 +142,40 @@ fn read_body(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading --body {}", path.display()))
 }
 
+/// Where the payhook beside this command listens: `PAYHOOK_PUBLIC_URL` when set, else the URL the
+/// running instance kept in the store (it may listen on another port than this environment
+/// says), else the one derived from `PAYHOOK_LISTEN`.
+pub(super) async fn running_url(settings: &Settings) -> String {
+    if settings.public_url_set {
+        return settings.public_url.clone();
+    }
+    let Some(store) = existing_store(settings).await else {
+        return settings.public_url.clone();
+    };
+    let kept = store.setting(app::PUBLIC_URL_SETTING).await.ok().flatten();
+    store.close().await;
+    kept.unwrap_or_else(|| settings.public_url.clone())
+}
+
+/// The store, if it exists already.
+async fn existing_store(settings: &Settings) -> Option<Store> {
+    if !store_exists(settings) {
+        return None;
+    }
+    Store::connect(&settings.database_url, settings.sqlite_sync)
+        .await
+        .ok()
+}
+
+/// False for a SQLite file that is not there: a command looking something up never creates an
+/// empty store.
+fn store_exists(settings: &Settings) -> bool {
+    match settings.database_url.strip_prefix("sqlite://") {
+        Some(path) => std::path::Path::new(path.split('?').next().unwrap_or(path)).exists(),
+        None => true,
+    }
+}
+
 /// The `stripe` source's first configured secret, else the sandbox secret `payhook serve`
 /// generated and kept in the store.
 pub(super) async fn signing_secret(settings: &Settings) -> anyhow::Result<Secret> {
@@ -152,11 +187,8 @@ pub(super) async fn signing_secret(settings: &Settings) -> anyhow::Result<Secret
             "no webhook secret: pass --secret whsec_..., set STRIPE_WEBHOOK_SECRET, or start `payhook serve` once in this directory"
         )
     };
-    if let Some(path) = settings.database_url.strip_prefix("sqlite://") {
-        // Do not create an empty database just to look for the secret.
-        if !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists() {
-            return Err(missing());
-        }
+    if !store_exists(settings) {
+        return Err(missing());
     }
     let store = Store::connect(&settings.database_url, settings.sqlite_sync)
         .await

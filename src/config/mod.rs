@@ -73,7 +73,11 @@ pub enum SqliteSync {
 pub struct Settings {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// How browsers and providers reach the public listener: `PAYHOOK_PUBLIC_URL`, else derived
+    /// from the listener (see [`public_url_for`]).
     pub public_url: String,
+    /// `public_url` was given (`PAYHOOK_PUBLIC_URL` or `public_url`), not derived.
+    pub public_url_set: bool,
     pub database_url: String,
     pub stripe: StripeSettings,
     pub booking_service_url: Option<String>,
@@ -257,9 +261,9 @@ impl Settings {
             file.admin_listen,
             "127.0.0.1:3004",
         )?;
-        let public_url = v
-            .string("PAYHOOK_PUBLIC_URL", "public_url", file.public_url)
-            .unwrap_or_else(|| ("http://localhost:3003".into(), "PAYHOOK_PUBLIC_URL".into()));
+        let given = v.string("PAYHOOK_PUBLIC_URL", "public_url", file.public_url);
+        let public_url_set = given.is_some();
+        let public_url = given.unwrap_or_else(|| (public_url_for(listen), "PAYHOOK_LISTEN".into()));
         check_http_url(&public_url.0, &public_url.1)?;
         let public_url = public_url.0.trim_end_matches('/').to_string();
 
@@ -492,6 +496,7 @@ impl Settings {
             listen,
             admin_listen,
             public_url,
+            public_url_set,
             database_url,
             stripe: StripeSettings {
                 webhook_secrets,
@@ -583,6 +588,17 @@ fn check_http_url(url: &str, key: &str) -> Result<(), ConfigError> {
             key,
             format!("{url:?} is not an http(s) URL"),
         ))
+    }
+}
+
+/// The public URL of a listener at `addr` when none is configured: `localhost` for a loopback or
+/// every-interface listener (`http://localhost:3003` for the default), else its address.
+pub fn public_url_for(addr: SocketAddr) -> String {
+    let ip = addr.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
     }
 }
 
@@ -1247,6 +1263,38 @@ mod tests {
         let file = toml_file(&format!("{twice}{twice}")).unwrap();
         let err = Settings::from_parts(file, &HashMap::new()).unwrap_err();
         assert_eq!(err.key, "targets[1].name");
+    }
+
+    #[test]
+    fn the_public_url_follows_the_listener_unless_it_is_set() {
+        let s = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[("PAYHOOK_LISTEN", "127.0.0.1:3013")]),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.public_url.as_str(), s.public_url_set),
+            ("http://localhost:3013", false)
+        );
+        let s = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[("PAYHOOK_LISTEN", "192.0.2.7:8080")]),
+        )
+        .unwrap();
+        assert_eq!(s.public_url, "http://192.0.2.7:8080");
+        let s = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[
+                ("PAYHOOK_LISTEN", "0.0.0.0:3013"),
+                ("PAYHOOK_PUBLIC_URL", "https://pay.example.com/"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.public_url.as_str(), s.public_url_set),
+            ("https://pay.example.com", true)
+        );
+        assert_eq!(Settings::defaults().public_url, "http://localhost:3003");
     }
 
     #[test]

@@ -101,6 +101,18 @@ macro_rules! shared_queries {
             Ok(self.setting(name).await?.unwrap_or_else(|| value.to_string()))
         }
 
+        pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO payhook_settings (name, value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+
         pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
             Ok(sqlx::query_scalar("SELECT value FROM payhook_settings WHERE name = $1")
                 .bind(name)
@@ -385,6 +397,11 @@ impl Store {
 
     pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
         on_store!(self, setting(name))
+    }
+
+    /// Stores `value` under `name`, replacing what was there.
+    pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        on_store!(self, set_setting(name, value))
     }
 
     /// Starts a ledger transaction (SQLite: a write transaction from the first statement).
