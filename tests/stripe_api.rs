@@ -142,7 +142,7 @@ async fn stripes_refusals_are_named_and_the_key_never_shows() {
         0 => Reply::json(
             400,
             json!({"error": {"type": "invalid_request_error", "param": "currency",
-                             "message": "Invalid currency: zzz."}}),
+                             "message": "Invalid currency: kpw."}}),
         ),
         _ => Reply::json(
             401,
@@ -152,7 +152,7 @@ async fn stripes_refusals_are_named_and_the_key_never_shows() {
     })
     .await;
     let app = stripe_app(&stripe.url).await;
-    let body = json!({"booking_id": "b", "amount": 100, "currency": "zzz"});
+    let body = json!({"booking_id": "b", "amount": 100, "currency": "kpw"});
     let refused = post(&app, "/api/v1/payment-intents", body.clone(), None).await;
     assert_eq!((refused.status, refused.code()), (502, "provider_refused"));
     assert_eq!(refused.json["error"]["field"], "currency");
@@ -160,7 +160,7 @@ async fn stripes_refusals_are_named_and_the_key_never_shows() {
         refused.json["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("Invalid currency: zzz.")
+            .contains("Invalid currency: kpw.")
     );
 
     let unauthorized = post(&app, "/api/v1/payment-intents", body.clone(), None).await;
