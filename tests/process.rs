@@ -581,6 +581,39 @@ async fn urls_follow_the_listener_and_trigger_finds_the_running_instance() {
 }
 
 #[tokio::test]
+async fn a_payhook_toml_in_the_working_directory_is_read_and_said_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("payhook.toml"),
+        format!("[stripe]\nwebhook_secrets = [\"{SECRET}\"]\n"),
+    )
+    .unwrap();
+    let server = serve(dir.path(), &[("RUST_LOG", "info")]).await;
+    assert!(
+        !server.banner.iter().any(|l| l.contains("sandbox mode")),
+        "the file's secret is used: {:?}",
+        server.banner
+    );
+    let status = post_signed(
+        &payhook::net::client_builder().build().unwrap(),
+        server.addr,
+        event_body("evt_from_cwd_toml", "payment_intent.succeeded"),
+    )
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(status, 200);
+    signal(&server.child, "-TERM");
+    let mut child = server.child;
+    child.wait().await.unwrap();
+    let log = std::fs::read_to_string(dir.path().join("payhook.log")).unwrap();
+    assert!(
+        log.contains("configuration read from ./payhook.toml"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
 async fn migrate_prepares_the_store_and_serve_reads_payhook_toml() {
     let store = fresh_store().await;
     let out = payhook(store.dir.path(), &[("DATABASE_URL", &store.url)])

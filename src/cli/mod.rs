@@ -18,6 +18,9 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{LogFormat, Settings};
 
+/// The configuration file read from the working directory when `--config` names none.
+const DEFAULT_CONFIG: &str = "payhook.toml";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "payhook",
@@ -25,7 +28,8 @@ use crate::config::{LogFormat, Settings};
     about = "Self-hosted payment webhook gateway"
 )]
 pub struct Cli {
-    /// Optional payhook.toml; environment variables win over it.
+    /// Optional payhook.toml; environment variables win over it [default: ./payhook.toml when
+    /// there is one].
     #[arg(long, global = true, env = "PAYHOOK_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -81,7 +85,14 @@ enum Command {
 impl Cli {
     pub fn run(self) -> ExitCode {
         let env: HashMap<String, String> = std::env::vars().collect();
-        let mut settings = match Settings::load(self.config.as_deref(), &env) {
+        // A payhook.toml in the working directory is read, and said so, rather than silently
+        // ignored; --config names another.
+        let found = PathBuf::from(DEFAULT_CONFIG);
+        let config = match &self.config {
+            Some(path) => Some(path.clone()),
+            None => found.is_file().then(|| found.clone()),
+        };
+        let mut settings = match Settings::load(config.as_deref(), &env) {
             Ok(settings) => settings,
             Err(e) => {
                 eprintln!("payhook: {e}");
@@ -93,6 +104,11 @@ impl Cli {
             settings.log_filter = "warn".into();
         }
         init_logging(&settings);
+        if self.config.is_none() && config.is_some() {
+            tracing::info!(
+                "configuration read from ./{DEFAULT_CONFIG}, found in the working directory (--config names another file)"
+            );
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
