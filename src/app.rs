@@ -42,6 +42,13 @@ pub struct Payhook {
 
 /// Opens and migrates the store named in the settings.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    if let Some(dir) = missing_sqlite_directory(&settings.database_url) {
+        anyhow::bail!(
+            "DATABASE_URL ({}): the directory {} does not exist; create it, or point DATABASE_URL at another file",
+            redact_url(&settings.database_url),
+            dir.display()
+        );
+    }
     let store = Store::connect(&settings.database_url, settings.sqlite_sync)
         .await
         .with_context(|| {
@@ -460,6 +467,15 @@ fn ambiguous_length_answer() -> axum::response::Response {
 
 async fn until_stopped(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// The directory a SQLite store's file would be created in, when it does not exist (SQLite only
+/// says "unable to open database file").
+fn missing_sqlite_directory(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite://")?;
+    let path = std::path::Path::new(path.split('?').next().unwrap_or(path));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    (!dir.is_dir()).then(|| dir.to_path_buf())
 }
 
 /// The setting where a running instance keeps its public URL, for the CLI beside it.

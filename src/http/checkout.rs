@@ -133,8 +133,9 @@ pub async fn create_session(
         .create_session(&new, &idempotency_key(&headers))
         .await
         .map_err(|e| ApiError::from_provider(e, state.retry_after_secs))?;
-    tracing::info!(session_id = %session.id, booking_id = %session.booking_id,
-        provider = state.provider.name(), "checkout session created");
+    // The session id is the capability to read the session: it is not logged.
+    tracing::info!(booking_id = %session.booking_id, provider = state.provider.name(),
+        "checkout session created");
     Ok(created(SessionCreated {
         session_id: session.id,
         checkout_url: session.url,
@@ -370,7 +371,7 @@ async fn provider_state(state: &AppState, id: &str) -> Result<Option<SessionStat
             Err(ApiError::from_store(e, state.retry_after_secs))
         }
         Err(e) => {
-            tracing::warn!(session_id = id, error = %e, "cannot ask the provider about a session");
+            tracing::warn!(error = %e, "cannot ask the provider about a session");
             Ok(None)
         }
     }
@@ -812,7 +813,7 @@ pub async fn sandbox_action(
     };
     match result {
         Ok(to) => {
-            tracing::info!(session_id, action, "sandbox checkout action");
+            tracing::info!(action, "sandbox checkout action");
             Redirect::to(&to.0).into_response()
         }
         Err(e) => sandbox_error(e),

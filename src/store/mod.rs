@@ -206,18 +206,32 @@ fn listing_sql(table: &str, filters: &[(bool, &str)], before: bool) -> String {
         .sql(&format!("SELECT * FROM {table}"), before)
 }
 
+/// Each variant says its cause once, in its own message: none is a `source`, so an error chain
+/// (`{:#}`) does not repeat the driver's words.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the store is unavailable: {0}")]
-    Unavailable(#[from] sqlx::Error),
+    Unavailable(sqlx::Error),
     #[error("the store could not be migrated: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     #[error("the inbox commit failed: {0}")]
     CommitFailed(String),
     #[error("the inbox writer has stopped")]
     WriterGone,
     #[error("the store holds data payhook cannot read: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e)
+    }
 }
 
 /// A verified webhook on its way into the inbox.

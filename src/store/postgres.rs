@@ -70,8 +70,23 @@ impl PgStore {
             .max_connections(12)
             .acquire_timeout(Duration::from_secs(3))
             .connect(url)
-            .await?;
-        Ok(Self { pool })
+            .await;
+        match pool {
+            Ok(pool) => Ok(Self { pool }),
+            // The pool only says it timed out: one connection of our own says why (refused,
+            // unknown host, authentication).
+            Err(sqlx::Error::PoolTimedOut) => {
+                use sqlx::Connection;
+                match sqlx::PgConnection::connect(url).await {
+                    Err(why) => Err(why.into()),
+                    Ok(conn) => {
+                        let _ = conn.close().await;
+                        Err(sqlx::Error::PoolTimedOut.into())
+                    }
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// One statement per batch whatever its size: the rows travel as arrays and are unnested.
