@@ -525,7 +525,11 @@ async fn production_settings_come_from_secret_files_and_logs_to_a_pipe_are_plain
 async fn urls_follow_the_listener_and_trigger_finds_the_running_instance() {
     let dir = tempfile::tempdir().unwrap();
     // Port 0: the listener's real port is only known once it is bound.
-    let server = serve(dir.path(), &[("INTERNAL_SERVICE_TOKEN", "tok")]).await;
+    let server = serve(
+        dir.path(),
+        &[("INTERNAL_SERVICE_TOKEN", "tok"), ("RUST_LOG", "info")],
+    )
+    .await;
     let public = format!("http://localhost:{}", server.addr.port());
     let sandbox_line = server
         .banner
@@ -578,6 +582,13 @@ async fn urls_follow_the_listener_and_trigger_finds_the_running_instance() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     signal(&server.child, "-TERM");
+    let mut child = server.child;
+    child.wait().await.unwrap();
+    // The session id is the capability to read the session: never in the log.
+    let log = std::fs::read_to_string(dir.path().join("payhook.log")).unwrap();
+    assert!(log.contains("checkout session created"), "{log}");
+    let session = created["session_id"].as_str().unwrap();
+    assert!(!log.contains(session), "{log}");
 }
 
 #[tokio::test]
