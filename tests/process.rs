@@ -1237,6 +1237,50 @@ fn free_port() -> u16 {
 }
 
 #[tokio::test]
+async fn the_demo_has_a_store_of_its_own_and_prints_the_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = payhook(dir.path(), &[])
+        .args(["demo", "--booking-listen", "127.0.0.1:0"])
+        .env("PAYHOOK_LISTEN", "127.0.0.1:0")
+        .env("PAYHOOK_ADMIN_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let open = line.trim().starts_with("open ");
+            printed.push(line);
+            if open {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let dashboard = printed
+        .iter()
+        .find_map(|l| l.strip_prefix("dashboard: "))
+        .unwrap_or_else(|| panic!("no dashboard line: {printed:?}"));
+    let page = payhook::net::client_builder()
+        .build()
+        .unwrap()
+        .get(dashboard)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "{dashboard}");
+    assert!(dir.path().join("payhook-demo.db").exists(), "{printed:?}");
+    assert!(
+        !dir.path().join("payhook.db").exists(),
+        "serve's store is left alone"
+    );
+    signal(&child, "-TERM");
+    child.wait().await.unwrap();
+}
+
+#[tokio::test]
 async fn the_demo_takes_a_booking_payment_from_form_to_confirmed_and_the_cli_refunds_and_disputes_it()
  {
     let store = fresh_store().await;

@@ -12,10 +12,17 @@ use crate::booking_service::{self, BookingService};
 use crate::config::{BOOKING_SERVICE_TARGET, Secret, Settings, booking_service_target};
 use crate::providers::stripe_events::random_token;
 
+/// The demo's own store, unless DATABASE_URL names one: its test payments never show up in the
+/// `payhook serve` of the same directory.
+pub const DEMO_DATABASE_URL: &str = "sqlite://payhook-demo.db";
+
 pub async fn run(mut settings: Settings, booking_listen: SocketAddr) -> anyhow::Result<ExitCode> {
     // The demo never takes real money, whatever the environment says.
     settings.stripe.secret_key = None;
     settings.demo = true;
+    if settings.database_url == Settings::defaults().database_url {
+        settings.database_url = DEMO_DATABASE_URL.into();
+    }
 
     let listener = tokio::net::TcpListener::bind(booking_listen)
         .await
@@ -31,6 +38,7 @@ pub async fn run(mut settings: Settings, booking_listen: SocketAddr) -> anyhow::
         .targets
         .push(booking_service_target(&booking_url, Some(&token))?);
 
+    let database_url = settings.database_url.clone();
     let payhook = Payhook::start(settings).await?;
     println!(
         "payhook demo: sandbox provider, {} store",
@@ -38,6 +46,8 @@ pub async fn run(mut settings: Settings, booking_listen: SocketAddr) -> anyhow::
     );
     println!("example booking service: {booking_url} (target {BOOKING_SERVICE_TARGET})");
     println!("public listener: http://{}", payhook.public_addr);
+    println!("store: {}", crate::app::redact_url(&database_url));
+    println!("dashboard: http://{}/", payhook.admin_addr);
     println!();
     println!("  open {}/demo", payhook.public_url);
     println!();

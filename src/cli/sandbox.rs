@@ -13,9 +13,12 @@ use crate::config::Settings;
 pub struct SandboxArgs {
     #[command(subcommand)]
     command: SandboxCommand,
-    /// payhook's webhook route [default: PAYHOOK_PUBLIC_URL/webhooks/stripe].
+    /// payhook's webhook route [default: the running instance's /webhooks/stripe].
     #[arg(long, global = true)]
     url: Option<String>,
+    /// A payment of `payhook demo`: its own store (payhook-demo.db) unless DATABASE_URL names one.
+    #[arg(long, global = true)]
+    demo: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,7 +37,10 @@ enum SandboxCommand {
     },
 }
 
-pub async fn run(settings: Settings, args: SandboxArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(mut settings: Settings, args: SandboxArgs) -> anyhow::Result<ExitCode> {
+    if args.demo && settings.database_url == Settings::defaults().database_url {
+        settings.database_url = super::demo::DEMO_DATABASE_URL.into();
+    }
     let secret = super::trigger::signing_secret(&settings).await?;
     let url = match args.url {
         Some(url) => url,
