@@ -143,6 +143,7 @@ impl Payhook {
         );
         let state = Arc::new(AppState {
             inbox: Inbox::new(sources, writer),
+            webhook_routes: settings.webhook_routes.clone(),
             store: store.clone(),
             depths: Default::default(),
             limiter: (settings.ingest.rate_limit_per_ip > 0)
@@ -188,8 +189,12 @@ impl Payhook {
                 }
             })
         });
-        let public_router = http::public_router(state.clone()).fallback(http::not_found);
-        let admin_router = http::admin_router(state).fallback(http::not_found);
+        let public_router = http::public_router(state.clone())
+            .fallback(http::not_found)
+            .method_not_allowed_fallback(http::method_not_allowed);
+        let admin_router = http::admin_router(state)
+            .fallback(http::not_found)
+            .method_not_allowed_fallback(http::method_not_allowed);
         let edge = Edge {
             read_timeout: settings.ingest.read_timeout,
             max_header_bytes: settings.ingest.max_header_bytes,

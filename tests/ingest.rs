@@ -585,3 +585,85 @@ async fn on_sqlite_stored_webhooks_reach_the_database_file_while_payhook_runs() 
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_provider_keeps_its_path_and_wrong_paths_answer_with_the_right_route() {
+    let app = spawn_app_with(|s| {
+        s.webhook_routes = vec![
+            ("/api/webhooks/stripe".into(), "stripe".into()),
+            ("/stripe/webhooks".into(), "stripe".into()),
+        ]
+    })
+    .await;
+    for (i, path) in ["/api/webhooks/stripe", "/stripe/webhooks"]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("evt_alias_{i}");
+        let body = event_body(&id, "payment_intent.succeeded");
+        let signature = stripe_signature(body.as_bytes(), SECRET, now());
+        let answer = Answer::read(
+            app.client
+                .post(format!("{}{path}", app.base))
+                .header("stripe-signature", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.json);
+        assert_eq!(answer.json["event_id"], id.as_str());
+        assert_eq!(
+            app.payhook
+                .store
+                .event("stripe", &id)
+                .await
+                .unwrap()
+                .unwrap()
+                .source,
+            "stripe"
+        );
+    }
+
+    let bare = spawn_app().await;
+    let get = bare.get("/webhooks/stripe", None).await;
+    assert_eq!(
+        (get.status, get.code()),
+        (405, "method_not_allowed"),
+        "{}",
+        get.json
+    );
+    assert!(
+        get.json["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("POST /webhooks/stripe")
+    );
+    for path in ["/api/webhooks/stripe", "/stripe/webhooks"] {
+        let answer = bare.post(path, "{}", None).await;
+        assert_eq!((answer.status, answer.code()), (404, "not_found"), "{path}");
+        let hint = answer.json["error"]["hint"].as_str().unwrap_or_default();
+        assert!(
+            hint.contains("POST /webhooks/stripe") && hint.contains("routes"),
+            "{path}: {hint}"
+        );
+    }
+    let slash = bare.post("/webhooks/stripe/", "{}", None).await;
+    assert_eq!(slash.status, 404);
+    assert!(
+        slash.json["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("trailing slash")
+    );
+    for base in [&bare.base, &bare.admin] {
+        let icon = bare
+            .client
+            .get(format!("{base}/favicon.ico"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(icon.status(), 204, "{base}");
+    }
+}

@@ -92,6 +92,9 @@ pub struct Settings {
     pub targets: Vec<TargetSettings>,
     /// `[[sources]]`: webhook sources besides `stripe`.
     pub sources: Vec<crate::providers::Source>,
+    /// More paths a provider may post to, with the source each is for (`[stripe] routes`,
+    /// `STRIPE_WEBHOOK_ROUTES`, `[[sources]] routes`): the paths existing integrations use.
+    pub webhook_routes: Vec<(String, String)>,
     pub sqlite_sync: SqliteSync,
     /// `payhook demo`: the public listener also serves `/demo`, which creates test payments and
     /// shows the `booking-service` target's view of each booking.
@@ -490,7 +493,33 @@ impl Settings {
             internal_service_token.as_ref(),
         )?;
 
-        let sources = sources::sources_from(file.sources.unwrap_or_default())?;
+        let (sources, mut webhook_routes) =
+            sources::sources_from(file.sources.unwrap_or_default())?;
+        let stripe_routes: Vec<(String, String)> = match v.raw("STRIPE_WEBHOOK_ROUTES") {
+            Some(list) => list
+                .split(',')
+                .map(|p| route_alias("STRIPE_WEBHOOK_ROUTES", p))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => stripe_file
+                .routes
+                .clone()
+                .unwrap_or_default()
+                .iter()
+                .map(|p| route_alias("stripe.routes", p))
+                .collect::<Result<Vec<_>, _>>()?,
+        }
+        .into_iter()
+        .map(|p| (p, "stripe".to_string()))
+        .collect();
+        webhook_routes.splice(0..0, stripe_routes);
+        for (i, (path, _)) in webhook_routes.iter().enumerate() {
+            if webhook_routes[..i].iter().any(|(p, _)| p == path) {
+                return Err(ConfigError::new(
+                    "routes",
+                    format!("{path} is given to two sources"),
+                ));
+            }
+        }
 
         Ok(Settings {
             listen,
@@ -522,6 +551,7 @@ impl Settings {
             retention,
             targets,
             sources,
+            webhook_routes,
             sqlite_sync: file
                 .sqlite
                 .and_then(|s| s.synchronous)
@@ -600,6 +630,38 @@ pub fn public_url_for(addr: SocketAddr) -> String {
     } else {
         format!("http://{addr}")
     }
+}
+
+/// A route alias as given for `key`: an absolute path of plain segments, outside payhook's own
+/// routes.
+pub(crate) fn route_alias(key: &str, path: &str) -> Result<String, ConfigError> {
+    let path = path.trim().trim_end_matches('/');
+    let plain = path.starts_with('/')
+        && path.len() > 1
+        && path[1..].split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        });
+    if !plain {
+        return Err(ConfigError::new(
+            key,
+            format!("{path:?} is not a path like /api/webhooks/stripe"),
+        ));
+    }
+    let own = ["/webhooks/", "/api/v1/", "/sandbox/", "/checkout/", "/demo"];
+    if own.iter().any(|p| path.starts_with(p))
+        || matches!(path, "/healthz" | "/readyz" | "/openapi.json")
+    {
+        return Err(ConfigError::new(
+            key,
+            format!("{path} is one of payhook's own routes"),
+        ));
+    }
+    Ok(path.to_string())
 }
 
 /// The shortest signing secret accepted: `whsec_` and 6 more.
@@ -950,6 +1012,7 @@ struct StripeFile {
     reconcile_every: Option<String>,
     reconcile_window: Option<String>,
     sandbox_thin_events: Option<bool>,
+    routes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1295,6 +1358,39 @@ mod tests {
             ("https://pay.example.com", true)
         );
         assert_eq!(Settings::defaults().public_url, "http://localhost:3003");
+    }
+
+    #[test]
+    fn route_aliases_are_plain_paths_outside_payhooks_own() {
+        let s = Settings::from_parts(
+            FileConfig::default(),
+            &env(&[(
+                "STRIPE_WEBHOOK_ROUTES",
+                "/api/webhooks/stripe, /stripe/webhooks/",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.webhook_routes,
+            [
+                ("/api/webhooks/stripe".to_string(), "stripe".to_string()),
+                ("/stripe/webhooks".to_string(), "stripe".to_string())
+            ]
+        );
+        for bad in ["api/x", "/a/../b", "/webhooks/other", "/a b", "/a/{id}"] {
+            let err = Settings::from_parts(
+                FileConfig::default(),
+                &env(&[("STRIPE_WEBHOOK_ROUTES", bad)]),
+            )
+            .unwrap_err();
+            assert_eq!(err.key, "STRIPE_WEBHOOK_ROUTES", "{bad}");
+        }
+        let file = toml_file(
+            "[stripe]\nroutes = [\"/hooks\"]\n[[sources]]\nname = \"sw\"\nkind = \"standard-webhooks\"\nsecrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]\nroutes = [\"/hooks\"]\n",
+        )
+        .unwrap();
+        let err = Settings::from_parts(file, &HashMap::new()).unwrap_err();
+        assert!(err.message.contains("two sources"), "{err}");
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub(super) struct SourceFile {
     signed_content: Option<String>,
     url: Option<String>,
     mapping: Option<MappingFile>,
+    /// More paths the provider may post to, beside `/webhooks/{name}`.
+    routes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,8 +93,12 @@ struct MappingFile {
     currency_aliases: Option<HashMap<String, String>>,
 }
 
-pub(super) fn sources_from(files: Vec<SourceFile>) -> Result<Vec<Source>, ConfigError> {
+/// The sources, and their route aliases as (path, source).
+pub(super) fn sources_from(
+    files: Vec<SourceFile>,
+) -> Result<(Vec<Source>, Vec<(String, String)>), ConfigError> {
     let mut sources: Vec<Source> = Vec::new();
+    let mut routes = Vec::new();
     for (i, file) in files.into_iter().enumerate() {
         let key = |field: &str| format!("sources[{i}].{field}");
         let name = file.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| {
@@ -281,6 +287,9 @@ pub(super) fn sources_from(files: Vec<SourceFile>) -> Result<Vec<Source>, Config
                 key(&format!("mapping.{f}"))
             })?)),
         };
+        for path in file.routes.unwrap_or_default() {
+            routes.push((super::route_alias(&key("routes"), &path)?, name.clone()));
+        }
         sources.push(Source {
             name,
             scheme,
@@ -288,7 +297,7 @@ pub(super) fn sources_from(files: Vec<SourceFile>) -> Result<Vec<Source>, Config
             mapping,
         });
     }
-    Ok(sources)
+    Ok((sources, routes))
 }
 
 fn mapping_from(

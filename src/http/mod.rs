@@ -31,6 +31,8 @@ use utoipa_axum::routes;
 /// What the handlers share.
 pub struct AppState {
     pub inbox: Inbox,
+    /// More paths providers post to, with their source (`routes` in the configuration).
+    pub webhook_routes: Vec<(String, String)>,
     pub store: Arc<Store>,
     /// The counts by status of the overview and `/metrics`.
     pub depths: Arc<crate::store::DepthsCache>,
@@ -137,13 +139,23 @@ pub fn public_router(state: Arc<AppState>) -> Router {
     .routes(routes!(healthz))
     .routes(routes!(readyz))
     .split_for_parts();
+    let mut router = router;
+    for (path, source) in &state.webhook_routes {
+        router = router.route(path, post(webhooks::receive_on_alias(source.clone())));
+    }
     router
         // The demo's pages exist only under `payhook demo`: not part of the API.
         .route("/demo", get(demo::page))
         .route("/demo/checkout", post(demo::checkout))
         .route("/demo/bookings/{id}", get(demo::booking))
         .route("/openapi.json", get(api_document(api)))
+        .route("/favicon.ico", get(favicon))
         .with_state(state)
+}
+
+/// Browsers ask every listener for an icon: nothing to show, and not a 404 in their console.
+async fn favicon() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 /// The admin listener: the admin API, `/metrics`, the dashboard, health, and `GET /openapi.json`
@@ -162,6 +174,7 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
     .split_for_parts();
     router
         .route("/openapi.json", get(api_document(api)))
+        .route("/favicon.ico", get(favicon))
         .with_state(state)
 }
 
@@ -243,6 +256,40 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiE
 }
 
 /// A JSON 404 for paths no route serves.
-pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    let path = uri.path();
+    let answer = ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no such route: {path}"),
+    );
+    if path.len() > 1 && path.ends_with('/') {
+        answer.hint("remove the trailing slash: payhook's routes end without one")
+    } else if looks_like_a_webhook(path) {
+        answer.hint(WEBHOOK_HINT)
+    } else {
+        answer
+    }
+}
+
+/// A request with a method a route does not take: `GET /webhooks/stripe`, say.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    let path = uri.path();
+    let answer = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not a method {path} takes"),
+    );
+    if looks_like_a_webhook(path) {
+        answer.hint(WEBHOOK_HINT)
+    } else {
+        answer
+    }
+}
+
+const WEBHOOK_HINT: &str = "providers POST their webhooks to /webhooks/{source} (e.g. POST /webhooks/stripe); to keep the path your provider already posts to, add it to the source's routes (STRIPE_WEBHOOK_ROUTES for Stripe)";
+
+fn looks_like_a_webhook(path: &str) -> bool {
+    let path = path.to_ascii_lowercase();
+    path.contains("webhook") || path.contains("stripe")
 }

@@ -110,6 +110,26 @@ pub async fn receive_stripe_webhook(
     receive(&state, peer, "stripe", headers, body).await
 }
 
+/// The handler of a route alias: `receive_webhook` for `source`, on another path.
+pub fn receive_on_alias(
+    source: String,
+) -> impl Fn(
+    State<Arc<AppState>>,
+    ConnectInfo<SocketAddr>,
+    HeaderMap,
+    Body,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Json<WebhookResponse>, ApiError>> + Send>,
+> + Clone
++ Send
++ Sync
++ 'static {
+    move |State(state), ConnectInfo(peer), headers, body| {
+        let source = source.clone();
+        Box::pin(async move { receive(&state, peer, &source, headers, body).await })
+    }
+}
+
 /// Receives one webhook; a refusal is counted by code (under `unknown` for a route no source has,
 /// so made-up names cannot grow the metrics).
 async fn receive(
