@@ -94,7 +94,7 @@ pub struct Settings {
     pub sources: Vec<crate::providers::Source>,
     /// More paths a provider may post to, with the source each is for (`[stripe] routes`,
     /// `STRIPE_WEBHOOK_ROUTES`, `[[sources]] routes`): the paths existing integrations use.
-    pub webhook_routes: Vec<(String, String)>,
+    pub webhook_routes: WebhookRoutes,
     pub sqlite_sync: SqliteSync,
     /// `payhook demo`: the public listener also serves `/demo`, which creates test payments and
     /// shows the `booking-service` target's view of each booking.
@@ -631,6 +631,9 @@ pub fn public_url_for(addr: SocketAddr) -> String {
         format!("http://{addr}")
     }
 }
+
+/// (path, source) of each route alias.
+pub type WebhookRoutes = Vec<(String, String)>;
 
 /// A route alias as given for `key`: an absolute path of plain segments, outside payhook's own
 /// routes.

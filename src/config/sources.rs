@@ -96,7 +96,7 @@ struct MappingFile {
 /// The sources, and their route aliases as (path, source).
 pub(super) fn sources_from(
     files: Vec<SourceFile>,
-) -> Result<(Vec<Source>, Vec<(String, String)>), ConfigError> {
+) -> Result<(Vec<Source>, super::WebhookRoutes), ConfigError> {
     let mut sources: Vec<Source> = Vec::new();
     let mut routes = Vec::new();
     for (i, file) in files.into_iter().enumerate() {

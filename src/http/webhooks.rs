@@ -110,17 +110,16 @@ pub async fn receive_stripe_webhook(
     receive(&state, peer, "stripe", headers, body).await
 }
 
+/// A webhook being received, as a route alias's handler returns it.
+type Receiving = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Json<WebhookResponse>, ApiError>> + Send>,
+>;
+
 /// The handler of a route alias: `receive_webhook` for `source`, on another path.
 pub fn receive_on_alias(
     source: String,
-) -> impl Fn(
-    State<Arc<AppState>>,
-    ConnectInfo<SocketAddr>,
-    HeaderMap,
-    Body,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Json<WebhookResponse>, ApiError>> + Send>,
-> + Clone
+) -> impl Fn(State<Arc<AppState>>, ConnectInfo<SocketAddr>, HeaderMap, Body) -> Receiving
++ Clone
 + Send
 + Sync
 + 'static {
