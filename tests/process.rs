@@ -665,6 +665,78 @@ async fn a_store_that_cannot_be_opened_is_said_once_with_its_cause() {
 }
 
 #[tokio::test]
+async fn every_option_is_described_and_serve_help_names_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let commands: &[&[&str]] = &[
+        &["serve"],
+        &["migrate"],
+        &["trigger"],
+        &["events", "list"],
+        &["events", "show"],
+        &["events", "replay"],
+        &["deliveries", "list"],
+        &["deliveries", "retry"],
+        &["reconcile"],
+        &["sandbox", "refund"],
+        &["sandbox", "dispute"],
+        &["demo"],
+        &["example-booking-service"],
+        &["bench"],
+    ];
+    for command in commands {
+        let out = payhook(dir.path(), &[])
+            .args(*command)
+            .arg("--help")
+            .output()
+            .await
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{command:?}: {help}");
+        let lines: Vec<&str> = help.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let option = line.trim_start();
+            if option.starts_with('-') {
+                // The description follows on the line, or (long help) on the next one.
+                let indent = line.len() - option.len();
+                let next = lines.get(i + 1).copied().unwrap_or_default();
+                let below = next.trim_start();
+                let described_below = !below.is_empty()
+                    && !below.starts_with('-')
+                    && next.len() - below.len() > indent;
+                assert!(
+                    option.trim_end().contains("  ") || described_below,
+                    "{command:?}: an option without a description: {line:?}"
+                );
+            }
+        }
+    }
+    let out = payhook(dir.path(), &[])
+        .args(["serve", "--help"])
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for variable in [
+        "PAYHOOK_LISTEN",
+        "DATABASE_URL",
+        "STRIPE_WEBHOOK_SECRET",
+        "NAME_FILE",
+    ] {
+        assert!(help.contains(variable), "{variable}: {help}");
+    }
+    let out = payhook(dir.path(), &[])
+        .args(["trigger", "--help"])
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("[EVENT_TYPE]") && help.contains("required unless --body"),
+        "the usage line and the description agree: {help}"
+    );
+}
+
+#[tokio::test]
 async fn migrate_prepares_the_store_and_serve_reads_payhook_toml() {
     let store = fresh_store().await;
     let out = payhook(store.dir.path(), &[("DATABASE_URL", &store.url)])

@@ -44,6 +44,7 @@ enum DeliveriesCommand {
         /// Retry every dead notification (of --target, if given).
         #[arg(long)]
         dead: bool,
+        /// Only this target's notifications; re-enables it if a 410 disabled it.
         #[arg(long)]
         target: Option<String>,
     },

@@ -53,6 +53,7 @@ enum EventsCommand {
         /// Replay every event left `failed`.
         #[arg(long)]
         failed: bool,
+        /// The source of the provider ids given, when several sources could have them.
         #[arg(long)]
         source: Option<String>,
         /// How long to wait for the running payhook to apply them.

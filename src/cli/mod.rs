@@ -18,6 +18,24 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{LogFormat, Settings};
 
+/// What `payhook serve --help` says of the environment (docs/configuration in the README has all).
+const SERVE_ENVIRONMENT: &str = "\
+Environment (wins over payhook.toml; every secret also as NAME_FILE, a file holding it):
+  PAYHOOK_LISTEN           public listener [127.0.0.1:3003]
+  PAYHOOK_ADMIN_LISTEN     admin API, dashboard, /metrics [127.0.0.1:3004]
+  PAYHOOK_PUBLIC_URL       how browsers and providers reach payhook [follows PAYHOOK_LISTEN]
+  DATABASE_URL             sqlite://PATH or postgres://... [sqlite://payhook.db]
+  STRIPE_WEBHOOK_SECRET    whsec_..., comma-separated during a rotation [generated, sandbox mode]
+  STRIPE_SECRET_KEY        Stripe API key [unset: the sandbox provider]
+  STRIPE_API_BASE          another Stripe API base [https://api.stripe.com]
+  STRIPE_WEBHOOK_ROUTES    more paths Stripe posts to, comma-separated
+  BOOKING_SERVICE_URL      the booking service to notify [unset]
+  INTERNAL_SERVICE_TOKEN   Bearer token to and from the booking service [unset]
+  PAYHOOK_ADMIN_TOKEN      Bearer token of the admin listener [unset: loopback only]
+  PAYHOOK_RECONCILE_EVERY  reconcile with Stripe's event list this often [never]
+  PAYHOOK_RETAIN_PAYLOADS  prune applied events' payloads older than this [never]
+  RUST_LOG, PAYHOOK_LOG_FORMAT  log filter and text|json [info, text]";
+
 /// The configuration file read from the working directory when `--config` names none.
 const DEFAULT_CONFIG: &str = "payhook.toml";
 
@@ -39,6 +57,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the service: public listener, admin listener, inbox writers. Migrates the store first.
+    #[command(after_help = SERVE_ENVIRONMENT)]
     Serve,
     /// Apply the store's migrations and exit.
     Migrate,

@@ -27,6 +27,7 @@ enum SandboxCommand {
     Refund {
         /// The payment: its pi_..., its cs_... or its booking id (the latest payment).
         payment: String,
+        /// Minor units to refund (2000 is EUR 20.00) [default: all that is left].
         #[arg(long)]
         amount: Option<i64>,
     },

@@ -15,7 +15,7 @@ use crate::store::Store;
 #[derive(Debug, Args)]
 pub struct TriggerArgs {
     /// Event type, e.g. payment_intent.succeeded (see --help for all).
-    #[arg(value_name = "EVENT_TYPE", help = format!("Event type, for Stripe sources: {}", TRIGGER_TYPES.join(", ")),
+    #[arg(value_name = "EVENT_TYPE", help = format!("Event type, required unless --body gives the payload; for Stripe sources: {}", TRIGGER_TYPES.join(", ")),
           required_unless_present = "body")]
     event_type: Option<String>,
     /// Send this payload (a file, or - for standard input) instead of building a Stripe event:
@@ -25,7 +25,7 @@ pub struct TriggerArgs {
     /// Set a field of the event's object, e.g. --add metadata.bookingId=booking-123 (repeatable).
     #[arg(long = "add", value_name = "PATH=VALUE")]
     add: Vec<String>,
-    /// Where to send it [default: PAYHOOK_PUBLIC_URL/webhooks/SOURCE].
+    /// Where to send it [default: the running instance's /webhooks/SOURCE].
     #[arg(long)]
     url: Option<String>,
     /// Signing secret of a Stripe source [default: the source's first secret; for `stripe`,
