@@ -737,6 +737,60 @@ async fn every_option_is_described_and_serve_help_names_the_environment() {
 }
 
 #[tokio::test]
+async fn trigger_continues_a_story_on_the_same_payment() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]).await;
+    // The README's story: a payment for booking-123, then a partial refund of it.
+    trigger_ok(
+        dir.path(),
+        &[
+            "payment_intent.succeeded",
+            "--add",
+            "metadata.bookingId=booking-123",
+        ],
+    )
+    .await;
+    trigger_ok(
+        dir.path(),
+        &[
+            "charge.refunded",
+            "--same-payment",
+            "--add",
+            "amount_refunded=500",
+        ],
+    )
+    .await;
+    let client = payhook::net::client_builder().build().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let payments = loop {
+        let body: serde_json::Value = client
+            .get(format!(
+                "{}/admin/api/payments?booking_id=booking-123",
+                server.admin
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows = body["data"].as_array().cloned().unwrap_or_default();
+        if rows
+            .first()
+            .is_some_and(|p| p["status"] == "partially_refunded")
+            || std::time::Instant::now() > deadline
+        {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(payments.len(), 1, "one payment, not two: {payments:?}");
+    assert_eq!(payments[0]["status"], "partially_refunded");
+    assert_eq!(payments[0]["amount_refunded"], 500);
+    signal(&server.child, "-TERM");
+}
+
+#[tokio::test]
 async fn migrate_prepares_the_store_and_serve_reads_payhook_toml() {
     let store = fresh_store().await;
     let out = payhook(store.dir.path(), &[("DATABASE_URL", &store.url)])

@@ -40,6 +40,10 @@ pub struct TriggerArgs {
     /// the related object to fetch), as an event destination set to thin events does.
     #[arg(long)]
     thin: bool,
+    /// Continue the story: the event is about the payment the last `payhook trigger` in this
+    /// store sent (same payment intent, charge, session and booking), e.g. its refund.
+    #[arg(long)]
+    same_payment: bool,
     /// Print the event instead of sending it.
     #[arg(long)]
     dry_run: bool,
@@ -56,10 +60,24 @@ pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCo
     })?;
     let stripe_kind = matches!(source.scheme, Scheme::Stripe { .. });
     let now = chrono::Utc::now().timestamp();
+    // The snapshot event sent, for the next `--same-payment`.
+    let mut story: Option<serde_json::Value> = None;
     let body = match (&args.body, &args.event_type) {
         (Some(path), _) => read_body(path)?,
         (None, Some(event_type)) if stripe_kind => {
-            let mut event = stripe_events::build_event(event_type, &args.add, now)?;
+            let mut overrides = Vec::new();
+            if args.same_payment {
+                let story = last_story(&settings).await.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--same-payment: no payment to continue; send one first (payhook trigger payment_intent.succeeded)"
+                    )
+                })?;
+                overrides = story.overrides(event_type);
+            }
+            // What --add says wins over the story.
+            overrides.extend(args.add.iter().cloned());
+            let mut event = stripe_events::build_event(event_type, &overrides, now)?;
+            story = Some(event.clone());
             if args.thin {
                 event = stripe_events::thin_event(&event);
             }
@@ -125,6 +143,9 @@ pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCo
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     println!("<- {status} {text}");
+    if let (true, Some(event)) = (status.is_success(), &story) {
+        keep_story(&settings, event, args.same_payment).await;
+    }
     Ok(if status.is_success() {
         ExitCode::SUCCESS
     } else {
@@ -140,6 +161,36 @@ fn read_body(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
         return Ok(body);
     }
     std::fs::read(path).with_context(|| format!("reading --body {}", path.display()))
+}
+
+/// The setting where `trigger` keeps the payment it last sent.
+const STORY_SETTING: &str = "trigger_story";
+
+/// The payment the last `payhook trigger` sent, if it kept one.
+async fn last_story(settings: &Settings) -> Option<stripe_events::Story> {
+    let store = existing_store(settings).await?;
+    let kept = store.setting(STORY_SETTING).await.ok().flatten();
+    store.close().await;
+    serde_json::from_str(&kept?).ok()
+}
+
+/// Keeps the payment `event` is about for the next `--same-payment`: the last one continued, or
+/// a new one.
+async fn keep_story(settings: &Settings, event: &serde_json::Value, continued: bool) {
+    let Some(store) = existing_store(settings).await else {
+        return;
+    };
+    let kept = store.setting(STORY_SETTING).await.ok().flatten();
+    let last = match kept.filter(|_| continued) {
+        Some(text) => serde_json::from_str(&text).unwrap_or_else(|_| stripe_events::Story::new()),
+        None => stripe_events::Story::new(),
+    };
+    let story = last.then(event);
+    let text = serde_json::to_string(&story).expect("a story serializes");
+    if let Err(e) = store.set_setting(STORY_SETTING, &text).await {
+        tracing::debug!(error = %e, "the payment was not kept for --same-payment");
+    }
+    store.close().await;
 }
 
 /// Where the payhook beside this command listens: `PAYHOOK_PUBLIC_URL` when set, else the URL the

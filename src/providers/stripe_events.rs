@@ -74,6 +74,112 @@ pub fn build_event(
     }))
 }
 
+/// The ids of one payment, kept between `payhook trigger` runs so that a story continues: a
+/// success, then a refund of that same payment (`--same-payment`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Story {
+    pub payment_intent: String,
+    pub charge: String,
+    pub checkout_session: String,
+    pub refund: String,
+    pub dispute: String,
+    pub booking: Option<String>,
+}
+
+impl Story {
+    /// A payment with new ids.
+    pub fn new() -> Story {
+        Story {
+            payment_intent: new_id("pi"),
+            charge: new_id("ch"),
+            checkout_session: new_id("cs_test"),
+            refund: new_id("re"),
+            dispute: new_id("dp"),
+            booking: None,
+        }
+    }
+
+    /// This story as `event` continues it: the ids the event carries replace the kept ones.
+    pub fn then(mut self, event: &Value) -> Story {
+        let o = &event["data"]["object"];
+        let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        let id = text(&o["id"]);
+        let kind = o["object"].as_str().unwrap_or_default();
+        let set = |slot: &mut String, v: Option<String>| {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        };
+        match kind {
+            "payment_intent" => {
+                set(&mut self.payment_intent, id);
+                set(&mut self.charge, text(&o["latest_charge"]));
+            }
+            "checkout.session" => {
+                set(&mut self.checkout_session, id);
+                set(&mut self.payment_intent, text(&o["payment_intent"]));
+            }
+            "charge" => {
+                set(&mut self.charge, id);
+                set(&mut self.payment_intent, text(&o["payment_intent"]));
+            }
+            "refund" | "dispute" => {
+                if kind == "refund" {
+                    set(&mut self.refund, id);
+                } else {
+                    set(&mut self.dispute, id);
+                }
+                set(&mut self.charge, text(&o["charge"]));
+                set(&mut self.payment_intent, text(&o["payment_intent"]));
+            }
+            _ => {}
+        }
+        let booking = text(&o["metadata"]["bookingId"])
+            .or_else(|| text(&o["metadata"]["booking_id"]))
+            .or_else(|| text(&o["client_reference_id"]));
+        if booking.is_some() {
+            self.booking = booking;
+        }
+        self
+    }
+
+    /// The `--add` overrides that make an event of `event_type` about this payment.
+    pub fn overrides(&self, event_type: &str) -> Vec<String> {
+        let (pi, ch, cs) = (&self.payment_intent, &self.charge, &self.checkout_session);
+        let mut out = match event_type.rsplit_once('.').map_or("", |(p, _)| p) {
+            "payment_intent" => vec![format!("id={pi}"), format!("latest_charge={ch}")],
+            "checkout.session" if event_type == "checkout.session.expired" => {
+                vec![format!("id={cs}")]
+            }
+            "checkout.session" => vec![format!("id={cs}"), format!("payment_intent={pi}")],
+            "charge" => vec![format!("id={ch}"), format!("payment_intent={pi}")],
+            "charge.dispute" => vec![
+                format!("id={}", self.dispute),
+                format!("charge={ch}"),
+                format!("payment_intent={pi}"),
+            ],
+            _ => vec![
+                format!("id={}", self.refund),
+                format!("charge={ch}"),
+                format!("payment_intent={pi}"),
+            ],
+        };
+        if let Some(booking) = &self.booking {
+            let field = match event_type.split_once('.').map_or("", |(p, _)| p) {
+                "checkout" => "client_reference_id",
+                "payment_intent" | "charge" if !event_type.starts_with("charge.dispute") => {
+                    "metadata.bookingId"
+                }
+                _ => "",
+            };
+            if !field.is_empty() && !event_type.starts_with("charge.refund.") {
+                out.push(format!("{field}={booking}"));
+            }
+        }
+        out
+    }
+}
+
 /// The thin event notification (`object: "v2.core.event"`) Stripe sends for `snapshot`, a
 /// classic event, to an event destination set to thin events: no data, the related object's id,
 /// type and API path to fetch it, the `v1.`-prefixed type, an RFC 3339 time, and the snapshot
@@ -272,6 +378,44 @@ mod tests {
                 "{t}: amount in minor units"
             );
         }
+    }
+
+    #[test]
+    fn a_story_keeps_one_payment_across_events() {
+        let first = build_event(
+            "payment_intent.succeeded",
+            &["metadata.bookingId=booking-9".into()],
+            1,
+        )
+        .unwrap();
+        let story = Story::new().then(&first);
+        let pi = first["data"]["object"]["id"].as_str().unwrap();
+        assert_eq!(story.payment_intent, pi);
+        assert_eq!(story.booking.as_deref(), Some("booking-9"));
+        for t in TRIGGER_TYPES {
+            let e = build_event(t, &story.overrides(t), 2).unwrap();
+            let o = &e["data"]["object"];
+            let names_pi = o["id"] == pi || o["payment_intent"] == pi;
+            let session_alone = *t == "checkout.session.expired";
+            assert!(names_pi || session_alone, "{t}: {o}");
+        }
+        let opened = build_event(
+            "charge.dispute.created",
+            &story.overrides("charge.dispute.created"),
+            3,
+        )
+        .unwrap();
+        let story = story.then(&opened);
+        let closed = build_event(
+            "charge.dispute.closed",
+            &story.overrides("charge.dispute.closed"),
+            4,
+        )
+        .unwrap();
+        assert_eq!(
+            opened["data"]["object"]["id"],
+            closed["data"]["object"]["id"]
+        );
     }
 
     #[test]
