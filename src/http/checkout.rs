@@ -393,6 +393,10 @@ pub struct SessionStatus {
     paid_at: Option<String>,
     /// `webhook` (the ledger established it), `provider` (the provider's API said so) or `none`.
     verified_by: &'static str,
+    /// Where the customer can still pay, while the session is open and unpaid (after a decline,
+    /// say): the way back from the return page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkout_url: Option<String>,
 }
 
 /// What the status route says of a session.
@@ -406,6 +410,8 @@ struct SessionView {
     paid_at: Option<i64>,
     /// `webhook` when the ledger established it, `provider` when the provider's API said so.
     verified_by: &'static str,
+    /// The provider's page for the session, when payhook created it.
+    url: Option<String>,
 }
 
 impl SessionView {
@@ -451,6 +457,7 @@ impl SessionView {
                 .or_else(|| created.map(|s| s.currency.clone())),
             paid_at: ledger.and_then(|s| s.paid_at),
             verified_by,
+            url: created.map(|s| s.url.clone()).filter(|u| !u.is_empty()),
         }
     }
 
@@ -474,7 +481,10 @@ impl SessionView {
     }
 
     fn json(self) -> SessionStatus {
+        let payable = self.status.as_deref().is_none_or(|s| s == "open")
+            && matches!(self.payment_status.as_str(), "unpaid" | "failed");
         SessionStatus {
+            checkout_url: if payable { self.url.clone() } else { None },
             amount_formatted: money::format_known(self.amount, self.currency.as_deref()),
             session_id: self.session_id,
             booking_id: self.booking_id,

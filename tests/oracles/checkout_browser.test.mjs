@@ -109,6 +109,25 @@ test('Decline shows the payment failed', async () => {
   await Promise.all([page.waitForURL(/\/checkout\/return/), page.click('#decline')]);
   assert.equal(await outcome(page, 'failed'), 'Payment failed');
   await page.screenshot({ path: join(SHOTS, 'return-failed.png') });
+  // Not a dead end: the way back to the payment page, which takes the payment this time.
+  await page.waitForSelector('#retry:not([hidden])');
+  assert.equal(await page.textContent('#retry'), 'Try again');
+  await Promise.all([page.waitForURL(created.checkout_url), page.click('#retry')]);
+  await Promise.all([page.waitForURL(/\/checkout\/return/), page.click('#pay')]);
+  assert.equal(await outcome(page, 'confirmed'), 'Payment confirmed');
+  assert.equal(await page.isHidden('#retry'), true);
+  await page.close();
+});
+
+test('An unknown session says so to the customer, without rows or the gateway\'s name', async () => {
+  const base = await start(['serve'], 'ready');
+  const page = await browser.newPage();
+  await page.goto(`${base}/checkout/return?session_id=cs_test_nobody_knows`);
+  assert.equal(await outcome(page, 'unknown'), 'Payment not found');
+  assert.equal(await page.isHidden('#facts'), true);
+  assert.equal(await page.isHidden('#retry'), true);
+  const text = (await page.innerText('body')) + (await page.title());
+  assert.ok(!/payhook/i.test(text), text);
   await page.close();
 });
 
