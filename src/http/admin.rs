@@ -573,6 +573,8 @@ pub struct PaymentRow {
     currency: Option<String>,
     amount_formatted: Option<String>,
     amount_refunded: i64,
+    /// e.g. `5.00 EUR`.
+    amount_refunded_formatted: Option<String>,
     /// What was captured, once paid (below `amount` after a partial capture).
     amount_captured: Option<i64>,
     /// What open or lost disputes hold back now.
@@ -604,6 +606,10 @@ fn payment_row(p: &Payment) -> PaymentRow {
         currency: s.currency.clone(),
         amount_formatted: money::format_known(s.amount, s.currency.as_deref()),
         amount_refunded: s.amount_refunded,
+        amount_refunded_formatted: money::format_known(
+            Some(s.amount_refunded),
+            s.currency.as_deref(),
+        ),
         amount_captured: s.amount_captured,
         amount_disputed: s.amount_disputed,
         refunds: s.refunds.clone(),

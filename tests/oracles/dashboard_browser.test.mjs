@@ -139,6 +139,40 @@ test('the dashboard lists sent events and retries a refused notification with it
   await page.close();
 });
 
+test('tabs are in the address, declines show on the overview, and a phone gets no sideways scroll', async () => {
+  trigger('payment_intent.payment_failed', 'booking-declined-dash');
+  const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  await page.goto(`${adminBase}/`);
+  await page.fill('#token', ADMIN_TOKEN);
+  await page.click('#login-form button');
+  await page.waitForSelector('#cards .card');
+  // A declined card shows among what the operator looks at first.
+  await page.waitForSelector('#declined td:text-is("booking-declined-dash")', { timeout: 20000 });
+  assert.equal(await page.textContent('nav button[data-tab=deliveries]'), 'Notifications');
+
+  await page.click('nav button[data-tab=payments]');
+  await page.waitForURL(/#payments$/);
+  assert.equal(await page.isVisible('#payments'), true);
+  await page.click('nav button[data-tab=deliveries]');
+  await page.waitForURL(/#deliveries$/);
+  await page.goBack();
+  await page.waitForURL(/#payments$/);
+  assert.equal(await page.isVisible('#payments'), true, 'Back returns to the tab');
+  // A deep link opens its tab (the token is kept for the session).
+  await page.goto(`${adminBase}/#events`);
+  await page.waitForSelector('#events-table table');
+  assert.equal(await page.isVisible('#events'), true);
+
+  for (const name of ['overview', 'events', 'payments', 'deliveries']) {
+    await page.goto(`${adminBase}/#${name}`);
+    await page.waitForTimeout(300);
+    const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    assert.ok(scroll <= width, `${name}: the page is ${scroll}px wide on a ${width}px phone`);
+  }
+  await page.screenshot({ path: join(SHOTS, 'dashboard-phone.png') });
+  await page.close();
+});
+
 test('a wrong token is refused and says so', async () => {
   const page = await browser.newPage();
   await page.goto(`${adminBase}/`);
