@@ -32,6 +32,73 @@ struct Job {
 pub struct InboxWriter {
     tx: mpsc::Sender<Job>,
     load: IngestLoad,
+    outage: Outage,
+}
+
+/// The store known to be unreachable: after a commit fails for want of a connection, webhooks
+/// are answered 503 at once (the provider retries) instead of each waiting for the pool's
+/// timeout, and one request a second is let through to find out whether it is back.
+#[derive(Clone, Debug, Default)]
+struct Outage(Arc<OutageState>);
+
+#[derive(Debug, Default)]
+struct OutageState {
+    down: std::sync::atomic::AtomicBool,
+    /// When the next request may try the store (unix ms).
+    next_try_ms: std::sync::atomic::AtomicI64,
+}
+
+/// How often a request tries the store while it is down.
+const OUTAGE_PROBE_MS: i64 = 1_000;
+
+impl Outage {
+    /// False when the store is down and this request is not the one that tries it.
+    fn may_try(&self) -> bool {
+        let state = &self.0;
+        if !state.down.load(Ordering::Acquire) {
+            return true;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let next = state.next_try_ms.load(Ordering::Acquire);
+        now >= next
+            && state
+                .next_try_ms
+                .compare_exchange(
+                    next,
+                    now + OUTAGE_PROBE_MS,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+    }
+
+    fn record(&self, result: &Result<Vec<bool>, StoreError>) {
+        let state = &self.0;
+        match result {
+            Err(StoreError::Unavailable(
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::Io(_)
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            )) => {
+                let now = chrono::Utc::now().timestamp_millis();
+                state
+                    .next_try_ms
+                    .store(now + OUTAGE_PROBE_MS, Ordering::Release);
+                if !state.down.swap(true, Ordering::AcqRel) {
+                    tracing::error!(
+                        "the store cannot be reached: webhooks are answered 503 at once until it is back"
+                    );
+                }
+            }
+            Ok(_) => {
+                if state.down.swap(false, Ordering::AcqRel) {
+                    tracing::info!("the store is reachable again");
+                }
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// How many webhooks are waiting for their inbox commit right now. The ledger processor gives
@@ -67,11 +134,20 @@ impl InboxWriter {
     ) -> (InboxWriter, Vec<JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel(batch_max * writers.max(1) * 4);
         let rx = Arc::new(Mutex::new(rx));
+        let outage = Outage::default();
         let handles = (0..writers.max(1))
-            .map(|_| tokio::spawn(run(rx.clone(), store.clone(), batch_max, stored.clone())))
+            .map(|_| {
+                tokio::spawn(run(
+                    rx.clone(),
+                    store.clone(),
+                    batch_max,
+                    stored.clone(),
+                    outage.clone(),
+                ))
+            })
             .collect();
         let load = IngestLoad::default();
-        (InboxWriter { tx, load }, handles)
+        (InboxWriter { tx, load, outage }, handles)
     }
 
     /// The count of webhooks waiting on these writers.
@@ -81,6 +157,11 @@ impl InboxWriter {
 
     /// Resolves once the transaction holding `event` has committed (or failed).
     pub async fn write(&self, event: NewEvent) -> Result<Written, StoreError> {
+        if !self.outage.may_try() {
+            return Err(StoreError::CommitFailed(
+                "the store cannot be reached (a commit failed less than a second ago)".into(),
+            ));
+        }
         let _waiting = self.load.enter();
         let (reply, answer) = oneshot::channel();
         self.tx
@@ -100,6 +181,7 @@ async fn run(
     store: Arc<Store>,
     batch_max: usize,
     stored: Arc<Notify>,
+    outage: Outage,
 ) {
     let mut jobs = Vec::with_capacity(batch_max);
     loop {
@@ -108,14 +190,14 @@ async fn run(
         if received == 0 {
             return;
         }
-        if commit(&store, std::mem::take(&mut jobs)).await {
+        if commit(&store, std::mem::take(&mut jobs), &outage).await {
             stored.notify_one();
         }
     }
 }
 
 /// Commits one batch and answers its requests; true if a new event was stored.
-async fn commit(store: &Store, jobs: Vec<Job>) -> bool {
+async fn commit(store: &Store, jobs: Vec<Job>, outage: &Outage) -> bool {
     let requests = jobs.len();
     let (events, replies): (Vec<NewEvent>, Vec<Reply>) =
         jobs.into_iter().map(|j| (j.event, j.reply)).unzip();
@@ -144,6 +226,7 @@ async fn commit(store: &Store, jobs: Vec<Job>) -> bool {
 
     let started = std::time::Instant::now();
     let result = store.insert_events(&batch).await;
+    outage.record(&result);
     tracing::debug!(
         events = batch.len(),
         requests,
@@ -195,6 +278,26 @@ mod tests {
         assert_eq!(writer.write(event).await.unwrap(), Written::Duplicate);
         let woken = tokio::time::timeout(Duration::from_millis(200), stored.notified()).await;
         assert!(woken.is_err(), "nothing new, nothing to wake for");
+    }
+
+    #[test]
+    fn while_the_store_is_down_one_request_a_second_tries_it_and_the_rest_are_answered_at_once() {
+        let outage = Outage::default();
+        assert!(outage.may_try(), "a healthy store is always tried");
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        outage.record(&Err(StoreError::Unavailable(sqlx::Error::Io(refused))));
+        assert!(!outage.may_try(), "answered at once");
+        assert!(!outage.may_try());
+        // A second later: one request tries the store, the others are still answered at once.
+        outage.0.next_try_ms.store(0, Ordering::Release);
+        assert!(outage.may_try());
+        assert!(!outage.may_try());
+        // Back: every request tries it again.
+        outage.record(&Ok(vec![true]));
+        assert!(outage.may_try() && outage.may_try());
+        // A refusal that is not the connection's (a constraint, a trigger) is no outage.
+        outage.record(&Err(StoreError::Corrupt("x".into())));
+        assert!(outage.may_try());
     }
 
     #[tokio::test]
