@@ -624,26 +624,27 @@ async fn a_payhook_toml_in_the_working_directory_is_read_and_said_so() {
     );
 }
 
+/// Runs `payhook COMMAND` on the store at `url`, which must fail with one line on stderr; returns it.
+async fn one_line_failure(dir: &Path, url: &str, command: &str) -> String {
+    let out = payhook(dir, &[("DATABASE_URL", url)])
+        .arg(command)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    stderr
+}
+
 #[tokio::test]
 async fn a_store_that_cannot_be_opened_is_said_once_with_its_cause() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no/such/dir");
     let url = format!("sqlite://{}/payhook.db", missing.display());
-    let out = payhook(dir.path(), &[("DATABASE_URL", &url)])
-        .arg("serve")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "the directory {} does not exist",
-            missing.display()
-        )),
-        "{stderr}"
-    );
+    let stderr = one_line_failure(dir.path(), &url, "serve").await;
+    let named = format!("the directory {} does not exist", missing.display());
+    assert!(stderr.contains(&named), "{stderr}");
 
     // Nothing listens on this port: the cause is the refused connection, said once.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -652,15 +653,7 @@ async fn a_store_that_cannot_be_opened_is_said_once_with_its_cause() {
         .unwrap()
         .port();
     let url = format!("postgres://postgres@127.0.0.1:{port}/payhook");
-    let out = payhook(dir.path(), &[("DATABASE_URL", &url)])
-        .arg("migrate")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("Connection refused"), "{stderr}");
+    let stderr = one_line_failure(dir.path(), &url, "migrate").await;
     assert_eq!(stderr.matches("Connection refused").count(), 1, "{stderr}");
 }
 
