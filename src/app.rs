@@ -474,11 +474,16 @@ async fn until_stopped(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
 
+/// The file of a `sqlite://PATH?options` store; `None` for another backend.
+pub fn sqlite_file(url: &str) -> Option<&std::path::Path> {
+    let path = url.strip_prefix("sqlite://")?;
+    Some(std::path::Path::new(path.split('?').next().unwrap_or(path)))
+}
+
 /// The directory a SQLite store's file would be created in, when it does not exist (SQLite only
 /// says "unable to open database file").
 fn missing_sqlite_directory(url: &str) -> Option<std::path::PathBuf> {
-    let path = url.strip_prefix("sqlite://")?;
-    let path = std::path::Path::new(path.split('?').next().unwrap_or(path));
+    let path = sqlite_file(url)?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
     (!dir.is_dir()).then(|| dir.to_path_buf())
 }

@@ -221,10 +221,7 @@ async fn existing_store(settings: &Settings) -> Option<Store> {
 /// False for a SQLite file that is not there: a command looking something up never creates an
 /// empty store.
 fn store_exists(settings: &Settings) -> bool {
-    match settings.database_url.strip_prefix("sqlite://") {
-        Some(path) => std::path::Path::new(path.split('?').next().unwrap_or(path)).exists(),
-        None => true,
-    }
+    app::sqlite_file(&settings.database_url).is_none_or(|file| file.exists())
 }
 
 /// The `stripe` source's first configured secret, else the sandbox secret `payhook serve`
