@@ -23,5 +23,7 @@ resources.Store.try_load_from_disk = lambda store: None
 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 sock.bind(("127.0.0.1", 0))
+# Listening before the port is printed: a caller that connects at once is not refused.
+sock.listen(128)
 print(sock.getsockname()[1], flush=True)
 web.run_app(server.app, sock=sock, print=None, access_log=None)

@@ -82,7 +82,9 @@ def stripe_and_bookings(tmp):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        stripe_base = f"http://127.0.0.1:{stripe.stdout.readline().strip()}"
+        stripe_port = int(stripe.stdout.readline().strip())
+        stripe_base = f"http://127.0.0.1:{stripe_port}"
+        eventually("localstripe listens", lambda: _listening(stripe_port))
         eventually("the booking service listens", lambda: _listening(bookings_port))
         yield stripe_base, f"http://127.0.0.1:{bookings_port}"
     finally:
