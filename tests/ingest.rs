@@ -327,6 +327,49 @@ async fn bodies_over_the_limit_are_refused_with_or_without_content_length() {
     assert_eq!(app.count().await, 1);
 }
 
+/// A client that writes its whole oversized body before reading must still read the 413: payhook
+/// reads and throws away a bounded amount, because closing a socket with unread bytes resets the
+/// connection and the client then sees a broken pipe instead of the answer.
+#[tokio::test]
+async fn a_client_still_sending_an_oversized_body_reads_the_413() {
+    let app = spawn_app_with(|s| s.ingest.max_body_bytes = 4096).await;
+    let addr = app.payhook.public_addr;
+    for round in 0..5 {
+        let body = vec![b'x'; 256 * 1024];
+        let response = tokio::task::spawn_blocking(move || {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            let head = format!(
+                "POST /webhooks/stripe HTTP/1.1\r\nHost: {addr}\r\nStripe-Signature: t=1,v1=00\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            // In pieces with pauses, as a slow uplink would: the answer comes while it still sends.
+            let mut sent = Ok(());
+            for piece in body.chunks(16 * 1024) {
+                sent = stream.write_all(piece);
+                if sent.is_err() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            let mut out = String::new();
+            let read = stream.read_to_string(&mut out);
+            (sent.is_ok(), read.map_err(|e| e.to_string()), out)
+        })
+        .await
+        .unwrap();
+        let (sent, read, out) = response;
+        assert!(
+            sent,
+            "round {round}: the body could not be sent: {read:?} {out}"
+        );
+        assert!(read.is_ok(), "round {round}: {read:?}");
+        assert!(out.starts_with("HTTP/1.1 413"), "round {round}: {out}");
+        assert!(out.contains("payload_too_large"), "{out}");
+    }
+    assert_eq!(app.count().await, 0);
+}
+
 #[tokio::test]
 async fn during_a_rotation_every_listed_secret_is_accepted() {
     let app = spawn_app_with(|s| {

@@ -191,24 +191,39 @@ async fn receive_checked(
     }))
 }
 
+/// How much of a refused body is read and thrown away before the 413 goes out. Closing a
+/// connection with unread bytes resets it, and a client still sending then fails on a broken pipe
+/// without reading the answer; beyond this much, the connection is closed all the same.
+const DRAIN_BYTES: u64 = 1 << 20;
+
 /// Reads the raw body, refusing it as soon as it is known to exceed `limit`, or when it has not
 /// all arrived within `timeout` (a slow client does not hold its connection and memory longer).
 async fn read_body(
     headers: &HeaderMap,
-    body: Body,
+    mut body: Body,
     limit: usize,
     timeout: std::time::Duration,
 ) -> Result<bytes::Bytes, ApiError> {
+    let deadline = tokio::time::Instant::now() + timeout;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
+    if let Some(len) = declared.filter(|&len| len > limit as u64) {
+        // A client waiting for `100 Continue` has sent nothing yet: answer without asking for it.
+        let waits = headers.contains_key(header::EXPECT);
+        if !waits && len <= limit as u64 + DRAIN_BYTES {
+            let _ = tokio::time::timeout_at(deadline, drain(&mut body, DRAIN_BYTES)).await;
+        }
         return Err(ApiError::payload_too_large(limit));
     }
-    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+    let read = Limited::new(&mut body, limit).collect();
+    match tokio::time::timeout_at(deadline, read).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(ApiError::payload_too_large(limit)),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => {
+            let _ = tokio::time::timeout_at(deadline, drain(&mut body, DRAIN_BYTES)).await;
+            Err(ApiError::payload_too_large(limit))
+        }
         Ok(Err(e)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "body_unreadable",
@@ -220,5 +235,17 @@ async fn read_body(
             format!("the body did not arrive within {} s", timeout.as_secs_f32()),
         )
         .hint("send the whole body at once; providers do")),
+    }
+}
+
+/// Reads and drops up to `budget` bytes of what is left of a refused body.
+async fn drain(body: &mut Body, budget: u64) {
+    let mut left = budget;
+    while let Some(Ok(frame)) = body.frame().await {
+        let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+        if len >= left {
+            return;
+        }
+        left -= len;
     }
 }
