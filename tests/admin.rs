@@ -93,6 +93,9 @@ async fn events_are_listed_newest_first_filtered_and_paged_and_shown_as_received
         .map(|e| e["event_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["evt_admin_bad", events[2]["id"].as_str().unwrap()]);
+    // The booking column: the booking its fact went to, none for an event that names no payment.
+    assert_eq!(first["data"][0]["booking_id"], Value::Null);
+    assert_eq!(first["data"][1]["booking_id"], "booking-admin");
     let cursor = first["next_cursor"].as_i64().expect("a next page");
     let second = get(&app, &format!("/admin/api/events?limit=2&cursor={cursor}")).await;
     assert_eq!(second["data"].as_array().unwrap().len(), 2);
@@ -129,6 +132,7 @@ async fn events_are_listed_newest_first_filtered_and_paged_and_shown_as_received
     let id = refunds["data"][0]["id"].as_i64().unwrap();
     let shown = get(&app, &format!("/admin/api/events/{id}")).await;
     assert_eq!(shown["body"], events[2].to_string());
+    assert_eq!(shown["booking_id"], "booking-admin");
     let signature = shown["headers"]["stripe-signature"].as_str().unwrap();
     assert!(
         signature.starts_with("t=") && !signature.contains(&hex_of_v1(&events[2])),

@@ -293,6 +293,8 @@ pub struct EventRow {
     attempts: i64,
     last_error: Option<String>,
     received_at: String,
+    /// The booking its fact was applied to (none before it is applied, or when it names none).
+    booking_id: Option<String>,
 }
 
 fn event_row(e: &EventSummary) -> EventRow {
@@ -305,6 +307,7 @@ fn event_row(e: &EventSummary) -> EventRow {
         attempts: e.attempts,
         last_error: e.last_error.clone(),
         received_at: time(e.received_at),
+        booking_id: e.booking_id.clone(),
     }
 }
 
@@ -424,8 +427,16 @@ async fn show_event(
         .await
         .map_err(state.store_failed())?
         .ok_or_else(|| no_event(id))?;
+    // The listing's row carries the booking the event's fact was applied to.
+    let by_id = EventFilter {
+        source: Some(e.source.clone()),
+        event_id: Some(e.event_id.clone()),
+        ..EventFilter::default()
+    };
+    let listed = state.store.list_events(&by_id, 1).await;
+    let summary = listed.ok().and_then(|mut rows| rows.pop());
     Ok(Json(EventDetail {
-        event: event_row(&e.summary()),
+        event: event_row(&summary.unwrap_or_else(|| e.summary())),
         headers: serde_json::from_str::<Value>(&e.headers).unwrap_or(Value::Null),
         body: String::from_utf8_lossy(&e.payload).into_owned(),
         pruned_at: e.pruned_at.map(time),

@@ -407,6 +407,7 @@ macro_rules! ledger_queries {
                         attempts: r.try_get("attempts")?,
                         last_error: r.try_get("last_error")?,
                         received_at: r.try_get("received_at")?,
+                        booking_id: r.try_get("booking_id")?,
                     })
                 })
                 .collect()
@@ -566,7 +567,10 @@ pub(super) fn event_listing_sql(f: &EventFilter) -> String {
     };
     listing.sql(
         &format!(
-            "{with}SELECT id, source, event_id, event_type, status, attempts, last_error, received_at
+            "{with}SELECT id, source, event_id, event_type, status, attempts, last_error, received_at,
+                (SELECT p.booking_id FROM payment_facts f JOIN payments p ON p.id = f.payment_id
+                 WHERE f.source = webhook_events.source AND f.event_id = webhook_events.event_id)
+                 AS booking_id
              FROM webhook_events"
         ),
         f.before.is_some(),
@@ -677,6 +681,8 @@ pub struct EventSummary {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub received_at: DateTime<Utc>,
+    /// The booking of the payment the event's fact belongs to, once it is applied.
+    pub booking_id: Option<String>,
 }
 
 /// A payment's refunds and disputes, kept as one JSON column.

@@ -306,6 +306,7 @@ impl StoredEvent {
             attempts: self.attempts,
             last_error: self.last_error.clone(),
             received_at: self.received_at,
+            booking_id: None,
         }
     }
 }
