@@ -57,7 +57,12 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
                 redact_url(&settings.database_url)
             )
         })?;
-    store.migrate().await.context("migrating the store")?;
+    store.migrate().await.with_context(|| {
+        format!(
+            "migrating the store at DATABASE_URL ({})",
+            redact_url(&settings.database_url)
+        )
+    })?;
     let mapped = crate::providers::Sources::from_settings(settings)
         .mappings()
         .into_keys()

@@ -657,6 +657,110 @@ async fn a_store_that_cannot_be_opened_is_said_once_with_its_cause() {
     assert_eq!(stderr.matches("Connection refused").count(), 1, "{stderr}");
 }
 
+/// An older payhook on a store a later one migrated refuses to start and says what a rollback
+/// is: that version, or the backup taken before the upgrade.
+#[tokio::test]
+async fn a_store_migrated_by_a_later_payhook_is_refused_with_what_to_do() {
+    let store = fresh_store().await;
+    let out = payhook(store.dir.path(), &[("DATABASE_URL", &store.url)])
+        .arg("migrate")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    store
+        .execute(&[
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+                    execution_time) VALUES (99, 'from a later payhook', true, '', 0)"
+                .to_string(),
+        ])
+        .await;
+    let stderr = one_line_failure(store.dir.path(), &store.url, "serve").await;
+    assert!(
+        stderr.contains("migrated by a later payhook (its migration 99")
+            && stderr.contains("restore the backup taken before the upgrade"),
+        "{stderr}"
+    );
+}
+
+/// `payhook backup` copies a SQLite store while webhooks keep arriving; the copy holds what was
+/// acknowledged before it began, and a restore (stop, put the copy in place, start) serves it.
+#[tokio::test]
+async fn a_sqlite_store_backed_up_while_serving_is_restored_with_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/payhook.db", dir.path().display());
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+    ];
+    let mut server = serve(dir.path(), &env).await;
+    let client = payhook::net::client_builder().build().unwrap();
+    for i in 0..20 {
+        pay_booking(&client, server.addr, &format!("booking-bk-{i}")).await;
+    }
+    let (addr, load_client) = (server.addr, client.clone());
+    let load = tokio::spawn(async move {
+        for i in 20..220 {
+            pay_booking(&load_client, addr, &format!("booking-bk-{i}")).await;
+        }
+    });
+    let backup = |file: &'static str| {
+        let mut cmd = payhook(dir.path(), &env);
+        cmd.args(["backup", file]);
+        cmd
+    };
+    let out = backup("backup.db").output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("backed up ") && stdout.contains(" events, "),
+        "{stdout}"
+    );
+    load.await.unwrap();
+
+    let again = backup("backup.db").output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success());
+    assert!(stderr.contains("backup.db exists already"), "{stderr}");
+
+    signal(&server.child, "-TERM");
+    assert!(server.child.wait().await.unwrap().success());
+
+    // The restore, into a fresh directory: the copy is the store.
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir.path().join("backup.db"),
+        restored.path().join("payhook.db"),
+    )
+    .unwrap();
+    let restored_url = format!("sqlite://{}/payhook.db", restored.path().display());
+    let copy = open_store(&restored_url).await;
+    let events = copy.count_events().await.unwrap();
+    assert!((20..=220).contains(&events), "{events} events in the copy");
+    for i in 0..20 {
+        let payments = copy
+            .list_payments(Some(&format!("booking-bk-{i}")), None, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(payments.len(), 1, "booking-bk-{i} in the copy");
+    }
+    copy.close().await;
+    let env = [
+        ("DATABASE_URL", restored_url.as_str()),
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+    ];
+    let mut server = serve(restored.path(), &env).await;
+    pay_booking(&client, server.addr, "booking-after-restore").await;
+    signal(&server.child, "-TERM");
+    assert!(server.child.wait().await.unwrap().success());
+    let copy = open_store(&restored_url).await;
+    assert_eq!(copy.count_events().await.unwrap(), events + 1);
+}
+
 #[tokio::test]
 async fn every_option_is_described_and_serve_help_names_the_environment() {
     let dir = tempfile::tempdir().unwrap();

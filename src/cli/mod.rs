@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand.
 
 mod admin_client;
+mod backup;
 mod bench;
 mod deliveries;
 mod demo;
@@ -61,6 +62,9 @@ enum Command {
     Serve,
     /// Apply the store's migrations and exit.
     Migrate,
+    /// Copy a SQLite store to a new file while payhook runs (restore: stop payhook, put the copy
+    /// in the store's place, start it).
+    Backup(backup::BackupArgs),
     /// Build a realistic provider event, sign it like the provider, send it and print the answer.
     Trigger(trigger::TriggerArgs),
     /// Stored webhook events: list, show, replay into the ledger.
@@ -136,6 +140,7 @@ impl Cli {
             match self.command {
                 Command::Serve => serve::run(settings).await,
                 Command::Migrate => serve::migrate(settings).await,
+                Command::Backup(args) => backup::run(settings, args).await,
                 Command::Trigger(args) => trigger::run(settings, args).await,
                 Command::Events(args) => events::run(settings, args).await,
                 Command::Deliveries(args) => deliveries::run(settings, args).await,

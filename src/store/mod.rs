@@ -214,6 +214,13 @@ pub enum StoreError {
     Unavailable(sqlx::Error),
     #[error("the store could not be migrated: {0}")]
     Migrate(sqlx::migrate::MigrateError),
+    /// The store was migrated by a later payhook: this one does not know its schema.
+    #[error(
+        "the store was migrated by a later payhook (its migration {0} is unknown to payhook {v}): \
+         run that version, or restore the backup taken before the upgrade",
+        v = env!("CARGO_PKG_VERSION")
+    )]
+    Newer(i64),
     #[error("the inbox commit failed: {0}")]
     CommitFailed(String),
     #[error("the inbox writer has stopped")]
@@ -230,7 +237,10 @@ impl From<sqlx::Error> for StoreError {
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Migrate(e)
+        match e {
+            sqlx::migrate::MigrateError::VersionMissing(version) => StoreError::Newer(version),
+            e => StoreError::Migrate(e),
+        }
     }
 }
 

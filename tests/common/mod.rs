@@ -46,6 +46,30 @@ pub async fn fresh_store() -> FreshStore {
     FreshStore { url, dir }
 }
 
+impl FreshStore {
+    /// Runs statements on the store, outside payhook.
+    pub async fn execute(&self, statements: &[String]) {
+        let url = &self.url;
+        if is_postgres(url) {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            for sql in statements {
+                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+            for sql in statements {
+                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres")
 }
@@ -326,24 +350,7 @@ impl TestApp {
 
     /// Runs statements on the store, outside payhook.
     pub async fn execute(&self, statements: &[String]) {
-        let url = &self.store.url;
-        if is_postgres(url) {
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            for sql in statements {
-                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-            }
-        } else {
-            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-            for sql in statements {
-                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-            }
-        }
+        self.store.execute(statements).await
     }
 
     /// Rows in `table`, counted outside payhook.

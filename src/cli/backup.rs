@@ -1,0 +1,87 @@
+//! `payhook backup FILE`: a consistent copy of a SQLite store, taken while payhook runs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+
+use crate::app;
+use crate::config::Settings;
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The new file to write; it must not exist (a backup never overwrites).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+}
+
+pub async fn run(settings: Settings, args: BackupArgs) -> anyhow::Result<ExitCode> {
+    let url = app::redact_url(&settings.database_url);
+    let Some(store) = app::sqlite_file(&settings.database_url) else {
+        bail!(
+            "DATABASE_URL ({url}) is PostgreSQL: back it up with pg_dump (docs/deployment.md, Backups)"
+        );
+    };
+    if !store.is_file() {
+        bail!(
+            "DATABASE_URL ({url}): there is no store at {}",
+            store.display()
+        );
+    }
+    if args.file.exists() {
+        bail!(
+            "{} exists already: name a new file (a backup never overwrites)",
+            args.file.display()
+        );
+    }
+    let target = args
+        .file
+        .to_str()
+        .with_context(|| format!("{}: the path is not UTF-8", args.file.display()))?;
+    // VACUUM INTO reads one snapshot of the store: writers go on meanwhile (WAL), and the copy is
+    // a plain database file, already compacted, that `serve` opens as it is.
+    let options = SqliteConnectOptions::new()
+        .filename(store)
+        .busy_timeout(std::time::Duration::from_secs(10));
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .with_context(|| format!("opening the store {}", store.display()))?;
+    sqlx::query("VACUUM INTO ?")
+        .bind(target)
+        .execute(&mut conn)
+        .await
+        .with_context(|| format!("writing the backup {}", args.file.display()))?;
+    conn.close().await.ok();
+
+    let copy = SqliteConnectOptions::new()
+        .filename(&args.file)
+        .read_only(true);
+    let mut copy = SqliteConnection::connect_with(&copy)
+        .await
+        .with_context(|| format!("reading the backup {} back", args.file.display()))?;
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut copy)
+        .await?;
+    if check != "ok" {
+        bail!(
+            "the backup {} failed its integrity check: {check}",
+            args.file.display()
+        );
+    }
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_events")
+        .fetch_one(&mut copy)
+        .await?;
+    let payments: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments")
+        .fetch_one(&mut copy)
+        .await?;
+    copy.close().await.ok();
+    let bytes = std::fs::metadata(&args.file).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "backed up {} to {} ({bytes} bytes: {events} events, {payments} payments)",
+        store.display(),
+        args.file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
