@@ -25,15 +25,17 @@ def running_payhook(tmp, webhook_secrets, args=(), extra_env=None):
 
 @contextlib.contextmanager
 def running_listeners(tmp, webhook_secrets, args=(), extra_env=None):
-    """Like `running_payhook`, yielding {"public": URL, "admin": URL}."""
+    """Like `running_payhook`, yielding {"public": URL, "admin": URL}. With `webhook_secrets`
+    None, STRIPE_WEBHOOK_SECRET is left for `extra_env` to give (or not)."""
     env = {
         "DATABASE_URL": f"sqlite://{tmp}/payhook.db",
-        "STRIPE_WEBHOOK_SECRET": ",".join(webhook_secrets),
         "PAYHOOK_LISTEN": "127.0.0.1:0",
         "PAYHOOK_ADMIN_LISTEN": "127.0.0.1:0",
         "RUST_LOG": "warn",
         **(extra_env or {}),
     }
+    if webhook_secrets is not None:
+        env["STRIPE_WEBHOOK_SECRET"] = ",".join(webhook_secrets)
     proc = subprocess.Popen([BIN, *args, "serve"], env=env, stdout=subprocess.PIPE, text=True)
     try:
         listeners = {}
