@@ -67,10 +67,14 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         .mappings()
         .into_keys()
         .collect();
-    if let Some(done) = crate::ledger::upgrade::run(&store, &mapped)
+    let upgraded = crate::ledger::upgrade::run(&store, &mapped)
         .await
-        .context("upgrading the ledger to the current payment model")?
-    {
+        .context("upgrading the ledger to the current payment model")?;
+    // A new store is only marked with the current model: there is nothing to tell.
+    let worked = |d: &crate::ledger::upgrade::Upgraded| {
+        d.facts_read_again + d.payments_derived + d.payments_dropped + d.events_requeued > 0
+    };
+    if let Some(done) = upgraded.filter(worked) {
         tracing::info!(
             facts_read_again = done.facts_read_again,
             payments_derived = done.payments_derived,
