@@ -144,6 +144,11 @@ async fn stripes_refusals_are_named_and_the_key_never_shows() {
             json!({"error": {"type": "invalid_request_error", "param": "currency",
                              "message": "Invalid currency: kpw."}}),
         ),
+        1 => Reply::json(
+            400,
+            json!({"error": {"type": "invalid_request_error", "param": "payment_method_types",
+                             "message": "The payment method type \"card\" is invalid."}}),
+        ),
         _ => Reply::json(
             401,
             json!({"error": {"type": "invalid_request_error",
@@ -152,9 +157,10 @@ async fn stripes_refusals_are_named_and_the_key_never_shows() {
     })
     .await;
     let app = stripe_app(&stripe.url).await;
+    // A currency the provider does not take is the caller's to fix: 400, the field named.
     let body = json!({"booking_id": "b", "amount": 100, "currency": "kpw"});
     let refused = post(&app, "/api/v1/payment-intents", body.clone(), None).await;
-    assert_eq!((refused.status, refused.code()), (502, "provider_refused"));
+    assert_eq!((refused.status, refused.code()), (400, "validation_error"));
     assert_eq!(refused.json["error"]["field"], "currency");
     assert!(
         refused.json["error"]["message"]
@@ -162,6 +168,10 @@ async fn stripes_refusals_are_named_and_the_key_never_shows() {
             .unwrap()
             .contains("Invalid currency: kpw.")
     );
+    // What payhook itself sent and the provider refused is the provider's answer: 502.
+    let refused = post(&app, "/api/v1/payment-intents", body.clone(), None).await;
+    assert_eq!((refused.status, refused.code()), (502, "provider_refused"));
+    assert_eq!(refused.json["error"]["field"], "payment_method_types");
 
     let unauthorized = post(&app, "/api/v1/payment-intents", body.clone(), None).await;
     assert_eq!(

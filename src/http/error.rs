@@ -47,6 +47,8 @@ impl ApiError {
     }
 
     /// What the payment provider's refusal or absence means for the caller.
+    ///
+    /// (`caller_field` maps the provider's parameter back to the request's field.)
     pub fn from_provider(err: crate::checkout::ProviderError, retry_after: u64) -> Self {
         use crate::checkout::ProviderError;
         match err {
@@ -55,6 +57,19 @@ impl ApiError {
                 message,
                 param,
             } => {
+                // A value the caller chose that the provider does not take (a currency it does
+                // not support, an amount under its minimum) is the caller's to fix: a 400 naming
+                // the caller's field, with the provider's words.
+                if let Some(field) = param
+                    .as_deref()
+                    .and_then(caller_field)
+                    .filter(|_| status == 400)
+                {
+                    return Self::validation(
+                        field,
+                        format!("the payment provider does not accept it: {message}"),
+                    );
+                }
                 let mut e = Self::new(
                     StatusCode::BAD_GATEWAY,
                     "provider_refused",
@@ -245,4 +260,20 @@ pub mod responses {
         description = "The payment provider refused or cannot be reached (`provider_refused`, `provider_unauthorized`, `provider_unavailable`)"
     )]
     pub struct ProviderFailed(#[to_schema] pub ErrorBody);
+}
+
+/// The request field a provider parameter was made from: Stripe names the form field it refused
+/// (`currency`, `line_items[0][price_data][currency]`, `unit_amount`, ...).
+fn caller_field(param: &str) -> Option<&'static str> {
+    let last = param
+        .rsplit('[')
+        .next()
+        .unwrap_or(param)
+        .trim_end_matches(']');
+    match last {
+        "currency" => Some("currency"),
+        "amount" | "unit_amount" => Some("amount"),
+        "customer_email" => Some("customer_email"),
+        _ => None,
+    }
 }
