@@ -1119,6 +1119,16 @@ async fn events_list_show_and_replay_from_the_terminal_through_the_admin_api() {
             .1
     );
     assert_eq!(data["amountRefunded"], 500);
+    // Each applied event names the booking it moved.
+    let (ok, all) = payhook_on(&store, &server, &cli, &["events", "list"]).await;
+    assert!(ok, "{all}");
+    let row = all
+        .lines()
+        .find(|l| l.contains(&refund))
+        .expect("the refund listed");
+    assert!(row.contains("booking-cli"), "{all}");
+    let (ok, shown) = payhook_on(&store, &server, &cli, &["events", "show", &paid]).await;
+    assert!(ok && shown.contains("booking   booking-cli"), "{shown}");
 
     // An event the ledger acts on but cannot apply: left failed, with the reason.
     let broken = serde_json::json!({

@@ -110,6 +110,7 @@ fn print_events(events: &[Value]) {
         ">attempts",
         "source",
         "type",
+        "booking",
         "event id",
         "received",
     ]);
@@ -120,6 +121,7 @@ fn print_events(events: &[Value]) {
             cell(&e["attempts"]),
             cell(&e["source"]),
             cell(&e["type"]),
+            cell(&e["booking_id"]),
             cell(&e["event_id"]),
             when(&e["received_at"]),
         ]);
@@ -138,6 +140,9 @@ fn print_event(e: &Value) {
         cell(&e["source"])
     );
     println!("type      {}", cell(&e["type"]));
+    if let Some(booking) = e["booking_id"].as_str() {
+        println!("booking   {booking}");
+    }
     println!(
         "status    {} after {} attempt(s)",
         cell(&e["status"]),
