@@ -657,17 +657,23 @@ async fn a_store_that_cannot_be_opened_is_said_once_with_its_cause() {
     assert_eq!(stderr.matches("Connection refused").count(), 1, "{stderr}");
 }
 
-/// An older payhook on a store a later one migrated refuses to start and says what a rollback
-/// is: that version, or the backup taken before the upgrade.
-#[tokio::test]
-async fn a_store_migrated_by_a_later_payhook_is_refused_with_what_to_do() {
-    let store = fresh_store().await;
+/// `payhook migrate` on `store`, which must succeed.
+async fn migrate(store: &FreshStore) {
     let out = payhook(store.dir.path(), &[("DATABASE_URL", &store.url)])
         .arg("migrate")
         .output()
         .await
         .unwrap();
-    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+}
+
+/// An older payhook on a store a later one migrated refuses to start and says what a rollback
+/// is: that version, or the backup taken before the upgrade.
+#[tokio::test]
+async fn a_store_migrated_by_a_later_payhook_is_refused_with_what_to_do() {
+    let store = fresh_store().await;
+    migrate(&store).await;
     store
         .execute(&[
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
@@ -890,16 +896,7 @@ async fn trigger_continues_a_story_on_the_same_payment() {
 #[tokio::test]
 async fn migrate_prepares_the_store_and_serve_reads_payhook_toml() {
     let store = fresh_store().await;
-    let out = payhook(store.dir.path(), &[("DATABASE_URL", &store.url)])
-        .arg("migrate")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    migrate(&store).await;
     let inbox = open_store(&store.url).await;
     assert_eq!(inbox.count_events().await.unwrap(), 0);
     inbox.close().await;
