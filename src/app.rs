@@ -329,8 +329,8 @@ async fn listen_for_work(
     }
 }
 
-/// Stripe's API when `STRIPE_SECRET_KEY` is set, else the sandbox, which posts its events to this
-/// payhook's own webhook route.
+/// Stripe's API when `STRIPE_SECRET_KEY` is set, else the sandbox when it is on, which posts its
+/// events to this payhook's own webhook route; else none (webhooks only).
 fn provider(settings: &Settings, store: Arc<Store>, public_addr: SocketAddr) -> Provider {
     match &settings.stripe.secret_key {
         Some(key) => Provider::Stripe(StripeApi::new(
@@ -338,6 +338,7 @@ fn provider(settings: &Settings, store: Arc<Store>, public_addr: SocketAddr) -> 
             key.clone(),
             store,
         )),
+        None if !settings.stripe.sandbox => Provider::Off,
         None => {
             let mut reach = public_addr;
             if reach.ip().is_unspecified() {

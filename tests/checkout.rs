@@ -429,3 +429,29 @@ async fn the_return_page_is_served_and_reads_its_state_from_payhook() {
     );
     assert!(html.contains("Verifying"));
 }
+
+/// Beside a real webhook secret and no API key, the sandbox is off: its public Pay button would
+/// sign events with that secret, letting anyone mark a booking paid. Checkout says why it cannot.
+#[tokio::test]
+async fn beside_a_real_webhook_secret_the_sandbox_is_off_unless_asked_for() {
+    let app = spawn_app_with(|s| s.stripe.sandbox = false).await;
+    let body = json!({"booking_id": "booking-off", "amount": 2000, "currency": "eur"});
+    for path in ["/api/v1/checkout/sessions", "/api/v1/payment-intents"] {
+        let answer = post_json(&app, path, &body, Some(SERVICE_TOKEN)).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (503, "provider_not_configured"),
+            "{path}"
+        );
+        let hint = answer.json["error"]["hint"].as_str().unwrap();
+        assert!(hint.contains("STRIPE_SECRET_KEY"), "{hint}");
+    }
+    let page = app
+        .client
+        .get(format!("{}/sandbox/checkout/cs_test_anything", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+    assert_eq!(app.count().await, 0, "nothing was signed and stored");
+}

@@ -99,6 +99,9 @@ pub enum ProviderError {
     Unauthorized(u16),
     #[error("the provider cannot be reached: {0}")]
     Unreachable(String),
+    /// Neither Stripe's API nor the sandbox provider is configured.
+    #[error("no payment provider is configured (STRIPE_SECRET_KEY, or PAYHOOK_SANDBOX=true)")]
+    NotConfigured,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -107,6 +110,9 @@ pub enum ProviderError {
 pub enum Provider {
     Stripe(StripeApi),
     Sandbox(Sandbox),
+    /// Webhooks only: a Stripe secret is configured but no API key, and the sandbox is not asked
+    /// for (it would sign its public Pay button's events with that secret).
+    Off,
 }
 
 impl Provider {
@@ -114,6 +120,7 @@ impl Provider {
         match self {
             Provider::Stripe(_) => "stripe",
             Provider::Sandbox(_) => "sandbox",
+            Provider::Off => "none",
         }
     }
 
@@ -130,6 +137,7 @@ impl Provider {
                 Ok(session)
             }
             Provider::Sandbox(sandbox) => Ok(sandbox.create_session(new).await?),
+            Provider::Off => Err(ProviderError::NotConfigured),
         }
     }
 
@@ -141,6 +149,7 @@ impl Provider {
         match self {
             Provider::Stripe(api) => api.create_intent(new, idempotency_key).await,
             Provider::Sandbox(sandbox) => Ok(sandbox.create_intent(new).await?),
+            Provider::Off => Err(ProviderError::NotConfigured),
         }
     }
 
@@ -149,7 +158,7 @@ impl Provider {
     pub async fn session_state(&self, id: &str) -> Result<Option<SessionState>, ProviderError> {
         match self {
             Provider::Stripe(api) => api.session_state(id).await,
-            Provider::Sandbox(_) => Ok(None),
+            Provider::Sandbox(_) | Provider::Off => Ok(None),
         }
     }
 
@@ -168,6 +177,7 @@ impl Provider {
                     currency: i.currency,
                     booking_id: Some(i.booking_id),
                 })),
+            Provider::Off => Ok(None),
         }
     }
 
@@ -183,13 +193,14 @@ impl Provider {
         match self {
             Provider::Stripe(api) => api.get_path(path, event_id).await,
             Provider::Sandbox(sandbox) => Ok(sandbox.object(path, event_type).await?),
+            Provider::Off => Err(ProviderError::NotConfigured),
         }
     }
 
     pub fn sandbox(&self) -> Option<&Sandbox> {
         match self {
             Provider::Sandbox(sandbox) => Some(sandbox),
-            Provider::Stripe(_) => None,
+            Provider::Stripe(_) | Provider::Off => None,
         }
     }
 }

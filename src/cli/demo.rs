@@ -19,6 +19,7 @@ pub const DEMO_DATABASE_URL: &str = "sqlite://payhook-demo.db";
 pub async fn run(mut settings: Settings, booking_listen: SocketAddr) -> anyhow::Result<ExitCode> {
     // The demo never takes real money, whatever the environment says.
     settings.stripe.secret_key = None;
+    settings.stripe.sandbox = true;
     settings.demo = true;
     if settings.database_url == Settings::defaults().database_url {
         settings.database_url = DEMO_DATABASE_URL.into();

@@ -41,6 +41,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             "payment provider: sandbox (no STRIPE_SECRET_KEY); customers pay at {}/sandbox/checkout/<session>",
             payhook.public_url
         ),
+        "none" => println!(
+            "payment provider: none, webhooks only (set STRIPE_SECRET_KEY for checkout; the sandbox is off beside a real webhook secret, PAYHOOK_SANDBOX=true turns it on)"
+        ),
         name => println!("payment provider: {name} ({})", api_base),
     }
     if let Some(secret) = &payhook.generated_secret {

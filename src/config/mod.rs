@@ -170,6 +170,10 @@ pub struct StripeSettings {
     /// The sandbox provider sends thin event notifications (`v2.core.event`, whose object payhook
     /// fetches), as a Stripe event destination set to thin events does.
     pub sandbox_thin_events: bool,
+    /// The sandbox provider takes payments (without `secret_key`). On by default only in sandbox
+    /// mode (no webhook secret configured): its public Pay button signs events with the webhook
+    /// secret, so next to a real Stripe secret it would let anyone mark a booking paid.
+    pub sandbox: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -324,22 +328,27 @@ impl Settings {
             .map(|c| parse_cidr("stripe.allowed_cidrs", c))
             .collect::<Result<_, _>>()?;
 
-        let sandbox_thin_events = match v.string(
+        let sandbox_thin_events = boolean(v.string(
             "PAYHOOK_SANDBOX_THIN_EVENTS",
             "stripe.sandbox_thin_events",
             stripe_file.sandbox_thin_events.map(|b| b.to_string()),
-        ) {
-            None => false,
-            Some((text, key)) => match text.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => {
-                    return Err(ConfigError::new(
-                        key,
-                        format!("{text:?} is not true or false"),
-                    ));
-                }
-            },
+        ))?
+        .unwrap_or(false);
+        let sandbox_set = v.string(
+            "PAYHOOK_SANDBOX",
+            "stripe.sandbox",
+            stripe_file.sandbox.map(|b| b.to_string()),
+        );
+        let sandbox_key = sandbox_set.as_ref().map(|(_, key)| key.clone());
+        let sandbox = match boolean(sandbox_set)? {
+            Some(true) if secret_key.is_some() => {
+                return Err(ConfigError::new(
+                    sandbox_key.unwrap_or_default(),
+                    "the sandbox provider replaces Stripe's API: set it or STRIPE_SECRET_KEY, not both",
+                ));
+            }
+            Some(on) => on,
+            None => secret_key.is_none() && webhook_secrets.is_empty(),
         };
         let reconcile_every = match v.string(
             "PAYHOOK_RECONCILE_EVERY",
@@ -540,6 +549,7 @@ impl Settings {
                     "3d",
                 )?,
                 sandbox_thin_events,
+                sandbox,
             },
             booking_service_url,
             internal_service_token,
@@ -679,6 +689,21 @@ pub const SECRET_VARIABLES: &[&str] = &[
     "PAYHOOK_ADMIN_TOKEN",
     "DATABASE_URL",
 ];
+
+/// A true-or-false setting (`true`/`false`, `1`/`0`, `yes`/`no`), when it is set.
+fn boolean(set: Option<(String, String)>) -> Result<Option<bool>, ConfigError> {
+    let Some((text, key)) = set else {
+        return Ok(None);
+    };
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(Some(true)),
+        "false" | "0" | "no" => Ok(Some(false)),
+        _ => Err(ConfigError::new(
+            key,
+            format!("{text:?} is not true or false"),
+        )),
+    }
+}
 
 /// `env` with each `NAME_FILE` of [`SECRET_VARIABLES`] read into `NAME` (trailing newlines
 /// trimmed). Naming both forms, or a file that cannot be read or is empty, is an error naming the
@@ -908,13 +933,13 @@ fn targets_from(
         let events = file.events.unwrap_or_default();
         if let Some(bad) = events
             .iter()
-            .find(|e| !crate::notify::EVENT_NAMES.contains(&e.as_str()))
+            .find(|e| !crate::notify::event_names().any(|name| name == e.as_str()))
         {
             return Err(ConfigError::new(
                 key("events"),
                 format!(
                     "unknown event {bad:?}; payhook sends {}",
-                    crate::notify::EVENT_NAMES.join(", ")
+                    crate::notify::event_names().collect::<Vec<_>>().join(", ")
                 ),
             ));
         }
@@ -1015,6 +1040,7 @@ struct StripeFile {
     reconcile_every: Option<String>,
     reconcile_window: Option<String>,
     sandbox_thin_events: Option<bool>,
+    sandbox: Option<bool>,
     routes: Option<Vec<String>>,
 }
 
@@ -1075,6 +1101,34 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_sandbox_provider_is_on_only_in_sandbox_mode_unless_asked_for() {
+        let with =
+            |pairs: &[(&str, &str)]| Settings::from_parts(FileConfig::default(), &env(pairs));
+        assert!(
+            with(&[]).unwrap().stripe.sandbox,
+            "nothing configured: sandbox mode"
+        );
+        let real = ("STRIPE_WEBHOOK_SECRET", "whsec_a_real_endpoint_secret");
+        assert!(
+            !with(&[real]).unwrap().stripe.sandbox,
+            "its Pay button would sign with the real secret"
+        );
+        assert!(
+            with(&[real, ("PAYHOOK_SANDBOX", "true")])
+                .unwrap()
+                .stripe
+                .sandbox
+        );
+        assert!(!with(&[("PAYHOOK_SANDBOX", "no")]).unwrap().stripe.sandbox);
+        let key = ("STRIPE_SECRET_KEY", "sk_test_payhook_key");
+        let err = with(&[real, key, ("PAYHOOK_SANDBOX", "true")]).unwrap_err();
+        assert_eq!(err.key, "PAYHOOK_SANDBOX");
+        assert!(err.message.contains("not both"), "{err}");
+        let err = with(&[("PAYHOOK_SANDBOX", "maybe")]).unwrap_err();
+        assert!(err.message.contains("not true or false"), "{err}");
     }
 
     #[test]
@@ -1274,7 +1328,8 @@ mod tests {
             kind = "events"
             url = "https://hooks.example.com/payhook"
             secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-            events = ["payment.failed", "payment.disputed"]
+            events = ["payment.failed", "payment.disputed", "payment.refund_failed",
+                      "payment.duplicate", "payment.needs_attention"]
             retry_schedule = ["0s", "250ms", "1m"]
             timeout = "2s"
             "#,
@@ -1287,7 +1342,17 @@ mod tests {
             t.url, "https://hooks.example.com/payhook",
             "https is accepted"
         );
-        assert_eq!(t.events, ["payment.failed", "payment.disputed"]);
+        // Every event payhook sends can be chosen, the attention events included.
+        assert_eq!(
+            t.events,
+            [
+                "payment.failed",
+                "payment.disputed",
+                "payment.refund_failed",
+                "payment.duplicate",
+                "payment.needs_attention"
+            ]
+        );
         assert_eq!(
             t.retry_schedule,
             [

@@ -97,6 +97,12 @@ impl ApiError {
                 .hint("retry in a moment with the same Idempotency-Key")
                 .retry_after(retry_after)
             }
+            ProviderError::NotConfigured => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "provider_not_configured",
+                "payhook has no payment provider: it takes webhooks only",
+            )
+            .hint("set STRIPE_SECRET_KEY on payhook (PAYHOOK_SANDBOX=true is for a test instance)"),
             ProviderError::Store(e) => Self::from_store(e, retry_after),
         }
     }

@@ -29,6 +29,20 @@ pub enum Step {
 }
 
 impl Step {
+    /// Every step, in the order a payment reaches them.
+    pub const ALL: [Step; 10] = [
+        Step::Confirmed,
+        Step::PartiallyRefunded,
+        Step::Refunded,
+        Step::RefundFailed,
+        Step::Disputed,
+        Step::DisputeClosed,
+        Step::Failed,
+        Step::CheckoutExpired,
+        Step::Duplicate,
+        Step::NeedsAttention,
+    ];
+
     /// The name an `events` target receives.
     pub fn event_name(self) -> &'static str {
         match self {

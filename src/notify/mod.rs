@@ -15,12 +15,8 @@ pub use changes::{Change, NewDelivery, deliveries_for, first_due};
 pub use dispatcher::{DispatchWake, Dispatcher};
 
 /// The events an `events` target can receive, in the order a payment reaches them.
-pub const EVENT_NAMES: [&str; 7] = [
-    "payment.confirmed",
-    "payment.partially_refunded",
-    "payment.refunded",
-    "payment.disputed",
-    "payment.dispute_closed",
-    "payment.failed",
-    "checkout.expired",
-];
+pub fn event_names() -> impl Iterator<Item = &'static str> {
+    changes::Step::ALL
+        .into_iter()
+        .map(changes::Step::event_name)
+}

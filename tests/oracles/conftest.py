@@ -36,6 +36,9 @@ def running_listeners(tmp, webhook_secrets, args=(), extra_env=None):
     }
     if webhook_secrets is not None:
         env["STRIPE_WEBHOOK_SECRET"] = ",".join(webhook_secrets)
+        # Beside a webhook secret, checkout through the sandbox provider is asked for.
+        if "STRIPE_SECRET_KEY" not in env:
+            env.setdefault("PAYHOOK_SANDBOX", "true")
     proc = subprocess.Popen([BIN, *args, "serve"], env=env, stdout=subprocess.PIPE, text=True)
     try:
         listeners = {}
