@@ -486,8 +486,12 @@ async fn until_stopped(stopped: &mut watch::Receiver<bool>) {
 
 /// The file of a `sqlite://PATH?options` store; `None` for another backend.
 pub fn sqlite_file(url: &str) -> Option<&std::path::Path> {
-    let path = url.strip_prefix("sqlite://")?;
-    Some(std::path::Path::new(path.split('?').next().unwrap_or(path)))
+    // sqlx reads both `sqlite://PATH` and `sqlite:PATH`; `sqlite::memory:` has no file.
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next().unwrap_or(path);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::Path::new(path))
 }
 
 /// The directory a SQLite store's file would be created in, when it does not exist (SQLite only
@@ -518,5 +522,26 @@ pub fn redact_url(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sqlite_url_names_its_file_in_every_form_sqlx_reads() {
+        let file = |url| sqlite_file(url).map(|p| p.to_string_lossy().into_owned());
+        assert_eq!(file("sqlite://payhook.db").as_deref(), Some("payhook.db"));
+        assert_eq!(
+            file("sqlite:///var/lib/payhook/payhook.db?mode=rwc").as_deref(),
+            Some("/var/lib/payhook/payhook.db")
+        );
+        assert_eq!(
+            file("sqlite:data/payhook.db").as_deref(),
+            Some("data/payhook.db")
+        );
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("postgres://db/payhook"), None);
     }
 }

@@ -9,13 +9,17 @@
 //! - [`config`]: settings from defaults, `payhook.toml` and the environment, validated up front.
 //! - [`app`]: builds the service from settings, binds its listeners, drains on shutdown.
 //! - [`http`]: the public and admin routers; `http::error` maps every failure to a stable code.
-//! - [`providers`]: signature schemes (Stripe) and the event fixtures `payhook trigger` sends.
+//! - [`providers`]: the signature schemes (Stripe, Standard Webhooks, HMAC and its presets),
+//!   payload mappings, and the events `payhook trigger` sends.
 //! - [`inbox`]: verify, then persist once per `(source, event_id)` through a group-commit writer.
 //! - [`ledger`]: facts read from events, payment state derived from them, the processor worker.
+//! - [`checkout`]: sessions and payment intents with Stripe's API or the sandbox provider.
 //! - [`notify`]: the outbox the ledger writes, and the dispatcher that delivers it to targets.
 //! - [`reconcile`]: missed events fetched from the provider's API and fed through the inbox.
 //! - [`retention`]: old payloads pruned in small batches; the index and the ledger stay.
 //! - [`store`]: one contract over SQLite and PostgreSQL, with per-backend migrations.
+//! - [`metrics`]: the Prometheus recorder behind `/metrics`.
+//! - [`net`]: the HTTP client every outgoing call is built from.
 //! - [`booking_service`]: the example booking service (the booking-status target's contract).
 //! - [`cli`]: one file per subcommand.
 

@@ -710,3 +710,36 @@ async fn a_provider_keeps_its_path_and_wrong_paths_answer_with_the_right_route()
         assert_eq!(icon.status(), 204, "{base}");
     }
 }
+
+/// A refusal for a source no one configured is counted under `unknown`, whatever refused it (the
+/// rate limit answers before the name is looked up): made-up names never become metric labels.
+#[tokio::test]
+async fn made_up_source_names_never_become_metric_labels() {
+    let app = spawn_app_with(|s| s.ingest.rate_limit_per_ip = 1).await;
+    let name = format!(
+        "made-up-{}",
+        payhook::providers::stripe_events::random_token(8).to_lowercase()
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let answer = app
+            .post(&format!("/webhooks/{name}"), "{}".to_string(), None)
+            .await;
+        statuses.push(answer.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains(&name), "{text}");
+    assert!(
+        text.contains("payhook_webhooks_refused_total{source=\"unknown\",code=\"rate_limited\"}"),
+        "{text}"
+    );
+}

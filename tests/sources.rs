@@ -299,6 +299,10 @@ async fn a_standard_webhooks_source_takes_its_id_from_the_signed_header() {
         (refused.status, refused.code()),
         (400, "timestamp_out_of_tolerance")
     );
+    // A signed message id past 255 characters is no provider's: refused like any other id.
+    let long = "m".repeat(10_000);
+    let refused = post(&app, "/webhooks/billing", &body, &signed(&long, &body)).await;
+    assert_eq!((refused.status, refused.code()), (400, "malformed_payload"));
     let row = app
         .payhook
         .store

@@ -20,6 +20,9 @@ pub struct BackupArgs {
 pub async fn run(settings: Settings, args: BackupArgs) -> anyhow::Result<ExitCode> {
     let url = app::redact_url(&settings.database_url);
     let Some(store) = app::sqlite_file(&settings.database_url) else {
+        if settings.database_url.starts_with("sqlite:") {
+            bail!("DATABASE_URL ({url}) names no file to back up");
+        }
         bail!(
             "DATABASE_URL ({url}) is PostgreSQL: back it up with pg_dump (docs/deployment.md, Backups)"
         );

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{LogFormat, Settings};
 
-/// What `payhook serve --help` says of the environment (docs/configuration in the README has all).
+/// What `payhook serve --help` says of the environment (docs/configuration.md has all).
 const SERVE_ENVIRONMENT: &str = "\
 Environment (wins over payhook.toml; every secret also as NAME_FILE, a file holding it):
   PAYHOOK_LISTEN           public listener [127.0.0.1:3003]

@@ -362,6 +362,12 @@ impl Settings {
                         "must be at least 1m (Stripe rate-limits its API)",
                     ));
                 }
+                _ if secret_key.is_none() => {
+                    return Err(ConfigError::new(
+                        key,
+                        "needs STRIPE_SECRET_KEY: reconciling reads Stripe's event list",
+                    ));
+                }
                 every => Some(every),
             },
             None => None,
@@ -423,7 +429,15 @@ impl Settings {
             },
             writers: positive("ingest.writers", ingest_file.writers, 1)?,
             rate_limit_per_ip: ingest_file.rate_limit_per_ip.unwrap_or(0),
-            retry_after_secs: ingest_file.retry_after_secs.unwrap_or(5).max(1),
+            retry_after_secs: match ingest_file.retry_after_secs {
+                Some(0) => {
+                    return Err(ConfigError::new(
+                        "ingest.retry_after_secs",
+                        "must be at least 1 (a provider told to retry after 0 s retries at once)",
+                    ));
+                }
+                secs => secs.unwrap_or(5),
+            },
             read_timeout: match parse_duration_or(
                 "ingest.read_timeout",
                 ingest_file.read_timeout,
@@ -437,12 +451,16 @@ impl Settings {
                 }
                 t => t,
             },
-            max_header_bytes: positive(
-                "ingest.max_header_bytes",
-                ingest_file.max_header_bytes,
-                16 * 1024,
-            )?
-            .max(8192),
+            max_header_bytes: match ingest_file.max_header_bytes {
+                // hyper's smallest read buffer: a request head must fit in it.
+                Some(n) if n < 8192 => {
+                    return Err(ConfigError::new(
+                        "ingest.max_header_bytes",
+                        format!("{n} is below 8192, the least a request head is given"),
+                    ));
+                }
+                n => n.unwrap_or(16 * 1024),
+            },
             trusted_proxies: match v.string(
                 "PAYHOOK_TRUSTED_PROXIES",
                 "ingest.trusted_proxies",
@@ -1199,6 +1217,17 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.key, "ingest.read_timeout");
+        // Values payhook cannot honour are refused, not quietly raised.
+        for (toml, key) in [
+            (
+                "[ingest]\nmax_header_bytes = 4096",
+                "ingest.max_header_bytes",
+            ),
+            ("[ingest]\nretry_after_secs = 0", "ingest.retry_after_secs"),
+        ] {
+            let err = Settings::from_parts(toml_file(toml).unwrap(), &HashMap::new()).unwrap_err();
+            assert_eq!(err.key, key, "{toml}");
+        }
     }
 
     #[test]
@@ -1206,18 +1235,26 @@ mod tests {
         let s = Settings::defaults();
         assert_eq!(s.stripe.reconcile_every, None);
         assert_eq!(s.stripe.reconcile_window, Duration::from_secs(3 * 86_400));
-        let s = Settings::from_parts(
+        let api = [
+            ("STRIPE_SECRET_KEY", "sk_test_payhook_key"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_a_real_endpoint_secret"),
+        ];
+        let with = |every: &str| {
+            let mut pairs = api.to_vec();
+            pairs.push(("PAYHOOK_RECONCILE_EVERY", every));
+            Settings::from_parts(FileConfig::default(), &env(&pairs))
+        };
+        let s = with("1h").unwrap();
+        assert_eq!(s.stripe.reconcile_every, Some(Duration::from_secs(3600)));
+        let err = with("30s").unwrap_err();
+        assert_eq!(err.key, "PAYHOOK_RECONCILE_EVERY");
+        // Without an API key it could never run: said at start-up, not silently skipped.
+        let err = Settings::from_parts(
             FileConfig::default(),
             &env(&[("PAYHOOK_RECONCILE_EVERY", "1h")]),
         )
-        .unwrap();
-        assert_eq!(s.stripe.reconcile_every, Some(Duration::from_secs(3600)));
-        let err = Settings::from_parts(
-            FileConfig::default(),
-            &env(&[("PAYHOOK_RECONCILE_EVERY", "30s")]),
-        )
         .unwrap_err();
-        assert_eq!(err.key, "PAYHOOK_RECONCILE_EVERY");
+        assert!(err.message.contains("needs STRIPE_SECRET_KEY"), "{err}");
     }
 
     #[test]

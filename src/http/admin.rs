@@ -92,8 +92,8 @@ pub struct Overview {
     open_circuits: usize,
     /// Webhooks stored by this instance in each of the last 30 minutes, oldest first.
     events_per_minute: Vec<MinuteCount>,
-    /// How old the counts are, in seconds: 0 when counted for this answer; on a store where
-    /// counting takes longer than 20 ms, the last count, renewed in the background.
+    /// How old the counts are, in seconds: 0 when counted for this answer; on a store of more
+    /// than 200,000 events, the last count, renewed in the background.
     counts_age_seconds: f64,
 }
 

@@ -129,8 +129,8 @@ pub fn receive_on_alias(
     }
 }
 
-/// Receives one webhook; a refusal is counted by code (under `unknown` for a route no source has,
-/// so made-up names cannot grow the metrics).
+/// Receives one webhook; a refusal is counted by code (under `unknown` for a name no source has,
+/// whatever the refusal, so made-up names cannot grow the metrics).
 async fn receive(
     state: &AppState,
     peer: SocketAddr,
@@ -140,10 +140,10 @@ async fn receive(
 ) -> Result<Json<WebhookResponse>, ApiError> {
     let result = receive_checked(state, peer, source, headers, body).await;
     if let Err(e) = &result {
-        let source = if e.code == "unknown_source" {
-            "unknown"
-        } else {
+        let source = if state.inbox.knows(source) {
             source
+        } else {
+            "unknown"
         };
         metrics::counter!("payhook_webhooks_refused_total", "source" => source.to_string(),
             "code" => e.code)

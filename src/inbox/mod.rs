@@ -45,6 +45,11 @@ impl Inbox {
     }
 
     /// The source behind a route name, if it may be used from `peer`. Checked before the body is read.
+    /// Whether a source of this name is configured.
+    pub fn knows(&self, name: &str) -> bool {
+        self.sources.get(name).is_some()
+    }
+
     pub fn source(&self, name: &str, peer: IpAddr) -> Result<&Source, IngestError> {
         let source = self
             .sources

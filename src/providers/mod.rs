@@ -169,7 +169,12 @@ impl Source {
         };
         Ok(EventMeta {
             event_id: match signed_id {
-                Some(id) => id,
+                Some(id) if printable_id(&id) => id,
+                Some(_) => {
+                    return Err(VerifyError::MalformedPayload(format!(
+                        "the signed message id must be a non-empty string of at most {MAX_ID_LEN} printable characters"
+                    )));
+                }
                 None => read("event id", &mapping.event_id)?,
             },
             event_type: read("event type", &mapping.event_type)?,
