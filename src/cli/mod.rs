@@ -30,6 +30,7 @@ Environment (wins over payhook.toml; every secret also as NAME_FILE, a file hold
   STRIPE_SECRET_KEY        Stripe API key [unset: the sandbox provider]
   STRIPE_API_BASE          another Stripe API base [https://api.stripe.com]
   STRIPE_WEBHOOK_ROUTES    more paths Stripe posts to, comma-separated
+  PAYHOOK_SANDBOX          checkout through the sandbox provider [on in sandbox mode only]
   BOOKING_SERVICE_URL      the booking service to notify [unset]
   INTERNAL_SERVICE_TOKEN   Bearer token to and from the booking service [unset]
   PAYHOOK_ADMIN_TOKEN      Bearer token of the admin listener [unset: loopback only]
