@@ -273,11 +273,15 @@ pub struct PaymentState {
 }
 
 impl PaymentState {
-    /// Money taken and still held: paid, not fully refunded, not lost in a dispute.
+    /// Money taken and still held: paid, not fully refunded, not lost in a dispute. A payment
+    /// refunded in full and disputed afterwards (a customer may dispute a refunded charge) is
+    /// `disputed`, and holds nothing.
     pub fn holds_money(&self) -> bool {
-        self.status.is_paid()
-            && self.status != PaymentStatus::Refunded
-            && self.dispute_outcome.as_deref() != Some("lost")
+        let refunded_all = self.status == PaymentStatus::Refunded
+            || self
+                .amount_paid()
+                .is_some_and(|paid| paid > 0 && self.amount_refunded >= paid);
+        self.status.is_paid() && !refunded_all && self.dispute_outcome.as_deref() != Some("lost")
     }
 
     /// What the customer paid: the captured amount, else (for events that do not say) the
@@ -845,6 +849,26 @@ mod tests {
         assert_eq!(state.status, PaymentStatus::PartiallyRefunded);
         assert_eq!(state.amount_refunded, 1200);
         assert_eq!(state.refunded_at, Some(30));
+    }
+
+    #[test]
+    fn a_payment_refunded_in_full_then_disputed_holds_no_money() {
+        let opened = fact(
+            "evt_d1",
+            40,
+            FactKind::DisputeOpened {
+                status: Some("needs_response".into()),
+                reason: Some("fraudulent".into()),
+                dispute_id: None,
+                disputed: None,
+            },
+        );
+        let success = fact("evt_s", 10, FactKind::IntentSucceeded);
+        let state = derive(&[success.clone(), refund("evt_r", 20, 2000), opened.clone()]);
+        assert_eq!(state.status, PaymentStatus::Disputed);
+        assert!(!state.holds_money(), "{state:?}");
+        let partly = derive(&[success, refund("evt_r", 20, 500), opened]);
+        assert!(partly.holds_money(), "{partly:?}");
     }
 
     #[test]
