@@ -16,7 +16,6 @@ use crate::http::{self, AppState, ratelimit::RateLimiter};
 use crate::inbox::{Inbox, InboxWriter};
 use crate::ledger::Processor;
 use crate::notify::Dispatcher;
-use crate::providers::Sources;
 use crate::store::Store;
 
 /// Name under which the generated sandbox webhook secret is kept in the store.
@@ -63,10 +62,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
             redact_url(&settings.database_url)
         )
     })?;
-    let mapped = crate::providers::Sources::from_settings(settings)
-        .mappings()
-        .into_keys()
-        .collect();
+    let mapped = settings.webhook_sources().mappings().into_keys().collect();
     let upgraded = crate::ledger::upgrade::run(&store, &mapped)
         .await
         .context("upgrading the ledger to the current payment model")?;
@@ -119,7 +115,7 @@ impl Payhook {
                 .context("releasing delivery leases")?;
         }
         let (dispatcher, dispatch) = Dispatcher::new(store.clone(), &settings.targets);
-        let sources = Sources::from_settings(&settings);
+        let sources = settings.webhook_sources();
         let fetch_wake = Arc::new(Notify::new());
         let processor = Processor::new(store.clone(), settings.processor.clone(), stored.clone())
             .with_ingest(writer.load())

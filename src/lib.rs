@@ -28,6 +28,7 @@ pub mod booking_service;
 pub mod checkout;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod http;
 pub mod inbox;
 pub mod ledger;

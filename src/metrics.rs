@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::TargetSettings;
-use crate::notify::policy::CircuitState;
+use crate::domain::delivery::CircuitState;
 use crate::store::{DepthsCache, Store, StoreError};
 
 /// Seconds: from well under a millisecond (an acknowledged webhook) to a slow target.

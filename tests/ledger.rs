@@ -572,7 +572,7 @@ async fn on_postgres_an_event_another_instance_stores_wakes_this_processor_at_on
     }
     // Let the processor go idle (it polled at start-up).
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let other = payhook::store::Store::connect(&app.store.url, payhook::config::SqliteSync::Full)
+    let other = payhook::store::Store::connect(&app.store.url, payhook::domain::SqliteSync::Full)
         .await
         .unwrap();
     let event = PaymentIds::new("booking-woken").event("payment_intent.succeeded", now(), &[]);

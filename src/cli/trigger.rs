@@ -9,7 +9,7 @@ use clap::Args;
 use crate::app::{self, SANDBOX_SECRET_SETTING};
 use crate::config::{Secret, Settings};
 use crate::providers::stripe_events::{self, TRIGGER_TYPES};
-use crate::providers::{Scheme, Sources, stripe};
+use crate::providers::{Scheme, stripe};
 use crate::store::Store;
 
 #[derive(Debug, Args)]
@@ -50,7 +50,7 @@ pub struct TriggerArgs {
 }
 
 pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCode> {
-    let sources = Sources::from_settings(&settings);
+    let sources = settings.webhook_sources();
     let source = sources.get(&args.source).ok_or_else(|| {
         anyhow::anyhow!(
             "unknown source {:?}; configured: {}",

@@ -2,7 +2,6 @@
 //! Everything is validated here, so a bad configuration stops start-up with a message naming the key.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -12,31 +11,7 @@ use serde::Deserialize;
 
 mod sources;
 
-/// A secret value: its `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use crate::domain::Secret;
 
 /// A configuration problem, naming the key (environment variable or `payhook.toml` key) at fault.
 #[derive(Debug, thiserror::Error)]
@@ -61,13 +36,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// How hard SQLite syncs on commit. `Full` (the default) makes every acknowledged event survive power loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SqliteSync {
-    Full,
-    Normal,
-}
+pub use crate::domain::SqliteSync;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -224,6 +193,20 @@ pub struct ProcessorSettings {
 }
 
 impl Settings {
+    /// `stripe` from `STRIPE_WEBHOOK_SECRET` and `[stripe]`, and every `[[sources]]` entry.
+    pub fn webhook_sources(&self) -> crate::providers::Sources {
+        let stripe = crate::providers::Source {
+            name: "stripe".into(),
+            scheme: crate::providers::Scheme::Stripe {
+                secrets: self.stripe.webhook_secrets.clone(),
+                tolerance: self.stripe.tolerance,
+            },
+            allowed: self.stripe.allowed_cidrs.clone(),
+            mapping: None,
+        };
+        crate::providers::Sources::new(std::iter::once(stripe).chain(self.sources.iter().cloned()))
+    }
+
     /// True when no webhook secret was configured: sandbox mode generates one and keeps it in the store.
     pub fn webhook_secret_needed(&self) -> bool {
         self.stripe.webhook_secrets.is_empty()
@@ -932,7 +915,7 @@ fn targets_from(
                 ));
             }
             (TargetKind::Events, Some(s)) => {
-                if crate::notify::signing_key(&s).is_none() {
+                if crate::providers::standard::signing_key(&s).is_none() {
                     return Err(ConfigError::new(
                         key("secret"),
                         "expected whsec_ followed by a base64 key of 24 to 64 bytes",
@@ -951,13 +934,15 @@ fn targets_from(
         let events = file.events.unwrap_or_default();
         if let Some(bad) = events
             .iter()
-            .find(|e| !crate::notify::event_names().any(|name| name == e.as_str()))
+            .find(|e| !crate::domain::steps::event_names().any(|name| name == e.as_str()))
         {
             return Err(ConfigError::new(
                 key("events"),
                 format!(
                     "unknown event {bad:?}; payhook sends {}",
-                    crate::notify::event_names().collect::<Vec<_>>().join(", ")
+                    crate::domain::steps::event_names()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }

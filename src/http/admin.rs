@@ -21,8 +21,8 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::responses::{Invalid, ProviderFailed, StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
-use crate::ledger::money;
-use crate::notify::policy::CircuitState;
+use crate::domain::delivery::CircuitState;
+use crate::domain::money;
 use crate::store::{Delivery, EventFilter, EventSummary, Payment, RetrySelection};
 
 const EVENT_STATUSES: &[&str] = &[

@@ -20,7 +20,7 @@ use super::error::responses::{Invalid, ProviderFailed, StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
 use super::payments::{authorize_service, rfc3339, session_payment_status};
 use crate::checkout::{DEFAULT_SESSION_TTL, NewIntent, NewSession, SandboxError, SessionState};
-use crate::ledger::money;
+use crate::domain::money;
 use crate::store::{Payment, PaymentKey, Session};
 
 /// How long a session may stay open in the ledger before the status route asks the provider, and

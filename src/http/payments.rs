@@ -13,7 +13,8 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::responses::{StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
-use crate::ledger::{Attention, DisputeView, PaymentStatus, RefundView, money, representative};
+use crate::domain::money;
+use crate::ledger::{Attention, DisputeView, PaymentStatus, RefundView, representative};
 use crate::store::{Payment, PaymentKey};
 
 /// The booking service's view of a booking's payment.

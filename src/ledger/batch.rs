@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::facts::{Fact, Interpretation};
-use super::state::{Attention, PaymentState, derive, duplicates, representative};
 use crate::config::{TargetKind, TargetSettings};
+use crate::domain::state::{Attention, PaymentState, derive, duplicates, representative};
 use crate::notify::{Change, NewDelivery, deliveries_for, first_due};
 use crate::store::{ClaimedEvent, LedgerTx, Payment, StoreError};
 

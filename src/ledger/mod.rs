@@ -5,16 +5,14 @@
 mod batch;
 pub mod facts;
 pub mod fetch;
-pub mod money;
 pub mod processor;
-pub mod state;
 pub mod upgrade;
 
+pub use crate::domain::state::{
+    Attention, CheckoutStatus, DisputeView, PaymentState, PaymentStatus, RefundView, derive,
+    duplicates, representative,
+};
 pub use facts::{
     Fact, FactKind, Interpretation, Refs, RefundSeen, interpret_mapped, interpret_stripe,
 };
 pub use processor::{Handled, Outcome, Processor};
-pub use state::{
-    Attention, CheckoutStatus, DisputeView, PaymentState, PaymentStatus, RefundView, derive,
-    duplicates, representative,
-};

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use chrono::Utc;
 
 use super::facts::{Interpretation, interpret_stripe};
-use super::state::{Attention, derive, duplicates};
+use crate::domain::state::{Attention, derive, duplicates};
 use crate::store::{Store, StoreError};
 
 /// The setting that records which model the store's payments follow.

@@ -10,73 +10,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
 use crate::config::{TargetKind, TargetSettings};
-use crate::ledger::{Attention, CheckoutStatus, PaymentState, PaymentStatus};
-
-/// A point in a payment's life that someone is told about, in the order a payment goes through them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Step {
-    Confirmed,
-    PartiallyRefunded,
-    Refunded,
-    RefundFailed,
-    Disputed,
-    DisputeClosed,
-    Failed,
-    CheckoutExpired,
-    Duplicate,
-    /// The booking service refused a booking whose money was taken.
-    NeedsAttention,
-}
-
-impl Step {
-    /// Every step, in the order a payment reaches them.
-    pub const ALL: [Step; 10] = [
-        Step::Confirmed,
-        Step::PartiallyRefunded,
-        Step::Refunded,
-        Step::RefundFailed,
-        Step::Disputed,
-        Step::DisputeClosed,
-        Step::Failed,
-        Step::CheckoutExpired,
-        Step::Duplicate,
-        Step::NeedsAttention,
-    ];
-
-    /// The name an `events` target receives.
-    pub fn event_name(self) -> &'static str {
-        match self {
-            Step::Confirmed => "payment.confirmed",
-            Step::PartiallyRefunded => "payment.partially_refunded",
-            Step::Refunded => "payment.refunded",
-            Step::RefundFailed => "payment.refund_failed",
-            Step::Disputed => "payment.disputed",
-            Step::DisputeClosed => "payment.dispute_closed",
-            Step::Failed => "payment.failed",
-            Step::CheckoutExpired => "checkout.expired",
-            Step::Duplicate => "payment.duplicate",
-            Step::NeedsAttention => "payment.needs_attention",
-        }
-    }
-
-    /// The booking status a `booking-status` target receives, for the steps a booking has.
-    /// A failed attempt changes nothing (the customer may try again); disputes are the events
-    /// target's business.
-    pub fn booking_status(self) -> Option<&'static str> {
-        match self {
-            Step::Confirmed => Some("confirmed"),
-            Step::PartiallyRefunded => Some("partially_refunded"),
-            Step::Refunded => Some("refunded"),
-            Step::CheckoutExpired => Some("cancelled"),
-            Step::RefundFailed
-            | Step::Disputed
-            | Step::DisputeClosed
-            | Step::Failed
-            | Step::Duplicate
-            | Step::NeedsAttention => None,
-        }
-    }
-}
+pub use crate::domain::delivery::NewDelivery;
+use crate::domain::state::{Attention, CheckoutStatus, PaymentState, PaymentStatus};
+pub use crate::domain::steps::Step;
 
 fn fully_refunded(s: &PaymentState) -> bool {
     s.status == PaymentStatus::Refunded
@@ -128,25 +64,6 @@ pub struct Change<'a> {
     /// `refunded` (a refund that failed since cannot be taken back in its contract) a booking
     /// is never told `partially_refunded`.
     pub booking_told: &'a [&'a str],
-}
-
-/// An outbox row to write.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewDelivery {
-    pub notification_id: String,
-    pub target: String,
-    /// Notifications with the same target and order key are delivered one at a time, in order.
-    pub order_key: String,
-    /// The event name, or the booking status for a booking-status target.
-    pub event: String,
-    pub payment_id: i64,
-    pub booking_id: Option<String>,
-    pub payload: String,
-    /// It is a booking-status notification (`event` is the booking's new status).
-    pub booking_status: bool,
-    /// The provider event whose application caused it.
-    pub source: Option<String>,
-    pub source_event_id: Option<String>,
 }
 
 /// The notifications `change` causes for each of `targets`, in the order they must arrive.

@@ -14,12 +14,12 @@ use chrono::Utc;
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::policy::{
-    Attempt, Circuit, CircuitState, Verdict, next_delay, parse_retry_after, verdict,
-};
 use super::{Change, deliveries_for, first_due};
 use crate::config::{TargetKind, TargetSettings};
-use crate::ledger::Attention;
+use crate::domain::delivery::{
+    Attempt, Circuit, CircuitState, Verdict, next_delay, parse_retry_after, verdict,
+};
+use crate::domain::state::Attention;
 use crate::store::{BookingAnswer, ClaimedDelivery, Settled, Store, StoreError};
 
 /// How long an idle worker waits before looking again unwoken.

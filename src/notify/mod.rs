@@ -3,20 +3,14 @@
 //! The processor turns each ledger change into outbox rows ([`changes`]) inside the transaction
 //! that makes the change, so a change and its notifications commit together or not at all. The
 //! [`dispatcher`] delivers them: one worker per target, the oldest pending notification of each
-//! `(target, booking)` first, retries on the target's schedule, a circuit breaker ([`policy`]).
+//! `(target, booking)` first, retries on the target's schedule, a circuit breaker ([`crate::domain::delivery`]).
 
 pub mod changes;
 pub mod dispatcher;
-pub mod policy;
 
 /// Events targets are signed with the Standard Webhooks scheme, the one payhook also verifies.
 pub use crate::providers::standard::{sign, signing_key};
 pub use changes::{Change, NewDelivery, deliveries_for, first_due};
 pub use dispatcher::{DispatchWake, Dispatcher};
 
-/// The events an `events` target can receive, in the order a payment reaches them.
-pub fn event_names() -> impl Iterator<Item = &'static str> {
-    changes::Step::ALL
-        .into_iter()
-        .map(changes::Step::event_name)
-}
+pub use crate::domain::steps::event_names;

@@ -14,7 +14,7 @@ use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 use super::VerifyError;
-use crate::config::Secret;
+use crate::domain::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -17,7 +17,7 @@ use axum::http::HeaderMap;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::config::{Secret, Settings};
+use crate::domain::Secret;
 use mapping::{Extract, Mapping};
 
 /// Why a webhook was refused before anything was stored.
@@ -455,22 +455,9 @@ impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
 pub struct Sources(HashMap<String, Source>);
 
 impl Sources {
-    /// `stripe` from `STRIPE_WEBHOOK_SECRET` and `[stripe]`, and every `[[sources]]` entry.
-    pub fn from_settings(settings: &Settings) -> Sources {
-        let stripe = Source {
-            name: "stripe".into(),
-            scheme: Scheme::Stripe {
-                secrets: settings.stripe.webhook_secrets.clone(),
-                tolerance: settings.stripe.tolerance,
-            },
-            allowed: settings.stripe.allowed_cidrs.clone(),
-            mapping: None,
-        };
-        let mut all = HashMap::from([(stripe.name.clone(), stripe)]);
-        for source in &settings.sources {
-            all.insert(source.name.clone(), source.clone());
-        }
-        Sources(all)
+    /// Every source, by its route name.
+    pub fn new(sources: impl IntoIterator<Item = Source>) -> Sources {
+        Sources(sources.into_iter().map(|s| (s.name.clone(), s)).collect())
     }
 
     /// The mapping of each source that has one, for the ledger's processor.

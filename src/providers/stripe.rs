@@ -8,7 +8,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::VerifyError;
-use crate::config::Secret;
+use crate::domain::Secret;
 
 pub const SIGNATURE_HEADER: &str = "stripe-signature";
 
@@ -231,3 +231,28 @@ mod tests {
         assert_eq!(redacted, "t=42,v1=[redacted]");
     }
 }
+
+/// Every Stripe event type the ledger acts on.
+pub const STRIPE_TYPES: &[&str] = &[
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "payment_intent.canceled",
+    "payment_intent.amount_capturable_updated",
+    "checkout.session.completed",
+    "checkout.session.expired",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "charge.captured",
+    "charge.expired",
+    "charge.refunded",
+    "charge.refund.updated",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+];

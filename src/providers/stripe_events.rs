@@ -5,7 +5,7 @@ use rand::RngExt;
 use serde_json::{Value, json};
 
 /// Every event type `payhook trigger` can build: the types the ledger acts on.
-pub const TRIGGER_TYPES: &[&str] = crate::ledger::facts::STRIPE_TYPES;
+pub const TRIGGER_TYPES: &[&str] = super::stripe::STRIPE_TYPES;
 
 const API_VERSION: &str = "2024-06-20";
 

@@ -14,8 +14,9 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
 use super::ledger::{Payment, PaymentDetail, attention_column, time};
 use super::{PgStore, SqliteStore, StoreError};
-use crate::ledger::{CheckoutStatus, Fact};
-use crate::notify::NewDelivery;
+use crate::domain::delivery::NewDelivery;
+use crate::domain::facts::Fact;
+use crate::domain::state::CheckoutStatus;
 
 impl SqliteStore {
     /// The payments `source`'s provider ids belong to, for those that are known.

@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{PgStore, SqliteStore, StoreError};
-use crate::ledger::{Fact, PaymentState};
+use crate::domain::facts::Fact;
+pub use crate::domain::state::Payment;
+use crate::domain::state::PaymentState;
 
 /// The SQL both dialects accept for the ledger, expanded into each backend with its connection and
 /// row types. Functions take a connection so they run inside the caller's transaction.
@@ -171,7 +173,7 @@ macro_rules! ledger_queries {
         pub(super) async fn rewrite_fact(
             conn: &mut $conn,
             id: i64,
-            fact: Option<&crate::ledger::Fact>,
+            fact: Option<&crate::domain::facts::Fact>,
         ) -> Result<(), StoreError> {
             match fact {
                 Some(fact) => {
@@ -689,9 +691,9 @@ pub struct EventSummary {
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct PaymentDetail {
     #[serde(default)]
-    pub refunds: Vec<crate::ledger::RefundView>,
+    pub refunds: Vec<crate::domain::state::RefundView>,
     #[serde(default)]
-    pub disputes: Vec<crate::ledger::DisputeView>,
+    pub disputes: Vec<crate::domain::state::DisputeView>,
 }
 
 impl PaymentDetail {
@@ -721,11 +723,11 @@ pub fn attention_column(state: &PaymentState) -> Option<String> {
 }
 
 /// Reads the `attention` column; unknown flags (from a newer payhook) are skipped.
-pub fn parse_attention(text: Option<&str>) -> Vec<crate::ledger::Attention> {
+pub fn parse_attention(text: Option<&str>) -> Vec<crate::domain::state::Attention> {
     let mut flags: Vec<_> = text
         .unwrap_or_default()
         .split(',')
-        .filter_map(crate::ledger::Attention::parse)
+        .filter_map(crate::domain::state::Attention::parse)
         .collect();
     flags.sort();
     flags.dedup();
@@ -740,16 +742,6 @@ pub struct StoredFact {
     pub source: String,
     pub event_type: String,
     pub payload: Vec<u8>,
-}
-
-/// A `payments` row.
-#[derive(Debug, Clone)]
-pub struct Payment {
-    pub id: i64,
-    pub source: String,
-    pub state: PaymentState,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
 }
 
 /// The columns payments are looked up by.
@@ -948,7 +940,7 @@ impl LedgerTx {
     /// Writes notifications to the outbox, in order, each due at its time (unix ms).
     pub async fn insert_deliveries(
         &mut self,
-        deliveries: &[(crate::notify::NewDelivery, i64)],
+        deliveries: &[(crate::domain::delivery::NewDelivery, i64)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         if deliveries.is_empty() {
@@ -974,7 +966,7 @@ impl LedgerTx {
     pub async fn save_circuit(
         &mut self,
         target: &str,
-        circuit: &crate::notify::policy::Circuit,
+        circuit: &crate::domain::delivery::Circuit,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_tx!(self, save_circuit(target, circuit, now))

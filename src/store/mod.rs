@@ -144,8 +144,8 @@ use chrono::{DateTime, Utc};
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-use crate::config::SqliteSync;
-use crate::notify::policy::Circuit;
+use crate::domain::SqliteSync;
+use crate::domain::delivery::Circuit;
 
 pub use checkout::{SandboxIntent, Session};
 pub use depths::DepthsCache;
@@ -262,7 +262,7 @@ impl Store {
     /// A migrated SQLite store in `dir`, for unit tests.
     pub(crate) async fn scratch(dir: &tempfile::TempDir) -> std::sync::Arc<Store> {
         let url = format!("sqlite://{}/payhook.db", dir.path().display());
-        let store = Store::connect(&url, crate::config::SqliteSync::Full)
+        let store = Store::connect(&url, crate::domain::SqliteSync::Full)
             .await
             .unwrap();
         store.migrate().await.unwrap();

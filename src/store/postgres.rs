@@ -9,8 +9,8 @@ use sqlx::{PgPool, Row};
 
 use super::checkout::session_from_row;
 use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent, Work};
-use crate::ledger::{CheckoutStatus, PaymentState, PaymentStatus};
-use crate::notify::policy::{Circuit, CircuitState};
+use crate::domain::delivery::{Circuit, CircuitState};
+use crate::domain::state::{CheckoutStatus, PaymentState, PaymentStatus};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (

@@ -16,9 +16,9 @@ use tokio::sync::Mutex;
 
 use super::checkout::session_from_row;
 use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent};
-use crate::config::SqliteSync;
-use crate::ledger::{CheckoutStatus, PaymentState, PaymentStatus};
-use crate::notify::policy::{Circuit, CircuitState};
+use crate::domain::SqliteSync;
+use crate::domain::delivery::{Circuit, CircuitState};
+use crate::domain::state::{CheckoutStatus, PaymentState, PaymentStatus};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (

@@ -206,7 +206,7 @@ async fn suite(args: &BenchArgs) -> anyhow::Result<bool> {
     let mut peaks = Vec::new();
     for (name, url) in &stores.urls {
         {
-            let store = crate::store::Store::connect(url, crate::config::SqliteSync::Full).await?;
+            let store = crate::store::Store::connect(url, crate::domain::SqliteSync::Full).await?;
             store.migrate().await?;
             store.close().await;
         }
@@ -253,7 +253,7 @@ async fn admin_queries(database_url: &str, server: &Server, events: u64) -> anyh
         .admin
         .context("the server printed no admin listener")?;
     // Things to look for that the history holds.
-    let store = crate::store::Store::connect(database_url, crate::config::SqliteSync::Full).await?;
+    let store = crate::store::Store::connect(database_url, crate::domain::SqliteSync::Full).await?;
     let middle = (events / 2).max(1) as i64;
     let known = store
         .event_by_id(middle)
@@ -773,7 +773,7 @@ fn print_rate(label: &str, r: &RunResult, baseline_rates: &[f64]) {
 /// Applies waiting events to the ledger for at most `length` (or until none is left).
 async fn ledger_only(database_url: &str, length: Duration) -> anyhow::Result<RunResult> {
     let store = std::sync::Arc::new(
-        crate::store::Store::connect(database_url, crate::config::SqliteSync::Full).await?,
+        crate::store::Store::connect(database_url, crate::domain::SqliteSync::Full).await?,
     );
     let processor = crate::ledger::Processor::new(
         store.clone(),
@@ -815,7 +815,7 @@ async fn store_only(
     body_bytes: usize,
 ) -> anyhow::Result<RunResult> {
     // The server just ran on this database, so it is migrated.
-    let store = crate::store::Store::connect(database_url, crate::config::SqliteSync::Full).await?;
+    let store = crate::store::Store::connect(database_url, crate::domain::SqliteSync::Full).await?;
     let padding = "x".repeat(body_bytes.saturating_sub(100));
     let started = Instant::now();
     let mut acked = 0u64;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::facts::{Fact, FactKind, RefundSeen};
-use crate::store::Payment;
+use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
 #[schema(rename_all = "snake_case")]
@@ -86,6 +86,16 @@ impl fmt::Display for PaymentStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// A `payments` row.
+#[derive(Debug, Clone)]
+pub struct Payment {
+    pub id: i64,
+    pub source: String,
+    pub state: PaymentState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// The state of a checkout session, as the return page sees it.
@@ -766,7 +776,7 @@ fn authority(kind: &FactKind, for_amount: bool) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::facts::Refs;
+    use crate::domain::facts::Refs;
 
     fn fact(id: &str, at: i64, kind: FactKind) -> Fact {
         Fact {

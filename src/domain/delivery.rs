@@ -1,10 +1,29 @@
-//! The delivery policy, as pure functions: what an answer means, when to try again, and each
-//! target's circuit breaker.
+//! Notifications: the outbox row the ledger writes, and the delivery policy as pure functions
+//! (what an answer means, when to try again, each target's circuit breaker).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::RngExt;
+
+/// An outbox row to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDelivery {
+    pub notification_id: String,
+    pub target: String,
+    /// Notifications with the same target and order key are delivered one at a time, in order.
+    pub order_key: String,
+    /// The event name, or the booking status for a booking-status target.
+    pub event: String,
+    pub payment_id: i64,
+    pub booking_id: Option<String>,
+    pub payload: String,
+    /// It is a booking-status notification (`event` is the booking's new status).
+    pub booking_status: bool,
+    /// The provider event whose application caused it.
+    pub source: Option<String>,
+    pub source_event_id: Option<String>,
+}
 
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
