@@ -11,7 +11,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::checkout::{Provider, Sandbox, StripeApi, WebhookSender};
-use crate::config::{Secret, Settings};
+use crate::config::Settings;
+use crate::domain::Secret;
 use crate::http::{self, AppState, ratelimit::RateLimiter};
 use crate::inbox::{Inbox, InboxWriter};
 use crate::ledger::Processor;

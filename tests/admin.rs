@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::receiver::*;
 use common::*;
-use payhook::config::{Secret, TargetKind, TargetSettings};
+use payhook::config::{TargetKind, TargetSettings};
+use payhook::domain::Secret;
 use serde_json::{Value, json};
 
 const ADMIN_TOKEN: &str = "admin-token-for-tests";

@@ -11,7 +11,8 @@ use std::time::Duration;
 use common::receiver::*;
 use common::*;
 use payhook::booking_service::BookingService;
-use payhook::config::{Secret, booking_service_target};
+use payhook::config::booking_service_target;
+use payhook::domain::Secret;
 use serde_json::{Value, json};
 
 const BOOKING_TOKEN: &str = "booking-service-token";

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 
 use common::*;
 use futures_util::future::join_all;
-use payhook::config::Secret;
+use payhook::domain::Secret;
 use serde_json::json;
 
 #[tokio::test]

@@ -13,9 +13,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use common::*;
 use payhook::config::{Settings, TargetKind, TargetSettings};
-use payhook::ledger::{
-    Attention, Interpretation, Outcome, PaymentState, Processor, derive, interpret_stripe,
-};
+use payhook::domain::state::{Attention, PaymentState, derive};
+use payhook::ledger::{Interpretation, Outcome, Processor, interpret_stripe};
 use payhook::notify::DispatchWake;
 use payhook::store::{NewEvent, PaymentKey, Store};
 use proptest::prelude::*;

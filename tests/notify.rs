@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use common::receiver::*;
 use common::*;
-use payhook::config::{Secret, Settings, TargetKind, TargetSettings};
+use payhook::config::{Settings, TargetKind, TargetSettings};
+use payhook::domain::Secret;
 use payhook::store::{Delivery, RetrySelection};
 use serde_json::Value;
 

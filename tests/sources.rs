@@ -12,7 +12,8 @@ use std::time::Duration;
 use common::receiver::*;
 use common::*;
 use payhook::booking_service::BookingService;
-use payhook::config::{Secret, Settings, booking_service_target};
+use payhook::config::{Settings, booking_service_target};
+use payhook::domain::Secret;
 use serde_json::json;
 
 const HMAC_SECRET: &str = "generic-provider-shared-secret";

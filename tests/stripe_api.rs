@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::receiver::*;
 use common::*;
-use payhook::config::Secret;
+use payhook::domain::Secret;
 use serde_json::{Value, json};
 
 const KEY: &str = "sk_test_payhook_stripe_api";

@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use common::receiver::eventually;
 use common::*;
-use payhook::config::Secret;
+use payhook::domain::Secret;
 use payhook::providers::stripe_events::thin_event;
 use serde_json::{Value, json};
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{CreatedIntent, NewIntent, NewSession, fill_session_id};
-use crate::config::Secret;
+use crate::domain::Secret;
 use crate::providers::{stripe, stripe_events};
 use crate::store::{SandboxIntent, Session, Store, StoreError};
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{CreatedIntent, IntentState, NewIntent, NewSession, ProviderError, SessionState};
-use crate::config::Secret;
+use crate::domain::Secret;
 use crate::store::{Session, Store};
 
 /// One page of Stripe's event list.

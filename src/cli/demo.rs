@@ -9,7 +9,8 @@ use anyhow::Context;
 
 use crate::app::Payhook;
 use crate::booking_service::{self, BookingService};
-use crate::config::{BOOKING_SERVICE_TARGET, Secret, Settings, booking_service_target};
+use crate::config::{BOOKING_SERVICE_TARGET, Settings, booking_service_target};
+use crate::domain::Secret;
 use crate::providers::stripe_events::random_token;
 
 /// The demo's own store, unless DATABASE_URL names one: its test payments never show up in the

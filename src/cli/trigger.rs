@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use crate::app::{self, SANDBOX_SECRET_SETTING};
-use crate::config::{Secret, Settings};
+use crate::config::Settings;
+use crate::domain::Secret;
 use crate::providers::stripe_events::{self, TRIGGER_TYPES};
 use crate::providers::{Scheme, stripe};
 use crate::store::Store;

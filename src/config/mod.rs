@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 mod sources;
 
-pub use crate::domain::Secret;
+use crate::domain::Secret;
 
 /// A configuration problem, naming the key (environment variable or `payhook.toml` key) at fault.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,7 @@ pub enum LogFormat {
     Json,
 }
 
-pub use crate::domain::SqliteSync;
+use crate::domain::SqliteSync;
 
 #[derive(Debug, Clone)]
 pub struct Settings {

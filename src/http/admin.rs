@@ -23,7 +23,8 @@ use super::error::responses::{Invalid, ProviderFailed, StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
 use crate::domain::delivery::CircuitState;
 use crate::domain::money;
-use crate::store::{Delivery, EventFilter, EventSummary, Payment, RetrySelection};
+use crate::domain::state::Payment;
+use crate::store::{Delivery, EventFilter, EventSummary, RetrySelection};
 
 const EVENT_STATUSES: &[&str] = &[
     "received",
@@ -590,10 +591,10 @@ pub struct PaymentRow {
     amount_captured: Option<i64>,
     /// What open or lost disputes hold back now.
     amount_disputed: i64,
-    refunds: Vec<crate::ledger::RefundView>,
-    disputes: Vec<crate::ledger::DisputeView>,
+    refunds: Vec<crate::domain::state::RefundView>,
+    disputes: Vec<crate::domain::state::DisputeView>,
     /// What needs a person: `duplicate`, `refund_failed`, `booking_refused`.
-    attention: Vec<crate::ledger::Attention>,
+    attention: Vec<crate::domain::state::Attention>,
     payment_intent_id: Option<String>,
     checkout_session_id: Option<String>,
     charge_id: Option<String>,
@@ -645,7 +646,7 @@ fn payment_row(p: &Payment) -> PaymentRow {
 struct PaymentQuery {
     booking_id: Option<String>,
     #[param(inline)]
-    status: Option<crate::ledger::PaymentStatus>,
+    status: Option<crate::domain::state::PaymentStatus>,
 }
 
 /// `GET /admin/api/payments?booking_id&status&limit&cursor`, newest first.
@@ -662,7 +663,7 @@ async fn list_payments(
     Query(params): Params,
 ) -> Result<Json<Page<PaymentRow>>, ApiError> {
     let q = Listing(&params);
-    let statuses = crate::ledger::PaymentStatus::ALL.map(|s| s.as_str());
+    let statuses = crate::domain::state::PaymentStatus::ALL.map(|s| s.as_str());
     let status = q.one_of("status", &statuses)?;
     let limit = q.limit()?;
     let payments = state

@@ -21,7 +21,8 @@ use super::error::{ApiError, ErrorBody};
 use super::payments::{authorize_service, rfc3339, session_payment_status};
 use crate::checkout::{DEFAULT_SESSION_TTL, NewIntent, NewSession, SandboxError, SessionState};
 use crate::domain::money;
-use crate::store::{Payment, PaymentKey, Session};
+use crate::domain::state::Payment;
+use crate::store::{PaymentKey, Session};
 
 /// How long a session may stay open in the ledger before the status route asks the provider, and
 /// how long the provider's answer is reused.

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 
 use crate::checkout::Provider;
-use crate::config::Secret;
+use crate::domain::Secret;
 use crate::inbox::Inbox;
 use crate::store::Store;
 use axum::response::IntoResponse;

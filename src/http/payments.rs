@@ -14,8 +14,10 @@ use super::AppState;
 use super::error::responses::{StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
 use crate::domain::money;
-use crate::ledger::{Attention, DisputeView, PaymentStatus, RefundView, representative};
-use crate::store::{Payment, PaymentKey};
+use crate::domain::state::{
+    Attention, DisputeView, Payment, PaymentStatus, RefundView, representative,
+};
+use crate::store::PaymentKey;
 
 /// The booking service's view of a booking's payment.
 #[derive(Debug, Serialize, ToSchema)]

@@ -11,11 +11,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::facts::{Fact, Interpretation};
+use super::facts::Interpretation;
 use crate::config::{TargetKind, TargetSettings};
+use crate::domain::delivery::NewDelivery;
+use crate::domain::facts::Fact;
+use crate::domain::state::Payment;
 use crate::domain::state::{Attention, PaymentState, derive, duplicates, representative};
-use crate::notify::{Change, NewDelivery, deliveries_for, first_due};
-use crate::store::{ClaimedEvent, LedgerTx, Payment, StoreError};
+use crate::notify::{Change, deliveries_for, first_due};
+use crate::store::{ClaimedEvent, LedgerTx, StoreError};
 
 /// What applying one event did.
 #[derive(Debug, Default)]

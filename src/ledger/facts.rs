@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-pub use crate::domain::facts::{Fact, FactKind, Refs, RefundSeen};
+use crate::domain::facts::{Fact, FactKind, Refs, RefundSeen};
 use crate::providers::mapping::{Extract, MappedKind, Mapping};
 use crate::providers::stripe::STRIPE_TYPES;
 

@@ -8,11 +8,5 @@ pub mod fetch;
 pub mod processor;
 pub mod upgrade;
 
-pub use crate::domain::state::{
-    Attention, CheckoutStatus, DisputeView, PaymentState, PaymentStatus, RefundView, derive,
-    duplicates, representative,
-};
-pub use facts::{
-    Fact, FactKind, Interpretation, Refs, RefundSeen, interpret_mapped, interpret_stripe,
-};
+pub use facts::{Interpretation, interpret_mapped, interpret_stripe};
 pub use processor::{Handled, Outcome, Processor};

@@ -10,9 +10,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
 use crate::config::{TargetKind, TargetSettings};
-pub use crate::domain::delivery::NewDelivery;
+use crate::domain::delivery::NewDelivery;
 use crate::domain::state::{Attention, CheckoutStatus, PaymentState, PaymentStatus};
-pub use crate::domain::steps::Step;
+use crate::domain::steps::Step;
 
 fn fully_refunded(s: &PaymentState) -> bool {
     s.status == PaymentStatus::Refunded

@@ -12,11 +12,12 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
-use super::ledger::{Payment, PaymentDetail, attention_column, time};
+use super::ledger::{PaymentDetail, attention_column, time};
 use super::{PgStore, SqliteStore, StoreError};
 use crate::domain::delivery::NewDelivery;
 use crate::domain::facts::Fact;
 use crate::domain::state::CheckoutStatus;
+use crate::domain::state::Payment;
 
 impl SqliteStore {
     /// The payments `source`'s provider ids belong to, for those that are known.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{PgStore, SqliteStore, StoreError};
 use crate::domain::facts::Fact;
-pub use crate::domain::state::Payment;
+use crate::domain::state::Payment;
 use crate::domain::state::PaymentState;
 
 /// The SQL both dialects accept for the ledger, expanded into each backend with its connection and
@@ -444,7 +444,7 @@ macro_rules! ledger_queries {
             status: Option<&str>,
             before: Option<i64>,
             limit: i64,
-        ) -> Result<Vec<super::ledger::Payment>, StoreError> {
+        ) -> Result<Vec<crate::domain::state::Payment>, StoreError> {
             let rows = self
                 .listing_rows(
                     "payments",
@@ -460,7 +460,7 @@ macro_rules! ledger_queries {
             &self,
             column: super::ledger::PaymentKey,
             value: &str,
-        ) -> Result<Vec<super::ledger::Payment>, StoreError> {
+        ) -> Result<Vec<crate::domain::state::Payment>, StoreError> {
             let sql = match column {
                 super::ledger::PaymentKey::Booking => {
                     "SELECT * FROM payments WHERE booking_id = $1 ORDER BY id"
@@ -476,7 +476,7 @@ macro_rules! ledger_queries {
             rows.iter().map(Self::payment_from_row).collect()
         }
 
-        pub(super) fn payment_from_row(r: &$row) -> Result<super::ledger::Payment, StoreError> {
+        pub(super) fn payment_from_row(r: &$row) -> Result<crate::domain::state::Payment, StoreError> {
                 let status: String = r.try_get("status")?;
             let checkout: Option<String> = r.try_get("checkout_status")?;
             let paid_at: Option<DateTime<Utc>> = r.try_get("paid_at")?;
@@ -488,7 +488,7 @@ macro_rules! ledger_queries {
                     .map_err(|e| StoreError::Corrupt(format!("payment detail: {e}")))?,
                 None => super::ledger::PaymentDetail::default(),
             };
-            Ok(super::ledger::Payment {
+            Ok(crate::domain::state::Payment {
                 id: r.try_get("id")?,
                 source: r.try_get("source")?,
                 state: PaymentState {

@@ -146,11 +146,12 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::domain::SqliteSync;
 use crate::domain::delivery::Circuit;
+use crate::domain::state::Payment;
 
 pub use checkout::{SandboxIntent, Session};
 pub use depths::DepthsCache;
 pub use ledger::{
-    Claim, ClaimedEvent, Depths, EventFilter, EventSummary, Failure, LedgerTx, Payment, PaymentKey,
+    Claim, ClaimedEvent, Depths, EventFilter, EventSummary, Failure, LedgerTx, PaymentKey,
     StoredFact, ToFetch,
 };
 pub use outbox::{BookingAnswer, ClaimedDelivery, Delivery, RetrySelection, Settled};

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use payhook::app::Payhook;
-use payhook::config::{Secret, Settings};
+use payhook::config::Settings;
+use payhook::domain::Secret;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use sqlx::Connection;

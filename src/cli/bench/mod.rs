@@ -22,7 +22,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
-use crate::config::Secret;
+use crate::domain::Secret;
 use crate::providers::stripe;
 
 const BENCH_SECRET: &str = "whsec_payhook_bench_secret";
