@@ -112,6 +112,31 @@ pub fn redact(header: &str) -> String {
         .join(",")
 }
 
+/// Every Stripe event type the ledger acts on.
+pub const STRIPE_TYPES: &[&str] = &[
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "payment_intent.canceled",
+    "payment_intent.amount_capturable_updated",
+    "checkout.session.completed",
+    "checkout.session.expired",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "charge.captured",
+    "charge.expired",
+    "charge.refunded",
+    "charge.refund.updated",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,28 +256,3 @@ mod tests {
         assert_eq!(redacted, "t=42,v1=[redacted]");
     }
 }
-
-/// Every Stripe event type the ledger acts on.
-pub const STRIPE_TYPES: &[&str] = &[
-    "payment_intent.succeeded",
-    "payment_intent.payment_failed",
-    "payment_intent.processing",
-    "payment_intent.canceled",
-    "payment_intent.amount_capturable_updated",
-    "checkout.session.completed",
-    "checkout.session.expired",
-    "checkout.session.async_payment_succeeded",
-    "checkout.session.async_payment_failed",
-    "charge.captured",
-    "charge.expired",
-    "charge.refunded",
-    "charge.refund.updated",
-    "refund.created",
-    "refund.updated",
-    "refund.failed",
-    "charge.dispute.created",
-    "charge.dispute.updated",
-    "charge.dispute.closed",
-    "charge.dispute.funds_withdrawn",
-    "charge.dispute.funds_reinstated",
-];
