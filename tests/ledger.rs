@@ -323,7 +323,10 @@ async fn an_acted_on_event_without_ids_fails_at_once_with_the_reason() {
     let listed = app
         .payhook
         .store
-        .list_events(&payhook::store::EventFilter::status("failed"), 10)
+        .list_events(
+            &payhook::store::EventFilter::status(payhook::domain::status::EventStatus::Failed),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
@@ -393,7 +396,10 @@ async fn a_store_failure_mid_transaction_leaves_the_ledger_unchanged_and_replay_
         let failed = app
             .payhook
             .store
-            .list_events(&payhook::store::EventFilter::status("failed"), 10)
+            .list_events(
+                &payhook::store::EventFilter::status(payhook::domain::status::EventStatus::Failed),
+                10,
+            )
             .await
             .unwrap();
         if !failed.is_empty() || std::time::Instant::now() > deadline {

@@ -9,6 +9,7 @@ use common::receiver::*;
 use common::*;
 use payhook::config::{Settings, TargetKind, TargetSettings};
 use payhook::domain::Secret;
+use payhook::domain::status::DeliveryStatus;
 use payhook::store::{Delivery, RetrySelection};
 use serde_json::Value;
 
@@ -56,7 +57,7 @@ async fn deliveries(app: &TestApp, status: Option<&str>) -> Vec<Delivery> {
     let mut rows = app
         .payhook
         .store
-        .list_deliveries(None, status, None, 1000)
+        .list_deliveries(None, status.and_then(DeliveryStatus::parse), None, 1000)
         .await
         .unwrap();
     rows.reverse();

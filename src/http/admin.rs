@@ -24,17 +24,8 @@ use super::error::{ApiError, ErrorBody};
 use crate::domain::delivery::CircuitState;
 use crate::domain::money;
 use crate::domain::state::Payment;
+use crate::domain::status::{DeliveryStatus, EventStatus};
 use crate::store::{Delivery, EventFilter, EventSummary, RetrySelection};
-
-const EVENT_STATUSES: &[&str] = &[
-    "received",
-    "waiting",
-    "processed",
-    "ignored",
-    "retrying",
-    "failed",
-];
-const DELIVERY_STATUSES: &[&str] = &["pending", "delivered", "dead"];
 
 /// The admin routes, each described in the API document by its handler's annotation.
 pub fn routes(state: Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
@@ -121,18 +112,18 @@ async fn overview(State(state): State<Arc<AppState>>) -> Result<Json<Overview>, 
         .map_err(state.store_failed())?;
     let count =
         |rows: &[(String, i64)], s: &str| rows.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
-    let mut events: BTreeMap<String, i64> = EVENT_STATUSES
+    let mut events: BTreeMap<String, i64> = EventStatus::ALL
         .iter()
-        .map(|s| (s.to_string(), count(&depths.events, s)))
+        .map(|s| (s.to_string(), count(&depths.events, s.as_str())))
         .collect();
     events.insert("total".into(), depths.events.iter().map(|(_, n)| n).sum());
-    let deliveries = DELIVERY_STATUSES
+    let deliveries = DeliveryStatus::ALL
         .iter()
         .map(|s| {
             let n = depths
                 .deliveries
                 .iter()
-                .filter(|(_, k, _)| k == s)
+                .filter(|(_, k, _)| k == s.as_str())
                 .map(|(_, _, n)| n)
                 .sum();
             (s.to_string(), n)
@@ -199,13 +190,24 @@ impl Listing<'_> {
         self.0.get(name).filter(|v| !v.is_empty()).cloned()
     }
 
-    fn one_of(&self, name: &str, allowed: &[&str]) -> Result<Option<String>, ApiError> {
-        match self.text(name) {
-            Some(v) if !allowed.contains(&v.as_str()) => Err(ApiError::validation(
-                name,
-                format!("{v:?} is not one of {}", allowed.join(", ")),
-            )),
-            other => Ok(other),
+    /// One of `allowed`, by the word the API uses for it.
+    fn one_of<T: Copy + std::fmt::Display>(
+        &self,
+        name: &str,
+        allowed: &[T],
+    ) -> Result<Option<T>, ApiError> {
+        let Some(v) = self.text(name) else {
+            return Ok(None);
+        };
+        match allowed.iter().find(|a| a.to_string() == v) {
+            Some(found) => Ok(Some(*found)),
+            None => {
+                let words: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+                Err(ApiError::validation(
+                    name,
+                    format!("{v:?} is not one of {}", words.join(", ")),
+                ))
+            }
         }
     }
 
@@ -289,8 +291,7 @@ pub struct EventRow {
     event_id: String,
     #[serde(rename = "type")]
     event_type: String,
-    /// received, processed, ignored, retrying, failed.
-    status: String,
+    status: EventStatus,
     attempts: i64,
     last_error: Option<String>,
     received_at: String,
@@ -304,24 +305,12 @@ fn event_row(e: &EventSummary) -> EventRow {
         source: e.source.clone(),
         event_id: e.event_id.clone(),
         event_type: e.event_type.clone(),
-        status: e.status.clone(),
+        status: e.status,
         attempts: e.attempts,
         last_error: e.last_error.clone(),
         received_at: time(e.received_at),
         booking_id: e.booking_id.clone(),
     }
-}
-
-/// The statuses of the inbox, for the API document.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum EventStatus {
-    Received,
-    Processed,
-    Ignored,
-    Retrying,
-    Failed,
 }
 
 #[derive(IntoParams)]
@@ -358,7 +347,7 @@ async fn list_events(
 ) -> Result<Json<Page<EventRow>>, ApiError> {
     let q = Listing(&params);
     let filter = EventFilter {
-        status: q.one_of("status", EVENT_STATUSES)?,
+        status: q.one_of("status", &EventStatus::ALL)?,
         source: q.text("source"),
         event_type: q.text("type"),
         event_id: q.text("event_id"),
@@ -547,11 +536,11 @@ async fn replay_events(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let status = Listing(&params)
-        .one_of("status", &["failed", "retrying"])?
-        .unwrap_or_else(|| "failed".into());
+        .one_of("status", &[EventStatus::Failed, EventStatus::Retrying])?
+        .unwrap_or(EventStatus::Failed);
     let events = state
         .store
-        .list_events(&EventFilter::status(&status), i64::MAX)
+        .list_events(&EventFilter::status(status), i64::MAX)
         .await
         .map_err(state.store_failed())?;
     let mut requeued = 0;
@@ -566,7 +555,11 @@ async fn replay_events(
         }
     }
     state.processor_wake.notify_one();
-    tracing::info!(requeued, status, "events requeued from the admin API");
+    tracing::info!(
+        requeued,
+        status = status.as_str(),
+        "events requeued from the admin API"
+    );
     Ok(accepted(RequeuedCount { requeued }))
 }
 
@@ -670,7 +663,7 @@ async fn list_payments(
         .store
         .list_payments(
             q.text("booking_id").as_deref(),
-            status.as_deref(),
+            status,
             q.cursor()?,
             limit,
         )
@@ -688,8 +681,7 @@ pub struct DeliveryRow {
     target: String,
     booking_id: Option<String>,
     event: String,
-    /// pending, delivered, dead.
-    status: String,
+    status: DeliveryStatus,
     attempts: i64,
     /// An attempt is under way.
     in_flight: bool,
@@ -713,7 +705,7 @@ fn delivery_row(d: &Delivery) -> DeliveryRow {
         target: d.target.clone(),
         booking_id: d.booking_id.clone(),
         event: d.event.clone(),
-        status: d.status.clone(),
+        status: d.status,
         attempts: d.attempts,
         in_flight: d.in_flight,
         last_status: d.last_status,
@@ -725,15 +717,6 @@ fn delivery_row(d: &Delivery) -> DeliveryRow {
         source: d.source.clone(),
         source_event_id: d.source_event_id.clone(),
     }
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum DeliveryStatus {
-    Pending,
-    Delivered,
-    Dead,
 }
 
 #[derive(IntoParams)]
@@ -759,16 +742,11 @@ async fn list_deliveries(
     Query(params): Params,
 ) -> Result<Json<Page<DeliveryRow>>, ApiError> {
     let q = Listing(&params);
-    let status = q.one_of("status", DELIVERY_STATUSES)?;
+    let status = q.one_of("status", &DeliveryStatus::ALL)?;
     let limit = q.limit()?;
     let rows = state
         .store
-        .list_deliveries(
-            q.text("target").as_deref(),
-            status.as_deref(),
-            q.cursor()?,
-            limit,
-        )
+        .list_deliveries(q.text("target").as_deref(), status, q.cursor()?, limit)
         .await
         .map_err(state.store_failed())?;
     Ok(page(&rows, delivery_row, |d| d.id, limit))

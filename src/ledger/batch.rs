@@ -17,20 +17,33 @@ use crate::domain::delivery::NewDelivery;
 use crate::domain::facts::Fact;
 use crate::domain::state::Payment;
 use crate::domain::state::{Attention, PaymentState, derive, duplicates, representative};
+use crate::domain::status::EventStatus;
 use crate::notify::{Change, deliveries_for, first_due};
 use crate::store::{ClaimedEvent, LedgerTx, StoreError};
 
 /// What applying one event did.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Applied {
-    /// `processed`, `ignored`, or `failed` for an event that can never apply.
-    pub status: &'static str,
+    /// `processed`, `ignored`, `waiting` for its object, or `failed` for an event that can
+    /// never apply.
+    pub status: EventStatus,
     /// Why it can never apply.
     pub error: Option<String>,
     /// Notifications written to the outbox.
     pub notified: usize,
     /// The payment's booking.
     pub booking_id: Option<String>,
+}
+
+impl Applied {
+    fn with(status: EventStatus) -> Applied {
+        Applied {
+            status,
+            error: None,
+            notified: 0,
+            booking_id: None,
+        }
+    }
 }
 
 /// Applies `events` (each with what its payload says) and marks them, inside `tx`. The caller
@@ -53,23 +66,15 @@ pub async fn apply_events(
     let mut applied = Vec::with_capacity(events.len());
     for (event, reading) in events {
         let done = match reading {
-            Interpretation::Ignored => Applied {
-                status: "ignored",
-                ..Applied::default()
-            },
-            Interpretation::Fetch => Applied {
-                status: "waiting",
-                ..Applied::default()
-            },
+            Interpretation::Ignored => Applied::with(EventStatus::Ignored),
+            Interpretation::Fetch => Applied::with(EventStatus::Waiting),
             Interpretation::NoPayment(why) => Applied {
-                status: "ignored",
                 error: Some(why.clone()),
-                ..Applied::default()
+                ..Applied::with(EventStatus::Ignored)
             },
             Interpretation::Invalid(why) => Applied {
-                status: "failed",
                 error: Some(why.clone()),
-                ..Applied::default()
+                ..Applied::with(EventStatus::Failed)
             },
             Interpretation::Fact(fact) => {
                 ledger.apply(tx, &event.source, fact, targets, now).await?
@@ -112,7 +117,7 @@ struct Working {
     new_refs: Vec<(String, String, i64)>,
     new_facts: Vec<(String, i64, Fact)>,
     deliveries: Vec<(NewDelivery, i64)>,
-    marks: Vec<(i64, &'static str, Option<String>)>,
+    marks: Vec<(i64, EventStatus, Option<String>)>,
 }
 
 impl Working {
@@ -286,9 +291,8 @@ impl Working {
             .collect();
         let after = self.payment(payment)?.state.clone();
         let mut applied = Applied {
-            status: "processed",
             booking_id: after.booking_id.clone(),
-            ..Applied::default()
+            ..Applied::with(EventStatus::Processed)
         };
         if targets.is_empty() {
             return Ok(applied);
@@ -488,7 +492,7 @@ impl Working {
             .map(|(s, p, f)| (s.as_str(), self.owner(*p), f))
             .collect();
         tx.insert_facts(&facts).await?;
-        let marks: Vec<(i64, &str, Option<&str>)> = self
+        let marks: Vec<(i64, EventStatus, Option<&str>)> = self
             .marks
             .iter()
             .map(|(id, status, error)| (*id, *status, error.as_deref()))

@@ -18,6 +18,7 @@ use tokio::sync::{Notify, watch};
 use super::batch::{Applied, apply_events};
 use super::facts::{Interpretation, interpret_mapped, interpret_stripe};
 use crate::config::{ProcessorSettings, TargetSettings};
+use crate::domain::status::EventStatus;
 use crate::inbox::IngestLoad;
 use crate::notify::DispatchWake;
 use crate::providers::mapping::Mapping;
@@ -76,8 +77,8 @@ pub struct Handled {
     pub received_at: DateTime<Utc>,
     /// Time spent applying it: its share of the batch's.
     pub took: std::time::Duration,
-    /// `processed`, `ignored`, `retrying` or `failed`.
-    pub status: &'static str,
+    /// `processed`, `ignored`, `waiting`, `retrying` or `failed`.
+    pub status: EventStatus,
     /// Why it did not apply.
     pub error: Option<String>,
     /// Its batch failed as a whole, so it was applied (or not) on its own.
@@ -300,12 +301,13 @@ impl Processor {
         if notified > 0 {
             self.dispatch.notify();
         }
-        if handled.iter().any(|h| h.status == "waiting") {
+        if handled.iter().any(|h| h.status == EventStatus::Waiting) {
             self.fetch.notify_one();
         }
         let committed = Utc::now();
         for h in &handled {
-            metrics::counter!("payhook_events_applied_total", "status" => h.status).increment(1);
+            metrics::counter!("payhook_events_applied_total", "status" => h.status.as_str())
+                .increment(1);
             metrics::histogram!("payhook_processing_seconds").record(h.took.as_secs_f64());
             let lag = (committed - h.received_at)
                 .num_microseconds()
@@ -316,10 +318,10 @@ impl Processor {
             match &h.error {
                 Some(error) => {
                     tracing::warn!(id = h.id, source = %h.source, event_id = %h.event_id,
-                    r#type = %h.event_type, booking_id, status = h.status, %error, "event not applied")
+                    r#type = %h.event_type, booking_id, status = h.status.as_str(), %error, "event not applied")
                 }
                 None => tracing::info!(id = h.id, source = %h.source, event_id = %h.event_id,
-                    r#type = %h.event_type, booking_id, status = h.status, "event applied"),
+                    r#type = %h.event_type, booking_id, status = h.status.as_str(), "event applied"),
             }
         }
         Ok(Outcome::Handled(handled))
@@ -367,7 +369,7 @@ impl Processor {
         let attempts = event.attempts + 1;
         if attempts >= i64::from(self.settings.max_attempts) {
             return Failure {
-                status: "failed",
+                status: EventStatus::Failed,
                 attempts,
                 error,
                 next_attempt_at: None,
@@ -375,7 +377,7 @@ impl Processor {
         }
         let delay = retry_delay(&self.settings, attempts);
         Failure {
-            status: "retrying",
+            status: EventStatus::Retrying,
             attempts,
             error,
             next_attempt_at: Some(Utc::now().timestamp_millis() + delay.as_millis() as i64),

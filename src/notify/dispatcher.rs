@@ -20,6 +20,7 @@ use crate::domain::delivery::{
     Attempt, Circuit, CircuitState, Verdict, next_delay, parse_retry_after, verdict,
 };
 use crate::domain::state::Attention;
+use crate::domain::status::DeliveryStatus;
 use crate::store::{BookingAnswer, ClaimedDelivery, Settled, Store, StoreError};
 
 /// How long an idle worker waits before looking again unwoken.
@@ -401,33 +402,33 @@ impl Worker {
             Attempt::NoAnswer(why) => (None, why.clone()),
         };
         let (status, next_attempt_at, error) = match verdict(&f.attempt) {
-            Verdict::Delivered => ("delivered", now.timestamp_millis(), None),
+            Verdict::Delivered => (DeliveryStatus::Delivered, now.timestamp_millis(), None),
             Verdict::Retry { retry_after } => {
                 match next_delay(&self.target.retry_schedule, attempts as usize, retry_after) {
                     Some(delay) => (
-                        "pending",
+                        DeliveryStatus::Pending,
                         now.timestamp_millis() + delay.as_millis() as i64,
                         Some(answer),
                     ),
                     None => (
-                        "dead",
+                        DeliveryStatus::Dead,
                         now.timestamp_millis(),
                         Some(format!("gave up after {attempts} attempts; last: {answer}")),
                     ),
                 }
             }
-            Verdict::Dead => ("dead", now.timestamp_millis(), Some(answer)),
+            Verdict::Dead => (DeliveryStatus::Dead, now.timestamp_millis(), Some(answer)),
             // Sent again as soon as the target is re-enabled.
             Verdict::Gone => (
-                "pending",
+                DeliveryStatus::Pending,
                 now.timestamp_millis(),
                 Some(format!("{answer} (the target is disabled)")),
             ),
         };
         let latency_ms = f.elapsed.as_millis() as u64;
         let outcome = match (&f.attempt, status) {
-            (_, "delivered") => "delivered",
-            (_, "dead") => "dead",
+            (_, DeliveryStatus::Delivered) => "delivered",
+            (_, DeliveryStatus::Dead) => "dead",
             (Attempt::NoAnswer(_), _) => "no_answer",
             _ => "retry",
         };
@@ -441,25 +442,28 @@ impl Worker {
                 tracing::info!(target_name = %self.target.name, notification_id = %d.notification_id,
                 booking_id = d.booking_id.as_deref().unwrap_or(""), r#type = %d.event,
                 source = d.source.as_deref().unwrap_or(""), event_id = d.source_event_id.as_deref().unwrap_or(""),
-                attempt = attempts, latency_ms, outcome = status, "notification delivered")
+                attempt = attempts, latency_ms, outcome = status.as_str(), "notification delivered")
             }
             Some(error) => {
                 tracing::warn!(target_name = %self.target.name, notification_id = %d.notification_id,
                 booking_id = d.booking_id.as_deref().unwrap_or(""), r#type = %d.event,
                 source = d.source.as_deref().unwrap_or(""), event_id = d.source_event_id.as_deref().unwrap_or(""),
-                attempt = attempts, latency_ms, outcome = status, %error, "notification not delivered")
+                attempt = attempts, latency_ms, outcome = status.as_str(), %error, "notification not delivered")
             }
         }
         let booking_answer = match (self.target.kind, status, d.event.as_str(), d.payment_id) {
-            (TargetKind::BookingStatus, "dead" | "delivered", "confirmed", Some(payment_id)) => {
-                Some(BookingAnswer {
-                    payment_id,
-                    refused: status == "dead",
-                    source: d.source.clone(),
-                    source_event_id: d.source_event_id.clone(),
-                    answer: error.clone().unwrap_or_default(),
-                })
-            }
+            (
+                TargetKind::BookingStatus,
+                DeliveryStatus::Dead | DeliveryStatus::Delivered,
+                "confirmed",
+                Some(payment_id),
+            ) => Some(BookingAnswer {
+                payment_id,
+                refused: status == DeliveryStatus::Dead,
+                source: d.source.clone(),
+                source_event_id: d.source_event_id.clone(),
+                answer: error.clone().unwrap_or_default(),
+            }),
             _ => None,
         };
         Settled {
@@ -469,7 +473,7 @@ impl Worker {
             next_attempt_at,
             last_status,
             last_error: error,
-            delivered_at: (status == "delivered").then_some(now),
+            delivered_at: (status == DeliveryStatus::Delivered).then_some(now),
             booking_answer,
         }
     }

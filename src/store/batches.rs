@@ -18,6 +18,7 @@ use crate::domain::delivery::NewDelivery;
 use crate::domain::facts::Fact;
 use crate::domain::state::CheckoutStatus;
 use crate::domain::state::Payment;
+use crate::domain::status::EventStatus;
 
 impl SqliteStore {
     /// The payments `source`'s provider ids belong to, for those that are known.
@@ -220,7 +221,7 @@ impl SqliteStore {
     /// one statement.
     pub(super) async fn finish_events(
         conn: &mut SqliteConnection,
-        marks: &[(i64, &str, Option<&str>)],
+        marks: &[(i64, EventStatus, Option<&str>)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
@@ -230,7 +231,7 @@ impl SqliteStore {
             .push(", attempts = attempts + 1, next_attempt_at = NULL FROM (");
         q.push_values(marks, |mut row, (id, status, error)| {
             row.push_bind(*id)
-                .push_bind(status.to_string())
+                .push_bind(status.as_str())
                 .push_bind(error.map(str::to_string));
         });
         q.push(") AS v WHERE webhook_events.id = v.column1");
@@ -443,11 +444,13 @@ impl PgStore {
     /// one statement.
     pub(super) async fn finish_events(
         conn: &mut PgConnection,
-        marks: &[(i64, &str, Option<&str>)],
+        marks: &[(i64, EventStatus, Option<&str>)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let (ids, statuses, errors): (Vec<i64>, Vec<&str>, Vec<Option<&str>>) =
-            marks.iter().copied().collect();
+        let (ids, statuses, errors): (Vec<i64>, Vec<&str>, Vec<Option<&str>>) = marks
+            .iter()
+            .map(|(id, status, error)| (*id, status.as_str(), *error))
+            .collect();
         sqlx::query(
             "UPDATE webhook_events SET status = v.status, last_error = v.error, processed_at = $1,
                 attempts = attempts + 1, next_attempt_at = NULL

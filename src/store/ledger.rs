@@ -8,6 +8,7 @@ use super::{PgStore, SqliteStore, StoreError};
 use crate::domain::facts::Fact;
 use crate::domain::state::Payment;
 use crate::domain::state::PaymentState;
+use crate::domain::status::EventStatus;
 
 /// The SQL both dialects accept for the ledger, expanded into each backend with its connection and
 /// row types. Functions take a connection so they run inside the caller's transaction.
@@ -259,7 +260,7 @@ macro_rules! ledger_queries {
                  WHERE id = $1 AND status IN ('received', 'retrying')",
             )
             .bind(id)
-            .bind(failure.status)
+            .bind(failure.status.as_str())
             .bind(failure.attempts)
             .bind(&failure.error)
             .bind(failure.next_attempt_at)
@@ -382,7 +383,8 @@ macro_rules! ledger_queries {
         ) -> Result<Vec<super::ledger::EventSummary>, StoreError> {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(super::ledger::event_listing_sql(filter)));
             // In the order event_listing_sql numbers them.
-            for text in [&filter.status, &filter.source, &filter.event_type, &filter.event_id]
+            let status = filter.status.map(|s| s.as_str().to_string());
+            for text in [&status, &filter.source, &filter.event_type, &filter.event_id]
                 .into_iter()
                 .flatten()
             {
@@ -405,7 +407,7 @@ macro_rules! ledger_queries {
                         source: r.try_get("source")?,
                         event_id: r.try_get("event_id")?,
                         event_type: r.try_get("event_type")?,
-                        status: r.try_get("status")?,
+                        status: super::event_status(r.try_get("status")?)?,
                         attempts: r.try_get("attempts")?,
                         last_error: r.try_get("last_error")?,
                         received_at: r.try_get("received_at")?,
@@ -631,7 +633,7 @@ pub enum Claim {
 #[derive(Debug, Clone)]
 pub struct Failure {
     /// `retrying` (with `next_attempt_at`) or `failed` once attempts are exhausted.
-    pub status: &'static str,
+    pub status: EventStatus,
     pub attempts: i64,
     pub error: String,
     pub next_attempt_at: Option<i64>,
@@ -641,7 +643,7 @@ pub struct Failure {
 /// cursor (an event's number: only older ones).
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
-    pub status: Option<String>,
+    pub status: Option<EventStatus>,
     pub source: Option<String>,
     pub event_type: Option<String>,
     /// The provider's event id (`evt_...`).
@@ -655,9 +657,9 @@ pub struct EventFilter {
 
 impl EventFilter {
     /// Events in `status`.
-    pub fn status(status: &str) -> EventFilter {
+    pub fn status(status: EventStatus) -> EventFilter {
         EventFilter {
-            status: Some(status.to_string()),
+            status: Some(status),
             ..EventFilter::default()
         }
     }
@@ -679,7 +681,7 @@ pub struct EventSummary {
     pub source: String,
     pub event_id: String,
     pub event_type: String,
-    pub status: String,
+    pub status: EventStatus,
     pub attempts: i64,
     pub last_error: Option<String>,
     pub received_at: DateTime<Utc>,
@@ -928,7 +930,7 @@ impl LedgerTx {
     /// Marks (event, status, error) done.
     pub async fn finish_events(
         &mut self,
-        marks: &[(i64, &str, Option<&str>)],
+        marks: &[(i64, EventStatus, Option<&str>)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         if marks.is_empty() {

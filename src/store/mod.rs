@@ -72,7 +72,7 @@ macro_rules! shared_queries {
                     source: r.try_get("source")?,
                     event_id: r.try_get("event_id")?,
                     event_type: r.try_get("event_type")?,
-                    status: r.try_get("status")?,
+                    status: super::event_status(r.try_get("status")?)?,
                     payload: r.try_get("payload")?,
                     headers: r.try_get("headers")?,
                     received_at: r.try_get("received_at")?,
@@ -147,6 +147,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use crate::domain::SqliteSync;
 use crate::domain::delivery::Circuit;
 use crate::domain::state::Payment;
+use crate::domain::status::{DeliveryStatus, EventStatus};
 
 pub use checkout::{SandboxIntent, Session};
 pub use depths::DepthsCache;
@@ -293,8 +294,7 @@ pub struct StoredEvent {
     pub source: String,
     pub event_id: String,
     pub event_type: String,
-    /// `received`, `processed`, `ignored`, `retrying` or `failed`.
-    pub status: String,
+    pub status: EventStatus,
     pub payload: Vec<u8>,
     pub headers: String,
     pub received_at: DateTime<Utc>,
@@ -313,7 +313,7 @@ impl StoredEvent {
             source: self.source.clone(),
             event_id: self.event_id.clone(),
             event_type: self.event_type.clone(),
-            status: self.status.clone(),
+            status: self.status,
             attempts: self.attempts,
             last_error: self.last_error.clone(),
             received_at: self.received_at,
@@ -546,7 +546,7 @@ impl Store {
     pub async fn list_deliveries(
         &self,
         target: Option<&str>,
-        status: Option<&str>,
+        status: Option<DeliveryStatus>,
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Delivery>, StoreError> {
@@ -610,6 +610,11 @@ impl Store {
         }
         on_store!(self, close())
     }
+}
+
+/// A status column read back; a word payhook does not write means the store was changed by hand.
+pub(crate) fn event_status(text: String) -> Result<EventStatus, StoreError> {
+    EventStatus::parse(&text).ok_or_else(|| StoreError::Corrupt(format!("event status {text:?}")))
 }
 
 /// The key of a stored event, as returned by the insert.

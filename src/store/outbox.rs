@@ -4,6 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
+use super::StoreError;
+use crate::domain::status::DeliveryStatus;
+
 /// The outbox SQL both dialects accept, expanded into each backend. `$lock` makes a claim skip
 /// rows another instance holds (PostgreSQL).
 macro_rules! outbox_queries {
@@ -69,7 +72,7 @@ macro_rules! outbox_queries {
                  WHERE id = $1",
             )
             .bind(s.id)
-            .bind(s.status)
+            .bind(s.status.as_str())
             .bind(s.attempts)
             .bind(s.next_attempt_at)
             .bind(s.last_status)
@@ -174,14 +177,14 @@ macro_rules! outbox_queries {
         pub async fn list_deliveries(
             &self,
             target: Option<&str>,
-            status: Option<&str>,
+            status: Option<crate::domain::status::DeliveryStatus>,
             before: Option<i64>,
             limit: i64,
         ) -> Result<Vec<super::outbox::Delivery>, StoreError> {
             let rows = self
                 .listing_rows(
                     "deliveries",
-                    &[("target", target), ("status", status)],
+                    &[("target", target), ("status", status.map(crate::domain::status::DeliveryStatus::as_str))],
                     before,
                     limit,
                 )
@@ -196,7 +199,7 @@ macro_rules! outbox_queries {
                         event: r.try_get("event")?,
                         booking_id: r.try_get("booking_id")?,
                         payload: r.try_get("payload")?,
-                        status: r.try_get("status")?,
+                        status: super::outbox::delivery_status(r.try_get("status")?)?,
                         attempts: r.try_get("attempts")?,
                         next_attempt_at: r.try_get("next_attempt_at")?,
                         in_flight: r.try_get::<Option<i64>, _>("leased_until")?.is_some(),
@@ -284,12 +287,18 @@ pub struct ClaimedDelivery {
     pub payment_id: Option<i64>,
 }
 
+/// A status column read back; a word payhook does not write means the store was changed by hand.
+pub(crate) fn delivery_status(text: String) -> Result<DeliveryStatus, StoreError> {
+    DeliveryStatus::parse(&text)
+        .ok_or_else(|| StoreError::Corrupt(format!("delivery status {text:?}")))
+}
+
 /// The outcome of one attempt, as recorded.
 #[derive(Debug, Clone)]
 pub struct Settled {
     pub id: i64,
     /// `delivered`, `pending` (to be retried at `next_attempt_at`) or `dead`.
-    pub status: &'static str,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_status: Option<i64>,
@@ -321,7 +330,7 @@ pub struct Delivery {
     pub event: String,
     pub booking_id: Option<String>,
     pub payload: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub next_attempt_at: i64,
     /// An attempt is under way (or its instance died and its lease has not ended yet).

@@ -786,7 +786,7 @@ async fn ledger_only(database_url: &str, length: Duration) -> anyhow::Result<Run
         match processor.try_process_next().await? {
             crate::ledger::Outcome::Handled(batch) => {
                 for h in batch {
-                    if h.status == "processed" {
+                    if h.status == crate::domain::status::EventStatus::Processed {
                         acked += 1;
                     } else {
                         errors += 1;
