@@ -6,6 +6,8 @@
 //!
 //! The modules follow the data:
 //!
+//! - [`domain`]: the words every other module speaks (money, secrets, facts, payment state,
+//!   statuses, notification steps, the delivery policy); it imports none of them.
 //! - [`config`]: settings from defaults, `payhook.toml` and the environment, validated up front.
 //! - [`app`]: builds the service from settings, binds its listeners, drains on shutdown.
 //! - [`http`]: the public and admin routers; `http::error` maps every failure to a stable code.

@@ -2467,9 +2467,8 @@ circuit_open = "2s"
 /// --postgres, where it makes and drops scratch databases).
 #[tokio::test]
 async fn the_benchmark_suite_runs_every_part_in_one_command() {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_payhook-bench"));
     cmd.args([
-        "bench",
         "--suite",
         "--connections",
         "1,4",

@@ -2,7 +2,6 @@
 
 mod admin_client;
 mod backup;
-mod bench;
 mod deliveries;
 mod demo;
 mod events;
@@ -96,14 +95,6 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:3001")]
         booking_listen: std::net::SocketAddr,
     },
-    /// Measure ingest throughput and latency against a same-run baseline.
-    Bench(bench::BenchArgs),
-    /// The benchmark's baseline: a minimal axum endpoint that only answers 200.
-    #[command(hide = true)]
-    BenchBaseline {
-        #[arg(long, default_value = "127.0.0.1:0")]
-        listen: std::net::SocketAddr,
-    },
 }
 
 impl Cli {
@@ -116,17 +107,13 @@ impl Cli {
             Some(path) => Some(path.clone()),
             None => found.is_file().then(|| found.clone()),
         };
-        let mut settings = match Settings::load(config.as_deref(), &env) {
+        let settings = match Settings::load(config.as_deref(), &env) {
             Ok(settings) => settings,
             Err(e) => {
                 eprintln!("payhook: {e}");
                 return ExitCode::from(2);
             }
         };
-        // The benchmark's own process applies events too: its per-event lines would be measured.
-        if matches!(self.command, Command::Bench(_)) && !env.contains_key("RUST_LOG") {
-            settings.log_filter = "warn".into();
-        }
         init_logging(&settings);
         if self.config.is_none() && config.is_some() {
             tracing::info!(
@@ -155,8 +142,6 @@ impl Cli {
                     .map(|()| ExitCode::SUCCESS),
                 Command::Sandbox(args) => sandbox::run(settings, args).await,
                 Command::Demo { booking_listen } => demo::run(settings, booking_listen).await,
-                Command::Bench(args) => bench::run(args).await,
-                Command::BenchBaseline { listen } => bench::baseline(listen).await,
             }
         });
         match result {

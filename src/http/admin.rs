@@ -661,12 +661,7 @@ async fn list_payments(
     let limit = q.limit()?;
     let payments = state
         .store
-        .list_payments(
-            q.text("booking_id").as_deref(),
-            status,
-            q.cursor()?,
-            limit,
-        )
+        .list_payments(q.text("booking_id").as_deref(), status, q.cursor()?, limit)
         .await
         .map_err(state.store_failed())?;
     Ok(page(&payments, payment_row, |p| p.id, limit))

@@ -1,9 +1,7 @@
-//! `payhook bench`: ingest throughput and latency of a real `payhook serve` (SQLite, and PostgreSQL when
+//! The benchmark suite: ingest throughput and latency of a real `payhook serve` (SQLite, and PostgreSQL when
 //! given a server), next to a baseline measured in the same run: a minimal axum endpoint that only
 //! answers 200. Each server is its own process; the load comes from N keep-alive connections here,
 //! each sending uniquely identified, freshly signed ~1.5 KB events.
-
-mod fill;
 
 use std::net::SocketAddr;
 use std::process::{ExitCode, Stdio};
@@ -22,8 +20,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
-use crate::domain::Secret;
-use crate::providers::stripe;
+use payhook::domain::Secret;
+use payhook::providers::stripe;
 
 const BENCH_SECRET: &str = "whsec_payhook_bench_secret";
 
@@ -206,11 +204,12 @@ async fn suite(args: &BenchArgs) -> anyhow::Result<bool> {
     let mut peaks = Vec::new();
     for (name, url) in &stores.urls {
         {
-            let store = crate::store::Store::connect(url, crate::domain::SqliteSync::Full).await?;
+            let store =
+                payhook::store::Store::connect(url, payhook::domain::SqliteSync::Full).await?;
             store.migrate().await?;
             store.close().await;
         }
-        let took = fill::fill(url, args.stored_events, |done, total| {
+        let took = crate::fill::fill(url, args.stored_events, |done, total| {
             eprintln!("filling {name}: {done}/{total} rows");
         })
         .await?;
@@ -246,14 +245,15 @@ async fn suite(args: &BenchArgs) -> anyhow::Result<bool> {
 const ADMIN_TOKEN: &str = "payhook-bench-admin-token";
 
 /// How long the admin API takes to answer, on a store holding `events` of history (filled by
-/// [`fill::fill`]): each query five times after a first, the median and the slowest. Returns
+/// [`crate::fill::fill`]): each query five times after a first, the median and the slowest. Returns
 /// whether one failed.
 async fn admin_queries(database_url: &str, server: &Server, events: u64) -> anyhow::Result<bool> {
     let admin = server
         .admin
         .context("the server printed no admin listener")?;
     // Things to look for that the history holds.
-    let store = crate::store::Store::connect(database_url, crate::domain::SqliteSync::Full).await?;
+    let store =
+        payhook::store::Store::connect(database_url, payhook::domain::SqliteSync::Full).await?;
     let middle = (events / 2).max(1) as i64;
     let known = store
         .event_by_id(middle)
@@ -317,7 +317,7 @@ async fn admin_queries(database_url: &str, server: &Server, events: u64) -> anyh
         ("overview (dashboard)", "/admin/api/overview".into()),
         ("metrics (Prometheus scrape)", "/metrics".into()),
     ];
-    let client = crate::net::client_builder().build()?;
+    let client = payhook::net::client_builder().build()?;
     println!(
         "{:<38} {:>9} {:>9} {:>6}",
         "admin query", "median ms", "max ms", "rows"
@@ -655,7 +655,7 @@ async fn steady_load(
     length: Duration,
     body_bytes: usize,
 ) -> anyhow::Result<Vec<Sent>> {
-    let client = crate::net::client_builder()
+    let client = payhook::net::client_builder()
         .pool_max_idle_per_host(256)
         .build()?;
     let secret = Secret::new(BENCH_SECRET);
@@ -773,27 +773,27 @@ fn print_rate(label: &str, r: &RunResult, baseline_rates: &[f64]) {
 /// Applies waiting events to the ledger for at most `length` (or until none is left).
 async fn ledger_only(database_url: &str, length: Duration) -> anyhow::Result<RunResult> {
     let store = std::sync::Arc::new(
-        crate::store::Store::connect(database_url, crate::domain::SqliteSync::Full).await?,
+        payhook::store::Store::connect(database_url, payhook::domain::SqliteSync::Full).await?,
     );
-    let processor = crate::ledger::Processor::new(
+    let processor = payhook::ledger::Processor::new(
         store.clone(),
-        crate::config::Settings::defaults().processor,
+        payhook::config::Settings::defaults().processor,
         Default::default(),
     );
     let started = Instant::now();
     let (mut acked, mut errors) = (0u64, 0u64);
     while started.elapsed() < length {
         match processor.try_process_next().await? {
-            crate::ledger::Outcome::Handled(batch) => {
+            payhook::ledger::Outcome::Handled(batch) => {
                 for h in batch {
-                    if h.status == crate::domain::status::EventStatus::Processed {
+                    if h.status == payhook::domain::status::EventStatus::Processed {
                         acked += 1;
                     } else {
                         errors += 1;
                     }
                 }
             }
-            crate::ledger::Outcome::Empty { .. } => break,
+            payhook::ledger::Outcome::Empty { .. } => break,
         }
     }
     let elapsed = started.elapsed();
@@ -815,7 +815,8 @@ async fn store_only(
     body_bytes: usize,
 ) -> anyhow::Result<RunResult> {
     // The server just ran on this database, so it is migrated.
-    let store = crate::store::Store::connect(database_url, crate::domain::SqliteSync::Full).await?;
+    let store =
+        payhook::store::Store::connect(database_url, payhook::domain::SqliteSync::Full).await?;
     let padding = "x".repeat(body_bytes.saturating_sub(100));
     let started = Instant::now();
     let mut acked = 0u64;
@@ -826,7 +827,7 @@ async fn store_only(
                 // index sees the same page pattern.
                 let n = acked + i;
                 let id = format!("evt_bench_{}_s_{}_{}", std::process::id(), n % 128, n / 128);
-                crate::store::NewEvent {
+                payhook::store::NewEvent {
                     source: "stripe".into(),
                     payload: Bytes::from(format!(r#"{{"id":"{id}","type":"payment_intent.succeeded","description":"{padding}"}}"#)),
                     event_id: id,
@@ -887,10 +888,14 @@ impl Server {
 /// Starts `payhook serve` on `database_url`, or the baseline when `None`.
 async fn spawn_server(database_url: Option<&str>, env: &[(&str, &str)]) -> anyhow::Result<Server> {
     let exe = std::env::current_exe()?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = match database_url {
+        None => Command::new(&exe),
+        // payhook itself, built beside this binary.
+        Some(_) => Command::new(exe.with_file_name("payhook")),
+    };
     match database_url {
         None => {
-            cmd.arg("bench-baseline");
+            cmd.arg("--baseline");
         }
         Some(url) => {
             cmd.arg("serve")
