@@ -796,7 +796,7 @@ async fn every_option_is_described_and_serve_help_names_the_environment() {
         &["sandbox", "dispute"],
         &["demo"],
         &["example-booking-service"],
-        &["bench"],
+        &["backup"],
     ];
     for command in commands {
         let out = payhook(dir.path(), &[])
