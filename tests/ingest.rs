@@ -52,7 +52,7 @@ async fn a_signed_event_is_stored_byte_for_byte_then_acknowledged() {
 async fn on_postgres_a_large_payload_is_stored_with_lz4_and_read_back_exactly() {
     let app = spawn_app().await;
     if !is_postgres(&app.store.url) {
-        eprintln!("skipped: SQLite does not compress values");
+        skipped("SQLite does not compress values");
         return;
     }
     let lines: Vec<String> = (0..120)
@@ -610,6 +610,7 @@ async fn a_generated_sandbox_secret_is_kept_across_restarts() {
 async fn on_sqlite_stored_webhooks_reach_the_database_file_while_payhook_runs() {
     let app = spawn_app().await;
     if is_postgres(&app.store.url) {
+        skipped("PostgreSQL has no database file to watch");
         return;
     }
     let db = app.store.dir.path().join("payhook.db");

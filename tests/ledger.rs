@@ -573,7 +573,7 @@ async fn the_largest_inbox_batch_is_stored_in_one_commit() {
 async fn on_postgres_an_event_another_instance_stores_wakes_this_processor_at_once() {
     let app = spawn_app().await;
     if !is_postgres(&app.store.url) {
-        eprintln!("skipped: LISTEN/NOTIFY is PostgreSQL's");
+        skipped("LISTEN/NOTIFY is PostgreSQL's");
         return;
     }
     // Let the processor go idle (it polled at start-up).

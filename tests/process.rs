@@ -1985,7 +1985,7 @@ async fn three_instances_on_one_postgres_share_the_work_and_survive_losing_one()
     use rand::seq::SliceRandom;
     let store = fresh_store().await;
     if !is_postgres(&store.url) {
-        eprintln!("skipped: scale-out needs PostgreSQL (TEST_DATABASE_URL)");
+        skipped("scale-out needs PostgreSQL (TEST_DATABASE_URL)");
         return;
     }
     let (service, booking_url) = common::receiver::booking_service(SERVICE_TOKEN).await;
@@ -2207,7 +2207,7 @@ impl Drop for OwnPostgres {
 #[tokio::test]
 async fn postgres_stopped_and_restarted_under_load_loses_no_acknowledged_event() {
     if std::env::var("TEST_DATABASE_URL").map_or(true, |u| u.is_empty()) {
-        eprintln!("skipped: the PostgreSQL tier runs it (it starts a server of its own)");
+        skipped("the PostgreSQL tier runs it (it starts a server of its own)");
         return;
     }
     let pg = OwnPostgres::start();

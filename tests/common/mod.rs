@@ -71,6 +71,15 @@ impl FreshStore {
     }
 }
 
+/// Says on the terminal that the running test was skipped, and why. Written to stderr directly:
+/// the test harness captures `eprintln!`, so a skip would otherwise pass in silence.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr(), "skipped {test}: {why}");
+}
+
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres")
 }
