@@ -159,7 +159,7 @@ impl Payhook {
             internal_token: settings.internal_service_token.clone(),
             provider: provider.clone(),
             public_url: settings.public_url.clone(),
-            provider_answers: Default::default(),
+            provider_answers: http::ProviderAnswers::new(settings.stripe.ask_provider_after),
             demo: demo_bookings(&settings),
             admin_token: settings.admin_token.clone(),
             processor_wake: stored,

@@ -136,6 +136,9 @@ pub struct StripeSettings {
     pub reconcile_every: Option<Duration>,
     /// How far back a periodic reconcile looks (Stripe retries for 3 days).
     pub reconcile_window: Duration,
+    /// How long a checkout session may stay open in the ledger before the session route asks the
+    /// provider, and how long its answer is reused.
+    pub ask_provider_after: Duration,
     /// The sandbox provider sends thin event notifications (`v2.core.event`, whose object payhook
     /// fetches), as a Stripe event destination set to thin events does.
     pub sandbox_thin_events: bool,
@@ -548,6 +551,11 @@ impl Settings {
                     "stripe.reconcile_window",
                     stripe_file.reconcile_window,
                     "3d",
+                )?,
+                ask_provider_after: parse_duration_or(
+                    "stripe.ask_provider_after",
+                    stripe_file.ask_provider_after,
+                    "5s",
                 )?,
                 sandbox_thin_events,
                 sandbox,
@@ -1042,6 +1050,7 @@ struct StripeFile {
     allowed_cidrs: Option<Vec<String>>,
     reconcile_every: Option<String>,
     reconcile_window: Option<String>,
+    ask_provider_after: Option<String>,
     sandbox_thin_events: Option<bool>,
     sandbox: Option<bool>,
     routes: Option<Vec<String>>,

@@ -24,27 +24,41 @@ use crate::domain::money;
 use crate::domain::state::Payment;
 use crate::store::{PaymentKey, Session};
 
-/// How long a session may stay open in the ledger before the status route asks the provider, and
-/// how long the provider's answer is reused.
-const ASK_PROVIDER_AFTER: Duration = Duration::from_secs(5);
-
 /// The provider's recent answers about sessions, so a polling page does not poll Stripe.
-#[derive(Default)]
-pub struct ProviderAnswers(Mutex<HashMap<String, (Instant, SessionState)>>);
+pub struct ProviderAnswers {
+    /// How long a session may stay open in the ledger before the status route asks the
+    /// provider, and how long the provider's answer is reused (`stripe.ask_provider_after`).
+    ask_after: Duration,
+    answers: Mutex<HashMap<String, (Instant, SessionState)>>,
+}
 
 impl ProviderAnswers {
+    pub fn new(ask_after: Duration) -> ProviderAnswers {
+        ProviderAnswers {
+            ask_after,
+            answers: Mutex::default(),
+        }
+    }
+
     fn fresh(&self, id: &str) -> Option<SessionState> {
-        let answers = self.0.lock().expect("not poisoned");
+        let answers = self.answers.lock().expect("not poisoned");
         answers
             .get(id)
-            .filter(|(at, _)| at.elapsed() < ASK_PROVIDER_AFTER)
+            .filter(|(at, _)| at.elapsed() < self.ask_after)
             .map(|(_, s)| s.clone())
     }
 
     fn keep(&self, id: &str, state: SessionState) {
-        let mut answers = self.0.lock().expect("not poisoned");
-        answers.retain(|_, (at, _)| at.elapsed() < ASK_PROVIDER_AFTER);
+        let mut answers = self.answers.lock().expect("not poisoned");
+        answers.retain(|_, (at, _)| at.elapsed() < self.ask_after);
         answers.insert(id.to_string(), (Instant::now(), state));
+    }
+
+    /// Whether a session created at `created_at` (unix seconds) has waited for its webhook long
+    /// enough that the provider is asked.
+    fn old_enough(&self, created_at: i64) -> bool {
+        let waited_ms = chrono::Utc::now().timestamp_millis() - created_at * 1000;
+        waited_ms >= self.ask_after.as_millis() as i64
     }
 }
 
@@ -345,16 +359,14 @@ pub async fn get_session(
             }
         }
     } else if view.is_open()
-        && created.as_ref().is_none_or(|s| old_enough(s.created_at))
+        && created
+            .as_ref()
+            .is_none_or(|s| state.provider_answers.old_enough(s.created_at))
         && let Some(p) = provider_state(&state, &session_id).await?
     {
         view.complete_with(&p);
     }
     Ok(Json(view.json()))
-}
-
-fn old_enough(created_at: i64) -> bool {
-    chrono::Utc::now().timestamp() - created_at >= ASK_PROVIDER_AFTER.as_secs() as i64
 }
 
 /// The provider's answer (recent ones reused); none from a provider that cannot be reached.

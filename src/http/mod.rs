@@ -3,6 +3,7 @@
 
 mod admin;
 mod checkout;
+pub use checkout::ProviderAnswers;
 pub mod demo;
 pub mod edge;
 pub mod error;
@@ -45,7 +46,7 @@ pub struct AppState {
     pub provider: Arc<Provider>,
     /// `PAYHOOK_PUBLIC_URL`: how browsers reach this listener.
     pub public_url: String,
-    pub provider_answers: checkout::ProviderAnswers,
+    pub provider_answers: ProviderAnswers,
     /// `payhook demo`: its booking service, whose view the demo pages show.
     pub demo: Option<demo::DemoBookings>,
     /// `PAYHOOK_ADMIN_TOKEN`: the admin listener is open (on loopback only) without it.
