@@ -72,6 +72,8 @@ pub struct Receiver {
     pub url: String,
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    /// The number of requests recorded, sent on each arrival: waiting costs no polling.
+    arrived: tokio::sync::watch::Sender<usize>,
     script: Arc<Mutex<Script>>,
 }
 
@@ -92,6 +94,7 @@ impl Receiver {
             url: format!("http://{addr}"),
             addr,
             requests: Arc::default(),
+            arrived: tokio::sync::watch::Sender::new(0),
             script: Arc::new(Mutex::new(Arc::new(script))),
         };
         let state = receiver.clone();
@@ -119,6 +122,7 @@ impl Receiver {
             let script = self.script.lock().unwrap().clone();
             let reply = script(requests.len(), &recorded);
             requests.push(recorded);
+            self.arrived.send_replace(requests.len());
             reply
         };
         tokio::time::sleep(reply.delay).await;
@@ -145,19 +149,15 @@ impl Receiver {
 
     /// Waits (up to `within`) until at least `n` requests arrived; returns them all.
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Recorded> {
-        let deadline = Instant::now() + within;
-        loop {
-            let got = self.requests();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {n} requests arrived in {within:?}: {got:#?}",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let mut arrived = self.arrived.subscribe();
+        let waited = tokio::time::timeout(within, arrived.wait_for(|count| *count >= n)).await;
+        let got = self.requests();
+        assert!(
+            waited.is_ok(),
+            "{} of {n} requests arrived in {within:?}: {got:#?}",
+            got.len()
+        );
+        got
     }
 }
 
