@@ -152,8 +152,7 @@ impl Payhook {
             webhook_routes: settings.webhook_routes.clone(),
             store: store.clone(),
             depths: Default::default(),
-            limiter: (settings.ingest.rate_limit_per_ip > 0)
-                .then(|| RateLimiter::new(settings.ingest.rate_limit_per_ip)),
+            limiter: RateLimiter::new(settings.ingest.rate_limit_per_ip),
             max_body_bytes: settings.ingest.max_body_bytes,
             retry_after_secs: settings.ingest.retry_after_secs,
             internal_token: settings.internal_service_token.clone(),
