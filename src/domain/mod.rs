@@ -13,6 +13,7 @@ pub mod steps;
 
 pub use secret::Secret;
 
+use chrono::{DateTime, SecondsFormat};
 use serde::Deserialize;
 
 /// How hard SQLite syncs on commit. `Full` (the default) makes every acknowledged event survive power loss.
@@ -21,4 +22,11 @@ use serde::Deserialize;
 pub enum SqliteSync {
     Full,
     Normal,
+}
+
+/// A provider time (unix seconds) as payhook writes times for people and services:
+/// RFC 3339 in UTC, to the second (`2026-11-30T14:00:00Z`).
+pub fn rfc3339(secs: Option<i64>) -> Option<String> {
+    secs.and_then(|s| DateTime::from_timestamp(s, 0))
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }

@@ -10,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -18,9 +17,10 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::responses::{Invalid, ProviderFailed, StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
-use super::payments::{authorize_service, rfc3339, session_payment_status};
+use super::payments::{authorize_service, session_payment_status};
 use crate::checkout::{DEFAULT_SESSION_TTL, NewIntent, NewSession, SandboxError, SessionState};
 use crate::domain::money;
+use crate::domain::rfc3339;
 use crate::domain::state::Payment;
 use crate::store::{PaymentKey, Session};
 
@@ -773,9 +773,7 @@ pub async fn sandbox_page(
         )
         .replace(
             "{{expires_at}}",
-            &DateTime::from_timestamp(session.expires_at, 0)
-                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-                .unwrap_or_default(),
+            &rfc3339(Some(session.expires_at)).unwrap_or_default(),
         )
         .replace("{{notice}}", &notice)
         .replace(

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use crate::domain::rfc3339;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -183,11 +183,6 @@ pub(super) fn session_payment_status(status: PaymentStatus) -> &'static str {
 fn formatted(payment: &Payment) -> Option<String> {
     let s = &payment.state;
     money::format_known(s.amount_paid().or(s.amount), s.currency.as_deref())
-}
-
-pub(super) fn rfc3339(secs: Option<i64>) -> Option<String> {
-    secs.and_then(|s| DateTime::from_timestamp(s, 0))
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
 /// Requires `Authorization: Bearer <INTERNAL_SERVICE_TOKEN>`, compared in constant time.

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::config::{TargetKind, TargetSettings};
 use crate::domain::delivery::NewDelivery;
+use crate::domain::rfc3339;
 use crate::domain::state::{Attention, CheckoutStatus, PaymentState, PaymentStatus};
 use crate::domain::steps::Step;
 
@@ -172,11 +173,6 @@ pub fn first_due(targets: &[TargetSettings], delivery: &NewDelivery, now: DateTi
 /// `ntf_` and 24 random alphanumerics: the `X-Request-Id` / `webhook-id` of every attempt.
 fn new_notification_id() -> String {
     format!("ntf_{}", crate::providers::stripe_events::random_token(24))
-}
-
-fn rfc3339(secs: Option<i64>) -> Option<String> {
-    secs.and_then(|s| DateTime::from_timestamp(s, 0))
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
 /// The booking service's body: `{"status","paymentIntentId","paidAt","refundedAt"}`.
