@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use crate::domain::rfc3339;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,6 +13,7 @@ use super::AppState;
 use super::error::responses::{StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
 use crate::domain::money;
+use crate::domain::rfc3339;
 use crate::domain::state::{
     Attention, DisputeView, Payment, PaymentStatus, RefundView, representative,
 };
