@@ -1,0 +1,281 @@
+//! Inbox events: listed, shown as received, replayed one by one or in bulk.
+
+use super::*;
+
+/// An inbox event, as listed.
+#[derive(Serialize, ToSchema)]
+pub struct EventRow {
+    /// The event's number: `GET /admin/api/events/{id}`.
+    id: i64,
+    source: String,
+    /// The provider's id (`evt_...`).
+    event_id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    status: EventStatus,
+    attempts: i64,
+    last_error: Option<String>,
+    received_at: String,
+    /// The booking its fact was applied to (none before it is applied, or when it names none).
+    booking_id: Option<String>,
+}
+
+fn event_row(e: &EventSummary) -> EventRow {
+    EventRow {
+        id: e.id,
+        source: e.source.clone(),
+        event_id: e.event_id.clone(),
+        event_type: e.event_type.clone(),
+        status: e.status,
+        attempts: e.attempts,
+        last_error: e.last_error.clone(),
+        received_at: time(e.received_at),
+        booking_id: e.booking_id.clone(),
+    }
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct EventQuery {
+    /// `stripe` or a `[[sources]]` name.
+    source: Option<String>,
+    /// The event type, e.g. `payment_intent.succeeded`.
+    #[param(rename = "type")]
+    event_type: Option<String>,
+    #[param(inline)]
+    status: Option<EventStatus>,
+    /// The provider's id (`evt_...`).
+    event_id: Option<String>,
+    /// Received at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Received before this time (RFC 3339).
+    until: Option<String>,
+}
+
+/// `GET /admin/api/events?source&type&status&event_id&since&until&limit&cursor`, newest first.
+#[utoipa::path(
+    get,
+    path = "/admin/api/events",
+    tag = "admin",
+    params(EventQuery, PageParams),
+    security(("admin_token" = [])),
+    responses((status = 200, description = "A page of events", body = Page<EventRow>), Invalid, Unauthorized, StoreDown)
+)]
+pub(super) async fn list_events(
+    State(state): State<Arc<AppState>>,
+    Query(params): Params,
+) -> Result<Json<Page<EventRow>>, ApiError> {
+    let q = Listing(&params);
+    let filter = EventFilter {
+        status: q.one_of("status", &EventStatus::ALL)?,
+        source: q.text("source"),
+        event_type: q.text("type"),
+        event_id: q.text("event_id"),
+        since: q.time("since")?,
+        until: q.time("until")?,
+        before: q.cursor()?,
+    };
+    let limit = q.limit()?;
+    let events = state
+        .store
+        .list_events(&filter, limit)
+        .await
+        .map_err(state.store_failed())?;
+    Ok(page(&events, event_row, |e| e.id, limit))
+}
+
+fn event_number(id: &str) -> Result<i64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::validation("id", "an event's number (the id column of the listing)"))
+}
+
+fn no_event(id: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "event_not_found",
+        format!("no event number {id}"),
+    )
+}
+
+/// One event with what it arrived with.
+#[derive(Serialize, ToSchema)]
+pub struct EventDetail {
+    #[serde(flatten)]
+    event: EventRow,
+    /// The headers as stored: signatures and credentials redacted.
+    headers: Value,
+    /// The body as received (as text); empty once retention pruned it.
+    body: String,
+    /// When retention pruned the body and headers (the event was applied long before).
+    pruned_at: Option<String>,
+}
+
+/// `GET /admin/api/events/{id}`: the event as received, its body byte for byte (as text) and its
+/// headers as stored (signatures and credentials redacted).
+#[utoipa::path(
+    get,
+    path = "/admin/api/events/{id}",
+    tag = "admin",
+    params(("id" = i64, Path, description = "The event's number")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The event", body = EventDetail),
+        Invalid,
+        Unauthorized,
+        (status = 404, description = "No such event (`event_not_found`)", body = ErrorBody),
+        StoreDown,
+    )
+)]
+pub(super) async fn show_event(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<EventDetail>, ApiError> {
+    let id = event_number(&id)?;
+    let e = state
+        .store
+        .event_by_id(id)
+        .await
+        .map_err(state.store_failed())?
+        .ok_or_else(|| no_event(id))?;
+    // The listing's row carries the booking the event's fact was applied to.
+    let by_id = EventFilter {
+        source: Some(e.source.clone()),
+        event_id: Some(e.event_id.clone()),
+        ..EventFilter::default()
+    };
+    let listed = state.store.list_events(&by_id, 1).await;
+    let summary = listed.ok().and_then(|mut rows| rows.pop());
+    Ok(Json(EventDetail {
+        event: event_row(&summary.unwrap_or_else(|| e.summary())),
+        headers: serde_json::from_str::<Value>(&e.headers).unwrap_or(Value::Null),
+        body: String::from_utf8_lossy(&e.payload).into_owned(),
+        pruned_at: e.pruned_at.map(time),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Requeued {
+    id: i64,
+    /// `received`: in line for the processor.
+    status: &'static str,
+}
+
+/// `POST /admin/api/events/{id}/replay`: back in line for the processor.
+#[utoipa::path(
+    post,
+    path = "/admin/api/events/{id}/replay",
+    tag = "admin",
+    params(("id" = i64, Path, description = "The event's number")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, description = "Back in line; the processor applies it again", body = Requeued),
+        Invalid,
+        Unauthorized,
+        (status = 404, description = "No such event (`event_not_found`)", body = ErrorBody),
+        (status = 409, description = "Retention pruned its payload: nothing left to apply (`event_pruned`)", body = ErrorBody),
+        StoreDown,
+    )
+)]
+pub(super) async fn replay_event(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = event_number(&id)?;
+    if !state
+        .store
+        .requeue_event(id)
+        .await
+        .map_err(state.store_failed())?
+    {
+        let known = state
+            .store
+            .event_by_id(id)
+            .await
+            .map_err(state.store_failed())?;
+        return Err(match known {
+            Some(e) if e.pruned_at.is_some() => ApiError::new(
+                StatusCode::CONFLICT,
+                "event_pruned",
+                format!("event {id} was applied long ago and retention pruned its payload"),
+            )
+            .hint("its payment is in the ledger; retention.payloads sets how long payloads stay"),
+            _ => no_event(id),
+        });
+    }
+    state.processor_wake.notify_one();
+    tracing::info!(id, "event requeued from the admin API");
+    Ok(accepted(Requeued {
+        id,
+        status: "received",
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RequeuedCount {
+    requeued: usize,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ReplayableStatus {
+    Failed,
+    Retrying,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ReplayQuery {
+    /// Which events: `failed` (default) or `retrying`.
+    #[param(inline)]
+    status: Option<ReplayableStatus>,
+}
+
+/// `POST /admin/api/events/replay?status=failed`: every event in that status (failed or
+/// retrying) back in line.
+#[utoipa::path(
+    post,
+    path = "/admin/api/events/replay",
+    tag = "admin",
+    params(ReplayQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, description = "Back in line", body = RequeuedCount),
+        Invalid,
+        Unauthorized,
+        StoreDown,
+    )
+)]
+pub(super) async fn replay_events(
+    State(state): State<Arc<AppState>>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let status = Listing(&params)
+        .one_of("status", &[EventStatus::Failed, EventStatus::Retrying])?
+        .unwrap_or(EventStatus::Failed);
+    let events = state
+        .store
+        .list_events(&EventFilter::status(status), i64::MAX)
+        .await
+        .map_err(state.store_failed())?;
+    let mut requeued = 0;
+    for e in &events {
+        if state
+            .store
+            .requeue_event(e.id)
+            .await
+            .map_err(state.store_failed())?
+        {
+            requeued += 1;
+        }
+    }
+    state.processor_wake.notify_one();
+    tracing::info!(
+        requeued,
+        status = status.as_str(),
+        "events requeued from the admin API"
+    );
+    Ok(accepted(RequeuedCount { requeued }))
+}

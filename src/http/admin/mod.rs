@@ -1,0 +1,230 @@
+//! The admin API on the admin listener: what came in, what happened to it, what failed, and the
+//! buttons to fix it (replay events, retry notifications). Everything needs
+//! `Authorization: Bearer $PAYHOOK_ADMIN_TOKEN` when a token is set; without one the listener only
+//! binds to loopback (checked at start-up).
+
+mod deliveries;
+mod events;
+mod overview;
+mod payments;
+mod reconcile;
+mod targets;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::responses::{Invalid, ProviderFailed, StoreDown, Unauthorized};
+use super::error::{ApiError, ErrorBody};
+use crate::domain::delivery::CircuitState;
+use crate::domain::money;
+use crate::domain::state::Payment;
+use crate::domain::status::{DeliveryStatus, EventStatus};
+use crate::store::{Delivery, EventFilter, EventSummary, RetrySelection};
+
+/// The admin routes, each described in the API document by its handler's annotation.
+pub fn routes(state: Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::replay_events))
+        .routes(routes!(events::show_event))
+        .routes(routes!(events::replay_event))
+        .routes(routes!(payments::list_payments))
+        .routes(routes!(deliveries::list_deliveries))
+        .routes(routes!(deliveries::retry_dead))
+        .routes(routes!(deliveries::retry_delivery))
+        .routes(routes!(targets::list_targets))
+        .routes(routes!(targets::reset_target))
+        .routes(routes!(overview::overview))
+        .routes(routes!(reconcile::reconcile))
+        .routes(routes!(metrics))
+        .layer(axum::middleware::from_fn_with_state(state, require_admin))
+}
+
+/// `GET /`: the dashboard, one self-contained page (no external resource) that reads the admin
+/// API with the token the operator types (kept in the tab's session storage). The page holds no
+/// data, so it is served without the token.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "admin",
+    responses((status = 200, description = "The dashboard page", content_type = "text/html", body = String))
+)]
+pub async fn dashboard() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; form-action 'none'; frame-ancestors 'none'",
+            ),
+        ],
+        include_str!("../../../assets/dashboard.html"),
+    )
+        .into_response()
+}
+
+/// `Authorization: Bearer $PAYHOOK_ADMIN_TOKEN`, compared in constant time, when a token is set.
+async fn require_admin(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &state.admin_token
+        && !super::bearer(&headers).is_some_and(|p| super::is_token(p, token))
+    {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the admin API needs Authorization: Bearer <PAYHOOK_ADMIN_TOKEN>",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+type Params = Query<HashMap<String, String>>;
+
+/// The query parameters of a listing: each checked, each refusal naming its parameter.
+struct Listing<'a>(&'a HashMap<String, String>);
+
+impl Listing<'_> {
+    fn text(&self, name: &str) -> Option<String> {
+        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+
+    /// One of `allowed`, by the word the API uses for it.
+    fn one_of<T: Copy + std::fmt::Display>(
+        &self,
+        name: &str,
+        allowed: &[T],
+    ) -> Result<Option<T>, ApiError> {
+        let Some(v) = self.text(name) else {
+            return Ok(None);
+        };
+        match allowed.iter().find(|a| a.to_string() == v) {
+            Some(found) => Ok(Some(*found)),
+            None => {
+                let words: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+                Err(ApiError::validation(
+                    name,
+                    format!("{v:?} is not one of {}", words.join(", ")),
+                ))
+            }
+        }
+    }
+
+    fn cursor(&self) -> Result<Option<i64>, ApiError> {
+        self.text("cursor")
+            .map(|c| {
+                c.parse::<i64>().map_err(|_| {
+                    ApiError::validation("cursor", "is the next_cursor of a previous page")
+                })
+            })
+            .transpose()
+    }
+
+    /// An RFC 3339 time, e.g. `2026-11-23T10:00:00Z`.
+    fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        self.text(name)
+            .map(|t| {
+                DateTime::parse_from_rfc3339(&t)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| {
+                        ApiError::validation(name, "an RFC 3339 time, e.g. 2026-11-23T10:00:00Z")
+                    })
+            })
+            .transpose()
+    }
+
+    fn limit(&self) -> Result<i64, ApiError> {
+        match self.text("limit") {
+            None => Ok(50),
+            Some(l) => match l.parse::<i64>() {
+                Ok(n) if (1..=500).contains(&n) => Ok(n),
+                _ => Err(ApiError::validation("limit", "a number from 1 to 500")),
+            },
+        }
+    }
+}
+
+/// A page of a listing, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct Page<T> {
+    data: Vec<T>,
+    /// Pass it back as `cursor` for the next (older) page; null on the last page.
+    next_cursor: Option<i64>,
+}
+
+/// A page of rows, and the cursor of the next page: the last row's id when the page is full,
+/// none when it is the last.
+fn page<S, T>(rows: &[S], to_row: fn(&S) -> T, id: fn(&S) -> i64, limit: i64) -> Json<Page<T>> {
+    let next_cursor = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(id))
+        .flatten();
+    Json(Page {
+        data: rows.iter().map(to_row).collect(),
+        next_cursor,
+    })
+}
+
+/// The parameters every listing takes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct PageParams {
+    /// Rows per page, 1 to 500 (50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<i64>,
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn accepted(body: impl Serialize) -> Response {
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+/// `GET /metrics`: Prometheus' text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Prometheus' text format", content_type = "text/plain", body = String),
+        Unauthorized,
+        StoreDown,
+    )
+)]
+async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let text = crate::metrics::render(&state.store, &state.depths, &state.targets)
+        .await
+        .map_err(state.store_failed())?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}

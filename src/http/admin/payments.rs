@@ -1,0 +1,107 @@
+//! Payments of the ledger, as the dashboard lists them.
+
+use super::*;
+
+fn rfc3339(secs: Option<i64>) -> Option<String> {
+    secs.and_then(|s| DateTime::from_timestamp(s, 0)).map(time)
+}
+
+/// A payment of the ledger. Amounts are integers in minor units of `currency`.
+#[derive(Serialize, ToSchema)]
+pub struct PaymentRow {
+    id: i64,
+    source: String,
+    booking_id: Option<String>,
+    status: &'static str,
+    amount: Option<i64>,
+    currency: Option<String>,
+    amount_formatted: Option<String>,
+    amount_refunded: i64,
+    /// e.g. `5.00 EUR`.
+    amount_refunded_formatted: Option<String>,
+    /// What was captured, once paid (below `amount` after a partial capture).
+    amount_captured: Option<i64>,
+    /// What open or lost disputes hold back now.
+    amount_disputed: i64,
+    refunds: Vec<crate::domain::state::RefundView>,
+    disputes: Vec<crate::domain::state::DisputeView>,
+    /// What needs a person: `duplicate`, `refund_failed`, `booking_refused`.
+    attention: Vec<crate::domain::state::Attention>,
+    payment_intent_id: Option<String>,
+    checkout_session_id: Option<String>,
+    charge_id: Option<String>,
+    failure_code: Option<String>,
+    failure_message: Option<String>,
+    dispute_status: Option<String>,
+    paid_at: Option<String>,
+    refunded_at: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+fn payment_row(p: &Payment) -> PaymentRow {
+    let s = &p.state;
+    PaymentRow {
+        id: p.id,
+        source: p.source.clone(),
+        booking_id: s.booking_id.clone(),
+        status: s.status.as_str(),
+        amount: s.amount,
+        currency: s.currency.clone(),
+        amount_formatted: money::format_known(s.amount, s.currency.as_deref()),
+        amount_refunded: s.amount_refunded,
+        amount_refunded_formatted: money::format_known(
+            Some(s.amount_refunded),
+            s.currency.as_deref(),
+        ),
+        amount_captured: s.amount_captured,
+        amount_disputed: s.amount_disputed,
+        refunds: s.refunds.clone(),
+        disputes: s.disputes.clone(),
+        attention: s.attention.clone(),
+        payment_intent_id: s.payment_intent_id.clone(),
+        checkout_session_id: s.checkout_session_id.clone(),
+        charge_id: s.charge_id.clone(),
+        failure_code: s.failure_code.clone(),
+        failure_message: s.failure_message.clone(),
+        dispute_status: s.dispute_status.clone(),
+        paid_at: rfc3339(s.paid_at),
+        refunded_at: rfc3339(s.refunded_at),
+        created_at: time(p.created_at),
+        updated_at: time(p.updated_at),
+    }
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct PaymentQuery {
+    booking_id: Option<String>,
+    #[param(inline)]
+    status: Option<crate::domain::state::PaymentStatus>,
+}
+
+/// `GET /admin/api/payments?booking_id&status&limit&cursor`, newest first.
+#[utoipa::path(
+    get,
+    path = "/admin/api/payments",
+    tag = "admin",
+    params(PaymentQuery, PageParams),
+    security(("admin_token" = [])),
+    responses((status = 200, description = "A page of payments", body = Page<PaymentRow>), Invalid, Unauthorized, StoreDown)
+)]
+pub(super) async fn list_payments(
+    State(state): State<Arc<AppState>>,
+    Query(params): Params,
+) -> Result<Json<Page<PaymentRow>>, ApiError> {
+    let q = Listing(&params);
+    let statuses = crate::domain::state::PaymentStatus::ALL.map(|s| s.as_str());
+    let status = q.one_of("status", &statuses)?;
+    let limit = q.limit()?;
+    let payments = state
+        .store
+        .list_payments(q.text("booking_id").as_deref(), status, q.cursor()?, limit)
+        .await
+        .map_err(state.store_failed())?;
+    Ok(page(&payments, payment_row, |p| p.id, limit))
+}

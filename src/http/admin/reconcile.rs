@@ -1,0 +1,103 @@
+//! Missed events fetched from Stripe's event list, a page at a time, for `payhook reconcile`.
+
+use super::*;
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ReconcileQuery {
+    /// Events created at or after this time (unix seconds).
+    #[param(minimum = 0)]
+    since: i64,
+    /// Only events of this type.
+    #[param(rename = "type")]
+    event_type: Option<String>,
+    /// The `next_starting_after` of the previous page.
+    starting_after: Option<String>,
+}
+
+/// What one page of reconciliation did.
+#[derive(Serialize, ToSchema)]
+pub struct ReconcilePage {
+    /// Events the provider listed on this page.
+    listed: usize,
+    /// Missing here, now stored (and applied by the processor).
+    stored: usize,
+    /// Already here.
+    duplicates: usize,
+    /// Listed events the inbox could not read, with why.
+    refused: Vec<String>,
+    /// Pass it back as `starting_after` for the next page; null after the last.
+    next_starting_after: Option<String>,
+}
+
+/// `POST /admin/api/reconcile?since&type&starting_after`: one page (up to 100) of the events
+/// Stripe's API lists from `since`, the ones the inbox lacks stored through it. Page after page
+/// with `starting_after`; `payhook reconcile` does that and shows the progress.
+#[utoipa::path(
+    post,
+    path = "/admin/api/reconcile",
+    tag = "admin",
+    params(ReconcileQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "One page reconciled", body = ReconcilePage),
+        Invalid,
+        Unauthorized,
+        (status = 409, description = "payhook uses the sandbox provider: there is no provider API to ask (`reconcile_unavailable`)", body = ErrorBody),
+        ProviderFailed,
+        StoreDown,
+    )
+)]
+pub(super) async fn reconcile(
+    State(state): State<Arc<AppState>>,
+    Query(params): Params,
+) -> Result<Json<ReconcilePage>, ApiError> {
+    let q = Listing(&params);
+    let since = match q.text("since").map(|s| s.parse::<i64>()) {
+        Some(Ok(s)) if s >= 0 => s,
+        _ => {
+            return Err(ApiError::validation(
+                "since",
+                "is required: a unix time in seconds",
+            ));
+        }
+    };
+    let crate::checkout::Provider::Stripe(api) = &*state.provider else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "reconcile_unavailable",
+            "payhook uses the sandbox provider: there is no provider API to reconcile with",
+        )
+        .hint("set STRIPE_SECRET_KEY (and STRIPE_API_BASE for a Stripe emulator)"));
+    };
+    let done = crate::reconcile::page(
+        api,
+        &state.inbox,
+        since,
+        q.text("type").as_deref(),
+        q.text("starting_after").as_deref(),
+    )
+    .await
+    .map_err(|e| match e {
+        crate::reconcile::ReconcileError::Provider(e) => {
+            ApiError::from_provider(e, state.retry_after_secs)
+        }
+        crate::reconcile::ReconcileError::Store(e) => (state.store_failed())(e),
+    })?;
+    if done.stored > 0 {
+        state.processor_wake.notify_one();
+    }
+    tracing::info!(
+        listed = done.listed,
+        stored = done.stored,
+        "reconcile page from the admin API"
+    );
+    Ok(Json(ReconcilePage {
+        listed: done.listed,
+        stored: done.stored,
+        duplicates: done.duplicates,
+        refused: done.refused,
+        next_starting_after: done.next,
+    }))
+}
