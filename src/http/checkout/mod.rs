@@ -1,0 +1,32 @@
+//! Checkout: creating sessions and intents with the provider (service routes), the session status
+//! the return page polls, the return page itself, and the sandbox provider's hosted page.
+
+mod answers;
+pub(super) mod api;
+pub(super) mod pages;
+pub(super) mod session;
+
+pub use answers::ProviderAnswers;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::error::responses::{Invalid, ProviderFailed, StoreDown, Unauthorized};
+use super::error::{ApiError, ErrorBody};
+use super::payments::{authorize_service, session_payment_status};
+use crate::checkout::{DEFAULT_SESSION_TTL, NewIntent, NewSession, SandboxError, SessionState};
+use crate::domain::money;
+use crate::domain::rfc3339;
+use crate::domain::state::Payment;
+use crate::store::{PaymentKey, Session};
