@@ -1,0 +1,117 @@
+//! The shape of `payhook.toml`. Unknown keys are errors, so a typo does not silently fall back to a default.
+
+use super::*;
+
+/// The shape of `payhook.toml`. Unknown keys are errors, so a typo does not silently fall back to a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileConfig {
+    pub(super) listen: Option<String>,
+    pub(super) admin_listen: Option<String>,
+    pub(super) public_url: Option<String>,
+    pub(super) database_url: Option<String>,
+    pub(super) booking_service_url: Option<String>,
+    pub(super) internal_service_token: Option<String>,
+    pub(super) admin_token: Option<String>,
+    pub(super) stripe: Option<StripeFile>,
+    pub(super) ingest: Option<IngestFile>,
+    pub(super) log: Option<LogFile>,
+    pub(super) sqlite: Option<SqliteFile>,
+    pub(super) processor: Option<ProcessorFile>,
+    pub(super) retention: Option<RetentionFile>,
+    pub(super) targets: Option<Vec<TargetFile>>,
+    pub(super) sources: Option<Vec<sources::SourceFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RetentionFile {
+    pub(super) payloads: Option<String>,
+    pub(super) batch: Option<usize>,
+    pub(super) pause: Option<String>,
+    pub(super) every: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TargetFile {
+    pub(super) name: Option<String>,
+    pub(super) kind: Option<TargetKind>,
+    pub(super) url: Option<String>,
+    pub(super) token: Option<String>,
+    pub(super) secret: Option<String>,
+    pub(super) events: Option<Vec<String>>,
+    pub(super) retry_schedule: Option<Vec<String>>,
+    pub(super) timeout: Option<String>,
+    pub(super) concurrency: Option<usize>,
+    pub(super) circuit_failures: Option<u32>,
+    pub(super) circuit_open: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProcessorFile {
+    pub(super) max_attempts: Option<usize>,
+    pub(super) retry_initial_ms: Option<usize>,
+    pub(super) retry_max_ms: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StripeFile {
+    pub(super) webhook_secrets: Option<Vec<String>>,
+    pub(super) secret_key: Option<String>,
+    pub(super) api_base: Option<String>,
+    pub(super) tolerance_secs: Option<u64>,
+    pub(super) allowed_cidrs: Option<Vec<String>>,
+    pub(super) reconcile_every: Option<String>,
+    pub(super) reconcile_window: Option<String>,
+    pub(super) ask_provider_after: Option<String>,
+    pub(super) sandbox_thin_events: Option<bool>,
+    pub(super) sandbox: Option<bool>,
+    pub(super) routes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct IngestFile {
+    pub(super) max_body_bytes: Option<usize>,
+    pub(super) batch_max: Option<usize>,
+    pub(super) writers: Option<usize>,
+    pub(super) rate_limit_per_ip: Option<u32>,
+    pub(super) retry_after_secs: Option<u64>,
+    pub(super) read_timeout: Option<String>,
+    pub(super) max_header_bytes: Option<usize>,
+    pub(super) trusted_proxies: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LogFile {
+    pub(super) level: Option<String>,
+    pub(super) format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SqliteFile {
+    pub(super) synchronous: Option<SqliteSync>,
+}
+
+impl FileConfig {
+    /// Parses the text of the file at `path` (named in errors).
+    pub(super) fn parse(text: &str, path: &str) -> Result<FileConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let message = e.message().to_string();
+            // toml names the offending key in its message; locate it for the user too.
+            let line = e
+                .span()
+                .map(|span| text[..span.start].matches('\n').count() + 1);
+            let key = match line {
+                Some(line) => format!("{path} line {line}"),
+                None => path.to_string(),
+            };
+            ConfigError::new(key, message)
+        })
+    }
+}
