@@ -239,91 +239,7 @@ impl Settings {
             ));
         }
 
-        let webhook_secrets = match v.raw("STRIPE_WEBHOOK_SECRET") {
-            Some(list) => parse_secret_list(
-                "STRIPE_WEBHOOK_SECRET",
-                list.split(',').map(str::to_string).collect(),
-            )?,
-            None => parse_secret_list(
-                "stripe.webhook_secrets",
-                stripe_file.webhook_secrets.unwrap_or_default(),
-            )?,
-        };
-        let secret_key = v
-            .string(
-                "STRIPE_SECRET_KEY",
-                "stripe.secret_key",
-                stripe_file.secret_key,
-            )
-            .map(|(s, _)| Secret::new(s));
-        if secret_key.is_some() && webhook_secrets.is_empty() {
-            return Err(ConfigError::new(
-                "STRIPE_WEBHOOK_SECRET",
-                "required when STRIPE_SECRET_KEY is set (copy the endpoint's whsec_... signing secret)",
-            ));
-        }
-        let api_base = v
-            .string("STRIPE_API_BASE", "stripe.api_base", stripe_file.api_base)
-            .unwrap_or_else(|| ("https://api.stripe.com".into(), "STRIPE_API_BASE".into()));
-        check_http_url(&api_base.0, &api_base.1)?;
-        let tolerance_secs = stripe_file.tolerance_secs.unwrap_or(300);
-        if tolerance_secs == 0 {
-            return Err(ConfigError::new(
-                "stripe.tolerance_secs",
-                "must be at least 1 second",
-            ));
-        }
-        let allowed_cidrs = stripe_file
-            .allowed_cidrs
-            .unwrap_or_default()
-            .iter()
-            .map(|c| parse_cidr("stripe.allowed_cidrs", c))
-            .collect::<Result<_, _>>()?;
-
-        let sandbox_thin_events = boolean(v.string(
-            "PAYHOOK_SANDBOX_THIN_EVENTS",
-            "stripe.sandbox_thin_events",
-            stripe_file.sandbox_thin_events.map(|b| b.to_string()),
-        ))?
-        .unwrap_or(false);
-        let sandbox_set = v.string(
-            "PAYHOOK_SANDBOX",
-            "stripe.sandbox",
-            stripe_file.sandbox.map(|b| b.to_string()),
-        );
-        let sandbox_key = sandbox_set.as_ref().map(|(_, key)| key.clone());
-        let sandbox = match boolean(sandbox_set)? {
-            Some(true) if secret_key.is_some() => {
-                return Err(ConfigError::new(
-                    sandbox_key.unwrap_or_default(),
-                    "the sandbox provider replaces Stripe's API: set it or STRIPE_SECRET_KEY, not both",
-                ));
-            }
-            Some(on) => on,
-            None => secret_key.is_none() && webhook_secrets.is_empty(),
-        };
-        let reconcile_every = match v.string(
-            "PAYHOOK_RECONCILE_EVERY",
-            "stripe.reconcile_every",
-            stripe_file.reconcile_every.clone(),
-        ) {
-            Some((text, key)) => match parse_duration(&key, &text)? {
-                every if every < Duration::from_secs(60) => {
-                    return Err(ConfigError::new(
-                        key,
-                        "must be at least 1m (Stripe rate-limits its API)",
-                    ));
-                }
-                _ if secret_key.is_none() => {
-                    return Err(ConfigError::new(
-                        key,
-                        "needs STRIPE_SECRET_KEY: reconciling reads Stripe's event list",
-                    ));
-                }
-                every => Some(every),
-            },
-            None => None,
-        };
+        let stripe = stripe_settings(&v, &stripe_file)?;
 
         let booking_service_url = v
             .string(
@@ -368,103 +284,11 @@ impl Settings {
             }
         };
 
-        let ingest = IngestSettings {
-            max_body_bytes: positive("ingest.max_body_bytes", ingest_file.max_body_bytes, 1 << 20)?,
-            batch_max: match positive("ingest.batch_max", ingest_file.batch_max, 512)? {
-                n if n > BATCH_MAX_LIMIT => {
-                    return Err(ConfigError::new(
-                        "ingest.batch_max",
-                        format!("must be at most {BATCH_MAX_LIMIT}"),
-                    ));
-                }
-                n => n,
-            },
-            writers: positive("ingest.writers", ingest_file.writers, 1)?,
-            rate_limit_per_ip: ingest_file.rate_limit_per_ip.unwrap_or(0),
-            retry_after_secs: match ingest_file.retry_after_secs {
-                Some(0) => {
-                    return Err(ConfigError::new(
-                        "ingest.retry_after_secs",
-                        "must be at least 1 (a provider told to retry after 0 s retries at once)",
-                    ));
-                }
-                secs => secs.unwrap_or(5),
-            },
-            read_timeout: match parse_duration_or(
-                "ingest.read_timeout",
-                ingest_file.read_timeout,
-                "10s",
-            )? {
-                t if t.is_zero() => {
-                    return Err(ConfigError::new(
-                        "ingest.read_timeout",
-                        "must be more than 0s",
-                    ));
-                }
-                t => t,
-            },
-            max_header_bytes: match ingest_file.max_header_bytes {
-                // hyper's smallest read buffer: a request head must fit in it.
-                Some(n) if n < 8192 => {
-                    return Err(ConfigError::new(
-                        "ingest.max_header_bytes",
-                        format!("{n} is below 8192, the least a request head is given"),
-                    ));
-                }
-                n => n.unwrap_or(16 * 1024),
-            },
-            trusted_proxies: match v.string(
-                "PAYHOOK_TRUSTED_PROXIES",
-                "ingest.trusted_proxies",
-                ingest_file.trusted_proxies.map(|l| l.join(",")),
-            ) {
-                Some((list, key)) => list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .map(|c| parse_cidr(&key, c))
-                    .collect::<Result<_, _>>()?,
-                None => Vec::new(),
-            },
-        };
+        let ingest = ingest_settings(&v, ingest_file)?;
 
-        let processor = ProcessorSettings {
-            max_attempts: positive("processor.max_attempts", processor_file.max_attempts, 10)?
-                as u32,
-            retry_initial: Duration::from_millis(positive(
-                "processor.retry_initial_ms",
-                processor_file.retry_initial_ms,
-                1000,
-            )? as u64),
-            retry_max: Duration::from_millis(positive(
-                "processor.retry_max_ms",
-                processor_file.retry_max_ms,
-                600_000,
-            )? as u64),
-        };
+        let processor = processor_settings(processor_file)?;
 
-        let retention_file = file.retention.unwrap_or_default();
-        let retention = RetentionSettings {
-            payloads: match v.string(
-                "PAYHOOK_RETAIN_PAYLOADS",
-                "retention.payloads",
-                retention_file.payloads,
-            ) {
-                Some((text, key)) => match parse_duration(&key, &text)? {
-                    age if age < Duration::from_secs(3600) => {
-                        return Err(ConfigError::new(
-                            key,
-                            "must be at least 1h (a replay needs the payload while events are fresh)",
-                        ));
-                    }
-                    age => Some(age),
-                },
-                None => None,
-            },
-            batch: positive("retention.batch", retention_file.batch, 500)? as i64,
-            pause: parse_duration_or("retention.pause", retention_file.pause, "50ms")?,
-            every: parse_duration_or("retention.every", retention_file.every, "1m")?,
-        };
+        let retention = retention_settings(&v, file.retention.unwrap_or_default())?;
 
         let targets = targets_from(
             file.targets.unwrap_or_default(),
@@ -506,26 +330,7 @@ impl Settings {
             public_url,
             public_url_set,
             database_url,
-            stripe: StripeSettings {
-                webhook_secrets,
-                secret_key,
-                api_base: api_base.0.trim_end_matches('/').to_string(),
-                tolerance: Duration::from_secs(tolerance_secs),
-                allowed_cidrs,
-                reconcile_every,
-                reconcile_window: parse_duration_or(
-                    "stripe.reconcile_window",
-                    stripe_file.reconcile_window,
-                    "3d",
-                )?,
-                ask_provider_after: parse_duration_or(
-                    "stripe.ask_provider_after",
-                    stripe_file.ask_provider_after,
-                    "5s",
-                )?,
-                sandbox_thin_events,
-                sandbox,
-            },
+            stripe,
             booking_service_url,
             internal_service_token,
             admin_token,
@@ -544,6 +349,224 @@ impl Settings {
             demo: false,
         })
     }
+}
+
+/// `[ingest]`: the edge's limits, the group commit, who is believed about client addresses.
+fn ingest_settings(v: &Values, ingest_file: IngestFile) -> Result<IngestSettings, ConfigError> {
+    Ok(IngestSettings {
+        max_body_bytes: positive("ingest.max_body_bytes", ingest_file.max_body_bytes, 1 << 20)?,
+        batch_max: match positive("ingest.batch_max", ingest_file.batch_max, 512)? {
+            n if n > BATCH_MAX_LIMIT => {
+                return Err(ConfigError::new(
+                    "ingest.batch_max",
+                    format!("must be at most {BATCH_MAX_LIMIT}"),
+                ));
+            }
+            n => n,
+        },
+        writers: positive("ingest.writers", ingest_file.writers, 1)?,
+        rate_limit_per_ip: ingest_file.rate_limit_per_ip.unwrap_or(0),
+        retry_after_secs: match ingest_file.retry_after_secs {
+            Some(0) => {
+                return Err(ConfigError::new(
+                    "ingest.retry_after_secs",
+                    "must be at least 1 (a provider told to retry after 0 s retries at once)",
+                ));
+            }
+            secs => secs.unwrap_or(5),
+        },
+        read_timeout: match parse_duration_or(
+            "ingest.read_timeout",
+            ingest_file.read_timeout,
+            "10s",
+        )? {
+            t if t.is_zero() => {
+                return Err(ConfigError::new(
+                    "ingest.read_timeout",
+                    "must be more than 0s",
+                ));
+            }
+            t => t,
+        },
+        max_header_bytes: match ingest_file.max_header_bytes {
+            // hyper's smallest read buffer: a request head must fit in it.
+            Some(n) if n < 8192 => {
+                return Err(ConfigError::new(
+                    "ingest.max_header_bytes",
+                    format!("{n} is below 8192, the least a request head is given"),
+                ));
+            }
+            n => n.unwrap_or(16 * 1024),
+        },
+        trusted_proxies: match v.string(
+            "PAYHOOK_TRUSTED_PROXIES",
+            "ingest.trusted_proxies",
+            ingest_file.trusted_proxies.map(|l| l.join(",")),
+        ) {
+            Some((list, key)) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(|c| parse_cidr(&key, c))
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        },
+    })
+}
+
+/// `[processor]`: attempts at applying an event, and the backoff between them.
+fn processor_settings(processor_file: ProcessorFile) -> Result<ProcessorSettings, ConfigError> {
+    Ok(ProcessorSettings {
+        max_attempts: positive("processor.max_attempts", processor_file.max_attempts, 10)? as u32,
+        retry_initial: Duration::from_millis(positive(
+            "processor.retry_initial_ms",
+            processor_file.retry_initial_ms,
+            1000,
+        )? as u64),
+        retry_max: Duration::from_millis(positive(
+            "processor.retry_max_ms",
+            processor_file.retry_max_ms,
+            600_000,
+        )? as u64),
+    })
+}
+
+/// `[retention]`: how long applied events keep their payloads, and how pruning paces itself.
+fn retention_settings(
+    v: &Values,
+    retention_file: RetentionFile,
+) -> Result<RetentionSettings, ConfigError> {
+    Ok(RetentionSettings {
+        payloads: match v.string(
+            "PAYHOOK_RETAIN_PAYLOADS",
+            "retention.payloads",
+            retention_file.payloads,
+        ) {
+            Some((text, key)) => match parse_duration(&key, &text)? {
+                age if age < Duration::from_secs(3600) => {
+                    return Err(ConfigError::new(
+                        key,
+                        "must be at least 1h (a replay needs the payload while events are fresh)",
+                    ));
+                }
+                age => Some(age),
+            },
+            None => None,
+        },
+        batch: positive("retention.batch", retention_file.batch, 500)? as i64,
+        pause: parse_duration_or("retention.pause", retention_file.pause, "50ms")?,
+        every: parse_duration_or("retention.every", retention_file.every, "1m")?,
+    })
+}
+
+/// `[stripe]` and the `STRIPE_*` variables, checked together: an API key needs a webhook secret,
+/// the sandbox replaces the API, a periodic reconcile needs the key.
+fn stripe_settings(v: &Values, file: &StripeFile) -> Result<StripeSettings, ConfigError> {
+    let webhook_secrets = match v.raw("STRIPE_WEBHOOK_SECRET") {
+        Some(list) => parse_secret_list(
+            "STRIPE_WEBHOOK_SECRET",
+            list.split(',').map(str::to_string).collect(),
+        )?,
+        None => parse_secret_list(
+            "stripe.webhook_secrets",
+            file.webhook_secrets.clone().unwrap_or_default(),
+        )?,
+    };
+    let secret_key = v
+        .string(
+            "STRIPE_SECRET_KEY",
+            "stripe.secret_key",
+            file.secret_key.clone(),
+        )
+        .map(|(s, _)| Secret::new(s));
+    if secret_key.is_some() && webhook_secrets.is_empty() {
+        return Err(ConfigError::new(
+            "STRIPE_WEBHOOK_SECRET",
+            "required when STRIPE_SECRET_KEY is set (copy the endpoint's whsec_... signing secret)",
+        ));
+    }
+    let api_base = v
+        .string("STRIPE_API_BASE", "stripe.api_base", file.api_base.clone())
+        .unwrap_or_else(|| ("https://api.stripe.com".into(), "STRIPE_API_BASE".into()));
+    check_http_url(&api_base.0, &api_base.1)?;
+    let tolerance_secs = file.tolerance_secs.unwrap_or(300);
+    if tolerance_secs == 0 {
+        return Err(ConfigError::new(
+            "stripe.tolerance_secs",
+            "must be at least 1 second",
+        ));
+    }
+    let allowed_cidrs = file
+        .allowed_cidrs
+        .iter()
+        .flatten()
+        .map(|c| parse_cidr("stripe.allowed_cidrs", c))
+        .collect::<Result<_, _>>()?;
+
+    let sandbox_thin_events = boolean(v.string(
+        "PAYHOOK_SANDBOX_THIN_EVENTS",
+        "stripe.sandbox_thin_events",
+        file.sandbox_thin_events.map(|b| b.to_string()),
+    ))?
+    .unwrap_or(false);
+    let sandbox_set = v.string(
+        "PAYHOOK_SANDBOX",
+        "stripe.sandbox",
+        file.sandbox.map(|b| b.to_string()),
+    );
+    let sandbox_key = sandbox_set.as_ref().map(|(_, key)| key.clone());
+    let sandbox = match boolean(sandbox_set)? {
+        Some(true) if secret_key.is_some() => {
+            return Err(ConfigError::new(
+                sandbox_key.unwrap_or_default(),
+                "the sandbox provider replaces Stripe's API: set it or STRIPE_SECRET_KEY, not both",
+            ));
+        }
+        Some(on) => on,
+        None => secret_key.is_none() && webhook_secrets.is_empty(),
+    };
+    let reconcile_every = match v.string(
+        "PAYHOOK_RECONCILE_EVERY",
+        "stripe.reconcile_every",
+        file.reconcile_every.clone(),
+    ) {
+        Some((text, key)) => match parse_duration(&key, &text)? {
+            every if every < Duration::from_secs(60) => {
+                return Err(ConfigError::new(
+                    key,
+                    "must be at least 1m (Stripe rate-limits its API)",
+                ));
+            }
+            _ if secret_key.is_none() => {
+                return Err(ConfigError::new(
+                    key,
+                    "needs STRIPE_SECRET_KEY: reconciling reads Stripe's event list",
+                ));
+            }
+            every => Some(every),
+        },
+        None => None,
+    };
+    Ok(StripeSettings {
+        webhook_secrets,
+        secret_key,
+        api_base: api_base.0.trim_end_matches('/').to_string(),
+        tolerance: Duration::from_secs(tolerance_secs),
+        allowed_cidrs,
+        reconcile_every,
+        reconcile_window: parse_duration_or(
+            "stripe.reconcile_window",
+            file.reconcile_window.clone(),
+            "3d",
+        )?,
+        ask_provider_after: parse_duration_or(
+            "stripe.ask_provider_after",
+            file.ask_provider_after.clone(),
+            "5s",
+        )?,
+        sandbox_thin_events,
+        sandbox,
+    })
 }
 
 /// The public URL of a listener at `addr` when none is configured: `localhost` for a loopback or
