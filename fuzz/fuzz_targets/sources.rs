@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use payhook::providers::{Source, Sources};
+use payhook::providers::Source;
 
 /// One `[[sources]]` entry per kind; each but Standard Webhooks (which reads Stripe-shaped events
 /// by itself) gets [`MAPPING`].
@@ -110,7 +110,7 @@ pub fn all() -> &'static [Source] {
         .into();
         let settings = payhook::config::Settings::load(Some(&path), &env).expect("valid settings");
         let _ = std::fs::remove_file(&path);
-        let sources = Sources::from_settings(&settings);
+        let sources = settings.webhook_sources();
         let mut names = sources.names();
         names.sort_by_key(|n| *n != "stripe");
         names
