@@ -53,37 +53,58 @@ pub async fn sandbox_page(
         .clone()
         .unwrap_or_else(|| format!("Booking {}", session.booking_id));
     let notice = match session.status.as_str() {
-        "open" => String::new(),
-        "complete" => "<p class=\"notice\">This session is already paid.</p>".into(),
-        other => format!("<p class=\"notice\">This session is {}.</p>", escape(other)),
+        "open" => None,
+        "complete" => Some("This session is already paid.".to_string()),
+        other => Some(format!("This session is {other}.")),
     };
-    let html = include_str!("../../../assets/sandbox.html")
-        .replace("{{amount}}", &escape(&amount))
-        .replace("{{description}}", &escape(&description))
-        .replace("{{booking_id}}", &escape(&session.booking_id))
-        .replace("{{session_id}}", &escape(&session.id))
-        .replace(
-            "{{email_row}}",
-            &session
-                .customer_email
-                .as_deref()
-                .map(|e| format!("<dt>Email</dt><dd>{}</dd>", escape(e)))
-                .unwrap_or_default(),
-        )
-        .replace(
-            "{{expires_at}}",
-            &rfc3339(Some(session.expires_at)).unwrap_or_default(),
-        )
-        .replace("{{notice}}", &notice)
-        .replace(
-            "{{disabled}}",
-            if session.status == "open" {
-                ""
-            } else {
-                "disabled"
-            },
-        );
-    page(StatusCode::OK, html)
+    let html = SandboxPage {
+        amount: &amount,
+        description: &description,
+        notice,
+        booking_id: &session.booking_id,
+        email: session.customer_email.as_deref(),
+        session_id: &session.id,
+        expires_at: rfc3339(Some(session.expires_at)).unwrap_or_default(),
+        open: session.status == "open",
+    };
+    render(StatusCode::OK, &html)
+}
+
+/// The sandbox's hosted page (`assets/sandbox.html`); askama escapes every value.
+#[derive(askama::Template)]
+#[template(path = "sandbox.html")]
+struct SandboxPage<'a> {
+    amount: &'a str,
+    description: &'a str,
+    notice: Option<String>,
+    booking_id: &'a str,
+    email: Option<&'a str>,
+    session_id: &'a str,
+    expires_at: String,
+    /// Pay and Decline are offered only while the session is open.
+    open: bool,
+}
+
+/// A page that says what went wrong (`assets/sandbox-error.html`).
+#[derive(askama::Template)]
+#[template(path = "sandbox-error.html")]
+struct ErrorPage<'a> {
+    message: &'a str,
+}
+
+/// A rendered template as a page; a template that cannot render is payhook's fault, said plainly.
+fn render(status: StatusCode, template: &impl askama::Template) -> Response {
+    match template.render() {
+        Ok(html) => page(status, html),
+        Err(e) => {
+            tracing::error!(error = %e, "a page could not be rendered");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -154,15 +175,7 @@ pub(super) fn sandbox_error(e: SandboxError) -> Response {
 }
 
 pub(super) fn error_page(status: StatusCode, message: &str) -> Response {
-    page(
-        status,
-        format!(
-            "<!doctype html><meta charset=\"utf-8\"><title>payhook sandbox</title>\
-             <body style=\"font-family:system-ui;max-width:32rem;margin:3rem auto\">\
-             <h1>Sandbox checkout</h1><p id=\"error\">{}</p></body>",
-            escape(message)
-        ),
-    )
+    render(status, &ErrorPage { message })
 }
 
 pub(super) fn page(status: StatusCode, html: String) -> Response {
@@ -176,24 +189,38 @@ pub(super) fn page(status: StatusCode, html: String) -> Response {
     response
 }
 
-/// Text for HTML: the five characters that could end it.
-pub(super) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn html_escaping_covers_what_ends_text_or_attributes() {
-        assert_eq!(
-            escape("<script>\"a\" & 'b'</script>"),
-            "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;"
+    fn values_are_escaped_wherever_they_land() {
+        let hostile = "<script>\"a\" & 'b'</script>";
+        let html = SandboxPage {
+            amount: "20.00 EUR",
+            description: hostile,
+            notice: Some(hostile.to_string()),
+            booking_id: hostile,
+            email: Some(hostile),
+            session_id: "cs_test_\"><img src=x>",
+            expires_at: String::new(),
+            open: false,
+        }
+        .to_string();
+        assert!(
+            !html.contains("<script>") && !html.contains("<img"),
+            "{html}"
         );
+        assert!(
+            html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"),
+            "{html}"
+        );
+        assert_eq!(
+            html.matches(" disabled>").count(),
+            2,
+            "a closed session offers no button"
+        );
+        let error = ErrorPage { message: hostile }.to_string();
+        assert!(!error.contains("<script>"), "{error}");
     }
 }
