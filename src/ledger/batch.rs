@@ -19,7 +19,7 @@ use crate::domain::state::Payment;
 use crate::domain::state::{Attention, PaymentState, derive, duplicates, representative};
 use crate::domain::status::EventStatus;
 use crate::notify::{Change, deliveries_for, first_due};
-use crate::store::{ClaimedEvent, LedgerTx, StoreError};
+use crate::store::{ClaimedEvent, StoreError, WriteTx};
 
 /// What applying one event did.
 #[derive(Debug)]
@@ -49,7 +49,7 @@ impl Applied {
 /// Applies `events` (each with what its payload says) and marks them, inside `tx`. The caller
 /// holds the locks on every provider id and booking the events name.
 pub async fn apply_events(
-    tx: &mut LedgerTx,
+    tx: &mut WriteTx,
     events: &[(&ClaimedEvent, &Interpretation)],
     targets: &[TargetSettings],
     now: DateTime<Utc>,
@@ -126,7 +126,7 @@ impl Working {
     /// payments: duplicates and notifications are decided over them), and, with `told`, what a
     /// booking service was already told of those bookings.
     async fn read(
-        tx: &mut LedgerTx,
+        tx: &mut WriteTx,
         facts: &[(&str, &Fact)],
         told: bool,
     ) -> Result<Self, StoreError> {
@@ -204,7 +204,7 @@ impl Working {
     /// causes.
     async fn apply(
         &mut self,
-        tx: &mut LedgerTx,
+        tx: &mut WriteTx,
         source: &str,
         fact: &Fact,
         targets: &[TargetSettings],
@@ -390,7 +390,7 @@ impl Working {
     /// moved, with its state before and after.
     async fn assess_booking(
         &mut self,
-        tx: &mut LedgerTx,
+        tx: &mut WriteTx,
         booking: &str,
         now: DateTime<Utc>,
     ) -> Result<(Vec<Payment>, Vec<(i64, PaymentState, PaymentState)>), StoreError> {
@@ -439,7 +439,7 @@ impl Working {
 
     /// An id for a new payment. The first call reserves as many as the group may need: one per
     /// fact none of whose provider ids was known when the group was read.
-    async fn new_id(&mut self, tx: &mut LedgerTx) -> Result<i64, StoreError> {
+    async fn new_id(&mut self, tx: &mut WriteTx) -> Result<i64, StoreError> {
         if self.spare_ids.is_empty() {
             let mut ids = tx.reserve_payment_ids(self.to_reserve.max(1)).await?;
             ids.reverse();
@@ -453,7 +453,7 @@ impl Working {
     /// Every payment of a booking as it stands now, oldest first.
     async fn booking_payments(
         &mut self,
-        tx: &mut LedgerTx,
+        tx: &mut WriteTx,
         booking: &str,
     ) -> Result<Vec<Payment>, StoreError> {
         if !self.bookings.contains(booking) {
@@ -470,7 +470,7 @@ impl Working {
 
     /// Writes what the group changed: merges first (so no two rows hold one provider id), then
     /// each table in one statement.
-    async fn write(self, tx: &mut LedgerTx, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn write(self, tx: &mut WriteTx, now: DateTime<Utc>) -> Result<(), StoreError> {
         for &(from, into) in &self.merges {
             tx.merge_payment(from, into).await?;
         }

@@ -241,7 +241,7 @@ impl Worker {
     /// Returns how many notifications it wrote.
     async fn flag_refusal(
         &self,
-        tx: &mut crate::store::LedgerTx,
+        tx: &mut crate::store::WriteTx,
         refusal: &BookingAnswer,
     ) -> Result<usize, StoreError> {
         let Some(mut payment) = tx

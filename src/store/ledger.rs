@@ -1,5 +1,5 @@
 //! The ledger's tables: the processing state of inbox events, `payments`, `payment_refs` and
-//! `payment_facts`. A [`LedgerTx`] is a worker's transaction: claim a batch of events, then for
+//! `payment_facts`. A [`WriteTx`] is a worker's transaction: claim a batch of events, then for
 //! each, inside its own savepoint, apply its fact and mark it.
 
 use chrono::{DateTime, Utc};
@@ -754,8 +754,9 @@ pub enum PaymentKey {
     PaymentIntent,
 }
 
-/// One event's transaction. Dropping it without [`LedgerTx::commit`] rolls everything back.
-pub enum LedgerTx {
+/// A write transaction on the store: a ledger batch, a dispatcher round, a retention sweep.
+/// Dropping it without [`WriteTx::commit`] rolls everything back.
+pub enum WriteTx {
     /// With the store's write gate held: SQLite has one writer, and waiting on the gate is fair and
     /// immediate where SQLite's own busy handler sleeps and retries.
     Sqlite(
@@ -770,13 +771,13 @@ pub enum LedgerTx {
 macro_rules! on_tx {
     ($tx:expr, $f:ident($($arg:expr),*)) => {
         match $tx {
-            LedgerTx::Sqlite(tx, ..) => SqliteStore::$f(&mut **tx, $($arg),*).await,
-            LedgerTx::Postgres(tx) => PgStore::$f(&mut **tx, $($arg),*).await,
+            WriteTx::Sqlite(tx, ..) => SqliteStore::$f(&mut **tx, $($arg),*).await,
+            WriteTx::Postgres(tx) => PgStore::$f(&mut **tx, $($arg),*).await,
         }
     };
 }
 
-impl LedgerTx {
+impl WriteTx {
     pub async fn claim(&mut self, claim: Claim) -> Result<Vec<ClaimedEvent>, StoreError> {
         on_tx!(self, claim(claim))
     }
@@ -975,17 +976,17 @@ impl LedgerTx {
     }
 
     /// True when the backend serializes transactions by itself (SQLite's single writer), so
-    /// [`LedgerTx::lock_refs`] has nothing to do and need not be prepared for.
+    /// [`WriteTx::lock_refs`] has nothing to do and need not be prepared for.
     pub fn serialized(&self) -> bool {
-        matches!(self, LedgerTx::Sqlite(..))
+        matches!(self, WriteTx::Sqlite(..))
     }
 
     /// True when ingest is waiting for this transaction's write lock (SQLite): the caller should
     /// commit what it has done and let the webhooks in, since their answers wait on it.
     pub fn should_yield(&self) -> bool {
         match self {
-            LedgerTx::Sqlite(_, _, waiting) => waiting.should_yield(),
-            LedgerTx::Postgres(_) => false,
+            WriteTx::Sqlite(_, _, waiting) => waiting.should_yield(),
+            WriteTx::Postgres(_) => false,
         }
     }
 
@@ -993,8 +994,8 @@ impl LedgerTx {
     /// records the failure.
     pub async fn rollback(self) -> Result<(), StoreError> {
         match self {
-            LedgerTx::Sqlite(tx, ..) => tx.rollback().await?,
-            LedgerTx::Postgres(tx) => tx.rollback().await?,
+            WriteTx::Sqlite(tx, ..) => tx.rollback().await?,
+            WriteTx::Postgres(tx) => tx.rollback().await?,
         }
         Ok(())
     }
@@ -1002,7 +1003,7 @@ impl LedgerTx {
     /// Tells the other instances sharing a PostgreSQL store, when this transaction commits, that
     /// `work` is waiting (`LISTEN`/`NOTIFY`). SQLite has one instance: nothing to do.
     pub async fn announce(&mut self, work: super::Work) -> Result<(), StoreError> {
-        if let LedgerTx::Postgres(tx) = self {
+        if let WriteTx::Postgres(tx) = self {
             sqlx::query("SELECT pg_notify($1, '')")
                 .bind(work.channel())
                 .execute(&mut **tx)
@@ -1013,8 +1014,8 @@ impl LedgerTx {
 
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {
-            LedgerTx::Sqlite(tx, ..) => tx.commit().await?,
-            LedgerTx::Postgres(tx) => tx.commit().await?,
+            WriteTx::Sqlite(tx, ..) => tx.commit().await?,
+            WriteTx::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
     }

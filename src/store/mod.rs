@@ -152,8 +152,8 @@ use crate::domain::status::{DeliveryStatus, EventStatus};
 pub use checkout::{SandboxIntent, Session};
 pub use depths::DepthsCache;
 pub use ledger::{
-    Claim, ClaimedEvent, Depths, EventFilter, EventSummary, Failure, LedgerTx, PaymentKey,
-    StoredFact, ToFetch,
+    Claim, ClaimedEvent, Depths, EventFilter, EventSummary, Failure, PaymentKey, StoredFact,
+    ToFetch, WriteTx,
 };
 pub use outbox::{BookingAnswer, ClaimedDelivery, Delivery, RetrySelection, Settled};
 pub use postgres::PgStore;
@@ -431,13 +431,13 @@ impl Store {
     }
 
     /// Starts a ledger transaction (SQLite: a write transaction from the first statement).
-    pub async fn begin_ledger(&self) -> Result<LedgerTx, StoreError> {
+    pub async fn begin_ledger(&self) -> Result<WriteTx, StoreError> {
         on_store!(self, begin_ledger())
     }
 
     /// Starts a dispatcher round. On SQLite it commits without waiting for fsync: delivery
     /// bookkeeping lost to a power cut means a notification sent again, with the same id.
-    pub async fn begin_outbox(&self) -> Result<LedgerTx, StoreError> {
+    pub async fn begin_outbox(&self) -> Result<WriteTx, StoreError> {
         on_store!(self, begin_outbox())
     }
 

@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnection, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
 use super::checkout::session_from_row;
-use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent, Work};
+use super::{EventKey, NewEvent, StoreError, StoredEvent, Work, WriteTx};
 use crate::domain::delivery::{Circuit, CircuitState};
 use crate::domain::state::{CheckoutStatus, PaymentState, PaymentStatus};
 
@@ -142,11 +142,11 @@ impl PgStore {
         Ok(listener)
     }
 
-    pub async fn begin_ledger(&self) -> Result<LedgerTx, StoreError> {
-        Ok(LedgerTx::Postgres(self.pool.begin().await?))
+    pub async fn begin_ledger(&self) -> Result<WriteTx, StoreError> {
+        Ok(WriteTx::Postgres(self.pool.begin().await?))
     }
 
-    pub async fn begin_outbox(&self) -> Result<LedgerTx, StoreError> {
+    pub async fn begin_outbox(&self) -> Result<WriteTx, StoreError> {
         self.begin_ledger().await
     }
 

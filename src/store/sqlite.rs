@@ -15,7 +15,7 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::Mutex;
 
 use super::checkout::session_from_row;
-use super::{EventKey, LedgerTx, NewEvent, StoreError, StoredEvent};
+use super::{EventKey, NewEvent, StoreError, StoredEvent, WriteTx};
 use crate::domain::SqliteSync;
 use crate::domain::delivery::{Circuit, CircuitState};
 use crate::domain::state::{CheckoutStatus, PaymentState, PaymentStatus};
@@ -216,9 +216,9 @@ impl SqliteStore {
 
     /// `BEGIN IMMEDIATE`: the transaction holds the write lock from its first read, so the event it
     /// claims cannot change under it and its later writes never fail to upgrade.
-    pub async fn begin_ledger(&self) -> Result<LedgerTx, StoreError> {
+    pub async fn begin_ledger(&self) -> Result<WriteTx, StoreError> {
         let gate = self.write_gate.clone().lock_owned().await;
-        Ok(LedgerTx::Sqlite(
+        Ok(WriteTx::Sqlite(
             self.writer.begin_with("BEGIN IMMEDIATE").await?,
             gate,
             self.inbox_waiting.held(),
@@ -226,9 +226,9 @@ impl SqliteStore {
     }
 
     /// A dispatcher round: like [`Self::begin_ledger`], on the connection that commits without fsync.
-    pub async fn begin_outbox(&self) -> Result<LedgerTx, StoreError> {
+    pub async fn begin_outbox(&self) -> Result<WriteTx, StoreError> {
         let gate = self.write_gate.clone().lock_owned().await;
-        Ok(LedgerTx::Sqlite(
+        Ok(WriteTx::Sqlite(
             self.relaxed.begin_with("BEGIN IMMEDIATE").await?,
             gate,
             self.inbox_waiting.held(),
