@@ -729,15 +729,7 @@ async fn made_up_source_names_never_become_metric_labels() {
         statuses.push(answer.status);
     }
     assert!(statuses.contains(&429), "{statuses:?}");
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text(&format!("{}/metrics", app.admin)).await;
     assert!(!text.contains(&name), "{text}");
     assert!(
         text.contains("payhook_webhooks_refused_total{source=\"unknown\",code=\"rate_limited\"}"),

@@ -277,6 +277,12 @@ impl TestApp {
         Answer::read(request.send().await.expect("request sent")).await
     }
 
+    /// The body of `GET url` (a page, or `/metrics`), whatever its type.
+    pub async fn text(&self, url: &str) -> String {
+        let response = self.client.get(url).send().await.expect("request sent");
+        response.text().await.expect("a body")
+    }
+
     /// The booking's payment status as the booking service reads it (`data` of a 200).
     pub async fn payment_status(&self, booking: &str) -> Value {
         let answer = self
