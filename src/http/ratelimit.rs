@@ -3,16 +3,20 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 /// Forget idle clients once this many are tracked.
 const MAX_TRACKED: usize = 10_000;
+/// How often (in checks) the number tracked is looked at: counting reads every shard's lock.
+const COUNT_EVERY: u32 = 1024;
 
 pub struct RateLimiter {
     limits: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
+    checks: AtomicU32,
 }
 
 impl RateLimiter {
@@ -22,12 +26,14 @@ impl RateLimiter {
         Some(Self {
             limits: governor::RateLimiter::keyed(quota),
             clock: DefaultClock::default(),
+            checks: AtomicU32::new(0),
         })
     }
 
     /// Takes a token for `ip`, or says how many whole seconds to wait for one.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
-        if self.limits.len() >= MAX_TRACKED {
+        let nth = self.checks.fetch_add(1, Ordering::Relaxed);
+        if nth.is_multiple_of(COUNT_EVERY) && self.limits.len() >= MAX_TRACKED {
             self.limits.retain_recent();
         }
         self.limits.check_key(&ip).map_err(|not_until| {
