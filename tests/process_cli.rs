@@ -2,12 +2,15 @@
 //! demo, the example booking service, and the benchmark suite.
 
 mod common;
+// Only the process tests start the binary: its helpers are compiled into them alone.
+#[path = "common/process.rs"]
+mod process;
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::process::*;
 use common::*;
+use process::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 

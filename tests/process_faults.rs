@@ -3,6 +3,9 @@
 //! PostgreSQL restarted under load, the booking service down for a minute.
 
 mod common;
+// Only the process tests start the binary: its helpers are compiled into them alone.
+#[path = "common/process.rs"]
+mod process;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -10,8 +13,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::process::*;
 use common::*;
+use process::*;
 
 #[tokio::test]
 async fn every_acknowledged_event_survives_a_sigkill_under_load() {

@@ -3,11 +3,14 @@
 //! `--help`, and the logs.
 
 mod common;
+// Only the process tests start the binary: its helpers are compiled into them alone.
+#[path = "common/process.rs"]
+mod process;
 
 use std::time::Duration;
 
-use common::process::*;
 use common::*;
+use process::*;
 
 #[tokio::test]
 async fn with_no_configuration_it_runs_on_sqlite_and_trigger_finds_the_secret() {

@@ -1,7 +1,8 @@
 //! The real `payhook` binary, started and driven as a user would: a clean environment, `serve` on
-//! port 0, signals, the CLI against a running instance.
+//! port 0, signals, the CLI against a running instance. Each process test uses some of it.
+#![allow(dead_code)]
 
-use super::*;
+use crate::common::*;
 use payhook::domain::SqliteSync;
 use payhook::store::Store;
 use std::net::SocketAddr;
