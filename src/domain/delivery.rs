@@ -126,6 +126,30 @@ pub enum CircuitState {
     Disabled,
 }
 
+impl Circuit {
+    /// A circuit as the store keeps it: its state's word, failures, when an open one probes
+    /// again (unix ms), why.
+    pub fn saved(
+        state: &str,
+        failures: i64,
+        open_until: Option<i64>,
+        reason: Option<String>,
+    ) -> Circuit {
+        Circuit {
+            state: match state {
+                "disabled" => CircuitState::Disabled,
+                "open" => CircuitState::Open {
+                    until: open_until.unwrap_or(0),
+                    wait_ms: 0,
+                },
+                _ => CircuitState::Closed,
+            },
+            failures: failures.clamp(0, i64::from(u32::MAX)) as u32,
+            reason,
+        }
+    }
+}
+
 impl CircuitState {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -3,6 +3,7 @@
 //! notified at, the statuses of the inbox and outbox rows, and the outbox's rows and delivery
 //! policy.
 
+pub mod column;
 pub mod delivery;
 pub mod facts;
 pub mod money;

@@ -4,61 +4,18 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnection, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnection, PgPoolOptions};
 
-use super::checkout::session_from_row;
-use super::{EventKey, NewEvent, StoreError, StoredEvent, Work, WriteTx};
-use crate::domain::delivery::{Circuit, CircuitState};
-use crate::domain::state::{CheckoutStatus, PaymentState, PaymentStatus};
+use super::events::EventKey;
+use super::{NewEvent, StoreError, Work, WriteTx};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "webhook events",
-        include_str!("../../migrations/postgres/0001_webhook_events.sql"),
-    ),
-    (
-        2,
-        "payment ledger",
-        include_str!("../../migrations/postgres/0002_payment_ledger.sql"),
-    ),
-    (
-        3,
-        "outbox",
-        include_str!("../../migrations/postgres/0003_outbox.sql"),
-    ),
-    (
-        4,
-        "checkout sessions and the sandbox provider",
-        include_str!("../../migrations/postgres/0004_checkout.sql"),
-    ),
-    (
-        5,
-        "the provider event behind each notification",
-        include_str!("../../migrations/postgres/0005_delivery_cause.sql"),
-    ),
-    (
-        6,
-        "payload retention",
-        include_str!("../../migrations/postgres/0006_retention.sql"),
-    ),
-    (
-        7,
-        "indexes of the admin listings",
-        include_str!("../../migrations/postgres/0007_admin_indexes.sql"),
-    ),
-    (
-        8,
-        "payloads compressed with lz4",
-        include_str!("../../migrations/postgres/0008_payload_compression.sql"),
-    ),
-    (
-        9,
-        "the payment lifecycle: captures, refund and dispute objects, attention",
-        include_str!("../../migrations/postgres/0009_payment_lifecycle.sql"),
-    ),
-];
+mod ledger;
+mod queries;
+
+/// The migrations in `migrations/postgres/`, compiled in.
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
 pub struct PgStore {
     pool: PgPool,
@@ -107,7 +64,7 @@ impl PgStore {
         }
         // New events are announced to every instance's processor in the same statement: the
         // notification goes out when it commits, and only if something was inserted.
-        let rows = sqlx::query(
+        let inserted: Vec<EventKey> = sqlx::query_as(
             "WITH inserted AS (
                 INSERT INTO webhook_events (source, event_id, event_type, payload, headers, received_at)
                 SELECT s, e, t, p, h::jsonb, r
@@ -128,9 +85,7 @@ impl PgStore {
         .bind(&times)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect()
+        Ok(inserted.into_iter().collect())
     }
 
     /// A connection that receives what other instances announce.
@@ -152,7 +107,7 @@ impl PgStore {
 
     /// Transaction-scoped advisory locks, one per key, all taken in one statement in the order of
     /// their lock ids, so two transactions never wait on each other in a cycle.
-    pub(super) async fn lock_refs(
+    pub(in crate::store) async fn lock_refs(
         conn: &mut PgConnection,
         keys: &[String],
     ) -> Result<(), StoreError> {
@@ -169,7 +124,7 @@ impl PgStore {
     }
 
     /// `n` ids for new payments, from the table's sequence (ids left unused are a gap).
-    pub(super) async fn reserve_payment_ids(
+    pub(in crate::store) async fn reserve_payment_ids(
         conn: &mut PgConnection,
         n: usize,
     ) -> Result<Vec<i64>, StoreError> {
@@ -183,23 +138,12 @@ impl PgStore {
         Ok(ids)
     }
 
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// A time as a `timestamptz` parameter.
     fn time_param(t: DateTime<Utc>) -> DateTime<Utc> {
         t
     }
-
-    shared_queries!(PgRow);
-    ledger_queries!(
-        PgConnection,
-        PgRow,
-        sqlx::Postgres,
-        " FOR UPDATE SKIP LOCKED"
-    );
-    outbox_queries!(
-        PgConnection,
-        PgRow,
-        sqlx::Postgres,
-        " FOR UPDATE SKIP LOCKED"
-    );
-    checkout_queries!(PgRow);
 }

@@ -7,61 +7,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use sqlx::SqlitePool;
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
 use tokio::sync::Mutex;
 
-use super::checkout::session_from_row;
-use super::{EventKey, NewEvent, StoreError, StoredEvent, WriteTx};
+use super::events::EventKey;
+use super::{NewEvent, StoreError, WriteTx};
 use crate::domain::SqliteSync;
-use crate::domain::delivery::{Circuit, CircuitState};
-use crate::domain::state::{CheckoutStatus, PaymentState, PaymentStatus};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "webhook events",
-        include_str!("../../migrations/sqlite/0001_webhook_events.sql"),
-    ),
-    (
-        2,
-        "payment ledger",
-        include_str!("../../migrations/sqlite/0002_payment_ledger.sql"),
-    ),
-    (
-        3,
-        "outbox",
-        include_str!("../../migrations/sqlite/0003_outbox.sql"),
-    ),
-    (
-        4,
-        "checkout sessions and the sandbox provider",
-        include_str!("../../migrations/sqlite/0004_checkout.sql"),
-    ),
-    (
-        5,
-        "the provider event behind each notification",
-        include_str!("../../migrations/sqlite/0005_delivery_cause.sql"),
-    ),
-    (
-        6,
-        "payload retention",
-        include_str!("../../migrations/sqlite/0006_retention.sql"),
-    ),
-    (
-        7,
-        "indexes of the admin listings",
-        include_str!("../../migrations/sqlite/0007_admin_indexes.sql"),
-    ),
-    (
-        8,
-        "the payment lifecycle: captures, refund and dispute objects, attention",
-        include_str!("../../migrations/sqlite/0008_payment_lifecycle.sql"),
-    ),
-];
+mod ledger;
+mod queries;
+
+/// The migrations in `migrations/sqlite/`, compiled in.
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 pub struct SqliteStore {
     /// Reads, and the occasional write outside the write gate (admin actions, retention).
@@ -207,11 +168,12 @@ impl SqliteStore {
         self.inbox_waiting.0.fetch_add(1, Ordering::Relaxed);
         let _gate = self.write_gate.lock().await;
         self.inbox_waiting.0.fetch_sub(1, Ordering::Relaxed);
-        let inserted = q.build().persistent(false).fetch_all(&self.writer).await?;
-        inserted
-            .iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect()
+        let inserted: Vec<EventKey> = q
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&self.writer)
+            .await?;
+        Ok(inserted.into_iter().collect())
     }
 
     /// `BEGIN IMMEDIATE`: the transaction holds the write lock from its first read, so the event it
@@ -235,15 +197,14 @@ impl SqliteStore {
         ))
     }
 
-    /// Closes the writer's and the dispatcher's connections (the readers close with the shared
-    /// `close`).
-    pub async fn close_side_pools(&self) {
+    pub async fn close(&self) {
         self.writer.close().await;
         self.relaxed.close().await;
+        self.pool.close().await;
     }
 
     /// Nothing to do: SQLite has one writer at a time.
-    pub(super) async fn lock_refs(
+    pub(in crate::store) async fn lock_refs(
         _conn: &mut SqliteConnection,
         _keys: &[String],
     ) -> Result<(), StoreError> {
@@ -252,7 +213,7 @@ impl SqliteStore {
 
     /// `n` ids for new payments. The caller holds the write lock, so the ids after the highest
     /// ever given are free until it commits; inserting under them moves the sequence on.
-    pub(super) async fn reserve_payment_ids(
+    pub(in crate::store) async fn reserve_payment_ids(
         conn: &mut SqliteConnection,
         n: usize,
     ) -> Result<Vec<i64>, StoreError> {
@@ -269,9 +230,4 @@ impl SqliteStore {
     fn time_param(t: DateTime<Utc>) -> String {
         t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
     }
-
-    shared_queries!(SqliteRow);
-    ledger_queries!(SqliteConnection, SqliteRow, sqlx::Sqlite, "");
-    outbox_queries!(SqliteConnection, SqliteRow, sqlx::Sqlite, "");
-    checkout_queries!(SqliteRow);
 }

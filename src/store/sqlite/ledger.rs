@@ -1,0 +1,527 @@
+//! SQLite: what a worker does inside its write transaction ([`crate::store::WriteTx`]): claim
+//! events, apply a batch to the ledger, write and settle notifications, prune. Batch statements
+//! list their rows in the statement (`IN (...)`, `VALUES (...), ...`): the text varies with the
+//! batch's size, but SQLite plans a statement in microseconds and has no statistics to go stale,
+//! so these are not kept prepared.
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteConnection;
+
+use super::SqliteStore;
+use crate::domain::delivery::{Circuit, NewDelivery};
+use crate::domain::facts::Fact;
+use crate::domain::state::{CheckoutStatus, Payment};
+use crate::domain::status::EventStatus;
+use crate::store::events::{Claim, ClaimedEvent, Failure, last_received_before};
+use crate::store::outbox::{ClaimedDelivery, Settled};
+use crate::store::payments::{
+    self, PaymentDetail, PaymentRow, StoredFact, attention_column, fact_column, parse_fact, time,
+};
+use crate::store::{RETENTION_CURSOR, StoreError, sql};
+
+impl SqliteStore {
+    /// Takes the events a worker should apply next: up to `limit` of the oldest new ones, else
+    /// of the retries due. The write transaction holds them until it ends (one writer).
+    pub(in crate::store) async fn claim(
+        conn: &mut SqliteConnection,
+        claim: Claim,
+    ) -> Result<Vec<ClaimedEvent>, StoreError> {
+        let (now_ms, limit) = match claim {
+            Claim::Next { now_ms, limit } => (now_ms, limit),
+            Claim::Id(id) => {
+                return Ok(sqlx::query_as(
+                    "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at
+                     FROM webhook_events WHERE id = $1 AND status IN ('received', 'retrying')",
+                )
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await?);
+            }
+        };
+        let fresh: Vec<ClaimedEvent> = sqlx::query_as(
+            "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at
+             FROM webhook_events WHERE status = 'received' ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        if !fresh.is_empty() {
+            return Ok(fresh);
+        }
+        Ok(sqlx::query_as(
+            "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at
+             FROM webhook_events WHERE status = 'retrying' AND next_attempt_at <= $1
+             ORDER BY next_attempt_at, id LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?)
+    }
+
+    /// Records a failed attempt on a claimed event.
+    pub(in crate::store) async fn record_failure(
+        conn: &mut SqliteConnection,
+        id: i64,
+        failure: &Failure,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sql::RECORD_FAILURE)
+            .bind(id)
+            .bind(failure.status)
+            .bind(failure.attempts)
+            .bind(&failure.error)
+            .bind(failure.next_attempt_at)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Moves everything known about payment `from` onto `into`, then deletes `from`.
+    pub(in crate::store) async fn merge_payment(
+        conn: &mut SqliteConnection,
+        from: i64,
+        into: i64,
+    ) -> Result<(), StoreError> {
+        for sql in [sql::MOVE_REFS, sql::MOVE_FACTS] {
+            sqlx::query(sql)
+                .bind(from)
+                .bind(into)
+                .execute(&mut *conn)
+                .await?;
+        }
+        sqlx::query(sql::DELETE_PAYMENT)
+            .bind(from)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Retention, one batch: of the next `batch` events after `after` (by id, so by arrival),
+    /// those received before `cutoff` lose their payload and headers if they were applied;
+    /// failed ones keep theirs for a replay. Keeps the cursor with the change. Returns the last
+    /// id examined and how many were pruned, or `None` when no event after `after` is old enough.
+    pub(in crate::store) async fn prune_payloads(
+        conn: &mut SqliteConnection,
+        after: i64,
+        cutoff: DateTime<Utc>,
+        batch: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(i64, u64)>, StoreError> {
+        let rows: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(sql::EVENTS_AFTER)
+            .bind(after)
+            .bind(batch)
+            .fetch_all(&mut *conn)
+            .await?;
+        let Some(last) = last_received_before(&rows, cutoff) else {
+            return Ok(None);
+        };
+        let pruned = sqlx::query(sql::PRUNE_PAYLOADS)
+            .bind(Vec::<u8>::new())
+            .bind(now)
+            .bind(after)
+            .bind(last)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        sqlx::query(sql::SET_SETTING)
+            .bind(RETENTION_CURSOR)
+            .bind(last.to_string())
+            .execute(&mut *conn)
+            .await?;
+        Ok(Some((last, pruned)))
+    }
+
+    /// The ledger's upgrade, one batch: the facts after fact `after` whose event still has its
+    /// payload, with that payload, to be read again by the current reader.
+    pub(in crate::store) async fn facts_with_payloads(
+        conn: &mut SqliteConnection,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredFact>, StoreError> {
+        Ok(sqlx::query_as(sql::FACTS_WITH_PAYLOADS)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?)
+    }
+
+    /// Replaces a stored fact with what its event says now; `None` removes it.
+    pub(in crate::store) async fn rewrite_fact(
+        conn: &mut SqliteConnection,
+        id: i64,
+        fact: Option<&Fact>,
+    ) -> Result<(), StoreError> {
+        let query = match fact {
+            Some(fact) => sqlx::query(sql::UPDATE_FACT)
+                .bind(id)
+                .bind(fact_column(fact)),
+            None => sqlx::query(sql::DELETE_FACT).bind(id),
+        };
+        query.execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn payment_ids_after(
+        conn: &mut SqliteConnection,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(sql::PAYMENT_IDS_AFTER)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?)
+    }
+
+    /// Removes payments no fact speaks for any more; returns how many.
+    pub(in crate::store) async fn drop_empty_payments(
+        conn: &mut SqliteConnection,
+    ) -> Result<u64, StoreError> {
+        sqlx::query(sql::DELETE_EMPTY_REFS)
+            .execute(&mut *conn)
+            .await?;
+        let done = sqlx::query(sql::DELETE_EMPTY_PAYMENTS)
+            .execute(&mut *conn)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub(in crate::store) async fn bookings_paid_twice(
+        conn: &mut SqliteConnection,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(sql::BOOKINGS_PAID_TWICE)
+            .fetch_all(&mut *conn)
+            .await?)
+    }
+
+    /// Puts events of a type marked `ignored` back in line; returns how many.
+    pub(in crate::store) async fn requeue_ignored(
+        conn: &mut SqliteConnection,
+        event_type: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(sql::REQUEUE_IGNORED)
+            .bind(event_type)
+            .execute(&mut *conn)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Takes up to `limit` due notifications of `target`, each the oldest pending one of its
+    /// order key, and leases them until `lease_until` (unix ms): nobody sends them meanwhile,
+    /// and if this instance dies they come back when the lease ends.
+    pub(in crate::store) async fn claim_deliveries(
+        conn: &mut SqliteConnection,
+        target: &str,
+        now_ms: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let mut claimed: Vec<ClaimedDelivery> = sqlx::query_as(
+            "UPDATE deliveries SET next_attempt_at = $3, leased_until = $3
+             WHERE id IN (
+                SELECT d.id FROM deliveries d
+                WHERE d.target = $1 AND d.status = 'pending' AND d.next_attempt_at <= $2
+                  AND NOT EXISTS (SELECT 1 FROM deliveries e
+                                  WHERE e.target = d.target AND e.order_key = d.order_key
+                                    AND e.status = 'pending' AND e.id < d.id)
+                ORDER BY d.id LIMIT $4)
+             RETURNING id, notification_id, target, order_key, event, booking_id, payload,
+                attempts, source, source_event_id, payment_id",
+        )
+        .bind(target)
+        .bind(now_ms)
+        .bind(lease_until)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        claimed.sort_by_key(|c| c.id);
+        Ok(claimed)
+    }
+
+    /// Records an attempt's outcome and ends its lease.
+    pub(in crate::store) async fn settle_delivery(
+        conn: &mut SqliteConnection,
+        s: &Settled,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sql::SETTLE_DELIVERY)
+            .bind(s.id)
+            .bind(s.status)
+            .bind(s.attempts)
+            .bind(s.next_attempt_at)
+            .bind(s.last_status)
+            .bind(&s.last_error)
+            .bind(s.delivered_at)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn save_circuit(
+        conn: &mut SqliteConnection,
+        name: &str,
+        c: &Circuit,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sql::SAVE_CIRCUIT)
+            .bind(name)
+            .bind(c.state.as_str())
+            .bind(i64::from(c.failures))
+            .bind(c.reopens_at())
+            .bind(&c.reason)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The payments `source`'s provider ids belong to, for those that are known.
+    pub(in crate::store) async fn refs_of(
+        conn: &mut SqliteConnection,
+        source: &str,
+        refs: &[&str],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT ref, payment_id FROM payment_refs WHERE source = ",
+        );
+        q.push_bind(source.to_string()).push(" AND ref IN (");
+        let mut list = q.separated(", ");
+        for r in refs {
+            list.push_bind(r.to_string());
+        }
+        list.push_unseparated(")");
+        Ok(q.build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?)
+    }
+
+    /// The payments with these ids and every payment of these bookings, oldest first.
+    pub(in crate::store) async fn payments_by(
+        conn: &mut SqliteConnection,
+        ids: &[i64],
+        bookings: &[&str],
+    ) -> Result<Vec<Payment>, StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT * FROM payments WHERE ");
+        if !ids.is_empty() {
+            q.push("id IN (");
+            let mut list = q.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            list.push_unseparated(")");
+        }
+        if !bookings.is_empty() {
+            q.push(if ids.is_empty() {
+                "booking_id IN ("
+            } else {
+                " OR booking_id IN ("
+            });
+            let mut list = q.separated(", ");
+            for b in bookings {
+                list.push_bind(b.to_string());
+            }
+            list.push_unseparated(")");
+        }
+        q.push(" ORDER BY id");
+        let rows: Vec<PaymentRow> = q
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?;
+        payments::payments(rows)
+    }
+
+    /// Every fact of these payments, with the payment it belongs to.
+    pub(in crate::store) async fn facts_of(
+        conn: &mut SqliteConnection,
+        payment_ids: &[i64],
+    ) -> Result<Vec<(i64, Fact)>, StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT payment_id, fact FROM payment_facts WHERE payment_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in payment_ids {
+            list.push_bind(*id);
+        }
+        list.push_unseparated(") ORDER BY id");
+        let rows: Vec<(i64, String)> = q
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter().map(parse_fact).collect()
+    }
+
+    /// (booking, status) each of these bookings was already told by a booking-status target.
+    pub(in crate::store) async fn told_bookings(
+        conn: &mut SqliteConnection,
+        bookings: &[&str],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        // The condition is the `deliveries_booking_told` index's, word for word.
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT DISTINCT booking_id, event FROM deliveries
+             WHERE event IN ('confirmed', 'partially_refunded', 'refunded', 'cancelled')
+               AND booking_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for b in bookings {
+            list.push_bind(b.to_string());
+        }
+        list.push_unseparated(")");
+        Ok(q.build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?)
+    }
+
+    /// Ties provider ids to payments, in one statement; ids already tied stay put.
+    pub(in crate::store) async fn insert_refs(
+        conn: &mut SqliteConnection,
+        refs: &[(&str, &str, i64)],
+    ) -> Result<(), StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO payment_refs (source, ref, payment_id) ",
+        );
+        q.push_values(refs, |mut row, (source, r, payment)| {
+            row.push_bind(source.to_string())
+                .push_bind(r.to_string())
+                .push_bind(*payment);
+        });
+        q.push(" ON CONFLICT (source, ref) DO NOTHING");
+        q.build().persistent(false).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Records facts, in one statement, each once: a replayed event adds nothing.
+    pub(in crate::store) async fn insert_facts(
+        conn: &mut SqliteConnection,
+        facts: &[(&str, i64, &Fact)],
+    ) -> Result<(), StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO payment_facts (payment_id, source, event_id, occurred_at, fact) ",
+        );
+        q.push_values(facts, |mut row, (source, payment, fact)| {
+            row.push_bind(*payment)
+                .push_bind(source.to_string())
+                .push_bind(fact.event_id.clone())
+                .push_bind(fact.occurred_at)
+                .push_bind(fact_column(fact));
+        });
+        q.push(" ON CONFLICT (source, event_id) DO NOTHING");
+        q.build().persistent(false).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Writes payments' rows from their state, in one statement: inserted under the id given
+    /// (reserved with `reserve_payment_ids`) or, for one that exists, updated.
+    pub(in crate::store) async fn save_payments(
+        conn: &mut SqliteConnection,
+        payments: &[&Payment],
+    ) -> Result<(), StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO payments (id, source, booking_id, payment_intent_id,
+                checkout_session_id, charge_id, amount, currency, amount_refunded, status,
+                checkout_status, failure_code, failure_message, dispute_status,
+                dispute_reason, dispute_outcome, paid_at, refunded_at, last_event_id,
+                last_event_at, updated_at, created_at, amount_captured, amount_disputed,
+                attention, detail) ",
+        );
+        q.push_values(payments, |mut row, p| {
+            let s = &p.state;
+            row.push_bind(p.id)
+                .push_bind(p.source.clone())
+                .push_bind(s.booking_id.clone())
+                .push_bind(s.payment_intent_id.clone())
+                .push_bind(s.checkout_session_id.clone())
+                .push_bind(s.charge_id.clone())
+                .push_bind(s.amount)
+                .push_bind(s.currency.clone())
+                .push_bind(s.amount_refunded)
+                .push_bind(s.status.as_str())
+                .push_bind(s.checkout_status.map(CheckoutStatus::as_str))
+                .push_bind(s.failure_code.clone())
+                .push_bind(s.failure_message.clone())
+                .push_bind(s.dispute_status.clone())
+                .push_bind(s.dispute_reason.clone())
+                .push_bind(s.dispute_outcome.clone())
+                .push_bind(s.paid_at.and_then(time))
+                .push_bind(s.refunded_at.and_then(time))
+                .push_bind(s.last_event_id.clone())
+                .push_bind(s.last_event_at)
+                .push_bind(p.updated_at)
+                .push_bind(p.created_at)
+                .push_bind(s.amount_captured)
+                .push_bind(s.amount_disputed)
+                .push_bind(attention_column(s))
+                .push_bind(PaymentDetail::column(s));
+        });
+        q.push(
+            " ON CONFLICT (id) DO UPDATE SET booking_id = excluded.booking_id,
+                payment_intent_id = excluded.payment_intent_id,
+                checkout_session_id = excluded.checkout_session_id,
+                charge_id = excluded.charge_id, amount = excluded.amount,
+                currency = excluded.currency, amount_refunded = excluded.amount_refunded,
+                status = excluded.status, checkout_status = excluded.checkout_status,
+                failure_code = excluded.failure_code, failure_message = excluded.failure_message,
+                dispute_status = excluded.dispute_status, dispute_reason = excluded.dispute_reason,
+                dispute_outcome = excluded.dispute_outcome, paid_at = excluded.paid_at,
+                refunded_at = excluded.refunded_at, last_event_id = excluded.last_event_id,
+                last_event_at = excluded.last_event_at, updated_at = excluded.updated_at,
+                amount_captured = excluded.amount_captured,
+                amount_disputed = excluded.amount_disputed, attention = excluded.attention,
+                detail = excluded.detail",
+        );
+        q.build().persistent(false).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Marks claimed events done (`processed`, `ignored`, or `failed` for good, with why), in
+    /// one statement.
+    pub(in crate::store) async fn finish_events(
+        conn: &mut SqliteConnection,
+        marks: &[(i64, EventStatus, Option<&str>)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "UPDATE webhook_events SET status = v.column2, last_error = v.column3, processed_at = ",
+        );
+        q.push_bind(now)
+            .push(", attempts = attempts + 1, next_attempt_at = NULL FROM (");
+        q.push_values(marks, |mut row, (id, status, error)| {
+            row.push_bind(*id)
+                .push_bind(status.as_str())
+                .push_bind(error.map(str::to_string));
+        });
+        q.push(") AS v WHERE webhook_events.id = v.column1");
+        q.build().persistent(false).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Writes notifications to the outbox in one statement, in order (their ids are the order
+    /// of delivery), each due at its time (unix ms).
+    pub(in crate::store) async fn insert_deliveries(
+        conn: &mut SqliteConnection,
+        deliveries: &[(NewDelivery, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO deliveries (notification_id, target, order_key, event, payment_id,
+                booking_id, payload, next_attempt_at, created_at, source, source_event_id) ",
+        );
+        q.push_values(deliveries, |mut row, (d, due_ms)| {
+            row.push_bind(d.notification_id.clone())
+                .push_bind(d.target.clone())
+                .push_bind(d.order_key.clone())
+                .push_bind(d.event.clone())
+                .push_bind(d.payment_id)
+                .push_bind(d.booking_id.clone())
+                .push_bind(d.payload.clone())
+                .push_bind(*due_ms)
+                .push_bind(now)
+                .push_bind(d.source.clone())
+                .push_bind(d.source_event_id.clone());
+        });
+        q.build().persistent(false).execute(&mut *conn).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,361 @@
+//! The one write transaction type: a ledger batch, a dispatcher round, a retention sweep. Each
+//! method runs the backend's function of the same name on the transaction's connection.
+
+use chrono::{DateTime, Utc};
+
+use super::events::{Claim, ClaimedEvent, Failure};
+use super::outbox::{ClaimedDelivery, Settled};
+use super::payments::StoredFact;
+use super::{PgStore, SqliteStore, StoreError, Work};
+use crate::domain::delivery::{Circuit, NewDelivery};
+use crate::domain::facts::Fact;
+use crate::domain::state::Payment;
+use crate::domain::status::EventStatus;
+
+/// A write transaction on the store: a ledger batch, a dispatcher round, a retention sweep.
+/// Dropping it without [`WriteTx::commit`] rolls everything back.
+pub enum WriteTx {
+    /// With the store's write gate held: SQLite has one writer, and waiting on the gate is fair and
+    /// immediate where SQLite's own busy handler sleeps and retries.
+    Sqlite(
+        sqlx::Transaction<'static, sqlx::Sqlite>,
+        tokio::sync::OwnedMutexGuard<()>,
+        super::sqlite::Waiting,
+    ),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl WriteTx {
+    pub async fn claim(&mut self, claim: Claim) -> Result<Vec<ClaimedEvent>, StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::claim(tx, claim).await,
+            WriteTx::Postgres(tx) => PgStore::claim(tx, claim).await,
+        }
+    }
+
+    /// Serializes, across instances, every transaction touching one of these keys (`source:id`
+    /// for each provider id), so two workers never create two payments for one. Keys must be
+    /// sorted and taken all at once, before any is used, so no two transactions wait in a cycle.
+    pub async fn lock_refs(&mut self, keys: &[String]) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::lock_refs(tx, keys).await,
+            WriteTx::Postgres(tx) => PgStore::lock_refs(tx, keys).await,
+        }
+    }
+
+    /// Opens the savepoint a part of the batch (all of it, or one event) is applied under.
+    pub async fn begin_part(&mut self) -> Result<(), StoreError> {
+        self.execute("SAVEPOINT part").await
+    }
+
+    /// Keeps the part's changes (they commit with the transaction).
+    pub async fn keep_part(&mut self) -> Result<(), StoreError> {
+        self.execute("RELEASE SAVEPOINT part").await
+    }
+
+    /// Undoes the part's changes alone; the rest of the transaction stands.
+    pub async fn undo_part(&mut self) -> Result<(), StoreError> {
+        self.execute("ROLLBACK TO SAVEPOINT part").await?;
+        self.execute("RELEASE SAVEPOINT part").await
+    }
+
+    pub async fn record_failure(&mut self, id: i64, failure: &Failure) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::record_failure(tx, id, failure).await,
+            WriteTx::Postgres(tx) => PgStore::record_failure(tx, id, failure).await,
+        }
+    }
+
+    /// Which payments `source`'s provider ids `refs` belong to, for those that are known.
+    pub async fn refs_of(
+        &mut self,
+        source: &str,
+        refs: &[&str],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::refs_of(tx, source, refs).await,
+            WriteTx::Postgres(tx) => PgStore::refs_of(tx, source, refs).await,
+        }
+    }
+
+    /// The payments with these ids and every payment of these bookings, oldest first.
+    pub async fn payments_by(
+        &mut self,
+        ids: &[i64],
+        bookings: &[&str],
+    ) -> Result<Vec<Payment>, StoreError> {
+        if ids.is_empty() && bookings.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::payments_by(tx, ids, bookings).await,
+            WriteTx::Postgres(tx) => PgStore::payments_by(tx, ids, bookings).await,
+        }
+    }
+
+    /// Every fact of these payments, with its payment.
+    pub async fn facts_of(&mut self, payment_ids: &[i64]) -> Result<Vec<(i64, Fact)>, StoreError> {
+        if payment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::facts_of(tx, payment_ids).await,
+            WriteTx::Postgres(tx) => PgStore::facts_of(tx, payment_ids).await,
+        }
+    }
+
+    /// (booking, status) these bookings were already told by a booking-status target.
+    pub async fn told_bookings(
+        &mut self,
+        bookings: &[&str],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        if bookings.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::told_bookings(tx, bookings).await,
+            WriteTx::Postgres(tx) => PgStore::told_bookings(tx, bookings).await,
+        }
+    }
+
+    /// `n` ids no other payment has or will get, for payments this transaction creates.
+    pub async fn reserve_payment_ids(&mut self, n: usize) -> Result<Vec<i64>, StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::reserve_payment_ids(tx, n).await,
+            WriteTx::Postgres(tx) => PgStore::reserve_payment_ids(tx, n).await,
+        }
+    }
+
+    pub async fn merge_payment(&mut self, from: i64, into: i64) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::merge_payment(tx, from, into).await,
+            WriteTx::Postgres(tx) => PgStore::merge_payment(tx, from, into).await,
+        }
+    }
+
+    /// Ties (source, provider id) to payments; ids already tied stay put.
+    pub async fn insert_refs(&mut self, refs: &[(&str, &str, i64)]) -> Result<(), StoreError> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::insert_refs(tx, refs).await,
+            WriteTx::Postgres(tx) => PgStore::insert_refs(tx, refs).await,
+        }
+    }
+
+    /// Records (source, payment, fact) rows; a fact already recorded is skipped.
+    pub async fn insert_facts(&mut self, facts: &[(&str, i64, &Fact)]) -> Result<(), StoreError> {
+        if facts.is_empty() {
+            return Ok(());
+        }
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::insert_facts(tx, facts).await,
+            WriteTx::Postgres(tx) => PgStore::insert_facts(tx, facts).await,
+        }
+    }
+
+    /// Writes these payments' rows: new ones under their reserved ids, the others updated.
+    pub async fn save_payments(&mut self, payments: &[&Payment]) -> Result<(), StoreError> {
+        if payments.is_empty() {
+            return Ok(());
+        }
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::save_payments(tx, payments).await,
+            WriteTx::Postgres(tx) => PgStore::save_payments(tx, payments).await,
+        }
+    }
+
+    pub async fn facts_with_payloads(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredFact>, StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::facts_with_payloads(tx, after, limit).await,
+            WriteTx::Postgres(tx) => PgStore::facts_with_payloads(tx, after, limit).await,
+        }
+    }
+
+    pub async fn rewrite_fact(&mut self, id: i64, fact: Option<&Fact>) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::rewrite_fact(tx, id, fact).await,
+            WriteTx::Postgres(tx) => PgStore::rewrite_fact(tx, id, fact).await,
+        }
+    }
+
+    pub async fn payment_ids_after(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::payment_ids_after(tx, after, limit).await,
+            WriteTx::Postgres(tx) => PgStore::payment_ids_after(tx, after, limit).await,
+        }
+    }
+
+    pub async fn drop_empty_payments(&mut self) -> Result<u64, StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::drop_empty_payments(tx).await,
+            WriteTx::Postgres(tx) => PgStore::drop_empty_payments(tx).await,
+        }
+    }
+
+    pub async fn bookings_paid_twice(&mut self) -> Result<Vec<String>, StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::bookings_paid_twice(tx).await,
+            WriteTx::Postgres(tx) => PgStore::bookings_paid_twice(tx).await,
+        }
+    }
+
+    pub async fn requeue_ignored(&mut self, event_type: &str) -> Result<u64, StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::requeue_ignored(tx, event_type).await,
+            WriteTx::Postgres(tx) => PgStore::requeue_ignored(tx, event_type).await,
+        }
+    }
+
+    /// One batch of retention; see the backends' `prune_payloads`.
+    pub async fn prune_payloads(
+        &mut self,
+        after: i64,
+        cutoff: DateTime<Utc>,
+        batch: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(i64, u64)>, StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => {
+                SqliteStore::prune_payloads(tx, after, cutoff, batch, now).await
+            }
+            WriteTx::Postgres(tx) => PgStore::prune_payloads(tx, after, cutoff, batch, now).await,
+        }
+    }
+
+    /// Marks (event, status, error) done.
+    pub async fn finish_events(
+        &mut self,
+        marks: &[(i64, EventStatus, Option<&str>)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::finish_events(tx, marks, now).await,
+            WriteTx::Postgres(tx) => PgStore::finish_events(tx, marks, now).await,
+        }
+    }
+
+    /// Writes notifications to the outbox, in order, each due at its time (unix ms).
+    pub async fn insert_deliveries(
+        &mut self,
+        deliveries: &[(NewDelivery, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::insert_deliveries(tx, deliveries, now).await,
+            WriteTx::Postgres(tx) => PgStore::insert_deliveries(tx, deliveries, now).await,
+        }
+    }
+
+    pub async fn claim_deliveries(
+        &mut self,
+        target: &str,
+        now_ms: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => {
+                SqliteStore::claim_deliveries(tx, target, now_ms, lease_until, limit).await
+            }
+            WriteTx::Postgres(tx) => {
+                PgStore::claim_deliveries(tx, target, now_ms, lease_until, limit).await
+            }
+        }
+    }
+
+    pub async fn settle_delivery(&mut self, settled: &Settled) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::settle_delivery(tx, settled).await,
+            WriteTx::Postgres(tx) => PgStore::settle_delivery(tx, settled).await,
+        }
+    }
+
+    pub async fn save_circuit(
+        &mut self,
+        target: &str,
+        circuit: &Circuit,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::save_circuit(tx, target, circuit, now).await,
+            WriteTx::Postgres(tx) => PgStore::save_circuit(tx, target, circuit, now).await,
+        }
+    }
+
+    /// Runs a statement both dialects share, on the transaction's connection.
+    async fn execute(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => {
+                sqlx::query(sql).execute(&mut **tx).await?;
+            }
+            WriteTx::Postgres(tx) => {
+                sqlx::query(sql).execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the backend serializes transactions by itself (SQLite's single writer), so
+    /// [`WriteTx::lock_refs`] has nothing to do and need not be prepared for.
+    pub fn serialized(&self) -> bool {
+        matches!(self, WriteTx::Sqlite(..))
+    }
+
+    /// True when ingest is waiting for this transaction's write lock (SQLite): the caller should
+    /// commit what it has done and let the webhooks in, since their answers wait on it.
+    pub fn should_yield(&self) -> bool {
+        match self {
+            WriteTx::Sqlite(_, _, waiting) => waiting.should_yield(),
+            WriteTx::Postgres(_) => false,
+        }
+    }
+
+    /// Undoes everything, and releases the claim (and SQLite's write lock) before the caller
+    /// records the failure.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => tx.rollback().await?,
+            WriteTx::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// Tells the other instances sharing a PostgreSQL store, when this transaction commits, that
+    /// `work` is waiting (`LISTEN`/`NOTIFY`). SQLite has one instance: nothing to do.
+    pub async fn announce(&mut self, work: Work) -> Result<(), StoreError> {
+        if let WriteTx::Postgres(tx) = self {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(work.channel())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => tx.commit().await?,
+            WriteTx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
