@@ -645,7 +645,12 @@ async fn money_taken_for_a_booking_the_service_refuses_is_flagged_and_announced(
     assert_eq!(data["status"], "partially_refunded");
     assert_eq!(data["attention"][0], "booking_refused");
 
-    // The operator restores the booking and retries: once confirmed, nothing needs a person.
+    // The booking service refuses that one too; once both refusals are in, the operator restores
+    // the booking and retries: once confirmed, nothing needs a person.
+    eventually(Duration::from_secs(10), "both refusals settled", || async {
+        deliveries(&app, Some("dead")).await.len() == 2
+    })
+    .await;
     service.create("booking-gone", Some(2000), Some("EUR"), "pending");
     app.payhook
         .store
@@ -729,4 +734,65 @@ async fn a_dot_booking_id_never_reaches_another_path_of_the_booking_service() {
     assert!(row.last_error.unwrap().contains("URL path"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(service.received().is_empty(), "{:?}", service.received());
+}
+
+#[tokio::test]
+async fn a_retry_asked_for_during_an_attempt_is_not_undone_by_its_outcome() {
+    let fresh = fresh_store().await;
+    let store = payhook::store::Store::connect(&fresh.url, payhook::domain::SqliteSync::Full)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let now_ms = now() * 1000;
+    let notification = payhook::domain::delivery::NewDelivery {
+        notification_id: "ntf_1".into(),
+        target: "booking-service".into(),
+        order_key: "booking-1".into(),
+        event: "confirmed".into(),
+        payment_id: 1,
+        booking_id: Some("booking-1".into()),
+        payload: "{}".into(),
+        booking_status: true,
+        source: None,
+        source_event_id: None,
+    };
+    let mut tx = store.begin_ledger().await.unwrap();
+    tx.insert_deliveries(&[(notification, now_ms)], chrono::Utc::now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin_outbox().await.unwrap();
+    let claimed = tx
+        .claim_deliveries("booking-service", now_ms, now_ms + 30_000, 10)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    // The operator retries while the attempt is out; then the attempt ends, refused for good.
+    let requeued = store
+        .retry_deliveries(RetrySelection::Ids(&["ntf_1".to_string()]), now_ms)
+        .await
+        .unwrap();
+    assert_eq!(requeued, [claimed[0].id]);
+    let mut tx = store.begin_outbox().await.unwrap();
+    tx.settle_delivery(&payhook::store::Settled {
+        id: claimed[0].id,
+        status: DeliveryStatus::Dead,
+        attempts: 1,
+        next_attempt_at: now_ms,
+        last_status: Some(409),
+        last_error: Some("409 refused".into()),
+        delivered_at: None,
+        booking_answer: None,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let rows = store.list_deliveries(None, None, None, 10).await.unwrap();
+    assert_eq!(rows[0].status, DeliveryStatus::Pending, "{:?}", rows[0]);
+    assert_eq!(rows[0].attempts, 0);
+    assert!(!rows[0].in_flight);
+    store.close().await;
 }

@@ -137,11 +137,12 @@ pub const PAYMENTS_BY_STATUS: &str =
 
 // The outbox.
 
-/// An attempt's outcome; its lease ends.
+/// An attempt's outcome; its lease ends. A notification put back in line by an operator while
+/// the attempt was out (its lease already ended) keeps the operator's word: it is sent again.
 pub const SETTLE_DELIVERY: &str = "
     UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, leased_until = NULL,
         last_status = $5, last_error = $6, delivered_at = $7
-    WHERE id = $1";
+    WHERE id = $1 AND leased_until IS NOT NULL";
 
 pub const SAVE_CIRCUIT: &str = "
     INSERT INTO delivery_targets (name, state, failures, open_until, reason, updated_at)
