@@ -1,32 +1,42 @@
-//! What the admin commands print: tables sized to their content, progress on stderr, cells and
-//! times as the tables show them, and `--json`.
+//! What the admin commands print: tables (comfy-table), progress on stderr, cells and times as
+//! the tables show them, and `--json`.
 
 use std::io::{IsTerminal, Write};
 
+use comfy_table::{CellAlignment, presets};
 use serde::Serialize;
 
-/// Columns sized to their widest cell; numbers right-aligned.
+/// Plain columns without borders, two spaces apart, sized to their widest cell; numbers
+/// right-aligned. Each row may carry notes (an error, the next attempt), printed indented under
+/// it, where they do not widen the columns.
 pub struct Table {
-    headers: Vec<&'static str>,
-    right: Vec<bool>,
-    rows: Vec<Vec<String>>,
-    /// A line printed under a row (an error, the next attempt), indented.
+    table: comfy_table::Table,
     notes: Vec<Vec<String>>,
 }
 
 impl Table {
     /// `headers` whose name starts with `>` are right-aligned.
     pub fn new(headers: &[&'static str]) -> Table {
+        let mut table = comfy_table::Table::new();
+        table
+            .load_style(presets::NOTHING)
+            .set_header(headers.iter().map(|h| h.trim_start_matches('>')));
+        let last = headers.len().saturating_sub(1);
+        for (i, column) in table.column_iter_mut().enumerate() {
+            // The gap is the padding: no leading space, none after the last column.
+            column.set_padding((0, if i == last { 0 } else { 2 }));
+            if headers[i].starts_with('>') {
+                column.set_cell_alignment(CellAlignment::Right);
+            }
+        }
         Table {
-            headers: headers.iter().map(|h| h.trim_start_matches('>')).collect(),
-            right: headers.iter().map(|h| h.starts_with('>')).collect(),
-            rows: Vec::new(),
+            table,
             notes: Vec::new(),
         }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.table.add_row(cells.iter().map(|c| one_line(c)));
         self.notes.push(Vec::new());
     }
 
@@ -37,46 +47,31 @@ impl Table {
     }
 
     pub fn print(&self, empty: &str) {
-        if self.rows.is_empty() {
-            println!("{empty}");
-            return;
-        }
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let line = |cells: &[String]| {
-            let mut out = String::new();
-            for (i, cell) in cells.iter().enumerate() {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                let last = i + 1 == cells.len();
-                if self.right[i] {
-                    out.push_str(&" ".repeat(pad));
-                    out.push_str(cell);
-                } else {
-                    out.push_str(cell);
-                    if !last {
-                        out.push_str(&" ".repeat(pad));
-                    }
-                }
-                if !last {
-                    out.push_str("  ");
-                }
-            }
-            out
-        };
-        let headers: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
-        println!("{}", line(&headers));
-        let indent = " ".repeat(widths[0] + 2);
-        for (row, notes) in self.rows.iter().zip(&self.notes) {
-            println!("{}", line(row));
-            for note in notes {
-                println!("{indent}{note}");
-            }
-        }
+        println!("{}", self.render(empty));
     }
+
+    fn render(&self, empty: &str) -> String {
+        if self.notes.is_empty() {
+            return empty.to_string();
+        }
+        // Notes line up with the second column.
+        let first = self.table.column_max_content_widths()[0] as usize;
+        let indent = " ".repeat(first + 2);
+        // The style draws no lines of its own and every cell is one line: the header, then one
+        // line per row.
+        let mut lines = self.table.lines().map(|l| l.trim_end().to_string());
+        let mut out = vec![lines.next().unwrap_or_default()];
+        for (line, notes) in lines.zip(&self.notes) {
+            out.push(line);
+            out.extend(notes.iter().map(|n| format!("{indent}{n}")));
+        }
+        out.join("\n")
+    }
+}
+
+/// A cell on one line: a control character (a newline in a provider's field) would break the row.
+fn one_line(text: &str) -> String {
+    text.replace(|c: char| c.is_control(), " ")
 }
 
 /// An optional field as a table cell: `-` when absent.
@@ -137,6 +132,37 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_are_two_spaces_apart_numbers_right_notes_under_their_row() {
+        let mut table = Table::new(&[">#", "status", ">attempts", "type"]);
+        table.row(vec![
+            "42".into(),
+            "failed".into(),
+            "1".into(),
+            "payment_intent.succeeded".into(),
+        ]);
+        table.note("error: names no payment intent".into());
+        table.row(vec![
+            "7".into(),
+            "processed".into(),
+            "12".into(),
+            "line\nbreak".into(),
+        ]);
+        let lines = [
+            " #  status     attempts  type",
+            "42  failed            1  payment_intent.succeeded",
+            "    error: names no payment intent",
+            " 7  processed        12  line break",
+        ];
+        assert_eq!(table.render("(none)"), lines.join("\n"));
+    }
+
+    #[test]
+    fn an_empty_table_says_so() {
+        let table = Table::new(&[">#", "status"]);
+        assert_eq!(table.render("(no events)"), "(no events)");
+    }
 
     #[test]
     fn cells_and_times() {
