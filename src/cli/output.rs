@@ -1,9 +1,11 @@
-//! What the admin commands print: tables (comfy-table), progress on stderr, cells and times as
-//! the tables show them, and `--json`.
+//! What the admin commands print: tables (comfy-table), progress on stderr (indicatif), cells and
+//! times as the tables show them, and `--json`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
+use std::time::Duration;
 
 use comfy_table::{CellAlignment, presets};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 /// Plain columns without borders, two spaces apart, sized to their widest cell; numbers
@@ -87,38 +89,100 @@ pub fn when(t: Option<&str>) -> String {
     }
 }
 
-/// Progress of a bulk operation on stderr: one line rewritten in place on a terminal, a line
-/// every tenth of the way otherwise (logs and pipes stay short).
+/// Progress of a bulk operation on stderr: a bar on a terminal, and on a file or a pipe a line
+/// every tenth of the way (logs stay short and keep the counts).
 pub struct Progress {
     label: &'static str,
     total: usize,
     done: usize,
-    tty: bool,
+    bar: Option<ProgressBar>,
 }
 
 impl Progress {
     pub fn new(label: &'static str, total: usize) -> Progress {
+        // Nothing to count draws nothing, as on a pipe.
+        let drawn = total > 0 && std::io::stderr().is_terminal();
+        let bar = drawn.then(|| {
+            ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr())
+                .with_style(style("{msg} {pos}/{len} [{bar:30}] {elapsed}").progress_chars("=> "))
+                .with_message(label)
+        });
         Progress {
             label,
             total,
             done: 0,
-            tty: std::io::stderr().is_terminal(),
+            bar,
         }
     }
 
     pub fn tick(&mut self) {
         self.done += 1;
-        let step = (self.total / 10).max(1);
-        let mut err = std::io::stderr();
-        if self.tty {
-            let _ = write!(err, "\r{} {}/{}", self.label, self.done, self.total);
-            if self.done == self.total {
-                let _ = writeln!(err);
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(1);
+                if self.done == self.total {
+                    // What stays on the terminal is the line a log gets: `requeued 12/12`.
+                    bar.set_style(style("{msg} {pos}/{len}"));
+                    bar.finish();
+                }
             }
-        } else if self.done.is_multiple_of(step) || self.done == self.total {
-            let _ = writeln!(err, "{} {}/{}", self.label, self.done, self.total);
+            None => {
+                let step = (self.total / 10).max(1);
+                if self.done.is_multiple_of(step) || self.done == self.total {
+                    eprintln!("{} {}/{}", self.label, self.done, self.total);
+                }
+            }
         }
     }
+}
+
+/// A status line on stderr for a run of unknown length (pages of a listing): rewritten in place
+/// behind a spinner on a terminal, a new line each time otherwise.
+pub struct Status {
+    spinner: Option<ProgressBar>,
+}
+
+impl Status {
+    pub fn new() -> Status {
+        let spinner = std::io::stderr().is_terminal().then(|| {
+            let spinner = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+                .with_style(style("{spinner} {msg}"))
+                .with_message("asking the running payhook");
+            spinner.enable_steady_tick(Duration::from_millis(120));
+            spinner
+        });
+        Status { spinner }
+    }
+
+    pub fn say(&self, line: String) {
+        match &self.spinner {
+            Some(spinner) => spinner.set_message(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Leaves the last line said on the terminal.
+    pub fn finish(&self) {
+        if let Some(spinner) = &self.spinner {
+            spinner.set_style(style("{msg}"));
+            spinner.finish();
+        }
+    }
+}
+
+/// A run cut short by an error leaves no spinner behind: the error follows on its own line.
+impl Drop for Status {
+    fn drop(&mut self) {
+        if let Some(spinner) = &self.spinner
+            && !spinner.is_finished()
+        {
+            spinner.finish_and_clear();
+        }
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).expect("a valid progress template")
 }
 
 /// Prints `value` as pretty JSON.
@@ -173,5 +237,17 @@ mod tests {
             "2026-11-22 21:44:50"
         );
         assert_eq!(when(None), "-");
+    }
+
+    #[test]
+    fn the_progress_templates_are_valid() {
+        for template in [
+            "{msg} {pos}/{len} [{bar:30}] {elapsed}",
+            "{msg} {pos}/{len}",
+            "{spinner} {msg}",
+            "{msg}",
+        ] {
+            assert!(ProgressStyle::with_template(template).is_ok(), "{template}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::admin_client::{AdminArgs, AdminClient};
-use super::output::print_json;
+use super::output::{Status, print_json};
 use crate::admin_types::ReconcilePage;
 use crate::config::Settings;
 
@@ -51,6 +51,7 @@ pub async fn run(settings: Settings, args: ReconcileArgs) -> anyhow::Result<Exit
     let (mut listed, mut stored, mut duplicates, mut pages) = (0, 0, 0, 0);
     let mut refused: Vec<String> = Vec::new();
     let mut after: Option<String> = None;
+    let progress = Status::new();
     loop {
         let mut params = query.clone();
         if let Some(a) = &after {
@@ -68,15 +69,16 @@ pub async fn run(settings: Settings, args: ReconcileArgs) -> anyhow::Result<Exit
         stored += page.stored;
         duplicates += page.duplicates;
         refused.extend(page.refused);
-        // Progress on stderr, a line per page.
-        eprintln!(
+        // Progress on stderr: a line per page, or one rewritten in place on a terminal.
+        progress.say(format!(
             "page {pages}: {listed} listed, {stored} missing and now stored, {duplicates} already here"
-        );
+        ));
         match page.next_starting_after {
             Some(next) => after = Some(next),
             None => break,
         }
     }
+    progress.finish();
     if args.admin.json {
         print_json(&json!({
             "pages": pages, "listed": listed, "stored": stored, "duplicates": duplicates,
