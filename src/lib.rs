@@ -11,6 +11,7 @@
 //! - [`config`]: settings from defaults, `payhook.toml` and the environment, validated up front.
 //! - [`app`]: builds the service from settings, binds its listeners, drains on shutdown.
 //! - [`http`]: the public and admin routers; `http::error` maps every failure to a stable code.
+//! - [`admin_types`]: the admin API's answers as types, for its handlers and the `cli` to share.
 //! - [`providers`]: the signature schemes (Stripe, Standard Webhooks, HMAC and its presets),
 //!   payload mappings, and the events `payhook trigger` sends.
 //! - [`inbox`]: verify, then persist once per `(source, event_id)` through a group-commit writer.
@@ -25,6 +26,7 @@
 //! - [`booking_service`]: the example booking service (the booking-status target's contract).
 //! - [`cli`]: one file per subcommand.
 
+pub mod admin_types;
 pub mod app;
 pub mod booking_service;
 pub mod checkout;

@@ -368,6 +368,38 @@ async fn deliveries_list_and_retry_dead_from_the_terminal_through_the_admin_api(
     }
 }
 
+/// An admin API whose answer lacks a field the CLI reads (another payhook version, something else
+/// on that port): the command fails naming the field and the URL, without a panic; `--json`,
+/// which passes the rows through, still prints them.
+#[tokio::test]
+async fn an_admin_answer_missing_a_field_is_named_with_its_url() {
+    use common::receiver::{Receiver, Reply};
+    let row = serde_json::json!({"id": 3, "source": "stripe", "event_id": "evt_odd", "type": "t"});
+    let page = serde_json::json!({"data": [row], "next_cursor": null});
+    let api = Receiver::start(move |_, _| Reply::json(200, page.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &'static [&'static str]| {
+        payhook(dir.path(), &[("PAYHOOK_ADMIN_URL", api.url.as_str())])
+            .args(args)
+            .output()
+    };
+
+    let out = run(&["events", "list"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}/admin/api/events?limit=50", api.url))
+            && stderr.contains("data[0]: missing field `status`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let out = run(&["events", "list", "--json"]).await.unwrap();
+    assert!(out.status.success());
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["event_id"], "evt_odd");
+}
+
 #[tokio::test]
 async fn trigger_signs_for_any_configured_source() {
     let store = fresh_store().await;

@@ -1,13 +1,13 @@
-//! What `payhook events` and `payhook deliveries` share: a client of the admin API of a running
-//! `payhook serve` (`PAYHOOK_ADMIN_URL`, `PAYHOOK_ADMIN_TOKEN`), tables sized to their content,
-//! and progress for bulk operations.
+//! What `payhook events`, `deliveries` and `reconcile` share: a client of the admin API of a
+//! running `payhook serve` (`PAYHOOK_ADMIN_URL`, `PAYHOOK_ADMIN_TOKEN`) that reads its answers
+//! into the types of [`crate::admin_types`] (or as plain JSON, for `--json`).
 
-use std::io::{IsTerminal, Write};
-
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
+use crate::admin_types::Page;
 use crate::config::Settings;
 
 /// Where the admin API is and how to print: shared by the subcommands that use it.
@@ -67,17 +67,23 @@ impl AdminClient {
         })
     }
 
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    /// `GET path`, its answer read as `T` (`serde_json::Value` keeps it as the API wrote it).
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.send(reqwest::Method::GET, path).await
     }
 
-    pub async fn post(&self, path: &str) -> anyhow::Result<Value> {
+    pub async fn post<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.send(reqwest::Method::POST, path).await
     }
 
     /// One call; an answer that is not a success becomes an error with the API's code and
-    /// message, and a connection failure says where payhook was looked for.
-    async fn send(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
+    /// message, a connection failure says where payhook was looked for, and an answer that is not
+    /// the expected shape names the field and the URL.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> anyhow::Result<T> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url);
         if let Some(token) = &self.token {
@@ -96,31 +102,27 @@ impl AdminClient {
             .bytes()
             .await
             .context("reading the admin API's answer")?;
-        let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if !status.is_success() {
-            let error = &json["error"];
-            match (error["code"].as_str(), error["message"].as_str()) {
-                (Some(code), Some(message)) => {
-                    return Err(Refused {
-                        status,
-                        code: code.to_string(),
-                        message: message.to_string(),
-                    }
-                    .into());
+            return Err(match serde_json::from_slice::<Refusal>(&body) {
+                Ok(Refusal { error }) => Refused {
+                    status,
+                    code: error.code,
+                    message: error.message,
                 }
-                _ => bail!("{status} from {url}"),
-            }
+                .into(),
+                Err(_) => anyhow::anyhow!("{status} from {url}"),
+            });
         }
-        Ok(json)
+        decode(&url, &body)
     }
 
     /// Rows of a listing, following `next_cursor` until `limit` rows or the last page.
-    pub async fn list(
+    pub async fn list<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, Option<&str>)],
         limit: usize,
-    ) -> anyhow::Result<Vec<Value>> {
+    ) -> anyhow::Result<Vec<T>> {
         let mut rows = Vec::new();
         let mut cursor: Option<String> = None;
         while rows.len() < limit {
@@ -134,17 +136,36 @@ impl AdminClient {
                 params.push(("cursor", c));
             }
             let qs = query_string(&params);
-            let answer = self.get(&format!("{path}?{qs}")).await?;
-            if let Some(data) = answer["data"].as_array() {
-                rows.extend(data.iter().cloned());
-            }
-            match answer["next_cursor"].as_i64() {
+            let page: Page<T> = self.get(&format!("{path}?{qs}")).await?;
+            rows.extend(page.data);
+            match page.next_cursor {
                 Some(next) => cursor = Some(next.to_string()),
                 None => break,
             }
         }
         Ok(rows)
     }
+}
+
+/// The admin API's refusal as it writes it: `{"error":{"code","message",...}}`.
+#[derive(Deserialize)]
+struct Refusal {
+    error: RefusalDetail,
+}
+
+#[derive(Deserialize)]
+struct RefusalDetail {
+    code: String,
+    message: String,
+}
+
+/// A successful answer read as `T`; when it is not that shape (another payhook version, a proxy's
+/// page), the error names the field (e.g. data[0]: missing field `status`) and the URL.
+fn decode<T: DeserializeOwned>(url: &str, body: &[u8]) -> anyhow::Result<T> {
+    let json = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        anyhow::anyhow!("the admin API's answer from {url} is not what this payhook reads: {e}")
+    })
 }
 
 /// `k=v&k=v`, percent-encoded.
@@ -161,135 +182,46 @@ pub fn segment(s: &str) -> String {
     url.path().trim_start_matches('/').to_string()
 }
 
-/// Columns sized to their widest cell; numbers right-aligned.
-pub struct Table {
-    headers: Vec<&'static str>,
-    right: Vec<bool>,
-    rows: Vec<Vec<String>>,
-    /// A line printed under a row (an error, the next attempt), indented.
-    notes: Vec<Vec<String>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin_types::{EventRow, ReconcilePage};
 
-impl Table {
-    /// `headers` whose name starts with `>` are right-aligned.
-    pub fn new(headers: &[&'static str]) -> Table {
-        Table {
-            headers: headers.iter().map(|h| h.trim_start_matches('>')).collect(),
-            right: headers.iter().map(|h| h.starts_with('>')).collect(),
-            rows: Vec::new(),
-            notes: Vec::new(),
-        }
+    const URL: &str = "http://127.0.0.1:3004/admin/api/events?limit=50";
+
+    #[test]
+    fn an_answer_missing_a_field_names_the_field_and_the_url() {
+        let body = br#"{"data":[{"id":1,"source":"stripe","event_id":"evt_1","type":"t",
+            "attempts":1,"last_error":null,"received_at":"2026-11-22T21:44:50Z"}],
+            "next_cursor":null}"#;
+        let e = decode::<Page<EventRow>>(URL, body).unwrap_err().to_string();
+        assert!(e.contains(URL), "{e}");
+        assert!(e.contains("data[0]: missing field `status`"), "{e}");
     }
 
-    pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
-        self.notes.push(Vec::new());
+    #[test]
+    fn a_field_of_another_type_or_an_unknown_status_is_named_too() {
+        let e = decode::<ReconcilePage>(URL, br#"{"listed":"two"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listed: invalid type"), "{e}");
+        let body = br#"{"data":[{"id":1,"source":"stripe","event_id":"evt_1","type":"t",
+            "status":"lost","attempts":1,"received_at":"x"}],"next_cursor":null}"#;
+        let e = decode::<Page<EventRow>>(URL, body).unwrap_err().to_string();
+        assert!(e.contains("data[0].status: unknown variant `lost`"), "{e}");
+        // Not JSON at all (a proxy's HTML page) is said the same way.
+        let e = decode::<Page<EventRow>>(URL, b"<html>")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(URL) && e.contains("expected value"), "{e}");
     }
 
-    pub fn note(&mut self, note: String) {
-        if let Some(last) = self.notes.last_mut() {
-            last.push(note);
-        }
+    #[test]
+    fn fields_the_cli_does_not_read_are_skipped_and_absent_options_are_none() {
+        let body = br#"{"id":7,"source":"stripe","event_id":"evt_7","type":"t",
+            "status":"processed","attempts":1,"received_at":"x","headers":{},"body":"{}",
+            "something_new":true}"#;
+        let row = decode::<EventRow>(URL, body).unwrap();
+        assert_eq!((row.id, row.last_error, row.booking_id), (7, None, None));
     }
-
-    pub fn print(&self, empty: &str) {
-        if self.rows.is_empty() {
-            println!("{empty}");
-            return;
-        }
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let line = |cells: &[String]| {
-            let mut out = String::new();
-            for (i, cell) in cells.iter().enumerate() {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                let last = i + 1 == cells.len();
-                if self.right[i] {
-                    out.push_str(&" ".repeat(pad));
-                    out.push_str(cell);
-                } else {
-                    out.push_str(cell);
-                    if !last {
-                        out.push_str(&" ".repeat(pad));
-                    }
-                }
-                if !last {
-                    out.push_str("  ");
-                }
-            }
-            out
-        };
-        let headers: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
-        println!("{}", line(&headers));
-        let indent = " ".repeat(widths[0] + 2);
-        for (row, notes) in self.rows.iter().zip(&self.notes) {
-            println!("{}", line(row));
-            for note in notes {
-                println!("{indent}{note}");
-            }
-        }
-    }
-}
-
-/// A JSON field as a table cell: strings bare, null as `-`.
-pub fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// An RFC 3339 time from the API as `YYYY-MM-DD HH:MM:SS` (UTC).
-pub fn when(v: &Value) -> String {
-    match v.as_str() {
-        Some(t) => t.get(..19).unwrap_or(t).replace('T', " "),
-        None => "-".into(),
-    }
-}
-
-/// Progress of a bulk operation on stderr: one line rewritten in place on a terminal, a line
-/// every tenth of the way otherwise (logs and pipes stay short).
-pub struct Progress {
-    label: &'static str,
-    total: usize,
-    done: usize,
-    tty: bool,
-}
-
-impl Progress {
-    pub fn new(label: &'static str, total: usize) -> Progress {
-        Progress {
-            label,
-            total,
-            done: 0,
-            tty: std::io::stderr().is_terminal(),
-        }
-    }
-
-    pub fn tick(&mut self) {
-        self.done += 1;
-        let step = (self.total / 10).max(1);
-        let mut err = std::io::stderr();
-        if self.tty {
-            let _ = write!(err, "\r{} {}/{}", self.label, self.done, self.total);
-            if self.done == self.total {
-                let _ = writeln!(err);
-            }
-        } else if self.done.is_multiple_of(step) || self.done == self.total {
-            let _ = writeln!(err, "{} {}/{}", self.label, self.done, self.total);
-        }
-    }
-}
-
-/// Prints `value` as pretty JSON.
-pub fn print_json(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
 }

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::admin_client::{
-    AdminArgs, AdminClient, Progress, Table, cell, print_json, refused_with, segment, when,
-};
+use super::admin_client::{AdminArgs, AdminClient, refused_with, segment};
+use super::output::{Progress, Table, cell, print_json, when};
+use crate::admin_types::{DeliveryRow, Retried, TargetReset};
 use crate::config::Settings;
+use crate::domain::status::DeliveryStatus;
 
 #[derive(Debug, Args)]
 pub struct DeliveriesArgs {
@@ -61,11 +62,15 @@ pub async fn run(settings: Settings, args: DeliveriesArgs) -> anyhow::Result<Exi
             body,
         } => {
             let query = [("status", status.as_deref()), ("target", target.as_deref())];
-            let rows = api.list("/admin/api/deliveries", &query, limit).await?;
+            // --json prints the API's rows as it wrote them.
             if json {
-                print_json(&Value::Array(rows));
+                let rows: Vec<Value> = api.list("/admin/api/deliveries", &query, limit).await?;
+                print_json(&rows);
             } else {
-                print_deliveries(&rows, body);
+                print_deliveries(
+                    &api.list("/admin/api/deliveries", &query, limit).await?,
+                    body,
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -77,7 +82,7 @@ pub async fn run(settings: Settings, args: DeliveriesArgs) -> anyhow::Result<Exi
     }
 }
 
-fn print_deliveries(rows: &[Value], body: bool) {
+fn print_deliveries(rows: &[DeliveryRow], body: bool) {
     let mut table = Table::new(&[
         ">#",
         "status",
@@ -89,29 +94,32 @@ fn print_deliveries(rows: &[Value], body: bool) {
         "created",
     ]);
     for d in rows {
-        let status = if d["in_flight"] == true {
+        let status = if d.in_flight {
             "sending".to_string()
         } else {
-            cell(&d["status"])
+            d.status.to_string()
         };
         table.row(vec![
-            cell(&d["id"]),
+            d.id.to_string(),
             status,
-            cell(&d["attempts"]),
-            cell(&d["target"]),
-            cell(&d["event"]),
-            cell(&d["booking_id"]),
-            cell(&d["notification_id"]),
-            when(&d["created_at"]),
+            d.attempts.to_string(),
+            d.target.clone(),
+            d.event.clone(),
+            cell(d.booking_id.as_deref()),
+            d.notification_id.clone(),
+            when(Some(&d.created_at)),
         ]);
-        if d["status"] == "pending" && d["attempts"].as_i64() > Some(0) && d["in_flight"] != true {
-            table.note(format!("next attempt {}", when(&d["next_attempt_at"])));
+        if d.status == DeliveryStatus::Pending && d.attempts > 0 && !d.in_flight {
+            table.note(format!(
+                "next attempt {}",
+                when(d.next_attempt_at.as_deref())
+            ));
         }
-        if let Some(error) = d["last_error"].as_str() {
+        if let Some(error) = &d.last_error {
             table.note(format!("last answer: {error}"));
         }
         if body {
-            table.note(format!("body: {}", d["payload"]));
+            table.note(format!("body: {}", d.payload));
         }
     }
     table.print("(no notifications)");
@@ -126,34 +134,34 @@ async fn retry(
 ) -> anyhow::Result<ExitCode> {
     let mut said = serde_json::Map::new();
     if let Some(target) = &target {
-        let reset = api
+        let reset: TargetReset = api
             .post(&format!("/admin/api/targets/{}/reset", segment(target)))
             .await?;
-        if !json && reset["circuit_was"] != "closed" {
+        if !json && reset.circuit_was != "closed" {
             println!(
                 "target {target}: circuit was {}, now closed",
-                cell(&reset["circuit_was"])
+                reset.circuit_was
             );
         }
-        said.insert("target".into(), reset);
+        said.insert("target".into(), json!(reset));
     }
     let mut wanted: Vec<String> = deliveries.clone();
     if dead {
         let query = [("status", Some("dead")), ("target", target.as_deref())];
-        let listed = api
+        let listed: Vec<DeliveryRow> = api
             .list("/admin/api/deliveries", &query, usize::MAX)
             .await?;
-        wanted.extend(listed.iter().map(|d| cell(&d["id"])));
+        wanted.extend(listed.iter().map(|d| d.id.to_string()));
     }
     let mut progress = Progress::new("retried", wanted.len());
     let mut retried = Vec::new();
     let mut missing = Vec::new();
     for id in &wanted {
         match api
-            .post(&format!("/admin/api/deliveries/{}/retry", segment(id)))
+            .post::<Retried>(&format!("/admin/api/deliveries/{}/retry", segment(id)))
             .await
         {
-            Ok(answer) => retried.extend(answer["retried"].as_array().cloned().unwrap_or_default()),
+            Ok(answer) => retried.extend(answer.retried),
             // Gone or delivered meanwhile: said for the ones the user named, skipped otherwise.
             Err(e) if refused_with(&e, "delivery_not_found") => {
                 if deliveries.contains(id) {

@@ -7,10 +7,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::admin_client::{AdminArgs, AdminClient, Progress, Table, cell, print_json, when};
+use super::admin_client::{AdminArgs, AdminClient};
+use super::output::{Progress, Table, cell, print_json, when};
+use crate::admin_types::{EventDetail, EventRow, Requeued};
 use crate::config::Settings;
+use crate::domain::status::EventStatus;
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -77,20 +81,20 @@ pub async fn run(settings: Settings, args: EventsArgs) -> anyhow::Result<ExitCod
                 ("source", source.as_deref()),
                 ("type", event_type.as_deref()),
             ];
-            let events = api.list("/admin/api/events", &query, limit).await?;
+            // --json prints the API's rows as it wrote them.
             if json {
-                print_json(&Value::Array(events));
+                let rows: Vec<Value> = api.list("/admin/api/events", &query, limit).await?;
+                print_json(&rows);
             } else {
-                print_events(&events);
+                print_events(&api.list("/admin/api/events", &query, limit).await?);
             }
             Ok(ExitCode::SUCCESS)
         }
         EventsCommand::Show { event, source } => {
-            let e = find(&api, &event, source.as_deref()).await?;
             if json {
-                print_json(&e);
+                print_json(&find::<Value>(&api, &event, source.as_deref()).await?);
             } else {
-                print_event(&e);
+                print_event(&find(&api, &event, source.as_deref()).await?);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -103,7 +107,7 @@ pub async fn run(settings: Settings, args: EventsArgs) -> anyhow::Result<ExitCod
     }
 }
 
-fn print_events(events: &[Value]) {
+fn print_events(events: &[EventRow]) {
     let mut table = Table::new(&[
         ">#",
         "status",
@@ -116,60 +120,61 @@ fn print_events(events: &[Value]) {
     ]);
     for e in events {
         table.row(vec![
-            cell(&e["id"]),
-            cell(&e["status"]),
-            cell(&e["attempts"]),
-            cell(&e["source"]),
-            cell(&e["type"]),
-            cell(&e["booking_id"]),
-            cell(&e["event_id"]),
-            when(&e["received_at"]),
+            e.id.to_string(),
+            e.status.to_string(),
+            e.attempts.to_string(),
+            e.source.clone(),
+            e.event_type.clone(),
+            cell(e.booking_id.as_deref()),
+            e.event_id.clone(),
+            when(Some(&e.received_at)),
         ]);
-        if let Some(error) = e["last_error"].as_str() {
+        if let Some(error) = &e.last_error {
             table.note(format!("error: {error}"));
         }
     }
     table.print("(no events)");
 }
 
-fn print_event(e: &Value) {
-    println!(
-        "event     #{} {} ({})",
-        e["id"],
-        cell(&e["event_id"]),
-        cell(&e["source"])
-    );
-    println!("type      {}", cell(&e["type"]));
-    if let Some(booking) = e["booking_id"].as_str() {
+fn print_event(detail: &EventDetail) {
+    let e = &detail.event;
+    println!("event     #{} {} ({})", e.id, e.event_id, e.source);
+    println!("type      {}", e.event_type);
+    if let Some(booking) = &e.booking_id {
         println!("booking   {booking}");
     }
-    println!(
-        "status    {} after {} attempt(s)",
-        cell(&e["status"]),
-        e["attempts"]
-    );
-    if let Some(error) = e["last_error"].as_str() {
+    println!("status    {} after {} attempt(s)", e.status, e.attempts);
+    if let Some(error) = &e.last_error {
         println!("error     {error}");
     }
-    println!("received  {}", cell(&e["received_at"]));
-    if let Some(headers) = e["headers"].as_object() {
+    println!("received  {}", e.received_at);
+    if let Some(headers) = detail.headers.as_object() {
         println!("headers");
         for (name, value) in headers {
-            println!("  {name}: {}", cell(value));
+            match value {
+                Value::String(text) => println!("  {name}: {text}"),
+                Value::Null => println!("  {name}: -"),
+                other => println!("  {name}: {other}"),
+            }
         }
     }
-    println!("payload   {}", cell(&e["body"]));
+    println!("payload   {}", detail.body);
 }
 
-/// An event, by its number or its provider id (of `source`, or of any source when it is unique).
-async fn find(api: &AdminClient, event: &str, source: Option<&str>) -> anyhow::Result<Value> {
+/// An event, by its number or its provider id (of `source`, or of any source when it is unique),
+/// as `GET /admin/api/events/{id}` answers it.
+async fn find<T: DeserializeOwned>(
+    api: &AdminClient,
+    event: &str,
+    source: Option<&str>,
+) -> anyhow::Result<T> {
     if event.parse::<i64>().is_ok() {
         return api.get(&format!("/admin/api/events/{event}")).await;
     }
     let query = [("event_id", Some(event)), ("source", source)];
-    let found = api.list("/admin/api/events", &query, 2).await?;
+    let found: Vec<EventRow> = api.list("/admin/api/events", &query, 2).await?;
     let number = match found.as_slice() {
-        [one] => one["id"].clone(),
+        [one] => one.id,
         [] => bail!(
             "no stored event {event:?}{}",
             source.map(|s| format!(" (source {s})")).unwrap_or_default()
@@ -189,12 +194,12 @@ async fn replay(
 ) -> anyhow::Result<ExitCode> {
     let mut ids = Vec::new();
     for event in &events {
-        ids.push(find(api, event, source).await?["id"].clone());
+        ids.push(find::<EventRow>(api, event, source).await?.id);
     }
     if failed {
         let query = [("status", Some("failed")), ("source", source)];
-        let listed = api.list("/admin/api/events", &query, usize::MAX).await?;
-        ids.extend(listed.iter().map(|e| e["id"].clone()));
+        let listed: Vec<EventRow> = api.list("/admin/api/events", &query, usize::MAX).await?;
+        ids.extend(listed.iter().map(|e| e.id));
     }
     let total = ids.len();
     if total == 0 {
@@ -207,7 +212,7 @@ async fn replay(
     }
     let mut progress = Progress::new("requeued", total);
     for id in &ids {
-        api.post(&format!("/admin/api/events/{id}/replay")).await?;
+        let _: Requeued = api.post(&format!("/admin/api/events/{id}/replay")).await?;
         progress.tick();
     }
     // The running payhook applies them in order; wait for each to settle.
@@ -216,32 +221,34 @@ async fn replay(
     let mut unapplied = 0;
     for (n, id) in ids.iter().enumerate() {
         let e = loop {
-            let e = api.get(&format!("/admin/api/events/{id}")).await?;
-            if e["status"] != "received" || Instant::now() > deadline {
+            let e: EventRow = api.get(&format!("/admin/api/events/{id}")).await?;
+            if e.status != EventStatus::Received || Instant::now() > deadline {
                 break e;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         };
-        let status = cell(&e["status"]);
-        if !matches!(status.as_str(), "processed" | "ignored") {
+        let status = e.status;
+        if !matches!(status, EventStatus::Processed | EventStatus::Ignored) {
             unapplied += 1;
         }
         if json {
-            outcomes.push(json!({"id": e["id"], "event_id": e["event_id"], "status": status, "error": e["last_error"]}));
+            outcomes.push(json!({"id": e.id, "event_id": e.event_id, "status": status, "error": e.last_error}));
         } else {
-            let said = match (status.as_str(), e["last_error"].as_str()) {
-                ("received", _) => format!(
+            let said = match (status, &e.last_error) {
+                (EventStatus::Received, _) => format!(
                     "still waiting after {}s: is payhook applying events?",
                     wait.as_secs()
                 ),
-                (_, Some(error)) if status != "processed" => format!("{status}: {error}"),
-                _ => status.clone(),
+                (_, Some(error)) if status != EventStatus::Processed => {
+                    format!("{status}: {error}")
+                }
+                _ => status.to_string(),
             };
-            println!("[{}/{total}] #{id} {} {said}", n + 1, cell(&e["event_id"]));
+            println!("[{}/{total}] #{id} {} {said}", n + 1, e.event_id);
         }
     }
     if json {
-        print_json(&Value::Array(outcomes));
+        print_json(&outcomes);
     }
     Ok(if unapplied == 0 {
         ExitCode::SUCCESS

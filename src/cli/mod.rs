@@ -5,6 +5,7 @@ mod backup;
 mod deliveries;
 mod demo;
 mod events;
+mod output;
 mod reconcile;
 mod sandbox;
 mod serve;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::json;
 
-use super::admin_client::{AdminArgs, AdminClient, print_json};
+use super::admin_client::{AdminArgs, AdminClient};
+use super::output::{Status, print_json};
+use crate::admin_types::ReconcilePage;
 use crate::config::Settings;
 
 #[derive(Debug, Args)]
@@ -49,35 +51,34 @@ pub async fn run(settings: Settings, args: ReconcileArgs) -> anyhow::Result<Exit
     let (mut listed, mut stored, mut duplicates, mut pages) = (0, 0, 0, 0);
     let mut refused: Vec<String> = Vec::new();
     let mut after: Option<String> = None;
+    let progress = Status::new();
     loop {
         let mut params = query.clone();
         if let Some(a) = &after {
             params.push(("starting_after", a.clone()));
         }
         let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let page = api
+        let page: ReconcilePage = api
             .post(&format!(
                 "/admin/api/reconcile?{}",
                 super::admin_client::query_string(&pairs)
             ))
             .await?;
         pages += 1;
-        let count = |field: &str| page[field].as_u64().unwrap_or(0);
-        listed += count("listed");
-        stored += count("stored");
-        duplicates += count("duplicates");
-        if let Some(r) = page["refused"].as_array() {
-            refused.extend(r.iter().filter_map(|v| v.as_str().map(str::to_string)));
-        }
-        // Progress on stderr, a line per page.
-        eprintln!(
+        listed += page.listed;
+        stored += page.stored;
+        duplicates += page.duplicates;
+        refused.extend(page.refused);
+        // Progress on stderr: a line per page, or one rewritten in place on a terminal.
+        progress.say(format!(
             "page {pages}: {listed} listed, {stored} missing and now stored, {duplicates} already here"
-        );
-        match page["next_starting_after"].as_str() {
-            Some(next) => after = Some(next.to_string()),
+        ));
+        match page.next_starting_after {
+            Some(next) => after = Some(next),
             None => break,
         }
     }
+    progress.finish();
     if args.admin.json {
         print_json(&json!({
             "pages": pages, "listed": listed, "stored": stored, "duplicates": duplicates,

@@ -1,0 +1,167 @@
+//! The admin API's answers as types: the JSON `http::admin` answers with, which the `payhook
+//! events`, `deliveries` and `reconcile` commands read back. The field names are the JSON's. Both
+//! sides are meant to use these same types (they derive `Serialize`, `Deserialize` and `ToSchema`),
+//! so the server's answers and the CLI's reading of them cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::domain::status::{DeliveryStatus, EventStatus};
+
+/// A page of a listing, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    /// Pass it back as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+/// An inbox event, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventRow {
+    /// The event's number: `GET /admin/api/events/{id}`.
+    pub id: i64,
+    pub source: String,
+    /// The provider's id (`evt_...`).
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub status: EventStatus,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub received_at: String,
+    /// The booking its fact was applied to (none before it is applied, or when it names none).
+    pub booking_id: Option<String>,
+}
+
+/// One event with what it arrived with.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventDetail {
+    #[serde(flatten)]
+    pub event: EventRow,
+    /// The headers as stored: signatures and credentials redacted.
+    pub headers: Value,
+    /// The body as received (as text); empty once retention pruned it.
+    pub body: String,
+    /// When retention pruned the body and headers (the event was applied long before).
+    pub pruned_at: Option<String>,
+}
+
+/// `POST /admin/api/events/{id}/replay`: the event is back in line.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Requeued {
+    pub id: i64,
+    /// `received`: in line for the processor.
+    pub status: String,
+}
+
+/// `POST /admin/api/events/replay`: how many events are back in line.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RequeuedCount {
+    pub requeued: usize,
+}
+
+/// A notification to a target.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryRow {
+    pub id: i64,
+    /// `ntf_...`: sent as the request id; the same on every attempt.
+    pub notification_id: String,
+    pub target: String,
+    pub booking_id: Option<String>,
+    pub event: String,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    /// An attempt is under way.
+    pub in_flight: bool,
+    /// The HTTP status of the last answer.
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+    /// The notification's body.
+    pub payload: Value,
+    /// The provider event whose application caused it: its source and id.
+    pub source: Option<String>,
+    pub source_event_id: Option<String>,
+}
+
+/// `POST /admin/api/deliveries/{id}/retry`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Retried {
+    /// The numbers of the notifications put back in line.
+    pub retried: Vec<i64>,
+}
+
+/// `POST /admin/api/deliveries/retry`: how many dead notifications are due again.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RetriedCount {
+    pub retried: usize,
+}
+
+/// `POST /admin/api/targets/{name}/reset`: the target's circuit before and after.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TargetReset {
+    pub name: String,
+    /// closed, open or disabled.
+    pub circuit_was: String,
+    /// `closed`.
+    pub circuit: String,
+}
+
+/// What one page of reconciliation did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReconcilePage {
+    /// Events the provider listed on this page.
+    pub listed: usize,
+    /// Missing here, now stored (and applied by the processor).
+    pub stored: usize,
+    /// Already here.
+    pub duplicates: usize,
+    /// Listed events the inbox could not read, with why.
+    pub refused: Vec<String>,
+    /// Pass it back as `starting_after` for the next page; null after the last.
+    pub next_starting_after: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON keeps the names the admin API has always answered with (`type`, flattened
+    /// detail), and reads back into the same row.
+    #[test]
+    fn rows_read_back_what_they_write() {
+        let row = EventRow {
+            id: 42,
+            source: "stripe".into(),
+            event_id: "evt_1".into(),
+            event_type: "payment_intent.succeeded".into(),
+            status: EventStatus::Failed,
+            attempts: 1,
+            last_error: Some("no payment intent".into()),
+            received_at: "2026-11-22T21:44:50.000Z".into(),
+            booking_id: None,
+        };
+        let detail = EventDetail {
+            event: row,
+            headers: serde_json::json!({"stripe-signature": "t=1,v1=[redacted]"}),
+            body: "{}".into(),
+            pruned_at: None,
+        };
+        let json = serde_json::to_value(&detail).unwrap();
+        assert_eq!(json["type"], "payment_intent.succeeded");
+        assert_eq!(json["status"], "failed");
+        assert_eq!(json["id"], 42);
+        let back: EventDetail = serde_json::from_value(json).unwrap();
+        assert_eq!(back.event.event_type, "payment_intent.succeeded");
+        assert_eq!(back.event.status, EventStatus::Failed);
+        // A listing's row also reads from the detail: the extra fields are skipped.
+        let row: EventRow = serde_json::to_value(&back)
+            .and_then(serde_json::from_value)
+            .unwrap();
+        assert_eq!(row.id, 42);
+    }
+}
