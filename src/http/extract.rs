@@ -1,14 +1,16 @@
-//! The extractors handlers read their requests through: a query string or path becomes the
-//! handler's one serde type (the type the API document describes), and a value that type does not
-//! take is refused as `400 validation_error` naming its field, as the API always has.
+//! The extractors handlers read their requests through: a query string, path or JSON body becomes
+//! the handler's one serde type (the type the API document describes), and a value that type does
+//! not take is refused as `400 validation_error` naming its field, as the API always has.
 //!
-//! serde_urlencoded cannot keep that promise: it names no field in its errors, and stops at the
-//! first bad field in the order the client happened to write them. So each extractor first reads
-//! the request into named values, then deserializes the type from them with [`Fields`], which
+//! serde's own formats cannot keep that promise: serde_urlencoded and serde_json name no field in
+//! their errors, and stop at the first bad field in the order the client happened to write them.
+//! So each extractor first reads the request into named values, then deserializes the type from
+//! them with [`Fields`], which
 //! - hands the type every field it declares, in the order it declares them, an absent one as null
-//!   (like an empty query value): refusals come in the type's order, and the field's own
-//!   deserializer decides what absence means (`limit` is 50, `since` is required);
-//! - names the field in any error that deserializer raises.
+//!   (like an empty query value or a JSON null): refusals come in the type's order, and the field's
+//!   own deserializer decides what absence means (`limit` is 50, `since` is required);
+//! - names the field in any error that deserializer raises;
+//! - refuses, in a JSON body, the first field the type does not declare.
 //!
 //! The field deserializers (`deserialize_with`) say in the API's words what a bad value is. A type
 //! read this way is a plain struct: no `flatten`, no `alias` (serde would no longer ask for its
@@ -17,10 +19,11 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use axum::extract::rejection::{QueryRejection, RawPathParamsRejection};
-use axum::extract::{FromRequestParts, Query, RawPathParams};
+use axum::extract::rejection::{BytesRejection, QueryRejection, RawPathParamsRejection};
+use axum::extract::{FromRequest, FromRequestParts, Query, RawPathParams, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use bytes::Bytes;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -42,7 +45,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ValidQuery<T> 
             .filter(|(_, v)| !v.is_empty())
             .map(|(k, v)| (k, Value::String(v)))
             .collect();
-        Ok(ValidQuery(Fields::new(values).deserialize()?))
+        Ok(ValidQuery(Fields::lenient(values).deserialize()?))
     }
 }
 
@@ -58,7 +61,38 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ValidPath<T> {
             .iter()
             .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
             .collect();
-        Ok(ValidPath(Fields::new(values).deserialize()?))
+        Ok(ValidPath(Fields::lenient(values).deserialize()?))
+    }
+}
+
+/// A JSON object body as `T`, whatever the `Content-Type` says (`curl -d` sends a form type);
+/// a field `T` does not declare is refused. The body is buffered within axum's default limit.
+pub struct ValidJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let body = Bytes::from_request(request, state).await?;
+        let values = match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_request",
+                    "the body must be a JSON object",
+                ));
+            }
+            Err(e) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_request",
+                    format!("the body is not JSON: {e}"),
+                )
+                .hint("send Content-Type: application/json and a JSON object"));
+            }
+        };
+        Ok(ValidJson(Fields::strict(values).deserialize()?))
     }
 }
 
@@ -84,7 +118,20 @@ impl From<RawPathParamsRejection> for ApiError {
     }
 }
 
-/// A refusal of one field's value.
+/// A body over the limit (413), or one that could not be read.
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> ApiError {
+        let status = rejection.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "payload_too_large"
+        } else {
+            "body_unreadable"
+        };
+        ApiError::new(status, code, rejection.body_text())
+    }
+}
+
+/// A refusal of one field's value, or of a field the type does not declare.
 #[derive(Debug)]
 pub struct FieldError {
     field: Option<String>,
@@ -132,11 +179,23 @@ impl From<FieldError> for ApiError {
 /// Named values, read into a struct field by field (see the module's documentation).
 pub struct Fields {
     values: Map<String, Value>,
+    /// Whether a name the struct does not declare is refused (a JSON body) or ignored.
+    strict: bool,
 }
 
 impl Fields {
-    pub fn new(values: Map<String, Value>) -> Fields {
-        Fields { values }
+    pub fn lenient(values: Map<String, Value>) -> Fields {
+        Fields {
+            values,
+            strict: false,
+        }
+    }
+
+    pub fn strict(values: Map<String, Value>) -> Fields {
+        Fields {
+            values,
+            strict: true,
+        }
     }
 
     pub fn deserialize<T: DeserializeOwned>(self) -> Result<T, FieldError> {
@@ -156,6 +215,7 @@ impl<'de> Deserializer<'de> for Fields {
         visitor.visit_map(FieldsAccess {
             fields: fields.iter(),
             values: self.values,
+            strict: self.strict,
             current: "",
         })
     }
@@ -177,6 +237,7 @@ impl<'de> Deserializer<'de> for Fields {
 struct FieldsAccess {
     fields: std::slice::Iter<'static, &'static str>,
     values: Map<String, Value>,
+    strict: bool,
     /// The field whose value is asked for next.
     current: &'static str,
 }
@@ -188,12 +249,15 @@ impl<'de> MapAccess<'de> for FieldsAccess {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, FieldError> {
-        // Names the struct does not declare are never asked for.
-        let Some(&field) = self.fields.next() else {
-            return Ok(None);
-        };
-        self.current = field;
-        seed.deserialize(field.into_deserializer()).map(Some)
+        if let Some(&field) = self.fields.next() {
+            self.current = field;
+            return seed.deserialize(field.into_deserializer()).map(Some);
+        }
+        // Every declared field is taken out by now: what is left was not asked for.
+        match self.values.keys().next() {
+            Some(unknown) if self.strict => Err(FieldError::at(unknown, "is not a known field")),
+            _ => Ok(None),
+        }
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(
@@ -269,18 +333,23 @@ mod tests {
         count: u32,
     }
 
-    fn read(values: Value) -> Result<Sample, FieldError> {
+    fn read(values: Value, strict: bool) -> Result<Sample, FieldError> {
         let Value::Object(map) = values else {
             unreachable!()
         };
-        Fields::new(map).deserialize()
+        let fields = if strict {
+            Fields::strict(map)
+        } else {
+            Fields::lenient(map)
+        };
+        fields.deserialize()
     }
 
     #[test]
     fn absent_fields_are_null_to_their_deserializer() {
-        let s = read(json!({})).unwrap();
+        let s = read(json!({}), true).unwrap();
         assert_eq!((s.colour, s.kind, s.count), (None, None, 7));
-        let s = read(json!({"colour": "blue", "type": "x", "count": "3"})).unwrap();
+        let s = read(json!({"colour": "blue", "type": "x", "count": "3"}), true).unwrap();
         assert_eq!(
             (s.colour, s.kind.as_deref(), s.count),
             (Some(Colour::Blue), Some("x"), 3)
@@ -289,12 +358,22 @@ mod tests {
 
     #[test]
     fn a_refusal_names_its_field_and_comes_in_the_types_order() {
-        let e = read(json!({"count": "many", "colour": "green"})).unwrap_err();
+        let e = read(json!({"count": "many", "colour": "green"}), false).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("colour"));
         assert_eq!(e.message, "\"green\" is not one of red, blue");
-        let e = read(json!({"count": "many"})).unwrap_err();
+        let e = read(json!({"count": "many"}), false).unwrap_err();
         assert_eq!(e.to_string(), "count: a whole number");
-        let e = read(json!({"type": 1})).unwrap_err();
+        let e = read(json!({"type": 1}), false).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("type"));
+    }
+
+    #[test]
+    fn unknown_names_are_refused_only_when_strict() {
+        let e = read(json!({"colour": "red", "shade": null}), true).unwrap_err();
+        assert_eq!(e.to_string(), "shade: is not a known field");
+        // A bad declared field is refused before the unknown one.
+        let e = read(json!({"colour": "pink", "shade": 1}), true).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("colour"));
+        assert!(read(json!({"shade": 1}), false).is_ok());
     }
 }
