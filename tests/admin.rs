@@ -747,3 +747,136 @@ async fn retention_prunes_old_payloads_of_applied_events_and_keeps_the_rest() {
             .is_some()
     );
 }
+
+/// A listing's parameters are refused in the API's words, naming the parameter (the first bad one
+/// in the listing's order, wherever it is in the URL); an empty one is absent and an unknown one
+/// ignored. The API document describes the same parameters.
+#[tokio::test]
+async fn listing_parameters_are_refused_naming_the_parameter_and_documented_alike() {
+    let app = admin_app(|_| {}).await;
+    let refusals = [
+        (
+            "GET",
+            "/admin/api/events?status=lost",
+            "status",
+            "status: \"lost\" is not one of received, waiting, processed, ignored, retrying, failed",
+        ),
+        (
+            "GET",
+            "/admin/api/deliveries?status=gone",
+            "status",
+            "status: \"gone\" is not one of pending, delivered, dead",
+        ),
+        (
+            "GET",
+            "/admin/api/payments?status=paid",
+            "status",
+            "status: \"paid\" is not one of pending, processing, authorized, succeeded, failed, \
+             canceled, expired, partially_refunded, refunded, disputed",
+        ),
+        (
+            "POST",
+            "/admin/api/events/replay?status=processed",
+            "status",
+            "status: \"processed\" is not one of failed, retrying",
+        ),
+        (
+            "GET",
+            "/admin/api/events?limit=501",
+            "limit",
+            "limit: a number from 1 to 500",
+        ),
+        (
+            "GET",
+            "/admin/api/payments?limit=ten",
+            "limit",
+            "limit: a number from 1 to 500",
+        ),
+        (
+            "GET",
+            "/admin/api/deliveries?cursor=next",
+            "cursor",
+            "cursor: is the next_cursor of a previous page",
+        ),
+        (
+            "GET",
+            "/admin/api/events?since=2026-11-23",
+            "since",
+            "since: an RFC 3339 time, e.g. 2026-11-23T10:00:00Z",
+        ),
+        (
+            "GET",
+            "/admin/api/events?until=soon&status=lost",
+            "status",
+            "status: \"lost\" is not one of received, waiting, processed, ignored, retrying, failed",
+        ),
+        (
+            "POST",
+            "/admin/api/reconcile?since=-1",
+            "since",
+            "since: is required: a unix time in seconds",
+        ),
+        (
+            "GET",
+            "/admin/api/events/1x",
+            "id",
+            "id: an event's number (the id column of the listing)",
+        ),
+    ];
+    for (method, path, field, message) in refusals {
+        let answer = admin(&app, method, path, Some(ADMIN_TOKEN)).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "validation_error"),
+            "{path}"
+        );
+        assert_eq!(answer.json["error"]["field"], field, "{path}");
+        assert_eq!(answer.json["error"]["message"], message, "{path}");
+    }
+    for path in [
+        "/admin/api/events?status=&limit=&cursor=&since=&until=&source=&colour=blue",
+        "/admin/api/deliveries?target=&status=",
+        "/admin/api/payments?booking_id=&status=&limit=",
+        // Of a repeated parameter, the last value counts.
+        "/admin/api/events?status=lost&status=failed",
+    ] {
+        assert!(get(&app, path).await["data"].is_array(), "{path}");
+    }
+
+    let document = admin(&app, "GET", "/openapi.json", None).await.json;
+    let parameters = |path: &str, method: &str| {
+        document["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{method} {path} has parameters"))
+            .clone()
+    };
+    let events = parameters("/admin/api/events", "get");
+    let names: Vec<&str> = events.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "source", "type", "status", "event_id", "since", "until", "limit", "cursor"
+        ]
+    );
+    let limit = &events[6];
+    assert_eq!(
+        (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+        (&json!(1), &json!(500))
+    );
+    assert!(limit["description"].as_str().unwrap().contains("1 to 500"));
+    assert_eq!(events[2]["schema"]["enum"].as_array().unwrap().len(), 6);
+    let replay = parameters("/admin/api/events/replay", "post");
+    assert_eq!(replay[0]["schema"]["enum"], json!(["failed", "retrying"]));
+    let reconcile = parameters("/admin/api/reconcile", "post");
+    assert_eq!(reconcile[0]["name"], "since");
+    assert_eq!(reconcile[0]["required"], true);
+    let shown = parameters("/admin/api/events/{id}", "get");
+    assert_eq!(
+        (
+            &shown[0]["name"],
+            &shown[0]["in"],
+            &shown[0]["schema"]["type"]
+        ),
+        (&json!("id"), &json!("path"), &json!("integer"))
+    );
+}

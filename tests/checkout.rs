@@ -334,6 +334,72 @@ async fn each_bad_field_is_named_and_nothing_is_created() {
     assert_eq!(app.rows("sandbox_intents").await, 0);
 }
 
+/// A body is read as JSON whatever its Content-Type says (`curl -d` sends a form type). Of several
+/// bad fields the first in the request type's order is named, then a field it does not know; a
+/// null is an absent field.
+#[tokio::test]
+async fn a_body_is_refused_at_its_first_bad_field_in_the_request_types_order() {
+    let (app, _service) = sandbox_app().await;
+    for (path, body, field, message) in [
+        (
+            "/api/v1/checkout/sessions",
+            json!({"currency": "x", "amount": 0}),
+            "booking_id",
+            "booking_id: is required",
+        ),
+        (
+            "/api/v1/checkout/sessions",
+            json!({"expires_in": 0, "currency": "euro", "booking_id": "b-1", "amount": 100}),
+            "currency",
+            "currency: at most 3 characters",
+        ),
+        (
+            "/api/v1/checkout/sessions",
+            json!({"colour": "blue", "booking_id": "b-1", "amount": 1.5, "currency": "eur"}),
+            "amount",
+            "amount: 1.5 is not an integer: amounts are an integer number of minor units, e.g. \
+             2000 for EUR 20.00",
+        ),
+        (
+            "/api/v1/checkout/sessions",
+            json!({"colour": null, "booking_id": "b-1", "amount": 100, "currency": "eur"}),
+            "colour",
+            "colour: is not a known field",
+        ),
+        (
+            "/api/v1/payment-intents",
+            json!({"booking_id": "b-1", "amount": 100, "currency": "eur", "description": "d"}),
+            "description",
+            "description: is not a known field",
+        ),
+    ] {
+        let answer = post_json(&app, path, &body, Some(SERVICE_TOKEN)).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "validation_error"),
+            "{body}"
+        );
+        assert_eq!(answer.json["error"]["field"], field, "{body}");
+        assert_eq!(answer.json["error"]["message"], message, "{body}");
+    }
+    let body = json!({"booking_id": "b-null", "amount": 100, "currency": "EUR",
+                      "description": null, "customer_email": null, "expires_in": null});
+    for content_type in ["application/json", "application/x-www-form-urlencoded"] {
+        let answer = Answer::read(
+            app.client
+                .post(format!("{}/api/v1/checkout/sessions", app.base))
+                .bearer_auth(SERVICE_TOKEN)
+                .header("content-type", content_type)
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(answer.status, 201, "{content_type}: {}", answer.json);
+    }
+}
+
 #[tokio::test]
 async fn the_service_routes_need_the_token_when_one_is_set_and_are_open_without() {
     let (app, _service) = sandbox_app().await;

@@ -266,6 +266,42 @@ pub mod responses {
         description = "The payment provider refused or cannot be reached (`provider_refused`, `provider_unauthorized`, `provider_unavailable`)"
     )]
     pub struct ProviderFailed(#[to_schema] pub ErrorBody);
+
+    /// A webhook's refusals: each a documented code, nothing stored.
+    #[derive(IntoResponses)]
+    pub enum WebhookRefused {
+        #[response(
+            status = 400,
+            description = "Not verified or not an event: `missing_signature`, `malformed_signature_header`, \
+                           `invalid_signature`, `timestamp_out_of_tolerance`, `malformed_payload`, `body_unreadable`"
+        )]
+        Unverified(#[to_schema] ErrorBody),
+        #[response(
+            status = 403,
+            description = "The sender is not in the source's `allowed_cidrs` (`ip_not_allowed`)"
+        )]
+        Forbidden(#[to_schema] ErrorBody),
+        #[response(
+            status = 404,
+            description = "No source has this name (`unknown_source`)"
+        )]
+        UnknownSource(#[to_schema] ErrorBody),
+        #[response(
+            status = 413,
+            description = "The body is over `ingest.max_body_bytes` (`payload_too_large`)"
+        )]
+        TooLarge(#[to_schema] ErrorBody),
+        #[response(
+            status = 429,
+            description = "Too many requests from this address (`rate_limited`); see `Retry-After`"
+        )]
+        RateLimited(#[to_schema] ErrorBody),
+        #[response(
+            status = 503,
+            description = "The event could not be stored (`store_unavailable`): it was not accepted"
+        )]
+        StoreDown(#[to_schema] ErrorBody),
+    }
 }
 
 /// The request field a provider parameter was made from: Stripe names the form field it refused

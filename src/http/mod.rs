@@ -7,6 +7,7 @@ pub use checkout::ProviderAnswers;
 pub mod demo;
 pub mod edge;
 pub mod error;
+mod extract;
 mod payments;
 pub mod ratelimit;
 mod webhooks;

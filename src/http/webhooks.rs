@@ -9,10 +9,11 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
-use utoipa::{IntoResponses, ToSchema};
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
+use super::error::responses::WebhookRefused;
 
 /// The acknowledgement: the event is durably stored (or was already).
 #[derive(Debug, Serialize, ToSchema)]
@@ -22,43 +23,6 @@ pub struct WebhookResponse {
     event_id: String,
     /// True when this event was already stored: nothing new happened.
     duplicate: bool,
-}
-
-/// A webhook's refusals: each a documented code, nothing stored.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-enum Refusals {
-    #[response(
-        status = 400,
-        description = "Not verified or not an event: `missing_signature`, `malformed_signature_header`, \
-                       `invalid_signature`, `timestamp_out_of_tolerance`, `malformed_payload`, `body_unreadable`"
-    )]
-    Unverified(#[to_schema] ErrorBody),
-    #[response(
-        status = 403,
-        description = "The sender is not in the source's `allowed_cidrs` (`ip_not_allowed`)"
-    )]
-    Forbidden(#[to_schema] ErrorBody),
-    #[response(
-        status = 404,
-        description = "No source has this name (`unknown_source`)"
-    )]
-    UnknownSource(#[to_schema] ErrorBody),
-    #[response(
-        status = 413,
-        description = "The body is over `ingest.max_body_bytes` (`payload_too_large`)"
-    )]
-    TooLarge(#[to_schema] ErrorBody),
-    #[response(
-        status = 429,
-        description = "Too many requests from this address (`rate_limited`); see `Retry-After`"
-    )]
-    RateLimited(#[to_schema] ErrorBody),
-    #[response(
-        status = 503,
-        description = "The event could not be stored (`store_unavailable`): it was not accepted"
-    )]
-    StoreDown(#[to_schema] ErrorBody),
 }
 
 /// Receives a provider's webhook: verified on its raw bytes with the source's scheme, stored once,
@@ -75,7 +39,7 @@ enum Refusals {
     request_body(content = serde_json::Value, content_type = "application/json", description = "The provider's event, as sent"),
     responses(
         (status = 200, description = "Stored (or already stored): acknowledged", body = WebhookResponse),
-        Refusals,
+        WebhookRefused,
     )
 )]
 pub async fn receive_webhook(
@@ -98,7 +62,7 @@ pub async fn receive_webhook(
     request_body(content = serde_json::Value, content_type = "application/json", description = "Stripe's event, as sent"),
     responses(
         (status = 200, description = "Stored (or already stored): acknowledged", body = WebhookResponse),
-        Refusals,
+        WebhookRefused,
     )
 )]
 pub async fn receive_stripe_webhook(

@@ -49,12 +49,13 @@ fn delivery_row(d: &Delivery) -> DeliveryRow {
     }
 }
 
-#[derive(IntoParams)]
+/// The filters of the notification listing.
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct DeliveryQuery {
+pub(super) struct DeliveryQuery {
     target: Option<String>,
     #[param(inline)]
+    #[serde(deserialize_with = "one_of")]
     status: Option<DeliveryStatus>,
 }
 
@@ -63,23 +64,21 @@ struct DeliveryQuery {
     get,
     path = "/admin/api/deliveries",
     tag = "admin",
-    params(DeliveryQuery, PageParams),
+    params(DeliveryQuery, PageQuery),
     security(("admin_token" = [])),
     responses((status = 200, description = "A page of notifications", body = Page<DeliveryRow>), Invalid, Unauthorized, StoreDown)
 )]
 pub(super) async fn list_deliveries(
     State(state): State<Arc<AppState>>,
-    Query(params): Params,
+    ValidQuery(q): ValidQuery<DeliveryQuery>,
+    ValidQuery(p): ValidQuery<PageQuery>,
 ) -> Result<Json<Page<DeliveryRow>>, ApiError> {
-    let q = Listing(&params);
-    let status = q.one_of("status", &DeliveryStatus::ALL)?;
-    let limit = q.limit()?;
     let rows = state
         .store
-        .list_deliveries(q.text("target").as_deref(), status, q.cursor()?, limit)
+        .list_deliveries(q.target.as_deref(), q.status, p.cursor, p.limit)
         .await
         .map_err(state.store_failed())?;
-    Ok(page(&rows, delivery_row, |d| d.id, limit))
+    Ok(page(&rows, delivery_row, |d| d.id, p.limit))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -129,10 +128,9 @@ pub struct RetriedCount {
     retried: usize,
 }
 
-#[derive(IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct RetryQuery {
+pub(super) struct RetryQuery {
     /// Only this target's dead notifications.
     target: Option<String>,
 }
@@ -153,9 +151,8 @@ struct RetryQuery {
 )]
 pub(super) async fn retry_dead(
     State(state): State<Arc<AppState>>,
-    Query(params): Params,
+    ValidQuery(RetryQuery { target }): ValidQuery<RetryQuery>,
 ) -> Result<Response, ApiError> {
-    let target = Listing(&params).text("target");
     if let Some(t) = &target
         && !state.targets.iter().any(|c| &c.name == t)
     {

@@ -34,23 +34,29 @@ fn event_row(e: &EventSummary) -> EventRow {
     }
 }
 
-#[derive(IntoParams)]
+/// The filters of the event listing; each absent one lets every event through.
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct EventQuery {
+pub(super) struct EventQuery {
     /// `stripe` or a `[[sources]]` name.
     source: Option<String>,
     /// The event type, e.g. `payment_intent.succeeded`.
+    #[serde(rename = "type")]
     #[param(rename = "type")]
     event_type: Option<String>,
     #[param(inline)]
+    #[serde(deserialize_with = "one_of")]
     status: Option<EventStatus>,
     /// The provider's id (`evt_...`).
     event_id: Option<String>,
     /// Received at or after this time (RFC 3339).
-    since: Option<String>,
+    #[param(value_type = Option<String>)]
+    #[serde(deserialize_with = "rfc3339")]
+    since: Option<DateTime<Utc>>,
     /// Received before this time (RFC 3339).
-    until: Option<String>,
+    #[param(value_type = Option<String>)]
+    #[serde(deserialize_with = "rfc3339")]
+    until: Option<DateTime<Utc>>,
 }
 
 /// `GET /admin/api/events?source&type&status&event_id&since&until&limit&cursor`, newest first.
@@ -58,36 +64,46 @@ struct EventQuery {
     get,
     path = "/admin/api/events",
     tag = "admin",
-    params(EventQuery, PageParams),
+    params(EventQuery, PageQuery),
     security(("admin_token" = [])),
     responses((status = 200, description = "A page of events", body = Page<EventRow>), Invalid, Unauthorized, StoreDown)
 )]
 pub(super) async fn list_events(
     State(state): State<Arc<AppState>>,
-    Query(params): Params,
+    ValidQuery(q): ValidQuery<EventQuery>,
+    ValidQuery(p): ValidQuery<PageQuery>,
 ) -> Result<Json<Page<EventRow>>, ApiError> {
-    let q = Listing(&params);
     let filter = EventFilter {
-        status: q.one_of("status", &EventStatus::ALL)?,
-        source: q.text("source"),
-        event_type: q.text("type"),
-        event_id: q.text("event_id"),
-        since: q.time("since")?,
-        until: q.time("until")?,
-        before: q.cursor()?,
+        status: q.status,
+        source: q.source,
+        event_type: q.event_type,
+        event_id: q.event_id,
+        since: q.since,
+        until: q.until,
+        before: p.cursor,
     };
-    let limit = q.limit()?;
     let events = state
         .store
-        .list_events(&filter, limit)
+        .list_events(&filter, p.limit)
         .await
         .map_err(state.store_failed())?;
-    Ok(page(&events, event_row, |e| e.id, limit))
+    Ok(page(&events, event_row, |e| e.id, p.limit))
 }
 
-fn event_number(id: &str) -> Result<i64, ApiError> {
-    id.parse()
-        .map_err(|_| ApiError::validation("id", "an event's number (the id column of the listing)"))
+/// The path of one event's routes.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct EventPath {
+    /// The event's number
+    #[param(value_type = i64)]
+    #[serde(deserialize_with = "event_number")]
+    id: i64,
+}
+
+fn event_number<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    String::deserialize(d)?
+        .parse()
+        .map_err(|_| de::Error::custom("an event's number (the id column of the listing)"))
 }
 
 fn no_event(id: i64) -> ApiError {
@@ -117,7 +133,7 @@ pub struct EventDetail {
     get,
     path = "/admin/api/events/{id}",
     tag = "admin",
-    params(("id" = i64, Path, description = "The event's number")),
+    params(EventPath),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The event", body = EventDetail),
@@ -129,9 +145,8 @@ pub struct EventDetail {
 )]
 pub(super) async fn show_event(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    ValidPath(EventPath { id }): ValidPath<EventPath>,
 ) -> Result<Json<EventDetail>, ApiError> {
-    let id = event_number(&id)?;
     let e = state
         .store
         .event_by_id(id)
@@ -166,7 +181,7 @@ pub struct Requeued {
     post,
     path = "/admin/api/events/{id}/replay",
     tag = "admin",
-    params(("id" = i64, Path, description = "The event's number")),
+    params(EventPath),
     security(("admin_token" = [])),
     responses(
         (status = 202, description = "Back in line; the processor applies it again", body = Requeued),
@@ -179,9 +194,8 @@ pub struct Requeued {
 )]
 pub(super) async fn replay_event(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    ValidPath(EventPath { id }): ValidPath<EventPath>,
 ) -> Result<Response, ApiError> {
-    let id = event_number(&id)?;
     if !state
         .store
         .requeue_event(id)
@@ -216,20 +230,38 @@ pub struct RequeuedCount {
     requeued: usize,
 }
 
-#[derive(ToSchema)]
+/// The statuses whose events a bulk replay puts back in line.
+#[derive(Clone, Copy, ToSchema)]
 #[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
 enum ReplayableStatus {
     Failed,
     Retrying,
 }
 
-#[derive(IntoParams)]
+impl From<ReplayableStatus> for EventStatus {
+    fn from(s: ReplayableStatus) -> EventStatus {
+        match s {
+            ReplayableStatus::Failed => EventStatus::Failed,
+            ReplayableStatus::Retrying => EventStatus::Retrying,
+        }
+    }
+}
+
+impl Words for ReplayableStatus {
+    const ALL: &'static [ReplayableStatus] =
+        &[ReplayableStatus::Failed, ReplayableStatus::Retrying];
+
+    fn word(self) -> &'static str {
+        EventStatus::from(self).as_str()
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct ReplayQuery {
+pub(super) struct ReplayQuery {
     /// Which events: `failed` (default) or `retrying`.
     #[param(inline)]
+    #[serde(deserialize_with = "one_of")]
     status: Option<ReplayableStatus>,
 }
 
@@ -250,11 +282,9 @@ struct ReplayQuery {
 )]
 pub(super) async fn replay_events(
     State(state): State<Arc<AppState>>,
-    Query(params): Params,
+    ValidQuery(q): ValidQuery<ReplayQuery>,
 ) -> Result<Response, ApiError> {
-    let status = Listing(&params)
-        .one_of("status", &[EventStatus::Failed, EventStatus::Retrying])?
-        .unwrap_or(EventStatus::Failed);
+    let status = q.status.map_or(EventStatus::Failed, EventStatus::from);
     let events = state
         .store
         .list_events(&EventFilter::status(status), i64::MAX)

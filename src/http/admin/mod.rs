@@ -10,16 +10,17 @@ mod payments;
 mod reconcile;
 mod targets;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -28,9 +29,10 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::responses::{Invalid, ProviderFailed, StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
+use super::extract::{ValidPath, ValidQuery, Words, one_of};
 use crate::domain::delivery::CircuitState;
 use crate::domain::money;
-use crate::domain::state::Payment;
+use crate::domain::state::{Payment, PaymentStatus};
 use crate::domain::status::{DeliveryStatus, EventStatus};
 use crate::store::{Delivery, EventFilter, EventSummary, RetrySelection};
 
@@ -98,68 +100,71 @@ async fn require_admin(
     next.run(request).await
 }
 
-type Params = Query<HashMap<String, String>>;
+/// The page a listing is asked for: `limit` rows older than `cursor`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PageQuery {
+    /// Rows per page, 1 to 500 (50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
+    #[serde(deserialize_with = "limit")]
+    limit: i64,
+    /// The `next_cursor` of the previous page.
+    #[serde(deserialize_with = "cursor")]
+    cursor: Option<i64>,
+}
 
-/// The query parameters of a listing: each checked, each refusal naming its parameter.
-struct Listing<'a>(&'a HashMap<String, String>);
-
-impl Listing<'_> {
-    fn text(&self, name: &str) -> Option<String> {
-        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+fn limit<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(50),
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if (1..=500).contains(&n) => Ok(n),
+            _ => Err(de::Error::custom("a number from 1 to 500")),
+        },
     }
+}
 
-    /// One of `allowed`, by the word the API uses for it.
-    fn one_of<T: Copy + std::fmt::Display>(
-        &self,
-        name: &str,
-        allowed: &[T],
-    ) -> Result<Option<T>, ApiError> {
-        let Some(v) = self.text(name) else {
-            return Ok(None);
-        };
-        match allowed.iter().find(|a| a.to_string() == v) {
-            Some(found) => Ok(Some(*found)),
-            None => {
-                let words: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
-                Err(ApiError::validation(
-                    name,
-                    format!("{v:?} is not one of {}", words.join(", ")),
-                ))
-            }
-        }
+fn cursor<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| de::Error::custom("is the next_cursor of a previous page"))
+        })
+        .transpose()
+}
+
+/// An RFC 3339 time, e.g. `2026-11-23T10:00:00Z`.
+fn rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|t| {
+            DateTime::parse_from_rfc3339(&t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| de::Error::custom("an RFC 3339 time, e.g. 2026-11-23T10:00:00Z"))
+        })
+        .transpose()
+}
+
+/// The status words the listings filter by.
+impl Words for EventStatus {
+    const ALL: &'static [EventStatus] = &EventStatus::ALL;
+
+    fn word(self) -> &'static str {
+        self.as_str()
     }
+}
 
-    fn cursor(&self) -> Result<Option<i64>, ApiError> {
-        self.text("cursor")
-            .map(|c| {
-                c.parse::<i64>().map_err(|_| {
-                    ApiError::validation("cursor", "is the next_cursor of a previous page")
-                })
-            })
-            .transpose()
+impl Words for DeliveryStatus {
+    const ALL: &'static [DeliveryStatus] = &DeliveryStatus::ALL;
+
+    fn word(self) -> &'static str {
+        self.as_str()
     }
+}
 
-    /// An RFC 3339 time, e.g. `2026-11-23T10:00:00Z`.
-    fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-        self.text(name)
-            .map(|t| {
-                DateTime::parse_from_rfc3339(&t)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| {
-                        ApiError::validation(name, "an RFC 3339 time, e.g. 2026-11-23T10:00:00Z")
-                    })
-            })
-            .transpose()
-    }
+impl Words for PaymentStatus {
+    const ALL: &'static [PaymentStatus] = &PaymentStatus::ALL;
 
-    fn limit(&self) -> Result<i64, ApiError> {
-        match self.text("limit") {
-            None => Ok(50),
-            Some(l) => match l.parse::<i64>() {
-                Ok(n) if (1..=500).contains(&n) => Ok(n),
-                _ => Err(ApiError::validation("limit", "a number from 1 to 500")),
-            },
-        }
+    fn word(self) -> &'static str {
+        self.as_str()
     }
 }
 
@@ -181,18 +186,6 @@ fn page<S, T>(rows: &[S], to_row: fn(&S) -> T, id: fn(&S) -> i64, limit: i64) ->
         data: rows.iter().map(to_row).collect(),
         next_cursor,
     })
-}
-
-/// The parameters every listing takes.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct PageParams {
-    /// Rows per page, 1 to 500 (50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
-    cursor: Option<i64>,
 }
 
 fn time(t: DateTime<Utc>) -> String {

@@ -72,13 +72,14 @@ fn payment_row(p: &Payment) -> PaymentRow {
     }
 }
 
-#[derive(IntoParams)]
+/// The filters of the payment listing.
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct PaymentQuery {
+pub(super) struct PaymentQuery {
     booking_id: Option<String>,
     #[param(inline)]
-    status: Option<crate::domain::state::PaymentStatus>,
+    #[serde(deserialize_with = "one_of")]
+    status: Option<PaymentStatus>,
 }
 
 /// `GET /admin/api/payments?booking_id&status&limit&cursor`, newest first.
@@ -86,22 +87,20 @@ struct PaymentQuery {
     get,
     path = "/admin/api/payments",
     tag = "admin",
-    params(PaymentQuery, PageParams),
+    params(PaymentQuery, PageQuery),
     security(("admin_token" = [])),
     responses((status = 200, description = "A page of payments", body = Page<PaymentRow>), Invalid, Unauthorized, StoreDown)
 )]
 pub(super) async fn list_payments(
     State(state): State<Arc<AppState>>,
-    Query(params): Params,
+    ValidQuery(q): ValidQuery<PaymentQuery>,
+    ValidQuery(p): ValidQuery<PageQuery>,
 ) -> Result<Json<Page<PaymentRow>>, ApiError> {
-    let q = Listing(&params);
-    let statuses = crate::domain::state::PaymentStatus::ALL.map(|s| s.as_str());
-    let status = q.one_of("status", &statuses)?;
-    let limit = q.limit()?;
+    let status = q.status.map(PaymentStatus::as_str);
     let payments = state
         .store
-        .list_payments(q.text("booking_id").as_deref(), status, q.cursor()?, limit)
+        .list_payments(q.booking_id.as_deref(), status, p.cursor, p.limit)
         .await
         .map_err(state.store_failed())?;
-    Ok(page(&payments, payment_row, |p| p.id, limit))
+    Ok(page(&payments, payment_row, |p| p.id, p.limit))
 }

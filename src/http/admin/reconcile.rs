@@ -2,18 +2,28 @@
 
 use super::*;
 
-#[derive(IntoParams)]
+/// Which page of the provider's event list to reconcile.
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct ReconcileQuery {
+pub(super) struct ReconcileQuery {
     /// Events created at or after this time (unix seconds).
     #[param(minimum = 0)]
+    #[serde(deserialize_with = "unix_seconds")]
     since: i64,
     /// Only events of this type.
+    #[serde(rename = "type")]
     #[param(rename = "type")]
     event_type: Option<String>,
     /// The `next_starting_after` of the previous page.
     starting_after: Option<String>,
+}
+
+/// `since` is required: a missing, negative or unreadable one is refused in the same words.
+fn unix_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    match Option::<String>::deserialize(d)?.map(|s| s.parse::<i64>()) {
+        Some(Ok(s)) if s >= 0 => Ok(s),
+        _ => Err(de::Error::custom("is required: a unix time in seconds")),
+    }
 }
 
 /// What one page of reconciliation did.
@@ -51,18 +61,8 @@ pub struct ReconcilePage {
 )]
 pub(super) async fn reconcile(
     State(state): State<Arc<AppState>>,
-    Query(params): Params,
+    ValidQuery(q): ValidQuery<ReconcileQuery>,
 ) -> Result<Json<ReconcilePage>, ApiError> {
-    let q = Listing(&params);
-    let since = match q.text("since").map(|s| s.parse::<i64>()) {
-        Some(Ok(s)) if s >= 0 => s,
-        _ => {
-            return Err(ApiError::validation(
-                "since",
-                "is required: a unix time in seconds",
-            ));
-        }
-    };
     let crate::checkout::Provider::Stripe(api) = &*state.provider else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -74,9 +74,9 @@ pub(super) async fn reconcile(
     let done = crate::reconcile::page(
         api,
         &state.inbox,
-        since,
-        q.text("type").as_deref(),
-        q.text("starting_after").as_deref(),
+        q.since,
+        q.event_type.as_deref(),
+        q.starting_after.as_deref(),
     )
     .await
     .map_err(|e| match e {

@@ -1,30 +1,39 @@
-//! The service routes: checkout sessions and payment intents created with the provider, an intent read back; their bodies read field by field.
+//! The service routes: checkout sessions and payment intents created with the provider, an
+//! intent read back. Each body is its request type, read through `ValidJson` (every refusal names
+//! its field); the field deserializers below say what each field takes.
 
 use super::*;
 
-/// The body of `POST /api/v1/checkout/sessions`. It is read field by field (each refusal names
-/// its field); this type describes it.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+/// The body of `POST /api/v1/checkout/sessions`. A bad value is refused naming its field, and so
+/// is a field not listed here.
+#[derive(Deserialize, ToSchema)]
 pub struct SessionRequest {
     #[schema(min_length = 1, max_length = 200)]
+    #[serde(deserialize_with = "booking_id")]
     booking_id: String,
     /// Minor units of `currency` (2000 is EUR 20.00).
     #[schema(minimum = 1, maximum = 99_999_999)]
+    #[serde(deserialize_with = "amount")]
     amount: i64,
     /// ISO 4217, e.g. `eur`.
     #[schema(pattern = "^[A-Za-z]{3}$")]
+    #[serde(deserialize_with = "currency")]
     currency: String,
     #[schema(min_length = 1, max_length = 500)]
+    #[serde(deserialize_with = "text::<500, _>")]
     description: Option<String>,
     #[schema(max_length = 254)]
+    #[serde(deserialize_with = "email")]
     customer_email: Option<String>,
     /// Absolute http(s) URL; may hold `{CHECKOUT_SESSION_ID}`. Default: payhook's return page.
+    #[serde(deserialize_with = "url")]
     success_url: Option<String>,
+    #[serde(deserialize_with = "url")]
     cancel_url: Option<String>,
     /// Seconds until the session expires (1 to 86400, default 86400).
-    #[schema(minimum = 1, maximum = 86400)]
-    expires_in: Option<u32>,
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 86400)]
+    #[serde(deserialize_with = "expires_in")]
+    expires_in: Duration,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -53,35 +62,24 @@ pub struct SessionCreated {
 )]
 pub async fn create_session(
     State(state): State<Arc<AppState>>,
+    _: ServiceCaller,
     headers: HeaderMap,
-    body: Bytes,
+    ValidJson(body): ValidJson<SessionRequest>,
 ) -> Result<Response, ApiError> {
-    authorize_if_set(&state, &headers)?;
-    let mut fields = Fields::parse(&body)?;
-    let booking_id = fields.booking_id()?;
-    let amount = fields.amount()?;
-    let currency = fields.currency()?;
-    let description = fields.text("description", 500)?;
-    let customer_email = fields.email()?;
     let public = state.public_url.trim_end_matches('/');
-    let success_url = fields
-        .url("success_url")?
-        .unwrap_or_else(|| format!("{public}/checkout/return?session_id={{CHECKOUT_SESSION_ID}}"));
-    let cancel_url = fields.url("cancel_url")?.unwrap_or_else(|| {
-        format!("{public}/checkout/return?session_id={{CHECKOUT_SESSION_ID}}&canceled=1")
-    });
-    let expires_in = fields.expires_in()?;
-    fields.no_others()?;
-
     let new = NewSession {
-        booking_id,
-        amount,
-        currency,
-        description,
-        customer_email,
-        success_url,
-        cancel_url,
-        expires_at: chrono::Utc::now().timestamp() + expires_in.as_secs() as i64,
+        booking_id: body.booking_id,
+        amount: body.amount,
+        currency: body.currency,
+        description: body.description,
+        customer_email: body.customer_email,
+        success_url: body.success_url.unwrap_or_else(|| {
+            format!("{public}/checkout/return?session_id={{CHECKOUT_SESSION_ID}}")
+        }),
+        cancel_url: body.cancel_url.unwrap_or_else(|| {
+            format!("{public}/checkout/return?session_id={{CHECKOUT_SESSION_ID}}&canceled=1")
+        }),
+        expires_at: chrono::Utc::now().timestamp() + body.expires_in.as_secs() as i64,
     };
     let session = state
         .provider
@@ -102,15 +100,18 @@ pub(super) fn created(body: impl Serialize) -> Response {
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
-/// The body of `POST /api/v1/payment-intents`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+/// The body of `POST /api/v1/payment-intents`. A bad value is refused naming its field, and so is
+/// a field not listed here.
+#[derive(Deserialize, ToSchema)]
 pub struct IntentRequest {
     #[schema(min_length = 1, max_length = 200)]
+    #[serde(deserialize_with = "booking_id")]
     booking_id: String,
     #[schema(minimum = 1, maximum = 99_999_999)]
+    #[serde(deserialize_with = "amount")]
     amount: i64,
     #[schema(pattern = "^[A-Za-z]{3}$")]
+    #[serde(deserialize_with = "currency")]
     currency: String,
 }
 
@@ -152,17 +153,15 @@ pub struct IntentStatus {
 )]
 pub async fn create_intent(
     State(state): State<Arc<AppState>>,
+    _: ServiceCaller,
     headers: HeaderMap,
-    body: Bytes,
+    ValidJson(body): ValidJson<IntentRequest>,
 ) -> Result<Response, ApiError> {
-    authorize_if_set(&state, &headers)?;
-    let mut fields = Fields::parse(&body)?;
     let new = NewIntent {
-        booking_id: fields.booking_id()?,
-        amount: fields.amount()?,
-        currency: fields.currency()?,
+        booking_id: body.booking_id,
+        amount: body.amount,
+        currency: body.currency,
     };
-    fields.no_others()?;
     let intent = state
         .provider
         .create_intent(&new, &idempotency_key(&headers))
@@ -195,9 +194,8 @@ pub async fn create_intent(
 pub async fn get_intent(
     State(state): State<Arc<AppState>>,
     Path(intent_id): Path<String>,
-    headers: HeaderMap,
+    _: ServiceCaller,
 ) -> Result<Json<IntentStatus>, ApiError> {
-    authorize_if_set(&state, &headers)?;
     let payments = state
         .store
         .payments_where(PaymentKey::PaymentIntent, &intent_id)
@@ -255,184 +253,138 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| crate::providers::stripe_events::random_token(32))
 }
 
-/// Service routes are open when `INTERNAL_SERVICE_TOKEN` is unset (the embedded defaults), and
-/// require it as a Bearer token when it is set.
-pub(super) fn authorize_if_set(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    match state.internal_token {
-        Some(_) => authorize_service(state, headers),
-        None => Ok(()),
+/// A caller of the service routes. They are open while `INTERNAL_SERVICE_TOKEN` is unset (the
+/// embedded defaults) and require it as a Bearer token once it is set. An extractor, placed before
+/// the body's: the token is checked before the body is read.
+pub struct ServiceCaller;
+
+impl FromRequestParts<Arc<AppState>> for ServiceCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<ServiceCaller, ApiError> {
+        match state.internal_token {
+            Some(_) => authorize_service(state, &parts.headers).map(|()| ServiceCaller),
+            None => Ok(ServiceCaller),
+        }
     }
 }
 
-/// A JSON object body, read field by field; each refusal names its field.
-pub(super) struct Fields(Map<String, Value>);
+// The fields of the request bodies, in the API's words. Each gets null when its field is absent
+// (or null): see `extract`.
 
-impl Fields {
-    fn parse(body: &[u8]) -> Result<Fields, ApiError> {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => Ok(Fields(map)),
-            Ok(_) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_request",
-                "the body must be a JSON object",
-            )),
-            Err(e) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_request",
-                format!("the body is not JSON: {e}"),
-            )
-            .hint("send Content-Type: application/json and a JSON object")),
-        }
-    }
-
-    fn take(&mut self, field: &str) -> Option<Value> {
-        self.0.remove(field).filter(|v| !v.is_null())
-    }
-
-    fn text(&mut self, field: &str, max: usize) -> Result<Option<String>, ApiError> {
-        match self.take(field) {
-            None => Ok(None),
-            Some(Value::String(s)) => {
-                let s = s.trim().to_string();
-                if s.is_empty() {
-                    Err(ApiError::validation(field, "must not be empty"))
-                } else if s.chars().count() > max {
-                    Err(ApiError::validation(
-                        field,
-                        format!("at most {max} characters"),
-                    ))
-                } else if s.chars().any(char::is_control) {
-                    Err(ApiError::validation(
-                        field,
-                        "must not hold control characters",
-                    ))
-                } else {
-                    Ok(Some(s))
-                }
-            }
-            Some(other) => Err(ApiError::validation(
-                field,
-                format!("must be a string, not {other}"),
-            )),
-        }
-    }
-
-    fn booking_id(&mut self) -> Result<String, ApiError> {
-        let booking = self
-            .text("booking_id", 200)?
-            .ok_or_else(|| ApiError::validation("booking_id", "is required"))?;
-        if booking == "." || booking == ".." {
-            // The booking service's route takes it as a path segment.
-            return Err(ApiError::validation(
-                "booking_id",
-                "cannot be \".\" or \"..\" (it would change the booking service's URL path)",
-            ));
-        }
-        Ok(booking)
-    }
-
-    fn amount(&mut self) -> Result<i64, ApiError> {
-        let hint = "an integer number of minor units, e.g. 2000 for EUR 20.00";
-        match self.take("amount") {
-            None => Err(ApiError::validation(
-                "amount",
-                format!("is required ({hint})"),
-            )),
-            Some(Value::Number(n)) => match n.as_i64() {
-                Some(a) if (1..=99_999_999).contains(&a) => Ok(a),
-                Some(a) => Err(ApiError::validation(
-                    "amount",
-                    format!("{a} is out of range (1 to 99999999 minor units)"),
-                )),
-                None => Err(ApiError::validation(
-                    "amount",
-                    format!("{n} is not an integer: amounts are {hint}"),
-                )),
-            },
-            Some(other) => Err(ApiError::validation(
-                "amount",
-                format!("{other} is not a number: amounts are {hint}"),
-            )),
-        }
-    }
-
-    fn currency(&mut self) -> Result<String, ApiError> {
-        let currency = self
-            .text("currency", 3)?
-            .ok_or_else(|| ApiError::validation("currency", "is required (e.g. \"eur\")"))?;
-        if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
-            return Err(ApiError::validation(
-                "currency",
-                "must be a three-letter ISO 4217 code, e.g. \"eur\"",
-            ));
-        }
-        if !money::is_currency(&currency) {
-            return Err(ApiError::validation(
-                "currency",
-                format!(
-                    "{currency:?} is not an ISO 4217 currency code (e.g. \"eur\", \"usd\", \"xof\")"
-                ),
-            ));
-        }
-        Ok(currency.to_ascii_lowercase())
-    }
-
-    fn email(&mut self) -> Result<Option<String>, ApiError> {
-        let email = self.text("customer_email", 254)?;
-        if let Some(e) = &email {
-            let valid = e.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && domain.contains('.') && !e.contains(char::is_whitespace)
-            });
-            if !valid {
-                return Err(ApiError::validation(
-                    "customer_email",
-                    "is not an email address",
-                ));
+/// A string: trimmed, not empty, at most `MAX` characters, no control character.
+fn text<'de, const MAX: usize, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(Value::String(s)) => {
+            let s = s.trim().to_string();
+            if s.is_empty() {
+                Err(de::Error::custom("must not be empty"))
+            } else if s.chars().count() > MAX {
+                Err(de::Error::custom(format!("at most {MAX} characters")))
+            } else if s.chars().any(char::is_control) {
+                Err(de::Error::custom("must not hold control characters"))
+            } else {
+                Ok(Some(s))
             }
         }
-        Ok(email)
+        Some(other) => Err(de::Error::custom(format!("must be a string, not {other}"))),
     }
+}
 
-    fn url(&mut self, field: &str) -> Result<Option<String>, ApiError> {
-        let url = self.text(field, 2048)?;
-        if let Some(u) = &url {
-            // The template is not valid in a URL as written; check the URL around it.
-            let probe = u.replace("{CHECKOUT_SESSION_ID}", "cs_probe");
-            let ok = reqwest::Url::parse(&probe)
-                .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some());
-            if !ok {
-                return Err(ApiError::validation(
-                    field,
-                    "must be an absolute http(s) URL (it may hold {CHECKOUT_SESSION_ID})",
-                ));
+fn booking_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let booking = text::<200, D>(d)?.ok_or_else(|| de::Error::custom("is required"))?;
+    if booking == "." || booking == ".." {
+        // The booking service's route takes it as a path segment.
+        return Err(de::Error::custom(
+            "cannot be \".\" or \"..\" (it would change the booking service's URL path)",
+        ));
+    }
+    Ok(booking)
+}
+
+fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let hint = "an integer number of minor units, e.g. 2000 for EUR 20.00";
+    match Option::<Value>::deserialize(d)? {
+        None => Err(de::Error::custom(format!("is required ({hint})"))),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(a) if (1..=99_999_999).contains(&a) => Ok(a),
+            Some(a) => Err(de::Error::custom(format!(
+                "{a} is out of range (1 to 99999999 minor units)"
+            ))),
+            None => Err(de::Error::custom(format!(
+                "{n} is not an integer: amounts are {hint}"
+            ))),
+        },
+        Some(other) => Err(de::Error::custom(format!(
+            "{other} is not a number: amounts are {hint}"
+        ))),
+    }
+}
+
+/// An ISO 4217 code, lower-cased.
+fn currency<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let currency =
+        text::<3, D>(d)?.ok_or_else(|| de::Error::custom("is required (e.g. \"eur\")"))?;
+    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(de::Error::custom(
+            "must be a three-letter ISO 4217 code, e.g. \"eur\"",
+        ));
+    }
+    if !money::is_currency(&currency) {
+        return Err(de::Error::custom(format!(
+            "{currency:?} is not an ISO 4217 currency code (e.g. \"eur\", \"usd\", \"xof\")"
+        )));
+    }
+    Ok(currency.to_ascii_lowercase())
+}
+
+fn email<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let email = text::<254, D>(d)?;
+    if let Some(e) = &email {
+        let valid = e.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !e.contains(char::is_whitespace)
+        });
+        if !valid {
+            return Err(de::Error::custom("is not an email address"));
+        }
+    }
+    Ok(email)
+}
+
+fn url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let url = text::<2048, D>(d)?;
+    if let Some(u) = &url {
+        // The template is not valid in a URL as written; check the URL around it.
+        let probe = u.replace("{CHECKOUT_SESSION_ID}", "cs_probe");
+        let ok = reqwest::Url::parse(&probe)
+            .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some());
+        if !ok {
+            return Err(de::Error::custom(
+                "must be an absolute http(s) URL (it may hold {CHECKOUT_SESSION_ID})",
+            ));
+        }
+    }
+    Ok(url)
+}
+
+/// Whole seconds, 1 to the default of 24 hours.
+fn expires_in<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None => Ok(DEFAULT_SESSION_TTL),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(s) if (1..=DEFAULT_SESSION_TTL.as_secs()).contains(&s) => {
+                Ok(Duration::from_secs(s))
             }
-        }
-        Ok(url)
-    }
-
-    fn expires_in(&mut self) -> Result<Duration, ApiError> {
-        match self.take("expires_in") {
-            None => Ok(DEFAULT_SESSION_TTL),
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(s) if (1..=DEFAULT_SESSION_TTL.as_secs()).contains(&s) => {
-                    Ok(Duration::from_secs(s))
-                }
-                _ => Err(ApiError::validation(
-                    "expires_in",
-                    "must be a whole number of seconds from 1 to 86400",
-                )),
-            },
-            Some(other) => Err(ApiError::validation(
-                "expires_in",
-                format!("{other} is not a number of seconds"),
+            _ => Err(de::Error::custom(
+                "must be a whole number of seconds from 1 to 86400",
             )),
-        }
-    }
-
-    fn no_others(self) -> Result<(), ApiError> {
-        match self.0.keys().next() {
-            Some(field) => Err(ApiError::validation(field, "is not a known field")),
-            None => Ok(()),
-        }
+        },
+        Some(other) => Err(de::Error::custom(format!(
+            "{other} is not a number of seconds"
+        ))),
     }
 }
