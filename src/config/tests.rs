@@ -121,6 +121,29 @@ fn edge_limits_and_trusted_proxies_are_read_and_checked() {
 }
 
 #[test]
+fn durations_are_written_the_way_people_write_them() {
+    for (text, secs) in [
+        ("250ms", 0),
+        ("30s", 30),
+        ("5m", 300),
+        ("1h 30m", 5400),
+        ("2 days", 172_800),
+    ] {
+        let d = parse_duration("k", text).unwrap();
+        assert_eq!(d.as_secs(), secs, "{text}");
+    }
+    assert_eq!(
+        parse_duration("k", "250ms").unwrap(),
+        Duration::from_millis(250)
+    );
+    for text in ["30", "soon", "-5s", ""] {
+        let err = parse_duration("retention.every", text).unwrap_err();
+        assert_eq!(err.key, "retention.every");
+        assert!(err.message.contains("is not a duration"), "{err}");
+    }
+}
+
+#[test]
 fn periodic_reconcile_is_off_by_default_and_at_least_a_minute_apart() {
     let s = Settings::defaults();
     assert_eq!(s.stripe.reconcile_every, None);
@@ -306,9 +329,9 @@ fn targets_are_read_from_the_file_and_checked() {
             "payment.paid",
         ),
         (
-            "kind = \"booking-status\"\nurl = \"http://h\"\nretry_schedule = [\"5 minutes\"]",
+            "kind = \"booking-status\"\nurl = \"http://h\"\nretry_schedule = [\"5 fortnights\"]",
             "targets[0].retry_schedule",
-            "5 minutes",
+            "5 fortnights",
         ),
         ("kind = \"booking-status\"", "targets[0].url", "required"),
     ] {

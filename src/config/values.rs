@@ -143,26 +143,12 @@ pub(super) fn parse_duration_or(
     parse_duration(key, value.as_deref().unwrap_or(default))
 }
 
-/// A duration written as a number and a unit: `250ms`, `5s`, `2m`, `1h`, `1d`.
+/// A duration as `humantime` reads it: `250ms`, `30s`, `5m`, `1h 30m`, `2 days`.
 pub fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let unit_ms: u64 = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => 0,
-    };
-    match number.parse::<u64>() {
-        Ok(n) if unit_ms > 0 => Ok(Duration::from_millis(n.saturating_mul(unit_ms))),
-        _ => Err(ConfigError::new(
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        ConfigError::new(
             key,
-            format!("{text:?} is not a duration (a number and ms, s, m, h or d, e.g. \"30s\")"),
-        )),
-    }
+            format!("{text:?} is not a duration ({e}); write e.g. \"30s\", \"5m\" or \"1h 30m\""),
+        )
+    })
 }
