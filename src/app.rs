@@ -504,10 +504,7 @@ pub const PUBLIC_URL_SETTING: &str = "public_url";
 /// A new Stripe-style signing secret: `whsec_` and 32 random alphanumerics (about 190 bits),
 /// safe to paste into a shell or an env file.
 pub fn generate_webhook_secret() -> String {
-    format!(
-        "whsec_{}",
-        crate::providers::stripe_events::random_token(32)
-    )
+    format!("whsec_{}", crate::domain::ids::random_token(32))
 }
 
 /// A database URL without its password, for messages.

@@ -477,7 +477,7 @@ async fn metrics_count_webhooks_refusals_applications_and_deliveries_and_show_de
     let receiver = Receiver::start(|_, _| Reply::status(200)).await;
     let target = format!(
         "metrics-{}",
-        payhook::providers::stripe_events::random_token(6).to_lowercase()
+        payhook::domain::ids::random_token(6).to_lowercase()
     );
     let (name, url) = (target.clone(), receiver.url.clone());
     let app = admin_app(move |s| {
@@ -500,10 +500,7 @@ async fn metrics_count_webhooks_refusals_applications_and_deliveries_and_show_de
     assert_eq!(unauthorized.status, 401);
 
     // A type of its own, so other tests in this process do not count here.
-    let kind = format!(
-        "metrics.test_{}",
-        payhook::providers::stripe_events::random_token(6)
-    );
+    let kind = format!("metrics.test_{}", payhook::domain::ids::random_token(6));
     let body = event_body("evt_metrics_1", &kind);
     app.send(&body).await;
     app.send(&body).await;

@@ -719,7 +719,7 @@ async fn made_up_source_names_never_become_metric_labels() {
     let app = spawn_app_with(|s| s.ingest.rate_limit_per_ip = 1).await;
     let name = format!(
         "made-up-{}",
-        payhook::providers::stripe_events::random_token(8).to_lowercase()
+        payhook::domain::ids::random_token(8).to_lowercase()
     );
     let mut statuses = Vec::new();
     for _ in 0..3 {

@@ -547,10 +547,7 @@ fn case(specs: &[Spec]) -> (Vec<Value>, Vec<String>, Vec<String>) {
     for spec in specs {
         let booking = match bookings.last() {
             Some(previous) if spec.same_booking => previous.clone(),
-            _ => format!(
-                "booking-{}",
-                payhook::providers::stripe_events::random_token(10)
-            ),
+            _ => format!("booking-{}", payhook::domain::ids::random_token(10)),
         };
         let ids = PaymentIds::new(&booking);
         events.extend(spec.events(&ids, base));

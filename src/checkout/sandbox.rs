@@ -128,7 +128,7 @@ impl Sandbox {
     /// A session and its intent; the customer pays at `/sandbox/checkout/{id}`.
     pub async fn create_session(&self, new: &NewSession) -> Result<Session, StoreError> {
         let now = chrono::Utc::now().timestamp();
-        let id = stripe_events::new_id("cs_test");
+        let id = crate::domain::ids::new_id("cs_test");
         let intent = new_intent(&new.booking_id, new.amount, &new.currency, Some(&id), now);
         self.store.save_sandbox_intent(&intent).await?;
         let url = format!("{}/sandbox/checkout/{id}", self.public_url);
@@ -143,7 +143,11 @@ impl Sandbox {
         let intent = new_intent(&new.booking_id, new.amount, &new.currency, None, now);
         self.store.save_sandbox_intent(&intent).await?;
         Ok(CreatedIntent {
-            client_secret: format!("{}_secret_{}", intent.id, stripe_events::random_token(24)),
+            client_secret: format!(
+                "{}_secret_{}",
+                intent.id,
+                crate::domain::ids::random_token(24)
+            ),
             id: intent.id,
         })
     }
@@ -176,7 +180,7 @@ impl Sandbox {
         let mut intent = self.intent(key).await?;
         if intent.charge_id.is_none() {
             intent.status = "succeeded".into();
-            intent.charge_id = Some(stripe_events::new_id("ch"));
+            intent.charge_id = Some(crate::domain::ids::new_id("ch"));
             self.store.save_sandbox_intent(&intent).await?;
         }
         let sent = async {
@@ -217,7 +221,7 @@ impl Sandbox {
         let intent = self.intent(key).await?;
         let mut event = intent_event("payment_intent.payment_failed", &intent);
         // Each decline is its own attempt.
-        event["id"] = json!(stripe_events::new_id("evt"));
+        event["id"] = json!(crate::domain::ids::new_id("evt"));
         self.webhook.send(&event).await?;
         Ok(Redirect(fill_session_id(&session.success_url, &session.id)))
     }
@@ -346,7 +350,7 @@ fn new_intent(
     now: i64,
 ) -> SandboxIntent {
     SandboxIntent {
-        id: stripe_events::new_id("pi"),
+        id: crate::domain::ids::new_id("pi"),
         booking_id: booking_id.to_string(),
         amount,
         currency: currency.to_string(),

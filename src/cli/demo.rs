@@ -11,7 +11,7 @@ use crate::app::Payhook;
 use crate::booking_service::{self, BookingService};
 use crate::config::{BOOKING_SERVICE_TARGET, Settings, booking_service_target};
 use crate::domain::Secret;
-use crate::providers::stripe_events::random_token;
+use crate::domain::ids::random_token;
 
 /// The demo's own store, unless DATABASE_URL names one: its test payments never show up in the
 /// `payhook serve` of the same directory.

@@ -6,6 +6,7 @@
 pub mod column;
 pub mod delivery;
 pub mod facts;
+pub mod ids;
 pub mod money;
 pub mod secret;
 pub mod state;

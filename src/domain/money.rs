@@ -2,6 +2,8 @@
 //! zero-decimal currencies (JPY, KRW, XOF, XAF, ...) count whole units; its three-decimal ones
 //! (BHD, JOD, KWD, OMR, TND) count thousandths; ISK, HUF and TWD stay two-decimal in Stripe's API.
 
+use std::fmt;
+
 /// Currencies Stripe counts in whole units.
 const ZERO_DECIMAL: &[&str] = &[
     "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
@@ -46,29 +48,48 @@ pub fn exponent(currency: &str) -> u32 {
     }
 }
 
-/// `minor` units of `currency` written for people: `2000 eur` is `20.00 EUR`, `1000 jpy` is
-/// `1000 JPY`, `1250 kwd` is `1.250 KWD`.
-/// [`format`] when both are known.
-pub fn format_known(minor: Option<i64>, currency: Option<&str>) -> Option<String> {
-    Some(format(minor?, currency?))
+/// An amount: an integer count of `currency`'s minor unit (cents, yen, fils), never a float.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Money {
+    pub minor: i64,
+    /// The ISO 4217 code, as the provider writes it (Stripe: lower case).
+    pub currency: String,
 }
 
-pub fn format(minor: i64, currency: &str) -> String {
-    let code = currency.to_ascii_uppercase();
-    let exp = exponent(currency);
-    if exp == 0 {
-        return format!("{minor} {code}");
+impl Money {
+    pub fn new(minor: i64, currency: impl Into<String>) -> Money {
+        Money {
+            minor,
+            currency: currency.into(),
+        }
     }
-    let unit = 10_i64.pow(exp);
-    let sign = if minor < 0 { "-" } else { "" };
-    let abs = minor.unsigned_abs();
-    let unit = unit as u64;
-    format!(
-        "{sign}{}.{:0width$} {code}",
-        abs / unit,
-        abs % unit,
-        width = exp as usize
-    )
+
+    /// The amount when both its count and its currency are known.
+    pub fn known(minor: Option<i64>, currency: Option<&str>) -> Option<Money> {
+        Some(Money::new(minor?, currency?))
+    }
+}
+
+/// Written for people: `2000 eur` is `20.00 EUR`, `1000 jpy` is `1000 JPY`, `1250 kwd` is
+/// `1.250 KWD`.
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = self.currency.to_ascii_uppercase();
+        let exp = exponent(&self.currency);
+        if exp == 0 {
+            return write!(f, "{} {code}", self.minor);
+        }
+        let unit = 10_u64.pow(exp);
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let abs = self.minor.unsigned_abs();
+        write!(
+            f,
+            "{sign}{}.{:0width$} {code}",
+            abs / unit,
+            abs % unit,
+            width = exp as usize
+        )
+    }
 }
 
 #[cfg(test)]
@@ -91,15 +112,18 @@ mod tests {
 
     #[test]
     fn minor_units_follow_stripe_per_currency() {
-        assert_eq!(format(2000, "eur"), "20.00 EUR");
-        assert_eq!(format(5, "usd"), "0.05 USD");
-        assert_eq!(format(1000, "jpy"), "1000 JPY");
-        assert_eq!(format(15000, "XOF"), "15000 XOF");
-        assert_eq!(format(50000, "krw"), "50000 KRW");
-        assert_eq!(format(7500, "xaf"), "7500 XAF");
-        assert_eq!(format(1250, "kwd"), "1.250 KWD");
-        assert_eq!(format(500, "isk"), "5.00 ISK");
-        assert_eq!(format(-250, "eur"), "-2.50 EUR");
-        assert_eq!(format(i64::MIN, "jpy"), format!("{} JPY", i64::MIN));
+        assert_eq!(Money::new(2000, "eur").to_string(), "20.00 EUR");
+        assert_eq!(Money::new(5, "usd").to_string(), "0.05 USD");
+        assert_eq!(Money::new(1000, "jpy").to_string(), "1000 JPY");
+        assert_eq!(Money::new(15000, "XOF").to_string(), "15000 XOF");
+        assert_eq!(Money::new(50000, "krw").to_string(), "50000 KRW");
+        assert_eq!(Money::new(7500, "xaf").to_string(), "7500 XAF");
+        assert_eq!(Money::new(1250, "kwd").to_string(), "1.250 KWD");
+        assert_eq!(Money::new(500, "isk").to_string(), "5.00 ISK");
+        assert_eq!(Money::new(-250, "eur").to_string(), "-2.50 EUR");
+        assert_eq!(
+            Money::new(i64::MIN, "jpy").to_string(),
+            format!("{} JPY", i64::MIN)
+        );
     }
 }

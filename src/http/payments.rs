@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::responses::{StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
-use crate::domain::money;
+use crate::domain::money::Money;
 use crate::domain::rfc3339;
 use crate::domain::state::{
     Attention, DisputeView, Payment, PaymentStatus, RefundView, representative,
@@ -182,7 +182,7 @@ pub(super) fn session_payment_status(status: PaymentStatus) -> &'static str {
 
 fn formatted(payment: &Payment) -> Option<String> {
     let s = &payment.state;
-    money::format_known(s.amount_paid().or(s.amount), s.currency.as_deref())
+    Money::known(s.amount_paid().or(s.amount), s.currency.as_deref()).map(|m| m.to_string())
 }
 
 /// Requires `Authorization: Bearer <INTERNAL_SERVICE_TOKEN>`, compared in constant time.

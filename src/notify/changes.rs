@@ -172,7 +172,7 @@ pub fn first_due(targets: &[TargetSettings], delivery: &NewDelivery, now: DateTi
 
 /// `ntf_` and 24 random alphanumerics: the `X-Request-Id` / `webhook-id` of every attempt.
 fn new_notification_id() -> String {
-    format!("ntf_{}", crate::providers::stripe_events::random_token(24))
+    format!("ntf_{}", crate::domain::ids::random_token(24))
 }
 
 /// The booking service's body: `{"status","paymentIntentId","paidAt","refundedAt"}`.

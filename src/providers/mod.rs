@@ -193,7 +193,7 @@ impl Source {
                 .0
                 .first()
                 .map(|key| {
-                    let id = stripe_events::new_id("msg");
+                    let id = crate::domain::ids::new_id("msg");
                     vec![
                         (
                             standard::SIGNATURE_HEADER.into(),

@@ -1,27 +1,13 @@
 //! Stripe-shaped events, as Stripe sends them, for `payhook trigger` (and, later, the sandbox provider).
 //! Ids carry Stripe's prefixes (`evt_`, `pi_`, `cs_`, `ch_`, `dp_`); amounts are in minor units.
 
-use rand::RngExt;
+use crate::domain::ids::{new_id, random_token};
 use serde_json::{Value, json};
 
 /// Every event type `payhook trigger` can build: the types the ledger acts on.
 pub const TRIGGER_TYPES: &[&str] = super::stripe::STRIPE_TYPES;
 
 const API_VERSION: &str = "2024-06-20";
-
-/// `len` random alphanumerics.
-pub fn random_token(len: usize) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
-}
-
-/// A Stripe-style id: `prefix_` followed by 24 random alphanumerics.
-pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", random_token(24))
-}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FixtureError {

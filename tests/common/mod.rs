@@ -29,7 +29,7 @@ pub async fn fresh_store() -> FreshStore {
         Ok(server) if !server.is_empty() => {
             let name = format!(
                 "payhook_test_{}",
-                payhook::providers::stripe_events::random_token(12).to_lowercase()
+                payhook::domain::ids::random_token(12).to_lowercase()
             );
             let mut conn = sqlx::PgConnection::connect(&server)
                 .await
@@ -163,7 +163,7 @@ pub struct PaymentIds {
 
 impl PaymentIds {
     pub fn new(booking: &str) -> Self {
-        use payhook::providers::stripe_events::new_id;
+        use payhook::domain::ids::new_id;
         Self {
             booking: booking.to_string(),
             intent: new_id("pi"),

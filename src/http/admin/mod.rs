@@ -31,7 +31,7 @@ use super::error::responses::{Invalid, ProviderFailed, StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ValidPath, ValidQuery, Words, one_of};
 use crate::domain::delivery::CircuitState;
-use crate::domain::money;
+use crate::domain::money::Money;
 use crate::domain::state::{Payment, PaymentStatus};
 use crate::domain::status::{DeliveryStatus, EventStatus};
 use crate::store::{Delivery, EventFilter, EventSummary, RetrySelection};

@@ -250,7 +250,7 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 255)
         .map(str::to_string)
-        .unwrap_or_else(|| crate::providers::stripe_events::random_token(32))
+        .unwrap_or_else(|| crate::domain::ids::random_token(32))
 }
 
 /// A caller of the service routes. They are open while `INTERNAL_SERVICE_TOKEN` is unset (the

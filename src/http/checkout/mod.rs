@@ -28,7 +28,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::ValidJson;
 use super::payments::{authorize_service, session_payment_status};
 use crate::checkout::{DEFAULT_SESSION_TTL, NewIntent, NewSession, SandboxError, SessionState};
-use crate::domain::money;
+use crate::domain::money::{self, Money};
 use crate::domain::rfc3339;
 use crate::domain::state::Payment;
 use crate::store::{PaymentKey, Session};

@@ -47,7 +47,7 @@ pub async fn sandbox_page(
         Ok(s) => s,
         Err(e) => return sandbox_error(e),
     };
-    let amount = money::format(session.amount, &session.currency);
+    let amount = Money::new(session.amount, session.currency.as_str()).to_string();
     let description = session
         .description
         .clone()

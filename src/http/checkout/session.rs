@@ -198,7 +198,8 @@ impl SessionView {
             && matches!(self.payment_status.as_str(), "unpaid" | "failed");
         SessionStatus {
             checkout_url: if payable { self.url.clone() } else { None },
-            amount_formatted: money::format_known(self.amount, self.currency.as_deref()),
+            amount_formatted: Money::known(self.amount, self.currency.as_deref())
+                .map(|m| m.to_string()),
             session_id: self.session_id,
             booking_id: self.booking_id,
             status: self.status.unwrap_or_else(|| "open".into()),
