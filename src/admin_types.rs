@@ -1,13 +1,24 @@
 //! The admin API's answers as types: the JSON `http::admin` answers with, which the `payhook
-//! events`, `deliveries` and `reconcile` commands read back. The field names are the JSON's. Both
-//! sides are meant to use these same types (they derive `Serialize`, `Deserialize` and `ToSchema`),
-//! so the server's answers and the CLI's reading of them cannot drift apart.
+//! events`, `deliveries` and `reconcile` commands read back. The field names are the JSON's. The
+//! handlers build these types, the API document describes them (they derive `Serialize`,
+//! `Deserialize` and `ToSchema`) and the CLI reads the answers into them, so the server's answers
+//! and the CLI's reading of them cannot drift apart. The rows are made from the store's rows here,
+//! in one place.
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::domain::status::{DeliveryStatus, EventStatus};
+use crate::reconcile::PageOutcome;
+use crate::store::{Delivery, EventSummary, StoredEvent};
+
+/// A time as the admin API answers it: RFC 3339 in UTC, to the millisecond
+/// (`2026-11-22T21:44:50.000Z`).
+pub fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
 
 /// A page of a listing, newest first.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -35,6 +46,22 @@ pub struct EventRow {
     pub booking_id: Option<String>,
 }
 
+impl From<&EventSummary> for EventRow {
+    fn from(e: &EventSummary) -> EventRow {
+        EventRow {
+            id: e.id,
+            source: e.source.clone(),
+            event_id: e.event_id.clone(),
+            event_type: e.event_type.clone(),
+            status: e.status,
+            attempts: e.attempts,
+            last_error: e.last_error.clone(),
+            received_at: time(e.received_at),
+            booking_id: e.booking_id.clone(),
+        }
+    }
+}
+
 /// One event with what it arrived with.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EventDetail {
@@ -48,12 +75,25 @@ pub struct EventDetail {
     pub pruned_at: Option<String>,
 }
 
+impl EventDetail {
+    /// The stored event under its listing's row (which carries the booking it was applied to).
+    pub fn new(event: EventRow, stored: &StoredEvent) -> EventDetail {
+        EventDetail {
+            event,
+            headers: serde_json::from_str::<Value>(&stored.headers).unwrap_or(Value::Null),
+            body: String::from_utf8_lossy(&stored.payload).into_owned(),
+            pruned_at: stored.pruned_at.map(time),
+        }
+    }
+}
+
 /// `POST /admin/api/events/{id}/replay`: the event is back in line.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Requeued {
     pub id: i64,
     /// `received`: in line for the processor.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: EventStatus,
 }
 
 /// `POST /admin/api/events/replay`: how many events are back in line.
@@ -86,6 +126,29 @@ pub struct DeliveryRow {
     /// The provider event whose application caused it: its source and id.
     pub source: Option<String>,
     pub source_event_id: Option<String>,
+}
+
+impl From<&Delivery> for DeliveryRow {
+    fn from(d: &Delivery) -> DeliveryRow {
+        DeliveryRow {
+            id: d.id,
+            notification_id: d.notification_id.clone(),
+            target: d.target.clone(),
+            booking_id: d.booking_id.clone(),
+            event: d.event.clone(),
+            status: d.status,
+            attempts: d.attempts,
+            in_flight: d.in_flight,
+            last_status: d.last_status,
+            last_error: d.last_error.clone(),
+            next_attempt_at: DateTime::from_timestamp_millis(d.next_attempt_at).map(time),
+            created_at: time(d.created_at),
+            delivered_at: d.delivered_at.map(time),
+            payload: serde_json::from_str::<Value>(&d.payload).unwrap_or(Value::Null),
+            source: d.source.clone(),
+            source_event_id: d.source_event_id.clone(),
+        }
+    }
 }
 
 /// `POST /admin/api/deliveries/{id}/retry`.
@@ -126,15 +189,27 @@ pub struct ReconcilePage {
     pub next_starting_after: Option<String>,
 }
 
+impl From<PageOutcome> for ReconcilePage {
+    fn from(done: PageOutcome) -> ReconcilePage {
+        ReconcilePage {
+            listed: done.listed,
+            stored: done.stored,
+            duplicates: done.duplicates,
+            refused: done.refused,
+            next_starting_after: done.next,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// The JSON keeps the names the admin API has always answered with (`type`, flattened
-    /// detail), and reads back into the same row.
+    /// detail, times to the millisecond in UTC), and reads back into the same row.
     #[test]
     fn rows_read_back_what_they_write() {
-        let row = EventRow {
+        let row = EventRow::from(&EventSummary {
             id: 42,
             source: "stripe".into(),
             event_id: "evt_1".into(),
@@ -142,9 +217,10 @@ mod tests {
             status: EventStatus::Failed,
             attempts: 1,
             last_error: Some("no payment intent".into()),
-            received_at: "2026-11-22T21:44:50.000Z".into(),
+            received_at: DateTime::from_timestamp_micros(1_795_383_890_123_456).unwrap(),
             booking_id: None,
-        };
+        });
+        assert_eq!(row.received_at, "2026-11-22T21:44:50.123Z");
         let detail = EventDetail {
             event: row,
             headers: serde_json::json!({"stripe-signature": "t=1,v1=[redacted]"}),
@@ -163,5 +239,18 @@ mod tests {
             .and_then(serde_json::from_value)
             .unwrap();
         assert_eq!(row.id, 42);
+    }
+
+    /// A replayed event answers the status word, as a string.
+    #[test]
+    fn requeued_answers_the_status_word() {
+        let requeued = Requeued {
+            id: 7,
+            status: EventStatus::Received,
+        };
+        assert_eq!(
+            serde_json::to_string(&requeued).unwrap(),
+            r#"{"id":7,"status":"received"}"#
+        );
     }
 }

@@ -2,53 +2,6 @@
 
 use super::*;
 
-/// A notification to a target.
-#[derive(Serialize, ToSchema)]
-pub struct DeliveryRow {
-    id: i64,
-    /// `ntf_...`: sent as the request id; the same on every attempt.
-    notification_id: String,
-    target: String,
-    booking_id: Option<String>,
-    event: String,
-    status: DeliveryStatus,
-    attempts: i64,
-    /// An attempt is under way.
-    in_flight: bool,
-    /// The HTTP status of the last answer.
-    last_status: Option<i64>,
-    last_error: Option<String>,
-    next_attempt_at: Option<String>,
-    created_at: String,
-    delivered_at: Option<String>,
-    /// The notification's body.
-    payload: Value,
-    /// The provider event whose application caused it: its source and id.
-    source: Option<String>,
-    source_event_id: Option<String>,
-}
-
-fn delivery_row(d: &Delivery) -> DeliveryRow {
-    DeliveryRow {
-        id: d.id,
-        notification_id: d.notification_id.clone(),
-        target: d.target.clone(),
-        booking_id: d.booking_id.clone(),
-        event: d.event.clone(),
-        status: d.status,
-        attempts: d.attempts,
-        in_flight: d.in_flight,
-        last_status: d.last_status,
-        last_error: d.last_error.clone(),
-        next_attempt_at: DateTime::from_timestamp_millis(d.next_attempt_at).map(time),
-        created_at: time(d.created_at),
-        delivered_at: d.delivered_at.map(time),
-        payload: serde_json::from_str::<Value>(&d.payload).unwrap_or(Value::Null),
-        source: d.source.clone(),
-        source_event_id: d.source_event_id.clone(),
-    }
-}
-
 /// The filters of the notification listing.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -78,13 +31,7 @@ pub(super) async fn list_deliveries(
         .list_deliveries(q.target.as_deref(), q.status, p.cursor, p.limit)
         .await
         .map_err(state.store_failed())?;
-    Ok(page(&rows, delivery_row, |d| d.id, p.limit))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Retried {
-    /// The numbers of the notifications put back in line.
-    retried: Vec<i64>,
+    Ok(page(&rows, |d| d.id, p.limit))
 }
 
 /// `POST /admin/api/deliveries/{id}/retry` (a number or an `ntf_` id): sent again now, with a
@@ -121,11 +68,6 @@ pub(super) async fn retry_delivery(
     }
     state.dispatch.notify();
     Ok(accepted(Retried { retried }))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RetriedCount {
-    retried: usize,
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -2,38 +2,6 @@
 
 use super::*;
 
-/// An inbox event, as listed.
-#[derive(Serialize, ToSchema)]
-pub struct EventRow {
-    /// The event's number: `GET /admin/api/events/{id}`.
-    id: i64,
-    source: String,
-    /// The provider's id (`evt_...`).
-    event_id: String,
-    #[serde(rename = "type")]
-    event_type: String,
-    status: EventStatus,
-    attempts: i64,
-    last_error: Option<String>,
-    received_at: String,
-    /// The booking its fact was applied to (none before it is applied, or when it names none).
-    booking_id: Option<String>,
-}
-
-fn event_row(e: &EventSummary) -> EventRow {
-    EventRow {
-        id: e.id,
-        source: e.source.clone(),
-        event_id: e.event_id.clone(),
-        event_type: e.event_type.clone(),
-        status: e.status,
-        attempts: e.attempts,
-        last_error: e.last_error.clone(),
-        received_at: time(e.received_at),
-        booking_id: e.booking_id.clone(),
-    }
-}
-
 /// The filters of the event listing; each absent one lets every event through.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -87,7 +55,7 @@ pub(super) async fn list_events(
         .list_events(&filter, p.limit)
         .await
         .map_err(state.store_failed())?;
-    Ok(page(&events, event_row, |e| e.id, p.limit))
+    Ok(page(&events, |e| e.id, p.limit))
 }
 
 /// The path of one event's routes.
@@ -112,19 +80,6 @@ fn no_event(id: i64) -> ApiError {
         "event_not_found",
         format!("no event number {id}"),
     )
-}
-
-/// One event with what it arrived with.
-#[derive(Serialize, ToSchema)]
-pub struct EventDetail {
-    #[serde(flatten)]
-    event: EventRow,
-    /// The headers as stored: signatures and credentials redacted.
-    headers: Value,
-    /// The body as received (as text); empty once retention pruned it.
-    body: String,
-    /// When retention pruned the body and headers (the event was applied long before).
-    pruned_at: Option<String>,
 }
 
 /// `GET /admin/api/events/{id}`: the event as received, its body byte for byte (as text) and its
@@ -161,19 +116,8 @@ pub(super) async fn show_event(
     };
     let listed = state.store.list_events(&by_id, 1).await;
     let summary = listed.ok().and_then(|mut rows| rows.pop());
-    Ok(Json(EventDetail {
-        event: event_row(&summary.unwrap_or_else(|| e.summary())),
-        headers: serde_json::from_str::<Value>(&e.headers).unwrap_or(Value::Null),
-        body: String::from_utf8_lossy(&e.payload).into_owned(),
-        pruned_at: e.pruned_at.map(time),
-    }))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Requeued {
-    id: i64,
-    /// `received`: in line for the processor.
-    status: &'static str,
+    let row = EventRow::from(&summary.unwrap_or_else(|| e.summary()));
+    Ok(Json(EventDetail::new(row, &e)))
 }
 
 /// `POST /admin/api/events/{id}/replay`: back in line for the processor.
@@ -221,13 +165,8 @@ pub(super) async fn replay_event(
     tracing::info!(id, "event requeued from the admin API");
     Ok(accepted(Requeued {
         id,
-        status: "received",
+        status: EventStatus::Received,
     }))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RequeuedCount {
-    requeued: usize,
 }
 
 /// The statuses whose events a bulk replay puts back in line.

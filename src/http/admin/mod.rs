@@ -18,10 +18,9 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,11 +29,15 @@ use super::AppState;
 use super::error::responses::{Invalid, ProviderFailed, StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ValidPath, ValidQuery, Words, one_of};
+use crate::admin_types::{
+    DeliveryRow, EventDetail, EventRow, Page, ReconcilePage, Requeued, RequeuedCount, Retried,
+    RetriedCount, TargetReset, time,
+};
 use crate::domain::delivery::CircuitState;
 use crate::domain::money::Money;
 use crate::domain::state::{Payment, PaymentStatus};
 use crate::domain::status::{DeliveryStatus, EventStatus};
-use crate::store::{Delivery, EventFilter, EventSummary, RetrySelection};
+use crate::store::{EventFilter, RetrySelection};
 
 /// The admin routes, each described in the API document by its handler's annotation.
 pub fn routes(state: Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
@@ -168,28 +171,16 @@ impl Words for PaymentStatus {
     }
 }
 
-/// A page of a listing, newest first.
-#[derive(Serialize, ToSchema)]
-pub struct Page<T> {
-    data: Vec<T>,
-    /// Pass it back as `cursor` for the next (older) page; null on the last page.
-    next_cursor: Option<i64>,
-}
-
-/// A page of rows, and the cursor of the next page: the last row's id when the page is full,
-/// none when it is the last.
-fn page<S, T>(rows: &[S], to_row: fn(&S) -> T, id: fn(&S) -> i64, limit: i64) -> Json<Page<T>> {
+/// A page of the store's rows as answer rows, and the cursor of the next page: the last row's id
+/// when the page is full, none when it is the last.
+fn page<'a, S, T: From<&'a S>>(rows: &'a [S], id: fn(&S) -> i64, limit: i64) -> Json<Page<T>> {
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(id))
         .flatten();
     Json(Page {
-        data: rows.iter().map(to_row).collect(),
+        data: rows.iter().map(T::from).collect(),
         next_cursor,
     })
-}
-
-fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 fn accepted(body: impl Serialize) -> Response {

@@ -44,33 +44,35 @@ pub struct PaymentRow {
     updated_at: String,
 }
 
-fn payment_row(p: &Payment) -> PaymentRow {
-    let s = &p.state;
-    PaymentRow {
-        id: p.id,
-        source: p.source.clone(),
-        booking_id: s.booking_id.clone(),
-        status: s.status.as_str(),
-        amount: s.amount,
-        currency: s.currency.clone(),
-        amount_formatted: formatted(s.amount, s.currency.as_deref()),
-        amount_refunded: s.amount_refunded,
-        amount_refunded_formatted: formatted(Some(s.amount_refunded), s.currency.as_deref()),
-        amount_captured: s.amount_captured,
-        amount_disputed: s.amount_disputed,
-        refunds: s.refunds.clone(),
-        disputes: s.disputes.clone(),
-        attention: s.attention.clone(),
-        payment_intent_id: s.payment_intent_id.clone(),
-        checkout_session_id: s.checkout_session_id.clone(),
-        charge_id: s.charge_id.clone(),
-        failure_code: s.failure_code.clone(),
-        failure_message: s.failure_message.clone(),
-        dispute_status: s.dispute_status.clone(),
-        paid_at: rfc3339(s.paid_at),
-        refunded_at: rfc3339(s.refunded_at),
-        created_at: time(p.created_at),
-        updated_at: time(p.updated_at),
+impl From<&Payment> for PaymentRow {
+    fn from(p: &Payment) -> PaymentRow {
+        let s = &p.state;
+        PaymentRow {
+            id: p.id,
+            source: p.source.clone(),
+            booking_id: s.booking_id.clone(),
+            status: s.status.as_str(),
+            amount: s.amount,
+            currency: s.currency.clone(),
+            amount_formatted: formatted(s.amount, s.currency.as_deref()),
+            amount_refunded: s.amount_refunded,
+            amount_refunded_formatted: formatted(Some(s.amount_refunded), s.currency.as_deref()),
+            amount_captured: s.amount_captured,
+            amount_disputed: s.amount_disputed,
+            refunds: s.refunds.clone(),
+            disputes: s.disputes.clone(),
+            attention: s.attention.clone(),
+            payment_intent_id: s.payment_intent_id.clone(),
+            checkout_session_id: s.checkout_session_id.clone(),
+            charge_id: s.charge_id.clone(),
+            failure_code: s.failure_code.clone(),
+            failure_message: s.failure_message.clone(),
+            dispute_status: s.dispute_status.clone(),
+            paid_at: rfc3339(s.paid_at),
+            refunded_at: rfc3339(s.refunded_at),
+            created_at: time(p.created_at),
+            updated_at: time(p.updated_at),
+        }
     }
 }
 
@@ -104,5 +106,5 @@ pub(super) async fn list_payments(
         .list_payments(q.booking_id.as_deref(), status, p.cursor, p.limit)
         .await
         .map_err(state.store_failed())?;
-    Ok(page(&payments, payment_row, |p| p.id, p.limit))
+    Ok(page(&payments, |p| p.id, p.limit))
 }

@@ -26,21 +26,6 @@ fn unix_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     }
 }
 
-/// What one page of reconciliation did.
-#[derive(Serialize, ToSchema)]
-pub struct ReconcilePage {
-    /// Events the provider listed on this page.
-    listed: usize,
-    /// Missing here, now stored (and applied by the processor).
-    stored: usize,
-    /// Already here.
-    duplicates: usize,
-    /// Listed events the inbox could not read, with why.
-    refused: Vec<String>,
-    /// Pass it back as `starting_after` for the next page; null after the last.
-    next_starting_after: Option<String>,
-}
-
 /// `POST /admin/api/reconcile?since&type&starting_after`: one page (up to 100) of the events
 /// Stripe's API lists from `since`, the ones the inbox lacks stored through it. Page after page
 /// with `starting_after`; `payhook reconcile` does that and shows the progress.
@@ -93,11 +78,5 @@ pub(super) async fn reconcile(
         stored = done.stored,
         "reconcile page from the admin API"
     );
-    Ok(Json(ReconcilePage {
-        listed: done.listed,
-        stored: done.stored,
-        duplicates: done.duplicates,
-        refused: done.refused,
-        next_starting_after: done.next,
-    }))
+    Ok(Json(ReconcilePage::from(done)))
 }

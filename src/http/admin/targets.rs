@@ -60,15 +60,6 @@ pub(super) async fn list_targets(
     Ok(Json(TargetList { data }))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct TargetReset {
-    name: String,
-    /// closed, open or disabled.
-    circuit_was: &'static str,
-    /// `closed`.
-    circuit: &'static str,
-}
-
 /// `POST /admin/api/targets/{name}/reset`: closes the target's circuit (re-enables a target a
 /// 410 disabled), and wakes the dispatcher.
 #[utoipa::path(
@@ -109,7 +100,7 @@ pub(super) async fn reset_target(
     tracing::info!(target = %name, "circuit closed from the admin API");
     Ok(Json(TargetReset {
         name,
-        circuit_was: before.state.as_str(),
-        circuit: "closed",
+        circuit_was: before.state.as_str().into(),
+        circuit: CircuitState::Closed.as_str().into(),
     }))
 }
