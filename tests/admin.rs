@@ -877,3 +877,28 @@ async fn listing_parameters_are_refused_naming_the_parameter_and_documented_alik
         (&json!("id"), &json!("path"), &json!("integer"))
     );
 }
+
+#[tokio::test]
+async fn a_read_the_store_cannot_answer_is_503_with_the_configured_retry_after() {
+    let app = admin_app(|s| s.ingest.retry_after_secs = 7).await;
+    // The payments table is gone: the listing's read fails in the store, not in the request.
+    app.execute(&["ALTER TABLE payments RENAME TO payments_gone".into()])
+        .await;
+    let answer = admin(&app, "GET", "/admin/api/payments", Some(ADMIN_TOKEN)).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (503, "store_unavailable"),
+        "{}",
+        answer.json
+    );
+    assert_eq!(answer.retry_after.as_deref(), Some("7"));
+    // A refusal that is the client's carries none.
+    let answer = admin(
+        &app,
+        "GET",
+        "/admin/api/payments?limit=0",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!((answer.status, answer.retry_after), (400, None));
+}

@@ -79,8 +79,7 @@ pub async fn checkout(
     let session = state
         .provider
         .create_session(&new, &crate::domain::ids::random_token(32))
-        .await
-        .map_err(|e| ApiError::from_provider(e, state.retry_after_secs))?;
+        .await?;
     Ok(Redirect::to(&session.url).into_response())
 }
 

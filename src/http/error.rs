@@ -17,7 +17,7 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub hint: Option<&'static str>,
-    pub retry_after: Option<u64>,
+    pub retry_after: RetryAfter,
     /// The request field a `validation_error` is about.
     pub field: Option<String>,
 }
@@ -29,7 +29,7 @@ impl ApiError {
             code,
             message: message.into(),
             hint: None,
-            retry_after: None,
+            retry_after: RetryAfter::No,
             field: None,
         }
     }
@@ -49,7 +49,7 @@ impl ApiError {
     /// What the payment provider's refusal or absence means for the caller.
     ///
     /// (`caller_field` maps the provider's parameter back to the request's field.)
-    pub fn from_provider(err: crate::checkout::ProviderError, retry_after: u64) -> Self {
+    fn from_provider(err: crate::checkout::ProviderError) -> Self {
         use crate::checkout::ProviderError;
         match err {
             ProviderError::Refused {
@@ -95,7 +95,7 @@ impl ApiError {
                     format!("the payment provider cannot be reached: {why}"),
                 )
                 .hint("retry in a moment with the same Idempotency-Key")
-                .retry_after(retry_after)
+                .retry_later()
             }
             ProviderError::NotConfigured => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -103,7 +103,7 @@ impl ApiError {
                 "payhook has no payment provider: it takes webhooks only",
             )
             .hint("set STRIPE_SECRET_KEY on payhook (PAYHOOK_SANDBOX=true is for a test instance)"),
-            ProviderError::Store(e) => Self::from_store(e, retry_after),
+            ProviderError::Store(e) => Self::from(e),
         }
     }
 
@@ -112,8 +112,9 @@ impl ApiError {
         self
     }
 
+    /// `Retry-After: secs`.
     pub fn retry_after(mut self, secs: u64) -> Self {
-        self.retry_after = Some(secs);
+        self.retry_after = RetryAfter::Secs(secs);
         self
     }
 
@@ -126,30 +127,24 @@ impl ApiError {
         .hint("raise ingest.max_body_bytes in payhook.toml if your provider sends larger events")
     }
 
-    pub fn store_unavailable(retry_after: u64) -> Self {
+    /// `Retry-After` as configured (`ingest.retry_after_secs`): the router's
+    /// [`fill_retry_after`] layer writes it, so a conversion needs no state.
+    pub fn retry_later(mut self) -> Self {
+        self.retry_after = RetryAfter::Configured;
+        self
+    }
+
+    pub fn store_unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
             "the event could not be stored; it was not accepted",
         )
         .hint("retry later: the provider's own retries will deliver it")
-        .retry_after(retry_after)
+        .retry_later()
     }
 
-    /// A read the store could not answer: 503, the client may retry.
-    pub fn from_store(err: crate::store::StoreError, retry_after: u64) -> Self {
-        tracing::error!(error = %err, "store read failed");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "the store could not be read",
-        )
-        .hint("retry in a moment")
-        .retry_after(retry_after)
-    }
-
-    /// Maps an ingest failure; `retry_after` is the configured wait for store outages.
-    pub fn from_ingest(err: IngestError, retry_after: u64) -> Self {
+    fn from_ingest(err: IngestError) -> Self {
         let message = err.to_string();
         match err {
             IngestError::UnknownSource(_) => {
@@ -161,7 +156,7 @@ impl ApiError {
                 Self::new(StatusCode::FORBIDDEN, "ip_not_allowed", message)
                     .hint("add the sender's network to the source's allowed_cidrs")
             }
-            IngestError::Store(_) => Self::store_unavailable(retry_after),
+            IngestError::Store(_) => Self::store_unavailable(),
             IngestError::Verify(v) => {
                 let (code, hint) = match v {
                     VerifyError::MissingSignature => (
@@ -189,6 +184,72 @@ impl ApiError {
             }
         }
     }
+}
+
+/// A read the store could not answer: 503, the client may retry.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        tracing::error!(error = %err, "store read failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store could not be read",
+        )
+        .hint("retry in a moment")
+        .retry_later()
+    }
+}
+
+/// What the payment provider's refusal or absence means for the caller.
+impl From<crate::checkout::ProviderError> for ApiError {
+    fn from(err: crate::checkout::ProviderError) -> Self {
+        Self::from_provider(err)
+    }
+}
+
+/// A webhook that is refused: each cause its code.
+impl From<IngestError> for ApiError {
+    fn from(err: IngestError) -> Self {
+        Self::from_ingest(err)
+    }
+}
+
+/// A reconcile page that could not be made: the provider's failure or the store's.
+impl From<crate::reconcile::ReconcileError> for ApiError {
+    fn from(err: crate::reconcile::ReconcileError) -> Self {
+        match err {
+            crate::reconcile::ReconcileError::Provider(e) => Self::from(e),
+            crate::reconcile::ReconcileError::Store(e) => Self::from(e),
+        }
+    }
+}
+
+/// Whether a refusal tells the client when to come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    No,
+    /// After `ingest.retry_after_secs`, the wait configured for outages.
+    Configured,
+    Secs(u64),
+}
+
+/// Marks a response whose `Retry-After` is the configured one, for [`fill_retry_after`].
+#[derive(Clone, Copy)]
+struct RetryLater;
+
+/// Writes the configured `Retry-After` on the refusals that asked for it
+/// ([`ApiError::retry_later`]): conversions from the store's and the provider's errors cannot see
+/// the settings, the router can.
+pub async fn fill_retry_after(
+    axum::extract::State(secs): axum::extract::State<u64>,
+    mut response: Response,
+) -> Response {
+    if response.extensions_mut().remove::<RetryLater>().is_some() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 /// The body of every refusal.
@@ -224,10 +285,16 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        match self.retry_after {
+            RetryAfter::No => {}
+            RetryAfter::Configured => {
+                response.extensions_mut().insert(RetryLater);
+            }
+            RetryAfter::Secs(secs) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
         }
         response
     }

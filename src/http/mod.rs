@@ -113,13 +113,6 @@ fn is_token(presented: &str, token: &Secret) -> bool {
     subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), token.expose().as_bytes()).into()
 }
 
-impl AppState {
-    /// A store failure as the client sees it: 503 with Retry-After.
-    pub fn store_failed(&self) -> impl Fn(crate::store::StoreError) -> ApiError + '_ {
-        move |e| ApiError::from_store(e, self.retry_after_secs)
-    }
-}
-
 /// The public listener: webhooks, the status and checkout API, the pages, health, and
 /// `GET /openapi.json` describing them.
 pub fn public_router(state: Arc<AppState>) -> Router {
@@ -152,6 +145,10 @@ pub fn public_router(state: Arc<AppState>) -> Router {
         .route("/demo/bookings/{id}", get(demo::booking))
         .route("/openapi.json", get(api_document(api)))
         .route("/favicon.ico", get(favicon))
+        .layer(axum::middleware::map_response_with_state(
+            state.retry_after_secs,
+            error::fill_retry_after,
+        ))
         .with_state(state)
 }
 
@@ -177,6 +174,10 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
     router
         .route("/openapi.json", get(api_document(api)))
         .route("/favicon.ico", get(favicon))
+        .layer(axum::middleware::map_response_with_state(
+            state.retry_after_secs,
+            error::fill_retry_after,
+        ))
         .with_state(state)
 }
 
@@ -252,7 +253,7 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
     state.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check: store unavailable");
-        ApiError::store_unavailable(state.retry_after_secs)
+        ApiError::store_unavailable()
     })?;
     Ok("ready")
 }

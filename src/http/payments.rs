@@ -103,8 +103,7 @@ pub async fn get_payment_status(
     let payments = state
         .store
         .payments_where(PaymentKey::Booking, &booking_id)
-        .await
-        .map_err(state.store_failed())?;
+        .await?;
     let payment = representative(&payments).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -123,10 +123,9 @@ async fn receive_checked(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<WebhookResponse>, ApiError> {
-    let retry_after = state.retry_after_secs;
     let client = state.client_ip(peer, &headers);
     let ingest_err = |e| {
-        let err = ApiError::from_ingest(e, retry_after);
+        let err = ApiError::from(e);
         tracing::info!(source, code = err.code, client = %client, "webhook refused");
         err
     };

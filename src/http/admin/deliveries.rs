@@ -29,8 +29,7 @@ pub(super) async fn list_deliveries(
     let rows = state
         .store
         .list_deliveries(q.target.as_deref(), q.status, p.cursor, p.limit)
-        .await
-        .map_err(state.store_failed())?;
+        .await?;
     Ok(page(&rows, |d| d.id, p.limit))
 }
 
@@ -57,8 +56,7 @@ pub(super) async fn retry_delivery(
     let retried = state
         .store
         .retry_deliveries(RetrySelection::Ids(&ids), Utc::now().timestamp_millis())
-        .await
-        .map_err(state.store_failed())?;
+        .await?;
     if retried.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -111,8 +109,7 @@ pub(super) async fn retry_dead(
             },
             Utc::now().timestamp_millis(),
         )
-        .await
-        .map_err(state.store_failed())?;
+        .await?;
     state.dispatch.notify();
     tracing::info!(
         retried = retried.len(),

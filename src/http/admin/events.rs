@@ -50,11 +50,7 @@ pub(super) async fn list_events(
         until: q.until,
         before: p.cursor,
     };
-    let events = state
-        .store
-        .list_events(&filter, p.limit)
-        .await
-        .map_err(state.store_failed())?;
+    let events = state.store.list_events(&filter, p.limit).await?;
     Ok(page(&events, |e| e.id, p.limit))
 }
 
@@ -105,8 +101,7 @@ pub(super) async fn show_event(
     let e = state
         .store
         .event_by_id(id)
-        .await
-        .map_err(state.store_failed())?
+        .await?
         .ok_or_else(|| no_event(id))?;
     // The listing's row carries the booking the event's fact was applied to.
     let by_id = EventFilter {
@@ -140,17 +135,8 @@ pub(super) async fn replay_event(
     State(state): State<Arc<AppState>>,
     ValidPath(EventPath { id }): ValidPath<EventPath>,
 ) -> Result<Response, ApiError> {
-    if !state
-        .store
-        .requeue_event(id)
-        .await
-        .map_err(state.store_failed())?
-    {
-        let known = state
-            .store
-            .event_by_id(id)
-            .await
-            .map_err(state.store_failed())?;
+    if !state.store.requeue_event(id).await? {
+        let known = state.store.event_by_id(id).await?;
         return Err(match known {
             Some(e) if e.pruned_at.is_some() => ApiError::new(
                 StatusCode::CONFLICT,
@@ -227,16 +213,10 @@ pub(super) async fn replay_events(
     let events = state
         .store
         .list_events(&EventFilter::status(status), i64::MAX)
-        .await
-        .map_err(state.store_failed())?;
+        .await?;
     let mut requeued = 0;
     for e in &events {
-        if state
-            .store
-            .requeue_event(e.id)
-            .await
-            .map_err(state.store_failed())?
-        {
+        if state.store.requeue_event(e.id).await? {
             requeued += 1;
         }
     }

@@ -200,9 +200,7 @@ fn accepted(body: impl Serialize) -> Response {
     )
 )]
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let text = crate::metrics::render(&state.store, &state.depths, &state.targets)
-        .await
-        .map_err(state.store_failed())?;
+    let text = crate::metrics::render(&state.store, &state.depths, &state.targets).await?;
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -38,11 +38,7 @@ pub struct MinuteCount {
 pub(super) async fn overview(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<Overview>, ApiError> {
-    let (depths, age) = state
-        .depths
-        .get(&state.store)
-        .await
-        .map_err(state.store_failed())?;
+    let (depths, age) = state.depths.get(&state.store).await?;
     let count =
         |rows: &[(String, i64)], s: &str| rows.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
     let mut events: BTreeMap<String, i64> = EventStatus::ALL
@@ -65,11 +61,7 @@ pub(super) async fn overview(
     let payments = depths.payments.iter().cloned().collect();
     let mut open_circuits = 0;
     for t in state.targets.iter() {
-        let circuit = state
-            .store
-            .circuit(&t.name)
-            .await
-            .map_err(state.store_failed())?;
+        let circuit = state.store.circuit(&t.name).await?;
         if circuit.state != CircuitState::Closed {
             open_circuits += 1;
         }

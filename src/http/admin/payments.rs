@@ -104,7 +104,6 @@ pub(super) async fn list_payments(
     let payments = state
         .store
         .list_payments(q.booking_id.as_deref(), status, p.cursor, p.limit)
-        .await
-        .map_err(state.store_failed())?;
+        .await?;
     Ok(page(&payments, |p| p.id, p.limit))
 }

@@ -63,13 +63,7 @@ pub(super) async fn reconcile(
         q.event_type.as_deref(),
         q.starting_after.as_deref(),
     )
-    .await
-    .map_err(|e| match e {
-        crate::reconcile::ReconcileError::Provider(e) => {
-            ApiError::from_provider(e, state.retry_after_secs)
-        }
-        crate::reconcile::ReconcileError::Store(e) => (state.store_failed())(e),
-    })?;
+    .await?;
     if done.stored > 0 {
         state.processor_wake.notify_one();
     }

@@ -37,11 +37,7 @@ pub(super) async fn list_targets(
 ) -> Result<Json<TargetList>, ApiError> {
     let mut data = Vec::new();
     for t in state.targets.iter() {
-        let circuit = state
-            .store
-            .circuit(&t.name)
-            .await
-            .map_err(state.store_failed())?;
+        let circuit = state.store.circuit(&t.name).await?;
         let open_until = match circuit.state {
             CircuitState::Open { until, .. } => DateTime::from_timestamp_millis(until).map(time),
             CircuitState::Closed | CircuitState::Disabled => None,
@@ -86,16 +82,8 @@ pub(super) async fn reset_target(
             format!("{name:?} is not a configured target"),
         ));
     }
-    let before = state
-        .store
-        .circuit(&name)
-        .await
-        .map_err(state.store_failed())?;
-    state
-        .store
-        .reset_circuit(&name)
-        .await
-        .map_err(state.store_failed())?;
+    let before = state.store.circuit(&name).await?;
+    state.store.reset_circuit(&name).await?;
     state.dispatch.notify();
     tracing::info!(target = %name, "circuit closed from the admin API");
     Ok(Json(TargetReset {

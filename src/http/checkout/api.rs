@@ -84,8 +84,7 @@ pub async fn create_session(
     let session = state
         .provider
         .create_session(&new, &idempotency_key(&headers))
-        .await
-        .map_err(|e| ApiError::from_provider(e, state.retry_after_secs))?;
+        .await?;
     // The session id is the capability to read the session: it is not logged.
     tracing::info!(booking_id = %session.booking_id, provider = state.provider.name(),
         "checkout session created");
@@ -165,8 +164,7 @@ pub async fn create_intent(
     let intent = state
         .provider
         .create_intent(&new, &idempotency_key(&headers))
-        .await
-        .map_err(|e| ApiError::from_provider(e, state.retry_after_secs))?;
+        .await?;
     tracing::info!(payment_intent_id = %intent.id, booking_id = %new.booking_id,
         provider = state.provider.name(), "payment intent created");
     Ok(created(IntentCreated {
@@ -199,8 +197,7 @@ pub async fn get_intent(
     let payments = state
         .store
         .payments_where(PaymentKey::PaymentIntent, &intent_id)
-        .await
-        .map_err(state.store_failed())?;
+        .await?;
     if let Some(p) = payments.first() {
         let s = &p.state;
         return Ok(Json(IntentStatus {
@@ -213,11 +210,7 @@ pub async fn get_intent(
             verified_by: "webhook",
         }));
     }
-    let known = state
-        .provider
-        .intent_state(&intent_id)
-        .await
-        .map_err(|e| ApiError::from_provider(e, state.retry_after_secs))?;
+    let known = state.provider.intent_state(&intent_id).await?;
     let Some(i) = known else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -20,16 +20,11 @@ pub async fn get_session(
     State(state): State<Arc<AppState>>,
     Path(session_id): Path<String>,
 ) -> Result<Json<SessionStatus>, ApiError> {
-    let created = state
-        .store
-        .session(&session_id)
-        .await
-        .map_err(state.store_failed())?;
+    let created = state.store.session(&session_id).await?;
     let mut payments = state
         .store
         .payments_where(PaymentKey::CheckoutSession, &session_id)
-        .await
-        .map_err(state.store_failed())?;
+        .await?;
     if payments.is_empty()
         && let Some(pi) = created
             .as_ref()
@@ -38,8 +33,7 @@ pub async fn get_session(
         payments = state
             .store
             .payments_where(PaymentKey::PaymentIntent, pi)
-            .await
-            .map_err(state.store_failed())?;
+            .await?;
     }
     let mut view = SessionView::new(&session_id, payments.first(), created.as_ref());
     if view.status.is_none() && created.is_none() && payments.is_empty() {
@@ -80,9 +74,7 @@ pub(super) async fn provider_state(
             Ok(Some(answer))
         }
         Ok(None) => Ok(None),
-        Err(crate::checkout::ProviderError::Store(e)) => {
-            Err(ApiError::from_store(e, state.retry_after_secs))
-        }
+        Err(crate::checkout::ProviderError::Store(e)) => Err(ApiError::from(e)),
         Err(e) => {
             tracing::warn!(error = %e, "cannot ask the provider about a session");
             Ok(None)
