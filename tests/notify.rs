@@ -9,7 +9,9 @@ use common::receiver::*;
 use common::*;
 use payhook::config::{Settings, TargetKind, TargetSettings};
 use payhook::domain::Secret;
+use payhook::domain::delivery::CircuitState;
 use payhook::domain::status::DeliveryStatus;
+use payhook::notify::Dispatched;
 use payhook::store::{Delivery, RetrySelection};
 use serde_json::Value;
 
@@ -47,6 +49,10 @@ async fn booking_app(url: &str) -> TestApp {
         url,
     )])
     .await
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 fn adds(list: &[&str]) -> Vec<String> {
@@ -795,4 +801,135 @@ async fn a_retry_asked_for_during_an_attempt_is_not_undone_by_its_outcome() {
     assert_eq!(rows[0].attempts, 0);
     assert!(!rows[0].in_flight);
     store.close().await;
+}
+
+/// A notification for `booking` to `target`, due now.
+fn notification(
+    target: &str,
+    booking: &str,
+    event: &str,
+) -> payhook::domain::delivery::NewDelivery {
+    payhook::domain::delivery::NewDelivery {
+        notification_id: format!("ntf_{booking}_{event}"),
+        target: target.into(),
+        order_key: booking.into(),
+        event: event.into(),
+        payment_id: 1,
+        booking_id: Some(booking.into()),
+        payload: format!(r#"{{"status":"{event}"}}"#),
+        booking_status: true,
+        source: None,
+        source_event_id: None,
+    }
+}
+
+#[tokio::test]
+async fn a_step_sends_the_oldest_notification_of_each_booking_and_says_what_held_it() {
+    let receiver = Receiver::start(|_, _| Reply::status(200)).await;
+    let mut flaky = target("booking-service", TargetKind::BookingStatus, &receiver.url);
+    flaky.circuit_failures = 1;
+    flaky.circuit_open = Duration::from_secs(60);
+    // Retries are due at once: only the circuit can hold them.
+    flaky.retry_schedule = vec![Duration::ZERO; 5];
+    let fresh = fresh_store().await;
+    let store = std::sync::Arc::new(
+        payhook::store::Store::connect(&fresh.url, payhook::domain::SqliteSync::Full)
+            .await
+            .unwrap(),
+    );
+    store.migrate().await.unwrap();
+    let insert = |rows: Vec<payhook::domain::delivery::NewDelivery>| {
+        let store = store.clone();
+        async move {
+            let now = chrono::Utc::now();
+            let rows: Vec<_> = rows
+                .into_iter()
+                .map(|d| (d, now.timestamp_millis()))
+                .collect();
+            let mut tx = store.begin_ledger().await.unwrap();
+            tx.insert_deliveries(&rows, now).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    insert(vec![
+        notification("booking-service", "b-one", "confirmed"),
+        notification("booking-service", "b-one", "refunded"),
+        notification("booking-service", "b-two", "confirmed"),
+    ])
+    .await;
+    let (dispatcher, _) = payhook::notify::Dispatcher::new(store.clone(), &[flaky]);
+    let worker = dispatcher.target("booking-service").unwrap();
+    let sent = |step: Dispatched| match step {
+        Dispatched::Sent(settled) => settled,
+        other => panic!("expected attempts: {other:?}"),
+    };
+
+    // The oldest of each booking, both at once; recorded delivered when the step returns.
+    let first = sent(worker.try_deliver_next().await.unwrap());
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first.iter().all(|s| s.status == DeliveryStatus::Delivered));
+    let mut paths: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.path, r.json()["status"]))
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/bookings/b-one/payment-status \"confirmed\"",
+            "/api/v1/bookings/b-two/payment-status \"confirmed\""
+        ]
+    );
+    assert_eq!(deliveries_in(&store, "delivered").await, 2);
+    // Then the booking's next one.
+    let second = sent(worker.try_deliver_next().await.unwrap());
+    assert_eq!(second.len(), 1);
+    assert_eq!(receiver.requests()[2].json()["status"], "refunded");
+    // Then nothing, now or later.
+    assert!(matches!(
+        worker.try_deliver_next().await.unwrap(),
+        Dispatched::Idle { next_due_ms: None }
+    ));
+
+    // A failing answer is retried on the schedule, and opens the circuit (one failure is enough
+    // here): the next step sends nothing, though the retry is due.
+    receiver.set_script(|_, _| Reply::status(503));
+    insert(vec![notification(
+        "booking-service",
+        "b-three",
+        "confirmed",
+    )])
+    .await;
+    let failed = sent(worker.try_deliver_next().await.unwrap());
+    assert_eq!(failed[0].status, DeliveryStatus::Pending);
+    assert_eq!(failed[0].last_status, Some(503));
+    assert!(failed[0].next_attempt_at <= now_ms(), "the retry is due");
+    let circuit = store.circuit("booking-service").await.unwrap();
+    assert!(
+        matches!(circuit.state, CircuitState::Open { .. }),
+        "{circuit:?}"
+    );
+    assert!(matches!(
+        worker.try_deliver_next().await.unwrap(),
+        Dispatched::Held(CircuitState::Open { .. })
+    ));
+    assert_eq!(receiver.requests().len(), 4);
+
+    // Closed again (what `payhook deliveries retry --target` does), the next step retries it.
+    receiver.set_script(|_, _| Reply::status(200));
+    store.reset_circuit("booking-service").await.unwrap();
+    let retried = sent(worker.try_deliver_next().await.unwrap());
+    assert_eq!(retried[0].status, DeliveryStatus::Delivered);
+    assert_eq!(retried[0].attempts, 2);
+    assert_eq!(deliveries_in(&store, "delivered").await, 4);
+    store.close().await;
+}
+
+async fn deliveries_in(store: &payhook::store::Store, status: &str) -> usize {
+    store
+        .list_deliveries(None, DeliveryStatus::parse(status), None, 100)
+        .await
+        .unwrap()
+        .len()
 }
