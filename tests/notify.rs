@@ -70,6 +70,31 @@ async fn deliveries(app: &TestApp, status: Option<&str>) -> Vec<Delivery> {
     rows
 }
 
+/// Waits until every notification in the outbox has been delivered: each was answered, and none
+/// is sent again.
+async fn all_delivered(app: &TestApp) {
+    eventually(
+        Duration::from_secs(10),
+        "every notification delivered",
+        || async {
+            deliveries(app, None)
+                .await
+                .iter()
+                .all(|d| d.status == DeliveryStatus::Delivered)
+        },
+    )
+    .await;
+}
+
+/// A step of `target`'s worker finds nothing to send, now or later: none of its notifications is
+/// pending.
+async fn assert_nothing_pending(app: &TestApp, target: &str) {
+    match app.step(target).await {
+        Dispatched::Idle { next_due_ms: None } => {}
+        other => panic!("{target} has something to send: {other:?}"),
+    }
+}
+
 /// Waits until the booking's status in the booking service is `status`.
 async fn booking_reaches(
     service: &payhook::booking_service::BookingService,
@@ -127,10 +152,12 @@ async fn a_payment_confirms_its_booking_with_the_contract_headers() {
     })
     .await;
 
-    // The same webhook again (Stripe retries) changes nothing, so nothing is sent again.
-    app.deliver(&pay.event("payment_intent.succeeded", now(), &[]))
+    // The same webhook again (Stripe retries) changes nothing, so nothing is sent again: once it
+    // is applied, the outbox holds no new notification and the worker has nothing to send.
+    app.deliver_all(&[pay.event("payment_intent.succeeded", now(), &[])])
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(deliveries(&app, None).await.len(), 1);
+    assert_nothing_pending(&app, "booking-service").await;
     assert_eq!(service.received().len(), 1);
     app.payhook.shutdown().await.unwrap();
 }
@@ -172,7 +199,10 @@ async fn booking_transitions_follow_the_ledger_whatever_the_arrival_order() {
     app.deliver_all(&[failed.event("payment_intent.payment_failed", t, &[])])
         .await;
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every event is applied and every notification they caused answered: nothing more is sent.
+    all_delivered(&app).await;
+    assert_eq!(deliveries(&app, None).await.len(), 5);
+    assert_nothing_pending(&app, "booking-service").await;
     assert_eq!(
         history(&service, "b-refund-first"),
         ["pending>confirmed", "confirmed>refunded"]
@@ -299,7 +329,7 @@ async fn an_invalid_transition_is_dead_visible_and_retryable() {
     assert_eq!(dead.last_status, Some(400));
     let error = dead.last_error.as_deref().unwrap();
     assert!(error.contains("INVALID_TRANSITION"), "{error}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_nothing_pending(&app, "booking-service").await;
     assert_eq!(service.received().len(), 1, "dead means no more attempts");
 
     // The operator fixes the booking and retries it.
@@ -428,9 +458,23 @@ async fn a_failing_target_is_circuit_broken_then_probed_and_410_disables_it() {
             == "open"
     })
     .await;
-    // While open, nothing is sent (the schedule alone would have tried every 100 ms).
+    // While open, nothing is sent: the notification is due again (the schedule alone retries
+    // every 100 ms), and the worker's turn holds it.
+    eventually(
+        Duration::from_secs(5),
+        "the notification is due",
+        || async {
+            let pending = deliveries(&app, Some("pending")).await;
+            pending.len() == 1 && !pending[0].in_flight && pending[0].next_attempt_at <= now_ms()
+        },
+    )
+    .await;
     let opened = receiver.requests().len();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let step = app.step("flaky").await;
+    assert!(
+        matches!(step, Dispatched::Held(CircuitState::Open { .. })),
+        "{step:?}"
+    );
     assert_eq!(
         receiver.requests().len(),
         opened,
@@ -460,8 +504,13 @@ async fn a_failing_target_is_circuit_broken_then_probed_and_410_disables_it() {
         "kept for when the target is enabled again"
     );
     assert_eq!(pending[0].last_status, Some(410));
+    assert!(pending[0].next_attempt_at <= now_ms(), "due at once");
     let sent = receiver.requests().len();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let step = app.step("flaky").await;
+    assert!(
+        matches!(step, Dispatched::Held(CircuitState::Disabled)),
+        "{step:?}"
+    );
     assert_eq!(
         receiver.requests().len(),
         sent,
@@ -504,7 +553,12 @@ async fn an_events_target_receives_signed_payhook_events_it_subscribed_to() {
     .await;
 
     let requests = receiver.wait_for(4, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Those four are every notification the payment caused, each answered: nothing more is sent.
+    all_delivered(&app).await;
+    assert_eq!(deliveries(&app, None).await.len(), 4);
+    for target in ["all-events", "refunds"] {
+        assert_nothing_pending(&app, target).await;
+    }
     let seen: Vec<String> = receiver
         .requests()
         .iter()
@@ -738,7 +792,9 @@ async fn a_dot_booking_id_never_reaches_another_path_of_the_booking_service() {
     let row = app.settled(event["id"].as_str().unwrap()).await;
     assert_eq!(row.status, "failed");
     assert!(row.last_error.unwrap().contains("URL path"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // It caused no notification, so nothing is sent.
+    assert!(deliveries(&app, None).await.is_empty());
+    assert_nothing_pending(&app, "booking-service").await;
     assert!(service.received().is_empty(), "{:?}", service.received());
 }
 
