@@ -9,7 +9,9 @@ use common::receiver::*;
 use common::*;
 use payhook::config::{Settings, TargetKind, TargetSettings};
 use payhook::domain::Secret;
+use payhook::domain::delivery::CircuitState;
 use payhook::domain::status::DeliveryStatus;
+use payhook::notify::Dispatched;
 use payhook::store::{Delivery, RetrySelection};
 use serde_json::Value;
 
@@ -49,6 +51,10 @@ async fn booking_app(url: &str) -> TestApp {
     .await
 }
 
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 fn adds(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
@@ -62,6 +68,31 @@ async fn deliveries(app: &TestApp, status: Option<&str>) -> Vec<Delivery> {
         .unwrap();
     rows.reverse();
     rows
+}
+
+/// Waits until every notification in the outbox has been delivered: each was answered, and none
+/// is sent again.
+async fn all_delivered(app: &TestApp) {
+    eventually(
+        Duration::from_secs(10),
+        "every notification delivered",
+        || async {
+            deliveries(app, None)
+                .await
+                .iter()
+                .all(|d| d.status == DeliveryStatus::Delivered)
+        },
+    )
+    .await;
+}
+
+/// A step of `target`'s worker finds nothing to send, now or later: none of its notifications is
+/// pending.
+async fn assert_nothing_pending(app: &TestApp, target: &str) {
+    match app.step(target).await {
+        Dispatched::Idle { next_due_ms: None } => {}
+        other => panic!("{target} has something to send: {other:?}"),
+    }
 }
 
 /// Waits until the booking's status in the booking service is `status`.
@@ -121,10 +152,12 @@ async fn a_payment_confirms_its_booking_with_the_contract_headers() {
     })
     .await;
 
-    // The same webhook again (Stripe retries) changes nothing, so nothing is sent again.
-    app.deliver(&pay.event("payment_intent.succeeded", now(), &[]))
+    // The same webhook again (Stripe retries) changes nothing, so nothing is sent again: once it
+    // is applied, the outbox holds no new notification and the worker has nothing to send.
+    app.deliver_all(&[pay.event("payment_intent.succeeded", now(), &[])])
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(deliveries(&app, None).await.len(), 1);
+    assert_nothing_pending(&app, "booking-service").await;
     assert_eq!(service.received().len(), 1);
     app.payhook.shutdown().await.unwrap();
 }
@@ -166,7 +199,10 @@ async fn booking_transitions_follow_the_ledger_whatever_the_arrival_order() {
     app.deliver_all(&[failed.event("payment_intent.payment_failed", t, &[])])
         .await;
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every event is applied and every notification they caused answered: nothing more is sent.
+    all_delivered(&app).await;
+    assert_eq!(deliveries(&app, None).await.len(), 5);
+    assert_nothing_pending(&app, "booking-service").await;
     assert_eq!(
         history(&service, "b-refund-first"),
         ["pending>confirmed", "confirmed>refunded"]
@@ -293,7 +329,7 @@ async fn an_invalid_transition_is_dead_visible_and_retryable() {
     assert_eq!(dead.last_status, Some(400));
     let error = dead.last_error.as_deref().unwrap();
     assert!(error.contains("INVALID_TRANSITION"), "{error}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_nothing_pending(&app, "booking-service").await;
     assert_eq!(service.received().len(), 1, "dead means no more attempts");
 
     // The operator fixes the booking and retries it.
@@ -422,9 +458,23 @@ async fn a_failing_target_is_circuit_broken_then_probed_and_410_disables_it() {
             == "open"
     })
     .await;
-    // While open, nothing is sent (the schedule alone would have tried every 100 ms).
+    // While open, nothing is sent: the notification is due again (the schedule alone retries
+    // every 100 ms), and the worker's turn holds it.
+    eventually(
+        Duration::from_secs(5),
+        "the notification is due",
+        || async {
+            let pending = deliveries(&app, Some("pending")).await;
+            pending.len() == 1 && !pending[0].in_flight && pending[0].next_attempt_at <= now_ms()
+        },
+    )
+    .await;
     let opened = receiver.requests().len();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let step = app.step("flaky").await;
+    assert!(
+        matches!(step, Dispatched::Held(CircuitState::Open { .. })),
+        "{step:?}"
+    );
     assert_eq!(
         receiver.requests().len(),
         opened,
@@ -454,8 +504,13 @@ async fn a_failing_target_is_circuit_broken_then_probed_and_410_disables_it() {
         "kept for when the target is enabled again"
     );
     assert_eq!(pending[0].last_status, Some(410));
+    assert!(pending[0].next_attempt_at <= now_ms(), "due at once");
     let sent = receiver.requests().len();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let step = app.step("flaky").await;
+    assert!(
+        matches!(step, Dispatched::Held(CircuitState::Disabled)),
+        "{step:?}"
+    );
     assert_eq!(
         receiver.requests().len(),
         sent,
@@ -498,7 +553,12 @@ async fn an_events_target_receives_signed_payhook_events_it_subscribed_to() {
     .await;
 
     let requests = receiver.wait_for(4, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Those four are every notification the payment caused, each answered: nothing more is sent.
+    all_delivered(&app).await;
+    assert_eq!(deliveries(&app, None).await.len(), 4);
+    for target in ["all-events", "refunds"] {
+        assert_nothing_pending(&app, target).await;
+    }
     let seen: Vec<String> = receiver
         .requests()
         .iter()
@@ -732,7 +792,9 @@ async fn a_dot_booking_id_never_reaches_another_path_of_the_booking_service() {
     let row = app.settled(event["id"].as_str().unwrap()).await;
     assert_eq!(row.status, "failed");
     assert!(row.last_error.unwrap().contains("URL path"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // It caused no notification, so nothing is sent.
+    assert!(deliveries(&app, None).await.is_empty());
+    assert_nothing_pending(&app, "booking-service").await;
     assert!(service.received().is_empty(), "{:?}", service.received());
 }
 
@@ -795,4 +857,135 @@ async fn a_retry_asked_for_during_an_attempt_is_not_undone_by_its_outcome() {
     assert_eq!(rows[0].attempts, 0);
     assert!(!rows[0].in_flight);
     store.close().await;
+}
+
+/// A notification for `booking` to `target`, due now.
+fn notification(
+    target: &str,
+    booking: &str,
+    event: &str,
+) -> payhook::domain::delivery::NewDelivery {
+    payhook::domain::delivery::NewDelivery {
+        notification_id: format!("ntf_{booking}_{event}"),
+        target: target.into(),
+        order_key: booking.into(),
+        event: event.into(),
+        payment_id: 1,
+        booking_id: Some(booking.into()),
+        payload: format!(r#"{{"status":"{event}"}}"#),
+        booking_status: true,
+        source: None,
+        source_event_id: None,
+    }
+}
+
+#[tokio::test]
+async fn a_step_sends_the_oldest_notification_of_each_booking_and_says_what_held_it() {
+    let receiver = Receiver::start(|_, _| Reply::status(200)).await;
+    let mut flaky = target("booking-service", TargetKind::BookingStatus, &receiver.url);
+    flaky.circuit_failures = 1;
+    flaky.circuit_open = Duration::from_secs(60);
+    // Retries are due at once: only the circuit can hold them.
+    flaky.retry_schedule = vec![Duration::ZERO; 5];
+    let fresh = fresh_store().await;
+    let store = std::sync::Arc::new(
+        payhook::store::Store::connect(&fresh.url, payhook::domain::SqliteSync::Full)
+            .await
+            .unwrap(),
+    );
+    store.migrate().await.unwrap();
+    let insert = |rows: Vec<payhook::domain::delivery::NewDelivery>| {
+        let store = store.clone();
+        async move {
+            let now = chrono::Utc::now();
+            let rows: Vec<_> = rows
+                .into_iter()
+                .map(|d| (d, now.timestamp_millis()))
+                .collect();
+            let mut tx = store.begin_ledger().await.unwrap();
+            tx.insert_deliveries(&rows, now).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    insert(vec![
+        notification("booking-service", "b-one", "confirmed"),
+        notification("booking-service", "b-one", "refunded"),
+        notification("booking-service", "b-two", "confirmed"),
+    ])
+    .await;
+    let (dispatcher, _) = payhook::notify::Dispatcher::new(store.clone(), &[flaky]);
+    let worker = dispatcher.target("booking-service").unwrap();
+    let sent = |step: Dispatched| match step {
+        Dispatched::Sent(settled) => settled,
+        other => panic!("expected attempts: {other:?}"),
+    };
+
+    // The oldest of each booking, both at once; recorded delivered when the step returns.
+    let first = sent(worker.try_deliver_next().await.unwrap());
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first.iter().all(|s| s.status == DeliveryStatus::Delivered));
+    let mut paths: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.path, r.json()["status"]))
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/bookings/b-one/payment-status \"confirmed\"",
+            "/api/v1/bookings/b-two/payment-status \"confirmed\""
+        ]
+    );
+    assert_eq!(deliveries_in(&store, "delivered").await, 2);
+    // Then the booking's next one.
+    let second = sent(worker.try_deliver_next().await.unwrap());
+    assert_eq!(second.len(), 1);
+    assert_eq!(receiver.requests()[2].json()["status"], "refunded");
+    // Then nothing, now or later.
+    assert!(matches!(
+        worker.try_deliver_next().await.unwrap(),
+        Dispatched::Idle { next_due_ms: None }
+    ));
+
+    // A failing answer is retried on the schedule, and opens the circuit (one failure is enough
+    // here): the next step sends nothing, though the retry is due.
+    receiver.set_script(|_, _| Reply::status(503));
+    insert(vec![notification(
+        "booking-service",
+        "b-three",
+        "confirmed",
+    )])
+    .await;
+    let failed = sent(worker.try_deliver_next().await.unwrap());
+    assert_eq!(failed[0].status, DeliveryStatus::Pending);
+    assert_eq!(failed[0].last_status, Some(503));
+    assert!(failed[0].next_attempt_at <= now_ms(), "the retry is due");
+    let circuit = store.circuit("booking-service").await.unwrap();
+    assert!(
+        matches!(circuit.state, CircuitState::Open { .. }),
+        "{circuit:?}"
+    );
+    assert!(matches!(
+        worker.try_deliver_next().await.unwrap(),
+        Dispatched::Held(CircuitState::Open { .. })
+    ));
+    assert_eq!(receiver.requests().len(), 4);
+
+    // Closed again (what `payhook deliveries retry --target` does), the next step retries it.
+    receiver.set_script(|_, _| Reply::status(200));
+    store.reset_circuit("booking-service").await.unwrap();
+    let retried = sent(worker.try_deliver_next().await.unwrap());
+    assert_eq!(retried[0].status, DeliveryStatus::Delivered);
+    assert_eq!(retried[0].attempts, 2);
+    assert_eq!(deliveries_in(&store, "delivered").await, 4);
+    store.close().await;
+}
+
+async fn deliveries_in(store: &payhook::store::Store, status: &str) -> usize {
+    store
+        .list_deliveries(None, DeliveryStatus::parse(status), None, 100)
+        .await
+        .unwrap()
+        .len()
 }

@@ -6,6 +6,11 @@
 //! what may go next. Rounds run when the processor wakes the worker, when an attempt finishes, or
 //! when the next retry or probe is due; an idle worker also looks every few seconds (for rows
 //! another process wrote).
+//!
+//! Each time the worker wakes it takes a turn ([`TargetWorker`]'s `turn`): the circuit's allowance,
+//! one round, the claimed attempts started. A test or a tool steps a worker with
+//! [`TargetWorker::try_deliver_next`]: one such turn, its attempts awaited and recorded, and what
+//! happened ([`Dispatched`]): sent, nothing due, or held by the circuit.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,7 +47,7 @@ impl DispatchWake {
 }
 
 pub struct Dispatcher {
-    workers: Vec<Worker>,
+    workers: Vec<TargetWorker>,
 }
 
 impl Dispatcher {
@@ -53,9 +58,9 @@ impl Dispatcher {
             .build()
             .expect("an HTTP client");
         let all: Arc<[TargetSettings]> = targets.into();
-        let mut workers: Vec<Worker> = targets
+        let mut workers: Vec<TargetWorker> = targets
             .iter()
-            .map(|target| Worker {
+            .map(|target| TargetWorker {
                 store: store.clone(),
                 targets: all.clone(),
                 wake_all: DispatchWake::default(),
@@ -75,6 +80,11 @@ impl Dispatcher {
         (Dispatcher { workers }, wake)
     }
 
+    /// The worker of the target named `name`, to step it ([`TargetWorker::try_deliver_next`]).
+    pub fn target(&self, name: &str) -> Option<&TargetWorker> {
+        self.workers.iter().find(|w| w.target.name == name)
+    }
+
     /// Runs every worker until `stopped` turns true; each then finishes its attempts in flight.
     pub fn spawn(self, stopped: watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(async move {
@@ -87,8 +97,21 @@ impl Dispatcher {
     }
 }
 
+/// What one step of a target's worker did ([`TargetWorker::try_deliver_next`]).
+#[derive(Debug, Clone)]
+pub enum Dispatched {
+    /// Notifications were sent; each one's outcome, as recorded.
+    Sent(Vec<Settled>),
+    /// Nothing is due; the earliest pending notification is due at `next_due_ms` (unix ms), if
+    /// there is one.
+    Idle { next_due_ms: Option<i64> },
+    /// The circuit lets nothing through now: open (until its next probe) or disabled.
+    Held(CircuitState),
+}
+
+/// Delivers the outbox to one target; [`Dispatcher::spawn`] runs it, a test or a tool may step it.
 #[derive(Clone)]
-struct Worker {
+pub struct TargetWorker {
     store: Arc<Store>,
     target: Arc<TargetSettings>,
     /// Every target: a refusal of the booking service is announced on the events targets.
@@ -98,6 +121,41 @@ struct Worker {
     signing_key: Option<Vec<u8>>,
     client: reqwest::Client,
     wake: Arc<Notify>,
+}
+
+/// What a worker carries from one turn to the next.
+struct Pass {
+    circuit: Circuit,
+    in_flight: JoinSet<Finished>,
+    /// Outcomes of finished attempts, recorded by the next round.
+    settled: Vec<Settled>,
+    /// The circuit changed since it was last saved.
+    circuit_changed: bool,
+}
+
+impl Pass {
+    fn new(circuit: Circuit) -> Pass {
+        Pass {
+            circuit,
+            in_flight: JoinSet::new(),
+            settled: Vec::new(),
+            circuit_changed: false,
+        }
+    }
+
+    /// Nothing in flight, nothing left to record.
+    fn is_done(&self) -> bool {
+        self.in_flight.is_empty() && self.settled.is_empty() && !self.circuit_changed
+    }
+}
+
+/// What a turn did.
+enum Turn {
+    /// A round committed: it recorded what had finished and leased `claimed` of the `want` asked.
+    Round { want: usize, claimed: usize },
+    /// Nothing to claim (the circuit lets nothing through, or every slot is busy) and nothing to
+    /// record: no round.
+    Skipped,
 }
 
 /// An attempt that finished: what was sent, what came back, how long it took.
@@ -111,86 +169,140 @@ fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-impl Worker {
+impl TargetWorker {
+    /// One step of the worker, for tests and tools to drive it deterministically: reads the
+    /// target's circuit from the store (as a worker starting up does), takes one turn (the round
+    /// the worker's loop takes when it wakes: the circuit's allowance, the oldest pending
+    /// notification of each booking leased, attempts started), waits for the attempts it started,
+    /// and records their outcomes and the circuit in a last round that claims nothing.
+    ///
+    /// The loop runs the same turns, but does not wait for a whole round's attempts: it claims
+    /// more as each slot frees. The cool-down of an open circuit is not stored, so a failed probe
+    /// of a step waits the target's `circuit_open` again rather than twice the last wait. Beside a
+    /// running worker of the same target a step is one more instance on the store: leases keep
+    /// the two from sending the same notification at once. If the last round fails, the step's
+    /// notifications are sent again when their leases end, as after a crash.
+    pub async fn try_deliver_next(&self) -> Result<Dispatched, StoreError> {
+        let mut pass = Pass::new(self.store.circuit(&self.target.name).await?);
+        match self.turn(&mut pass, true, now_ms()).await? {
+            // Nothing in flight or to record: only the circuit holds it.
+            Turn::Skipped => return Ok(Dispatched::Held(pass.circuit.state)),
+            Turn::Round { claimed: 0, .. } => {
+                return Ok(Dispatched::Idle {
+                    next_due_ms: self.store.next_delivery_due(&self.target.name).await?,
+                });
+            }
+            Turn::Round { .. } => {}
+        }
+        while let Some(joined) = pass.in_flight.join_next().await {
+            self.finished(&mut pass, joined);
+        }
+        let settled = pass.settled.clone();
+        self.turn(&mut pass, false, now_ms()).await?;
+        Ok(Dispatched::Sent(settled))
+    }
+
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let name = self.target.name.clone();
-        let mut circuit = self.store.circuit(&name).await.unwrap_or_else(|e| {
+        let circuit = self.store.circuit(&name).await.unwrap_or_else(|e| {
             tracing::warn!(target_name = %name, error = %e, "cannot read the target's circuit; starting closed");
             Circuit::closed()
         });
-        let mut in_flight: JoinSet<Finished> = JoinSet::new();
-        let mut settled: Vec<Settled> = Vec::new();
-        let mut circuit_changed = false;
+        let mut pass = Pass::new(circuit);
         let mut outage = 0u32;
         loop {
             let stopping = *stopped.borrow();
-            if stopping && in_flight.is_empty() && settled.is_empty() && !circuit_changed {
+            if stopping && pass.is_done() {
                 break;
             }
             let now = now_ms();
-            let want = if stopping {
-                0
-            } else {
-                circuit.allowance(now, in_flight.len(), self.target.concurrency)
+            let wait = match self.turn(&mut pass, !stopping, now).await {
+                Ok(Turn::Round { want, claimed }) => {
+                    outage = 0;
+                    if want > 0 && claimed < want {
+                        self.until_next_due(now).await
+                    } else {
+                        IDLE_WAIT
+                    }
+                }
+                Ok(Turn::Skipped) if pass.circuit.state != CircuitState::Closed => {
+                    // Open or disabled: look again when a probe may go (a probe in flight wakes
+                    // us when it ends), or when someone re-enables the target.
+                    let mut wait = IDLE_WAIT;
+                    if let Some(at) = pass.circuit.reopens_at().filter(|&at| at > now) {
+                        wait = Duration::from_millis((at - now) as u64).min(IDLE_WAIT);
+                    }
+                    if !stopping {
+                        self.reload_disabled(&mut pass.circuit).await;
+                    }
+                    wait
+                }
+                Ok(Turn::Skipped) => IDLE_WAIT,
+                Err(e) => {
+                    outage += 1;
+                    tracing::error!(target_name = %name, error = %e,
+                        "dispatcher cannot reach the store; waiting");
+                    Duration::from_millis(200 * 2u64.pow(outage.min(5)))
+                }
             };
-            let mut wait = IDLE_WAIT;
-            if want > 0 || !settled.is_empty() || circuit_changed {
-                let saved = circuit_changed.then_some(&circuit);
-                match self.round(&settled, saved, want, now).await {
-                    Ok(claimed) => {
-                        outage = 0;
-                        settled.clear();
-                        circuit_changed = false;
-                        let all_slots_used = claimed.len() == want;
-                        for delivery in claimed {
-                            in_flight.spawn(self.clone().attempt(delivery));
-                        }
-                        if want > 0 && !all_slots_used {
-                            wait = self.until_next_due(now).await;
-                        }
-                    }
-                    Err(e) => {
-                        outage += 1;
-                        tracing::error!(target_name = %name, error = %e,
-                            "dispatcher cannot reach the store; waiting");
-                        wait = Duration::from_millis(200 * 2u64.pow(outage.min(5)));
-                    }
-                }
-            } else if circuit.state != CircuitState::Closed {
-                // Open or disabled: look again when a probe may go (a probe in flight wakes us
-                // when it ends), or when someone re-enables the target.
-                if let Some(at) = circuit.reopens_at().filter(|&at| at > now) {
-                    wait = Duration::from_millis((at - now) as u64).min(IDLE_WAIT);
-                }
-                if !stopping {
-                    self.reload_disabled(&mut circuit).await;
-                }
-            }
             tokio::select! {
-                Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    let mut finished = vec![joined];
-                    while let Some(more) = in_flight.try_join_next() {
-                        finished.push(more);
-                    }
-                    for f in finished {
-                        match f {
-                            Ok(f) => {
-                                circuit_changed |= circuit.record(
-                                    &f.attempt,
-                                    now_ms(),
-                                    self.target.circuit_failures,
-                                    self.target.circuit_open,
-                                );
-                                settled.push(self.settle(&f));
-                            }
-                            // Its lease ends and it is sent again.
-                            Err(e) => tracing::error!(target_name = %name, error = %e, "delivery task failed"),
-                        }
+                Some(joined) = pass.in_flight.join_next(), if !pass.in_flight.is_empty() => {
+                    self.finished(&mut pass, joined);
+                    while let Some(more) = pass.in_flight.try_join_next() {
+                        self.finished(&mut pass, more);
                     }
                 }
                 _ = self.wake.notified(), if !stopping => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = stopped.changed(), if !stopping => {}
+            }
+        }
+    }
+
+    /// One turn, the same for the loop and for a step: as many claims as the circuit and the free
+    /// slots allow (none unless `claim`), in one round with the outcomes that finished and the
+    /// circuit if it changed; then the claimed attempts start. No round when there is nothing to
+    /// claim or record. On an error nothing recorded is lost: it goes with the next round.
+    async fn turn(&self, pass: &mut Pass, claim: bool, now: i64) -> Result<Turn, StoreError> {
+        let want = if claim {
+            pass.circuit
+                .allowance(now, pass.in_flight.len(), self.target.concurrency)
+        } else {
+            0
+        };
+        if want == 0 && pass.settled.is_empty() && !pass.circuit_changed {
+            return Ok(Turn::Skipped);
+        }
+        let saved = pass.circuit_changed.then_some(&pass.circuit);
+        let claimed = self.round(&pass.settled, saved, want, now).await?;
+        pass.settled.clear();
+        pass.circuit_changed = false;
+        let turn = Turn::Round {
+            want,
+            claimed: claimed.len(),
+        };
+        for delivery in claimed {
+            pass.in_flight.spawn(self.clone().attempt(delivery));
+        }
+        Ok(turn)
+    }
+
+    /// An attempt ended: the circuit takes it into account, and its outcome waits for the next
+    /// round.
+    fn finished(&self, pass: &mut Pass, joined: Result<Finished, tokio::task::JoinError>) {
+        match joined {
+            Ok(f) => {
+                pass.circuit_changed |= pass.circuit.record(
+                    &f.attempt,
+                    now_ms(),
+                    self.target.circuit_failures,
+                    self.target.circuit_open,
+                );
+                pass.settled.push(self.settle(&f));
+            }
+            // Its lease ends and it is sent again.
+            Err(e) => {
+                tracing::error!(target_name = %self.target.name, error = %e, "delivery task failed")
             }
         }
     }

@@ -11,4 +11,4 @@ pub mod dispatcher;
 /// Events targets are signed with the Standard Webhooks scheme, the one payhook also verifies.
 pub use crate::providers::standard::{sign, signing_key};
 pub use changes::{Change, deliveries_for, first_due};
-pub use dispatcher::{DispatchWake, Dispatcher};
+pub use dispatcher::{DispatchWake, Dispatched, Dispatcher, TargetWorker};

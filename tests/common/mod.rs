@@ -101,6 +101,8 @@ pub struct TestApp {
     pub admin: String,
     pub client: reqwest::Client,
     pub store: FreshStore,
+    /// The notification targets it was started with.
+    pub targets: Vec<payhook::config::TargetSettings>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -111,8 +113,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let store = fresh_store().await;
     let mut settings = test_settings(&store.url);
     configure(&mut settings);
+    let targets = settings.targets.clone();
     let payhook = Payhook::start(settings).await.expect("payhook starts");
     TestApp {
+        targets,
         base: format!("http://{}", payhook.public_addr),
         admin: format!("http://{}", payhook.admin_addr),
         payhook,
@@ -329,6 +333,21 @@ impl TestApp {
             self.deliver(event).await;
             self.settled(event["id"].as_str().unwrap()).await;
         }
+    }
+
+    /// One step of `target`'s dispatcher worker on this app's store
+    /// ([`payhook::notify::TargetWorker::try_deliver_next`]), beside the app's own worker: what a
+    /// turn of that worker does now. Taken where the app's worker can send nothing (nothing
+    /// pending, or the circuit holding it), it shows that nothing is sent without waiting to see.
+    pub async fn step(&self, target: &str) -> payhook::notify::Dispatched {
+        let (dispatcher, _) =
+            payhook::notify::Dispatcher::new(self.payhook.store.clone(), &self.targets);
+        dispatcher
+            .target(target)
+            .unwrap_or_else(|| panic!("no target {target}"))
+            .try_deliver_next()
+            .await
+            .expect("the store answers")
     }
 
     pub async fn count(&self) -> i64 {
