@@ -132,7 +132,7 @@ impl From<&Delivery> for DeliveryRow {
     fn from(d: &Delivery) -> DeliveryRow {
         DeliveryRow {
             id: d.id,
-            notification_id: d.notification_id.clone(),
+            notification_id: d.notification_id.to_string(),
             target: d.target.clone(),
             booking_id: d.booking_id.clone(),
             event: d.event.clone(),

@@ -806,8 +806,9 @@ async fn a_retry_asked_for_during_an_attempt_is_not_undone_by_its_outcome() {
         .unwrap();
     store.migrate().await.unwrap();
     let now_ms = now() * 1000;
+    let id = payhook::domain::ids::NotificationId::new();
     let notification = payhook::domain::delivery::NewDelivery {
-        notification_id: "ntf_1".into(),
+        notification_id: id.clone(),
         target: "booking-service".into(),
         order_key: "booking-1".into(),
         event: "confirmed".into(),
@@ -833,7 +834,7 @@ async fn a_retry_asked_for_during_an_attempt_is_not_undone_by_its_outcome() {
 
     // The operator retries while the attempt is out; then the attempt ends, refused for good.
     let requeued = store
-        .retry_deliveries(RetrySelection::Ids(&["ntf_1".to_string()]), now_ms)
+        .retry_deliveries(RetrySelection::Ids(&[id.to_string()]), now_ms)
         .await
         .unwrap();
     assert_eq!(requeued, [claimed[0].id]);
@@ -866,7 +867,7 @@ fn notification(
     event: &str,
 ) -> payhook::domain::delivery::NewDelivery {
     payhook::domain::delivery::NewDelivery {
-        notification_id: format!("ntf_{booking}_{event}"),
+        notification_id: payhook::domain::ids::NotificationId::new(),
         target: target.into(),
         order_key: booking.into(),
         event: event.into(),

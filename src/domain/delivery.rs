@@ -9,7 +9,7 @@ use rand::RngExt;
 /// An outbox row to write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewDelivery {
-    pub notification_id: String,
+    pub notification_id: super::ids::NotificationId,
     pub target: String,
     /// Notifications with the same target and order key are delivered one at a time, in order.
     pub order_key: String,

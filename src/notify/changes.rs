@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::config::{TargetKind, TargetSettings};
 use crate::domain::delivery::NewDelivery;
+use crate::domain::ids::NotificationId;
 use crate::domain::rfc3339;
 use crate::domain::state::{Attention, CheckoutStatus, PaymentState, PaymentStatus};
 use crate::domain::steps::Step;
@@ -122,7 +123,7 @@ pub fn deliveries_for(
                 for step in &booking_steps {
                     let status = step.booking_status().expect("booking steps have a status");
                     out.push(NewDelivery {
-                        notification_id: new_notification_id(),
+                        notification_id: NotificationId::new(),
                         target: target.name.clone(),
                         order_key: order_key.clone(),
                         event: status.to_string(),
@@ -142,7 +143,7 @@ pub fn deliveries_for(
                         continue;
                     }
                     out.push(NewDelivery {
-                        notification_id: new_notification_id(),
+                        notification_id: NotificationId::new(),
                         target: target.name.clone(),
                         order_key: order_key.clone(),
                         event: name.to_string(),
@@ -168,11 +169,6 @@ pub fn first_due(targets: &[TargetSettings], delivery: &NewDelivery, now: DateTi
         .and_then(|t| t.retry_schedule.first())
         .map_or(0, |d| d.as_millis() as i64);
     now.timestamp_millis() + first_wait
-}
-
-/// `ntf_` and 24 random alphanumerics: the `X-Request-Id` / `webhook-id` of every attempt.
-fn new_notification_id() -> String {
-    format!("ntf_{}", crate::domain::ids::random_token(24))
 }
 
 /// The booking service's body: `{"status","paymentIntentId","paidAt","refundedAt"}`.

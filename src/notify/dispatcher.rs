@@ -475,7 +475,7 @@ impl TargetWorker {
                     .put(url)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .header("X-Service-Name", "payment-gateway-service")
-                    .header("X-Request-Id", &d.notification_id)
+                    .header("X-Request-Id", d.notification_id.as_str())
                     .body(body);
                 if let Some(token) = &target.token {
                     request = request.bearer_auth(token.expose());
@@ -488,12 +488,13 @@ impl TargetWorker {
                     .as_deref()
                     .ok_or("the events target has no signing secret")?;
                 let timestamp = Utc::now().timestamp();
-                let signature = super::sign(key, &d.notification_id, timestamp, body.as_bytes());
+                let signature =
+                    super::sign(key, d.notification_id.as_str(), timestamp, body.as_bytes());
                 Ok(self
                     .client
                     .post(&target.url)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header("webhook-id", &d.notification_id)
+                    .header("webhook-id", d.notification_id.as_str())
                     .header("webhook-timestamp", timestamp.to_string())
                     .header("webhook-signature", signature)
                     .body(body))

@@ -4,13 +4,14 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::ids::NotificationId;
 use crate::domain::status::DeliveryStatus;
 
 /// A notification a dispatcher holds (leased) while it sends it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedDelivery {
     pub id: i64,
-    pub notification_id: String,
+    pub notification_id: NotificationId,
     pub target: String,
     pub order_key: String,
     pub event: String,
@@ -56,7 +57,7 @@ pub struct BookingAnswer {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Delivery {
     pub id: i64,
-    pub notification_id: String,
+    pub notification_id: NotificationId,
     pub target: String,
     pub order_key: String,
     pub event: String,
