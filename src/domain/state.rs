@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use super::facts::{Fact, FactKind, RefundSeen};
 use chrono::{DateTime, Utc};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     Pending,
     Processing,
@@ -99,7 +99,8 @@ pub struct Payment {
 }
 
 /// The state of a checkout session, as the return page sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum CheckoutStatus {
     Open,
     Complete,

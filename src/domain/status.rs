@@ -125,6 +125,9 @@ mod tests {
             assert_eq!(DeliveryStatus::parse(s.as_str()), Some(s));
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
+        for s in crate::domain::state::PaymentStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
         assert_eq!(EventStatus::parse("lost"), None);
     }
 }
