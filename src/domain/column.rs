@@ -9,12 +9,19 @@ use sqlx::{Database, Decode, Encode, Type};
 use super::state::{CheckoutStatus, PaymentStatus};
 use super::status::{DeliveryStatus, EventStatus};
 
-/// A status with one word per value.
+/// A closed set of values with one word each (a status): how the store keeps it, and what an
+/// API parameter taking it accepts (any other word is refused with the list).
 pub trait Word: Sized + Copy + 'static {
     /// What the value is, for the error that names an unknown word.
     const WHAT: &'static str;
+    /// Every value, in the order a refusal lists them.
+    const ALL: &'static [Self];
+
     fn as_str(self) -> &'static str;
-    fn parse(word: &str) -> Option<Self>;
+
+    fn parse(word: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|w| w.as_str() == word)
+    }
 }
 
 /// The word in `value`, as a `T`.
@@ -32,11 +39,9 @@ macro_rules! text_column {
     ($($t:ty => $what:literal),* $(,)?) => {$(
         impl Word for $t {
             const WHAT: &'static str = $what;
+            const ALL: &'static [Self] = &<$t>::ALL;
             fn as_str(self) -> &'static str {
                 <$t>::as_str(self)
-            }
-            fn parse(word: &str) -> Option<Self> {
-                <$t>::parse(word)
             }
         }
 

@@ -68,6 +68,12 @@ impl Money {
     pub fn known(minor: Option<i64>, currency: Option<&str>) -> Option<Money> {
         Some(Money::new(minor?, currency?))
     }
+
+    /// The amount written for people, when both parts are known (what the APIs' `*_formatted`
+    /// fields say).
+    pub fn written(minor: Option<i64>, currency: Option<&str>) -> Option<String> {
+        Money::known(minor, currency).map(|m| m.to_string())
+    }
 }
 
 /// Written for people: `2000 eur` is `20.00 EUR`, `1000 jpy` is `1000 JPY`, `1250 kwd` is

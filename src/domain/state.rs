@@ -116,14 +116,14 @@ impl CheckoutStatus {
         }
     }
 
+    pub const ALL: [CheckoutStatus; 3] = [
+        CheckoutStatus::Open,
+        CheckoutStatus::Complete,
+        CheckoutStatus::Expired,
+    ];
+
     pub fn parse(s: &str) -> Option<CheckoutStatus> {
-        [
-            CheckoutStatus::Open,
-            CheckoutStatus::Complete,
-            CheckoutStatus::Expired,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 }
 

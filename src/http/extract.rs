@@ -28,6 +28,8 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAc
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
+pub use crate::domain::column::Word;
+
 use super::error::ApiError;
 
 /// A query string as `T`. An empty value is an absent one, a parameter `T` does not declare is
@@ -270,22 +272,15 @@ impl<'de> MapAccess<'de> for FieldsAccess {
     }
 }
 
-/// A closed set of words a parameter takes (a status, say); any other is refused with the list.
-pub trait Words: Copy + 'static {
-    const ALL: &'static [Self];
-
-    fn word(self) -> &'static str;
-}
-
 /// An optional parameter that is one of `T`'s words.
-pub fn one_of<'de, D: Deserializer<'de>, T: Words>(d: D) -> Result<Option<T>, D::Error> {
+pub fn one_of<'de, D: Deserializer<'de>, T: Word>(d: D) -> Result<Option<T>, D::Error> {
     let Some(v) = Option::<String>::deserialize(d)? else {
         return Ok(None);
     };
-    match T::ALL.iter().find(|a| a.word() == v) {
+    match T::ALL.iter().find(|a| a.as_str() == v) {
         Some(found) => Ok(Some(*found)),
         None => {
-            let words: Vec<&str> = T::ALL.iter().map(|a| a.word()).collect();
+            let words: Vec<&str> = T::ALL.iter().map(|a| a.as_str()).collect();
             Err(de::Error::custom(format!(
                 "{v:?} is not one of {}",
                 words.join(", ")
@@ -305,10 +300,11 @@ mod tests {
         Blue,
     }
 
-    impl Words for Colour {
+    impl Word for Colour {
+        const WHAT: &'static str = "colour";
         const ALL: &'static [Colour] = &[Colour::Red, Colour::Blue];
 
-        fn word(self) -> &'static str {
+        fn as_str(self) -> &'static str {
             match self {
                 Colour::Red => "red",
                 Colour::Blue => "blue",

@@ -181,7 +181,7 @@ pub(super) fn session_payment_status(status: PaymentStatus) -> &'static str {
 
 fn formatted(payment: &Payment) -> Option<String> {
     let s = &payment.state;
-    Money::known(s.amount_paid().or(s.amount), s.currency.as_deref()).map(|m| m.to_string())
+    Money::written(s.amount_paid().or(s.amount), s.currency.as_deref())
 }
 
 /// Requires `Authorization: Bearer <INTERNAL_SERVICE_TOKEN>`, compared in constant time.

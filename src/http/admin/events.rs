@@ -172,11 +172,12 @@ impl From<ReplayableStatus> for EventStatus {
     }
 }
 
-impl Words for ReplayableStatus {
+impl Word for ReplayableStatus {
+    const WHAT: &'static str = "replayable status";
     const ALL: &'static [ReplayableStatus] =
         &[ReplayableStatus::Failed, ReplayableStatus::Retrying];
 
-    fn word(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         EventStatus::from(self).as_str()
     }
 }

@@ -28,11 +28,12 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::responses::{Invalid, ProviderFailed, StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ValidPath, ValidQuery, Words, one_of};
+use super::extract::{ValidPath, ValidQuery, one_of};
 use crate::admin_types::{
     DeliveryRow, EventDetail, EventRow, Page, ReconcilePage, Requeued, RequeuedCount, Retried,
     RetriedCount, TargetReset, time,
 };
+use crate::domain::column::Word;
 use crate::domain::delivery::CircuitState;
 use crate::domain::money::Money;
 use crate::domain::state::{Payment, PaymentStatus};
@@ -147,30 +148,6 @@ fn rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::
 }
 
 /// The status words the listings filter by.
-impl Words for EventStatus {
-    const ALL: &'static [EventStatus] = &EventStatus::ALL;
-
-    fn word(self) -> &'static str {
-        self.as_str()
-    }
-}
-
-impl Words for DeliveryStatus {
-    const ALL: &'static [DeliveryStatus] = &DeliveryStatus::ALL;
-
-    fn word(self) -> &'static str {
-        self.as_str()
-    }
-}
-
-impl Words for PaymentStatus {
-    const ALL: &'static [PaymentStatus] = &PaymentStatus::ALL;
-
-    fn word(self) -> &'static str {
-        self.as_str()
-    }
-}
-
 /// A page of the store's rows as answer rows, and the cursor of the next page: the last row's id
 /// when the page is full, none when it is the last.
 fn page<'a, S, T: From<&'a S>>(rows: &'a [S], id: fn(&S) -> i64, limit: i64) -> Json<Page<T>> {

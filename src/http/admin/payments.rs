@@ -2,11 +2,6 @@
 
 use super::*;
 
-/// An amount written for people, when its currency is known.
-fn formatted(minor: Option<i64>, currency: Option<&str>) -> Option<String> {
-    Money::known(minor, currency).map(|m| m.to_string())
-}
-
 fn rfc3339(secs: Option<i64>) -> Option<String> {
     secs.and_then(|s| DateTime::from_timestamp(s, 0)).map(time)
 }
@@ -54,9 +49,12 @@ impl From<&Payment> for PaymentRow {
             status: s.status.as_str(),
             amount: s.amount,
             currency: s.currency.clone(),
-            amount_formatted: formatted(s.amount, s.currency.as_deref()),
+            amount_formatted: Money::written(s.amount, s.currency.as_deref()),
             amount_refunded: s.amount_refunded,
-            amount_refunded_formatted: formatted(Some(s.amount_refunded), s.currency.as_deref()),
+            amount_refunded_formatted: Money::written(
+                Some(s.amount_refunded),
+                s.currency.as_deref(),
+            ),
             amount_captured: s.amount_captured,
             amount_disputed: s.amount_disputed,
             refunds: s.refunds.clone(),

@@ -190,8 +190,7 @@ impl SessionView {
             && matches!(self.payment_status.as_str(), "unpaid" | "failed");
         SessionStatus {
             checkout_url: if payable { self.url.clone() } else { None },
-            amount_formatted: Money::known(self.amount, self.currency.as_deref())
-                .map(|m| m.to_string()),
+            amount_formatted: Money::written(self.amount, self.currency.as_deref()),
             session_id: self.session_id,
             booking_id: self.booking_id,
             status: self.status.unwrap_or_else(|| "open".into()),
