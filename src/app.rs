@@ -146,7 +146,8 @@ impl Payhook {
             provider.clone(),
             fetch_wake,
             stored.clone(),
-        );
+        )
+        .with_confirms(&sources);
         let state = Arc::new(AppState {
             inbox: Inbox::new(sources, writer),
             webhook_routes: settings.webhook_routes.clone(),

@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
             http::HeaderValue::from_str(&value).unwrap(),
         );
     }
-    if let Ok(meta) = source.verify(&headers, body, now) {
+    if let Ok(meta) = source.verify(&payhook::providers::Incoming::new(&headers, body), now) {
         for field in [&meta.event_id, &meta.event_type] {
             assert!(
                 !field.trim().is_empty() && !field.chars().any(char::is_control),

@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         headers.insert(*name, value.clone());
     }
     let now = 1_800_000_000;
-    if let Ok(meta) = source.verify(&headers, body, now) {
+    if let Ok(meta) = source.verify(&payhook::providers::Incoming::new(&headers, body), now) {
         // A shared secret sent as is (Flutterwave's `verif-hash`) is accepted when guessed: that
         // scheme's own weakness. Every signing scheme must refuse what the fuzzer forges.
         assert!(

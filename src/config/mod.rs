@@ -165,13 +165,14 @@ impl Settings {
     /// `stripe` from `STRIPE_WEBHOOK_SECRET` and `[stripe]`, and every `[[sources]]` entry.
     pub fn webhook_sources(&self) -> crate::providers::Sources {
         let stripe = crate::providers::Source {
-            name: "stripe".into(),
-            scheme: crate::providers::Scheme::Stripe {
-                secrets: self.stripe.webhook_secrets.clone(),
-                tolerance: self.stripe.tolerance,
-            },
             allowed: self.stripe.allowed_cidrs.clone(),
-            mapping: None,
+            ..crate::providers::Source::new(
+                "stripe",
+                crate::providers::Scheme::Stripe {
+                    secrets: self.stripe.webhook_secrets.clone(),
+                    tolerance: self.stripe.tolerance,
+                },
+            )
         };
         crate::providers::Sources::new(std::iter::once(stripe).chain(self.sources.iter().cloned()))
     }

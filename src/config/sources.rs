@@ -8,12 +8,13 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{ConfigError, Secret, check_http_url, parse_cidr, parse_duration};
+use crate::providers::confirm::Confirm;
 use crate::providers::hmac::{Algorithm, Encoding, HmacScheme};
-use crate::providers::mapping::{Extract, MappedKind, Mapping};
+use crate::providers::mapping::{AmountFormat, Extract, Format, MappedKind, Mapping};
+use crate::providers::presets::{self, Confirmation, Preset};
 use crate::providers::{Scheme, SigningKeys, Source, standard};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SourceKind {
     Stripe,
     StandardWebhooks,
@@ -24,9 +25,41 @@ pub(super) enum SourceKind {
     Square,
     /// Flutterwave's `verif-hash`: the secret hash itself, compared in constant time.
     Flutterwave,
+    /// A provider of [`presets::ALL`].
+    Preset(&'static Preset),
 }
 
 impl SourceKind {
+    fn parse(kind: &str) -> Option<SourceKind> {
+        Some(match kind {
+            "stripe" => SourceKind::Stripe,
+            "standard-webhooks" => SourceKind::StandardWebhooks,
+            "hmac" => SourceKind::Hmac,
+            "paystack" => SourceKind::Paystack,
+            "razorpay" => SourceKind::Razorpay,
+            "square" => SourceKind::Square,
+            "flutterwave" => SourceKind::Flutterwave,
+            other => SourceKind::Preset(presets::find(other)?),
+        })
+    }
+
+    /// Every kind, as written in the configuration.
+    fn all() -> Vec<&'static str> {
+        let builtin = [
+            "stripe",
+            "standard-webhooks",
+            "hmac",
+            "paystack",
+            "razorpay",
+            "square",
+            "flutterwave",
+        ];
+        builtin
+            .into_iter()
+            .chain(presets::ALL.iter().map(|p| p.kind))
+            .collect()
+    }
+
     /// The provider's documented scheme, for a preset: header, algorithm, encoding, content.
     fn preset(self) -> Option<(&'static str, Algorithm, Encoding, &'static str)> {
         match self {
@@ -61,8 +94,13 @@ impl SourceKind {
 #[serde(deny_unknown_fields)]
 pub(super) struct SourceFile {
     name: Option<String>,
-    kind: Option<SourceKind>,
+    kind: Option<String>,
     secrets: Option<Vec<String>>,
+    /// `api`: the provider's API confirms each notification before the ledger reads it;
+    /// `signature`: the signature is enough.
+    confirm: Option<ConfirmMode>,
+    /// The provider's API: `url`, and the credentials its preset names.
+    api: Option<HashMap<String, String>>,
     tolerance: Option<String>,
     allowed_cidrs: Option<Vec<String>>,
     // hmac
@@ -78,9 +116,20 @@ pub(super) struct SourceFile {
     routes: Option<Vec<String>>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ConfirmMode {
+    Api,
+    Signature,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MappingFile {
+    format: Option<Format>,
+    kind_from: Option<String>,
+    amount_format: Option<AmountFormat>,
+    default_currency: Option<String>,
     event_id: Option<String>,
     event_type: Option<String>,
     payment_id: Option<String>,
@@ -125,21 +174,39 @@ pub(super) fn sources_from(
                 format!("{name:?} is used twice"),
             ));
         }
-        let kind = file.kind.ok_or_else(|| {
-            ConfigError::new(
-                key("kind"),
-                "required: stripe, standard-webhooks, hmac, paystack, razorpay, square or flutterwave",
-            )
-        })?;
-        let secrets: Vec<Secret> = file
-            .secrets
-            .filter(|s| !s.is_empty() && s.iter().all(|s| !s.is_empty()))
-            .ok_or_else(|| {
-                ConfigError::new(key("secrets"), "at least one non-empty secret is required")
-            })?
-            .into_iter()
-            .map(Secret::new)
-            .collect();
+        let kinds = || format!("one of {}", SourceKind::all().join(", "));
+        let kind = match file.kind.as_deref() {
+            None => {
+                return Err(ConfigError::new(
+                    key("kind"),
+                    format!("required: {}", kinds()),
+                ));
+            }
+            Some(k) => SourceKind::parse(k).ok_or_else(|| {
+                ConfigError::new(
+                    key("kind"),
+                    format!("{k:?} is not a kind payhook knows: {}", kinds()),
+                )
+            })?,
+        };
+        let unsigned = matches!(kind, SourceKind::Preset(p) if !p.signed);
+        let secrets: Vec<Secret> = match (unsigned, file.secrets) {
+            (true, Some(_)) => {
+                return Err(ConfigError::new(
+                    key("secrets"),
+                    "this provider signs nothing: its API confirms each notification (give [sources.api])",
+                ));
+            }
+            (true, None) => Vec::new(),
+            (false, secrets) => secrets
+                .filter(|s| !s.is_empty() && s.iter().all(|s| !s.is_empty()))
+                .ok_or_else(|| {
+                    ConfigError::new(key("secrets"), "at least one non-empty secret is required")
+                })?
+                .into_iter()
+                .map(Secret::new)
+                .collect(),
+        };
         let tolerance =
             parse_duration(&key("tolerance"), file.tolerance.as_deref().unwrap_or("5m"))?;
         if tolerance.is_zero() {
@@ -224,6 +291,8 @@ pub(super) fn sources_from(
                     tolerance,
                 }
             }
+            SourceKind::Preset(preset) => (preset.scheme)(secrets, tolerance)
+                .map_err(|why| ConfigError::new(key("secrets"), why))?,
             SourceKind::Hmac => {
                 let header = file
                     .header
@@ -271,6 +340,11 @@ pub(super) fn sources_from(
         };
         let mapping = match (kind, file.mapping) {
             (SourceKind::Stripe | SourceKind::StandardWebhooks, None) => None,
+            (SourceKind::Preset(preset), m) => Some(Arc::new(mapping_over(
+                (preset.mapping)(),
+                m.unwrap_or_default(),
+                &|f| key(&format!("mapping.{f}")),
+            )?)),
             (_, None) => {
                 return Err(ConfigError::new(
                     key("mapping"),
@@ -290,14 +364,161 @@ pub(super) fn sources_from(
         for path in file.routes.unwrap_or_default() {
             routes.push((super::route_alias(&key("routes"), &path)?, name.clone()));
         }
+        let preset = match kind {
+            SourceKind::Preset(p) => Some(p),
+            _ => None,
+        };
+        let confirm = confirm_from(preset, file.confirm, file.api, &key)?;
+        let mapping = mapping.map(|m| {
+            let mut m = Arc::unwrap_or_clone(m);
+            m.confirmed = confirm.is_some();
+            Arc::new(m)
+        });
         sources.push(Source {
-            name,
-            scheme,
             allowed,
             mapping,
+            batch: preset.and_then(|p| p.batch).map(presets::path),
+            confirm,
+            answer: preset.map(|p| p.answer).unwrap_or_default(),
+            ..Source::new(name, scheme)
         });
     }
     Ok((sources, routes))
+}
+
+/// The confirmation by API a source asked for (or its provider requires), its credentials checked.
+fn confirm_from(
+    preset: Option<&'static Preset>,
+    mode: Option<ConfirmMode>,
+    api: Option<HashMap<String, String>>,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Option<Confirm>, ConfigError> {
+    let confirmation = preset.map_or(Confirmation::Unavailable, |p| p.confirmation);
+    let wanted = match (confirmation, mode) {
+        (Confirmation::Required, Some(ConfirmMode::Signature)) => {
+            return Err(ConfigError::new(
+                key("confirm"),
+                "this provider's notifications prove nothing on their own: its API must confirm them (confirm = \"api\")",
+            ));
+        }
+        (Confirmation::Required, _) => true,
+        (Confirmation::Optional, mode) => mode == Some(ConfirmMode::Api),
+        (Confirmation::Unavailable, Some(ConfirmMode::Api)) => {
+            return Err(ConfigError::new(
+                key("confirm"),
+                "payhook knows no API to confirm this kind of source's notifications with",
+            ));
+        }
+        (Confirmation::Unavailable, _) => false,
+    };
+    let (Some(preset), true) = (preset, wanted) else {
+        if api.is_some() {
+            return Err(ConfigError::new(
+                key("api"),
+                "only a source whose notifications the provider's API confirms takes it (confirm = \"api\")",
+            ));
+        }
+        return Ok(None);
+    };
+    let lookup = (preset.lookup.expect("a preset that confirms has a lookup"))();
+    let mut api = api.ok_or_else(|| {
+        ConfigError::new(
+            key("api"),
+            format!(
+                "required: [sources.api] with {} (the provider's API confirms each notification)",
+                lookup.credentials.join(", ")
+            ),
+        )
+    })?;
+    let url = api.remove("url").unwrap_or_else(|| lookup.base_url.clone());
+    check_http_url(&url, &key("api.url"))?;
+    let mut credentials = HashMap::new();
+    for name in &lookup.credentials {
+        let value = api
+            .remove(name)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| ConfigError::new(key(&format!("api.{name}")), "required"))?;
+        credentials.insert(name.clone(), Secret::new(value));
+    }
+    for (name, _) in &lookup.optional {
+        if let Some(value) = api.remove(name) {
+            credentials.insert(name.clone(), Secret::new(value));
+        }
+    }
+    if let Some(unknown) = api.keys().min() {
+        let mut known: Vec<&str> = vec!["url"];
+        known.extend(lookup.credentials.iter().map(String::as_str));
+        known.extend(lookup.optional.iter().map(|(n, _)| n.as_str()));
+        return Err(ConfigError::new(
+            key(&format!("api.{unknown}")),
+            format!("unknown; this provider's API takes {}", known.join(", ")),
+        ));
+    }
+    Ok(Some(Confirm::new(lookup, url, credentials)))
+}
+
+/// A preset's mapping with what the source's `[sources.mapping]` says instead.
+fn mapping_over(
+    mut base: Mapping,
+    file: MappingFile,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Mapping, ConfigError> {
+    let parse = |field: &str, spec: String| {
+        Extract::parse(&spec).ok_or_else(|| {
+            ConfigError::new(
+                key(field),
+                format!("{spec:?}: a dotted path (data.id) or a template ({{a}}:{{b.c}})"),
+            )
+        })
+    };
+    macro_rules! over {
+        ($($field:ident),*) => {$(
+            if let Some(spec) = file.$field {
+                base.$field = parse(stringify!($field), spec)?;
+            }
+        )*};
+    }
+    over!(event_id, event_type, payment_id);
+    macro_rules! over_opt {
+        ($($field:ident),*) => {$(
+            if let Some(spec) = file.$field {
+                base.$field = Some(parse(stringify!($field), spec)?);
+            }
+        )*};
+    }
+    over_opt!(
+        kind_from,
+        booking_id,
+        amount,
+        currency,
+        amount_refunded,
+        failure_message
+    );
+    if let Some(format) = file.format {
+        base.format = format;
+    }
+    if let Some(f) = file.amount_format {
+        base.amount_format = f;
+    }
+    if let Some(c) = file.default_currency {
+        base.default_currency = Some(iso_code(&key("default_currency"), c)?);
+    }
+    base.types.extend(file.types.unwrap_or_default());
+    for (alias, iso) in file.currency_aliases.unwrap_or_default() {
+        let iso = iso_code(&key(&format!("currency_aliases.{alias}")), iso)?;
+        base.currency_aliases.insert(alias, iso);
+    }
+    Ok(base)
+}
+
+fn iso_code(key: &str, iso: String) -> Result<String, ConfigError> {
+    if iso.len() != 3 || !iso.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(ConfigError::new(
+            key,
+            format!("{iso:?} is not a three-letter ISO 4217 code"),
+        ));
+    }
+    Ok(iso)
 }
 
 fn mapping_from(
@@ -339,15 +560,18 @@ fn mapping_from(
     }
     let mut currency_aliases = HashMap::new();
     for (alias, iso) in file.currency_aliases.unwrap_or_default() {
-        if iso.len() != 3 || !iso.chars().all(|c| c.is_ascii_alphabetic()) {
-            return Err(ConfigError::new(
-                key(&format!("currency_aliases.{alias}")),
-                format!("{iso:?} is not a three-letter ISO 4217 code"),
-            ));
-        }
+        let iso = iso_code(&key(&format!("currency_aliases.{alias}")), iso)?;
         currency_aliases.insert(alias, iso);
     }
     Ok(Mapping {
+        format: file.format.unwrap_or_default(),
+        kind_from: extract("kind_from", file.kind_from)?,
+        amount_format: file.amount_format.unwrap_or_default(),
+        default_currency: file
+            .default_currency
+            .map(|c| iso_code(&key("default_currency"), c))
+            .transpose()?,
+        confirmed: false,
         event_id,
         event_type: required("event_type", file.event_type.or(Some("type".into())))?,
         payment_id: required("payment_id", file.payment_id)?,

@@ -24,16 +24,20 @@ pub enum EventStatus {
     Retrying,
     /// Its attempts are exhausted: left for a person, replayable.
     Failed,
+    /// The provider's API denied it (no such payment, or another outcome than the notification
+    /// claims): kept with the provider's answer, never applied.
+    Rejected,
 }
 
 impl EventStatus {
-    pub const ALL: [EventStatus; 6] = [
+    pub const ALL: [EventStatus; 7] = [
         EventStatus::Received,
         EventStatus::Waiting,
         EventStatus::Processed,
         EventStatus::Ignored,
         EventStatus::Retrying,
         EventStatus::Failed,
+        EventStatus::Rejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +48,7 @@ impl EventStatus {
             EventStatus::Ignored => "ignored",
             EventStatus::Retrying => "retrying",
             EventStatus::Failed => "failed",
+            EventStatus::Rejected => "rejected",
         }
     }
 

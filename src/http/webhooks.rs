@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -23,6 +24,9 @@ pub struct WebhookResponse {
     event_id: String,
     /// True when this event was already stored: nothing new happened.
     duplicate: bool,
+    /// Every event's id, when the request carried several (a batch): all stored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    events: Vec<String>,
 }
 
 /// Receives a provider's webhook: verified on its raw bytes with the source's scheme, stored once,
@@ -46,10 +50,11 @@ pub async fn receive_webhook(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(source): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<WebhookResponse>, ApiError> {
-    receive(&state, peer, &source, headers, body).await
+) -> Result<Response, ApiError> {
+    receive(&state, peer, &source, query, headers, body).await
 }
 
 /// The route existing Stripe integrations already point at: `POST /webhooks/stripe` under another
@@ -70,26 +75,25 @@ pub async fn receive_stripe_webhook(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<WebhookResponse>, ApiError> {
-    receive(&state, peer, "stripe", headers, body).await
+) -> Result<Response, ApiError> {
+    receive(&state, peer, "stripe", None, headers, body).await
 }
 
 /// A webhook being received, as a route alias's handler returns it.
-type Receiving = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Json<WebhookResponse>, ApiError>> + Send>,
->;
+type Receiving =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, ApiError>> + Send>>;
 
 /// The handler of a route alias: `receive_webhook` for `source`, on another path.
 pub fn receive_on_alias(
     source: String,
-) -> impl Fn(State<Arc<AppState>>, ConnectInfo<SocketAddr>, HeaderMap, Body) -> Receiving
+) -> impl Fn(State<Arc<AppState>>, ConnectInfo<SocketAddr>, RawQuery, HeaderMap, Body) -> Receiving
 + Clone
 + Send
 + Sync
 + 'static {
-    move |State(state), ConnectInfo(peer), headers, body| {
+    move |State(state), ConnectInfo(peer), RawQuery(query), headers, body| {
         let source = source.clone();
-        Box::pin(async move { receive(&state, peer, &source, headers, body).await })
+        Box::pin(async move { receive(&state, peer, &source, query, headers, body).await })
     }
 }
 
@@ -99,10 +103,11 @@ async fn receive(
     state: &AppState,
     peer: SocketAddr,
     source: &str,
+    query: Option<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<WebhookResponse>, ApiError> {
-    let result = receive_checked(state, peer, source, headers, body).await;
+) -> Result<Response, ApiError> {
+    let result = receive_checked(state, peer, source, query, headers, body).await;
     if let Err(e) = &result {
         let source = if state.inbox.knows(source) {
             source
@@ -120,9 +125,10 @@ async fn receive_checked(
     state: &AppState,
     peer: SocketAddr,
     source: &str,
+    query: Option<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<WebhookResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let client = state.client_ip(peer, &headers);
     let ingest_err = |e| {
         let err = ApiError::from(e);
@@ -144,14 +150,19 @@ async fn receive_checked(
     let body = read_body(&headers, body, state.max_body_bytes, state.read_timeout).await?;
     let receipt = state
         .inbox
-        .receive(source, &headers, body)
+        .receive(source, &headers, query.as_deref(), body)
         .await
         .map_err(ingest_err)?;
-    Ok(Json(WebhookResponse {
-        received: true,
-        event_id: receipt.event_id,
-        duplicate: receipt.duplicate,
-    }))
+    Ok(match source.answer {
+        crate::providers::Answer::Text(text) => text.into_response(),
+        crate::providers::Answer::Receipt => Json(WebhookResponse {
+            received: true,
+            event_id: receipt.event_id,
+            duplicate: receipt.duplicate,
+            events: receipt.batch,
+        })
+        .into_response(),
+    })
 }
 
 /// How much of a refused body is read and thrown away before the 413 goes out. Closing a

@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 use chrono::Utc;
 
-use crate::providers::{EventMeta, Source, Sources, VerifyError};
+use crate::providers::{EventMeta, Incoming, Source, Sources, VerifyError};
 use crate::store::{NewEvent, StoreError};
 pub use writer::{InboxWriter, IngestLoad, Written};
 
@@ -32,6 +32,8 @@ pub struct Receipt {
     pub event_id: String,
     pub event_type: String,
     pub duplicate: bool,
+    /// Every event's id, when the request was a batch of several.
+    pub batch: Vec<String>,
 }
 
 pub struct Inbox {
@@ -61,37 +63,73 @@ impl Inbox {
         Ok(source)
     }
 
-    /// Verifies and stores one webhook; returns only after its row is durable.
+    /// Verifies and stores one webhook request; returns only after the row of every event it
+    /// carries is durable (a batch is acknowledged whole or not at all: the provider sends it
+    /// again, and what was stored is a duplicate then).
     pub async fn receive(
         &self,
         source: &Source,
         headers: &HeaderMap,
+        query: Option<&str>,
         body: Bytes,
     ) -> Result<Receipt, IngestError> {
         let started = Instant::now();
         let received_at = Utc::now();
-        let meta = source.verify(headers, &body, received_at.timestamp())?;
+        let request = Incoming {
+            headers,
+            body: &body,
+            query,
+        };
+        let mut items = source.verify(&request, received_at.timestamp())?;
         let stored_headers = source.stored_headers(headers).to_string();
-        let (receipt, outcome) = self
-            .write(
-                &source.name,
-                meta,
-                body,
-                stored_headers,
-                received_at,
-                "stored",
-            )
-            .await?;
+        let receipt = if items.len() == 1 {
+            let item = items.pop().expect("one item");
+            let payload = item.payload.map(Bytes::from).unwrap_or(body);
+            let (receipt, outcome) = self
+                .write(
+                    &source.name,
+                    item.meta,
+                    payload,
+                    stored_headers,
+                    received_at,
+                    "stored",
+                )
+                .await?;
+            tracing::info!(source = %source.name, event_id = %receipt.event_id,
+                event_type = %receipt.event_type, outcome,
+                latency_us = started.elapsed().as_micros() as u64, "webhook received");
+            receipt
+        } else {
+            // Every item is handed to the writer at once, so they share its next commits.
+            let writes = items.into_iter().map(|item| {
+                let payload = item
+                    .payload
+                    .map(Bytes::from)
+                    .unwrap_or_else(|| body.clone());
+                self.write(
+                    &source.name,
+                    item.meta,
+                    payload,
+                    stored_headers.clone(),
+                    received_at,
+                    "stored",
+                )
+            });
+            let written = futures_util::future::try_join_all(writes).await?;
+            let batch: Vec<String> = written.iter().map(|(r, _)| r.event_id.clone()).collect();
+            let first = &written[0].0;
+            tracing::info!(source = %source.name, events = batch.len(),
+                new = written.iter().filter(|(r, _)| !r.duplicate).count(),
+                latency_us = started.elapsed().as_micros() as u64, "webhook batch received");
+            Receipt {
+                event_id: first.event_id.clone(),
+                event_type: first.event_type.clone(),
+                duplicate: written.iter().all(|(r, _)| r.duplicate),
+                batch,
+            }
+        };
         metrics::histogram!("payhook_ingest_seconds", "source" => source.name.clone())
             .record(started.elapsed().as_secs_f64());
-        tracing::info!(
-            source = %source.name,
-            event_id = %receipt.event_id,
-            event_type = %receipt.event_type,
-            outcome,
-            latency_us = started.elapsed().as_micros() as u64,
-            "webhook received"
-        );
         Ok(receipt)
     }
 
@@ -144,6 +182,7 @@ impl Inbox {
             event_id: meta.event_id,
             event_type: meta.event_type,
             duplicate: written == Written::Duplicate,
+            batch: Vec::new(),
         };
         Ok((receipt, outcome))
     }

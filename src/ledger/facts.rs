@@ -237,10 +237,21 @@ pub fn interpret_mapped(
     payload: &[u8],
     now: i64,
 ) -> Interpretation {
-    let Some(&kind) = mapping.types.get(event_type) else {
+    if mapping.kind_from.is_none() && !mapping.types.contains_key(event_type) {
+        return Interpretation::Ignored;
+    }
+    let event = match mapping.format.read(payload) {
+        Ok(event) => event,
+        Err(why) => return Interpretation::Invalid(format!("the payload is {why}")),
+    };
+    let named = match &mapping.kind_from {
+        Some(e) => e.text(&event),
+        None => Some(event_type.to_string()),
+    };
+    let Some(&kind) = named.and_then(|n| mapping.types.get(&n)) else {
         return Interpretation::Ignored;
     };
-    match read_mapped(mapping, kind, event_id, event_type, payload, now) {
+    match read_mapped(mapping, kind, event_id, event_type, &event, now) {
         Ok(fact) => Interpretation::Fact(Box::new(fact)),
         Err(message) => Interpretation::Invalid(message),
     }
@@ -251,21 +262,26 @@ fn read_mapped(
     kind: MappedKind,
     event_id: &str,
     event_type: &str,
-    payload: &[u8],
+    event: &Value,
     now: i64,
 ) -> Result<Fact, String> {
-    let event: Value =
-        serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
-    let field = |e: &Option<Extract>| e.as_ref().and_then(|e| e.text(&event));
+    let field = |e: &Option<Extract>| e.as_ref().and_then(|e| e.text(event));
+    let currency = field(&mapping.currency)
+        .or_else(|| mapping.default_currency.clone())
+        .map(|c| mapping.currency(&c));
     let number = |name: &str, e: &Option<Extract>| -> Result<Option<i64>, String> {
-        match e.as_ref().and_then(|e| e.value(&event)) {
+        match e.as_ref().and_then(|e| e.value(event)) {
             None => Ok(None),
-            Some(v) => amount(v).map_err(|m| format!("{name}: {m}")),
+            Some(v) => mapping
+                .amount_format
+                .minor_units(v, currency.as_deref())
+                .map(Some)
+                .map_err(|m| format!("{name}: {m}")),
         }
     };
     let payment = mapping
         .payment_id
-        .text(&event)
+        .text(event)
         .ok_or("the payload has no payment id where the mapping says")?;
     let amount_value = number("amount", &mapping.amount)?;
     let mut fact = Fact {
@@ -279,7 +295,7 @@ fn read_mapped(
         booking_id: usable_booking(field(&mapping.booking_id))?,
         amount: amount_value,
         amount_captured: None,
-        currency: field(&mapping.currency).map(|c| mapping.currency(&c)),
+        currency: currency.clone(),
         paid_at: None,
         kind: FactKind::IntentProcessing,
     };

@@ -7,6 +7,10 @@
 //!
 //! The snapshot keeps the thin event's `snapshot_event` id when Stripe gives one, so a thin
 //! event and its snapshot event, both delivered, are one fact.
+//!
+//! The same worker confirms the notifications of sources verified by API (see
+//! `providers::confirm`): the provider's answer is kept as the event's `fetched` record, or, when
+//! the provider denies the notification, the event is marked `rejected` with that answer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +22,9 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
 use crate::checkout::{Provider, ProviderError};
+use crate::providers::Sources;
+use crate::providers::confirm::{Confirm, Outcome};
+use crate::providers::mapping::Mapping;
 use crate::store::{Store, StoreError, ToFetch};
 
 /// Thin events fetched per round.
@@ -40,6 +47,9 @@ pub struct Fetcher {
     /// Woken when an object was fetched: its event is back in line.
     processor: Arc<Notify>,
     cache: Arc<Mutex<HashMap<String, (Instant, Value)>>>,
+    /// The sources whose notifications the provider's API confirms, with their mapping.
+    confirms: Arc<HashMap<String, (Confirm, Arc<Mapping>)>>,
+    http: reqwest::Client,
 }
 
 /// Why an event's object could not be had.
@@ -66,7 +76,18 @@ impl Fetcher {
             wake,
             processor,
             cache: Arc::default(),
+            confirms: Arc::default(),
+            http: reqwest::Client::new(),
         }
+    }
+
+    /// Also confirms the notifications of `sources` that are verified by API.
+    pub fn with_confirms(mut self, sources: &Sources) -> Self {
+        self.confirms = Arc::new(sources.confirms());
+        self.http = crate::net::client_builder()
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        self
     }
 
     /// Fetches the objects of the thin events due now; returns how many it fetched.
@@ -75,29 +96,49 @@ impl Fetcher {
         let due = self.store.events_to_fetch(now, BATCH).await?;
         let mut fetched = 0;
         for event in &due {
-            match self.fetch(event).await {
-                Ok(snapshot) => {
-                    let bytes = serde_json::to_vec(&snapshot).expect("JSON serializes");
+            let outcome = match self.confirms.get(&event.source) {
+                Some((confirm, mapping)) => {
+                    confirm
+                        .check(&self.http, mapping, &event.event_type, &event.payload)
+                        .await
+                }
+                None => match self.fetch(event).await {
+                    Ok(snapshot) => Outcome::Confirmed(snapshot),
+                    Err(NotFetched::Waiting(why)) => Outcome::Waiting(why),
+                    Err(NotFetched::Failed(why)) => Outcome::Failed(why),
+                },
+            };
+            let attempts = event.attempts + 1;
+            match outcome {
+                Outcome::Confirmed(record) => {
+                    let bytes = serde_json::to_vec(&record).expect("JSON serializes");
                     if self.store.store_fetched(event.id, &bytes).await? {
                         fetched += 1;
                     }
                 }
-                Err(NotFetched::Waiting(why)) => {
-                    let attempts = event.attempts + 1;
+                Outcome::Waiting(why) => {
                     let wait = backoff(attempts);
-                    tracing::warn!(id = event.id, r#type = %event.event_type, attempts, %why,
-                        "thin event waits for its object");
+                    tracing::warn!(id = event.id, source = %event.source, r#type = %event.event_type,
+                        attempts, %why, "event waits for the provider's API");
                     let error = format!("waiting for the provider's API: {why}");
                     let at = now + wait.as_millis() as i64;
                     self.store
                         .fetch_failed(event.id, attempts, &error, Some(at))
                         .await?;
                 }
-                Err(NotFetched::Failed(why)) => {
-                    tracing::warn!(id = event.id, r#type = %event.event_type, %why,
-                        "thin event cannot be applied");
+                Outcome::Denied { why, answer } => {
+                    tracing::warn!(id = event.id, source = %event.source, r#type = %event.event_type,
+                        %why, "the provider's API denied the notification; it is never applied");
+                    let answer = serde_json::to_vec(&answer).expect("JSON serializes");
                     self.store
-                        .fetch_failed(event.id, event.attempts + 1, &why, None)
+                        .fetch_rejected(event.id, attempts, &why, &answer)
+                        .await?;
+                }
+                Outcome::Failed(why) => {
+                    tracing::warn!(id = event.id, source = %event.source, r#type = %event.event_type,
+                        %why, "event cannot be applied");
+                    self.store
+                        .fetch_failed(event.id, attempts, &why, None)
                         .await?;
                 }
             }

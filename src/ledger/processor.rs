@@ -45,6 +45,10 @@ const GATHER: Duration = Duration::from_millis(2);
 /// room; the backlog goes once it ends.
 const GIVE_WAY: u32 = 2;
 
+/// How the ledger reads what a provider's API confirmed.
+static CONFIRMED: std::sync::LazyLock<Mapping> =
+    std::sync::LazyLock::new(crate::providers::confirm::confirmed_mapping);
+
 /// How many webhooks must be waiting for the processor to give way. A steady stream always has
 /// one or two in flight: giving way to those made PostgreSQL's batches slow and far apart (at
 /// 1,000 webhooks/s the end-to-end p99 went from 25 ms to 142 ms). Bursts queue far more.
@@ -187,6 +191,14 @@ impl Processor {
         let readings: Vec<Interpretation> = events
             .iter()
             .map(|e| match self.mappings.get(&e.source) {
+                // The notification is a hint; what the provider's API confirmed is read, once
+                // the fetcher has it.
+                Some(mapping) if mapping.confirmed => match &e.fetched {
+                    None => Interpretation::Fetch,
+                    Some(record) => {
+                        interpret_mapped(&CONFIRMED, &e.event_id, &e.event_type, record, read_at)
+                    }
+                },
                 Some(mapping) => {
                     interpret_mapped(mapping, &e.event_id, &e.event_type, &e.payload, read_at)
                 }

@@ -100,15 +100,141 @@ pub enum MappedKind {
     Disputed,
 }
 
+/// How a source's notifications are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    #[default]
+    Json,
+    /// `application/x-www-form-urlencoded`, read as an object: `data[invoice][token]=x` is
+    /// `{"data": {"invoice": {"token": "x"}}}`.
+    Form,
+}
+
+impl Format {
+    /// The payload as a JSON object, whatever it was written in; UTF-8 throughout.
+    pub fn read(self, payload: &[u8]) -> Result<Value, String> {
+        let text = std::str::from_utf8(payload).map_err(|e| format!("not UTF-8 ({e})"))?;
+        match self {
+            Format::Json => match serde_json::from_str(text) {
+                Ok(v @ Value::Object(_)) => Ok(v),
+                Ok(_) => Err("not a JSON object".into()),
+                Err(e) => Err(format!("invalid JSON ({e})")),
+            },
+            Format::Form => Ok(form_object(text.as_bytes())),
+        }
+    }
+}
+
+/// A form body as a JSON object of strings, `a[b][c]` keys nested. A key met twice keeps its
+/// first value, as a lookup by name would.
+pub fn form_object(body: &[u8]) -> Value {
+    let mut root = Value::Object(serde_json::Map::new());
+    for (key, value) in form_urlencoded::parse(body) {
+        let path: Vec<&str> = key.split('[').map(|p| p.trim_end_matches(']')).collect();
+        insert(&mut root, &path, value.into_owned());
+    }
+    root
+}
+
+/// Sets `path` in `node` to `value` unless something is there already.
+fn insert(node: &mut Value, path: &[&str], value: String) {
+    let (Value::Object(map), Some((first, rest))) = (node, path.split_first()) else {
+        return;
+    };
+    if rest.is_empty() {
+        map.entry(first.to_string()).or_insert(Value::String(value));
+        return;
+    }
+    let child = map
+        .entry(first.to_string())
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    insert(child, rest, value);
+}
+
+/// How a source writes its amounts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AmountFormat {
+    /// A whole number of the currency's minor unit (`1000` is 10.00 EUR, 1000 XOF), as a JSON
+    /// number or a string of digits.
+    #[default]
+    Minor,
+    /// The currency's major unit, decimals allowed (`"10.50"` is 1050 cents, `1000` is 1000
+    /// XOF): converted exactly with the currency's decimals, never through a float.
+    Major,
+}
+
+impl AmountFormat {
+    /// The amount in `currency`'s minor unit.
+    pub fn minor_units(self, value: &Value, currency: Option<&str>) -> Result<i64, String> {
+        let text = match value {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.trim().to_string(),
+            other => return Err(format!("amount {other} is not a number")),
+        };
+        let exponent = match self {
+            AmountFormat::Minor => 0,
+            AmountFormat::Major => {
+                let currency = currency.ok_or_else(|| {
+                    format!("amount {text} is in major units, but the currency is not known")
+                })?;
+                crate::domain::money::exponent(currency)
+            }
+        };
+        decimal_to_minor(&text, exponent).ok_or_else(|| match self {
+            AmountFormat::Minor => {
+                format!("amount {text} is not a non-negative integer number of minor units")
+            }
+            AmountFormat::Major => format!(
+                "amount {text} is not a non-negative amount with at most {exponent} decimals"
+            ),
+        })
+    }
+}
+
+/// `text` (digits, at most one `.`) times 10^`exponent`, exactly; `None` for anything else, a
+/// fraction finer than the minor unit, or an overflow.
+fn decimal_to_minor(text: &str, exponent: u32) -> Option<i64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.len() > exponent as usize {
+        return None;
+    }
+    let scale = 10i64.checked_pow(exponent)?;
+    let frac_scale = 10i64.checked_pow(exponent - fraction.len() as u32)?;
+    let frac: i64 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().ok()?
+    };
+    whole
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(scale)?
+        .checked_add(frac.checked_mul(frac_scale)?)
+}
+
 /// A source's payload mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
+    pub format: Format,
     pub event_id: Extract,
     pub event_type: Extract,
+    /// What names the meaning of an event in `types`, when the type alone does not (Adyen's
+    /// `{eventCode}:{success}`); by default the event's type.
+    pub kind_from: Option<Extract>,
     pub payment_id: Extract,
     pub booking_id: Option<Extract>,
     pub amount: Option<Extract>,
+    pub amount_format: AmountFormat,
     pub currency: Option<Extract>,
+    /// The currency when the payload names none (Kkiapay's are all XOF).
+    pub default_currency: Option<String>,
     pub amount_refunded: Option<Extract>,
     pub failure_message: Option<Extract>,
     /// The provider's event types payhook acts on; others are stored and `ignored`.
@@ -116,6 +242,9 @@ pub struct Mapping {
     /// The provider's currency words to ISO 4217 codes (`FCFA` to `XOF` or `XAF`), matched without
     /// regard to case.
     pub currency_aliases: HashMap<String, String>,
+    /// The notification is only a hint: the ledger reads the object the provider's API confirmed
+    /// (see `providers::confirm`), never the posted body.
+    pub confirmed: bool,
 }
 
 impl Mapping {
@@ -157,5 +286,35 @@ mod tests {
         assert_eq!(Extract::parse("{unclosed"), None);
         assert_eq!(Extract::parse("a..b"), None);
         assert_eq!(Extract::parse(""), None);
+    }
+
+    #[test]
+    fn forms_read_as_nested_objects() {
+        let form = b"data%5Bstatus%5D=completed&data%5Binvoice%5D%5Btoken%5D=tok_1&cpm_trans_date=2022-09-15+22%3A57%3A15&data%5Bstatus%5D=again";
+        let v = Format::Form.read(form).unwrap();
+        assert_eq!(v["data"]["status"], "completed");
+        assert_eq!(v["data"]["invoice"]["token"], "tok_1");
+        assert_eq!(v["cpm_trans_date"], "2022-09-15 22:57:15");
+        assert!(Format::Json.read(b"[1]").is_err());
+    }
+
+    #[test]
+    fn amounts_convert_exactly_to_minor_units() {
+        let minor = |v: Value, c: Option<&str>| AmountFormat::Minor.minor_units(&v, c);
+        let major = |v: Value, c: Option<&str>| AmountFormat::Major.minor_units(&v, c);
+        assert_eq!(minor(json!(1000), None), Ok(1000));
+        assert_eq!(minor(json!("1000"), None), Ok(1000));
+        assert!(minor(json!(10.5), None).is_err());
+        assert!(minor(json!(-1), None).is_err());
+        assert_eq!(major(json!("10.50"), Some("eur")), Ok(1050));
+        assert_eq!(major(json!(100.5), Some("BRL")), Ok(10050));
+        assert_eq!(major(json!("1000"), Some("XOF")), Ok(1000));
+        assert_eq!(major(json!("1000.00"), Some("xof")), Ok(1000));
+        assert_eq!(major(json!("1.250"), Some("kwd")), Ok(1250));
+        assert!(major(json!("10.505"), Some("eur")).is_err());
+        assert!(major(json!("1000.5"), Some("xof")).is_err());
+        assert!(major(json!("10"), None).is_err());
+        assert!(major(json!("1e3"), Some("eur")).is_err());
+        assert!(major(json!("99999999999999999999"), Some("eur")).is_err());
     }
 }

@@ -1,11 +1,14 @@
 //! Providers: how each webhook source proves a request is genuine, and how its event is identified.
 //! One file per signature scheme; [`Source`] dispatches to the scheme configured for a route.
 
+pub mod confirm;
 pub mod hmac;
 pub mod mapping;
+pub mod presets;
 pub mod standard;
 pub mod stripe;
 pub mod stripe_events;
+pub mod timestamped;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -42,6 +45,34 @@ pub struct EventMeta {
     pub event_type: String,
 }
 
+/// A webhook request as the provider sent it.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    /// The query string of the URL the provider posted to, if any.
+    pub query: Option<&'a str>,
+}
+
+impl<'a> Incoming<'a> {
+    pub fn new(headers: &'a HeaderMap, body: &'a [u8]) -> Self {
+        Incoming {
+            headers,
+            body,
+            query: None,
+        }
+    }
+}
+
+/// One event of a verified request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub meta: EventMeta,
+    /// What is stored as the event's payload when it is not the whole body: one item of a batch,
+    /// byte for byte as it stood in the body.
+    pub payload: Option<Vec<u8>>,
+}
+
 /// The signature scheme of a source.
 #[derive(Debug, Clone)]
 pub enum Scheme {
@@ -64,6 +95,15 @@ pub enum Scheme {
         header: String,
         secrets: Vec<Secret>,
     },
+    /// A timestamp and one or more signatures in one header, spelt the provider's way.
+    Timestamped {
+        layout: &'static timestamped::Layout,
+        secrets: Vec<Secret>,
+        tolerance: Duration,
+    },
+    /// Nothing proves the notification genuine: the provider's API confirms each one before the
+    /// ledger reads it (MTN MoMo, Orange Money, Mollie).
+    Unsigned,
 }
 
 impl Scheme {
@@ -73,6 +113,8 @@ impl Scheme {
             Scheme::StandardWebhooks { .. } => "standard-webhooks",
             Scheme::Hmac { .. } => "hmac",
             Scheme::SharedSecret { .. } => "shared-secret",
+            Scheme::Timestamped { .. } => "timestamped-hmac",
+            Scheme::Unsigned => "unsigned",
         }
     }
 
@@ -83,6 +125,8 @@ impl Scheme {
             Scheme::StandardWebhooks { .. } => standard::SIGNATURE_HEADER,
             Scheme::Hmac { scheme, .. } => &scheme.header,
             Scheme::SharedSecret { header, .. } => header,
+            Scheme::Timestamped { layout, .. } => layout.header,
+            Scheme::Unsigned => "",
         }
     }
 }
@@ -105,16 +149,110 @@ pub struct Source {
     pub allowed: Vec<IpNet>,
     /// How to read events that are not shaped like Stripe's; `None`: Stripe's `id` and `type`.
     pub mapping: Option<Arc<Mapping>>,
+    /// Where a request carries several events (`events` for GoCardless), each stored on its own.
+    pub batch: Option<Extract>,
+    /// The provider's API, when it confirms each notification before the ledger reads it.
+    pub confirm: Option<confirm::Confirm>,
+    /// What the provider must be answered once everything is stored.
+    pub answer: Answer,
+}
+
+/// What a source's provider expects in the body of the acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Answer {
+    /// payhook's JSON receipt.
+    #[default]
+    Receipt,
+    /// This text, as is (Adyen's `[accepted]`).
+    Text(&'static str),
 }
 
 impl Source {
-    /// Verifies the signature over the raw body, then reads the event's id and type.
-    pub fn verify(
+    /// A source with `scheme` and nothing else set.
+    pub fn new(name: impl Into<String>, scheme: Scheme) -> Source {
+        Source {
+            name: name.into(),
+            scheme,
+            allowed: Vec::new(),
+            mapping: None,
+            batch: None,
+            confirm: None,
+            answer: Answer::Receipt,
+        }
+    }
+
+    /// Verifies the request on its raw bytes, then reads each of its events' id and type: one,
+    /// or every item of a batch.
+    pub fn verify(&self, req: &Incoming<'_>, now: i64) -> Result<Vec<Item>, VerifyError> {
+        let meta = self.verify_one(req.headers, req.body, now)?;
+        let Some(batch) = &self.batch else {
+            return Ok(vec![Item {
+                meta: meta.expect("a single event's meta"),
+                payload: None,
+            }]);
+        };
+        self.split(batch, req.body)
+    }
+
+    /// Every item of a batch, as its own event.
+    fn split(&self, batch: &Extract, body: &[u8]) -> Result<Vec<Item>, VerifyError> {
+        let Extract::Path(path) = batch else {
+            return Err(VerifyError::MalformedPayload(
+                "the batch path is a template".into(),
+            ));
+        };
+        let text = std::str::from_utf8(body)
+            .map_err(|e| VerifyError::MalformedPayload(format!("not UTF-8 ({e})")))?;
+        // Raw values keep every item byte for byte as the provider wrote (and signed) it.
+        let mut level: &serde_json::value::RawValue = serde_json::from_str(text)
+            .map_err(|e| VerifyError::MalformedPayload(format!("invalid JSON ({e})")))?;
+        for key in path {
+            let object: HashMap<String, &serde_json::value::RawValue> =
+                serde_json::from_str(level.get()).map_err(|_| {
+                    VerifyError::MalformedPayload(format!("no object holding {key:?}"))
+                })?;
+            level = object.get(key).copied().ok_or_else(|| {
+                VerifyError::MalformedPayload(format!("no {:?} in the batch", path.join(".")))
+            })?;
+        }
+        let items: Vec<&serde_json::value::RawValue> =
+            serde_json::from_str(level.get()).map_err(|_| {
+                VerifyError::MalformedPayload(format!("{:?} is not a list", path.join(".")))
+            })?;
+        if items.is_empty() {
+            return Err(VerifyError::MalformedPayload(format!(
+                "{:?} holds no event",
+                path.join(".")
+            )));
+        }
+        items
+            .into_iter()
+            .map(|raw| {
+                let bytes = raw.get().as_bytes();
+                Ok(Item {
+                    meta: self
+                        .meta(bytes, None)?
+                        .expect("a mapped source reads every item"),
+                    payload: Some(bytes.to_vec()),
+                })
+            })
+            .collect()
+    }
+
+    /// Checks the signature; the event's meta when the request is one event.
+    fn verify_one(
         &self,
         headers: &HeaderMap,
         body: &[u8],
         now: i64,
-    ) -> Result<EventMeta, VerifyError> {
+    ) -> Result<Option<EventMeta>, VerifyError> {
+        let single = |signed_id| {
+            if self.batch.is_some() {
+                Ok(None)
+            } else {
+                self.meta(body, signed_id)
+            }
+        };
         match &self.scheme {
             Scheme::Stripe { secrets, tolerance } => {
                 let header = match headers.get(stripe::SIGNATURE_HEADER) {
@@ -124,11 +262,11 @@ impl Source {
                     })?),
                 };
                 stripe::verify(header, body, secrets, *tolerance, now)?;
-                self.meta(body, None)
+                single(None)
             }
             Scheme::StandardWebhooks { keys, tolerance } => {
                 let id = standard::verify(headers, body, &keys.0, *tolerance, now)?;
-                self.meta(body, Some(id))
+                single(Some(id))
             }
             Scheme::Hmac {
                 scheme,
@@ -136,7 +274,7 @@ impl Source {
                 tolerance,
             } => {
                 scheme.verify(headers, body, secrets, *tolerance, now)?;
-                self.meta(body, None)
+                single(None)
             }
             Scheme::SharedSecret { header, secrets } => {
                 let presented = headers
@@ -149,17 +287,33 @@ impl Source {
                 if !bool::from(matched) {
                     return Err(VerifyError::InvalidSignature);
                 }
-                self.meta(body, None)
+                single(None)
             }
+            Scheme::Timestamped {
+                layout,
+                secrets,
+                tolerance,
+            } => {
+                layout.verify(headers, body, secrets, *tolerance, now)?;
+                single(None)
+            }
+            Scheme::Unsigned => single(None),
         }
     }
 
     /// The event's id (the signed message id when the scheme has one) and type.
-    fn meta(&self, body: &[u8], signed_id: Option<String>) -> Result<EventMeta, VerifyError> {
+    fn meta(
+        &self,
+        body: &[u8],
+        signed_id: Option<String>,
+    ) -> Result<Option<EventMeta>, VerifyError> {
         let Some(mapping) = &self.mapping else {
-            return parse_event(body, signed_id);
+            return parse_event(body, signed_id).map(Some);
         };
-        let payload = json_object(body)?;
+        let payload = mapping
+            .format
+            .read(body)
+            .map_err(VerifyError::MalformedPayload)?;
         let read = |what: &str, e: &Extract| {
             e.text(&payload).filter(|v| printable_id(v)).ok_or_else(|| {
                 VerifyError::MalformedPayload(format!(
@@ -167,7 +321,7 @@ impl Source {
                 ))
             })
         };
-        Ok(EventMeta {
+        Ok(Some(EventMeta {
             event_id: match signed_id {
                 Some(id) if printable_id(&id) => id,
                 Some(_) => {
@@ -178,7 +332,7 @@ impl Source {
                 None => read("event id", &mapping.event_id)?,
             },
             event_type: read("event type", &mapping.event_type)?,
-        })
+        }))
     }
 
     /// The headers this source's provider would send with `body` at `now`, signed with its first
@@ -214,6 +368,13 @@ impl Source {
                 .first()
                 .map(|s| vec![(header.clone(), s.expose().to_string())])
                 .unwrap_or_default(),
+            Scheme::Timestamped {
+                layout, secrets, ..
+            } => secrets
+                .first()
+                .map(|s| vec![layout.sign(s, body, now)])
+                .unwrap_or_default(),
+            Scheme::Unsigned => Vec::new(),
         }
     }
 
@@ -229,7 +390,9 @@ impl Source {
             let value = match name.as_str() {
                 stripe::SIGNATURE_HEADER => stripe::redact(&value),
                 standard::SIGNATURE_HEADER => standard::redact(&value),
-                n if n == self.scheme.signature_header() => "[redacted]".to_string(),
+                n if !n.is_empty() && n == self.scheme.signature_header() => {
+                    "[redacted]".to_string()
+                }
                 "authorization" | "cookie" | "proxy-authorization" => "[redacted]".to_string(),
                 _ => value.into_owned(),
             };
@@ -264,17 +427,6 @@ const MAX_ID_LEN: usize = 255;
 
 fn printable_id(v: &str) -> bool {
     !v.trim().is_empty() && v.len() <= MAX_ID_LEN && !v.chars().any(char::is_control)
-}
-
-/// The body as a JSON object, UTF-8 throughout.
-fn json_object(body: &[u8]) -> Result<serde_json::Value, VerifyError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|e| VerifyError::MalformedPayload(format!("not UTF-8 ({e})")))?;
-    match serde_json::from_str(text) {
-        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
-        Ok(_) => Err(VerifyError::MalformedPayload("not a JSON object".into())),
-        Err(e) => Err(VerifyError::MalformedPayload(format!("invalid JSON ({e})"))),
-    }
 }
 
 /// Reads `id` and `type` from a JSON event; the rest of the body is checked to be JSON and kept as
@@ -465,6 +617,14 @@ impl Sources {
         self.0
             .values()
             .filter_map(|s| Some((s.name.clone(), s.mapping.clone()?)))
+            .collect()
+    }
+
+    /// The sources whose notifications the provider's API confirms, with their mappings.
+    pub fn confirms(&self) -> HashMap<String, (confirm::Confirm, Arc<Mapping>)> {
+        self.0
+            .values()
+            .filter_map(|s| Some((s.name.clone(), (s.confirm.clone()?, s.mapping.clone()?))))
             .collect()
     }
 

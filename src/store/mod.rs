@@ -328,6 +328,20 @@ impl Store {
         }
     }
 
+    /// Marks a waiting notification `rejected`: the provider's API denied it.
+    pub async fn fetch_rejected(
+        &self,
+        id: i64,
+        attempts: i64,
+        error: &str,
+        answer: &[u8],
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.fetch_rejected(id, attempts, error, answer).await,
+            Store::Postgres(s) => s.fetch_rejected(id, attempts, error, answer).await,
+        }
+    }
+
     pub async fn next_fetch_due(&self) -> Result<Option<i64>, StoreError> {
         match self {
             Store::Sqlite(s) => s.next_fetch_due().await,

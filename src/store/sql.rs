@@ -42,6 +42,12 @@ pub const FETCH_FAILED: &str = "
         status = CASE WHEN $4 IS NULL THEN 'failed' ELSE 'waiting' END
     WHERE id = $1 AND status = 'waiting'";
 
+/// A notification the provider's API denied: kept with its answer, never applied.
+pub const FETCH_REJECTED: &str = "
+    UPDATE webhook_events SET status = 'rejected', attempts = $2, last_error = $3, fetched = $4,
+        next_attempt_at = NULL
+    WHERE id = $1 AND status = 'waiting'";
+
 pub const NEXT_FETCH_DUE: &str =
     "SELECT MIN(COALESCE(next_attempt_at, 0)) FROM webhook_events WHERE status = 'waiting'";
 

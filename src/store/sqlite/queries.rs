@@ -215,6 +215,23 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub async fn fetch_rejected(
+        &self,
+        id: i64,
+        attempts: i64,
+        error: &str,
+        answer: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query(sql::FETCH_REJECTED)
+            .bind(id)
+            .bind(attempts)
+            .bind(error)
+            .bind(answer)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn next_fetch_due(&self) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(sql::NEXT_FETCH_DUE)
             .fetch_one(&self.pool)

@@ -1,0 +1,154 @@
+//! Presets: the providers payhook knows by name. Each fills in what its provider documents (the
+//! signature scheme, where its notifications keep their id, type, payment and amount, what its
+//! statuses mean, and how its API confirms a notification), so a source needs only its name and
+//! secrets (and API credentials where the API confirms). One file per provider, each citing the
+//! documentation or official SDK it was built from.
+
+pub mod fedapay;
+
+use std::time::Duration;
+
+use super::confirm::Lookup;
+use super::mapping::{AmountFormat, Extract, Format, MappedKind, Mapping};
+use super::{Answer, Scheme};
+use crate::domain::Secret;
+
+/// Whether a provider's API must confirm each notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    /// The notification proves nothing (no signature, or one over a constant): always.
+    Required,
+    /// The signature covers the body; confirming is the source's choice (`confirm = "api"`).
+    Optional,
+    /// The provider offers no API payhook can ask.
+    Unavailable,
+}
+
+/// A provider's defaults.
+pub struct Preset {
+    /// The `kind` in `[[sources]]`.
+    pub kind: &'static str,
+    /// The scheme over the configured secrets; an error says what is wrong with them.
+    pub scheme: fn(Vec<Secret>, Duration) -> Result<Scheme, String>,
+    /// Whether the provider signs at all (else `secrets` is not asked for).
+    pub signed: bool,
+    pub mapping: fn() -> Mapping,
+    pub confirmation: Confirmation,
+    pub lookup: Option<fn() -> Lookup>,
+    /// Where a request carries several events.
+    pub batch: Option<&'static str>,
+    pub answer: Answer,
+    /// A realistic notification of `event_type` (the provider's success one when `None`) about
+    /// payment `payment_id` for `booking_id`, as `payhook trigger` sends it.
+    pub sample: fn(&Sample<'_>) -> Result<Vec<u8>, String>,
+    /// The provider's event types `payhook trigger` knows, the default first.
+    pub sample_types: &'static [&'static str],
+}
+
+impl std::fmt::Debug for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Preset({})", self.kind)
+    }
+}
+
+impl PartialEq for Preset {
+    fn eq(&self, other: &Preset) -> bool {
+        self.kind == other.kind
+    }
+}
+
+impl Eq for Preset {}
+
+/// What `payhook trigger` asks a preset for.
+#[derive(Debug, Clone)]
+pub struct Sample<'a> {
+    pub event_type: &'a str,
+    pub event_id: &'a str,
+    pub payment_id: &'a str,
+    pub booking_id: &'a str,
+    /// In minor units.
+    pub amount: i64,
+    pub currency: &'a str,
+    pub now: i64,
+}
+
+/// Every preset.
+pub const ALL: &[&Preset] = &[&fedapay::PRESET];
+
+/// The preset of `kind`, if payhook has one.
+pub fn find(kind: &str) -> Option<&'static Preset> {
+    ALL.iter().copied().find(|p| p.kind == kind)
+}
+
+/// A path or template written by a preset (its syntax is checked by the presets' tests).
+pub(crate) fn path(spec: &str) -> Extract {
+    Extract::parse(spec).unwrap_or_else(|| panic!("a preset's path {spec:?} parses"))
+}
+
+/// A mapping with every optional part empty: what a preset starts from.
+pub(crate) fn mapping(event_id: &str, event_type: &str, payment_id: &str) -> Mapping {
+    Mapping {
+        format: Format::Json,
+        event_id: path(event_id),
+        event_type: path(event_type),
+        kind_from: None,
+        payment_id: path(payment_id),
+        booking_id: None,
+        amount: None,
+        amount_format: AmountFormat::Minor,
+        currency: None,
+        default_currency: None,
+        amount_refunded: None,
+        failure_message: None,
+        types: Default::default(),
+        currency_aliases: Default::default(),
+        confirmed: false,
+    }
+}
+
+/// `(word, kind)` pairs as a mapping's `types`.
+pub(crate) fn types(pairs: &[(&str, MappedKind)]) -> std::collections::HashMap<String, MappedKind> {
+    pairs.iter().map(|(w, k)| (w.to_string(), *k)).collect()
+}
+
+/// FCFA, the word West and Central African providers write for the CFA franc, read as the West
+/// African one (XOF, UEMOA); a source in Central Africa (XAF, CEMAC) says so in
+/// `mapping.currency_aliases`.
+pub(crate) fn fcfa() -> std::collections::HashMap<String, String> {
+    [("FCFA".to_string(), "XOF".to_string())].into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_builds_and_samples_what_it_reads() {
+        for preset in ALL {
+            let mapping = (preset.mapping)();
+            if let Some(lookup) = preset.lookup {
+                let _ = lookup();
+            }
+            for event_type in preset.sample_types {
+                let body = (preset.sample)(&Sample {
+                    event_type,
+                    event_id: "evt_1",
+                    payment_id: "250828",
+                    booking_id: "booking-1",
+                    amount: 10_000,
+                    currency: "XOF",
+                    now: 1_700_000_000,
+                })
+                .unwrap();
+                let read = mapping.format.read(&body).unwrap();
+                assert!(mapping.event_id.text(&read).is_some(), "{}", preset.kind);
+                assert_eq!(
+                    mapping.event_type.text(&read).as_deref(),
+                    Some(*event_type),
+                    "{}",
+                    preset.kind
+                );
+            }
+        }
+    }
+}
