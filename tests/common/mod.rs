@@ -402,3 +402,35 @@ impl TestApp {
         }
     }
 }
+
+/// payhook with the `[[sources]]` of `toml` (read from a payhook.toml as a user writes it) and
+/// the example booking service as its booking-status target.
+pub async fn app_with_sources(
+    toml: &str,
+) -> (
+    TestApp,
+    std::sync::Arc<payhook::booking_service::BookingService>,
+) {
+    let (service, url) = receiver::booking_service(BOOKING_SERVICE_TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payhook.toml");
+    std::fs::write(&path, toml).unwrap();
+    let from_file = Settings::load(Some(&path), &std::collections::HashMap::new())
+        .expect("the configuration loads");
+    let app = spawn_app_with(move |s| {
+        s.sources = from_file.sources;
+        s.webhook_routes = from_file.webhook_routes;
+        s.targets = vec![
+            payhook::config::booking_service_target(
+                &url,
+                Some(&payhook::domain::Secret::new(BOOKING_SERVICE_TOKEN)),
+            )
+            .unwrap(),
+        ];
+    })
+    .await;
+    (app, service)
+}
+
+/// The token the example booking service of [`app_with_sources`] requires.
+pub const BOOKING_SERVICE_TOKEN: &str = "booking-service-token";

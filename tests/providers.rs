@@ -1,0 +1,334 @@
+//! Provider presets end to end, configured in `payhook.toml` as a user would: each takes a payment
+//! from the provider's notification to the booking service's `confirmed`. Verify by API runs
+//! against a real HTTP server on loopback answering as the provider's API: confirmed, denied
+//! (no such payment; another outcome), and down (the event waits, then is applied). On SQLite or
+//! PostgreSQL (`TEST_DATABASE_URL`).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::receiver::*;
+use common::*;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+
+const FEDAPAY_SECRET: &str = "wh_sandbox_test_secret";
+
+/// HMAC-SHA256 in hex, computed here from the providers' documented schemes.
+fn hmac_hex(secret: &str, parts: &[&[u8]]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    for p in parts {
+        mac.update(p);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// POSTs `body` to `/webhooks/{source}` with `headers`.
+async fn post(app: &TestApp, source: &str, body: &str, headers: &[(&str, String)]) -> Answer {
+    let mut request = app
+        .client
+        .post(format!("{}/webhooks/{source}", app.base))
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        request = request.header(*k, v);
+    }
+    Answer::read(request.body(body.to_string()).send().await.unwrap()).await
+}
+
+/// A FedaPay event about transaction `id`, as FedaPay posts it.
+fn fedapay_event(name: &str, id: i64, status: &str, amount: i64, booking: &str) -> String {
+    json!({
+        "name": name,
+        "object": "transaction",
+        "entity": {
+            "klass": "v1/transaction", "id": id, "reference": format!("trx_{id}"),
+            "amount": amount, "status": status, "mode": "mtn_open",
+            "custom_metadata": {"booking_id": booking},
+            "currency": {"iso": "XOF", "name": "FCFA"},
+        },
+    })
+    .to_string()
+}
+
+/// `X-FEDAPAY-SIGNATURE` for `body` now.
+fn fedapay_signature(body: &str) -> (&'static str, String) {
+    let t = now().to_string();
+    let s = hmac_hex(FEDAPAY_SECRET, &[t.as_bytes(), b".", body.as_bytes()]);
+    ("x-fedapay-signature", format!("t={t},s={s}"))
+}
+
+/// The event once it has reached `status` (within 15 s).
+async fn settled_row(
+    app: &TestApp,
+    source: &str,
+    id: &str,
+    status: &str,
+) -> payhook::store::StoredEvent {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let row = app.payhook.store.event(source, id).await.unwrap();
+        match row {
+            Some(r) if r.status == status => return r,
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "{id} never {status}: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn confirmed(service: &payhook::booking_service::BookingService, booking: &str) {
+    eventually(
+        Duration::from_secs(15),
+        &format!("{booking} confirmed"),
+        || async { service.booking(booking).map(|b| b.status).as_deref() == Some("confirmed") },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn fedapay_signed_notification_confirms_the_booking_in_fcfa() {
+    let (app, service) = app_with_sources(&format!(
+        "[[sources]]\nname = \"fedapay\"\nkind = \"fedapay\"\nsecrets = [\"{FEDAPAY_SECRET}\"]\n"
+    ))
+    .await;
+    service.create("bk_feda", Some(10000), Some("XOF"), "pending");
+    let body = fedapay_event("transaction.approved", 250828, "approved", 10000, "bk_feda");
+    let answer = post(&app, "fedapay", &body, &[fedapay_signature(&body)]).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(answer.json["event_id"], "250828:transaction.approved");
+    confirmed(&service, "bk_feda").await;
+    let data = app.payment_status("bk_feda").await;
+    assert_eq!(data["status"], "succeeded");
+    assert_eq!(data["amount"], 10000);
+    assert_eq!(data["currency"], "xof");
+    assert_eq!(data["amountFormatted"], "10000 XOF");
+
+    // Tampered, stale, wrong secret: refused with the documented codes, nothing stored.
+    let (name, good) = fedapay_signature(&body);
+    let stale_t = now() - 301;
+    let stale = format!(
+        "t={stale_t},s={}",
+        hmac_hex(
+            FEDAPAY_SECRET,
+            &[stale_t.to_string().as_bytes(), b".", body.as_bytes()]
+        )
+    );
+    let t = now().to_string();
+    let wrong = format!(
+        "t={t},s={}",
+        hmac_hex("wh_other", &[t.as_bytes(), b".", body.as_bytes()])
+    );
+    for (headers, code) in [
+        (vec![(name, good.clone())], "invalid_signature"),
+        (vec![(name, stale)], "timestamp_out_of_tolerance"),
+        (vec![(name, wrong)], "invalid_signature"),
+        (vec![], "missing_signature"),
+    ] {
+        let tampered = body.replace("10000", "10");
+        let sent = if code == "invalid_signature" && headers[0].1 == good {
+            &tampered
+        } else {
+            &body
+        };
+        let answer = post(&app, "fedapay", sent, &headers).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, code),
+            "{}",
+            answer.json
+        );
+    }
+    assert_eq!(app.rows("webhook_events").await, 1);
+}
+
+/// A loopback stand-in for a provider's API: answers each request with what `answer` says for
+/// its path, or 503 while down.
+struct ProviderApi {
+    receiver: Receiver,
+    down: Arc<AtomicBool>,
+}
+
+async fn provider_api(
+    answer: impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static,
+) -> ProviderApi {
+    let down = Arc::new(AtomicBool::new(false));
+    let is_down = down.clone();
+    let receiver = Receiver::start(move |_, request| {
+        if is_down.load(Ordering::SeqCst) {
+            return Reply::json(503, json!({"message": "maintenance"}));
+        }
+        let (status, body) = answer(request);
+        Reply::json(status, body)
+    })
+    .await;
+    ProviderApi { receiver, down }
+}
+
+/// FedaPay's `GET /v1/transactions/{id}` answer.
+fn fedapay_transaction(id: i64, status: &str, amount: i64, booking: &str) -> Value {
+    json!({"v1/transaction": {
+        "klass": "v1/transaction", "id": id, "status": status, "amount": amount,
+        "custom_metadata": {"booking_id": booking}, "currency": {"iso": "XOF"},
+    }})
+}
+
+fn fedapay_confirming(api: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+name = "fedapay"
+kind = "fedapay"
+secrets = ["{FEDAPAY_SECRET}"]
+confirm = "api"
+
+[sources.api]
+url = "{api}"
+secret_key = "sk_sandbox_confirm"
+"#
+    )
+}
+
+#[tokio::test]
+async fn verify_by_api_applies_what_the_provider_confirms_not_what_was_posted() {
+    let api = provider_api(|r| match r.path.as_str() {
+        "/v1/transactions/7001" => (200, fedapay_transaction(7001, "approved", 9113, "bk_api")),
+        _ => (404, json!({"message": "Transaction not found"})),
+    })
+    .await;
+    let (app, service) = app_with_sources(&fedapay_confirming(&api.receiver.url)).await;
+    service.create("bk_api", Some(9113), Some("XOF"), "pending");
+    // The body claims another amount: the API's answer is what counts.
+    let body = fedapay_event("transaction.approved", 7001, "approved", 1, "bk_api");
+    let answer = post(&app, "fedapay", &body, &[fedapay_signature(&body)]).await;
+    assert_eq!(
+        answer.status, 200,
+        "stored and acknowledged before any confirmation"
+    );
+    let row = settled_row(&app, "fedapay", "7001:transaction.approved", "processed").await;
+    assert!(row.last_error.is_none(), "{row:?}");
+    confirmed(&service, "bk_api").await;
+    let data = app.payment_status("bk_api").await;
+    assert_eq!(data["amount"], 9113, "the amount the API confirmed");
+    let asked = api.receiver.requests();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].method, "GET");
+    assert_eq!(
+        asked[0].header("authorization"),
+        "Bearer sk_sandbox_confirm"
+    );
+}
+
+#[tokio::test]
+async fn a_notification_the_provider_denies_is_kept_rejected_and_never_applied() {
+    let api = provider_api(|r| match r.path.as_str() {
+        "/v1/transactions/7002" => (
+            200,
+            fedapay_transaction(7002, "declined", 5000, "bk_denied"),
+        ),
+        _ => (404, json!({"message": "Transaction not found"})),
+    })
+    .await;
+    let (app, service) = app_with_sources(&fedapay_confirming(&api.receiver.url)).await;
+    service.create("bk_denied", Some(5000), Some("XOF"), "pending");
+    service.create("bk_ghost", Some(5000), Some("XOF"), "pending");
+
+    // Approved, says the notification; declined, says FedaPay.
+    let body = fedapay_event("transaction.approved", 7002, "approved", 5000, "bk_denied");
+    post(&app, "fedapay", &body, &[fedapay_signature(&body)]).await;
+    let row = settled_row(&app, "fedapay", "7002:transaction.approved", "rejected").await;
+    let error = row.last_error.unwrap();
+    assert!(error.contains("\"declined\""), "{error}");
+
+    // A transaction FedaPay has never heard of.
+    let body = fedapay_event("transaction.approved", 9999, "approved", 5000, "bk_ghost");
+    post(&app, "fedapay", &body, &[fedapay_signature(&body)]).await;
+    let row = settled_row(&app, "fedapay", "9999:transaction.approved", "rejected").await;
+    let error = row.last_error.unwrap();
+    assert!(
+        error.contains("HTTP 404") && error.contains("Transaction not found"),
+        "{error}"
+    );
+
+    assert_eq!(app.rows("payments").await, 0, "nothing applied");
+    for booking in ["bk_denied", "bk_ghost"] {
+        assert_eq!(service.booking(booking).unwrap().status, "pending");
+    }
+}
+
+#[tokio::test]
+async fn while_the_provider_api_is_down_the_event_waits_then_is_applied() {
+    let api = provider_api(|_| (200, fedapay_transaction(7003, "approved", 2500, "bk_wait"))).await;
+    api.down.store(true, Ordering::SeqCst);
+    let (app, service) = app_with_sources(&fedapay_confirming(&api.receiver.url)).await;
+    service.create("bk_wait", Some(2500), Some("XOF"), "pending");
+    let body = fedapay_event("transaction.approved", 7003, "approved", 2500, "bk_wait");
+    let answer = post(&app, "fedapay", &body, &[fedapay_signature(&body)]).await;
+    assert_eq!(answer.status, 200);
+    let id = "7003:transaction.approved";
+    eventually(Duration::from_secs(10), "the event waits", || async {
+        let row = app.payhook.store.event("fedapay", id).await.unwrap();
+        row.is_some_and(|r| r.status == "waiting" && r.last_error.is_some())
+    })
+    .await;
+    let row = app
+        .payhook
+        .store
+        .event("fedapay", id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.last_error.unwrap().contains("HTTP 503"));
+    assert_eq!(service.booking("bk_wait").unwrap().status, "pending");
+
+    api.down.store(false, Ordering::SeqCst);
+    settled_row(&app, "fedapay", id, "processed").await;
+    confirmed(&service, "bk_wait").await;
+    assert!(
+        api.receiver.requests().len() >= 2,
+        "asked again after the outage"
+    );
+}
+
+#[test]
+fn a_preset_that_confirms_by_api_without_credentials_stops_start_up_naming_the_key() {
+    let load = |toml: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payhook.toml");
+        std::fs::write(&path, toml).unwrap();
+        payhook::config::Settings::load(Some(&path), &std::collections::HashMap::new())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let base = format!(
+        "[[sources]]\nname = \"fedapay\"\nkind = \"fedapay\"\nsecrets = [\"{FEDAPAY_SECRET}\"]\n"
+    );
+    assert_eq!(load(&base), Ok(()));
+    let err = load(&format!("{base}confirm = \"api\"\n")).unwrap_err();
+    assert!(err.contains("sources[0].api"), "{err}");
+    let err = load(&format!(
+        "{base}confirm = \"api\"\n[sources.api]\nurl = \"https://api.fedapay.com\"\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("sources[0].api.secret_key"), "{err}");
+    let err = load(&format!(
+        "{base}confirm = \"api\"\n[sources.api]\nsecret_key = \"sk\"\nsecret = \"typo\"\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("sources[0].api.secret"), "{err}");
+    let err = load(&format!("{base}[sources.api]\nsecret_key = \"sk\"\n")).unwrap_err();
+    assert!(
+        err.contains("sources[0].api") && err.contains("confirm"),
+        "{err}"
+    );
+    let err =
+        load("[[sources]]\nname = \"x\"\nkind = \"fedapey\"\nsecrets = [\"s\"]\n").unwrap_err();
+    assert!(
+        err.contains("sources[0].kind") && err.contains("fedapay"),
+        "{err}"
+    );
+}
