@@ -485,6 +485,69 @@ secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
     drop(server);
 }
 
+/// Every provider preset: `payhook trigger --source NAME [TYPE]` builds the provider's notification,
+/// signs it the provider's way, and the running payhook verifies and stores it.
+#[tokio::test]
+async fn trigger_sends_every_preset_signed_its_providers_way() {
+    use payhook::providers::presets::{ALL, Confirmation};
+    let store = fresh_store().await;
+    let dir = store.dir.path();
+    let mut config = String::new();
+    for preset in ALL {
+        config.push_str(&format!(
+            "[[sources]]\nname = \"{0}\"\nkind = \"{0}\"\n",
+            preset.kind
+        ));
+        if preset.signed {
+            config.push_str(&format!("secrets = [\"{}\"]\n", preset.sample_secret));
+        }
+        if preset.confirmation == Confirmation::Required {
+            // Nothing listens there: the events wait, acknowledged all the same.
+            config.push_str("[sources.api]\nurl = \"http://127.0.0.1:9\"\n");
+            let lookup = (preset.lookup.unwrap())();
+            for name in &lookup.credentials {
+                config.push_str(&format!("{name} = \"test-{name}\"\n"));
+            }
+        }
+    }
+    std::fs::write(dir.join("payhook.toml"), &config).unwrap();
+    let path = dir.join("payhook.toml").display().to_string();
+    let mut env = store_env(&store).to_vec();
+    env.push(("PAYHOOK_CONFIG", path.as_str()));
+    let server = serve(dir, &env).await;
+    for preset in ALL {
+        for event_type in preset.sample_types {
+            let out = payhook(dir, &env)
+                .args(["trigger", "--source", preset.kind, event_type])
+                .args([
+                    "--url",
+                    &format!("http://{}/webhooks/{}", server.addr, preset.kind),
+                ])
+                .output()
+                .await
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("<- 200"),
+                "{} {event_type}: {stdout}{}",
+                preset.kind,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let out = payhook(dir, &env)
+        .args(["trigger", "--source", "fedapay", "charge.succeeded"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("transaction.approved"),
+        "{stderr}"
+    );
+    drop(server);
+}
+
 /// `payhook example-booking-service`: the background contract, from the binary.
 #[tokio::test]
 async fn the_example_booking_service_enforces_the_contract() {

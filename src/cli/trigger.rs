@@ -48,6 +48,18 @@ pub struct TriggerArgs {
     /// Print the event instead of sending it.
     #[arg(long)]
     dry_run: bool,
+    /// For a provider preset: the booking the payment is for [default: a new one].
+    #[arg(long)]
+    booking: Option<String>,
+    /// For a provider preset: the provider's payment id [default: a new one].
+    #[arg(long)]
+    payment: Option<String>,
+    /// For a provider preset: the amount, in the currency's minor unit.
+    #[arg(long, default_value_t = 10_000)]
+    amount: i64,
+    /// For a provider preset: the currency [default: the provider's usual one].
+    #[arg(long)]
+    currency: Option<String>,
 }
 
 pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCode> {
@@ -61,6 +73,9 @@ pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCo
     })?;
     let stripe_kind = matches!(source.scheme, Scheme::Stripe { .. });
     let now = chrono::Utc::now().timestamp();
+    if let (Some(preset), None) = (source.preset, &args.body) {
+        return trigger_preset(&settings, source, preset, &args, now).await;
+    }
     // The snapshot event sent, for the next `--same-payment`.
     let mut story: Option<serde_json::Value> = None;
     let body = match (&args.body, &args.event_type) {
@@ -125,11 +140,29 @@ pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCo
             .unwrap_or(""),
         event["id"].as_str().unwrap_or("")
     );
+    let success = send(&url, "application/json", &headers, body).await?;
+    if let (true, Some(event)) = (success, &story) {
+        keep_story(&settings, event, args.same_payment).await;
+    }
+    Ok(if success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Posts a signed request and prints the answer; true when it was a success.
+async fn send(
+    url: &str,
+    content_type: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> anyhow::Result<bool> {
     let mut request = crate::net::client_builder()
         .build()?
-        .post(&url)
-        .header("content-type", "application/json");
-    for (name, value) in &headers {
+        .post(url)
+        .header("content-type", content_type);
+    for (name, value) in headers {
         request = request.header(name, value);
     }
     let response = request
@@ -144,10 +177,79 @@ pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCo
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     println!("<- {status} {text}");
-    if let (true, Some(event)) = (status.is_success(), &story) {
-        keep_story(&settings, event, args.same_payment).await;
+    Ok(status.is_success())
+}
+
+/// A provider preset's notification, built and signed the way that provider does.
+async fn trigger_preset(
+    settings: &Settings,
+    source: &crate::providers::Source,
+    preset: &crate::providers::presets::Preset,
+    args: &TriggerArgs,
+    now: i64,
+) -> anyhow::Result<ExitCode> {
+    let event_type = args.event_type.as_deref().unwrap_or(preset.sample_types[0]);
+    if !preset.sample_types.contains(&event_type) {
+        bail!(
+            "{} events payhook trigger sends: {}",
+            preset.kind,
+            preset.sample_types.join(", ")
+        );
     }
-    Ok(if status.is_success() {
+    if args.secret.is_some() || args.thin || args.same_payment || !args.add.is_empty() {
+        bail!(
+            "--secret, --thin, --same-payment and --add are for Stripe sources; {:?} signs with its configured secrets (give a whole payload with --body)",
+            args.source
+        );
+    }
+    let digits = || {
+        use rand::RngExt;
+        rand::rng()
+            .random_range(100_000_000u64..999_999_999)
+            .to_string()
+    };
+    let event_id = digits();
+    let payment_id = args.payment.clone().unwrap_or_else(digits);
+    let booking_id = args
+        .booking
+        .clone()
+        .unwrap_or_else(|| format!("booking-{}", digits()));
+    let currency = args
+        .currency
+        .clone()
+        .unwrap_or_else(|| preset.sample_currency.to_string());
+    let sample = (preset.sample)(&crate::providers::presets::Sample {
+        event_type,
+        event_id: &event_id,
+        payment_id: &payment_id,
+        booking_id: &booking_id,
+        amount: args.amount,
+        currency: &currency,
+        now,
+    })
+    .map_err(anyhow::Error::msg)?;
+    let (headers, body) = source.sign_request(sample.body, now);
+    if args.dry_run {
+        for (name, value) in &headers {
+            println!("{name}: {value}");
+        }
+        println!("\n{}", String::from_utf8_lossy(&body));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut url = match &args.url {
+        Some(url) => url.clone(),
+        None => format!("{}/webhooks/{}", running_url(settings).await, args.source),
+    };
+    if let Some(query) = &sample.query {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(query);
+    }
+    let content_type = match source.mapping.as_ref().map(|m| m.format) {
+        Some(crate::providers::mapping::Format::Form) => "application/x-www-form-urlencoded",
+        _ => "application/json",
+    };
+    println!("-> POST {url}  {event_type} payment {payment_id} booking {booking_id}");
+    Ok(if send(&url, content_type, &headers, body).await? {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -380,6 +380,7 @@ pub(super) fn sources_from(
             batch: preset.and_then(|p| p.batch).map(presets::path),
             confirm,
             answer: preset.map(|p| p.answer).unwrap_or_default(),
+            preset,
             ..Source::new(name, scheme)
         });
     }

@@ -155,6 +155,8 @@ pub struct Source {
     pub confirm: Option<confirm::Confirm>,
     /// What the provider must be answered once everything is stored.
     pub answer: Answer,
+    /// The provider payhook knows this source as, if it is a preset.
+    pub preset: Option<&'static presets::Preset>,
 }
 
 /// What a source's provider expects in the body of the acknowledgement.
@@ -178,6 +180,7 @@ impl Source {
             batch: None,
             confirm: None,
             answer: Answer::Receipt,
+            preset: None,
         }
     }
 
@@ -376,6 +379,12 @@ impl Source {
                 .unwrap_or_default(),
             Scheme::Unsigned => Vec::new(),
         }
+    }
+
+    /// The request this source's provider would send with `body` at `now`: its headers, and the
+    /// body itself (some providers sign inside it).
+    pub fn sign_request(&self, body: Vec<u8>, now: i64) -> (Vec<(String, String)>, Vec<u8>) {
+        (self.sign(&body, now), body)
     }
 
     pub fn allows(&self, ip: IpAddr) -> bool {

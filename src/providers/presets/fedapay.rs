@@ -10,7 +10,7 @@
 
 use serde_json::json;
 
-use super::{Confirmation, Preset, Sample, fcfa, mapping, path, types};
+use super::{Confirmation, Preset, Sample, SampleRequest, fcfa, mapping, path, types};
 use crate::providers::Answer;
 use crate::providers::Scheme;
 use crate::providers::confirm::{Lookup, Request, Verdict};
@@ -38,6 +38,8 @@ pub const PRESET: Preset = Preset {
         "transaction.declined",
         "transaction.canceled",
     ],
+    sample_currency: "XOF",
+    sample_secret: "wh_sandbox_4f3c2b1a0e9d8c7b6a5f4e3d",
 };
 
 fn fedapay_mapping() -> Mapping {
@@ -98,7 +100,7 @@ fn lookup() -> Lookup {
     }
 }
 
-fn sample(s: &Sample<'_>) -> Result<Vec<u8>, String> {
+fn sample(s: &Sample<'_>) -> Result<SampleRequest, String> {
     let status = match s.event_type {
         "transaction.approved" => "approved",
         "transaction.declined" => "declined",
@@ -130,5 +132,5 @@ fn sample(s: &Sample<'_>) -> Result<Vec<u8>, String> {
             "updated_at": at,
         },
     });
-    Ok(serde_json::to_vec(&body).expect("JSON serializes"))
+    SampleRequest::json(&body)
 }

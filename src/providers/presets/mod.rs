@@ -38,11 +38,33 @@ pub struct Preset {
     /// Where a request carries several events.
     pub batch: Option<&'static str>,
     pub answer: Answer,
-    /// A realistic notification of `event_type` (the provider's success one when `None`) about
-    /// payment `payment_id` for `booking_id`, as `payhook trigger` sends it.
-    pub sample: fn(&Sample<'_>) -> Result<Vec<u8>, String>,
+    /// A realistic notification of `event_type` about payment `payment_id` for `booking_id`, as
+    /// `payhook trigger` sends it (unsigned: the source signs it).
+    pub sample: fn(&Sample<'_>) -> Result<SampleRequest, String>,
     /// The provider's event types `payhook trigger` knows, the default first.
     pub sample_types: &'static [&'static str],
+    /// The currency of `payhook trigger`'s payments.
+    pub sample_currency: &'static str,
+    /// A secret of the provider's form, for examples and tests (empty when it signs nothing).
+    pub sample_secret: &'static str,
+}
+
+/// A notification as the provider would post it, before it is signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleRequest {
+    pub body: Vec<u8>,
+    /// The query string of the URL the provider posts to (MTN MoMo's callback names its payment
+    /// there), without `?`.
+    pub query: Option<String>,
+}
+
+impl SampleRequest {
+    pub fn json(body: &serde_json::Value) -> Result<SampleRequest, String> {
+        Ok(SampleRequest {
+            body: serde_json::to_vec(body).expect("JSON serializes"),
+            query: None,
+        })
+    }
 }
 
 impl std::fmt::Debug for Preset {
@@ -130,7 +152,7 @@ mod tests {
                 let _ = lookup();
             }
             for event_type in preset.sample_types {
-                let body = (preset.sample)(&Sample {
+                let sample = (preset.sample)(&Sample {
                     event_type,
                     event_id: "evt_1",
                     payment_id: "250828",
@@ -140,7 +162,7 @@ mod tests {
                     now: 1_700_000_000,
                 })
                 .unwrap();
-                let read = mapping.format.read(&body).unwrap();
+                let read = mapping.format.read(&sample.body).unwrap();
                 assert!(mapping.event_id.text(&read).is_some(), "{}", preset.kind);
                 assert_eq!(
                     mapping.event_type.text(&read).as_deref(),
