@@ -43,6 +43,68 @@ impl SourceKind {
         })
     }
 
+    /// The mapping of the provider's payment events, for the presets that sign with a plain HMAC
+    /// (each documented in docs/presets.md).
+    fn default_mapping(self) -> Option<Mapping> {
+        use crate::providers::presets::{mapping, path, types};
+        use MappedKind::*;
+        Some(match self {
+            // paystack.com/docs/payments/webhooks: `charge.success`, `data.amount` in kobo.
+            SourceKind::Paystack => Mapping {
+                booking_id: Some(path("data.metadata.booking_id")),
+                amount: Some(path("data.amount")),
+                currency: Some(path("data.currency")),
+                failure_message: Some(path("data.gateway_response")),
+                types: types(&[("charge.success", Succeeded)]),
+                ..mapping("{data.id}:{event}", "event", "data.reference")
+            },
+            // razorpay.com/docs/webhooks/payments: the payment entity, amounts in paise.
+            SourceKind::Razorpay => Mapping {
+                booking_id: Some(path("payload.payment.entity.notes.booking_id")),
+                amount: Some(path("payload.payment.entity.amount")),
+                currency: Some(path("payload.payment.entity.currency")),
+                failure_message: Some(path("payload.payment.entity.error_description")),
+                types: types(&[("payment.captured", Succeeded), ("payment.failed", Failed)]),
+                ..mapping(
+                    "{payload.payment.entity.id}:{event}",
+                    "event",
+                    "payload.payment.entity.id",
+                )
+            },
+            // developer.squareup.com/reference/square/payments-api/webhooks/payment.updated: the
+            // payment's `status` says what happened; amounts in cents.
+            SourceKind::Square => Mapping {
+                kind_from: Some(path("{type}:{data.object.payment.status}")),
+                booking_id: Some(path("data.object.payment.reference_id")),
+                amount: Some(path("data.object.payment.amount_money.amount")),
+                currency: Some(path("data.object.payment.amount_money.currency")),
+                types: types(&[
+                    ("payment.updated:COMPLETED", Succeeded),
+                    ("payment.created:COMPLETED", Succeeded),
+                    ("payment.updated:FAILED", Failed),
+                    ("payment.updated:CANCELED", Canceled),
+                    ("payment.updated:APPROVED", Processing),
+                ]),
+                ..mapping("event_id", "type", "data.id")
+            },
+            // developer.flutterwave.com/docs/integration-guides/webhooks: `charge.completed`
+            // whose `data.status` says how; `data.amount` in major units.
+            SourceKind::Flutterwave => Mapping {
+                kind_from: Some(path("{event}:{data.status}")),
+                amount: Some(path("data.amount")),
+                amount_format: AmountFormat::Major,
+                currency: Some(path("data.currency")),
+                failure_message: Some(path("data.processor_response")),
+                types: types(&[
+                    ("charge.completed:successful", Succeeded),
+                    ("charge.completed:failed", Failed),
+                ]),
+                ..mapping("{data.id}:{event}", "event", "data.tx_ref")
+            },
+            _ => return None,
+        })
+    }
+
     /// Every kind, as written in the configuration.
     fn all() -> Vec<&'static str> {
         let builtin = [
@@ -345,6 +407,11 @@ pub(super) fn sources_from(
                 m.unwrap_or_default(),
                 &|f| key(&format!("mapping.{f}")),
             )?)),
+            (kind, m) if kind.default_mapping().is_some() => Some(Arc::new(mapping_over(
+                kind.default_mapping().expect("a default mapping"),
+                m.unwrap_or_default(),
+                &|f| key(&format!("mapping.{f}")),
+            )?)),
             (_, None) => {
                 return Err(ConfigError::new(
                     key("mapping"),
@@ -504,7 +571,14 @@ fn mapping_over(
     if let Some(c) = file.default_currency {
         base.default_currency = Some(iso_code(&key("default_currency"), c)?);
     }
+    let given = file.types.is_some();
     base.types.extend(file.types.unwrap_or_default());
+    if given && base.types.is_empty() {
+        return Err(ConfigError::new(
+            key("types"),
+            "map at least one of the provider's event types to succeeded, failed, processing, canceled, refunded or disputed",
+        ));
+    }
     for (alias, iso) in file.currency_aliases.unwrap_or_default() {
         let iso = iso_code(&key(&format!("currency_aliases.{alias}")), iso)?;
         base.currency_aliases.insert(alias, iso);
