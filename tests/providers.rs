@@ -325,10 +325,84 @@ fn a_preset_that_confirms_by_api_without_credentials_stops_start_up_naming_the_k
         err.contains("sources[0].api") && err.contains("confirm"),
         "{err}"
     );
+    let env = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let err = payhook::config::Settings::load(
+        None,
+        &env(&[
+            ("STRIPE_WEBHOOK_SECRET", "whsec_confirm_by_api_test"),
+            ("STRIPE_CONFIRM", "api"),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("STRIPE_CONFIRM") && err.contains("STRIPE_SECRET_KEY"),
+        "{err}"
+    );
     let err =
         load("[[sources]]\nname = \"x\"\nkind = \"fedapey\"\nsecrets = [\"s\"]\n").unwrap_err();
     assert!(
         err.contains("sources[0].kind") && err.contains("fedapay"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn stripe_confirmed_by_api_applies_stripes_copy_and_rejects_what_stripe_never_sent() {
+    let pay = PaymentIds::new("booking-stripe-api");
+    let genuine = pay.event(
+        "payment_intent.succeeded",
+        now() - 10,
+        &["amount=4200".into()],
+    );
+    let id = genuine["id"].as_str().unwrap().to_string();
+    let served = genuine.clone();
+    let api = provider_api(move |r| {
+        if r.path == format!("/v1/events/{}", served["id"].as_str().unwrap()) {
+            (200, served.clone())
+        } else {
+            (
+                404,
+                json!({"error": {"type": "invalid_request_error", "message": "No such event"}}),
+            )
+        }
+    })
+    .await;
+    let base = api.receiver.url.clone();
+    let app = spawn_app_with(move |s| {
+        s.stripe.secret_key = Some(payhook::domain::Secret::new("sk_test_confirm"));
+        s.stripe.api_base = base;
+        s.stripe.confirm_by_api = true;
+    })
+    .await;
+    // Signed with the right secret (a leaked one, say), but not what Stripe sent: another amount.
+    let mut posted = genuine.clone();
+    posted["data"]["object"]["amount"] = json!(1);
+    let answer = app.send(&posted.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    let row = settled_row(&app, "stripe", &id, "processed").await;
+    assert!(row.last_error.is_none());
+    let data = app.payment_status("booking-stripe-api").await;
+    assert_eq!(data["amount"], 4200, "Stripe's copy is what is applied");
+    let asked = api.receiver.requests();
+    assert_eq!(asked[0].header("authorization"), "Bearer sk_test_confirm");
+
+    // An event Stripe never sent.
+    let forged =
+        PaymentIds::new("booking-stripe-forged").event("payment_intent.succeeded", now(), &[]);
+    app.send(&forged.to_string()).await;
+    let row = settled_row(&app, "stripe", forged["id"].as_str().unwrap(), "rejected").await;
+    assert!(row.last_error.unwrap().contains("Stripe has no event"));
+    let unknown = app
+        .get(
+            "/api/v1/payments/booking-stripe-forged/status",
+            Some(SERVICE_TOKEN),
+        )
+        .await;
+    assert_eq!(unknown.status, 404, "never applied: {}", unknown.json);
 }

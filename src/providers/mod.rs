@@ -157,6 +157,8 @@ pub struct Source {
     pub answer: Answer,
     /// The provider payhook knows this source as, if it is a preset.
     pub preset: Option<&'static presets::Preset>,
+    /// Stripe: each event is fetched back from Stripe's API before the ledger reads it.
+    pub stripe_confirm: bool,
 }
 
 /// What a source's provider expects in the body of the acknowledgement.
@@ -181,6 +183,7 @@ impl Source {
             confirm: None,
             answer: Answer::Receipt,
             preset: None,
+            stripe_confirm: false,
         }
     }
 
@@ -634,6 +637,15 @@ impl Sources {
         self.0
             .values()
             .filter_map(|s| Some((s.name.clone(), (s.confirm.clone()?, s.mapping.clone()?))))
+            .collect()
+    }
+
+    /// The sources whose events the processor holds until the fetcher has confirmed them.
+    pub fn confirming(&self) -> std::collections::HashSet<String> {
+        self.0
+            .values()
+            .filter(|s| s.stripe_confirm || s.confirm.is_some())
+            .map(|s| s.name.clone())
             .collect()
     }
 
