@@ -325,6 +325,22 @@ fn a_preset_that_confirms_by_api_without_credentials_stops_start_up_naming_the_k
         err.contains("sources[0].api") && err.contains("confirm"),
         "{err}"
     );
+    let hmac = "[[sources]]\nname = \"p\"\nkind = \"hmac\"\nsecrets = [\"s\"]\nheader = \"x-sig\"\nconfirm = \"api\"\n[sources.mapping]\nevent_id = \"id\"\npayment_id = \"pid\"\ntypes = { \"paid\" = \"succeeded\" }\n";
+    let err = load(&format!(
+        "{hmac}[sources.api]\nurl = \"https://api.example.com\"\npath = \"/p/{{id}}\"\nstatus = \"s\"\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("sources[0].api.statuses"), "{err}");
+    let err = load(&format!(
+        "{hmac}[sources.api]\nurl = \"https://api.example.com\"\npath = \"/p\"\nstatus = \"s\"\nstatuses = {{ ok = \"succeeded\" }}\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("sources[0].api.path"), "{err}");
+    let err = load(&format!(
+        "{hmac}[sources.api]\nurl = \"https://api.example.com\"\npath = \"/p/{{id}}\"\nstatus = \"s\"\nstatuses = {{ ok = \"paid\" }}\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("sources[0].api.statuses.ok"), "{err}");
     let env = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
         pairs
             .iter()
@@ -405,4 +421,75 @@ async fn stripe_confirmed_by_api_applies_stripes_copy_and_rejects_what_stripe_ne
         )
         .await;
     assert_eq!(unknown.status, 404, "never applied: {}", unknown.json);
+}
+
+#[tokio::test]
+async fn any_hmac_source_may_be_confirmed_by_its_providers_api() {
+    let api = provider_api(|r| match r.path.as_str() {
+        "/v2/payments/txn_123456789" if r.header("authorization") == "Bearer sk_generic" => (
+            200,
+            json!({"payment": {"state": "PAID", "total": "10000", "cur": "FCFA", "order": "booking_456"}}),
+        ),
+        "/v2/payments/txn_999" => (200, json!({"payment": {"state": "NOT_FOUND"}})),
+        _ => (401, json!({"message": "bad key"})),
+    })
+    .await;
+    let (app, service) = app_with_sources(&format!(
+        r#"
+[[sources]]
+name = "payments"
+kind = "hmac"
+secrets = ["generic-provider-shared-secret"]
+header = "X-Signature"
+prefix = "sha256="
+confirm = "api"
+
+[sources.mapping]
+event_id = "{{transaction_id}}:{{event}}"
+event_type = "event"
+payment_id = "transaction_id"
+types = {{ "payment.completed" = "succeeded" }}
+currency_aliases = {{ FCFA = "XOF" }}
+
+[sources.api]
+url = "{}"
+path = "/v2/payments/{{id}}"
+authorization = "Bearer sk_generic"
+status = "payment.state"
+statuses = {{ PAID = "succeeded", DECLINED = "failed", NOT_FOUND = "unknown" }}
+amount = "payment.total"
+currency = "payment.cur"
+booking_id = "payment.order"
+"#,
+        api.receiver.url
+    ))
+    .await;
+    service.create("booking_456", Some(10000), Some("XOF"), "pending");
+    // The seed's generic example, signed by the provider.
+    for (txn, booking) in [("txn_123456789", "booking_456"), ("txn_999", "booking_x")] {
+        let body = json!({"event": "payment.completed", "transaction_id": txn, "amount": 10000,
+            "currency": "FCFA", "status": "success", "customer_id": "cust_123", "booking_id": booking})
+        .to_string();
+        let signature = format!(
+            "sha256={}",
+            hmac_hex("generic-provider-shared-secret", &[body.as_bytes()])
+        );
+        let answer = post(&app, "payments", &body, &[("x-signature", signature)]).await;
+        assert_eq!(answer.status, 200, "{}", answer.json);
+    }
+    settled_row(
+        &app,
+        "payments",
+        "txn_123456789:payment.completed",
+        "processed",
+    )
+    .await;
+    confirmed(&service, "booking_456").await;
+    let data = app.payment_status("booking_456").await;
+    assert_eq!(
+        (&data["amount"], &data["currency"]),
+        (&json!(10000), &json!("xof"))
+    );
+    let row = settled_row(&app, "payments", "txn_999:payment.completed", "rejected").await;
+    assert!(row.last_error.unwrap().contains("NOT_FOUND"));
 }

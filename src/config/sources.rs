@@ -161,8 +161,9 @@ pub(super) struct SourceFile {
     /// `api`: the provider's API confirms each notification before the ledger reads it;
     /// `signature`: the signature is enough.
     confirm: Option<ConfirmMode>,
-    /// The provider's API: `url`, and the credentials its preset names.
-    api: Option<HashMap<String, String>>,
+    /// The provider's API: `url`, and the credentials its preset names (or, on an `hmac` or
+    /// `standard-webhooks` source, how to ask it).
+    api: Option<HashMap<String, ApiValue>>,
     tolerance: Option<String>,
     allowed_cidrs: Option<Vec<String>>,
     // hmac
@@ -176,6 +177,14 @@ pub(super) struct SourceFile {
     mapping: Option<MappingFile>,
     /// More paths the provider may post to, beside `/webhooks/{name}`.
     routes: Option<Vec<String>>,
+}
+
+/// A value of `[sources.api]`: text, or (`statuses`) a table of words.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ApiValue {
+    Text(String),
+    Table(HashMap<String, String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -435,7 +444,7 @@ pub(super) fn sources_from(
             SourceKind::Preset(p) => Some(p),
             _ => None,
         };
-        let confirm = confirm_from(preset, file.confirm, file.api, &key)?;
+        let confirm = confirm_from(preset, mapping.as_deref(), file.confirm, file.api, &key)?;
         let mapping = mapping.map(|m| {
             let mut m = Arc::unwrap_or_clone(m);
             m.confirmed = confirm.is_some();
@@ -457,11 +466,17 @@ pub(super) fn sources_from(
 /// The confirmation by API a source asked for (or its provider requires), its credentials checked.
 fn confirm_from(
     preset: Option<&'static Preset>,
+    mapping: Option<&Mapping>,
     mode: Option<ConfirmMode>,
-    api: Option<HashMap<String, String>>,
+    api: Option<HashMap<String, ApiValue>>,
     key: &dyn Fn(&str) -> String,
 ) -> Result<Option<Confirm>, ConfigError> {
-    let confirmation = preset.map_or(Confirmation::Unavailable, |p| p.confirmation);
+    let confirmation = match (preset, mapping) {
+        (Some(p), _) => p.confirmation,
+        // A source with a mapping says itself how its provider's API is asked.
+        (None, Some(_)) => Confirmation::Optional,
+        (None, None) => Confirmation::Unavailable,
+    };
     let wanted = match (confirmation, mode) {
         (Confirmation::Required, Some(ConfirmMode::Signature)) => {
             return Err(ConfigError::new(
@@ -479,7 +494,7 @@ fn confirm_from(
         }
         (Confirmation::Unavailable, _) => false,
     };
-    let (Some(preset), true) = (preset, wanted) else {
+    if !wanted {
         if api.is_some() {
             return Err(ConfigError::new(
                 key("api"),
@@ -487,9 +502,13 @@ fn confirm_from(
             ));
         }
         return Ok(None);
+    }
+    let Some(preset) = preset else {
+        let mapping = mapping.expect("a source that confirms has a mapping");
+        return generic_lookup(api, mapping, key).map(Some);
     };
     let lookup = (preset.lookup.expect("a preset that confirms has a lookup"))();
-    let mut api = api.ok_or_else(|| {
+    let api = api.ok_or_else(|| {
         ConfigError::new(
             key("api"),
             format!(
@@ -498,6 +517,7 @@ fn confirm_from(
             ),
         )
     })?;
+    let mut api = texts(api, key)?;
     let url = api.remove("url").unwrap_or_else(|| lookup.base_url.clone());
     check_http_url(&url, &key("api.url"))?;
     let mut credentials = HashMap::new();
@@ -523,6 +543,129 @@ fn confirm_from(
         ));
     }
     Ok(Some(Confirm::new(lookup, url, credentials)))
+}
+
+/// `[sources.api]` where every value is text.
+fn texts(
+    api: HashMap<String, ApiValue>,
+    key: &dyn Fn(&str) -> String,
+) -> Result<HashMap<String, String>, ConfigError> {
+    api.into_iter()
+        .map(|(name, value)| match value {
+            ApiValue::Text(text) => Ok((name, text)),
+            ApiValue::Table(_) => Err(ConfigError::new(
+                key(&format!("api.{name}")),
+                "expected a string",
+            )),
+        })
+        .collect()
+}
+
+/// How an `hmac` or `standard-webhooks` source asks its provider's API about the payment its
+/// mapping's `payment_id` names: `GET {url}{path}`, `{id}` in `path` the payment id.
+fn generic_lookup(
+    api: Option<HashMap<String, ApiValue>>,
+    mapping: &Mapping,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Confirm, ConfigError> {
+    use crate::providers::confirm::{Lookup, Request, Verdict};
+    let mut api = api.ok_or_else(|| {
+        ConfigError::new(
+            key("api"),
+            "required: [sources.api] with url, path, status and statuses",
+        )
+    })?;
+    let statuses = match api.remove("statuses") {
+        Some(ApiValue::Table(table)) if !table.is_empty() => table,
+        _ => {
+            return Err(ConfigError::new(
+                key("api.statuses"),
+                "required: a table of the API's status words, each \"succeeded\", \"failed\", \"processing\", \"canceled\", \"refunded\", \"disputed\" or \"unknown\" (no such payment)",
+            ));
+        }
+    };
+    let mut api = texts(api, key)?;
+    let mut take = |name: &str| api.remove(name).filter(|v| !v.trim().is_empty());
+    let required = |value: Option<String>, name: &str| {
+        value.ok_or_else(|| ConfigError::new(key(&format!("api.{name}")), "required"))
+    };
+    let url = required(take("url"), "url")?;
+    check_http_url(&url, &key("api.url"))?;
+    let path = required(take("path"), "path")?;
+    if !path.starts_with('/') || !path.contains("{id}") {
+        return Err(ConfigError::new(
+            key("api.path"),
+            format!("{path:?}: a path starting with / holding {{id}} (the payment's id)"),
+        ));
+    }
+    let extract = |name: &str, spec: Option<String>| -> Result<Option<Extract>, ConfigError> {
+        spec.map(|s| {
+            Extract::parse(&s).ok_or_else(|| {
+                ConfigError::new(key(&format!("api.{name}")), format!("{s:?}: a dotted path"))
+            })
+        })
+        .transpose()
+    };
+    let status =
+        extract("status", Some(required(take("status"), "status")?))?.expect("a status path");
+    let mut verdicts = Vec::new();
+    for (word, meaning) in statuses {
+        let verdict = match meaning.as_str() {
+            "unknown" => Verdict::Unknown,
+            other => Verdict::Is(
+                serde_json::from_value(serde_json::Value::String(other.into())).map_err(|_| {
+                    ConfigError::new(
+                        key(&format!("api.statuses.{word}")),
+                        format!("{other:?}: expected succeeded, failed, processing, canceled, refunded, disputed or unknown"),
+                    )
+                })?,
+            ),
+        };
+        verdicts.push((word, verdict));
+    }
+    let amount_format = match take("amount_format").as_deref() {
+        None | Some("minor") => AmountFormat::Minor,
+        Some("major") => AmountFormat::Major,
+        Some(other) => {
+            return Err(ConfigError::new(
+                key("api.amount_format"),
+                format!("{other:?}: expected minor or major"),
+            ));
+        }
+    };
+    let mut credentials = HashMap::new();
+    let mut headers = Vec::new();
+    if let Some(value) = take("authorization") {
+        credentials.insert("authorization".to_string(), Secret::new(value));
+        headers.push(("authorization".to_string(), "{authorization}".to_string()));
+    }
+    let lookup = Lookup {
+        base_url: url.clone(),
+        credentials: Vec::new(),
+        optional: Vec::new(),
+        token: None,
+        request: Request::Get,
+        path,
+        headers,
+        id: mapping.payment_id.clone(),
+        object: None,
+        status,
+        statuses: verdicts,
+        amount: extract("amount", take("amount"))?,
+        amount_format,
+        currency: extract("currency", take("currency"))?,
+        default_currency: None,
+        booking_id: extract("booking_id", take("booking_id"))?,
+        failure_message: extract("failure_message", take("failure_message"))?,
+        unknown_status: None,
+    };
+    if let Some(unknown) = api.keys().min() {
+        return Err(ConfigError::new(
+            key(&format!("api.{unknown}")),
+            "unknown; [sources.api] takes url, path, authorization, status, statuses, amount, amount_format, currency, booking_id and failure_message",
+        ));
+    }
+    Ok(Confirm::new(lookup, url, credentials))
 }
 
 /// A preset's mapping with what the source's `[sources.mapping]` says instead.
