@@ -225,7 +225,13 @@ async fn verify_by_api_applies_what_the_provider_confirms_not_what_was_posted() 
 
 #[tokio::test]
 async fn a_notification_the_provider_denies_is_kept_rejected_and_never_applied() {
-    let api = provider_api(|r| match r.path.as_str() {
+    let approve = Arc::new(AtomicBool::new(false));
+    let approved = approve.clone();
+    let api = provider_api(move |r| match r.path.as_str() {
+        "/v1/transactions/7002" if approved.load(Ordering::SeqCst) => (
+            200,
+            fedapay_transaction(7002, "approved", 5000, "bk_denied"),
+        ),
         "/v1/transactions/7002" => (
             200,
             fedapay_transaction(7002, "declined", 5000, "bk_denied"),
@@ -258,6 +264,20 @@ async fn a_notification_the_provider_denies_is_kept_rejected_and_never_applied()
     for booking in ["bk_denied", "bk_ghost"] {
         assert_eq!(service.booking(booking).unwrap().status, "pending");
     }
+
+    // FedaPay had it wrong and fixed it: a replay asks again, and this time it is applied.
+    approve.store(true, Ordering::SeqCst);
+    let row_id = app
+        .payhook
+        .store
+        .event("fedapay", "7002:transaction.approved")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert!(app.payhook.store.requeue_event(row_id).await.unwrap());
+    settled_row(&app, "fedapay", "7002:transaction.approved", "processed").await;
+    confirmed(&service, "bk_denied").await;
 }
 
 #[tokio::test]
