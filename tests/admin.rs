@@ -863,7 +863,10 @@ async fn listing_parameters_are_refused_naming_the_parameter_and_documented_alik
     assert!(limit["description"].as_str().unwrap().contains("1 to 500"));
     assert_eq!(events[2]["schema"]["enum"].as_array().unwrap().len(), 7);
     let replay = parameters("/admin/api/events/replay", "post");
-    assert_eq!(replay[0]["schema"]["enum"], json!(["failed", "retrying", "rejected"]));
+    assert_eq!(
+        replay[0]["schema"]["enum"],
+        json!(["failed", "retrying", "rejected"])
+    );
     let reconcile = parameters("/admin/api/reconcile", "post");
     assert_eq!(reconcile[0]["name"], "since");
     assert_eq!(reconcile[0]["required"], true);

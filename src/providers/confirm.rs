@@ -498,3 +498,132 @@ pub fn confirmed_mapping() -> Mapping {
         confirmed: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::presets::{mapping, path, types};
+
+    fn lookup() -> Lookup {
+        Lookup {
+            base_url: "https://api.example.com".into(),
+            credentials: vec!["key".into()],
+            optional: vec![("site".into(), "s1".into())],
+            token: None,
+            request: Request::PostJson(json!({"apikey": "{key}", "site_id": "{site}",
+                "transaction_id": "{id}", "fixed": 5, "nested": {"ref": "{ref}"}})),
+            path: "/v1/payments/{id}".into(),
+            headers: vec![("authorization".into(), "Bearer {key}".into())],
+            id: path("id"),
+            object: Some(path("data")),
+            status: path("status"),
+            statuses: vec![
+                ("PAID".into(), Verdict::Is(MappedKind::Succeeded)),
+                ("PENDING".into(), Verdict::Is(MappedKind::Processing)),
+                ("DECLINED".into(), Verdict::Is(MappedKind::Failed)),
+                ("NOT_FOUND".into(), Verdict::Unknown),
+            ],
+            amount: Some(path("amount")),
+            amount_format: AmountFormat::Major,
+            currency: Some(path("currency")),
+            default_currency: None,
+            booking_id: Some(path("order")),
+            failure_message: None,
+            unknown_status: Some(410),
+        }
+    }
+
+    fn confirm() -> Confirm {
+        Confirm::new(
+            lookup(),
+            "https://api.example.com/".into(),
+            [("key".to_string(), Secret::new("sk_1"))].into(),
+        )
+    }
+
+    fn notification_mapping() -> Mapping {
+        Mapping {
+            types: types(&[("paid", MappedKind::Succeeded)]),
+            ..mapping("id", "type", "id")
+        }
+    }
+
+    #[test]
+    fn templates_fill_credentials_ids_and_fields_and_keep_ids_in_one_segment() {
+        let c = confirm();
+        let n = json!({"ref": "r-9"});
+        assert_eq!(
+            c.fill("/v1/payments/{id}", "../admin?x", None, &n),
+            "/v1/payments/..%2Fadmin%3Fx"
+        );
+        assert_eq!(c.fill("Bearer {key}", "x", None, &n), "Bearer sk_1");
+        let body = c.fill_json(
+            match &c.lookup.request {
+                Request::PostJson(b) => b,
+                Request::Get => unreachable!(),
+            },
+            "tx\"1",
+            None,
+            &n,
+        );
+        assert_eq!(
+            body,
+            json!({"apikey": "sk_1", "site_id": "s1", "transaction_id": "tx\"1", "fixed": 5,
+                "nested": {"ref": "r-9"}})
+        );
+        assert_eq!(c.base_url, "https://api.example.com");
+    }
+
+    #[test]
+    fn answers_are_judged_against_the_notification() {
+        let c = confirm();
+        let m = notification_mapping();
+        let n = json!({"id": "p1", "type": "paid"});
+        let judge = |status: u16, answer: Value| c.judge(&m, &n, "paid", "p1", status, answer);
+        match judge(
+            200,
+            json!({"data": {"status": "paid", "amount": "10.50", "currency": "EUR", "order": "bk"}}),
+        ) {
+            Outcome::Confirmed(record) => {
+                assert_eq!(record["confirmed"]["kind"], "succeeded");
+                assert_eq!(record["confirmed"]["amount"], 1050);
+                assert_eq!(record["confirmed"]["currency"], "eur");
+                assert_eq!(record["confirmed"]["booking_id"], "bk");
+                assert_eq!(record["confirmed"]["payment_id"], "p1");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            judge(200, json!({"data": {"status": "DECLINED"}})),
+            Outcome::Denied { .. }
+        ));
+        assert!(matches!(
+            judge(200, json!({"data": {"status": "NOT_FOUND"}})),
+            Outcome::Denied { .. }
+        ));
+        assert!(matches!(
+            judge(200, json!({"data": {"status": "PENDING"}})),
+            Outcome::Waiting(_)
+        ));
+        assert!(matches!(
+            judge(200, json!({"data": {"status": "LOST"}})),
+            Outcome::Failed(_)
+        ));
+        assert!(matches!(
+            judge(200, json!({"data": {}})),
+            Outcome::Waiting(_)
+        ));
+        assert!(matches!(judge(404, json!({})), Outcome::Denied { .. }));
+        assert!(matches!(judge(410, json!({})), Outcome::Denied { .. }));
+        assert!(matches!(judge(401, json!({})), Outcome::Waiting(_)));
+        assert!(matches!(judge(503, json!({})), Outcome::Waiting(_)));
+        assert!(matches!(judge(400, json!({})), Outcome::Waiting(_)));
+        match judge(
+            200,
+            json!({"data": {"status": "PAID", "amount": "10.505", "currency": "EUR"}}),
+        ) {
+            Outcome::Failed(why) => assert!(why.contains("10.505"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
