@@ -549,3 +549,151 @@ fn gocardless_confirmation_without_an_access_token_stops_start_up_naming_the_key
     .unwrap_err();
     assert!(err.contains("sources[0].api.access_token"), "{err}");
 }
+
+// --- Paddle --------------------------------------------------------------------------------
+
+const PADDLE_SECRET: &str =
+    "pdl_ntfset_01gkpjp8bkm3tm53kdgkx6sms7_6h3qd3uFSi9YCD3OLYAShQI90XTI5vEI";
+const PADDLE_OLD_SECRET: &str =
+    "pdl_ntfset_01gkpjp8bkm3tm53kdgkx6sms7_0ldS3cretRotatedAwayXXXXXXXXX";
+
+/// `Paddle-Signature` for `body` at `ts`, one `h1` per secret.
+fn paddle_signature(secrets: &[&str], ts: i64, body: &str) -> (&'static str, String) {
+    let t = ts.to_string();
+    let mut value = format!("ts={t}");
+    for secret in secrets {
+        value.push_str(&format!(
+            ";h1={}",
+            hmac_hex(secret, &[t.as_bytes(), b":", body.as_bytes()])
+        ));
+    }
+    ("paddle-signature", value)
+}
+
+fn paddle_transaction(event: &str, id: &str, status: &str, total: &str, booking: &str) -> String {
+    json!({
+        "event_id": format!("evt_{id}_{status}"), "event_type": event,
+        "occurred_at": "2026-01-02T10:00:00.000000Z", "notification_id": format!("ntf_{id}"),
+        "data": {
+            "id": id, "status": status, "currency_code": "EUR", "origin": "web",
+            "custom_data": {"booking_id": booking},
+            "details": {"totals": {"subtotal": total, "tax": "0", "total": total,
+                                   "grand_total": total, "currency_code": "EUR"}},
+            "items": [], "payments": [],
+        },
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn paddle_transaction_confirms_the_booking_and_an_approved_refund_refunds_it() {
+    let (app, service) = app_with_sources(&format!(
+        "[[sources]]\nname = \"paddle\"\nkind = \"paddle\"\nsecrets = [\"{PADDLE_SECRET}\", \"{PADDLE_OLD_SECRET}\"]\n"
+    ))
+    .await;
+    service.create("bk_paddle", Some(11900), Some("EUR"), "pending");
+    let body = paddle_transaction(
+        "transaction.completed",
+        "txn_01h8dzxgkvdwemdhbpcapj2tbj",
+        "completed",
+        "11900",
+        "bk_paddle",
+    );
+    // During a rotation Paddle signs with the new and the old secret: either matching is enough.
+    let reply = post(
+        &app,
+        "paddle",
+        &body,
+        &[paddle_signature(
+            &["pdl_ntfset_unknown", PADDLE_OLD_SECRET],
+            now(),
+            &body,
+        )],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        reply.json["event_id"],
+        "evt_txn_01h8dzxgkvdwemdhbpcapj2tbj_completed"
+    );
+    booking_is(&service, "bk_paddle", "confirmed").await;
+    let data = app.payment_status("bk_paddle").await;
+    assert_eq!(data["status"], "succeeded");
+    assert_eq!(
+        (data["amount"].clone(), data["currency"].clone()),
+        (json!(11900), json!("eur"))
+    );
+
+    // A refund is an adjustment about the transaction, applied once approved.
+    let adjustment = |event: &str, status: &str| {
+        json!({
+            "event_id": format!("evt_adj_{event}_{status}"), "event_type": event,
+            "occurred_at": "2026-01-03T10:00:00.000000Z", "notification_id": "ntf_adj",
+            "data": {"id": "adj_01h8c65c2ggq5nxswnnwv78e75", "action": "refund", "type": "full",
+                     "transaction_id": "txn_01h8dzxgkvdwemdhbpcapj2tbj", "status": status,
+                     "currency_code": "EUR", "reason": "cancelled booking",
+                     "totals": {"subtotal": "11900", "tax": "0", "total": "11900",
+                                "fee": "0", "earnings": "11900", "currency_code": "EUR"}},
+        })
+        .to_string()
+    };
+    let pending = adjustment("adjustment.created", "pending_approval");
+    let reply = post(
+        &app,
+        "paddle",
+        &pending,
+        &[paddle_signature(&[PADDLE_SECRET], now(), &pending)],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    settled_row(
+        &app,
+        "paddle",
+        "evt_adj_adjustment.created_pending_approval",
+        "ignored",
+    )
+    .await;
+    assert_eq!(service.booking("bk_paddle").unwrap().status, "confirmed");
+    let approved = adjustment("adjustment.updated", "approved");
+    let reply = post(
+        &app,
+        "paddle",
+        &approved,
+        &[paddle_signature(&[PADDLE_SECRET], now(), &approved)],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    booking_is(&service, "bk_paddle", "refunded").await;
+    assert_eq!(app.payment_status("bk_paddle").await["status"], "refunded");
+    assert_eq!(app.rows("payments").await, 1);
+
+    // Tampered, stale, wrong secret, unsigned, no h1: refused with their codes.
+    let fresh = paddle_signature(&[PADDLE_SECRET], now(), &body);
+    for (sent, headers, code) in [
+        (
+            body.replace("11900", "1"),
+            vec![fresh.clone()],
+            "invalid_signature",
+        ),
+        (
+            body.clone(),
+            vec![paddle_signature(&[PADDLE_SECRET], now() - 301, &body)],
+            "timestamp_out_of_tolerance",
+        ),
+        (
+            body.clone(),
+            vec![paddle_signature(&["pdl_ntfset_wrong"], now(), &body)],
+            "invalid_signature",
+        ),
+        (body.clone(), vec![], "missing_signature"),
+        (
+            body.clone(),
+            vec![("paddle-signature", format!("ts={}", now()))],
+            "malformed_signature_header",
+        ),
+    ] {
+        let reply = post(&app, "paddle", &sent, &headers).await;
+        assert_eq!((reply.status, reply.code()), (400, code), "{}", reply.text);
+    }
+    assert_eq!(app.rows("webhook_events").await, 3);
+}

@@ -7,6 +7,7 @@
 pub mod adyen;
 pub mod fedapay;
 pub mod gocardless;
+pub mod paddle;
 
 use std::time::Duration;
 
@@ -101,6 +102,7 @@ pub const ALL: &[&Preset] = &[
     &fedapay::PRESET,
     &adyen::PRESET,
     &gocardless::PRESET,
+    &paddle::PRESET,
 ];
 
 /// The preset of `kind`, if payhook has one.
