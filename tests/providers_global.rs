@@ -697,3 +697,181 @@ async fn paddle_transaction_confirms_the_booking_and_an_approved_refund_refunds_
     }
     assert_eq!(app.rows("webhook_events").await, 3);
 }
+
+// --- Checkout.com --------------------------------------------------------------------------
+
+const CKO_KEY: &str = "cko_whsig_test_2b7f3c";
+
+fn cko_event(id: &str, event: &str, payment: &str, amount: i64, booking: &str) -> String {
+    json!({
+        "id": id, "type": event, "version": "1.0.29", "created_on": "2026-01-02T10:00:00Z",
+        "data": {"id": payment, "action_id": format!("act_{id}"), "reference": booking,
+                 "amount": amount, "currency": "EUR", "response_code": "10000",
+                 "response_summary": "Approved", "metadata": {"booking_id": booking}},
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn checkout_com_capture_confirms_the_booking_and_a_dispute_marks_the_payment() {
+    let (app, service) = app_with_sources(&format!(
+        "[[sources]]\nname = \"cko\"\nkind = \"checkout-com\"\nsecrets = [\"{CKO_KEY}\"]\n"
+    ))
+    .await;
+    service.create("bk_cko", Some(11900), Some("EUR"), "pending");
+    let sign = |body: &str| ("cko-signature", hmac_hex(CKO_KEY, &[body.as_bytes()]));
+    let body = cko_event(
+        "evt_cko_1",
+        "payment_captured",
+        "pay_cko_1",
+        11900,
+        "bk_cko",
+    );
+    let reply = post(&app, "cko", &body, &[sign(&body)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json["event_id"], "evt_cko_1");
+    booking_is(&service, "bk_cko", "confirmed").await;
+    let data = app.payment_status("bk_cko").await;
+    assert_eq!(
+        (data["status"].clone(), data["amount"].clone()),
+        (json!("succeeded"), json!(11900))
+    );
+
+    // A dispute names the payment in data.payment_id.
+    let dispute = json!({
+        "id": "evt_cko_2", "type": "dispute_received", "version": "1.0.29",
+        "created_on": "2026-01-09T10:00:00Z",
+        "data": {"id": "dsp_cko_1", "payment_id": "pay_cko_1", "amount": 11900,
+                 "currency": "EUR", "category": "fraudulent", "status": "evidence_required"},
+    })
+    .to_string();
+    let reply = post(&app, "cko", &dispute, &[sign(&dispute)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    settled_row(&app, "cko", "evt_cko_2", "processed").await;
+    assert_eq!(app.payment_status("bk_cko").await["status"], "disputed");
+    assert_eq!(app.rows("payments").await, 1);
+
+    for (sent, headers, code) in [
+        (
+            body.replace("11900", "1"),
+            vec![sign(&body)],
+            "invalid_signature",
+        ),
+        (
+            body.clone(),
+            vec![("cko-signature", hmac_hex("cko_other", &[body.as_bytes()]))],
+            "invalid_signature",
+        ),
+        (body.clone(), vec![], "missing_signature"),
+        (
+            "{\"type\":\"payment_captured\"}".to_string(),
+            vec![sign("{\"type\":\"payment_captured\"}")],
+            "malformed_payload",
+        ),
+    ] {
+        let reply = post(&app, "cko", &sent, &headers).await;
+        assert_eq!((reply.status, reply.code()), (400, code), "{}", reply.text);
+    }
+    assert_eq!(app.rows("webhook_events").await, 2);
+}
+
+// --- Lemon Squeezy -------------------------------------------------------------------------
+
+const LEMON_SECRET: &str = "ls_signing_secret_42";
+
+fn lemon_order(
+    event: &str,
+    order: &str,
+    status: &str,
+    refunded: i64,
+    updated: &str,
+    booking: &str,
+) -> String {
+    json!({
+        "meta": {"test_mode": true, "event_name": event, "custom_data": {"booking_id": booking},
+                 "webhook_id": "00000000-0000-0000-0000-000000000000"},
+        "data": {"type": "orders", "id": order, "attributes": {
+            "identifier": "104e18a2-d755-4d4b-80c4-a6c1dcbe1c10", "order_number": 1,
+            "currency": "EUR", "subtotal": 11900, "tax": 0, "total": 11900,
+            "refunded_amount": refunded, "status": status, "refunded": refunded > 0,
+            "created_at": "2026-01-02T10:00:00.000000Z", "updated_at": updated}},
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn lemon_squeezy_paid_order_confirms_the_booking_and_its_refund_refunds_it() {
+    let (app, service) = app_with_sources(&format!(
+        "[[sources]]\nname = \"lemon\"\nkind = \"lemon-squeezy\"\nsecrets = [\"{LEMON_SECRET}\"]\n"
+    ))
+    .await;
+    service.create("bk_lemon", Some(11900), Some("EUR"), "pending");
+    let sign = |body: &str| ("x-signature", hmac_hex(LEMON_SECRET, &[body.as_bytes()]));
+    let created_at = "2026-01-02T10:00:00.000000Z";
+    let body = lemon_order("order_created", "1", "paid", 0, created_at, "bk_lemon");
+    let reply = post(&app, "lemon", &body, &[sign(&body)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        reply.json["event_id"],
+        format!("order_created:1:{created_at}")
+    );
+    booking_is(&service, "bk_lemon", "confirmed").await;
+    let data = app.payment_status("bk_lemon").await;
+    assert_eq!(
+        (data["amount"].clone(), data["currency"].clone()),
+        (json!(11900), json!("eur"))
+    );
+    // Sent again: the same event (no id of its own, the template is the same).
+    let reply = post(&app, "lemon", &body, &[sign(&body)]).await;
+    assert_eq!(reply.json["duplicate"], true);
+
+    // A partial refund, then the rest: refunded_amount is what was refunded so far.
+    let partial = lemon_order(
+        "order_refunded",
+        "1",
+        "partial_refund",
+        5000,
+        "2026-01-03T10:00:00.000000Z",
+        "bk_lemon",
+    );
+    let reply = post(&app, "lemon", &partial, &[sign(&partial)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    booking_is(&service, "bk_lemon", "partially_refunded").await;
+    let full = lemon_order(
+        "order_refunded",
+        "1",
+        "refunded",
+        11900,
+        "2026-01-04T10:00:00.000000Z",
+        "bk_lemon",
+    );
+    let reply = post(&app, "lemon", &full, &[sign(&full)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    booking_is(&service, "bk_lemon", "refunded").await;
+    assert_eq!(app.rows("payments").await, 1);
+
+    let no_update = body.replace(&format!(",\"updated_at\":\"{created_at}\""), "");
+    assert_ne!(no_update, body);
+    for (sent, headers, code) in [
+        (
+            body.replace("11900", "1"),
+            vec![sign(&body)],
+            "invalid_signature",
+        ),
+        (
+            body.clone(),
+            vec![("x-signature", hmac_hex("ls_other", &[body.as_bytes()]))],
+            "invalid_signature",
+        ),
+        (body.clone(), vec![], "missing_signature"),
+        (
+            no_update.clone(),
+            vec![sign(&no_update)],
+            "malformed_payload",
+        ),
+    ] {
+        let reply = post(&app, "lemon", &sent, &headers).await;
+        assert_eq!((reply.status, reply.code()), (400, code), "{}", reply.text);
+    }
+    assert_eq!(app.rows("webhook_events").await, 3);
+}

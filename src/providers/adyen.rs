@@ -183,11 +183,11 @@ mod tests {
         // Another key in the list, for a rotation.
         let other = hex::decode("00".repeat(32)).unwrap();
         assert_eq!(
-            verify(&batch(&[auth.clone()]), &[other.clone(), key]),
+            verify(&batch(std::slice::from_ref(&auth)), &[other.clone(), key]),
             Ok(())
         );
         assert_eq!(
-            verify(&batch(&[auth.clone()]), &[other]),
+            verify(&batch(std::slice::from_ref(&auth)), &[other]),
             Err(VerifyError::InvalidSignature)
         );
         let mut unsigned = auth.clone();

@@ -5,8 +5,10 @@
 //! documentation or official SDK it was built from.
 
 pub mod adyen;
+pub mod checkout_com;
 pub mod fedapay;
 pub mod gocardless;
+pub mod lemon_squeezy;
 pub mod paddle;
 
 use std::time::Duration;
@@ -103,6 +105,8 @@ pub const ALL: &[&Preset] = &[
     &adyen::PRESET,
     &gocardless::PRESET,
     &paddle::PRESET,
+    &checkout_com::PRESET,
+    &lemon_squeezy::PRESET,
 ];
 
 /// The preset of `kind`, if payhook has one.
