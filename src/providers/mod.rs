@@ -1,6 +1,7 @@
 //! Providers: how each webhook source proves a request is genuine, and how its event is identified.
 //! One file per signature scheme; [`Source`] dispatches to the scheme configured for a route.
 
+pub mod adyen;
 pub mod confirm;
 pub mod hmac;
 pub mod mapping;
@@ -104,6 +105,8 @@ pub enum Scheme {
     /// Nothing proves the notification genuine: the provider's API confirms each one before the
     /// ledger reads it (MTN MoMo, Orange Money, Mollie).
     Unsigned,
+    /// Adyen: an HMAC inside each item of the batch, keyed with hex-decoded keys.
+    AdyenItems { keys: SigningKeys },
 }
 
 impl Scheme {
@@ -115,6 +118,7 @@ impl Scheme {
             Scheme::SharedSecret { .. } => "shared-secret",
             Scheme::Timestamped { .. } => "timestamped-hmac",
             Scheme::Unsigned => "unsigned",
+            Scheme::AdyenItems { .. } => "adyen-item-hmac",
         }
     }
 
@@ -126,7 +130,7 @@ impl Scheme {
             Scheme::Hmac { scheme, .. } => &scheme.header,
             Scheme::SharedSecret { header, .. } => header,
             Scheme::Timestamped { layout, .. } => layout.header,
-            Scheme::Unsigned => "",
+            Scheme::Unsigned | Scheme::AdyenItems { .. } => "",
         }
     }
 }
@@ -304,6 +308,10 @@ impl Source {
                 single(None)
             }
             Scheme::Unsigned => single(None),
+            Scheme::AdyenItems { keys } => {
+                adyen::verify(body, &keys.0)?;
+                single(None)
+            }
         }
     }
 
@@ -380,13 +388,17 @@ impl Source {
                 .first()
                 .map(|s| vec![layout.sign(s, body, now)])
                 .unwrap_or_default(),
-            Scheme::Unsigned => Vec::new(),
+            Scheme::Unsigned | Scheme::AdyenItems { .. } => Vec::new(),
         }
     }
 
     /// The request this source's provider would send with `body` at `now`: its headers, and the
     /// body itself (some providers sign inside it).
     pub fn sign_request(&self, body: Vec<u8>, now: i64) -> (Vec<(String, String)>, Vec<u8>) {
+        if let Scheme::AdyenItems { keys } = &self.scheme {
+            let signed = keys.0.first().and_then(|key| adyen::sign(key, &body));
+            return (Vec::new(), signed.unwrap_or(body));
+        }
         (self.sign(&body, now), body)
     }
 
