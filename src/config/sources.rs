@@ -678,7 +678,7 @@ fn mapping_over(
         Extract::parse(&spec).ok_or_else(|| {
             ConfigError::new(
                 key(field),
-                format!("{spec:?}: a dotted path (data.id) or a template ({{a}}:{{b.c}})"),
+                format!("{spec:?}: a dotted path (data.id), a template ({{a}}:{{b.c}}) or alternatives (a|b)"),
             )
         })
     };
@@ -749,7 +749,7 @@ fn mapping_from(
             Extract::parse(&s).ok_or_else(|| {
                 ConfigError::new(
                     key(field),
-                    format!("{s:?}: a dotted path (data.id) or a template ({{a}}:{{b.c}})"),
+                    format!("{s:?}: a dotted path (data.id), a template ({{a}}:{{b.c}}) or alternatives (a|b)"),
                 )
             })
         })

@@ -7,12 +7,14 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// A value read from the payload: a dotted path (`data.reference`), or a template of paths
-/// (`{transaction_id}:{event}`).
+/// A value read from the payload: a dotted path (`data.reference`), a template of paths
+/// (`{transaction_id}:{event}`), or the first present of several (`originalReference|pspReference`:
+/// a provider that names the payment in one field or another).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Extract {
     Path(Vec<String>),
     Template(Vec<Part>),
+    First(Vec<Extract>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,9 +24,16 @@ pub enum Part {
 }
 
 impl Extract {
-    /// Reads `spec`: a template when it holds `{`, else a path. `None` for an empty spec or an
-    /// unclosed `{`.
+    /// Reads `spec`: alternatives when it holds `|`, a template when it holds `{`, else a path.
+    /// `None` for an empty spec or alternative, or an unclosed `{`.
     pub fn parse(spec: &str) -> Option<Extract> {
+        if spec.contains('|') {
+            return spec
+                .split('|')
+                .map(Extract::parse)
+                .collect::<Option<Vec<_>>>()
+                .map(Extract::First);
+        }
         let path = |p: &str| -> Option<Vec<String>> {
             let parts: Vec<String> = p.trim().split('.').map(str::to_string).collect();
             parts.iter().all(|s| !s.is_empty()).then_some(parts)
@@ -60,14 +69,16 @@ impl Extract {
                     Part::Field(path) => scalar(lookup(payload, path)?),
                 })
                 .collect(),
+            Extract::First(alternatives) => alternatives.iter().find_map(|e| e.text(payload)),
         }
     }
 
-    /// The raw JSON value at a path (a template has none).
+    /// The raw JSON value at a path (a template has none); of alternatives, the first present.
     pub fn value<'a>(&self, payload: &'a Value) -> Option<&'a Value> {
         match self {
             Extract::Path(path) => lookup(payload, path),
             Extract::Template(_) => None,
+            Extract::First(alternatives) => alternatives.iter().find_map(|e| e.value(payload)),
         }
     }
 }
@@ -283,6 +294,14 @@ mod tests {
         assert_eq!(read("data.empty"), None);
         assert_eq!(read("data.obj"), None);
         assert_eq!(read("{transaction_id}:{nope}"), None);
+        assert_eq!(
+            read("data.missing|data.empty|transaction_id").as_deref(),
+            Some("txn_1")
+        );
+        assert_eq!(read("data.id|transaction_id").as_deref(), Some("42"));
+        assert_eq!(read("{data.nope}|tx-{data.id}").as_deref(), Some("tx-42"));
+        assert_eq!(read("data.missing|data.obj"), None);
+        assert_eq!(Extract::parse("a|"), None);
         assert_eq!(Extract::parse("{unclosed"), None);
         assert_eq!(Extract::parse("a..b"), None);
         assert_eq!(Extract::parse(""), None);
