@@ -4,6 +4,7 @@
 pub mod confirm;
 pub mod hmac;
 pub mod mapping;
+pub mod paypal;
 pub mod presets;
 pub mod standard;
 pub mod stripe;
@@ -104,6 +105,9 @@ pub enum Scheme {
     /// Nothing proves the notification genuine: the provider's API confirms each one before the
     /// ledger reads it (MTN MoMo, Orange Money, Mollie).
     Unsigned,
+    /// PayPal's transmission headers, checked for form and a certificate URL on PayPal's hosts;
+    /// PayPal's API checks the signature itself.
+    PayPal,
 }
 
 impl Scheme {
@@ -115,6 +119,7 @@ impl Scheme {
             Scheme::SharedSecret { .. } => "shared-secret",
             Scheme::Timestamped { .. } => "timestamped-hmac",
             Scheme::Unsigned => "unsigned",
+            Scheme::PayPal => "paypal-transmission",
         }
     }
 
@@ -126,7 +131,8 @@ impl Scheme {
             Scheme::Hmac { scheme, .. } => &scheme.header,
             Scheme::SharedSecret { header, .. } => header,
             Scheme::Timestamped { layout, .. } => layout.header,
-            Scheme::Unsigned => "",
+            // Kept: a public signature the API is asked about, not a secret.
+            Scheme::Unsigned | Scheme::PayPal => "",
         }
     }
 }
@@ -304,6 +310,10 @@ impl Source {
                 single(None)
             }
             Scheme::Unsigned => single(None),
+            Scheme::PayPal => {
+                paypal::verify(headers)?;
+                single(None)
+            }
         }
     }
 
@@ -381,6 +391,7 @@ impl Source {
                 .map(|s| vec![layout.sign(s, body, now)])
                 .unwrap_or_default(),
             Scheme::Unsigned => Vec::new(),
+            Scheme::PayPal => paypal::sign(now),
         }
     }
 
