@@ -409,3 +409,176 @@ fn a_paypal_source_needs_its_api_credentials_and_takes_no_secret() {
     let err = load(&format!("{base}confirm = \"signature\"\n")).unwrap_err();
     assert!(err.contains("sources[0].confirm"), "{err}");
 }
+
+// Braintree
+
+const BT_PUBLIC: &str = "pk_test";
+const BT_PRIVATE: &str = "sk_test_private";
+
+/// `xml` as Braintree posts it: base64 in lines of 76, signed with `public:private`.
+fn braintree_form(xml: &str, public: &str, private: &str) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    use sha1::Digest;
+    let flat = base64::engine::general_purpose::STANDARD.encode(xml);
+    let payload: String = flat
+        .as_bytes()
+        .chunks(76)
+        .map(|l| format!("{}\n", std::str::from_utf8(l).unwrap()))
+        .collect();
+    let key = sha1::Sha1::digest(private.as_bytes());
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&key).unwrap();
+    mac.update(payload.as_bytes());
+    let signature = format!("{public}|{}", hex::encode(mac.finalize().into_bytes()));
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("bt_signature", &signature)
+        .append_pair("bt_payload", &payload)
+        .finish()
+}
+
+fn bt_transaction(kind: &str, id: &str, status: &str, amount: &str, order: &str) -> String {
+    format!(
+        "<notification><timestamp type=\"datetime\">2026-11-30T18:00:00Z</timestamp><kind>{kind}</kind>\
+         <subject><transaction><id>{id}</id><status>{status}</status><type>sale</type>\
+         <currency-iso-code>EUR</currency-iso-code><amount>{amount}</amount><order-id>{order}</order-id>\
+         </transaction></subject></notification>"
+    )
+}
+
+fn braintree_source(secrets: &[&str]) -> String {
+    let list: Vec<String> = secrets.iter().map(|s| format!("\"{s}\"")).collect();
+    format!(
+        "[[sources]]\nname = \"braintree\"\nkind = \"braintree\"\nsecrets = [{}]\n",
+        list.join(", ")
+    )
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+#[tokio::test]
+async fn braintree_signed_notification_confirms_the_booking() {
+    let (app, service) = app_with_sources(&braintree_source(&[
+        "pk_new:sk_new_private",
+        &format!("{BT_PUBLIC}:{BT_PRIVATE}"),
+    ]))
+    .await;
+    service.create("bk_bt", Some(11900), Some("EUR"), "pending");
+    let body = braintree_form(
+        &bt_transaction("transaction_settled", "txn_1", "settled", "119.00", "bk_bt"),
+        BT_PUBLIC,
+        BT_PRIVATE,
+    );
+    let answer = post(&app, "braintree", FORM, &body, &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    let id = "transaction_settled:txn_1:2026-11-30T18:00:00Z";
+    assert_eq!(answer.json["event_id"], id);
+    let row = settled_row(&app, "braintree", id, "processed").await;
+    assert_eq!(row.payload, body.as_bytes(), "the form is stored as posted");
+    confirmed(&service, "bk_bt").await;
+    let data = app.payment_status("bk_bt").await;
+    assert_eq!(data["status"], "succeeded");
+    assert_eq!(data["amount"], 11900);
+    assert_eq!(data["currency"], "eur");
+
+    // The same notification again is the same event.
+    let again = post(&app, "braintree", FORM, &body, &[]).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(app.rows("webhook_events").await, 1);
+
+    // The SDK's pinned dispute vector (research notes), about the same transaction: the
+    // payment is disputed.
+    let vector = form_urlencoded::Serializer::new(String::new())
+        .append_pair("bt_signature", "pk_test|280eb8145787dfebb05b4fdf3de1532b0864d170")
+        .append_pair("bt_payload", "PG5vdGlmaWNhdGlvbj48dGltZXN0YW1wIHR5cGU9ImRhdGV0aW1lIj4yMDI2LTAxLTAyVDEwOjAw\nOjAwWjwvdGltZXN0YW1wPjxraW5kPmRpc3B1dGVfb3BlbmVkPC9raW5kPjxzdWJqZWN0PjxkaXNw\ndXRlPjxpZD5kcF8xPC9pZD48YW1vdW50PjExOS4wMDwvYW1vdW50PjxjdXJyZW5jeS1pc28tY29k\nZT5FVVI8L2N1cnJlbmN5LWlzby1jb2RlPjxraW5kPmNoYXJnZWJhY2s8L2tpbmQ+PHN0YXR1cz5v\ncGVuPC9zdGF0dXM+PHJlYXNvbj5mcmF1ZDwvcmVhc29uPjx0cmFuc2FjdGlvbj48aWQ+dHhuXzE8\nL2lkPjxhbW91bnQ+MTE5LjAwPC9hbW91bnQ+PC90cmFuc2FjdGlvbj48L2Rpc3B1dGU+PC9zdWJq\nZWN0Pjwvbm90aWZpY2F0aW9uPg==\n")
+        .finish();
+    let answer = post(&app, "braintree", FORM, &vector, &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(
+        answer.json["event_id"],
+        "dispute_opened:dp_1:2026-01-02T10:00:00Z"
+    );
+    settled_row(
+        &app,
+        "braintree",
+        "dispute_opened:dp_1:2026-01-02T10:00:00Z",
+        "processed",
+    )
+    .await;
+    assert_eq!(app.payment_status("bk_bt").await["status"], "disputed");
+}
+
+#[tokio::test]
+async fn braintree_tampered_wrong_key_and_malformed_notifications_are_refused() {
+    let (app, _service) =
+        app_with_sources(&braintree_source(&[&format!("{BT_PUBLIC}:{BT_PRIVATE}")])).await;
+    let xml = bt_transaction("transaction_settled", "txn_2", "settled", "10.00", "bk_2");
+    let good = braintree_form(&xml, BT_PUBLIC, BT_PRIVATE);
+    let signature = good.split('&').next().unwrap();
+    let tampered_payload = braintree_form(
+        &xml.replace("10.00", "0.01"),
+        BT_PUBLIC,
+        "someone_elses_key",
+    );
+    let tampered = format!(
+        "{signature}&{}",
+        tampered_payload.split('&').nth(1).unwrap()
+    );
+    let cases = [
+        (tampered, "invalid_signature"),
+        (
+            braintree_form(&xml, BT_PUBLIC, "wrong_private"),
+            "invalid_signature",
+        ),
+        (
+            braintree_form(&xml, "pk_other", BT_PRIVATE),
+            "invalid_signature",
+        ),
+        (
+            good.split('&').nth(1).unwrap().to_string(),
+            "missing_signature",
+        ),
+        (
+            format!("{signature}&bt_payload=%3Cnotification%3E"),
+            "malformed_payload",
+        ),
+        (
+            braintree_form("<notification><kind>x</kind>", BT_PUBLIC, BT_PRIVATE),
+            "malformed_payload",
+        ),
+        (
+            braintree_form(
+                "<notification><kind>transaction_settled</kind></notification>",
+                BT_PUBLIC,
+                BT_PRIVATE,
+            ),
+            "malformed_payload",
+        ),
+    ];
+    for (body, code) in cases {
+        let answer = post(&app, "braintree", FORM, &body, &[]).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, code),
+            "{body}: {}",
+            answer.json
+        );
+    }
+    assert_eq!(app.rows("webhook_events").await, 0);
+    let answer = post(&app, "braintree", FORM, &good, &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+}
+
+#[test]
+fn a_braintree_source_names_its_malformed_key_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payhook.toml");
+    std::fs::write(&path, braintree_source(&["integration_private_key"])).unwrap();
+    let err = payhook::config::Settings::load(Some(&path), &std::collections::HashMap::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sources[0].secrets") && err.contains("<public_key>:<private_key>"),
+        "{err}"
+    );
+    assert!(!err.contains("integration_private_key"), "{err}");
+}

@@ -124,6 +124,9 @@ pub enum Format {
     /// `application/x-www-form-urlencoded`, read as an object: `data[invoice][token]=x` is
     /// `{"data": {"invoice": {"token": "x"}}}`.
     Form,
+    /// Braintree's form: its `bt_payload` field, base64 XML, read as the XML's object (see
+    /// `providers::braintree`); the stored body stays the form as posted.
+    Braintree,
 }
 
 impl Format {
@@ -137,6 +140,7 @@ impl Format {
                 Err(e) => Err(format!("invalid JSON ({e})")),
             },
             Format::Form => Ok(form_object(text.as_bytes())),
+            Format::Braintree => super::braintree::notification(text.as_bytes()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Providers: how each webhook source proves a request is genuine, and how its event is identified.
 //! One file per signature scheme; [`Source`] dispatches to the scheme configured for a route.
 
+pub mod braintree;
 pub mod confirm;
 pub mod hmac;
 pub mod mapping;
@@ -108,6 +109,9 @@ pub enum Scheme {
     /// PayPal's transmission headers, checked for form and a certificate URL on PayPal's hosts;
     /// PayPal's API checks the signature itself.
     PayPal,
+    /// Braintree's `bt_signature` over `bt_payload`, both in the form body: HMAC-SHA1 keyed with
+    /// SHA-1 of the private key of the public key it names.
+    Braintree { keys: Vec<braintree::KeyPair> },
 }
 
 impl Scheme {
@@ -120,6 +124,7 @@ impl Scheme {
             Scheme::Timestamped { .. } => "timestamped-hmac",
             Scheme::Unsigned => "unsigned",
             Scheme::PayPal => "paypal-transmission",
+            Scheme::Braintree { .. } => "braintree-bt-signature",
         }
     }
 
@@ -132,7 +137,7 @@ impl Scheme {
             Scheme::SharedSecret { header, .. } => header,
             Scheme::Timestamped { layout, .. } => layout.header,
             // Kept: a public signature the API is asked about, not a secret.
-            Scheme::Unsigned | Scheme::PayPal => "",
+            Scheme::Unsigned | Scheme::PayPal | Scheme::Braintree { .. } => "",
         }
     }
 }
@@ -314,6 +319,10 @@ impl Source {
                 paypal::verify(headers)?;
                 single(None)
             }
+            Scheme::Braintree { keys } => {
+                braintree::verify(body, keys)?;
+                single(None)
+            }
         }
     }
 
@@ -392,12 +401,18 @@ impl Source {
                 .unwrap_or_default(),
             Scheme::Unsigned => Vec::new(),
             Scheme::PayPal => paypal::sign(now),
+            // Braintree signs inside the body: see `sign_request`.
+            Scheme::Braintree { .. } => Vec::new(),
         }
     }
 
     /// The request this source's provider would send with `body` at `now`: its headers, and the
     /// body itself (some providers sign inside it).
     pub fn sign_request(&self, body: Vec<u8>, now: i64) -> (Vec<(String, String)>, Vec<u8>) {
+        if let Scheme::Braintree { keys } = &self.scheme {
+            let signed = keys.first().map(|key| braintree::sign(&body, key));
+            return (Vec::new(), signed.unwrap_or(body));
+        }
         (self.sign(&body, now), body)
     }
 

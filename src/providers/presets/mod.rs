@@ -4,6 +4,7 @@
 //! secrets (and API credentials where the API confirms). One file per provider, each citing the
 //! documentation or official SDK it was built from.
 
+pub mod braintree;
 pub mod fedapay;
 pub mod paypal;
 
@@ -96,7 +97,7 @@ pub struct Sample<'a> {
 }
 
 /// Every preset.
-pub const ALL: &[&Preset] = &[&fedapay::PRESET, &paypal::PRESET];
+pub const ALL: &[&Preset] = &[&fedapay::PRESET, &paypal::PRESET, &braintree::PRESET];
 
 /// The preset of `kind`, if payhook has one.
 pub fn find(kind: &str) -> Option<&'static Preset> {
