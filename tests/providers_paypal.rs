@@ -276,6 +276,41 @@ async fn a_paypal_notification_paypal_does_not_vouch_for_is_rejected_and_never_a
 }
 
 #[tokio::test]
+async fn a_paypal_notification_rejected_under_a_wrong_webhook_id_applies_when_replayed() {
+    let api = paypal_api().await;
+    let wrong = paypal_source(&api.receiver.url).replace(WEBHOOK_ID, "WRONG-WEBHOOK-ID");
+    let (app, service) = app_with_sources(&wrong).await;
+    service.create("bk_replay", Some(500), Some("EUR"), "pending");
+    let body = paypal_event(
+        "WH-REPLAY",
+        "PAYMENT.CAPTURE.COMPLETED",
+        "CAP-REPLAY",
+        "5.00",
+        "bk_replay",
+    );
+    post(
+        &app,
+        "paypal",
+        "application/json",
+        &body,
+        &transmission("good"),
+    )
+    .await;
+    let row = settled_row(&app, "paypal", "WH-REPLAY", "rejected").await;
+    // PayPal, asked again, vouches for it (the operator fixed the webhook id, here the API): a
+    // replay asks again rather than reading the old answer.
+    api.receiver.set_script(|_, _| {
+        Reply::json(
+            200,
+            json!({"access_token": "A21AAtoken", "verification_status": "SUCCESS"}),
+        )
+    });
+    assert!(app.payhook.store.requeue_event(row.id).await.unwrap());
+    settled_row(&app, "paypal", "WH-REPLAY", "processed").await;
+    confirmed(&service, "bk_replay").await;
+}
+
+#[tokio::test]
 async fn while_paypals_api_is_down_the_notification_waits_then_is_applied() {
     let api = paypal_api().await;
     api.down.store(true, Ordering::SeqCst);
