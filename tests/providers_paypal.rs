@@ -354,6 +354,74 @@ async fn while_paypals_api_is_down_the_notification_waits_then_is_applied() {
 }
 
 #[tokio::test]
+async fn an_access_token_paypal_no_longer_takes_is_replaced() {
+    let issued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = issued.clone();
+    // Every token but the latest is revoked.
+    let api = Receiver::start(move |_, r| match r.path.as_str() {
+        "/v1/oauth2/token" => {
+            let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+            Reply::json(
+                200,
+                json!({"access_token": format!("tok-{n}"), "expires_in": 32400}),
+            )
+        }
+        _ => {
+            let latest = format!("Bearer tok-{}", count.load(Ordering::SeqCst));
+            if r.header("authorization") != latest {
+                return Reply::json(401, json!({"error": "invalid_token"}));
+            }
+            Reply::json(200, json!({"verification_status": "SUCCESS"}))
+        }
+    })
+    .await;
+    let (app, service) = app_with_sources(&paypal_source(&api.url)).await;
+    service.create("bk_tok", Some(100), Some("EUR"), "pending");
+    let body = paypal_event(
+        "WH-T1",
+        "PAYMENT.CAPTURE.COMPLETED",
+        "CAP-T1",
+        "1.00",
+        "bk_tok",
+    );
+    post(
+        &app,
+        "paypal",
+        "application/json",
+        &body,
+        &transmission("good"),
+    )
+    .await;
+    settled_row(&app, "paypal", "WH-T1", "processed").await;
+    assert_eq!(issued.load(Ordering::SeqCst), 1);
+
+    // PayPal revokes the token payhook holds: the next notification waits once, then goes
+    // through with a new token.
+    issued.fetch_add(1, Ordering::SeqCst);
+    let body = paypal_event(
+        "WH-T2",
+        "PAYMENT.CAPTURE.COMPLETED",
+        "CAP-T2",
+        "1.00",
+        "bk_tok",
+    );
+    post(
+        &app,
+        "paypal",
+        "application/json",
+        &body,
+        &transmission("good"),
+    )
+    .await;
+    settled_row(&app, "paypal", "WH-T2", "processed").await;
+    assert_eq!(
+        issued.load(Ordering::SeqCst),
+        3,
+        "a new token was asked for"
+    );
+}
+
+#[tokio::test]
 async fn paypal_requests_that_cannot_be_paypals_are_refused_at_the_door() {
     let api = paypal_api().await;
     let (app, _service) = app_with_sources(&paypal_source(&api.receiver.url)).await;

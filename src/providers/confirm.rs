@@ -213,6 +213,11 @@ impl Confirm {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::String(excerpt(&text)));
+        if status == 401 && token.is_some() {
+            // An access token the provider no longer takes (revoked, or expired early): the next
+            // attempt asks for a new one.
+            *self.token.lock().expect("the token lock") = None;
+        }
         if status == 401 || status == 403 {
             // The event is fine; payhook's credentials are not. It waits for the operator.
             tracing::error!(
