@@ -278,6 +278,20 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever is posted, and whatever XML a key holder signs, is read or refused, never a
+        /// panic.
+        #[test]
+        fn hostile_forms_and_payloads_are_refused_not_a_panic(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            xml in "(<[a-z]{1,3}( type=\"array\"| nil=\"true\")?>|</[a-z]{1,3}>|[a-z&;<>]){0,60}",
+        ) {
+            let _ = verify(&body, &keys());
+            let _ = notification(&body);
+            let _ = notification(&form("", &encode_payload(&xml)));
+        }
+    }
+
     #[test]
     fn xml_reads_as_json_with_lists_and_nils() {
         let xml = r#"<notification><kind>k</kind><subject><dispute>
