@@ -265,7 +265,7 @@ pub(super) fn sources_from(
             (true, Some(_)) => {
                 return Err(ConfigError::new(
                     key("secrets"),
-                    "this provider signs nothing: its API confirms each notification (give [sources.api])",
+                    "this provider takes no secret: its API confirms each notification (give [sources.api])",
                 ));
             }
             (true, None) => Vec::new(),

@@ -109,8 +109,15 @@ impl Fetcher {
         for event in &due {
             let outcome = match self.confirms.get(&event.source) {
                 Some((confirm, mapping)) => {
+                    let headers = serde_json::from_str(&event.headers).unwrap_or(Value::Null);
                     confirm
-                        .check(&self.http, mapping, &event.event_type, &event.payload)
+                        .check(
+                            &self.http,
+                            mapping,
+                            &event.event_type,
+                            &headers,
+                            &event.payload,
+                        )
                         .await
                 }
                 None if self.stripe_confirms.contains(&event.source)

@@ -83,9 +83,13 @@ impl Extract {
     }
 }
 
+/// The value at `path`; a number in it indexes a list (`disputed_transactions.0.id`).
 fn lookup<'a>(payload: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter()
-        .try_fold(payload, |v, key| v.get(key))
+        .try_fold(payload, |v, key| match v {
+            Value::Array(items) => items.get(key.parse::<usize>().ok()?),
+            _ => v.get(key),
+        })
         .filter(|v| !v.is_null())
 }
 
@@ -120,6 +124,9 @@ pub enum Format {
     /// `application/x-www-form-urlencoded`, read as an object: `data[invoice][token]=x` is
     /// `{"data": {"invoice": {"token": "x"}}}`.
     Form,
+    /// Braintree's form: its `bt_payload` field, base64 XML, read as the XML's object (see
+    /// `providers::braintree`); the stored body stays the form as posted.
+    Braintree,
 }
 
 impl Format {
@@ -133,6 +140,7 @@ impl Format {
                 Err(e) => Err(format!("invalid JSON ({e})")),
             },
             Format::Form => Ok(form_object(text.as_bytes())),
+            Format::Braintree => super::braintree::notification(text.as_bytes()),
         }
     }
 }
@@ -301,6 +309,12 @@ mod tests {
         assert_eq!(read("data.id|transaction_id").as_deref(), Some("42"));
         assert_eq!(read("{data.nope}|tx-{data.id}").as_deref(), Some("tx-42"));
         assert_eq!(read("data.missing|data.obj"), None);
+        let listed = json!({"items": [{"id": "a"}, {"id": "b"}], "map": {"0": "zero"}});
+        let at = |spec: &str| Extract::parse(spec).unwrap().text(&listed);
+        assert_eq!(at("items.1.id").as_deref(), Some("b"));
+        assert_eq!(at("map.0").as_deref(), Some("zero"));
+        assert_eq!(at("items.2.id"), None);
+        assert_eq!(at("items.x.id"), None);
         assert_eq!(Extract::parse("a|"), None);
         assert_eq!(Extract::parse("{unclosed"), None);
         assert_eq!(Extract::parse("a..b"), None);

@@ -2,9 +2,11 @@
 //! One file per signature scheme; [`Source`] dispatches to the scheme configured for a route.
 
 pub mod adyen;
+pub mod braintree;
 pub mod confirm;
 pub mod hmac;
 pub mod mapping;
+pub mod paypal;
 pub mod presets;
 pub mod standard;
 pub mod stripe;
@@ -107,6 +109,12 @@ pub enum Scheme {
     Unsigned,
     /// Adyen: an HMAC inside each item of the batch, keyed with hex-decoded keys.
     AdyenItems { keys: SigningKeys },
+    /// PayPal's transmission headers, checked for form and a certificate URL on PayPal's hosts;
+    /// PayPal's API checks the signature itself.
+    PayPal,
+    /// Braintree's `bt_signature` over `bt_payload`, both in the form body: HMAC-SHA1 keyed with
+    /// SHA-1 of the private key of the public key it names.
+    Braintree { keys: Vec<braintree::KeyPair> },
 }
 
 impl Scheme {
@@ -119,6 +127,8 @@ impl Scheme {
             Scheme::Timestamped { .. } => "timestamped-hmac",
             Scheme::Unsigned => "unsigned",
             Scheme::AdyenItems { .. } => "adyen-item-hmac",
+            Scheme::PayPal => "paypal-transmission",
+            Scheme::Braintree { .. } => "braintree-bt-signature",
         }
     }
 
@@ -130,7 +140,11 @@ impl Scheme {
             Scheme::Hmac { scheme, .. } => &scheme.header,
             Scheme::SharedSecret { header, .. } => header,
             Scheme::Timestamped { layout, .. } => layout.header,
-            Scheme::Unsigned | Scheme::AdyenItems { .. } => "",
+            // Kept: a public signature the API is asked about, not a secret.
+            Scheme::Unsigned
+            | Scheme::AdyenItems { .. }
+            | Scheme::PayPal
+            | Scheme::Braintree { .. } => "",
         }
     }
 }
@@ -312,6 +326,14 @@ impl Source {
                 adyen::verify(body, &keys.0)?;
                 single(None)
             }
+            Scheme::PayPal => {
+                paypal::verify(headers)?;
+                single(None)
+            }
+            Scheme::Braintree { keys } => {
+                braintree::verify(body, keys)?;
+                single(None)
+            }
         }
     }
 
@@ -389,6 +411,9 @@ impl Source {
                 .map(|s| vec![layout.sign(s, body, now)])
                 .unwrap_or_default(),
             Scheme::Unsigned | Scheme::AdyenItems { .. } => Vec::new(),
+            Scheme::PayPal => paypal::sign(now),
+            // Braintree signs inside the body: see `sign_request`.
+            Scheme::Braintree { .. } => Vec::new(),
         }
     }
 
@@ -397,6 +422,10 @@ impl Source {
     pub fn sign_request(&self, body: Vec<u8>, now: i64) -> (Vec<(String, String)>, Vec<u8>) {
         if let Scheme::AdyenItems { keys } = &self.scheme {
             let signed = keys.0.first().and_then(|key| adyen::sign(key, &body));
+            return (Vec::new(), signed.unwrap_or(body));
+        }
+        if let Scheme::Braintree { keys } = &self.scheme {
+            let signed = keys.first().map(|key| braintree::sign(&body, key));
             return (Vec::new(), signed.unwrap_or(body));
         }
         (self.sign(&body, now), body)

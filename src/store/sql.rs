@@ -29,8 +29,8 @@ pub const NEXT_RETRY_DUE: &str =
 
 /// Thin events waiting for their related object, due by `$1`, oldest first.
 pub const EVENTS_TO_FETCH: &str = "
-    SELECT id, source, event_type, payload, attempts FROM webhook_events
-    WHERE status = 'waiting' AND COALESCE(next_attempt_at, 0) <= $1
+    SELECT id, source, event_type, payload, CAST(headers AS TEXT) AS headers, attempts
+    FROM webhook_events WHERE status = 'waiting' AND COALESCE(next_attempt_at, 0) <= $1
     ORDER BY id LIMIT $2";
 
 /// Keeps a thin event's fetched object and puts the event back in line.

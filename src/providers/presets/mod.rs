@@ -5,11 +5,13 @@
 //! documentation or official SDK it was built from.
 
 pub mod adyen;
+pub mod braintree;
 pub mod checkout_com;
 pub mod fedapay;
 pub mod gocardless;
 pub mod lemon_squeezy;
 pub mod paddle;
+pub mod paypal;
 
 use std::time::Duration;
 
@@ -107,6 +109,8 @@ pub const ALL: &[&Preset] = &[
     &paddle::PRESET,
     &checkout_com::PRESET,
     &lemon_squeezy::PRESET,
+    &paypal::PRESET,
+    &braintree::PRESET,
 ];
 
 /// The preset of `kind`, if payhook has one.
