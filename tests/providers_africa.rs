@@ -362,3 +362,193 @@ api_key = "wave_sn_prod_test"
     settled_row(&app, "wave", "AE_wait", "processed").await;
     confirmed(&service, "bk_wave_wait").await;
 }
+
+// --- Kkiapay -----------------------------------------------------------------------------------
+
+const KKIAPAY_SECRET: &str = "kkiapay-dashboard-hash-secret";
+
+/// A Kkiapay webhook, as Kkiapay posts it; the widget was opened with `data: {booking_id}`.
+fn kkiapay_event(id: &str, event: &str, amount: i64, booking: &str) -> String {
+    json!({
+        "transactionId": id, "event": event, "isPaymentSucces": event == "transaction.success",
+        "amount": amount, "fees": 0, "method": "MOBILE_MONEY", "account": "22997000000",
+        "partnerId": "", "performedAt": "2026-11-30T10:00:00.000Z",
+        "stateData": {"booking_id": booking},
+    })
+    .to_string()
+}
+
+/// Kkiapay's `POST /api/v1/transactions/status` answer.
+fn kkiapay_transaction(id: &str, status: &str, amount: i64, booking: &str) -> Value {
+    json!({
+        "performed_at": "2026-11-30T10:00:00.000Z", "type": "DEBIT", "status": status,
+        "source": "MOBILE_MONEY", "amount": amount, "fees": 0, "country": "BJ",
+        "reason": null, "transactionId": id, "state": {"booking_id": booking},
+    })
+}
+
+fn kkiapay_source(api: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+name = "kkiapay"
+kind = "kkiapay"
+secrets = ["{KKIAPAY_SECRET}"]
+
+[sources.api]
+url = "{api}"
+public_key = "pk_test"
+private_key = "tpk_test"
+secret_key = "tsk_test"
+"#
+    )
+}
+
+#[tokio::test]
+async fn kkiapay_confirmed_by_its_api_denied_and_waiting_while_it_is_down() {
+    let api = provider_api(|r| {
+        let id = r.json()["transactionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        match id.as_str() {
+            "LVFNrK1nx" => (200, kkiapay_transaction(&id, "SUCCESS", 10000, "bk_kkia")),
+            "FAILEDtx" => (200, kkiapay_transaction(&id, "FAILED", 10000, "bk_kkia_no")),
+            "WAITtx" => (
+                200,
+                kkiapay_transaction(&id, "SUCCESS", 3000, "bk_kkia_wait"),
+            ),
+            _ => (200, json!({"status": "TRANSACTION_NOT_FOUND"})),
+        }
+    })
+    .await;
+    let (app, service) = app_with_sources(&kkiapay_source(&api.receiver.url)).await;
+    for (booking, amount) in [
+        ("bk_kkia", 10000),
+        ("bk_kkia_no", 10000),
+        ("bk_kkia_ghost", 10000),
+        ("bk_kkia_wait", 3000),
+    ] {
+        service.create(booking, Some(amount), Some("XOF"), "pending");
+    }
+    let send = |id: &str, amount: i64, booking: &str| {
+        let body = kkiapay_event(id, "transaction.success", amount, booking);
+        let app = &app;
+        async move {
+            let secret = ("x-kkiapay-secret", KKIAPAY_SECRET.to_string());
+            let answer = post(app, "kkiapay", JSON, &body, &[secret]).await;
+            assert_eq!(answer.status, 200, "{}", answer.json);
+            answer
+        }
+    };
+
+    // Confirmed: 10000 FCFA, read from Kkiapay's answer.
+    let answer = send("LVFNrK1nx", 1, "bk_kkia").await;
+    assert_eq!(answer.json["event_id"], "LVFNrK1nx:transaction.success");
+    settled_row(
+        &app,
+        "kkiapay",
+        "LVFNrK1nx:transaction.success",
+        "processed",
+    )
+    .await;
+    confirmed(&service, "bk_kkia").await;
+    assert_paid(&app, "bk_kkia", 10000, "10000 XOF").await;
+    // The request the official SDK's verify() sends (tests/oracles compares the two).
+    let asked = &api.receiver.requests()[0];
+    assert_eq!(
+        (asked.method.as_str(), asked.path.as_str()),
+        ("POST", "/api/v1/transactions/status")
+    );
+    assert_eq!(asked.json(), json!({"transactionId": "LVFNrK1nx"}));
+    for (header, value) in [
+        ("x-api-key", "pk_test"),
+        ("x-private-key", "tpk_test"),
+        ("x-secret-key", "tsk_test"),
+    ] {
+        assert_eq!(asked.header(header), value);
+    }
+    assert!(asked.header("content-type").starts_with("application/json"));
+
+    // Denied: Kkiapay says the transaction failed, or does not know it.
+    send("FAILEDtx", 10000, "bk_kkia_no").await;
+    let row = settled_row(&app, "kkiapay", "FAILEDtx:transaction.success", "rejected").await;
+    assert!(row.last_error.unwrap().contains("\"FAILED\""));
+    send("ghost", 10000, "bk_kkia_ghost").await;
+    let row = settled_row(&app, "kkiapay", "ghost:transaction.success", "rejected").await;
+    assert!(row.last_error.unwrap().contains("TRANSACTION_NOT_FOUND"));
+    for booking in ["bk_kkia_no", "bk_kkia_ghost"] {
+        assert_eq!(service.booking(booking).unwrap().status, "pending");
+    }
+
+    // Down: the event waits, then is applied.
+    api.down.store(true, Ordering::SeqCst);
+    send("WAITtx", 3000, "bk_kkia_wait").await;
+    assert!(
+        waiting_row(&app, "kkiapay", "WAITtx:transaction.success")
+            .await
+            .contains("HTTP 503")
+    );
+    assert_eq!(service.booking("bk_kkia_wait").unwrap().status, "pending");
+    api.down.store(false, Ordering::SeqCst);
+    settled_row(&app, "kkiapay", "WAITtx:transaction.success", "processed").await;
+    confirmed(&service, "bk_kkia_wait").await;
+
+    // The header must carry the dashboard's secret itself; the body must be Kkiapay's.
+    let body = kkiapay_event("other", "transaction.success", 10000, "bk_kkia");
+    for (headers, sent, code) in [
+        (
+            vec![("x-kkiapay-secret", "wrong".to_string())],
+            body.as_str(),
+            "invalid_signature",
+        ),
+        (vec![], body.as_str(), "missing_signature"),
+        (
+            vec![("x-kkiapay-secret", KKIAPAY_SECRET.to_string())],
+            "{\"event\":\"transaction.success\"}",
+            "malformed_payload",
+        ),
+        (
+            vec![("x-kkiapay-secret", KKIAPAY_SECRET.to_string())],
+            "not json",
+            "malformed_payload",
+        ),
+    ] {
+        let answer = post(&app, "kkiapay", JSON, sent, &headers).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, code),
+            "{}",
+            answer.json
+        );
+    }
+    assert_eq!(app.rows("webhook_events").await, 4);
+}
+
+#[test]
+fn kkiapay_without_its_three_api_keys_stops_start_up_naming_the_key() {
+    let load = |toml: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payhook.toml");
+        std::fs::write(&path, toml).unwrap();
+        payhook::config::Settings::load(Some(&path), &std::collections::HashMap::new())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let base = format!(
+        "[[sources]]\nname = \"kkiapay\"\nkind = \"kkiapay\"\nsecrets = [\"{KKIAPAY_SECRET}\"]\n"
+    );
+    assert!(load(&kkiapay_source("https://api-sandbox.kkiapay.me")).is_ok());
+    let err = load(&base).unwrap_err();
+    assert!(
+        err.contains("sources[0].api") && err.contains("public_key, private_key, secret_key"),
+        "{err}"
+    );
+    let err = load(&format!(
+        "{base}[sources.api]\npublic_key = \"pk\"\nprivate_key = \"tpk\"\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("sources[0].api.secret_key"), "{err}");
+    let err = load(&format!("{base}confirm = \"signature\"\n")).unwrap_err();
+    assert!(err.contains("sources[0].confirm"), "{err}");
+}

@@ -5,6 +5,7 @@
 //! documentation or official SDK it was built from.
 
 pub mod fedapay;
+pub mod kkiapay;
 pub mod wave;
 
 use std::time::Duration;
@@ -96,7 +97,7 @@ pub struct Sample<'a> {
 }
 
 /// Every preset.
-pub const ALL: &[&Preset] = &[&fedapay::PRESET, &wave::PRESET];
+pub const ALL: &[&Preset] = &[&fedapay::PRESET, &wave::PRESET, &kkiapay::PRESET];
 
 /// The preset of `kind`, if payhook has one.
 pub fn find(kind: &str) -> Option<&'static Preset> {
