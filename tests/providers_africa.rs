@@ -17,6 +17,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
 const JSON: &str = "application/json";
+const FORM: &str = "application/x-www-form-urlencoded";
 
 /// HMAC-SHA256 in hex.
 fn hmac_hex(secret: &str, parts: &[&[u8]]) -> String {
@@ -551,4 +552,225 @@ fn kkiapay_without_its_three_api_keys_stops_start_up_naming_the_key() {
     assert!(err.contains("sources[0].api.secret_key"), "{err}");
     let err = load(&format!("{base}confirm = \"signature\"\n")).unwrap_err();
     assert!(err.contains("sources[0].confirm"), "{err}");
+}
+
+// --- CinetPay ----------------------------------------------------------------------------------
+
+const CINETPAY_SECRET: &str = "202207891862f8b1b5b6e0b6.52306839";
+/// CinetPay's documented order of the signed fields.
+const CINETPAY_FIELDS: [&str; 16] = [
+    "cpm_site_id",
+    "cpm_trans_id",
+    "cpm_trans_date",
+    "cpm_amount",
+    "cpm_currency",
+    "signature",
+    "payment_method",
+    "cel_phone_num",
+    "cpm_phone_prefixe",
+    "cpm_language",
+    "cpm_version",
+    "cpm_payment_config",
+    "cpm_page_action",
+    "cpm_custom",
+    "cpm_designation",
+    "cpm_error_message",
+];
+
+/// A CinetPay notification, as CinetPay posts it (fields in another order than the signed one),
+/// and its `x-token`: HMAC-SHA256 of the sixteen values joined in the documented order.
+fn cinetpay_notification(
+    secret: &str,
+    trans_id: &str,
+    message: &str,
+    booking: &str,
+) -> (String, (&'static str, String)) {
+    let values = [
+        ("cpm_trans_id", trans_id),
+        ("cpm_site_id", "445160"),
+        ("cpm_trans_date", "2026-11-30 10:00:00"),
+        ("cpm_amount", "10000"),
+        ("cpm_currency", "XOF"),
+        ("signature", "d9b6a4c1"),
+        ("payment_method", "OM"),
+        ("cel_phone_num", "0707070707"),
+        ("cpm_phone_prefixe", "225"),
+        ("cpm_language", "fr"),
+        ("cpm_version", "V4"),
+        ("cpm_payment_config", "SINGLE"),
+        ("cpm_page_action", "PAYMENT"),
+        ("cpm_custom", booking),
+        ("cpm_designation", "Chambre double"),
+        ("cpm_error_message", message),
+    ];
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(values)
+        .finish();
+    let signed: String = CINETPAY_FIELDS
+        .iter()
+        .map(|f| values.iter().find(|(k, _)| k == f).unwrap().1)
+        .collect();
+    (body, ("x-token", hmac_hex(secret, &[signed.as_bytes()])))
+}
+
+/// CinetPay's `/v2/payment/check` answer.
+fn cinetpay_check(status: &str, amount: &str, booking: &str) -> Value {
+    let (code, message) = match status {
+        "ACCEPTED" => ("00", "SUCCES"),
+        "REFUSED" => ("627", "TRANSACTION_CANCEL"),
+        _ => ("662", "WAITING_CUSTOMER_PAYMENT"),
+    };
+    json!({
+        "code": code, "message": message,
+        "data": {
+            "amount": amount, "currency": "XOF", "status": status, "payment_method": "OM",
+            "description": "Chambre double", "metadata": booking,
+            "operator_id": "MP261130.1000.A00001", "payment_date": "2026-11-30 10:00:00",
+        },
+        "api_response_id": "1796000000.0001",
+    })
+}
+
+#[tokio::test]
+async fn cinetpay_confirmed_by_its_check_api_denied_and_waiting_while_it_is_down() {
+    let api = provider_api(
+        |r| match r.json()["transaction_id"].as_str().unwrap_or_default() {
+            "bk42-ok" => (200, cinetpay_check("ACCEPTED", "10000", "bk_cinet")),
+            "bk42-refused" => (200, cinetpay_check("REFUSED", "10000", "bk_cinet_no")),
+            "bk42-push" => (
+                200,
+                cinetpay_check("WAITING_FOR_CUSTOMER", "10000", "bk_cinet_push"),
+            ),
+            "bk42-wait" => (200, cinetpay_check("ACCEPTED", "10000", "bk_cinet_wait")),
+            _ => (404, json!({"code": "404", "message": "NOT_FOUND"})),
+        },
+    )
+    .await;
+    let (app, service) = app_with_sources(&format!(
+        r#"
+[[sources]]
+name = "cinetpay"
+kind = "cinetpay"
+secrets = ["{CINETPAY_SECRET}"]
+
+[sources.api]
+url = "{}"
+apikey = "12912847765bc0db748fdd44.40081707"
+site_id = "445160"
+"#,
+        api.receiver.url
+    ))
+    .await;
+    for booking in [
+        "bk_cinet",
+        "bk_cinet_no",
+        "bk_cinet_ghost",
+        "bk_cinet_push",
+        "bk_cinet_wait",
+    ] {
+        service.create(booking, Some(10000), Some("XOF"), "pending");
+    }
+    let send = |trans_id: &str, message: &str, booking: &str| {
+        let (body, token) = cinetpay_notification(CINETPAY_SECRET, trans_id, message, booking);
+        let app = &app;
+        async move {
+            let answer = post(app, "cinetpay", FORM, &body, &[token]).await;
+            assert_eq!(answer.status, 200, "{}", answer.json);
+            answer
+        }
+    };
+
+    // Confirmed: 10000 FCFA; the check API is asked as documented.
+    let answer = send("bk42-ok", "SUCCES", "bk_cinet").await;
+    assert_eq!(answer.json["event_id"], "bk42-ok:SUCCES");
+    settled_row(&app, "cinetpay", "bk42-ok:SUCCES", "processed").await;
+    confirmed(&service, "bk_cinet").await;
+    assert_paid(&app, "bk_cinet", 10000, "10000 XOF").await;
+    let asked = &api.receiver.requests()[0];
+    assert_eq!(
+        (asked.method.as_str(), asked.path.as_str()),
+        ("POST", "/v2/payment/check")
+    );
+    assert_eq!(
+        asked.json(),
+        json!({"apikey": "12912847765bc0db748fdd44.40081707", "site_id": "445160", "transaction_id": "bk42-ok"})
+    );
+
+    // An operator that confirms by push: waiting first, then the outcome, each its own event.
+    send("bk42-push", "WAITING_FOR_CUSTOMER", "bk_cinet_push").await;
+    settled_row(
+        &app,
+        "cinetpay",
+        "bk42-push:WAITING_FOR_CUSTOMER",
+        "processed",
+    )
+    .await;
+    assert_eq!(service.booking("bk_cinet_push").unwrap().status, "pending");
+
+    // Denied: CinetPay refused the payment the notification calls a success, or has none.
+    send("bk42-refused", "SUCCES", "bk_cinet_no").await;
+    let row = settled_row(&app, "cinetpay", "bk42-refused:SUCCES", "rejected").await;
+    assert!(row.last_error.unwrap().contains("\"REFUSED\""));
+    send("bk42-ghost", "SUCCES", "bk_cinet_ghost").await;
+    let row = settled_row(&app, "cinetpay", "bk42-ghost:SUCCES", "rejected").await;
+    assert!(row.last_error.unwrap().contains("HTTP 404"));
+    for booking in ["bk_cinet_no", "bk_cinet_ghost"] {
+        assert_eq!(service.booking(booking).unwrap().status, "pending");
+    }
+
+    // Down: the event waits, then is applied.
+    api.down.store(true, Ordering::SeqCst);
+    send("bk42-wait", "SUCCES", "bk_cinet_wait").await;
+    assert!(
+        waiting_row(&app, "cinetpay", "bk42-wait:SUCCES")
+            .await
+            .contains("HTTP 503")
+    );
+    assert_eq!(service.booking("bk_cinet_wait").unwrap().status, "pending");
+    api.down.store(false, Ordering::SeqCst);
+    settled_row(&app, "cinetpay", "bk42-wait:SUCCES", "processed").await;
+    confirmed(&service, "bk_cinet_wait").await;
+
+    // Tampered field, wrong secret, no token, a token that is not hex: refused, nothing stored.
+    let (body, token) = cinetpay_notification(CINETPAY_SECRET, "bk42-x", "SUCCES", "bk_cinet");
+    let (_, wrong) = cinetpay_notification("other-secret", "bk42-x", "SUCCES", "bk_cinet");
+    let tampered = body.replace("cpm_amount=10000", "cpm_amount=100");
+    for (sent, headers, code) in [
+        (&tampered, vec![token.clone()], "invalid_signature"),
+        (&body, vec![wrong], "invalid_signature"),
+        (&body, vec![], "missing_signature"),
+        (
+            &body,
+            vec![("x-token", "not-hex".to_string())],
+            "malformed_signature_header",
+        ),
+    ] {
+        let answer = post(&app, "cinetpay", FORM, sent, &headers).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, code),
+            "{}",
+            answer.json
+        );
+    }
+    // Signed, but naming no transaction.
+    let (junk, token) = cinetpay_notification(CINETPAY_SECRET, "", "SUCCES", "bk_cinet");
+    let answer = post(&app, "cinetpay", FORM, &junk, &[token]).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (400, "malformed_payload"),
+        "{}",
+        answer.json
+    );
+    assert_eq!(app.rows("webhook_events").await, 5);
+
+    // CinetPay pings the notification URL with a GET: it stores nothing.
+    let ping = app
+        .client
+        .get(format!("{}/webhooks/cinetpay", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ping.status(), 405);
+    assert_eq!(app.rows("webhook_events").await, 5);
 }

@@ -2,6 +2,7 @@
 //! One file per signature scheme; [`Source`] dispatches to the scheme configured for a route.
 
 pub mod confirm;
+pub mod form_hmac;
 pub mod hmac;
 pub mod mapping;
 pub mod presets;
@@ -101,6 +102,12 @@ pub enum Scheme {
         secrets: Vec<Secret>,
         tolerance: Duration,
     },
+    /// An HMAC over a form body's fields, their values joined in the provider's order
+    /// (CinetPay's `x-token`).
+    FormHmac {
+        layout: &'static form_hmac::Layout,
+        secrets: Vec<Secret>,
+    },
     /// Nothing proves the notification genuine: the provider's API confirms each one before the
     /// ledger reads it (MTN MoMo, Orange Money, Mollie).
     Unsigned,
@@ -114,6 +121,7 @@ impl Scheme {
             Scheme::Hmac { .. } => "hmac",
             Scheme::SharedSecret { .. } => "shared-secret",
             Scheme::Timestamped { .. } => "timestamped-hmac",
+            Scheme::FormHmac { .. } => "form-hmac",
             Scheme::Unsigned => "unsigned",
         }
     }
@@ -126,6 +134,7 @@ impl Scheme {
             Scheme::Hmac { scheme, .. } => &scheme.header,
             Scheme::SharedSecret { header, .. } => header,
             Scheme::Timestamped { layout, .. } => layout.header,
+            Scheme::FormHmac { layout, .. } => layout.header,
             Scheme::Unsigned => "",
         }
     }
@@ -303,6 +312,10 @@ impl Source {
                 layout.verify(headers, body, secrets, *tolerance, now)?;
                 single(None)
             }
+            Scheme::FormHmac { layout, secrets } => {
+                layout.verify(headers, body, secrets)?;
+                single(None)
+            }
             Scheme::Unsigned => single(None),
         }
     }
@@ -379,6 +392,10 @@ impl Source {
             } => secrets
                 .first()
                 .map(|s| vec![layout.sign(s, body, now)])
+                .unwrap_or_default(),
+            Scheme::FormHmac { layout, secrets } => secrets
+                .first()
+                .map(|s| vec![layout.sign(s, body)])
                 .unwrap_or_default(),
             Scheme::Unsigned => Vec::new(),
         }

@@ -4,6 +4,7 @@
 //! secrets (and API credentials where the API confirms). One file per provider, each citing the
 //! documentation or official SDK it was built from.
 
+pub mod cinetpay;
 pub mod fedapay;
 pub mod kkiapay;
 pub mod wave;
@@ -97,7 +98,12 @@ pub struct Sample<'a> {
 }
 
 /// Every preset.
-pub const ALL: &[&Preset] = &[&fedapay::PRESET, &wave::PRESET, &kkiapay::PRESET];
+pub const ALL: &[&Preset] = &[
+    &fedapay::PRESET,
+    &wave::PRESET,
+    &kkiapay::PRESET,
+    &cinetpay::PRESET,
+];
 
 /// The preset of `kind`, if payhook has one.
 pub fn find(kind: &str) -> Option<&'static Preset> {
