@@ -774,3 +774,174 @@ site_id = "445160"
     assert_eq!(ping.status(), 405);
     assert_eq!(app.rows("webhook_events").await, 5);
 }
+
+// --- PayDunya ----------------------------------------------------------------------------------
+
+const PAYDUNYA_MASTER_KEY: &str = "wQzk9ZwR-Qq9m-0hD2-zpOE-bUac3DWSU6Af";
+
+/// A PayDunya IPN, as PayDunya posts it: `data[hash]` is the SHA-512 of the master key, in hex.
+fn paydunya_ipn(
+    master_key: &str,
+    token: &str,
+    status: &str,
+    amount: &str,
+    booking: &str,
+) -> String {
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha512::digest(master_key.as_bytes()));
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("data[response_code]", "00"),
+            ("data[response_text]", "Transaction Found"),
+            ("data[hash]", hash.as_str()),
+            ("data[invoice][token]", token),
+            ("data[invoice][total_amount]", amount),
+            ("data[invoice][description]", "Chambre"),
+            ("data[custom_data][booking_id]", booking),
+            ("data[mode]", "test"),
+            ("data[status]", status),
+            ("data[customer][name]", "Awa Diop"),
+        ])
+        .finish()
+}
+
+/// PayDunya's `checkout-invoice/confirm/{token}` answer.
+fn paydunya_invoice(status: &str, amount: i64, booking: &str) -> Value {
+    json!({
+        "response_code": "00", "response_text": "Transaction Found", "status": status,
+        "invoice": {"total_amount": amount, "description": "Chambre", "items": {}, "taxes": {}},
+        "custom_data": {"booking_id": booking}, "mode": "test",
+        "customer": {"name": "Awa Diop", "phone": "770000000"},
+        "receipt_url": "https://app.paydunya.com/sandbox-checkout/receipt/pdf/test.pdf",
+    })
+}
+
+#[tokio::test]
+async fn paydunya_confirmed_by_its_api_denied_and_waiting_while_it_is_down() {
+    let api = provider_api(|r| match r.path.as_str() {
+        "/v1/checkout-invoice/confirm/test_ok" => {
+            (200, paydunya_invoice("completed", 15000, "bk_dunya"))
+        }
+        "/v1/checkout-invoice/confirm/test_pending" => {
+            (200, paydunya_invoice("cancelled", 15000, "bk_dunya_no"))
+        }
+        "/v1/checkout-invoice/confirm/test_wait" => {
+            (200, paydunya_invoice("completed", 15000, "bk_dunya_wait"))
+        }
+        _ => (
+            404,
+            json!({"response_code": "1002", "response_text": "Invoice Not Found"}),
+        ),
+    })
+    .await;
+    // The master key signs the IPN (secrets) and authenticates payhook to the API ([sources.api]).
+    let (app, service) = app_with_sources(&format!(
+        r#"
+[[sources]]
+name = "paydunya"
+kind = "paydunya"
+secrets = ["{PAYDUNYA_MASTER_KEY}"]
+
+[sources.api]
+url = "{}"
+master_key = "{PAYDUNYA_MASTER_KEY}"
+private_key = "test_private_key"
+token = "test_token"
+"#,
+        api.receiver.url
+    ))
+    .await;
+    for booking in ["bk_dunya", "bk_dunya_no", "bk_dunya_ghost", "bk_dunya_wait"] {
+        service.create(booking, Some(15000), Some("XOF"), "pending");
+    }
+    let send = |token: &str, booking: &str| {
+        // The IPN claims another amount: the API's answer is what counts.
+        let body = paydunya_ipn(PAYDUNYA_MASTER_KEY, token, "completed", "1", booking);
+        let app = &app;
+        async move {
+            let answer = post(app, "paydunya", FORM, &body, &[]).await;
+            assert_eq!(answer.status, 200, "{}", answer.json);
+            answer
+        }
+    };
+
+    // Confirmed: 15000 FCFA, as PayDunya's API answers.
+    let answer = send("test_ok", "bk_dunya").await;
+    assert_eq!(answer.json["event_id"], "test_ok:completed");
+    settled_row(&app, "paydunya", "test_ok:completed", "processed").await;
+    confirmed(&service, "bk_dunya").await;
+    assert_paid(&app, "bk_dunya", 15000, "15000 XOF").await;
+    let asked = &api.receiver.requests()[0];
+    assert_eq!(asked.method, "GET");
+    for (header, value) in [
+        ("paydunya-master-key", PAYDUNYA_MASTER_KEY),
+        ("paydunya-private-key", "test_private_key"),
+        ("paydunya-token", "test_token"),
+    ] {
+        assert_eq!(asked.header(header), value);
+    }
+
+    // Denied: the invoice was cancelled, or PayDunya has none.
+    send("test_pending", "bk_dunya_no").await;
+    let row = settled_row(&app, "paydunya", "test_pending:completed", "rejected").await;
+    assert!(row.last_error.unwrap().contains("\"cancelled\""));
+    send("test_ghost", "bk_dunya_ghost").await;
+    let row = settled_row(&app, "paydunya", "test_ghost:completed", "rejected").await;
+    assert!(row.last_error.unwrap().contains("Invoice Not Found"));
+    for booking in ["bk_dunya_no", "bk_dunya_ghost"] {
+        assert_eq!(service.booking(booking).unwrap().status, "pending");
+    }
+
+    // Down: the event waits, then is applied.
+    api.down.store(true, Ordering::SeqCst);
+    send("test_wait", "bk_dunya_wait").await;
+    assert!(
+        waiting_row(&app, "paydunya", "test_wait:completed")
+            .await
+            .contains("HTTP 503")
+    );
+    assert_eq!(service.booking("bk_dunya_wait").unwrap().status, "pending");
+    api.down.store(false, Ordering::SeqCst);
+    settled_row(&app, "paydunya", "test_wait:completed", "processed").await;
+    confirmed(&service, "bk_dunya_wait").await;
+
+    // Another account's key, no hash, no invoice: refused, nothing stored.
+    let wrong = paydunya_ipn(
+        "another-master-key",
+        "test_x",
+        "completed",
+        "15000",
+        "bk_dunya",
+    );
+    let good = paydunya_ipn(
+        PAYDUNYA_MASTER_KEY,
+        "test_x",
+        "completed",
+        "15000",
+        "bk_dunya",
+    );
+    let unhashed: String = good
+        .split('&')
+        .filter(|p| !p.starts_with("data%5Bhash%5D"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let tokenless: String = good
+        .split('&')
+        .filter(|p| !p.starts_with("data%5Binvoice%5D%5Btoken%5D"))
+        .collect::<Vec<_>>()
+        .join("&");
+    for (sent, code) in [
+        (&wrong, "invalid_signature"),
+        (&unhashed, "missing_signature"),
+        (&tokenless, "malformed_payload"),
+    ] {
+        let answer = post(&app, "paydunya", FORM, sent, &[]).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, code),
+            "{}",
+            answer.json
+        );
+    }
+    assert_eq!(app.rows("webhook_events").await, 4);
+}

@@ -6,6 +6,7 @@ pub mod form_hmac;
 pub mod hmac;
 pub mod mapping;
 pub mod presets;
+pub mod secret_digest;
 pub mod standard;
 pub mod stripe;
 pub mod stripe_events;
@@ -108,6 +109,12 @@ pub enum Scheme {
         layout: &'static form_hmac::Layout,
         secrets: Vec<Secret>,
     },
+    /// A form field carries a digest of the secret itself (PayDunya's `data[hash]`): the same in
+    /// every notification, so the provider's API confirms each one as well.
+    SecretDigest {
+        layout: &'static secret_digest::Layout,
+        secrets: Vec<Secret>,
+    },
     /// Nothing proves the notification genuine: the provider's API confirms each one before the
     /// ledger reads it (MTN MoMo, Orange Money, Mollie).
     Unsigned,
@@ -122,6 +129,7 @@ impl Scheme {
             Scheme::SharedSecret { .. } => "shared-secret",
             Scheme::Timestamped { .. } => "timestamped-hmac",
             Scheme::FormHmac { .. } => "form-hmac",
+            Scheme::SecretDigest { .. } => "secret-digest",
             Scheme::Unsigned => "unsigned",
         }
     }
@@ -135,7 +143,8 @@ impl Scheme {
             Scheme::SharedSecret { header, .. } => header,
             Scheme::Timestamped { layout, .. } => layout.header,
             Scheme::FormHmac { layout, .. } => layout.header,
-            Scheme::Unsigned => "",
+            // In the body, which is kept as received.
+            Scheme::SecretDigest { .. } | Scheme::Unsigned => "",
         }
     }
 }
@@ -316,6 +325,10 @@ impl Source {
                 layout.verify(headers, body, secrets)?;
                 single(None)
             }
+            Scheme::SecretDigest { layout, secrets } => {
+                layout.verify(body, secrets)?;
+                single(None)
+            }
             Scheme::Unsigned => single(None),
         }
     }
@@ -397,13 +410,19 @@ impl Source {
                 .first()
                 .map(|s| vec![layout.sign(s, body)])
                 .unwrap_or_default(),
-            Scheme::Unsigned => Vec::new(),
+            // It signs inside the body: see `sign_request`.
+            Scheme::SecretDigest { .. } | Scheme::Unsigned => Vec::new(),
         }
     }
 
     /// The request this source's provider would send with `body` at `now`: its headers, and the
     /// body itself (some providers sign inside it).
     pub fn sign_request(&self, body: Vec<u8>, now: i64) -> (Vec<(String, String)>, Vec<u8>) {
+        if let Scheme::SecretDigest { layout, secrets } = &self.scheme
+            && let Some(secret) = secrets.first()
+        {
+            return (Vec::new(), layout.sign(secret, body));
+        }
         (self.sign(&body, now), body)
     }
 

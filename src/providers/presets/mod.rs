@@ -7,6 +7,7 @@
 pub mod cinetpay;
 pub mod fedapay;
 pub mod kkiapay;
+pub mod paydunya;
 pub mod wave;
 
 use std::time::Duration;
@@ -103,6 +104,7 @@ pub const ALL: &[&Preset] = &[
     &wave::PRESET,
     &kkiapay::PRESET,
     &cinetpay::PRESET,
+    &paydunya::PRESET,
 ];
 
 /// The preset of `kind`, if payhook has one.
