@@ -945,3 +945,88 @@ token = "test_token"
     }
     assert_eq!(app.rows("webhook_events").await, 4);
 }
+
+// --- All four ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn hostile_requests_are_refused_with_codes_never_a_server_error() {
+    let (app, _service) = app_with_sources(&format!(
+        r#"
+[[sources]]
+name = "wave"
+kind = "wave"
+secrets = ["{WAVE_SECRET}"]
+
+[[sources]]
+name = "kkiapay"
+kind = "kkiapay"
+secrets = ["{KKIAPAY_SECRET}"]
+[sources.api]
+public_key = "pk"
+private_key = "tpk"
+secret_key = "tsk"
+
+[[sources]]
+name = "cinetpay"
+kind = "cinetpay"
+secrets = ["{CINETPAY_SECRET}"]
+[sources.api]
+apikey = "key"
+site_id = "445160"
+
+[[sources]]
+name = "paydunya"
+kind = "paydunya"
+secrets = ["{PAYDUNYA_MASTER_KEY}"]
+[sources.api]
+master_key = "{PAYDUNYA_MASTER_KEY}"
+private_key = "pk"
+token = "tk"
+"#
+    ))
+    .await;
+    let bodies: [&[u8]; 8] = [
+        b"",
+        b"\xff\xfe\x00",
+        b"%%%&&&===",
+        b"data[hash]=&data[hash][x]=1&[]=&a[b[c]]=d",
+        b"data%5Bhash%5D=%FF%FE",
+        b"{\"transactionId\":{\"a\":1},\"event\":[]}",
+        b"cpm_trans_id[]=1&cpm_error_message[x]=SUCCES",
+        &[b'['; 4096],
+    ];
+    for source in ["wave", "kkiapay", "cinetpay", "paydunya"] {
+        for body in bodies {
+            for headers in [
+                vec![],
+                vec![
+                    ("wave-signature", "t=1,v1=zz".to_string()),
+                    ("x-kkiapay-secret", KKIAPAY_SECRET.to_string()),
+                    ("x-token", "0".repeat(64)),
+                ],
+            ] {
+                let mut request = app
+                    .client
+                    .post(format!("{}/webhooks/{source}", app.base))
+                    .header("content-type", FORM);
+                for (k, v) in &headers {
+                    request = request.header(*k, v);
+                }
+                let answer = Answer::read(request.body(body.to_vec()).send().await.unwrap()).await;
+                assert_eq!(answer.status, 400, "{source} {body:?}: {}", answer.json);
+                assert!(
+                    [
+                        "missing_signature",
+                        "malformed_signature_header",
+                        "invalid_signature",
+                        "malformed_payload"
+                    ]
+                    .contains(&answer.code()),
+                    "{source} {body:?}: {}",
+                    answer.json
+                );
+            }
+        }
+    }
+    assert_eq!(app.rows("webhook_events").await, 0);
+}
