@@ -446,13 +446,18 @@ async fn kkiapay_confirmed_by_its_api_denied_and_waiting_while_it_is_down() {
     // Confirmed: 10000 FCFA, read from Kkiapay's answer.
     let answer = send("LVFNrK1nx", 1, "bk_kkia").await;
     assert_eq!(answer.json["event_id"], "LVFNrK1nx:transaction.success");
-    settled_row(
+    let row = settled_row(
         &app,
         "kkiapay",
         "LVFNrK1nx:transaction.success",
         "processed",
     )
     .await;
+    assert!(
+        !row.headers.contains(KKIAPAY_SECRET) && row.headers.contains("[redacted]"),
+        "the secret is never kept: {}",
+        row.headers
+    );
     confirmed(&service, "bk_kkia").await;
     assert_paid(&app, "bk_kkia", 10000, "10000 XOF").await;
     // The request the official SDK's verify() sends (tests/oracles compares the two).
@@ -683,7 +688,12 @@ site_id = "445160"
     // Confirmed: 10000 FCFA; the check API is asked as documented.
     let answer = send("bk42-ok", "SUCCES", "bk_cinet").await;
     assert_eq!(answer.json["event_id"], "bk42-ok:SUCCES");
-    settled_row(&app, "cinetpay", "bk42-ok:SUCCES", "processed").await;
+    let row = settled_row(&app, "cinetpay", "bk42-ok:SUCCES", "processed").await;
+    assert!(
+        row.headers.contains("\"x-token\":\"[redacted]\""),
+        "{}",
+        row.headers
+    );
     confirmed(&service, "bk_cinet").await;
     assert_paid(&app, "bk_cinet", 10000, "10000 XOF").await;
     let asked = &api.receiver.requests()[0];
