@@ -112,7 +112,8 @@ async function requestFor(transactionId, from) {
 
 /** The request the SDK's verify() sends, to the loopback API instead of Kkiapay's host. */
 async function sdkVerify(transactionId) {
-  const axios = require('axios');
+  // The axios the SDK itself loads (its own copy when another package needs another version).
+  const axios = createRequire(require.resolve('@kkiapay-org/nodejs-sdk'))('axios');
   const create = axios.create;
   axios.create = (config) => create.call(axios, { ...config, baseURL: apiUrl });
   try {
