@@ -4,10 +4,12 @@
 pub mod adyen;
 pub mod braintree;
 pub mod confirm;
+pub mod form_hmac;
 pub mod hmac;
 pub mod mapping;
 pub mod paypal;
 pub mod presets;
+pub mod secret_digest;
 pub mod standard;
 pub mod stripe;
 pub mod stripe_events;
@@ -104,6 +106,18 @@ pub enum Scheme {
         secrets: Vec<Secret>,
         tolerance: Duration,
     },
+    /// An HMAC over a form body's fields, their values joined in the provider's order
+    /// (CinetPay's `x-token`).
+    FormHmac {
+        layout: &'static form_hmac::Layout,
+        secrets: Vec<Secret>,
+    },
+    /// A form field carries a digest of the secret itself (PayDunya's `data[hash]`): the same in
+    /// every notification, so the provider's API confirms each one as well.
+    SecretDigest {
+        layout: &'static secret_digest::Layout,
+        secrets: Vec<Secret>,
+    },
     /// Nothing proves the notification genuine: the provider's API confirms each one before the
     /// ledger reads it (MTN MoMo, Orange Money, Mollie).
     Unsigned,
@@ -125,6 +139,8 @@ impl Scheme {
             Scheme::Hmac { .. } => "hmac",
             Scheme::SharedSecret { .. } => "shared-secret",
             Scheme::Timestamped { .. } => "timestamped-hmac",
+            Scheme::FormHmac { .. } => "form-hmac",
+            Scheme::SecretDigest { .. } => "secret-digest",
             Scheme::Unsigned => "unsigned",
             Scheme::AdyenItems { .. } => "adyen-item-hmac",
             Scheme::PayPal => "paypal-transmission",
@@ -140,8 +156,10 @@ impl Scheme {
             Scheme::Hmac { scheme, .. } => &scheme.header,
             Scheme::SharedSecret { header, .. } => header,
             Scheme::Timestamped { layout, .. } => layout.header,
-            // Kept: a public signature the API is asked about, not a secret.
+            Scheme::FormHmac { layout, .. } => layout.header,
+            // Kept: in the body (kept as received), or a public signature the API is asked about.
             Scheme::Unsigned
+            | Scheme::SecretDigest { .. }
             | Scheme::AdyenItems { .. }
             | Scheme::PayPal
             | Scheme::Braintree { .. } => "",
@@ -321,6 +339,14 @@ impl Source {
                 layout.verify(headers, body, secrets, *tolerance, now)?;
                 single(None)
             }
+            Scheme::FormHmac { layout, secrets } => {
+                layout.verify(headers, body, secrets)?;
+                single(None)
+            }
+            Scheme::SecretDigest { layout, secrets } => {
+                layout.verify(body, secrets)?;
+                single(None)
+            }
             Scheme::Unsigned => single(None),
             Scheme::AdyenItems { keys } => {
                 adyen::verify(body, &keys.0)?;
@@ -414,6 +440,12 @@ impl Source {
             Scheme::PayPal => paypal::sign(now),
             // Braintree signs inside the body: see `sign_request`.
             Scheme::Braintree { .. } => Vec::new(),
+            Scheme::FormHmac { layout, secrets } => secrets
+                .first()
+                .map(|s| vec![layout.sign(s, body)])
+                .unwrap_or_default(),
+            // It signs inside the body: see `sign_request`.
+            Scheme::SecretDigest { .. } => Vec::new(),
         }
     }
 
@@ -427,6 +459,11 @@ impl Source {
         if let Scheme::Braintree { keys } = &self.scheme {
             let signed = keys.first().map(|key| braintree::sign(&body, key));
             return (Vec::new(), signed.unwrap_or(body));
+        }
+        if let Scheme::SecretDigest { layout, secrets } = &self.scheme
+            && let Some(secret) = secrets.first()
+        {
+            return (Vec::new(), layout.sign(secret, body));
         }
         (self.sign(&body, now), body)
     }

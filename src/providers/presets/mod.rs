@@ -7,11 +7,15 @@
 pub mod adyen;
 pub mod braintree;
 pub mod checkout_com;
+pub mod cinetpay;
 pub mod fedapay;
 pub mod gocardless;
+pub mod kkiapay;
 pub mod lemon_squeezy;
 pub mod paddle;
+pub mod paydunya;
 pub mod paypal;
+pub mod wave;
 
 use std::time::Duration;
 
@@ -104,6 +108,10 @@ pub struct Sample<'a> {
 /// Every preset.
 pub const ALL: &[&Preset] = &[
     &fedapay::PRESET,
+    &wave::PRESET,
+    &kkiapay::PRESET,
+    &cinetpay::PRESET,
+    &paydunya::PRESET,
     &adyen::PRESET,
     &gocardless::PRESET,
     &paddle::PRESET,
