@@ -774,15 +774,15 @@ site_id = "445160"
     );
     assert_eq!(app.rows("webhook_events").await, 5);
 
-    // CinetPay pings the notification URL with a GET: it stores nothing.
-    let ping = app
-        .client
-        .get(format!("{}/webhooks/cinetpay", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ping.status(), 405);
+    // CinetPay pings the notification URL with a GET and wants a 200
+    // (docs.cinetpay.com/api/1.0-en/checkout/notification): answered, nothing stored.
+    let ping = app.get("/webhooks/cinetpay", None).await;
+    assert_eq!(ping.status, 200, "{}", ping.json);
+    assert_eq!(ping.json["source"], "cinetpay");
     assert_eq!(app.rows("webhook_events").await, 5);
+    // Other sources' providers do not: a GET there is still refused.
+    let stripe = app.get("/webhooks/stripe", None).await;
+    assert_eq!((stripe.status, stripe.code()), (405, "method_not_allowed"));
 }
 
 // --- PayDunya ----------------------------------------------------------------------------------

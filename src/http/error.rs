@@ -165,7 +165,7 @@ impl ApiError {
                     ),
                     VerifyError::MalformedHeader(_) => (
                         "malformed_signature_header",
-                        "Stripe-Signature has the form t=<unix time>,v1=<hex signature>",
+                        "send the signature header in the provider's form (Stripe-Signature: t=<unix time>,v1=<hex signature>; each other provider's in docs/providers.md)",
                     ),
                     VerifyError::InvalidSignature => (
                         "invalid_signature",

@@ -121,7 +121,10 @@ pub fn public_router(state: Arc<AppState>) -> Router {
         "Webhooks from payment providers, the payment status and checkout API, and the pages a \
          customer sees.",
     ))
-    .routes(routes!(webhooks::receive_webhook))
+    .routes(routes!(
+        webhooks::receive_webhook,
+        webhooks::check_webhook_route
+    ))
     .routes(routes!(webhooks::receive_stripe_webhook))
     .routes(routes!(payments::get_payment_status))
     .routes(routes!(checkout::api::create_session))

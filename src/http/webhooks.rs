@@ -57,6 +57,41 @@ pub async fn receive_webhook(
     receive(&state, peer, &source, query, headers, body).await
 }
 
+/// What a provider that checks its notification URL with a `GET` is answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteCheck {
+    /// The source this URL posts to.
+    source: String,
+    /// Always true: the URL is payhook's and takes the provider's notifications.
+    ready: bool,
+}
+
+/// A provider checking its notification URL (CinetPay pings it with a `GET` and wants a `200`):
+/// answered for the sources whose provider does that; any other `GET` is `405` as before.
+#[utoipa::path(
+    get,
+    path = "/webhooks/{source}",
+    tag = "webhooks",
+    params(("source" = String, Path, description = "a `[[sources]]` name whose provider checks its URL")),
+    responses(
+        (status = 200, description = "The URL takes this source's notifications", body = RouteCheck),
+        (status = 405, description = "This source's provider does not check its URL with a GET"),
+    )
+)]
+pub async fn check_webhook_route(
+    State(state): State<Arc<AppState>>,
+    Path(source): Path<String>,
+    uri: axum::http::Uri,
+) -> Result<Json<RouteCheck>, ApiError> {
+    match state.inbox.find(&source) {
+        Some(s) if s.preset.is_some_and(|p| p.answers_get) => Ok(Json(RouteCheck {
+            source,
+            ready: true,
+        })),
+        _ => Err(super::method_not_allowed(axum::http::Method::GET, uri).await),
+    }
+}
+
 /// The route existing Stripe integrations already point at: `POST /webhooks/stripe` under another
 /// name.
 #[utoipa::path(

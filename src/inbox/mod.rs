@@ -52,6 +52,11 @@ impl Inbox {
         self.sources.get(name).is_some()
     }
 
+    /// The source of this name, if any, whoever asks.
+    pub fn find(&self, name: &str) -> Option<&Source> {
+        self.sources.get(name)
+    }
+
     pub fn source(&self, name: &str, peer: IpAddr) -> Result<&Source, IngestError> {
         let source = self
             .sources

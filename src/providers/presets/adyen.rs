@@ -39,6 +39,7 @@ pub const PRESET: Preset = Preset {
         })
     },
     signed: true,
+    answers_get: false,
     mapping: adyen_mapping,
     confirmation: Confirmation::Unavailable,
     lookup: None,

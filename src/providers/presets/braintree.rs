@@ -34,6 +34,7 @@ pub const PRESET: Preset = Preset {
         })
     },
     signed: true,
+    answers_get: false,
     mapping: braintree_mapping,
     confirmation: Confirmation::Unavailable,
     lookup: None,

@@ -35,6 +35,7 @@ pub const PRESET: Preset = Preset {
         })
     },
     signed: true,
+    answers_get: false,
     mapping: checkout_mapping,
     confirmation: Confirmation::Unavailable,
     lookup: None,

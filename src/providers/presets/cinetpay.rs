@@ -36,6 +36,7 @@ pub const PRESET: Preset = Preset {
         })
     },
     signed: true,
+    answers_get: true,
     mapping: cinetpay_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

@@ -27,6 +27,7 @@ pub const PRESET: Preset = Preset {
         })
     },
     signed: true,
+    answers_get: false,
     mapping: fedapay_mapping,
     confirmation: Confirmation::Optional,
     lookup: Some(lookup),

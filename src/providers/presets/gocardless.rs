@@ -40,6 +40,7 @@ pub const PRESET: Preset = Preset {
         })
     },
     signed: true,
+    answers_get: false,
     mapping: gocardless_mapping,
     confirmation: Confirmation::Optional,
     lookup: Some(lookup),

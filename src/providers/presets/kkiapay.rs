@@ -33,6 +33,7 @@ pub const PRESET: Preset = Preset {
         })
     },
     signed: true,
+    answers_get: false,
     mapping: kkiapay_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

@@ -37,6 +37,7 @@ pub const PRESET: Preset = Preset {
         })
     },
     signed: true,
+    answers_get: false,
     mapping: lemon_mapping,
     confirmation: Confirmation::Unavailable,
     lookup: None,

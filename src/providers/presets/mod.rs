@@ -43,6 +43,8 @@ pub struct Preset {
     pub scheme: fn(Vec<Secret>, Duration) -> Result<Scheme, String>,
     /// Whether the provider signs at all (else `secrets` is not asked for).
     pub signed: bool,
+    /// The provider checks the notification URL with a `GET` and wants a `200` (CinetPay).
+    pub answers_get: bool,
     pub mapping: fn() -> Mapping,
     pub confirmation: Confirmation,
     pub lookup: Option<fn() -> Lookup>,

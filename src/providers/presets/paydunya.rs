@@ -35,6 +35,7 @@ pub const PRESET: Preset = Preset {
         })
     },
     signed: true,
+    answers_get: false,
     mapping: paydunya_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

@@ -32,6 +32,7 @@ pub const PRESET: Preset = Preset {
     kind: "paypal",
     scheme: |_, _| Ok(Scheme::PayPal),
     signed: false,
+    answers_get: false,
     mapping: paypal_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

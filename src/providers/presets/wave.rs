@@ -34,6 +34,7 @@ pub const PRESET: Preset = Preset {
         })
     },
     signed: true,
+    answers_get: false,
     mapping: wave_mapping,
     confirmation: Confirmation::Optional,
     lookup: Some(lookup),
