@@ -496,5 +496,6 @@ pub fn confirmed_mapping() -> Mapping {
         .collect(),
         currency_aliases: HashMap::new(),
         confirmed: false,
+        query: false,
     }
 }

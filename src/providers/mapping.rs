@@ -245,6 +245,11 @@ pub struct Mapping {
     /// The notification is only a hint: the ledger reads the object the provider's API confirmed
     /// (see `providers::confirm`), never the posted body.
     pub confirmed: bool,
+    /// The provider names the payment in the query of the URL it posts to, not in the body (MTN
+    /// MoMo's callback, Orange Money's notification): the stored payload, and what the paths
+    /// read, is `{"query": {name: value}, "body": <the body as received>}` (see
+    /// [`super::with_query`]).
+    pub query: bool,
 }
 
 impl Mapping {

@@ -187,11 +187,17 @@ impl Source {
     /// Verifies the request on its raw bytes, then reads each of its events' id and type: one,
     /// or every item of a batch.
     pub fn verify(&self, req: &Incoming<'_>, now: i64) -> Result<Vec<Item>, VerifyError> {
-        let meta = self.verify_one(req.headers, req.body, now)?;
+        // Where the mapping reads the URL's query too, the signature still covers the request as
+        // it came; the event is read, and stored, as the query and the body together.
+        let envelope = match &self.mapping {
+            Some(m) if m.query => Some(with_query(req.query, req.body)?),
+            _ => None,
+        };
+        let meta = self.verify_one(req, envelope.as_deref().unwrap_or(req.body), now)?;
         let Some(batch) = &self.batch else {
             return Ok(vec![Item {
                 meta: meta.expect("a single event's meta"),
-                payload: None,
+                payload: envelope,
             }]);
         };
         self.split(batch, req.body)
@@ -242,18 +248,19 @@ impl Source {
             .collect()
     }
 
-    /// Checks the signature; the event's meta when the request is one event.
+    /// Checks the signature; the event's meta, read from `read`, when the request is one event.
     fn verify_one(
         &self,
-        headers: &HeaderMap,
-        body: &[u8],
+        req: &Incoming<'_>,
+        read: &[u8],
         now: i64,
     ) -> Result<Option<EventMeta>, VerifyError> {
+        let (headers, body) = (req.headers, req.body);
         let single = |signed_id| {
             if self.batch.is_some() {
                 Ok(None)
             } else {
-                self.meta(body, signed_id)
+                self.meta(read, signed_id)
             }
         };
         match &self.scheme {
@@ -417,6 +424,24 @@ impl Source {
         }
         serde_json::Value::Object(out)
     }
+}
+
+/// The payload of a provider that names its payment in the notification URL's query:
+/// `{"query": {name: value}, "body": <body>}`, the body embedded byte for byte (it must be JSON),
+/// the query's names and values percent-decoded (a name given twice keeps its first value).
+pub fn with_query(query: Option<&str>, body: &[u8]) -> Result<Vec<u8>, VerifyError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| VerifyError::MalformedPayload(format!("not UTF-8 ({e})")))?;
+    let raw: &serde_json::value::RawValue = serde_json::from_str(text)
+        .map_err(|e| VerifyError::MalformedPayload(format!("invalid JSON ({e})")))?;
+    let mut params = serde_json::Map::new();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        params
+            .entry(name.into_owned())
+            .or_insert(serde_json::Value::String(value.into_owned()));
+    }
+    let query = serde_json::Value::Object(params).to_string();
+    Ok(format!(r#"{{"query":{query},"body":{}}}"#, raw.get()).into_bytes())
 }
 
 /// Refuses a signed timestamp further than `tolerance` from `now` (unix seconds), either way.
@@ -676,6 +701,55 @@ mod tests {
                     Err(VerifyError::MalformedPayload(_))
                 ),
                 "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_query_reading_source_stores_the_query_beside_the_body_as_received() {
+        let mut mapping = presets::mapping(
+            "{query.reference}:{body.status}",
+            "body.status",
+            "query.reference",
+        );
+        mapping.query = true;
+        let source = Source {
+            mapping: Some(Arc::new(mapping)),
+            ..Source::new("momo", Scheme::Unsigned)
+        };
+        let body = b"{ \"status\" : \"SUCCESSFUL\",\"amount\":\"1000\"}";
+        let headers = HeaderMap::new();
+        let items = source
+            .verify(
+                &Incoming {
+                    headers: &headers,
+                    body,
+                    query: Some("reference=6e6d%2D1&reference=other&x="),
+                },
+                0,
+            )
+            .unwrap();
+        assert_eq!(items[0].meta.event_id, "6e6d-1:SUCCESSFUL");
+        assert_eq!(
+            String::from_utf8(items[0].payload.clone().unwrap()).unwrap(),
+            r#"{"query":{"reference":"6e6d-1","x":""},"body":{ "status" : "SUCCESSFUL","amount":"1000"}}"#
+        );
+        // Without the query the event names no payment; a body that is not JSON is refused.
+        for (query, body) in [
+            (None, &body[..]),
+            (Some("reference=r"), b"status=SUCCESSFUL"),
+        ] {
+            let refused = source.verify(
+                &Incoming {
+                    headers: &headers,
+                    body,
+                    query,
+                },
+                0,
+            );
+            assert!(
+                matches!(refused, Err(VerifyError::MalformedPayload(_))),
+                "{refused:?}"
             );
         }
     }

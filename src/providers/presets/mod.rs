@@ -125,6 +125,7 @@ pub(crate) fn mapping(event_id: &str, event_type: &str, payment_id: &str) -> Map
         types: Default::default(),
         currency_aliases: Default::default(),
         confirmed: false,
+        query: false,
     }
 }
 
@@ -162,7 +163,12 @@ mod tests {
                     now: 1_700_000_000,
                 })
                 .unwrap();
-                let read = mapping.format.read(&sample.body).unwrap();
+                let payload = if mapping.query {
+                    crate::providers::with_query(sample.query.as_deref(), &sample.body).unwrap()
+                } else {
+                    sample.body
+                };
+                let read = mapping.format.read(&payload).unwrap();
                 assert!(mapping.event_id.text(&read).is_some(), "{}", preset.kind);
                 assert_eq!(
                     mapping.event_type.text(&read).as_deref(),
