@@ -5,6 +5,7 @@
 //! documentation or official SDK it was built from.
 
 pub mod fedapay;
+pub mod mtn_momo;
 
 use std::time::Duration;
 
@@ -95,7 +96,7 @@ pub struct Sample<'a> {
 }
 
 /// Every preset.
-pub const ALL: &[&Preset] = &[&fedapay::PRESET];
+pub const ALL: &[&Preset] = &[&fedapay::PRESET, &mtn_momo::PRESET];
 
 /// The preset of `kind`, if payhook has one.
 pub fn find(kind: &str) -> Option<&'static Preset> {

@@ -1,0 +1,306 @@
+//! Providers whose notifications prove nothing on their own (no signature, or no amount), each
+//! confirmed by its own API: MTN MoMo, Orange Money, Mollie, Mercado Pago. Configured in
+//! `payhook.toml` as a user would; a real HTTP server on loopback answers as the provider's API.
+//! Each takes a payment from the notification to the booking service's `confirmed`, and shows
+//! a notification the API denies kept `rejected`, and one that waits while the API is down.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::receiver::*;
+use common::*;
+use serde_json::{Value, json};
+
+/// POSTs `body` to `/webhooks/{path}` (`path` may hold a query) as `content_type`.
+async fn post(
+    app: &TestApp,
+    path: &str,
+    content_type: &str,
+    body: &str,
+    headers: &[(&str, String)],
+) -> Answer {
+    let mut request = app
+        .client
+        .post(format!("{}/webhooks/{path}", app.base))
+        .header("content-type", content_type);
+    for (k, v) in headers {
+        request = request.header(*k, v);
+    }
+    Answer::read(request.body(body.to_string()).send().await.unwrap()).await
+}
+
+/// The event once it has reached `status` (within 15 s).
+async fn settled_row(
+    app: &TestApp,
+    source: &str,
+    id: &str,
+    status: &str,
+) -> payhook::store::StoredEvent {
+    eventually(
+        Duration::from_secs(15),
+        &format!("{id} {status}"),
+        || async {
+            let row = app.payhook.store.event(source, id).await.unwrap();
+            row.is_some_and(|r| r.status == status)
+        },
+    )
+    .await;
+    app.payhook.store.event(source, id).await.unwrap().unwrap()
+}
+
+async fn confirmed(service: &payhook::booking_service::BookingService, booking: &str) {
+    eventually(
+        Duration::from_secs(15),
+        &format!("{booking} confirmed"),
+        || async { service.booking(booking).map(|b| b.status).as_deref() == Some("confirmed") },
+    )
+    .await;
+}
+
+/// A loopback stand-in for a provider's API: answers each request with what `answer` says, or
+/// 503 while down.
+struct ProviderApi {
+    receiver: Receiver,
+    down: Arc<AtomicBool>,
+}
+
+async fn provider_api(
+    answer: impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static,
+) -> ProviderApi {
+    let down = Arc::new(AtomicBool::new(false));
+    let is_down = down.clone();
+    let receiver = Receiver::start(move |_, request| {
+        if is_down.load(Ordering::SeqCst) {
+            return Reply::json(503, json!({"message": "maintenance"}));
+        }
+        let (status, body) = answer(request);
+        Reply::json(status, body)
+    })
+    .await;
+    ProviderApi { receiver, down }
+}
+
+/// The requests the API got on `path`.
+fn asked(api: &ProviderApi, path: &str) -> Vec<Recorded> {
+    api.receiver
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .collect()
+}
+
+// MTN MoMo ---------------------------------------------------------------------------------------
+
+const MOMO_REF: &str = "3f0c6a52-8f43-4f51-9d0b-6b7e0d1c2a10";
+
+fn momo_source(api: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+name = "momo"
+kind = "mtn-momo"
+
+[sources.api]
+url = "{api}"
+api_user = "9f1c0b6e-5a55-4a4e-a7cb-0b1e7f8a2c3d"
+api_key = "momo-api-key"
+subscription_key = "momo-subscription-key"
+"#
+    )
+}
+
+/// The callback MTN posts once a request to pay ends: no reference, no signature.
+fn momo_callback(status: &str, amount: &str, booking: &str) -> String {
+    let mut body = json!({
+        "financialTransactionId": "23503452", "externalId": booking, "amount": amount,
+        "currency": "XOF", "payer": {"partyIdType": "MSISDN", "partyId": "22997000000"},
+        "payerMessage": "Booking", "payeeNote": booking, "status": status,
+    });
+    if status == "FAILED" {
+        body["reason"] = "APPROVAL_REJECTED".into();
+    }
+    body.to_string()
+}
+
+/// The Collection API: a token, then the request to pay of each known reference.
+fn momo_api(payments: Vec<(&'static str, Value)>) -> impl Fn(&Recorded) -> (u16, Value) {
+    move |r| {
+        if r.path == "/collection/token/" {
+            return (
+                200,
+                json!({"access_token": "momo-jwt", "token_type": "access_token", "expires_in": 3600}),
+            );
+        }
+        payments
+            .iter()
+            .find(|(id, _)| r.path == format!("/collection/v1_0/requesttopay/{id}"))
+            .map(|(_, payment)| (200, payment.clone()))
+            .unwrap_or((
+                404,
+                json!({"code": "RESOURCE_NOT_FOUND", "message": "Requested resource was not found."}),
+            ))
+    }
+}
+
+fn momo_payment(status: &str, amount: &str, booking: &str) -> Value {
+    serde_json::from_str(&momo_callback(status, amount, booking)).unwrap()
+}
+
+#[tokio::test]
+async fn mtn_momo_callback_confirmed_by_the_collection_api_confirms_the_booking() {
+    let api = provider_api(momo_api(vec![(
+        MOMO_REF,
+        momo_payment("SUCCESSFUL", "10000", "bk_momo"),
+    )]))
+    .await;
+    let (app, service) = app_with_sources(&momo_source(&api.receiver.url)).await;
+    service.create("bk_momo", Some(10000), Some("XOF"), "pending");
+
+    // The callback claims another amount: the Collection API's answer is what counts.
+    let body = momo_callback("SUCCESSFUL", "1", "bk_momo");
+    let path = format!("momo?reference={MOMO_REF}");
+    let answer = post(&app, &path, "application/json", &body, &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    let id = format!("{MOMO_REF}:SUCCESSFUL");
+    assert_eq!(answer.json["event_id"], id.as_str());
+    settled_row(&app, "momo", &id, "processed").await;
+    confirmed(&service, "bk_momo").await;
+    let data = app.payment_status("bk_momo").await;
+    assert_eq!(data["status"], "succeeded");
+    assert_eq!(data["amount"], 10000, "the amount MTN confirmed");
+    assert_eq!(data["currency"], "xof");
+
+    // The callback is kept with the reference it came under, byte for byte.
+    let row = app.payhook.store.event("momo", &id).await.unwrap().unwrap();
+    let kept: Value = serde_json::from_slice(&row.payload).unwrap();
+    assert_eq!(kept["query"]["reference"], MOMO_REF);
+    assert!(String::from_utf8_lossy(&row.payload).ends_with(&format!(",\"body\":{body}}}")));
+
+    // MTN's token, then its request to pay, asked the documented way.
+    let token = asked(&api, "/collection/token/");
+    assert_eq!(token[0].method, "POST");
+    assert_eq!(
+        token[0].header("authorization"),
+        "Basic OWYxYzBiNmUtNWE1NS00YTRlLWE3Y2ItMGIxZTdmOGEyYzNkOm1vbW8tYXBpLWtleQ=="
+    );
+    assert_eq!(
+        token[0].header("ocp-apim-subscription-key"),
+        "momo-subscription-key"
+    );
+    let get = asked(&api, &format!("/collection/v1_0/requesttopay/{MOMO_REF}"));
+    assert_eq!(get.len(), 1);
+    assert_eq!(get[0].method, "GET");
+    assert_eq!(get[0].header("authorization"), "Bearer momo-jwt");
+    assert_eq!(get[0].header("x-target-environment"), "sandbox");
+    assert_eq!(
+        get[0].header("ocp-apim-subscription-key"),
+        "momo-subscription-key"
+    );
+
+    // The same callback again is a duplicate; one without its reference is refused.
+    let again = post(&app, &path, "application/json", &body, &[]).await;
+    assert_eq!(
+        (again.status, again.json["duplicate"].clone()),
+        (200, json!(true))
+    );
+    let lost = post(&app, "momo", "application/json", &body, &[]).await;
+    assert_eq!(
+        (lost.status, lost.code()),
+        (400, "malformed_payload"),
+        "{}",
+        lost.json
+    );
+    let broken = post(&app, &path, "application/json", "{\"status\":", &[]).await;
+    assert_eq!((broken.status, broken.code()), (400, "malformed_payload"));
+    assert_eq!(app.rows("webhook_events").await, 1);
+}
+
+#[tokio::test]
+async fn mtn_momo_callbacks_the_collection_api_denies_are_kept_rejected() {
+    let api = provider_api(momo_api(vec![(
+        MOMO_REF,
+        momo_payment("FAILED", "5000", "bk_momo_denied"),
+    )]))
+    .await;
+    let (app, service) = app_with_sources(&momo_source(&api.receiver.url)).await;
+    service.create("bk_momo_denied", Some(5000), Some("XOF"), "pending");
+    service.create("bk_momo_ghost", Some(5000), Some("XOF"), "pending");
+
+    // SUCCESSFUL, says the callback; FAILED, says MTN.
+    let body = momo_callback("SUCCESSFUL", "5000", "bk_momo_denied");
+    post(
+        &app,
+        &format!("momo?reference={MOMO_REF}"),
+        "application/json",
+        &body,
+        &[],
+    )
+    .await;
+    let row = settled_row(&app, "momo", &format!("{MOMO_REF}:SUCCESSFUL"), "rejected").await;
+    let error = row.last_error.unwrap();
+    assert!(error.contains("\"FAILED\""), "{error}");
+
+    // A reference MTN has never heard of.
+    let ghost = "00000000-0000-4000-8000-000000000000";
+    let body = momo_callback("SUCCESSFUL", "5000", "bk_momo_ghost");
+    post(
+        &app,
+        &format!("momo?reference={ghost}"),
+        "application/json",
+        &body,
+        &[],
+    )
+    .await;
+    let row = settled_row(&app, "momo", &format!("{ghost}:SUCCESSFUL"), "rejected").await;
+    let error = row.last_error.unwrap();
+    assert!(
+        error.contains("HTTP 404") && error.contains("RESOURCE_NOT_FOUND"),
+        "{error}"
+    );
+
+    assert_eq!(app.rows("payments").await, 0, "nothing applied");
+    for booking in ["bk_momo_denied", "bk_momo_ghost"] {
+        assert_eq!(service.booking(booking).unwrap().status, "pending");
+    }
+}
+
+#[tokio::test]
+async fn mtn_momo_callback_waits_while_the_collection_api_is_down_then_is_applied() {
+    let api = provider_api(momo_api(vec![(
+        MOMO_REF,
+        momo_payment("SUCCESSFUL", "2500", "bk_momo_wait"),
+    )]))
+    .await;
+    api.down.store(true, Ordering::SeqCst);
+    let (app, service) = app_with_sources(&momo_source(&api.receiver.url)).await;
+    service.create("bk_momo_wait", Some(2500), Some("XOF"), "pending");
+    let body = momo_callback("SUCCESSFUL", "2500", "bk_momo_wait");
+    let answer = post(
+        &app,
+        &format!("momo?reference={MOMO_REF}"),
+        "application/json",
+        &body,
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "acknowledged while MTN is down");
+    waits_then_applies(&app, &api, "momo", &format!("{MOMO_REF}:SUCCESSFUL")).await;
+    confirmed(&service, "bk_momo_wait").await;
+}
+
+/// The event waits (with why) while the API is down, and is applied once it is back.
+async fn waits_then_applies(app: &TestApp, api: &ProviderApi, source: &str, id: &str) {
+    eventually(Duration::from_secs(10), "the event waits", || async {
+        let row = app.payhook.store.event(source, id).await.unwrap();
+        row.is_some_and(|r| r.status == "waiting" && r.last_error.is_some())
+    })
+    .await;
+    let row = app.payhook.store.event(source, id).await.unwrap().unwrap();
+    assert!(row.last_error.unwrap().contains("503"));
+    assert_eq!(app.rows("payments").await, 0);
+    api.down.store(false, Ordering::SeqCst);
+    settled_row(app, source, id, "processed").await;
+}
