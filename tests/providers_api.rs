@@ -304,3 +304,146 @@ async fn waits_then_applies(app: &TestApp, api: &ProviderApi, source: &str, id: 
     api.down.store(false, Ordering::SeqCst);
     settled_row(app, source, id, "processed").await;
 }
+
+// Orange Money -----------------------------------------------------------------------------------
+
+fn orange_source(api: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+name = "orange"
+kind = "orange-money"
+
+[sources.api]
+url = "{api}"
+client_id = "om-client"
+client_secret = "om-secret"
+country = "dev"
+"#
+    )
+}
+
+/// Orange's notification: a status, the payment's notif_token and Orange's transaction id.
+fn orange_notification(status: &str) -> String {
+    json!({"status": status, "notif_token": "dd497bda3b250e536186fc0663f32f40", "txnid": "MP150709.1341.A00073"})
+        .to_string()
+}
+
+/// The notification URL the operator gave Orange when creating the payment.
+fn orange_path(order: &str, amount: &str, pay_token: &str) -> String {
+    format!("orange?order_id={order}&amount={amount}&pay_token={pay_token}")
+}
+
+/// Orange's API: a token, then the status of each known pay token (asked with its order and
+/// amount, as Orange's `transactionstatus` is).
+fn orange_api(payments: Vec<(&'static str, &'static str)>) -> impl Fn(&Recorded) -> (u16, Value) {
+    move |r| {
+        if r.path == "/oauth/v3/token" {
+            return (
+                200,
+                json!({"token_type": "Bearer", "access_token": "om-token", "expires_in": 7776000}),
+            );
+        }
+        let asked = r.json();
+        match payments
+            .iter()
+            .find(|(token, _)| asked["pay_token"] == *token)
+        {
+            Some((_, status)) if r.path == "/orange-money-webpay/dev/v1/transactionstatus" => (
+                201,
+                json!({"status": status, "order_id": asked["order_id"], "txnid": "MP150709.1341.A00073"}),
+            ),
+            _ => (
+                404,
+                json!({"code": 404, "message": "Transaction not found"}),
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn orange_money_notification_confirmed_by_the_status_api_confirms_the_booking() {
+    let api = provider_api(orange_api(vec![("v1tok_success", "SUCCESS")])).await;
+    let (app, service) = app_with_sources(&orange_source(&api.receiver.url)).await;
+    service.create("bk_orange", Some(15000), Some("XOF"), "pending");
+
+    let body = orange_notification("SUCCESS");
+    let path = orange_path("bk_orange", "15000", "v1tok_success");
+    let answer = post(&app, &path, "application/json", &body, &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(answer.json["event_id"], "v1tok_success:SUCCESS");
+    settled_row(&app, "orange", "v1tok_success:SUCCESS", "processed").await;
+    confirmed(&service, "bk_orange").await;
+    let data = app.payment_status("bk_orange").await;
+    assert_eq!(data["status"], "succeeded");
+    assert_eq!(data["amount"], 15000);
+    assert_eq!(data["currency"], "xof");
+
+    let token = asked(&api, "/oauth/v3/token");
+    assert_eq!(
+        token[0].header("authorization"),
+        "Basic b20tY2xpZW50Om9tLXNlY3JldA=="
+    );
+    assert_eq!(token[0].body, "grant_type=client_credentials");
+    let status = asked(&api, "/orange-money-webpay/dev/v1/transactionstatus");
+    assert_eq!(status[0].method, "POST");
+    assert_eq!(status[0].header("authorization"), "Bearer om-token");
+    assert_eq!(
+        status[0].json(),
+        json!({"order_id": "bk_orange", "amount": "15000", "pay_token": "v1tok_success"})
+    );
+
+    // Without the query, the notification names nothing payhook can confirm.
+    let lost = post(&app, "orange", "application/json", &body, &[]).await;
+    assert_eq!(
+        (lost.status, lost.code()),
+        (400, "malformed_payload"),
+        "{}",
+        lost.json
+    );
+    assert_eq!(app.rows("webhook_events").await, 1);
+}
+
+#[tokio::test]
+async fn orange_money_notifications_the_status_api_denies_are_kept_rejected() {
+    let api = provider_api(orange_api(vec![("v1tok_expired", "EXPIRED")])).await;
+    let (app, service) = app_with_sources(&orange_source(&api.receiver.url)).await;
+    service.create("bk_orange_denied", Some(5000), Some("XOF"), "pending");
+
+    // SUCCESS, says the notification; EXPIRED, says Orange.
+    let body = orange_notification("SUCCESS");
+    let path = orange_path("bk_orange_denied", "5000", "v1tok_expired");
+    post(&app, &path, "application/json", &body, &[]).await;
+    let row = settled_row(&app, "orange", "v1tok_expired:SUCCESS", "rejected").await;
+    assert!(row.last_error.unwrap().contains("\"EXPIRED\""));
+
+    // A pay token Orange has never issued.
+    let path = orange_path("bk_orange_denied", "5000", "v1tok_forged");
+    post(&app, &path, "application/json", &body, &[]).await;
+    let row = settled_row(&app, "orange", "v1tok_forged:SUCCESS", "rejected").await;
+    assert!(row.last_error.unwrap().contains("HTTP 404"));
+
+    assert_eq!(app.rows("payments").await, 0, "nothing applied");
+    assert_eq!(
+        service.booking("bk_orange_denied").unwrap().status,
+        "pending"
+    );
+}
+
+#[tokio::test]
+async fn orange_money_notification_waits_while_the_status_api_is_down_then_is_applied() {
+    let api = provider_api(orange_api(vec![("v1tok_wait", "SUCCESS")])).await;
+    api.down.store(true, Ordering::SeqCst);
+    let (app, service) = app_with_sources(&orange_source(&api.receiver.url)).await;
+    service.create("bk_orange_wait", Some(2500), Some("XOF"), "pending");
+    let body = orange_notification("SUCCESS");
+    let path = orange_path("bk_orange_wait", "2500", "v1tok_wait");
+    assert_eq!(
+        post(&app, &path, "application/json", &body, &[])
+            .await
+            .status,
+        200
+    );
+    waits_then_applies(&app, &api, "orange", "v1tok_wait:SUCCESS").await;
+    confirmed(&service, "bk_orange_wait").await;
+}

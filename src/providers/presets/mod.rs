@@ -6,6 +6,7 @@
 
 pub mod fedapay;
 pub mod mtn_momo;
+pub mod orange_money;
 
 use std::time::Duration;
 
@@ -96,7 +97,7 @@ pub struct Sample<'a> {
 }
 
 /// Every preset.
-pub const ALL: &[&Preset] = &[&fedapay::PRESET, &mtn_momo::PRESET];
+pub const ALL: &[&Preset] = &[&fedapay::PRESET, &mtn_momo::PRESET, &orange_money::PRESET];
 
 /// The preset of `kind`, if payhook has one.
 pub fn find(kind: &str) -> Option<&'static Preset> {
