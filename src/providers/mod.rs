@@ -200,11 +200,11 @@ impl Source {
                 payload: envelope,
             }]);
         };
-        self.split(batch, req.body)
+        self.split(batch, req.body, now)
     }
 
     /// Every item of a batch, as its own event.
-    fn split(&self, batch: &Extract, body: &[u8]) -> Result<Vec<Item>, VerifyError> {
+    fn split(&self, batch: &Extract, body: &[u8], now: i64) -> Result<Vec<Item>, VerifyError> {
         let Extract::Path(path) = batch else {
             return Err(VerifyError::MalformedPayload(
                 "the batch path is a template".into(),
@@ -240,7 +240,7 @@ impl Source {
                 let bytes = raw.get().as_bytes();
                 Ok(Item {
                     meta: self
-                        .meta(bytes, None)?
+                        .meta(bytes, None, now)?
                         .expect("a mapped source reads every item"),
                     payload: Some(bytes.to_vec()),
                 })
@@ -260,7 +260,7 @@ impl Source {
             if self.batch.is_some() {
                 Ok(None)
             } else {
-                self.meta(read, signed_id)
+                self.meta(read, signed_id, now)
             }
         };
         match &self.scheme {
@@ -316,13 +316,13 @@ impl Source {
         &self,
         body: &[u8],
         signed_id: Option<String>,
+        now: i64,
     ) -> Result<Option<EventMeta>, VerifyError> {
         let Some(mapping) = &self.mapping else {
             return parse_event(body, signed_id).map(Some);
         };
         let payload = mapping
-            .format
-            .read(body)
+            .read_arrival(body, now)
             .map_err(VerifyError::MalformedPayload)?;
         let read = |what: &str, e: &Extract| {
             e.text(&payload).filter(|v| printable_id(v)).ok_or_else(|| {
@@ -752,5 +752,30 @@ mod tests {
                 "{refused:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_event_id_naming_the_delivery_is_new_at_each_delivery() {
+        let mut mapping = presets::mapping("{id}:{$delivery}", "id", "id");
+        mapping.format = mapping::Format::Form;
+        let source = Source {
+            mapping: Some(Arc::new(mapping)),
+            ..Source::new("mollie", Scheme::Unsigned)
+        };
+        let headers = HeaderMap::new();
+        let id = |body: &'static [u8]| {
+            source
+                .verify(&Incoming::new(&headers, body), 1_700_000_000)
+                .map(|items| {
+                    assert_eq!(items[0].payload, None, "the body is stored as it came");
+                    items[0].meta.event_id.clone()
+                })
+        };
+        let (first, second) = (id(b"id=tr_1").unwrap(), id(b"id=tr_1").unwrap());
+        assert!(first.starts_with("tr_1:1700000000."), "{first}");
+        assert_ne!(first, second);
+        // A body cannot set it.
+        let forged = id(b"id=tr_1&%24delivery=x").unwrap();
+        assert!(forged.starts_with("tr_1:1700000000."), "{forged}");
     }
 }

@@ -170,7 +170,7 @@ mod tests {
                 } else {
                     sample.body
                 };
-                let read = mapping.format.read(&payload).unwrap();
+                let read = mapping.read_arrival(&payload, 1_700_000_000).unwrap();
                 assert!(mapping.event_id.text(&read).is_some(), "{}", preset.kind);
                 assert_eq!(
                     mapping.event_type.text(&read).as_deref(),
