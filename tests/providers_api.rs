@@ -447,3 +447,140 @@ async fn orange_money_notification_waits_while_the_status_api_is_down_then_is_ap
     waits_then_applies(&app, &api, "orange", "v1tok_wait:SUCCESS").await;
     confirmed(&service, "bk_orange_wait").await;
 }
+
+// Mollie -----------------------------------------------------------------------------------------
+
+fn mollie_source(api: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+name = "mollie"
+kind = "mollie"
+
+[sources.api]
+url = "{api}"
+api_key = "test_dHar4XY7LxsDOtmnkVtjNVWXLSlXsM"
+"#
+    )
+}
+
+/// `GET /v2/payments/{id}`'s answer, as Mollie's API writes a payment.
+fn mollie_payment(id: &str, status: &str, value: &str, booking: &str) -> Value {
+    json!({
+        "resource": "payment", "id": id, "mode": "test", "status": status,
+        "amount": {"value": value, "currency": "EUR"}, "description": format!("Booking {booking}"),
+        "metadata": {"booking_id": booking},
+        "_links": {"self": {"href": format!("https://api.mollie.com/v2/payments/{id}"), "type": "application/hal+json"}},
+    })
+}
+
+/// Mollie's API with one payment whose status the test changes.
+fn mollie_api(
+    id: &'static str,
+    booking: &'static str,
+    status: Arc<std::sync::Mutex<&'static str>>,
+) -> impl Fn(&Recorded) -> (u16, Value) {
+    move |r| {
+        if r.path == format!("/v2/payments/{id}") {
+            let status = *status.lock().unwrap();
+            return (200, mollie_payment(id, status, "119.00", booking));
+        }
+        (
+            404,
+            json!({"status": 404, "title": "Not Found", "detail": "No payment exists with token tr_nope."}),
+        )
+    }
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+#[tokio::test]
+async fn mollie_notifications_confirmed_by_the_payments_api_confirm_the_booking_at_each_change() {
+    let status = Arc::new(std::sync::Mutex::new("open"));
+    let api = provider_api(mollie_api("tr_WDqYK6vllg", "bk_mollie", status.clone())).await;
+    let (app, service) = app_with_sources(&mollie_source(&api.receiver.url)).await;
+    service.create("bk_mollie", Some(11900), Some("EUR"), "pending");
+
+    // Created: Mollie says open.
+    let answer = post(&app, "mollie", FORM, "id=tr_WDqYK6vllg", &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    let first = answer.json["event_id"].as_str().unwrap().to_string();
+    assert!(first.starts_with("tr_WDqYK6vllg:"), "{first}");
+    settled_row(&app, "mollie", &first, "processed").await;
+    assert_eq!(
+        app.payment_status("bk_mollie").await["status"],
+        "processing"
+    );
+
+    // Paid: the same body again, a change all the same.
+    *status.lock().unwrap() = "paid";
+    let answer = post(&app, "mollie", FORM, "id=tr_WDqYK6vllg", &[]).await;
+    assert_eq!(answer.json["duplicate"], false, "{}", answer.json);
+    let second = answer.json["event_id"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    settled_row(&app, "mollie", &second, "processed").await;
+    confirmed(&service, "bk_mollie").await;
+    let data = app.payment_status("bk_mollie").await;
+    assert_eq!(data["status"], "succeeded");
+    assert_eq!(data["amount"], 11900);
+    assert_eq!(data["currency"], "eur");
+
+    // Mollie delivering the paid state once more changes nothing.
+    let third = post(&app, "mollie", FORM, "id=tr_WDqYK6vllg", &[]).await;
+    let third = third.json["event_id"].as_str().unwrap().to_string();
+    settled_row(&app, "mollie", &third, "processed").await;
+    assert_eq!(app.rows("payments").await, 1);
+    assert_eq!(app.payment_status("bk_mollie").await["status"], "succeeded");
+    assert_eq!(service.booking("bk_mollie").unwrap().status, "confirmed");
+
+    let get = asked(&api, "/v2/payments/tr_WDqYK6vllg");
+    assert_eq!(get.len(), 3);
+    assert_eq!(get[0].method, "GET");
+    assert_eq!(
+        get[0].header("authorization"),
+        "Bearer test_dHar4XY7LxsDOtmnkVtjNVWXLSlXsM"
+    );
+
+    // A body naming no payment is refused.
+    let none = post(&app, "mollie", FORM, "payment=tr_WDqYK6vllg", &[]).await;
+    assert_eq!(
+        (none.status, none.code()),
+        (400, "malformed_payload"),
+        "{}",
+        none.json
+    );
+    assert_eq!(app.rows("webhook_events").await, 3);
+}
+
+#[tokio::test]
+async fn mollie_notification_of_a_payment_mollie_does_not_have_is_kept_rejected() {
+    let status = Arc::new(std::sync::Mutex::new("paid"));
+    let api = provider_api(mollie_api("tr_WDqYK6vllg", "bk_mollie", status)).await;
+    let (app, _service) = app_with_sources(&mollie_source(&api.receiver.url)).await;
+    let answer = post(&app, "mollie", FORM, "id=tr_nope", &[]).await;
+    assert_eq!(
+        answer.status, 200,
+        "acknowledged: Mollie is not told which ids exist"
+    );
+    let id = answer.json["event_id"].as_str().unwrap().to_string();
+    let row = settled_row(&app, "mollie", &id, "rejected").await;
+    let error = row.last_error.unwrap();
+    assert!(
+        error.contains("HTTP 404") && error.contains("No payment exists"),
+        "{error}"
+    );
+    assert_eq!(app.rows("payments").await, 0);
+}
+
+#[tokio::test]
+async fn mollie_notification_waits_while_the_payments_api_is_down_then_is_applied() {
+    let status = Arc::new(std::sync::Mutex::new("paid"));
+    let api = provider_api(mollie_api("tr_wait", "bk_mollie_wait", status)).await;
+    api.down.store(true, Ordering::SeqCst);
+    let (app, service) = app_with_sources(&mollie_source(&api.receiver.url)).await;
+    service.create("bk_mollie_wait", Some(11900), Some("EUR"), "pending");
+    let answer = post(&app, "mollie", FORM, "id=tr_wait", &[]).await;
+    let id = answer.json["event_id"].as_str().unwrap().to_string();
+    waits_then_applies(&app, &api, "mollie", &id).await;
+    confirmed(&service, "bk_mollie_wait").await;
+}

@@ -5,6 +5,7 @@
 //! documentation or official SDK it was built from.
 
 pub mod fedapay;
+pub mod mollie;
 pub mod mtn_momo;
 pub mod orange_money;
 
@@ -97,7 +98,12 @@ pub struct Sample<'a> {
 }
 
 /// Every preset.
-pub const ALL: &[&Preset] = &[&fedapay::PRESET, &mtn_momo::PRESET, &orange_money::PRESET];
+pub const ALL: &[&Preset] = &[
+    &fedapay::PRESET,
+    &mtn_momo::PRESET,
+    &orange_money::PRESET,
+    &mollie::PRESET,
+];
 
 /// The preset of `kind`, if payhook has one.
 pub fn find(kind: &str) -> Option<&'static Preset> {
