@@ -401,7 +401,8 @@ impl Confirm {
     fn value(&self, name: &str, id: &str, token: Option<&str>, notification: &Value) -> String {
         match name {
             "id" => id.to_string(),
-            "access_token" => token.unwrap_or_default().to_string(),
+            // Without a token step, a credential of that name (GoCardless's access token).
+            "access_token" if token.is_some() => token.unwrap_or_default().to_string(),
             _ => match self.credentials.get(name) {
                 Some(secret) => secret.expose().to_string(),
                 None => Extract::parse(name)
