@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::receiver::*;
 use common::*;
+use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
 /// POSTs `body` to `/webhooks/{path}` (`path` may hold a query) as `content_type`.
@@ -583,4 +584,177 @@ async fn mollie_notification_waits_while_the_payments_api_is_down_then_is_applie
     let id = answer.json["event_id"].as_str().unwrap().to_string();
     waits_then_applies(&app, &api, "mollie", &id).await;
     confirmed(&service, "bk_mollie_wait").await;
+}
+
+// Mercado Pago -----------------------------------------------------------------------------------
+
+const MP_SECRET: &str = "mp_clave_secreta_test";
+
+fn mercadopago_source(api: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+name = "mp"
+kind = "mercadopago"
+secrets = ["{MP_SECRET}"]
+
+[sources.api]
+url = "{api}"
+access_token = "TEST-8412-access-token"
+"#
+    )
+}
+
+/// `x-signature` and `x-request-id` for a notification about `data_id` at `ts`, computed here
+/// from Mercado Pago's documented manifest.
+fn mp_headers(secret: &str, data_id: &str, ts: i64) -> Vec<(&'static str, String)> {
+    let request_id = "2066ca19-c6f1-498a-be75-1923005edd06";
+    let manifest = format!("id:{data_id};request-id:{request_id};ts:{ts};");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(manifest.as_bytes());
+    let v1 = hex::encode(mac.finalize().into_bytes());
+    vec![
+        ("x-signature", format!("ts={ts},v1={v1}")),
+        ("x-request-id", request_id.to_string()),
+    ]
+}
+
+fn mp_notification(data_id: &str) -> String {
+    json!({
+        "id": 12345, "live_mode": false, "type": "payment", "date_created": "2026-11-30T10:00:00Z",
+        "user_id": 724484980, "api_version": "v1", "action": "payment.updated",
+        "data": {"id": data_id},
+    })
+    .to_string()
+}
+
+/// `GET /v1/payments/{id}`: the payments Mercado Pago has.
+fn mp_api(
+    payments: Vec<(&'static str, &'static str, f64, &'static str)>,
+) -> impl Fn(&Recorded) -> (u16, Value) {
+    move |r| match payments
+        .iter()
+        .find(|(id, ..)| r.path == format!("/v1/payments/{id}"))
+    {
+        Some((id, status, amount, booking)) => (
+            200,
+            json!({"id": id.parse::<i64>().unwrap(), "status": status, "status_detail": "accredited",
+                       "transaction_amount": amount, "currency_id": "BRL",
+                       "external_reference": booking, "metadata": {}}),
+        ),
+        None => (
+            404,
+            json!({"message": "Payment not found", "error": "not_found", "status": 404, "cause": []}),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn mercadopago_signed_notification_confirmed_by_the_payments_api_confirms_the_booking() {
+    let api = provider_api(mp_api(vec![("123456789", "approved", 150.5, "bk_mp")])).await;
+    let (app, service) = app_with_sources(&mercadopago_source(&api.receiver.url)).await;
+    service.create("bk_mp", Some(15050), Some("BRL"), "pending");
+
+    let body = mp_notification("123456789");
+    let path = "mp?data.id=123456789&type=payment";
+    let headers = mp_headers(MP_SECRET, "123456789", now());
+    let answer = post(&app, path, "application/json", &body, &headers).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    let id = answer.json["event_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("123456789:"), "{id}");
+    settled_row(&app, "mp", &id, "processed").await;
+    confirmed(&service, "bk_mp").await;
+    let data = app.payment_status("bk_mp").await;
+    assert_eq!(data["status"], "succeeded");
+    assert_eq!(data["amount"], 15050);
+    assert_eq!(data["currency"], "brl");
+    let get = asked(&api, "/v1/payments/123456789");
+    assert_eq!(
+        get[0].header("authorization"),
+        "Bearer TEST-8412-access-token"
+    );
+    let row = app.payhook.store.event("mp", &id).await.unwrap().unwrap();
+    assert!(
+        !row.headers.contains(&headers[0].1),
+        "the signature is not kept"
+    );
+
+    // Tampered, stale, wrong secret, unsigned: refused with the documented codes.
+    let stale = mp_headers(MP_SECRET, "123456789", now() - 301);
+    let wrong = mp_headers("another_secret", "123456789", now());
+    let other = mp_notification("987654321");
+    for (path, body, headers, code) in [
+        (
+            "mp?data.id=987654321&type=payment",
+            &body,
+            headers.clone(),
+            "invalid_signature",
+        ),
+        (path, &other, headers.clone(), "invalid_signature"),
+        (path, &body, stale, "timestamp_out_of_tolerance"),
+        (path, &body, wrong, "invalid_signature"),
+        (path, &body, vec![], "missing_signature"),
+        (
+            path,
+            &body,
+            vec![("x-signature", "v1=00".to_string())],
+            "malformed_signature_header",
+        ),
+    ] {
+        let answer = post(&app, path, "application/json", body, &headers).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, code),
+            "{path} {}",
+            answer.json
+        );
+    }
+    assert_eq!(app.rows("webhook_events").await, 1);
+}
+
+#[tokio::test]
+async fn mercadopago_notification_of_a_payment_the_api_does_not_have_is_kept_rejected() {
+    let api = provider_api(mp_api(vec![])).await;
+    let (app, service) = app_with_sources(&mercadopago_source(&api.receiver.url)).await;
+    service.create("bk_mp_ghost", Some(15050), Some("BRL"), "pending");
+    let body = mp_notification("555");
+    let headers = mp_headers(MP_SECRET, "555", now());
+    let answer = post(
+        &app,
+        "mp?data.id=555&type=payment",
+        "application/json",
+        &body,
+        &headers,
+    )
+    .await;
+    let id = answer.json["event_id"].as_str().unwrap().to_string();
+    let row = settled_row(&app, "mp", &id, "rejected").await;
+    let error = row.last_error.unwrap();
+    assert!(
+        error.contains("HTTP 404") && error.contains("Payment not found"),
+        "{error}"
+    );
+    assert_eq!(app.rows("payments").await, 0);
+    assert_eq!(service.booking("bk_mp_ghost").unwrap().status, "pending");
+}
+
+#[tokio::test]
+async fn mercadopago_notification_waits_while_the_payments_api_is_down_then_is_applied() {
+    let api = provider_api(mp_api(vec![("777", "approved", 99.9, "bk_mp_wait")])).await;
+    api.down.store(true, Ordering::SeqCst);
+    let (app, service) = app_with_sources(&mercadopago_source(&api.receiver.url)).await;
+    service.create("bk_mp_wait", Some(9990), Some("BRL"), "pending");
+    let body = mp_notification("777");
+    let headers = mp_headers(MP_SECRET, "777", now());
+    let answer = post(
+        &app,
+        "mp?data.id=777&type=payment",
+        "application/json",
+        &body,
+        &headers,
+    )
+    .await;
+    let id = answer.json["event_id"].as_str().unwrap().to_string();
+    waits_then_applies(&app, &api, "mp", &id).await;
+    confirmed(&service, "bk_mp_wait").await;
 }

@@ -4,6 +4,7 @@
 pub mod confirm;
 pub mod hmac;
 pub mod mapping;
+pub mod mercadopago;
 pub mod presets;
 pub mod standard;
 pub mod stripe;
@@ -104,6 +105,12 @@ pub enum Scheme {
     /// Nothing proves the notification genuine: the provider's API confirms each one before the
     /// ledger reads it (MTN MoMo, Orange Money, Mollie).
     Unsigned,
+    /// Mercado Pago's `x-signature` over the payment id of the URL's query, the request id and a
+    /// timestamp (not the body).
+    MercadoPago {
+        secrets: Vec<Secret>,
+        tolerance: Duration,
+    },
 }
 
 impl Scheme {
@@ -115,6 +122,7 @@ impl Scheme {
             Scheme::SharedSecret { .. } => "shared-secret",
             Scheme::Timestamped { .. } => "timestamped-hmac",
             Scheme::Unsigned => "unsigned",
+            Scheme::MercadoPago { .. } => "mercadopago",
         }
     }
 
@@ -127,6 +135,7 @@ impl Scheme {
             Scheme::SharedSecret { header, .. } => header,
             Scheme::Timestamped { layout, .. } => layout.header,
             Scheme::Unsigned => "",
+            Scheme::MercadoPago { .. } => mercadopago::SIGNATURE_HEADER,
         }
     }
 }
@@ -308,6 +317,18 @@ impl Source {
                 single(None)
             }
             Scheme::Unsigned => single(None),
+            Scheme::MercadoPago { secrets, tolerance } => {
+                mercadopago::verify(headers, req.query, secrets, *tolerance, now)?;
+                // The body is not signed: it must name the payment the signature covers.
+                let signed = mercadopago::data_id(req.query);
+                let named = body_data_id(body);
+                if let (Some(signed), Some(named)) = (signed, named)
+                    && !signed.eq_ignore_ascii_case(&named)
+                {
+                    return Err(VerifyError::InvalidSignature);
+                }
+                single(None)
+            }
         }
     }
 
@@ -385,6 +406,10 @@ impl Source {
                 .map(|s| vec![layout.sign(s, body, now)])
                 .unwrap_or_default(),
             Scheme::Unsigned => Vec::new(),
+            Scheme::MercadoPago { secrets, .. } => secrets
+                .first()
+                .map(|s| mercadopago::sign(s, body_data_id(body).as_deref(), now))
+                .unwrap_or_default(),
         }
     }
 
@@ -423,6 +448,16 @@ impl Source {
                 .or_insert(serde_json::Value::String(value));
         }
         serde_json::Value::Object(out)
+    }
+}
+
+/// The `data.id` of a JSON body (Mercado Pago's), a string or a number.
+fn body_data_id(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match &v["data"]["id"] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! documentation or official SDK it was built from.
 
 pub mod fedapay;
+pub mod mercadopago;
 pub mod mollie;
 pub mod mtn_momo;
 pub mod orange_money;
@@ -103,6 +104,7 @@ pub const ALL: &[&Preset] = &[
     &mtn_momo::PRESET,
     &orange_money::PRESET,
     &mollie::PRESET,
+    &mercadopago::PRESET,
 ];
 
 /// The preset of `kind`, if payhook has one.
