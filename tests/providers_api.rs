@@ -758,3 +758,51 @@ async fn mercadopago_notification_waits_while_the_payments_api_is_down_then_is_a
     waits_then_applies(&app, &api, "mp", &id).await;
     confirmed(&service, "bk_mp_wait").await;
 }
+
+#[test]
+fn a_misconfigured_api_preset_stops_start_up_naming_the_key() {
+    let load = |toml: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payhook.toml");
+        std::fs::write(&path, toml).unwrap();
+        payhook::config::Settings::load(Some(&path), &std::collections::HashMap::new())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(load(&momo_source("https://proxy.momoapi.mtn.com")), Ok(()));
+    for (toml, key) in [
+        // Unsigned providers: no secrets, never without their API.
+        (
+            "[[sources]]\nname = \"momo\"\nkind = \"mtn-momo\"\n",
+            "sources[0].api",
+        ),
+        (
+            "[[sources]]\nname = \"m\"\nkind = \"mollie\"\nsecrets = [\"s\"]\n",
+            "sources[0].secrets",
+        ),
+        (
+            "[[sources]]\nname = \"m\"\nkind = \"mollie\"\nconfirm = \"signature\"\n[sources.api]\napi_key = \"k\"\n",
+            "sources[0].confirm",
+        ),
+        (
+            "[[sources]]\nname = \"o\"\nkind = \"orange-money\"\n[sources.api]\nclient_id = \"i\"\nclient_secret = \"s\"\n",
+            "sources[0].api.country",
+        ),
+        (
+            "[[sources]]\nname = \"m\"\nkind = \"mtn-momo\"\n[sources.api]\napi_user = \"u\"\napi_key = \"k\"\n",
+            "sources[0].api.subscription_key",
+        ),
+        // Mercado Pago signs, and still needs its API for the amount.
+        (
+            "[[sources]]\nname = \"mp\"\nkind = \"mercadopago\"\n[sources.api]\naccess_token = \"t\"\n",
+            "sources[0].secrets",
+        ),
+        (
+            "[[sources]]\nname = \"mp\"\nkind = \"mercadopago\"\nsecrets = [\"s\"]\n",
+            "sources[0].api",
+        ),
+    ] {
+        let err = load(toml).unwrap_err();
+        assert!(err.contains(key), "{key}: {err}");
+    }
+}
