@@ -122,7 +122,8 @@ impl Payhook {
             .with_ingest(writer.load())
             .with_fetcher(fetch_wake.clone())
             .with_targets(&settings.targets, dispatch.clone())
-            .with_mappings(sources.mappings());
+            .with_mappings(sources.mappings())
+            .with_confirming(sources.confirming());
         let public = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding PAYHOOK_LISTEN ({})", settings.listen))?;

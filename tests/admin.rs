@@ -756,7 +756,7 @@ async fn listing_parameters_are_refused_naming_the_parameter_and_documented_alik
             "GET",
             "/admin/api/events?status=lost",
             "status",
-            "status: \"lost\" is not one of received, waiting, processed, ignored, retrying, failed",
+            "status: \"lost\" is not one of received, waiting, processed, ignored, retrying, failed, rejected",
         ),
         (
             "GET",
@@ -775,7 +775,7 @@ async fn listing_parameters_are_refused_naming_the_parameter_and_documented_alik
             "POST",
             "/admin/api/events/replay?status=processed",
             "status",
-            "status: \"processed\" is not one of failed, retrying",
+            "status: \"processed\" is not one of failed, retrying, rejected",
         ),
         (
             "GET",
@@ -805,7 +805,7 @@ async fn listing_parameters_are_refused_naming_the_parameter_and_documented_alik
             "GET",
             "/admin/api/events?until=soon&status=lost",
             "status",
-            "status: \"lost\" is not one of received, waiting, processed, ignored, retrying, failed",
+            "status: \"lost\" is not one of received, waiting, processed, ignored, retrying, failed, rejected",
         ),
         (
             "POST",
@@ -861,9 +861,12 @@ async fn listing_parameters_are_refused_naming_the_parameter_and_documented_alik
         (&json!(1), &json!(500))
     );
     assert!(limit["description"].as_str().unwrap().contains("1 to 500"));
-    assert_eq!(events[2]["schema"]["enum"].as_array().unwrap().len(), 6);
+    assert_eq!(events[2]["schema"]["enum"].as_array().unwrap().len(), 7);
     let replay = parameters("/admin/api/events/replay", "post");
-    assert_eq!(replay[0]["schema"]["enum"], json!(["failed", "retrying"]));
+    assert_eq!(
+        replay[0]["schema"]["enum"],
+        json!(["failed", "retrying", "rejected"])
+    );
     let reconcile = parameters("/admin/api/reconcile", "post");
     assert_eq!(reconcile[0]["name"], "since");
     assert_eq!(reconcile[0]["required"], true);

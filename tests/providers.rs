@@ -225,7 +225,13 @@ async fn verify_by_api_applies_what_the_provider_confirms_not_what_was_posted() 
 
 #[tokio::test]
 async fn a_notification_the_provider_denies_is_kept_rejected_and_never_applied() {
-    let api = provider_api(|r| match r.path.as_str() {
+    let approve = Arc::new(AtomicBool::new(false));
+    let approved = approve.clone();
+    let api = provider_api(move |r| match r.path.as_str() {
+        "/v1/transactions/7002" if approved.load(Ordering::SeqCst) => (
+            200,
+            fedapay_transaction(7002, "approved", 5000, "bk_denied"),
+        ),
         "/v1/transactions/7002" => (
             200,
             fedapay_transaction(7002, "declined", 5000, "bk_denied"),
@@ -258,6 +264,20 @@ async fn a_notification_the_provider_denies_is_kept_rejected_and_never_applied()
     for booking in ["bk_denied", "bk_ghost"] {
         assert_eq!(service.booking(booking).unwrap().status, "pending");
     }
+
+    // FedaPay had it wrong and fixed it: a replay asks again, and this time it is applied.
+    approve.store(true, Ordering::SeqCst);
+    let row_id = app
+        .payhook
+        .store
+        .event("fedapay", "7002:transaction.approved")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert!(app.payhook.store.requeue_event(row_id).await.unwrap());
+    settled_row(&app, "fedapay", "7002:transaction.approved", "processed").await;
+    confirmed(&service, "bk_denied").await;
 }
 
 #[tokio::test]
@@ -325,10 +345,171 @@ fn a_preset_that_confirms_by_api_without_credentials_stops_start_up_naming_the_k
         err.contains("sources[0].api") && err.contains("confirm"),
         "{err}"
     );
+    let hmac = "[[sources]]\nname = \"p\"\nkind = \"hmac\"\nsecrets = [\"s\"]\nheader = \"x-sig\"\nconfirm = \"api\"\n[sources.mapping]\nevent_id = \"id\"\npayment_id = \"pid\"\ntypes = { \"paid\" = \"succeeded\" }\n";
+    let err = load(&format!(
+        "{hmac}[sources.api]\nurl = \"https://api.example.com\"\npath = \"/p/{{id}}\"\nstatus = \"s\"\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("sources[0].api.statuses"), "{err}");
+    let err = load(&format!(
+        "{hmac}[sources.api]\nurl = \"https://api.example.com\"\npath = \"/p\"\nstatus = \"s\"\nstatuses = {{ ok = \"succeeded\" }}\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("sources[0].api.path"), "{err}");
+    let err = load(&format!(
+        "{hmac}[sources.api]\nurl = \"https://api.example.com\"\npath = \"/p/{{id}}\"\nstatus = \"s\"\nstatuses = {{ ok = \"paid\" }}\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("sources[0].api.statuses.ok"), "{err}");
+    let env = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let err = payhook::config::Settings::load(
+        None,
+        &env(&[
+            ("STRIPE_WEBHOOK_SECRET", "whsec_confirm_by_api_test"),
+            ("STRIPE_CONFIRM", "api"),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("STRIPE_CONFIRM") && err.contains("STRIPE_SECRET_KEY"),
+        "{err}"
+    );
     let err =
         load("[[sources]]\nname = \"x\"\nkind = \"fedapey\"\nsecrets = [\"s\"]\n").unwrap_err();
     assert!(
         err.contains("sources[0].kind") && err.contains("fedapay"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn stripe_confirmed_by_api_applies_stripes_copy_and_rejects_what_stripe_never_sent() {
+    let pay = PaymentIds::new("booking-stripe-api");
+    let genuine = pay.event(
+        "payment_intent.succeeded",
+        now() - 10,
+        &["amount=4200".into()],
+    );
+    let id = genuine["id"].as_str().unwrap().to_string();
+    let served = genuine.clone();
+    let api = provider_api(move |r| {
+        if r.path == format!("/v1/events/{}", served["id"].as_str().unwrap()) {
+            (200, served.clone())
+        } else {
+            (
+                404,
+                json!({"error": {"type": "invalid_request_error", "message": "No such event"}}),
+            )
+        }
+    })
+    .await;
+    let base = api.receiver.url.clone();
+    let app = spawn_app_with(move |s| {
+        s.stripe.secret_key = Some(payhook::domain::Secret::new("sk_test_confirm"));
+        s.stripe.api_base = base;
+        s.stripe.confirm_by_api = true;
+    })
+    .await;
+    // Signed with the right secret (a leaked one, say), but not what Stripe sent: another amount.
+    let mut posted = genuine.clone();
+    posted["data"]["object"]["amount"] = json!(1);
+    let answer = app.send(&posted.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    let row = settled_row(&app, "stripe", &id, "processed").await;
+    assert!(row.last_error.is_none());
+    let data = app.payment_status("booking-stripe-api").await;
+    assert_eq!(data["amount"], 4200, "Stripe's copy is what is applied");
+    let asked = api.receiver.requests();
+    assert_eq!(asked[0].header("authorization"), "Bearer sk_test_confirm");
+
+    // An event Stripe never sent.
+    let forged =
+        PaymentIds::new("booking-stripe-forged").event("payment_intent.succeeded", now(), &[]);
+    app.send(&forged.to_string()).await;
+    let row = settled_row(&app, "stripe", forged["id"].as_str().unwrap(), "rejected").await;
+    assert!(row.last_error.unwrap().contains("Stripe has no event"));
+    let unknown = app
+        .get(
+            "/api/v1/payments/booking-stripe-forged/status",
+            Some(SERVICE_TOKEN),
+        )
+        .await;
+    assert_eq!(unknown.status, 404, "never applied: {}", unknown.json);
+}
+
+#[tokio::test]
+async fn any_hmac_source_may_be_confirmed_by_its_providers_api() {
+    let api = provider_api(|r| match r.path.as_str() {
+        "/v2/payments/txn_123456789" if r.header("authorization") == "Bearer sk_generic" => (
+            200,
+            json!({"payment": {"state": "PAID", "total": "10000", "cur": "FCFA", "order": "booking_456"}}),
+        ),
+        "/v2/payments/txn_999" => (200, json!({"payment": {"state": "NOT_FOUND"}})),
+        _ => (401, json!({"message": "bad key"})),
+    })
+    .await;
+    let (app, service) = app_with_sources(&format!(
+        r#"
+[[sources]]
+name = "payments"
+kind = "hmac"
+secrets = ["generic-provider-shared-secret"]
+header = "X-Signature"
+prefix = "sha256="
+confirm = "api"
+
+[sources.mapping]
+event_id = "{{transaction_id}}:{{event}}"
+event_type = "event"
+payment_id = "transaction_id"
+types = {{ "payment.completed" = "succeeded" }}
+currency_aliases = {{ FCFA = "XOF" }}
+
+[sources.api]
+url = "{}"
+path = "/v2/payments/{{id}}"
+authorization = "Bearer sk_generic"
+status = "payment.state"
+statuses = {{ PAID = "succeeded", DECLINED = "failed", NOT_FOUND = "unknown" }}
+amount = "payment.total"
+currency = "payment.cur"
+booking_id = "payment.order"
+"#,
+        api.receiver.url
+    ))
+    .await;
+    service.create("booking_456", Some(10000), Some("XOF"), "pending");
+    // The seed's generic example, signed by the provider.
+    for (txn, booking) in [("txn_123456789", "booking_456"), ("txn_999", "booking_x")] {
+        let body = json!({"event": "payment.completed", "transaction_id": txn, "amount": 10000,
+            "currency": "FCFA", "status": "success", "customer_id": "cust_123", "booking_id": booking})
+        .to_string();
+        let signature = format!(
+            "sha256={}",
+            hmac_hex("generic-provider-shared-secret", &[body.as_bytes()])
+        );
+        let answer = post(&app, "payments", &body, &[("x-signature", signature)]).await;
+        assert_eq!(answer.status, 200, "{}", answer.json);
+    }
+    settled_row(
+        &app,
+        "payments",
+        "txn_123456789:payment.completed",
+        "processed",
+    )
+    .await;
+    confirmed(&service, "booking_456").await;
+    let data = app.payment_status("booking_456").await;
+    assert_eq!(
+        (&data["amount"], &data["currency"]),
+        (&json!(10000), &json!("xof"))
+    );
+    let row = settled_row(&app, "payments", "txn_999:payment.completed", "rejected").await;
+    assert!(row.last_error.unwrap().contains("NOT_FOUND"));
 }

@@ -567,3 +567,60 @@ types = { "charge.completed" = "succeeded" }
         row.headers
     );
 }
+
+/// The payment's status once the ledger has it (within 10 s).
+async fn settled_payment(app: &TestApp, booking: &str) -> serde_json::Value {
+    for _ in 0..500 {
+        let status = app
+            .get(
+                &format!("/api/v1/payments/{booking}/status"),
+                Some(SERVICE_TOKEN),
+            )
+            .await;
+        if status.status == 200 {
+            return status.json["data"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{booking} never reached the ledger");
+}
+
+#[tokio::test]
+async fn presets_need_only_their_name_and_secrets() {
+    // Paystack: charge.success, amount in kobo.
+    let app = preset_app("paystack", "sk_test_payhook_paystack", "").await;
+    let body = br#"{"event":"charge.success","data":{"id":302961,"domain":"live","status":"success","reference":"qTPrJoy9Bx","amount":10000,"currency":"NGN","metadata":{"booking_id":"booking-ps"}}}"#;
+    let signature = "c75e146d79f6e074400ce3820f36af2e2fb89492d790348c9fe581d1f9733132426273ad20b5eb391284bc729eaee307c1d8b43324a675fd174e987a62c09aa8";
+    let answer = post_bytes(&app, body, ("x-paystack-signature", signature)).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    let data = settled_payment(&app, "booking-ps").await;
+    assert_eq!(
+        (&data["status"], &data["amountFormatted"]),
+        (&json!("succeeded"), &json!("100.00 NGN"))
+    );
+
+    // Flutterwave: the status inside charge.completed decides; amounts in major units. One key
+    // of the mapping overridden, the rest the preset's.
+    let app = preset_app(
+        "flutterwave",
+        "my-flutterwave-secret-hash",
+        "[sources.mapping]\nbooking_id = \"data.tx_ref\"\n",
+    )
+    .await;
+    for (id, status, booking) in [(1001, "successful", "FLW-ok"), (1002, "failed", "FLW-ko")] {
+        let body = json!({"event": "charge.completed", "data": {"id": id, "tx_ref": booking,
+            "amount": 150.5, "currency": "NGN", "status": status}})
+        .to_string();
+        let ok = post_bytes(
+            &app,
+            body.as_bytes(),
+            ("verif-hash", "my-flutterwave-secret-hash"),
+        )
+        .await;
+        assert_eq!(ok.status, 200, "{}", ok.json);
+    }
+    let data = settled_payment(&app, "FLW-ok").await;
+    assert_eq!(data["status"], "succeeded");
+    assert_eq!(data["amount"], 15050, "150.5 NGN is 15050 kobo");
+    assert_eq!(settled_payment(&app, "FLW-ko").await["status"], "failed");
+}

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 
 use payhook::providers::Source;
 
-/// One `[[sources]]` entry per kind; each but Standard Webhooks (which reads Stripe-shaped events
-/// by itself) gets [`MAPPING`].
+/// One `[[sources]]` entry per kind; the `hmac` ones get [`MAPPING`], the presets have their
+/// provider's. Every preset of `presets::ALL` is added to these.
 const ENTRIES: &[&str] = &[
     r#"
 name = "std"
@@ -84,6 +84,13 @@ pub const HEADERS: &[&str] = &[
     "x-razorpay-signature",
     "x-square-hmacsha256-signature",
     "verif-hash",
+    "x-fedapay-signature",
+    "wave-signature",
+    "paddle-signature",
+    "cko-signature",
+    "x-token",
+    "x-kkiapay-secret",
+    "x-request-id",
 ];
 
 /// The configured sources (`stripe` first), built once.
@@ -91,17 +98,33 @@ pub fn all() -> &'static [Source] {
     static SOURCES: OnceLock<Vec<Source>> = OnceLock::new();
     SOURCES.get_or_init(|| {
         let path = std::env::temp_dir().join(format!("payhook-fuzz-{}.toml", std::process::id()));
-        let config: String = ENTRIES
+        let mut config: String = ENTRIES
             .iter()
             .map(|source| {
-                let mapping = if source.contains("standard-webhooks") {
-                    ""
-                } else {
+                let mapping = if source.contains("kind = \"hmac\"") {
                     MAPPING
+                } else {
+                    ""
                 };
                 format!("[[sources]]{source}{mapping}\n")
             })
             .collect();
+        for preset in payhook::providers::presets::ALL {
+            config.push_str(&format!(
+                "[[sources]]\nname = \"preset-{0}\"\nkind = \"{0}\"\n",
+                preset.kind
+            ));
+            if preset.signed {
+                config.push_str(&format!("secrets = [\"{}\"]\n", preset.sample_secret));
+            }
+            if preset.confirmation == payhook::providers::presets::Confirmation::Required {
+                config.push_str("[sources.api]\nurl = \"http://127.0.0.1:9\"\n");
+                let lookup = (preset.lookup.expect("a lookup"))();
+                for name in &lookup.credentials {
+                    config.push_str(&format!("{name} = \"fuzz\"\n"));
+                }
+            }
+        }
         std::fs::write(&path, config).expect("a temp file");
         let env: HashMap<String, String> = [(
             "STRIPE_WEBHOOK_SECRET".to_string(),

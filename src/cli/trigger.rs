@@ -245,7 +245,9 @@ async fn trigger_preset(
         url.push_str(query);
     }
     let content_type = match source.mapping.as_ref().map(|m| m.format) {
-        Some(crate::providers::mapping::Format::Form) => "application/x-www-form-urlencoded",
+        Some(
+            crate::providers::mapping::Format::Form | crate::providers::mapping::Format::Braintree,
+        ) => "application/x-www-form-urlencoded",
         _ => "application/json",
     };
     println!("-> POST {url}  {event_type} payment {payment_id} booking {booking_id}");

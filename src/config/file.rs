@@ -70,6 +70,7 @@ pub(super) struct StripeFile {
     pub(super) sandbox_thin_events: Option<bool>,
     pub(super) sandbox: Option<bool>,
     pub(super) routes: Option<Vec<String>>,
+    pub(super) confirm: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

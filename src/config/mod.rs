@@ -112,6 +112,9 @@ pub struct StripeSettings {
     /// mode (no webhook secret configured): its public Pay button signs events with the webhook
     /// secret, so next to a real Stripe secret it would let anyone mark a booking paid.
     pub sandbox: bool,
+    /// Each event is fetched back from Stripe's API (`GET /v1/events/{id}`) before the ledger
+    /// reads it: the answer, not the posted body, is applied (`STRIPE_CONFIRM=api`).
+    pub confirm_by_api: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +169,7 @@ impl Settings {
     pub fn webhook_sources(&self) -> crate::providers::Sources {
         let stripe = crate::providers::Source {
             allowed: self.stripe.allowed_cidrs.clone(),
+            stripe_confirm: self.stripe.confirm_by_api,
             ..crate::providers::Source::new(
                 "stripe",
                 crate::providers::Scheme::Stripe {
@@ -548,7 +552,27 @@ fn stripe_settings(v: &Values, file: &StripeFile) -> Result<StripeSettings, Conf
         },
         None => None,
     };
+    let confirm_by_api = match v.string("STRIPE_CONFIRM", "stripe.confirm", file.confirm.clone()) {
+        None => false,
+        Some((word, _)) if word == "signature" => false,
+        Some((word, key)) if word == "api" => {
+            if secret_key.is_none() {
+                return Err(ConfigError::new(
+                    key,
+                    "needs STRIPE_SECRET_KEY: each event is fetched back from Stripe's API",
+                ));
+            }
+            true
+        }
+        Some((word, key)) => {
+            return Err(ConfigError::new(
+                key,
+                format!("{word:?}: expected api or signature"),
+            ));
+        }
+    };
     Ok(StripeSettings {
+        confirm_by_api,
         webhook_secrets,
         secret_key,
         api_base: api_base.0.trim_end_matches('/').to_string(),

@@ -43,6 +43,68 @@ impl SourceKind {
         })
     }
 
+    /// The mapping of the provider's payment events, for the presets that sign with a plain HMAC
+    /// (each documented in docs/presets.md).
+    fn default_mapping(self) -> Option<Mapping> {
+        use crate::providers::presets::{mapping, path, types};
+        use MappedKind::*;
+        Some(match self {
+            // paystack.com/docs/payments/webhooks: `charge.success`, `data.amount` in kobo.
+            SourceKind::Paystack => Mapping {
+                booking_id: Some(path("data.metadata.booking_id")),
+                amount: Some(path("data.amount")),
+                currency: Some(path("data.currency")),
+                failure_message: Some(path("data.gateway_response")),
+                types: types(&[("charge.success", Succeeded)]),
+                ..mapping("{data.id}:{event}", "event", "data.reference")
+            },
+            // razorpay.com/docs/webhooks/payments: the payment entity, amounts in paise.
+            SourceKind::Razorpay => Mapping {
+                booking_id: Some(path("payload.payment.entity.notes.booking_id")),
+                amount: Some(path("payload.payment.entity.amount")),
+                currency: Some(path("payload.payment.entity.currency")),
+                failure_message: Some(path("payload.payment.entity.error_description")),
+                types: types(&[("payment.captured", Succeeded), ("payment.failed", Failed)]),
+                ..mapping(
+                    "{payload.payment.entity.id}:{event}",
+                    "event",
+                    "payload.payment.entity.id",
+                )
+            },
+            // developer.squareup.com/reference/square/payments-api/webhooks/payment.updated: the
+            // payment's `status` says what happened; amounts in cents.
+            SourceKind::Square => Mapping {
+                kind_from: Some(path("{type}:{data.object.payment.status}")),
+                booking_id: Some(path("data.object.payment.reference_id")),
+                amount: Some(path("data.object.payment.amount_money.amount")),
+                currency: Some(path("data.object.payment.amount_money.currency")),
+                types: types(&[
+                    ("payment.updated:COMPLETED", Succeeded),
+                    ("payment.created:COMPLETED", Succeeded),
+                    ("payment.updated:FAILED", Failed),
+                    ("payment.updated:CANCELED", Canceled),
+                    ("payment.updated:APPROVED", Processing),
+                ]),
+                ..mapping("event_id", "type", "data.id")
+            },
+            // developer.flutterwave.com/docs/integration-guides/webhooks: `charge.completed`
+            // whose `data.status` says how; `data.amount` in major units.
+            SourceKind::Flutterwave => Mapping {
+                kind_from: Some(path("{event}:{data.status}")),
+                amount: Some(path("data.amount")),
+                amount_format: AmountFormat::Major,
+                currency: Some(path("data.currency")),
+                failure_message: Some(path("data.processor_response")),
+                types: types(&[
+                    ("charge.completed:successful", Succeeded),
+                    ("charge.completed:failed", Failed),
+                ]),
+                ..mapping("{data.id}:{event}", "event", "data.tx_ref")
+            },
+            _ => return None,
+        })
+    }
+
     /// Every kind, as written in the configuration.
     fn all() -> Vec<&'static str> {
         let builtin = [
@@ -99,8 +161,9 @@ pub(super) struct SourceFile {
     /// `api`: the provider's API confirms each notification before the ledger reads it;
     /// `signature`: the signature is enough.
     confirm: Option<ConfirmMode>,
-    /// The provider's API: `url`, and the credentials its preset names.
-    api: Option<HashMap<String, String>>,
+    /// The provider's API: `url`, and the credentials its preset names (or, on an `hmac` or
+    /// `standard-webhooks` source, how to ask it).
+    api: Option<HashMap<String, ApiValue>>,
     tolerance: Option<String>,
     allowed_cidrs: Option<Vec<String>>,
     // hmac
@@ -114,6 +177,14 @@ pub(super) struct SourceFile {
     mapping: Option<MappingFile>,
     /// More paths the provider may post to, beside `/webhooks/{name}`.
     routes: Option<Vec<String>>,
+}
+
+/// A value of `[sources.api]`: text, or (`statuses`) a table of words.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ApiValue {
+    Text(String),
+    Table(HashMap<String, String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -194,7 +265,7 @@ pub(super) fn sources_from(
             (true, Some(_)) => {
                 return Err(ConfigError::new(
                     key("secrets"),
-                    "this provider signs nothing: its API confirms each notification (give [sources.api])",
+                    "this provider takes no secret: its API confirms each notification (give [sources.api])",
                 ));
             }
             (true, None) => Vec::new(),
@@ -345,6 +416,11 @@ pub(super) fn sources_from(
                 m.unwrap_or_default(),
                 &|f| key(&format!("mapping.{f}")),
             )?)),
+            (kind, m) if kind.default_mapping().is_some() => Some(Arc::new(mapping_over(
+                kind.default_mapping().expect("a default mapping"),
+                m.unwrap_or_default(),
+                &|f| key(&format!("mapping.{f}")),
+            )?)),
             (_, None) => {
                 return Err(ConfigError::new(
                     key("mapping"),
@@ -368,7 +444,7 @@ pub(super) fn sources_from(
             SourceKind::Preset(p) => Some(p),
             _ => None,
         };
-        let confirm = confirm_from(preset, file.confirm, file.api, &key)?;
+        let confirm = confirm_from(preset, mapping.as_deref(), file.confirm, file.api, &key)?;
         let mapping = mapping.map(|m| {
             let mut m = Arc::unwrap_or_clone(m);
             m.confirmed = confirm.is_some();
@@ -390,11 +466,17 @@ pub(super) fn sources_from(
 /// The confirmation by API a source asked for (or its provider requires), its credentials checked.
 fn confirm_from(
     preset: Option<&'static Preset>,
+    mapping: Option<&Mapping>,
     mode: Option<ConfirmMode>,
-    api: Option<HashMap<String, String>>,
+    api: Option<HashMap<String, ApiValue>>,
     key: &dyn Fn(&str) -> String,
 ) -> Result<Option<Confirm>, ConfigError> {
-    let confirmation = preset.map_or(Confirmation::Unavailable, |p| p.confirmation);
+    let confirmation = match (preset, mapping) {
+        (Some(p), _) => p.confirmation,
+        // A source with a mapping says itself how its provider's API is asked.
+        (None, Some(_)) => Confirmation::Optional,
+        (None, None) => Confirmation::Unavailable,
+    };
     let wanted = match (confirmation, mode) {
         (Confirmation::Required, Some(ConfirmMode::Signature)) => {
             return Err(ConfigError::new(
@@ -412,7 +494,7 @@ fn confirm_from(
         }
         (Confirmation::Unavailable, _) => false,
     };
-    let (Some(preset), true) = (preset, wanted) else {
+    if !wanted {
         if api.is_some() {
             return Err(ConfigError::new(
                 key("api"),
@@ -420,9 +502,13 @@ fn confirm_from(
             ));
         }
         return Ok(None);
+    }
+    let Some(preset) = preset else {
+        let mapping = mapping.expect("a source that confirms has a mapping");
+        return generic_lookup(api, mapping, key).map(Some);
     };
     let lookup = (preset.lookup.expect("a preset that confirms has a lookup"))();
-    let mut api = api.ok_or_else(|| {
+    let api = api.ok_or_else(|| {
         ConfigError::new(
             key("api"),
             format!(
@@ -431,6 +517,7 @@ fn confirm_from(
             ),
         )
     })?;
+    let mut api = texts(api, key)?;
     let url = api.remove("url").unwrap_or_else(|| lookup.base_url.clone());
     check_http_url(&url, &key("api.url"))?;
     let mut credentials = HashMap::new();
@@ -458,6 +545,129 @@ fn confirm_from(
     Ok(Some(Confirm::new(lookup, url, credentials)))
 }
 
+/// `[sources.api]` where every value is text.
+fn texts(
+    api: HashMap<String, ApiValue>,
+    key: &dyn Fn(&str) -> String,
+) -> Result<HashMap<String, String>, ConfigError> {
+    api.into_iter()
+        .map(|(name, value)| match value {
+            ApiValue::Text(text) => Ok((name, text)),
+            ApiValue::Table(_) => Err(ConfigError::new(
+                key(&format!("api.{name}")),
+                "expected a string",
+            )),
+        })
+        .collect()
+}
+
+/// How an `hmac` or `standard-webhooks` source asks its provider's API about the payment its
+/// mapping's `payment_id` names: `GET {url}{path}`, `{id}` in `path` the payment id.
+fn generic_lookup(
+    api: Option<HashMap<String, ApiValue>>,
+    mapping: &Mapping,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Confirm, ConfigError> {
+    use crate::providers::confirm::{Lookup, Request, Verdict};
+    let mut api = api.ok_or_else(|| {
+        ConfigError::new(
+            key("api"),
+            "required: [sources.api] with url, path, status and statuses",
+        )
+    })?;
+    let statuses = match api.remove("statuses") {
+        Some(ApiValue::Table(table)) if !table.is_empty() => table,
+        _ => {
+            return Err(ConfigError::new(
+                key("api.statuses"),
+                "required: a table of the API's status words, each \"succeeded\", \"failed\", \"processing\", \"canceled\", \"refunded\", \"disputed\" or \"unknown\" (no such payment)",
+            ));
+        }
+    };
+    let mut api = texts(api, key)?;
+    let mut take = |name: &str| api.remove(name).filter(|v| !v.trim().is_empty());
+    let required = |value: Option<String>, name: &str| {
+        value.ok_or_else(|| ConfigError::new(key(&format!("api.{name}")), "required"))
+    };
+    let url = required(take("url"), "url")?;
+    check_http_url(&url, &key("api.url"))?;
+    let path = required(take("path"), "path")?;
+    if !path.starts_with('/') || !path.contains("{id}") {
+        return Err(ConfigError::new(
+            key("api.path"),
+            format!("{path:?}: a path starting with / holding {{id}} (the payment's id)"),
+        ));
+    }
+    let extract = |name: &str, spec: Option<String>| -> Result<Option<Extract>, ConfigError> {
+        spec.map(|s| {
+            Extract::parse(&s).ok_or_else(|| {
+                ConfigError::new(key(&format!("api.{name}")), format!("{s:?}: a dotted path"))
+            })
+        })
+        .transpose()
+    };
+    let status =
+        extract("status", Some(required(take("status"), "status")?))?.expect("a status path");
+    let mut verdicts = Vec::new();
+    for (word, meaning) in statuses {
+        let verdict = match meaning.as_str() {
+            "unknown" => Verdict::Unknown,
+            other => Verdict::Is(
+                serde_json::from_value(serde_json::Value::String(other.into())).map_err(|_| {
+                    ConfigError::new(
+                        key(&format!("api.statuses.{word}")),
+                        format!("{other:?}: expected succeeded, failed, processing, canceled, refunded, disputed or unknown"),
+                    )
+                })?,
+            ),
+        };
+        verdicts.push((word, verdict));
+    }
+    let amount_format = match take("amount_format").as_deref() {
+        None | Some("minor") => AmountFormat::Minor,
+        Some("major") => AmountFormat::Major,
+        Some(other) => {
+            return Err(ConfigError::new(
+                key("api.amount_format"),
+                format!("{other:?}: expected minor or major"),
+            ));
+        }
+    };
+    let mut credentials = HashMap::new();
+    let mut headers = Vec::new();
+    if let Some(value) = take("authorization") {
+        credentials.insert("authorization".to_string(), Secret::new(value));
+        headers.push(("authorization".to_string(), "{authorization}".to_string()));
+    }
+    let lookup = Lookup {
+        base_url: url.clone(),
+        credentials: Vec::new(),
+        optional: Vec::new(),
+        token: None,
+        request: Request::Get,
+        path,
+        headers,
+        id: mapping.payment_id.clone(),
+        object: None,
+        status,
+        statuses: verdicts,
+        amount: extract("amount", take("amount"))?,
+        amount_format,
+        currency: extract("currency", take("currency"))?,
+        default_currency: None,
+        booking_id: extract("booking_id", take("booking_id"))?,
+        failure_message: extract("failure_message", take("failure_message"))?,
+        unknown_status: None,
+    };
+    if let Some(unknown) = api.keys().min() {
+        return Err(ConfigError::new(
+            key(&format!("api.{unknown}")),
+            "unknown; [sources.api] takes url, path, authorization, status, statuses, amount, amount_format, currency, booking_id and failure_message",
+        ));
+    }
+    Ok(Confirm::new(lookup, url, credentials))
+}
+
 /// A preset's mapping with what the source's `[sources.mapping]` says instead.
 fn mapping_over(
     mut base: Mapping,
@@ -468,7 +678,7 @@ fn mapping_over(
         Extract::parse(&spec).ok_or_else(|| {
             ConfigError::new(
                 key(field),
-                format!("{spec:?}: a dotted path (data.id) or a template ({{a}}:{{b.c}})"),
+                format!("{spec:?}: a dotted path (data.id), a template ({{a}}:{{b.c}}) or alternatives (a|b)"),
             )
         })
     };
@@ -504,7 +714,14 @@ fn mapping_over(
     if let Some(c) = file.default_currency {
         base.default_currency = Some(iso_code(&key("default_currency"), c)?);
     }
+    let given = file.types.is_some();
     base.types.extend(file.types.unwrap_or_default());
+    if given && base.types.is_empty() {
+        return Err(ConfigError::new(
+            key("types"),
+            "map at least one of the provider's event types to succeeded, failed, processing, canceled, refunded or disputed",
+        ));
+    }
     for (alias, iso) in file.currency_aliases.unwrap_or_default() {
         let iso = iso_code(&key(&format!("currency_aliases.{alias}")), iso)?;
         base.currency_aliases.insert(alias, iso);
@@ -532,7 +749,7 @@ fn mapping_from(
             Extract::parse(&s).ok_or_else(|| {
                 ConfigError::new(
                     key(field),
-                    format!("{s:?}: a dotted path (data.id) or a template ({{a}}:{{b.c}})"),
+                    format!("{s:?}: a dotted path (data.id), a template ({{a}}:{{b.c}}) or alternatives (a|b)"),
                 )
             })
         })

@@ -49,6 +49,8 @@ pub struct Fetcher {
     cache: Arc<Mutex<HashMap<String, (Instant, Value)>>>,
     /// The sources whose notifications the provider's API confirms, with their mapping.
     confirms: Arc<HashMap<String, (Confirm, Arc<Mapping>)>>,
+    /// Stripe sources whose every event is fetched back from Stripe's API.
+    stripe_confirms: Arc<std::collections::HashSet<String>>,
     http: reqwest::Client,
 }
 
@@ -77,6 +79,7 @@ impl Fetcher {
             processor,
             cache: Arc::default(),
             confirms: Arc::default(),
+            stripe_confirms: Arc::default(),
             http: reqwest::Client::new(),
         }
     }
@@ -84,6 +87,14 @@ impl Fetcher {
     /// Also confirms the notifications of `sources` that are verified by API.
     pub fn with_confirms(mut self, sources: &Sources) -> Self {
         self.confirms = Arc::new(sources.confirms());
+        self.stripe_confirms = Arc::new(
+            sources
+                .names()
+                .into_iter()
+                .filter(|n| sources.get(n).is_some_and(|s| s.stripe_confirm))
+                .map(str::to_string)
+                .collect(),
+        );
         self.http = crate::net::client_builder()
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
@@ -98,9 +109,21 @@ impl Fetcher {
         for event in &due {
             let outcome = match self.confirms.get(&event.source) {
                 Some((confirm, mapping)) => {
+                    let headers = serde_json::from_str(&event.headers).unwrap_or(Value::Null);
                     confirm
-                        .check(&self.http, mapping, &event.event_type, &event.payload)
+                        .check(
+                            &self.http,
+                            mapping,
+                            &event.event_type,
+                            &headers,
+                            &event.payload,
+                        )
                         .await
+                }
+                None if self.stripe_confirms.contains(&event.source)
+                    && !event.event_type.starts_with("v1.") =>
+                {
+                    self.confirm_stripe(event).await
                 }
                 None => match self.fetch(event).await {
                     Ok(snapshot) => Outcome::Confirmed(snapshot),
@@ -171,6 +194,46 @@ impl Fetcher {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stopped.changed() => {}
             }
+        }
+    }
+
+    /// Stripe's own copy of an event (`GET /v1/events/{id}`): what the ledger reads. An event
+    /// Stripe does not have, or has with another type, is denied.
+    async fn confirm_stripe(&self, event: &ToFetch) -> Outcome {
+        let posted: Value = serde_json::from_slice(&event.payload).unwrap_or_default();
+        let Some(id) = posted["id"].as_str().filter(|id| {
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }) else {
+            return Outcome::Failed("the event has no id payhook can look up".into());
+        };
+        let path = format!("/v1/events/{id}");
+        match self
+            .provider
+            .fetch_object(&path, id, &event.event_type)
+            .await
+        {
+            Ok(Some(copy)) if copy["id"] == posted["id"] && copy["type"] == posted["type"] => {
+                Outcome::Confirmed(copy)
+            }
+            Ok(Some(copy)) => Outcome::Denied {
+                why: format!(
+                    "Stripe's event {id} is {} {}, not the {} posted",
+                    copy["id"], copy["type"], event.event_type
+                ),
+                answer: copy,
+            },
+            Ok(None) => Outcome::Denied {
+                why: format!("Stripe has no event {id} (HTTP 404)"),
+                answer: Value::Null,
+            },
+            Err(ProviderError::Refused {
+                status, message, ..
+            }) if !matches!(status, 401 | 403 | 408 | 425 | 429 | 500..=599) => Outcome::Denied {
+                why: format!("Stripe refused GET {path}: HTTP {status} {message}"),
+                answer: Value::String(message),
+            },
+            Err(e) => Outcome::Waiting(e.to_string()),
         }
     }
 

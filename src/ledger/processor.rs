@@ -109,6 +109,8 @@ pub struct Processor {
     dispatch: DispatchWake,
     /// Sources whose events are read through a payload mapping; the others are Stripe's.
     mappings: Arc<HashMap<String, Arc<Mapping>>>,
+    /// Stripe sources whose events wait for the fetcher's copy from Stripe's API.
+    confirming: Arc<std::collections::HashSet<String>>,
     /// Webhooks waiting for their inbox commit, given way to between batches.
     ingest: IngestLoad,
     /// Woken when thin events wait for their object to be fetched.
@@ -124,6 +126,7 @@ impl Processor {
             targets: Arc::new([]),
             dispatch: DispatchWake::default(),
             mappings: Arc::default(),
+            confirming: Arc::default(),
             ingest: IngestLoad::default(),
             fetch: Arc::default(),
         }
@@ -138,6 +141,12 @@ impl Processor {
     /// Gives way between batches to the webhooks `ingest` counts (see [`GIVE_WAY`]).
     pub fn with_ingest(mut self, ingest: IngestLoad) -> Self {
         self.ingest = ingest;
+        self
+    }
+
+    /// Holds the events of these sources until they are confirmed by the provider's API.
+    pub fn with_confirming(mut self, sources: std::collections::HashSet<String>) -> Self {
+        self.confirming = Arc::new(sources);
         self
     }
 
@@ -201,6 +210,14 @@ impl Processor {
                 },
                 Some(mapping) => {
                     interpret_mapped(mapping, &e.event_id, &e.event_type, &e.payload, read_at)
+                }
+                // A Stripe event confirmed by API waits for Stripe's copy, then reads it. (A thin
+                // event's object is fetched from the API anyway.)
+                None if e.fetched.is_none()
+                    && !e.event_type.starts_with("v1.")
+                    && self.confirming.contains(&e.source) =>
+                {
+                    Interpretation::Fetch
                 }
                 // A thin event reads as the snapshot its fetched object makes.
                 None => interpret_stripe(&e.event_type, e.fetched.as_deref().unwrap_or(&e.payload)),

@@ -11,6 +11,11 @@
 //!   `rejected` with the provider's answer, never applied;
 //! - the API cannot be reached, or says the payment is still pending while the notification says
 //!   it ended: the event waits and is asked about again later.
+//!
+//! Some providers' APIs answer a verdict on the notification itself instead of the payment
+//! (PayPal's `verify-webhook-signature`, asked with the notification's own headers and body):
+//! their status words are [`Verdict::Genuine`] and [`Verdict::Forged`], and a genuine
+//! notification's record is read from the notification with the source's mapping.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,14 +38,20 @@ pub enum Verdict {
     Is(MappedKind),
     /// The provider does not know the payment: the notification is denied.
     Unknown,
+    /// The answer vouches for the notification itself (the provider checked its signature): the
+    /// ledger reads the notification, with the source's mapping.
+    Genuine,
+    /// The provider says the notification is not one it sent: denied.
+    Forged,
 }
 
 /// How a request to the provider's API is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Get,
-    /// A JSON body; a string value `"{name}"` is replaced by the credential or notification field
-    /// of that name.
+    /// A JSON body; a string value `"{name}"` is replaced by the credential, notification field or
+    /// request header (`{headers.paypal-transmission-id}`) of that name, and `"{body}"` by the
+    /// notification itself, byte for byte as it was posted.
     PostJson(Value),
 }
 
@@ -67,7 +78,7 @@ pub struct Lookup {
     pub token: Option<TokenStep>,
     pub request: Request,
     /// Path after the base URL; `{id}` is the payment's id (percent-encoded), other `{name}`s are
-    /// credentials.
+    /// credentials, notification fields or `headers.NAME`.
     pub path: String,
     /// Headers, their values templates as the path's (`Bearer {secret_key}`, `{access_token}`).
     pub headers: Vec<(String, String)>,
@@ -149,12 +160,14 @@ impl Confirm {
     }
 
     /// Asks the provider about the payment `payload` (read with the source's `mapping`) names,
-    /// and judges its answer.
+    /// and judges its answer. `headers` are the notification's request headers as stored (a JSON
+    /// object), for the providers whose API wants them.
     pub async fn check(
         &self,
         http: &reqwest::Client,
         mapping: &Mapping,
         event_type: &str,
+        headers: &Value,
         payload: &[u8],
     ) -> Outcome {
         let notification = match mapping.format.read(payload) {
@@ -174,13 +187,23 @@ impl Confirm {
             },
             None => None,
         };
-        let fill = |template: &str| self.fill(template, &id, token.as_deref(), &notification);
+        let context = Context {
+            id: &id,
+            token: token.as_deref(),
+            notification: &notification,
+            headers,
+            payload,
+        };
+        let fill = |template: &str| self.fill(template, &context);
         let url = format!("{}{}", self.base_url, fill(&self.lookup.path));
         let mut request = match &self.lookup.request {
             Request::Get => http.get(&url),
             Request::PostJson(body) => {
+                let mut json = String::new();
+                self.write_json(&mut json, body, &context);
                 http.post(&url)
-                    .json(&self.fill_json(body, &id, token.as_deref(), &notification))
+                    .header("content-type", "application/json")
+                    .body(json)
             }
         };
         for (name, value) in &self.lookup.headers {
@@ -193,6 +216,11 @@ impl Confirm {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::String(excerpt(&text)));
+        if status == 401 && token.is_some() {
+            // An access token the provider no longer takes (revoked, or expired early): the next
+            // attempt asks for a new one.
+            *self.token.lock().expect("the token lock") = None;
+        }
         if status == 401 || status == 403 {
             // The event is fine; payhook's credentials are not. It waits for the operator.
             tracing::error!(
@@ -260,6 +288,17 @@ impl Confirm {
             Some(Verdict::Unknown) => {
                 return Outcome::Denied {
                     why: format!("the provider has no payment {id}: it says {word:?}"),
+                    answer,
+                };
+            }
+            Some(Verdict::Genuine) => {
+                return vouched(mapping, notification, event_type, &word, answer);
+            }
+            Some(Verdict::Forged) => {
+                return Outcome::Denied {
+                    why: format!(
+                        "the provider says notification {id} is not one it sent: it says {word:?}"
+                    ),
                     answer,
                 };
             }
@@ -363,7 +402,14 @@ impl Confirm {
             // The token request carries the lookup's fixed headers (a subscription key), not the
             // ones that need the token.
             if !value.contains("{access_token}") {
-                request = request.header(name, self.fill(value, "", None, &Value::Null));
+                let context = Context {
+                    id: "",
+                    token: None,
+                    notification: &Value::Null,
+                    headers: &Value::Null,
+                    payload: b"",
+                };
+                request = request.header(name, self.fill(value, &context));
             }
         }
         if let Some(form) = &step.form {
@@ -396,23 +442,30 @@ impl Confirm {
         Ok(token)
     }
 
-    /// The value of `{name}` in a template: the payment id, the access token, a credential, or a
-    /// field of the notification.
-    fn value(&self, name: &str, id: &str, token: Option<&str>, notification: &Value) -> String {
+    /// The value of `{name}` in a template: the payment id, the access token, a credential, a
+    /// request header (`headers.NAME`), the notification's body, or a field of the notification.
+    fn value(&self, name: &str, context: &Context<'_>) -> String {
         match name {
-            "id" => id.to_string(),
+            "id" => context.id.to_string(),
             // Without a token step, a credential of that name (GoCardless's access token).
-            "access_token" if token.is_some() => token.unwrap_or_default().to_string(),
-            _ => match self.credentials.get(name) {
-                Some(secret) => secret.expose().to_string(),
-                None => Extract::parse(name)
-                    .and_then(|e| e.text(notification))
+            "access_token" if context.token.is_some() => {
+                context.token.unwrap_or_default().to_string()
+            }
+            "body" => String::from_utf8_lossy(context.payload).into_owned(),
+            _ => match (self.credentials.get(name), name.strip_prefix("headers.")) {
+                (Some(secret), _) => secret.expose().to_string(),
+                (None, Some(header)) => context.headers[header.to_ascii_lowercase()]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                (None, None) => Extract::parse(name)
+                    .and_then(|e| e.text(context.notification))
                     .unwrap_or_default(),
             },
         }
     }
 
-    fn fill(&self, template: &str, id: &str, token: Option<&str>, notification: &Value) -> String {
+    fn fill(&self, template: &str, context: &Context<'_>) -> String {
         let mut out = String::new();
         let mut rest = template;
         while let Some(open) = rest.find('{') {
@@ -420,7 +473,7 @@ impl Confirm {
                 break;
             };
             out.push_str(&rest[..open]);
-            let value = self.value(&rest[open + 1..close], id, token, notification);
+            let value = self.value(&rest[open + 1..close], context);
             if template.starts_with('/') {
                 // One path segment, whatever the id holds: `../admin` cannot leave it.
                 for b in value.bytes() {
@@ -440,27 +493,120 @@ impl Confirm {
         out
     }
 
-    fn fill_json(
-        &self,
-        body: &Value,
-        id: &str,
-        token: Option<&str>,
-        notification: &Value,
-    ) -> Value {
+    /// The JSON text of a request body template, its `"{name}"` strings filled. `"{body}"` is the
+    /// notification as posted, spliced in byte for byte when it is JSON: a provider that checks
+    /// its own signature over it (PayPal) refuses a re-serialized copy (keys reordered, `1.0`
+    /// written `1`).
+    fn write_json(&self, out: &mut String, body: &Value, context: &Context<'_>) {
         match body {
             Value::String(s) if s.starts_with('{') && s.ends_with('}') && s.len() > 2 => {
-                Value::String(self.value(&s[1..s.len() - 1], id, token, notification))
+                let name = &s[1..s.len() - 1];
+                let raw = std::str::from_utf8(context.payload)
+                    .ok()
+                    .filter(|_| name == "body")
+                    .and_then(|text| {
+                        serde_json::from_str::<&serde_json::value::RawValue>(text).ok()
+                    });
+                match raw {
+                    Some(raw) => out.push_str(raw.get()),
+                    None => out.push_str(&Value::String(self.value(name, context)).to_string()),
+                }
             }
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), self.fill_json(v, id, token, notification)))
-                    .collect(),
-            ),
-            other => other.clone(),
+            Value::Object(map) => {
+                out.push('{');
+                for (i, (key, value)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(key.clone()).to_string());
+                    out.push(':');
+                    self.write_json(out, value, context);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    self.write_json(out, item, context);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
         }
     }
 }
 
+/// What a template's names are filled from.
+struct Context<'a> {
+    id: &'a str,
+    token: Option<&'a str>,
+    notification: &'a Value,
+    /// The notification's request headers as stored: a JSON object by lowercase name.
+    headers: &'a Value,
+    /// The notification as posted.
+    payload: &'a [u8],
+}
+
+/// The record of a notification the provider's API vouched for: read from the notification itself
+/// with the source's mapping, in the shape [`confirmed_mapping`] reads. A type the mapping does
+/// not act on gives a record of no kind, which the ledger ignores.
+fn vouched(
+    mapping: &Mapping,
+    notification: &Value,
+    event_type: &str,
+    word: &str,
+    answer: Value,
+) -> Outcome {
+    let named = match &mapping.kind_from {
+        Some(e) => e.text(notification),
+        None => Some(event_type.to_string()),
+    };
+    let kind = named.and_then(|n| mapping.types.get(&n).copied());
+    let field = |e: &Option<Extract>| e.as_ref().and_then(|e| e.text(notification));
+    let currency = field(&mapping.currency)
+        .or_else(|| mapping.default_currency.clone())
+        .map(|c| mapping.currency(&c));
+    let minor = |what: &str, e: &Option<Extract>| -> Result<Option<i64>, String> {
+        match e.as_ref().and_then(|e| e.value(notification)) {
+            None => Ok(None),
+            Some(v) => mapping
+                .amount_format
+                .minor_units(v, currency.as_deref())
+                .map(Some)
+                .map_err(|why| format!("the notification's {what}: {why}")),
+        }
+    };
+    let (amount, amount_refunded) = match (
+        minor("amount", &mapping.amount),
+        minor("amount_refunded", &mapping.amount_refunded),
+    ) {
+        (Ok(a), Ok(r)) => (a, r),
+        (Err(why), _) | (_, Err(why)) => return Outcome::Failed(why),
+    };
+    let payment_id = mapping.payment_id.text(notification);
+    if kind.is_some() && payment_id.is_none() {
+        return Outcome::Failed(format!(
+            "the notification names no payment where the mapping says ({:?})",
+            mapping.payment_id
+        ));
+    }
+    Outcome::Confirmed(json!({
+        "confirmed": {
+            "kind": kind.map(kind_word),
+            "status": word,
+            "payment_id": payment_id,
+            "amount": amount,
+            "amount_refunded": amount_refunded,
+            "currency": currency,
+            "booking_id": field(&mapping.booking_id),
+            "failure_message": field(&mapping.failure_message),
+        },
+        "answer": answer,
+    }))
+}
 /// The path into the notification of a lookup's field written `$notification.<path>`: what
 /// payhook asked the provider with and the provider answered about without repeating it (Orange
 /// Money's status API is asked with the order, its amount and the pay token, and answers only
@@ -510,7 +656,7 @@ pub fn confirmed_mapping() -> Mapping {
         amount_format: AmountFormat::Minor,
         currency: Some(path("confirmed.currency")),
         default_currency: None,
-        amount_refunded: None,
+        amount_refunded: Some(path("confirmed.amount_refunded")),
         failure_message: Some(path("confirmed.failure_message")),
         types: [
             MappedKind::Succeeded,
@@ -532,6 +678,305 @@ pub fn confirmed_mapping() -> Mapping {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::presets::{mapping, path, types};
+
+    fn lookup() -> Lookup {
+        Lookup {
+            base_url: "https://api.example.com".into(),
+            credentials: vec!["key".into()],
+            optional: vec![("site".into(), "s1".into())],
+            token: None,
+            request: Request::PostJson(json!({"apikey": "{key}", "site_id": "{site}",
+                "transaction_id": "{id}", "fixed": 5, "nested": {"ref": "{ref}"}})),
+            path: "/v1/payments/{id}".into(),
+            headers: vec![("authorization".into(), "Bearer {key}".into())],
+            id: path("id"),
+            object: Some(path("data")),
+            status: path("status"),
+            statuses: vec![
+                ("PAID".into(), Verdict::Is(MappedKind::Succeeded)),
+                ("PENDING".into(), Verdict::Is(MappedKind::Processing)),
+                ("DECLINED".into(), Verdict::Is(MappedKind::Failed)),
+                ("NOT_FOUND".into(), Verdict::Unknown),
+            ],
+            amount: Some(path("amount")),
+            amount_format: AmountFormat::Major,
+            currency: Some(path("currency")),
+            default_currency: None,
+            booking_id: Some(path("order")),
+            failure_message: None,
+            unknown_status: Some(410),
+        }
+    }
+
+    fn confirm() -> Confirm {
+        Confirm::new(
+            lookup(),
+            "https://api.example.com/".into(),
+            [("key".to_string(), Secret::new("sk_1"))].into(),
+        )
+    }
+
+    fn notification_mapping() -> Mapping {
+        Mapping {
+            types: types(&[("paid", MappedKind::Succeeded)]),
+            ..mapping("id", "type", "id")
+        }
+    }
+
+    #[test]
+    fn templates_fill_credentials_ids_and_fields_and_keep_ids_in_one_segment() {
+        let c = confirm();
+        let n = json!({"ref": "r-9"});
+        let context = |id| Context {
+            id,
+            token: None,
+            notification: &n,
+            headers: &Value::Null,
+            payload: b"",
+        };
+        assert_eq!(
+            c.fill("/v1/payments/{id}", &context("../admin?x")),
+            "/v1/payments/..%2Fadmin%3Fx"
+        );
+        assert_eq!(c.fill("Bearer {key}", &context("x")), "Bearer sk_1");
+        let mut body = String::new();
+        c.write_json(
+            &mut body,
+            match &c.lookup.request {
+                Request::PostJson(b) => b,
+                Request::Get => unreachable!(),
+            },
+            &context("tx\"1"),
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"apikey": "sk_1", "site_id": "s1", "transaction_id": "tx\"1", "fixed": 5,
+                "nested": {"ref": "r-9"}})
+        );
+        assert_eq!(c.base_url, "https://api.example.com");
+    }
+
+    #[test]
+    fn answers_are_judged_against_the_notification() {
+        let c = confirm();
+        let m = notification_mapping();
+        let n = json!({"id": "p1", "type": "paid"});
+        let judge = |status: u16, answer: Value| c.judge(&m, &n, "paid", "p1", status, answer);
+        match judge(
+            200,
+            json!({"data": {"status": "paid", "amount": "10.50", "currency": "EUR", "order": "bk"}}),
+        ) {
+            Outcome::Confirmed(record) => {
+                assert_eq!(record["confirmed"]["kind"], "succeeded");
+                assert_eq!(record["confirmed"]["amount"], 1050);
+                assert_eq!(record["confirmed"]["currency"], "eur");
+                assert_eq!(record["confirmed"]["booking_id"], "bk");
+                assert_eq!(record["confirmed"]["payment_id"], "p1");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            judge(200, json!({"data": {"status": "DECLINED"}})),
+            Outcome::Denied { .. }
+        ));
+        assert!(matches!(
+            judge(200, json!({"data": {"status": "NOT_FOUND"}})),
+            Outcome::Denied { .. }
+        ));
+        assert!(matches!(
+            judge(200, json!({"data": {"status": "PENDING"}})),
+            Outcome::Waiting(_)
+        ));
+        assert!(matches!(
+            judge(200, json!({"data": {"status": "LOST"}})),
+            Outcome::Failed(_)
+        ));
+        assert!(matches!(
+            judge(200, json!({"data": {}})),
+            Outcome::Waiting(_)
+        ));
+        assert!(matches!(judge(404, json!({})), Outcome::Denied { .. }));
+        assert!(matches!(judge(410, json!({})), Outcome::Denied { .. }));
+        assert!(matches!(judge(401, json!({})), Outcome::Waiting(_)));
+        assert!(matches!(judge(503, json!({})), Outcome::Waiting(_)));
+        assert!(matches!(judge(400, json!({})), Outcome::Waiting(_)));
+        match judge(
+            200,
+            json!({"data": {"status": "PAID", "amount": "10.505", "currency": "EUR"}}),
+        ) {
+            Outcome::Failed(why) => assert!(why.contains("10.505"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A lookup whose API answers a verdict on the notification, as PayPal's does.
+    fn verdict_lookup() -> Lookup {
+        Lookup {
+            base_url: "https://api.example".into(),
+            credentials: vec!["webhook_id".into()],
+            optional: vec![],
+            token: None,
+            request: Request::PostJson(json!({
+                "transmission_id": "{headers.x-transmission-id}",
+                "webhook_id": "{webhook_id}",
+                "event": "{body}",
+                "list": ["{id}", 1, null],
+            })),
+            path: "/verify".into(),
+            headers: vec![],
+            id: path("id"),
+            object: None,
+            status: path("verification_status"),
+            statuses: vec![
+                ("SUCCESS".into(), Verdict::Genuine),
+                ("FAILURE".into(), Verdict::Forged),
+            ],
+            amount: None,
+            amount_format: AmountFormat::Minor,
+            currency: None,
+            default_currency: None,
+            booking_id: None,
+            failure_message: None,
+            unknown_status: None,
+        }
+    }
+
+    fn verdict_confirm() -> Confirm {
+        Confirm::new(
+            verdict_lookup(),
+            "https://api.example/".into(),
+            [("webhook_id".to_string(), Secret::new("WH-1".to_string()))].into(),
+        )
+    }
+
+    fn source_mapping() -> Mapping {
+        Mapping {
+            booking_id: Some(path("resource.custom_id")),
+            amount: Some(path("resource.amount.value")),
+            amount_format: AmountFormat::Major,
+            currency: Some(path("resource.amount.currency_code")),
+            types: types(&[("CAPTURE.COMPLETED", MappedKind::Succeeded)]),
+            ..mapping("id", "event_type", "resource.id")
+        }
+    }
+
+    fn notification(event_type: &str, value: &str) -> Value {
+        json!({"id": "WH-9", "event_type": event_type, "resource": {
+            "id": "CAP-1", "custom_id": "bk_1",
+            "amount": {"value": value, "currency_code": "EUR"}}})
+    }
+
+    #[test]
+    fn a_verdict_of_genuine_makes_the_record_of_the_notification_itself() {
+        let n = notification("CAPTURE.COMPLETED", "119.50");
+        let answer = json!({"verification_status": "SUCCESS"});
+        let outcome = verdict_confirm().judge(
+            &source_mapping(),
+            &n,
+            "CAPTURE.COMPLETED",
+            "WH-9",
+            200,
+            answer.clone(),
+        );
+        let Outcome::Confirmed(record) = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(
+            record,
+            json!({"confirmed": {
+                "kind": "succeeded", "status": "SUCCESS", "payment_id": "CAP-1",
+                "amount": 11950, "amount_refunded": null, "currency": "eur",
+                "booking_id": "bk_1", "failure_message": null,
+            }, "answer": answer})
+        );
+        // What the ledger reads of it.
+        let read = confirmed_mapping();
+        assert_eq!(
+            read.kind_from.unwrap().text(&record).as_deref(),
+            Some("succeeded")
+        );
+        assert_eq!(read.amount.unwrap().value(&record), Some(&json!(11950)));
+    }
+
+    #[test]
+    fn a_verdict_of_forged_denies_and_an_unmapped_type_is_confirmed_as_nothing() {
+        let n = notification("CAPTURE.COMPLETED", "1.00");
+        let outcome = verdict_confirm().judge(
+            &source_mapping(),
+            &n,
+            "CAPTURE.COMPLETED",
+            "WH-9",
+            200,
+            json!({"verification_status": "FAILURE"}),
+        );
+        let Outcome::Denied { why, .. } = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert!(why.contains("WH-9") && why.contains("FAILURE"), "{why}");
+
+        let n = notification("CHECKOUT.ORDER.APPROVED", "1.00");
+        let outcome = verdict_confirm().judge(
+            &source_mapping(),
+            &n,
+            "CHECKOUT.ORDER.APPROVED",
+            "WH-9",
+            200,
+            json!({"verification_status": "SUCCESS"}),
+        );
+        let Outcome::Confirmed(record) = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(record["confirmed"]["kind"], Value::Null);
+
+        // An amount finer than the currency's minor unit cannot be read.
+        let n = notification("CAPTURE.COMPLETED", "1.005");
+        let outcome = verdict_confirm().judge(
+            &source_mapping(),
+            &n,
+            "CAPTURE.COMPLETED",
+            "WH-9",
+            200,
+            json!({"verification_status": "SUCCESS"}),
+        );
+        assert!(matches!(outcome, Outcome::Failed(_)), "{outcome:?}");
+    }
+
+    #[test]
+    fn a_request_body_carries_the_notification_byte_for_byte_and_its_headers() {
+        let confirm = verdict_confirm();
+        // Key order and `1.0` as posted: a re-serialized copy would sort the keys and write `1`.
+        let payload = br#"{"z":1.0,"id":"WH-9","a":{"b":"\u00e9"}}"#;
+        let notification: Value = serde_json::from_slice(payload).unwrap();
+        let headers = json!({"x-transmission-id": "tr-\"1\""});
+        let context = Context {
+            id: "WH-9",
+            token: None,
+            notification: &notification,
+            headers: &headers,
+            payload,
+        };
+        let Request::PostJson(template) = &confirm.lookup.request else {
+            unreachable!()
+        };
+        let mut out = String::new();
+        confirm.write_json(&mut out, template, &context);
+        assert_eq!(
+            out,
+            r#"{"event":{"z":1.0,"id":"WH-9","a":{"b":"\u00e9"}},"list":["WH-9",1,null],"transmission_id":"tr-\"1\"","webhook_id":"WH-1"}"#
+        );
+        let sent: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(sent["transmission_id"], "tr-\"1\"");
+
+        // A body that is not JSON goes as a string.
+        let context = Context {
+            payload: b"id=1",
+            ..context
+        };
+        let mut out = String::new();
+        confirm.write_json(&mut out, &json!({"event": "{body}"}), &context);
+        assert_eq!(out, r#"{"event":"id=1"}"#);
+    }
 
     #[test]
     fn a_lookup_field_may_read_what_payhook_asked_with() {

@@ -7,12 +7,14 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// A value read from the payload: a dotted path (`data.reference`), or a template of paths
-/// (`{transaction_id}:{event}`).
+/// A value read from the payload: a dotted path (`data.reference`), a template of paths
+/// (`{transaction_id}:{event}`), or the first present of several (`originalReference|pspReference`:
+/// a provider that names the payment in one field or another).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Extract {
     Path(Vec<String>),
     Template(Vec<Part>),
+    First(Vec<Extract>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,9 +24,16 @@ pub enum Part {
 }
 
 impl Extract {
-    /// Reads `spec`: a template when it holds `{`, else a path. `None` for an empty spec or an
-    /// unclosed `{`.
+    /// Reads `spec`: alternatives when it holds `|`, a template when it holds `{`, else a path.
+    /// `None` for an empty spec or alternative, or an unclosed `{`.
     pub fn parse(spec: &str) -> Option<Extract> {
+        if spec.contains('|') {
+            return spec
+                .split('|')
+                .map(Extract::parse)
+                .collect::<Option<Vec<_>>>()
+                .map(Extract::First);
+        }
         let path = |p: &str| -> Option<Vec<String>> {
             let parts: Vec<String> = p.trim().split('.').map(str::to_string).collect();
             parts.iter().all(|s| !s.is_empty()).then_some(parts)
@@ -60,21 +69,27 @@ impl Extract {
                     Part::Field(path) => scalar(lookup(payload, path)?),
                 })
                 .collect(),
+            Extract::First(alternatives) => alternatives.iter().find_map(|e| e.text(payload)),
         }
     }
 
-    /// The raw JSON value at a path (a template has none).
+    /// The raw JSON value at a path (a template has none); of alternatives, the first present.
     pub fn value<'a>(&self, payload: &'a Value) -> Option<&'a Value> {
         match self {
             Extract::Path(path) => lookup(payload, path),
             Extract::Template(_) => None,
+            Extract::First(alternatives) => alternatives.iter().find_map(|e| e.value(payload)),
         }
     }
 }
 
+/// The value at `path`; a number in it indexes a list (`disputed_transactions.0.id`).
 fn lookup<'a>(payload: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter()
-        .try_fold(payload, |v, key| v.get(key))
+        .try_fold(payload, |v, key| match v {
+            Value::Array(items) => items.get(key.parse::<usize>().ok()?),
+            _ => v.get(key),
+        })
         .filter(|v| !v.is_null())
 }
 
@@ -109,6 +124,9 @@ pub enum Format {
     /// `application/x-www-form-urlencoded`, read as an object: `data[invoice][token]=x` is
     /// `{"data": {"invoice": {"token": "x"}}}`.
     Form,
+    /// Braintree's form: its `bt_payload` field, base64 XML, read as the XML's object (see
+    /// `providers::braintree`); the stored body stays the form as posted.
+    Braintree,
 }
 
 impl Format {
@@ -122,6 +140,7 @@ impl Format {
                 Err(e) => Err(format!("invalid JSON ({e})")),
             },
             Format::Form => Ok(form_object(text.as_bytes())),
+            Format::Braintree => super::braintree::notification(text.as_bytes()),
         }
     }
 }
@@ -262,13 +281,16 @@ impl Mapping {
     /// [`DELIVERY`] is set when the event id names it.
     pub fn read_arrival(&self, payload: &[u8], now: i64) -> Result<Value, String> {
         let mut read = self.format.read(payload)?;
-        let named = match &self.event_id {
-            Extract::Template(parts) => parts
-                .iter()
-                .any(|p| matches!(p, Part::Field(f) if f.len() == 1 && f[0] == DELIVERY)),
-            Extract::Path(_) => false,
-        };
-        if let (true, Value::Object(map)) = (named, &mut read) {
+        fn names_delivery(e: &Extract) -> bool {
+            match e {
+                Extract::Template(parts) => parts
+                    .iter()
+                    .any(|p| matches!(p, Part::Field(f) if f.len() == 1 && f[0] == DELIVERY)),
+                Extract::First(alternatives) => alternatives.iter().any(names_delivery),
+                Extract::Path(_) => false,
+            }
+        }
+        if let (true, Value::Object(map)) = (names_delivery(&self.event_id), &mut read) {
             let stamp = format!("{now}.{}", crate::domain::ids::random_token(6));
             map.insert(DELIVERY.to_string(), Value::String(stamp));
         }
@@ -310,6 +332,20 @@ mod tests {
         assert_eq!(read("data.empty"), None);
         assert_eq!(read("data.obj"), None);
         assert_eq!(read("{transaction_id}:{nope}"), None);
+        assert_eq!(
+            read("data.missing|data.empty|transaction_id").as_deref(),
+            Some("txn_1")
+        );
+        assert_eq!(read("data.id|transaction_id").as_deref(), Some("42"));
+        assert_eq!(read("{data.nope}|tx-{data.id}").as_deref(), Some("tx-42"));
+        assert_eq!(read("data.missing|data.obj"), None);
+        let listed = json!({"items": [{"id": "a"}, {"id": "b"}], "map": {"0": "zero"}});
+        let at = |spec: &str| Extract::parse(spec).unwrap().text(&listed);
+        assert_eq!(at("items.1.id").as_deref(), Some("b"));
+        assert_eq!(at("map.0").as_deref(), Some("zero"));
+        assert_eq!(at("items.2.id"), None);
+        assert_eq!(at("items.x.id"), None);
+        assert_eq!(Extract::parse("a|"), None);
         assert_eq!(Extract::parse("{unclosed"), None);
         assert_eq!(Extract::parse("a..b"), None);
         assert_eq!(Extract::parse(""), None);

@@ -1,10 +1,13 @@
 //! Providers: how each webhook source proves a request is genuine, and how its event is identified.
 //! One file per signature scheme; [`Source`] dispatches to the scheme configured for a route.
 
+pub mod adyen;
+pub mod braintree;
 pub mod confirm;
 pub mod hmac;
 pub mod mapping;
 pub mod mercadopago;
+pub mod paypal;
 pub mod presets;
 pub mod standard;
 pub mod stripe;
@@ -105,6 +108,14 @@ pub enum Scheme {
     /// Nothing proves the notification genuine: the provider's API confirms each one before the
     /// ledger reads it (MTN MoMo, Orange Money, Mollie).
     Unsigned,
+    /// Adyen: an HMAC inside each item of the batch, keyed with hex-decoded keys.
+    AdyenItems { keys: SigningKeys },
+    /// PayPal's transmission headers, checked for form and a certificate URL on PayPal's hosts;
+    /// PayPal's API checks the signature itself.
+    PayPal,
+    /// Braintree's `bt_signature` over `bt_payload`, both in the form body: HMAC-SHA1 keyed with
+    /// SHA-1 of the private key of the public key it names.
+    Braintree { keys: Vec<braintree::KeyPair> },
     /// Mercado Pago's `x-signature` over the payment id of the URL's query, the request id and a
     /// timestamp (not the body).
     MercadoPago {
@@ -122,6 +133,9 @@ impl Scheme {
             Scheme::SharedSecret { .. } => "shared-secret",
             Scheme::Timestamped { .. } => "timestamped-hmac",
             Scheme::Unsigned => "unsigned",
+            Scheme::AdyenItems { .. } => "adyen-item-hmac",
+            Scheme::PayPal => "paypal-transmission",
+            Scheme::Braintree { .. } => "braintree-bt-signature",
             Scheme::MercadoPago { .. } => "mercadopago",
         }
     }
@@ -134,7 +148,11 @@ impl Scheme {
             Scheme::Hmac { scheme, .. } => &scheme.header,
             Scheme::SharedSecret { header, .. } => header,
             Scheme::Timestamped { layout, .. } => layout.header,
-            Scheme::Unsigned => "",
+            // Kept: a public signature the API is asked about, not a secret.
+            Scheme::Unsigned
+            | Scheme::AdyenItems { .. }
+            | Scheme::PayPal
+            | Scheme::Braintree { .. } => "",
             Scheme::MercadoPago { .. } => mercadopago::SIGNATURE_HEADER,
         }
     }
@@ -166,6 +184,8 @@ pub struct Source {
     pub answer: Answer,
     /// The provider payhook knows this source as, if it is a preset.
     pub preset: Option<&'static presets::Preset>,
+    /// Stripe: each event is fetched back from Stripe's API before the ledger reads it.
+    pub stripe_confirm: bool,
 }
 
 /// What a source's provider expects in the body of the acknowledgement.
@@ -190,6 +210,7 @@ impl Source {
             confirm: None,
             answer: Answer::Receipt,
             preset: None,
+            stripe_confirm: false,
         }
     }
 
@@ -317,6 +338,18 @@ impl Source {
                 single(None)
             }
             Scheme::Unsigned => single(None),
+            Scheme::AdyenItems { keys } => {
+                adyen::verify(body, &keys.0)?;
+                single(None)
+            }
+            Scheme::PayPal => {
+                paypal::verify(headers)?;
+                single(None)
+            }
+            Scheme::Braintree { keys } => {
+                braintree::verify(body, keys)?;
+                single(None)
+            }
             Scheme::MercadoPago { secrets, tolerance } => {
                 mercadopago::verify(headers, req.query, secrets, *tolerance, now)?;
                 // The body is not signed: it must name the payment the signature covers.
@@ -405,7 +438,10 @@ impl Source {
                 .first()
                 .map(|s| vec![layout.sign(s, body, now)])
                 .unwrap_or_default(),
-            Scheme::Unsigned => Vec::new(),
+            Scheme::Unsigned | Scheme::AdyenItems { .. } => Vec::new(),
+            Scheme::PayPal => paypal::sign(now),
+            // Braintree signs inside the body: see `sign_request`.
+            Scheme::Braintree { .. } => Vec::new(),
             Scheme::MercadoPago { secrets, .. } => secrets
                 .first()
                 .map(|s| mercadopago::sign(s, body_data_id(body).as_deref(), now))
@@ -416,6 +452,14 @@ impl Source {
     /// The request this source's provider would send with `body` at `now`: its headers, and the
     /// body itself (some providers sign inside it).
     pub fn sign_request(&self, body: Vec<u8>, now: i64) -> (Vec<(String, String)>, Vec<u8>) {
+        if let Scheme::AdyenItems { keys } = &self.scheme {
+            let signed = keys.0.first().and_then(|key| adyen::sign(key, &body));
+            return (Vec::new(), signed.unwrap_or(body));
+        }
+        if let Scheme::Braintree { keys } = &self.scheme {
+            let signed = keys.first().map(|key| braintree::sign(&body, key));
+            return (Vec::new(), signed.unwrap_or(body));
+        }
         (self.sign(&body, now), body)
     }
 
@@ -694,6 +738,15 @@ impl Sources {
         self.0
             .values()
             .filter_map(|s| Some((s.name.clone(), (s.confirm.clone()?, s.mapping.clone()?))))
+            .collect()
+    }
+
+    /// The sources whose events the processor holds until the fetcher has confirmed them.
+    pub fn confirming(&self) -> std::collections::HashSet<String> {
+        self.0
+            .values()
+            .filter(|s| s.stripe_confirm || s.confirm.is_some())
+            .map(|s| s.name.clone())
             .collect()
     }
 

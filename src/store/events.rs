@@ -154,6 +154,9 @@ pub struct ToFetch {
     pub source: String,
     pub event_type: String,
     pub payload: Vec<u8>,
+    /// The request headers as stored (a JSON object; signatures redacted): some providers' APIs
+    /// confirm a notification from its headers and body together (PayPal).
+    pub headers: String,
     /// Fetches tried so far.
     pub attempts: i64,
 }

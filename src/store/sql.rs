@@ -17,8 +17,11 @@ pub const COUNT_EVENTS: &str = "SELECT COUNT(*) FROM webhook_events";
 pub const EVENT_ROW_ID: &str = "SELECT id FROM webhook_events WHERE source = $1 AND event_id = $2";
 
 /// Puts an event back in line to be applied now, whatever its status (not once pruned).
+/// Back in line; what was fetched from the provider's API is asked for again (a denial may have
+/// been the provider's mistake, an object may have changed since).
 pub const REQUEUE_EVENT: &str = "
-    UPDATE webhook_events SET status = 'received', attempts = 0, next_attempt_at = NULL
+    UPDATE webhook_events SET status = 'received', attempts = 0, next_attempt_at = NULL,
+        fetched = NULL
     WHERE id = $1 AND pruned_at IS NULL";
 
 pub const NEXT_RETRY_DUE: &str =
@@ -26,8 +29,8 @@ pub const NEXT_RETRY_DUE: &str =
 
 /// Thin events waiting for their related object, due by `$1`, oldest first.
 pub const EVENTS_TO_FETCH: &str = "
-    SELECT id, source, event_type, payload, attempts FROM webhook_events
-    WHERE status = 'waiting' AND COALESCE(next_attempt_at, 0) <= $1
+    SELECT id, source, event_type, payload, CAST(headers AS TEXT) AS headers, attempts
+    FROM webhook_events WHERE status = 'waiting' AND COALESCE(next_attempt_at, 0) <= $1
     ORDER BY id LIMIT $2";
 
 /// Keeps a thin event's fetched object and puts the event back in line.

@@ -161,6 +161,8 @@ pub(super) async fn replay_event(
 enum ReplayableStatus {
     Failed,
     Retrying,
+    /// Denied by the provider's API: a replay asks it again.
+    Rejected,
 }
 
 impl From<ReplayableStatus> for EventStatus {
@@ -168,14 +170,18 @@ impl From<ReplayableStatus> for EventStatus {
         match s {
             ReplayableStatus::Failed => EventStatus::Failed,
             ReplayableStatus::Retrying => EventStatus::Retrying,
+            ReplayableStatus::Rejected => EventStatus::Rejected,
         }
     }
 }
 
 impl Word for ReplayableStatus {
     const WHAT: &'static str = "replayable status";
-    const ALL: &'static [ReplayableStatus] =
-        &[ReplayableStatus::Failed, ReplayableStatus::Retrying];
+    const ALL: &'static [ReplayableStatus] = &[
+        ReplayableStatus::Failed,
+        ReplayableStatus::Retrying,
+        ReplayableStatus::Rejected,
+    ];
 
     fn as_str(self) -> &'static str {
         EventStatus::from(self).as_str()
@@ -185,14 +191,14 @@ impl Word for ReplayableStatus {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ReplayQuery {
-    /// Which events: `failed` (default) or `retrying`.
+    /// Which events: `failed` (default), `retrying` or `rejected`.
     #[param(inline)]
     #[serde(deserialize_with = "one_of")]
     status: Option<ReplayableStatus>,
 }
 
-/// `POST /admin/api/events/replay?status=failed`: every event in that status (failed or
-/// retrying) back in line.
+/// `POST /admin/api/events/replay?status=failed`: every event in that status (failed, retrying
+/// or rejected) back in line.
 #[utoipa::path(
     post,
     path = "/admin/api/events/replay",
