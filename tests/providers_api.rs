@@ -806,3 +806,19 @@ fn a_misconfigured_api_preset_stops_start_up_naming_the_key() {
         assert!(err.contains(key), "{key}: {err}");
     }
 }
+
+#[tokio::test]
+async fn mtn_momo_failed_request_to_pay_fails_the_payment_with_mtns_reason() {
+    let mut payment = momo_payment("FAILED", "3000", "bk_momo_failed");
+    payment["reason"] = json!({"code": "APPROVAL_REJECTED", "message": "The payer declined"});
+    let api = provider_api(momo_api(vec![(MOMO_REF, payment)])).await;
+    let (app, service) = app_with_sources(&momo_source(&api.receiver.url)).await;
+    service.create("bk_momo_failed", Some(3000), Some("XOF"), "pending");
+    let body = momo_callback("FAILED", "3000", "bk_momo_failed");
+    let path = format!("momo?reference={MOMO_REF}");
+    post(&app, &path, "application/json", &body, &[]).await;
+    settled_row(&app, "momo", &format!("{MOMO_REF}:FAILED"), "processed").await;
+    let data = app.payment_status("bk_momo_failed").await;
+    assert_eq!(data["status"], "failed", "{data}");
+    assert!(data.to_string().contains("APPROVAL_REJECTED"), "{data}");
+}

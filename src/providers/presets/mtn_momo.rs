@@ -16,7 +16,8 @@
 //!   the subscription key (momodeveloper.mtn.com/docs/services/collection/operations/
 //!   requesttopay-referenceId-GET). 404 is an unknown reference.
 //! - A FAILED payment reads as failed whatever its `reason` (APPROVAL_REJECTED, EXPIRED,
-//!   TRANSACTION_CANCELED...); the reason is kept as the failure message.
+//!   TRANSACTION_CANCELED...); the reason (a word, or `reason.code`) is kept as the failure
+//!   message.
 
 use super::{Confirmation, Preset, Sample, SampleRequest, fcfa, mapping, path, types};
 use crate::providers::Answer;
@@ -46,7 +47,7 @@ fn momo_mapping() -> Mapping {
         amount: Some(path("body.amount")),
         amount_format: AmountFormat::Major,
         currency: Some(path("body.currency")),
-        failure_message: Some(path("body.reason")),
+        failure_message: Some(path("body.reason|body.reason.code")),
         types: types(&[
             ("SUCCESSFUL", MappedKind::Succeeded),
             ("FAILED", MappedKind::Failed),
@@ -102,7 +103,7 @@ fn lookup() -> Lookup {
         currency: Some(path("currency")),
         default_currency: None,
         booking_id: Some(path("externalId")),
-        failure_message: Some(path("reason")),
+        failure_message: Some(path("reason|reason.code")),
         unknown_status: None,
     }
 }
