@@ -790,6 +790,7 @@ fn mapping_from(
             .map(|c| iso_code(&key("default_currency"), c))
             .transpose()?,
         confirmed: false,
+        query: false,
         event_id,
         event_type: required("event_type", file.event_type.or(Some("type".into())))?,
         payment_id: required("payment_id", file.payment_id)?,

@@ -90,6 +90,9 @@ pub struct Lookup {
     /// The provider's status words (matched without regard to case); a word not listed leaves the
     /// payment as it is and the event failed, naming the word.
     pub statuses: Vec<(String, Verdict)>,
+    /// Where the answer keeps the amount; `$notification.<path>` reads what payhook asked about
+    /// instead, where the provider checks it without repeating it (as for the currency, booking
+    /// and failure message).
     pub amount: Option<Extract>,
     pub amount_format: AmountFormat,
     pub currency: Option<Extract>,
@@ -325,14 +328,23 @@ impl Confirm {
                 answer,
             };
         }
-        let field = |e: &Option<Extract>| e.as_ref().and_then(|e| e.text(&object));
+        let read = |e: &Extract| match asked_with(e) {
+            Some(e) => e.value(notification).cloned(),
+            None => e.value(&object).cloned(),
+        };
+        let field = |e: &Option<Extract>| {
+            e.as_ref().and_then(|e| match asked_with(e) {
+                Some(e) => e.text(notification),
+                None => e.text(&object),
+            })
+        };
         let currency = field(&lookup.currency)
             .or_else(|| lookup.default_currency.clone())
             .or_else(|| mapping.default_currency.clone())
             .map(|c| mapping.currency(&c));
-        let amount = match lookup.amount.as_ref().and_then(|e| e.value(&object)) {
+        let amount = match lookup.amount.as_ref().and_then(read) {
             None => None,
-            Some(v) => match lookup.amount_format.minor_units(v, currency.as_deref()) {
+            Some(v) => match lookup.amount_format.minor_units(&v, currency.as_deref()) {
                 Ok(minor) => Some(minor),
                 Err(why) => return Outcome::Failed(format!("the provider's answer: {why}")),
             },
@@ -342,7 +354,7 @@ impl Confirm {
             .text(notification)
             .unwrap_or_else(|| id.to_string());
         let booking_id = match &lookup.booking_id {
-            Some(e) => e.text(&object),
+            Some(_) => field(&lookup.booking_id),
             None => mapping
                 .booking_id
                 .as_ref()
@@ -595,6 +607,21 @@ fn vouched(
         "answer": answer,
     }))
 }
+/// The path into the notification of a lookup's field written `$notification.<path>`: what
+/// payhook asked the provider with and the provider answered about without repeating it (Orange
+/// Money's status API is asked with the order, its amount and the pay token, and answers only
+/// the status). Any other path reads the provider's answer.
+fn asked_with(e: &Extract) -> Option<Extract> {
+    match e {
+        Extract::Path(path) if path.len() > 1 && path[0] == NOTIFICATION => {
+            Some(Extract::Path(path[1..].to_vec()))
+        }
+        _ => None,
+    }
+}
+
+/// The first segment of a lookup's path that reads the notification (see [`asked_with`]).
+const NOTIFICATION: &str = "$notification";
 
 fn kind_word(kind: MappedKind) -> &'static str {
     match kind {
@@ -644,6 +671,7 @@ pub fn confirmed_mapping() -> Mapping {
         .collect(),
         currency_aliases: HashMap::new(),
         confirmed: false,
+        query: false,
     }
 }
 
@@ -948,5 +976,48 @@ mod tests {
         let mut out = String::new();
         confirm.write_json(&mut out, &json!({"event": "{body}"}), &context);
         assert_eq!(out, r#"{"event":"id=1"}"#);
+    }
+
+    #[test]
+    fn a_lookup_field_may_read_what_payhook_asked_with() {
+        let p = |s: &str| Extract::parse(s).unwrap();
+        let lookup = Lookup {
+            base_url: "http://127.0.0.1:9".into(),
+            credentials: vec![],
+            optional: vec![],
+            token: None,
+            request: Request::Get,
+            path: "/{id}".into(),
+            headers: vec![],
+            id: p("query.order_id"),
+            object: None,
+            status: p("status"),
+            statuses: vec![("SUCCESS".into(), Verdict::Is(MappedKind::Succeeded))],
+            amount: Some(p("$notification.query.amount")),
+            amount_format: AmountFormat::Major,
+            currency: None,
+            default_currency: Some("XOF".into()),
+            booking_id: Some(p("$notification.query.order_id")),
+            failure_message: Some(p("message")),
+            unknown_status: None,
+        };
+        let confirm = Confirm::new(lookup, "http://127.0.0.1:9".into(), HashMap::new());
+        let notification = json!({"query": {"order_id": "bk_1", "amount": "10000"},
+                                  "body": {"status": "SUCCESS", "amount": "1"}});
+        let answer = json!({"status": "SUCCESS", "message": "ok", "amount": "5"});
+        let Outcome::Confirmed(record) = confirm.judge(
+            &confirmed_mapping(),
+            &notification,
+            "succeeded",
+            "bk_1",
+            201,
+            answer,
+        ) else {
+            panic!("confirmed")
+        };
+        assert_eq!(record["confirmed"]["amount"], 10000);
+        assert_eq!(record["confirmed"]["booking_id"], "bk_1");
+        assert_eq!(record["confirmed"]["failure_message"], "ok");
+        assert_eq!(record["confirmed"]["currency"], "xof");
     }
 }

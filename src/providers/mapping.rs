@@ -264,9 +264,39 @@ pub struct Mapping {
     /// The notification is only a hint: the ledger reads the object the provider's API confirmed
     /// (see `providers::confirm`), never the posted body.
     pub confirmed: bool,
+    /// The provider names the payment in the query of the URL it posts to, not in the body (MTN
+    /// MoMo's callback, Orange Money's notification): the stored payload, and what the paths
+    /// read, is `{"query": {name: value}, "body": <the body as received>}` (see
+    /// [`super::with_query`]).
+    pub query: bool,
 }
 
+/// A field an event id template may name that no payload holds: a value unique to each delivery
+/// (its arrival's unix second, then random letters), for providers that post the same body on
+/// every change of a payment (Mollie's `id=tr_...`), so no later change is taken for a duplicate.
+pub const DELIVERY: &str = "$delivery";
+
 impl Mapping {
+    /// The payload as an event's id and type are read from it when it arrives at `now`:
+    /// [`DELIVERY`] is set when the event id names it.
+    pub fn read_arrival(&self, payload: &[u8], now: i64) -> Result<Value, String> {
+        let mut read = self.format.read(payload)?;
+        fn names_delivery(e: &Extract) -> bool {
+            match e {
+                Extract::Template(parts) => parts
+                    .iter()
+                    .any(|p| matches!(p, Part::Field(f) if f.len() == 1 && f[0] == DELIVERY)),
+                Extract::First(alternatives) => alternatives.iter().any(names_delivery),
+                Extract::Path(_) => false,
+            }
+        }
+        if let (true, Value::Object(map)) = (names_delivery(&self.event_id), &mut read) {
+            let stamp = format!("{now}.{}", crate::domain::ids::random_token(6));
+            map.insert(DELIVERY.to_string(), Value::String(stamp));
+        }
+        Ok(read)
+    }
+
     /// The currency as an ISO code, lowercase, aliases applied.
     pub fn currency(&self, raw: &str) -> String {
         let upper = raw.trim().to_ascii_uppercase();

@@ -7,6 +7,7 @@ pub mod confirm;
 pub mod form_hmac;
 pub mod hmac;
 pub mod mapping;
+pub mod mercadopago;
 pub mod paypal;
 pub mod presets;
 pub mod secret_digest;
@@ -129,6 +130,12 @@ pub enum Scheme {
     /// Braintree's `bt_signature` over `bt_payload`, both in the form body: HMAC-SHA1 keyed with
     /// SHA-1 of the private key of the public key it names.
     Braintree { keys: Vec<braintree::KeyPair> },
+    /// Mercado Pago's `x-signature` over the payment id of the URL's query, the request id and a
+    /// timestamp (not the body).
+    MercadoPago {
+        secrets: Vec<Secret>,
+        tolerance: Duration,
+    },
 }
 
 impl Scheme {
@@ -145,6 +152,7 @@ impl Scheme {
             Scheme::AdyenItems { .. } => "adyen-item-hmac",
             Scheme::PayPal => "paypal-transmission",
             Scheme::Braintree { .. } => "braintree-bt-signature",
+            Scheme::MercadoPago { .. } => "mercadopago",
         }
     }
 
@@ -163,6 +171,7 @@ impl Scheme {
             | Scheme::AdyenItems { .. }
             | Scheme::PayPal
             | Scheme::Braintree { .. } => "",
+            Scheme::MercadoPago { .. } => mercadopago::SIGNATURE_HEADER,
         }
     }
 }
@@ -226,18 +235,24 @@ impl Source {
     /// Verifies the request on its raw bytes, then reads each of its events' id and type: one,
     /// or every item of a batch.
     pub fn verify(&self, req: &Incoming<'_>, now: i64) -> Result<Vec<Item>, VerifyError> {
-        let meta = self.verify_one(req.headers, req.body, now)?;
+        // Where the mapping reads the URL's query too, the signature still covers the request as
+        // it came; the event is read, and stored, as the query and the body together.
+        let envelope = match &self.mapping {
+            Some(m) if m.query => Some(with_query(req.query, req.body)?),
+            _ => None,
+        };
+        let meta = self.verify_one(req, envelope.as_deref().unwrap_or(req.body), now)?;
         let Some(batch) = &self.batch else {
             return Ok(vec![Item {
                 meta: meta.expect("a single event's meta"),
-                payload: None,
+                payload: envelope,
             }]);
         };
-        self.split(batch, req.body)
+        self.split(batch, req.body, now)
     }
 
     /// Every item of a batch, as its own event.
-    fn split(&self, batch: &Extract, body: &[u8]) -> Result<Vec<Item>, VerifyError> {
+    fn split(&self, batch: &Extract, body: &[u8], now: i64) -> Result<Vec<Item>, VerifyError> {
         let Extract::Path(path) = batch else {
             return Err(VerifyError::MalformedPayload(
                 "the batch path is a template".into(),
@@ -273,7 +288,7 @@ impl Source {
                 let bytes = raw.get().as_bytes();
                 Ok(Item {
                     meta: self
-                        .meta(bytes, None)?
+                        .meta(bytes, None, now)?
                         .expect("a mapped source reads every item"),
                     payload: Some(bytes.to_vec()),
                 })
@@ -281,18 +296,19 @@ impl Source {
             .collect()
     }
 
-    /// Checks the signature; the event's meta when the request is one event.
+    /// Checks the signature; the event's meta, read from `read`, when the request is one event.
     fn verify_one(
         &self,
-        headers: &HeaderMap,
-        body: &[u8],
+        req: &Incoming<'_>,
+        read: &[u8],
         now: i64,
     ) -> Result<Option<EventMeta>, VerifyError> {
+        let (headers, body) = (req.headers, req.body);
         let single = |signed_id| {
             if self.batch.is_some() {
                 Ok(None)
             } else {
-                self.meta(body, signed_id)
+                self.meta(read, signed_id, now)
             }
         };
         match &self.scheme {
@@ -360,6 +376,18 @@ impl Source {
                 braintree::verify(body, keys)?;
                 single(None)
             }
+            Scheme::MercadoPago { secrets, tolerance } => {
+                mercadopago::verify(headers, req.query, secrets, *tolerance, now)?;
+                // The body is not signed: it must name the payment the signature covers.
+                let signed = mercadopago::data_id(req.query);
+                let named = body_data_id(body);
+                if let (Some(signed), Some(named)) = (signed, named)
+                    && !signed.eq_ignore_ascii_case(&named)
+                {
+                    return Err(VerifyError::InvalidSignature);
+                }
+                single(None)
+            }
         }
     }
 
@@ -368,13 +396,13 @@ impl Source {
         &self,
         body: &[u8],
         signed_id: Option<String>,
+        now: i64,
     ) -> Result<Option<EventMeta>, VerifyError> {
         let Some(mapping) = &self.mapping else {
             return parse_event(body, signed_id).map(Some);
         };
         let payload = mapping
-            .format
-            .read(body)
+            .read_arrival(body, now)
             .map_err(VerifyError::MalformedPayload)?;
         let read = |what: &str, e: &Extract| {
             e.text(&payload).filter(|v| printable_id(v)).ok_or_else(|| {
@@ -446,6 +474,10 @@ impl Source {
                 .unwrap_or_default(),
             // It signs inside the body: see `sign_request`.
             Scheme::SecretDigest { .. } => Vec::new(),
+            Scheme::MercadoPago { secrets, .. } => secrets
+                .first()
+                .map(|s| mercadopago::sign(s, body_data_id(body).as_deref(), now))
+                .unwrap_or_default(),
         }
     }
 
@@ -498,6 +530,34 @@ impl Source {
         }
         serde_json::Value::Object(out)
     }
+}
+
+/// The `data.id` of a JSON body (Mercado Pago's), a string or a number.
+fn body_data_id(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match &v["data"]["id"] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The payload of a provider that names its payment in the notification URL's query:
+/// `{"query": {name: value}, "body": <body>}`, the body embedded byte for byte (it must be JSON),
+/// the query's names and values percent-decoded (a name given twice keeps its first value).
+pub fn with_query(query: Option<&str>, body: &[u8]) -> Result<Vec<u8>, VerifyError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| VerifyError::MalformedPayload(format!("not UTF-8 ({e})")))?;
+    let raw: &serde_json::value::RawValue = serde_json::from_str(text)
+        .map_err(|e| VerifyError::MalformedPayload(format!("invalid JSON ({e})")))?;
+    let mut params = serde_json::Map::new();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        params
+            .entry(name.into_owned())
+            .or_insert(serde_json::Value::String(value.into_owned()));
+    }
+    let query = serde_json::Value::Object(params).to_string();
+    Ok(format!(r#"{{"query":{query},"body":{}}}"#, raw.get()).into_bytes())
 }
 
 /// Refuses a signed timestamp further than `tolerance` from `now` (unix seconds), either way.
@@ -768,5 +828,79 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_query_reading_source_stores_the_query_beside_the_body_as_received() {
+        let mut mapping = presets::mapping(
+            "{query.reference}:{body.status}",
+            "body.status",
+            "query.reference",
+        );
+        mapping.query = true;
+        let source = Source {
+            mapping: Some(Arc::new(mapping)),
+            ..Source::new("momo", Scheme::Unsigned)
+        };
+        let body = b"{ \"status\" : \"SUCCESSFUL\",\"amount\":\"1000\"}";
+        let headers = HeaderMap::new();
+        let items = source
+            .verify(
+                &Incoming {
+                    headers: &headers,
+                    body,
+                    query: Some("reference=6e6d%2D1&reference=other&x="),
+                },
+                0,
+            )
+            .unwrap();
+        assert_eq!(items[0].meta.event_id, "6e6d-1:SUCCESSFUL");
+        assert_eq!(
+            String::from_utf8(items[0].payload.clone().unwrap()).unwrap(),
+            r#"{"query":{"reference":"6e6d-1","x":""},"body":{ "status" : "SUCCESSFUL","amount":"1000"}}"#
+        );
+        // Without the query the event names no payment; a body that is not JSON is refused.
+        for (query, body) in [
+            (None, &body[..]),
+            (Some("reference=r"), b"status=SUCCESSFUL"),
+        ] {
+            let refused = source.verify(
+                &Incoming {
+                    headers: &headers,
+                    body,
+                    query,
+                },
+                0,
+            );
+            assert!(
+                matches!(refused, Err(VerifyError::MalformedPayload(_))),
+                "{refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_event_id_naming_the_delivery_is_new_at_each_delivery() {
+        let mut mapping = presets::mapping("{id}:{$delivery}", "id", "id");
+        mapping.format = mapping::Format::Form;
+        let source = Source {
+            mapping: Some(Arc::new(mapping)),
+            ..Source::new("mollie", Scheme::Unsigned)
+        };
+        let headers = HeaderMap::new();
+        let id = |body: &'static [u8]| {
+            source
+                .verify(&Incoming::new(&headers, body), 1_700_000_000)
+                .map(|items| {
+                    assert_eq!(items[0].payload, None, "the body is stored as it came");
+                    items[0].meta.event_id.clone()
+                })
+        };
+        let (first, second) = (id(b"id=tr_1").unwrap(), id(b"id=tr_1").unwrap());
+        assert!(first.starts_with("tr_1:1700000000."), "{first}");
+        assert_ne!(first, second);
+        // A body cannot set it.
+        let forged = id(b"id=tr_1&%24delivery=x").unwrap();
+        assert!(forged.starts_with("tr_1:1700000000."), "{forged}");
     }
 }

@@ -12,6 +12,10 @@ pub mod fedapay;
 pub mod gocardless;
 pub mod kkiapay;
 pub mod lemon_squeezy;
+pub mod mercadopago;
+pub mod mollie;
+pub mod mtn_momo;
+pub mod orange_money;
 pub mod paddle;
 pub mod paydunya;
 pub mod paypal;
@@ -121,6 +125,10 @@ pub const ALL: &[&Preset] = &[
     &lemon_squeezy::PRESET,
     &paypal::PRESET,
     &braintree::PRESET,
+    &mtn_momo::PRESET,
+    &orange_money::PRESET,
+    &mollie::PRESET,
+    &mercadopago::PRESET,
 ];
 
 /// The preset of `kind`, if payhook has one.
@@ -151,6 +159,7 @@ pub(crate) fn mapping(event_id: &str, event_type: &str, payment_id: &str) -> Map
         types: Default::default(),
         currency_aliases: Default::default(),
         confirmed: false,
+        query: false,
     }
 }
 
@@ -188,7 +197,12 @@ mod tests {
                     now: 1_700_000_000,
                 })
                 .unwrap();
-                let mut read = mapping.format.read(&sample.body).unwrap();
+                let payload = if mapping.query {
+                    crate::providers::with_query(sample.query.as_deref(), &sample.body).unwrap()
+                } else {
+                    sample.body
+                };
+                let mut read = mapping.read_arrival(&payload, 1_700_000_000).unwrap();
                 if let Some(batch) = preset.batch {
                     // A batch's events are read one by one: the first is this one.
                     read = path(batch).value(&read).unwrap()[0].clone();
