@@ -230,6 +230,9 @@ async fn trigger_preset(
     .map_err(anyhow::Error::msg)?;
     let (headers, body) = source.sign_request(sample.body, now);
     if args.dry_run {
+        if let Some(query) = &sample.query {
+            println!("?{query}");
+        }
         for (name, value) in &headers {
             println!("{name}: {value}");
         }
