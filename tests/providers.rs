@@ -513,3 +513,58 @@ booking_id = "payment.order"
     let row = settled_row(&app, "payments", "txn_999:payment.completed", "rejected").await;
     assert!(row.last_error.unwrap().contains("NOT_FOUND"));
 }
+
+#[tokio::test]
+async fn a_preset_payhook_knows_no_lookup_for_may_say_how_its_providers_api_is_asked() {
+    // Checkout.com's `GET /payments/{id}`, described in the source's [sources.api].
+    let api = provider_api(|r| match r.path.as_str() {
+        "/payments/pay_cko_api" => (
+            200,
+            json!({"id": "pay_cko_api", "status": "Captured", "amount": 11900, "currency": "EUR",
+                   "reference": "bk_cko_api"}),
+        ),
+        _ => (404, json!({})),
+    })
+    .await;
+    let (app, service) = app_with_sources(&format!(
+        r#"
+[[sources]]
+name = "cko"
+kind = "checkout-com"
+secrets = ["cko_whsig_test_api"]
+confirm = "api"
+[sources.api]
+url = "{}"
+path = "/payments/{{id}}"
+authorization = "Bearer sk_cko_api"
+status = "status"
+statuses = {{ Captured = "succeeded", Declined = "failed" }}
+amount = "amount"
+currency = "currency"
+booking_id = "reference"
+"#,
+        api.receiver.url
+    ))
+    .await;
+    service.create("bk_cko_api", Some(11900), Some("EUR"), "pending");
+    for (id, payment) in [
+        ("evt_cko_api", "pay_cko_api"),
+        ("evt_cko_forged", "pay_forged"),
+    ] {
+        let body =
+            json!({"id": id, "type": "payment_captured", "created_on": "2026-01-02T10:00:00Z",
+            "data": {"id": payment, "reference": "bk_cko_api", "amount": 1, "currency": "EUR"}})
+            .to_string();
+        let signature = hmac_hex("cko_whsig_test_api", &[body.as_bytes()]);
+        let answer = post(&app, "cko", &body, &[("cko-signature", signature)]).await;
+        assert_eq!(answer.status, 200, "{}", answer.json);
+    }
+    settled_row(&app, "cko", "evt_cko_api", "processed").await;
+    confirmed(&service, "bk_cko_api").await;
+    assert_eq!(app.payment_status("bk_cko_api").await["amount"], 11900);
+    settled_row(&app, "cko", "evt_cko_forged", "rejected").await;
+    assert_eq!(
+        api.receiver.requests()[0].header("authorization"),
+        "Bearer sk_cko_api"
+    );
+}

@@ -472,10 +472,11 @@ fn confirm_from(
     key: &dyn Fn(&str) -> String,
 ) -> Result<Option<Confirm>, ConfigError> {
     let confirmation = match (preset, mapping) {
-        (Some(p), _) => p.confirmation,
-        // A source with a mapping says itself how its provider's API is asked.
-        (None, Some(_)) => Confirmation::Optional,
-        (None, None) => Confirmation::Unavailable,
+        (Some(p), _) if p.confirmation != Confirmation::Unavailable => p.confirmation,
+        // A source with a mapping (a preset payhook knows no lookup for, too) may say itself how
+        // its provider's API is asked.
+        (_, Some(_)) => Confirmation::Optional,
+        (_, None) => Confirmation::Unavailable,
     };
     let wanted = match (confirmation, mode) {
         (Confirmation::Required, Some(ConfirmMode::Signature)) => {
@@ -503,7 +504,7 @@ fn confirm_from(
         }
         return Ok(None);
     }
-    let Some(preset) = preset else {
+    let Some(preset) = preset.filter(|p| p.lookup.is_some()) else {
         let mapping = mapping.expect("a source that confirms has a mapping");
         return generic_lookup(api, mapping, key).map(Some);
     };
