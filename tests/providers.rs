@@ -10,21 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::providers::*;
 use common::receiver::*;
 use common::*;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
 const FEDAPAY_SECRET: &str = "wh_sandbox_test_secret";
-
-/// HMAC-SHA256 in hex, computed here from the providers' documented schemes.
-fn hmac_hex(secret: &str, parts: &[&[u8]]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    for p in parts {
-        mac.update(p);
-    }
-    hex::encode(mac.finalize().into_bytes())
-}
 
 /// POSTs `body` to `/webhooks/{source}` with `headers`.
 async fn post(app: &TestApp, source: &str, body: &str, headers: &[(&str, String)]) -> Answer {
@@ -58,36 +49,6 @@ fn fedapay_signature(body: &str) -> (&'static str, String) {
     let t = now().to_string();
     let s = hmac_hex(FEDAPAY_SECRET, &[t.as_bytes(), b".", body.as_bytes()]);
     ("x-fedapay-signature", format!("t={t},s={s}"))
-}
-
-/// The event once it has reached `status` (within 15 s).
-async fn settled_row(
-    app: &TestApp,
-    source: &str,
-    id: &str,
-    status: &str,
-) -> payhook::store::StoredEvent {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let row = app.payhook.store.event(source, id).await.unwrap();
-        match row {
-            Some(r) if r.status == status => return r,
-            other => assert!(
-                std::time::Instant::now() < deadline,
-                "{id} never {status}: {other:?}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn confirmed(service: &payhook::booking_service::BookingService, booking: &str) {
-    eventually(
-        Duration::from_secs(15),
-        &format!("{booking} confirmed"),
-        || async { service.booking(booking).map(|b| b.status).as_deref() == Some("confirmed") },
-    )
-    .await;
 }
 
 #[tokio::test]
@@ -144,29 +105,6 @@ async fn fedapay_signed_notification_confirms_the_booking_in_fcfa() {
         );
     }
     assert_eq!(app.rows("webhook_events").await, 1);
-}
-
-/// A loopback stand-in for a provider's API: answers each request with what `answer` says for
-/// its path, or 503 while down.
-struct ProviderApi {
-    receiver: Receiver,
-    down: Arc<AtomicBool>,
-}
-
-async fn provider_api(
-    answer: impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static,
-) -> ProviderApi {
-    let down = Arc::new(AtomicBool::new(false));
-    let is_down = down.clone();
-    let receiver = Receiver::start(move |_, request| {
-        if is_down.load(Ordering::SeqCst) {
-            return Reply::json(503, json!({"message": "maintenance"}));
-        }
-        let (status, body) = answer(request);
-        Reply::json(status, body)
-    })
-    .await;
-    ProviderApi { receiver, down }
 }
 
 /// FedaPay's `GET /v1/transactions/{id}` answer.

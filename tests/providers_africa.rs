@@ -7,108 +7,11 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
-use common::receiver::*;
+use common::providers::*;
 use common::*;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-
-const JSON: &str = "application/json";
-const FORM: &str = "application/x-www-form-urlencoded";
-
-/// HMAC-SHA256 in hex.
-fn hmac_hex(secret: &str, parts: &[&[u8]]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    for p in parts {
-        mac.update(p);
-    }
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// POSTs `body` to `/webhooks/{source}` as `content_type` with `headers`.
-async fn post(
-    app: &TestApp,
-    source: &str,
-    content_type: &str,
-    body: &str,
-    headers: &[(&str, String)],
-) -> Answer {
-    let mut request = app
-        .client
-        .post(format!("{}/webhooks/{source}", app.base))
-        .header("content-type", content_type);
-    for (k, v) in headers {
-        request = request.header(*k, v);
-    }
-    Answer::read(request.body(body.to_string()).send().await.unwrap()).await
-}
-
-/// The event once it has reached `status` (within 15 s).
-async fn settled_row(
-    app: &TestApp,
-    source: &str,
-    id: &str,
-    status: &str,
-) -> payhook::store::StoredEvent {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let row = app.payhook.store.event(source, id).await.unwrap();
-        match row {
-            Some(r) if r.status == status => return r,
-            other => assert!(
-                std::time::Instant::now() < deadline,
-                "{id} never {status}: {other:?}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The event once it waits for the provider's API, with why.
-async fn waiting_row(app: &TestApp, source: &str, id: &str) -> String {
-    eventually(Duration::from_secs(10), "the event waits", || async {
-        let row = app.payhook.store.event(source, id).await.unwrap();
-        row.is_some_and(|r| r.status == "waiting" && r.last_error.is_some())
-    })
-    .await;
-    let row = app.payhook.store.event(source, id).await.unwrap().unwrap();
-    row.last_error.unwrap()
-}
-
-async fn confirmed(service: &payhook::booking_service::BookingService, booking: &str) {
-    eventually(
-        Duration::from_secs(15),
-        &format!("{booking} confirmed"),
-        || async { service.booking(booking).map(|b| b.status).as_deref() == Some("confirmed") },
-    )
-    .await;
-}
-
-/// A loopback stand-in for a provider's API: answers each request with what `answer` says, or
-/// 503 while down.
-struct ProviderApi {
-    receiver: Receiver,
-    down: Arc<AtomicBool>,
-}
-
-async fn provider_api(
-    answer: impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static,
-) -> ProviderApi {
-    let down = Arc::new(AtomicBool::new(false));
-    let is_down = down.clone();
-    let receiver = Receiver::start(move |_, request| {
-        if is_down.load(Ordering::SeqCst) {
-            return Reply::json(503, json!({"message": "maintenance"}));
-        }
-        let (status, body) = answer(request);
-        Reply::json(status, body)
-    })
-    .await;
-    ProviderApi { receiver, down }
-}
 
 /// The payment's amount and currency as the booking service reads them.
 async fn assert_paid(app: &TestApp, booking: &str, amount: i64, written: &str) {
@@ -168,7 +71,7 @@ async fn wave_signed_checkout_confirms_the_booking_in_fcfa() {
         "processing",
         "bk_wave",
     );
-    let answer = post(
+    let answer = post_webhook(
         &app,
         "wave",
         JSON,
@@ -189,7 +92,7 @@ async fn wave_signed_checkout_confirms_the_booking_in_fcfa() {
     // During a rotation Wave signs with each secret; any one matching is enough.
     let (name, value) = wave_signature(WAVE_SECRET, now(), &body);
     let rotated = format!("{},v1={}", value, "0".repeat(64));
-    let answer = post(&app, "wave", JSON, &body, &[(name, rotated)]).await;
+    let answer = post_webhook(&app, "wave", JSON, &body, &[(name, rotated)]).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
     assert_eq!(answer.json["event_id"], "AE_paid1");
     confirmed(&service, "bk_wave").await;
@@ -226,7 +129,7 @@ async fn wave_signed_checkout_confirms_the_booking_in_fcfa() {
         ),
         (&body, vec![], "missing_signature"),
     ] {
-        let answer = post(&app, "wave", JSON, sent, &headers).await;
+        let answer = post_webhook(&app, "wave", JSON, sent, &headers).await;
         assert_eq!(
             (answer.status, answer.code()),
             (400, code),
@@ -236,7 +139,7 @@ async fn wave_signed_checkout_confirms_the_booking_in_fcfa() {
     }
     // Signed, but not a Wave event.
     let junk = "{\"type\":\"checkout.session.completed\"}";
-    let answer = post(
+    let answer = post_webhook(
         &app,
         "wave",
         JSON,
@@ -313,7 +216,7 @@ api_key = "wave_sn_prod_test"
         .replace("\"10000\"", "\"1\"");
         let app = &app;
         async move {
-            let answer = post(
+            let answer = post_webhook(
                 app,
                 "wave",
                 JSON,
@@ -437,7 +340,7 @@ async fn kkiapay_confirmed_by_its_api_denied_and_waiting_while_it_is_down() {
         let app = &app;
         async move {
             let secret = ("x-kkiapay-secret", KKIAPAY_SECRET.to_string());
-            let answer = post(app, "kkiapay", JSON, &body, &[secret]).await;
+            let answer = post_webhook(app, "kkiapay", JSON, &body, &[secret]).await;
             assert_eq!(answer.status, 200, "{}", answer.json);
             answer
         }
@@ -520,7 +423,7 @@ async fn kkiapay_confirmed_by_its_api_denied_and_waiting_while_it_is_down() {
             "malformed_payload",
         ),
     ] {
-        let answer = post(&app, "kkiapay", JSON, sent, &headers).await;
+        let answer = post_webhook(&app, "kkiapay", JSON, sent, &headers).await;
         assert_eq!(
             (answer.status, answer.code()),
             (400, code),
@@ -679,7 +582,7 @@ site_id = "445160"
         let (body, token) = cinetpay_notification(CINETPAY_SECRET, trans_id, message, booking);
         let app = &app;
         async move {
-            let answer = post(app, "cinetpay", FORM, &body, &[token]).await;
+            let answer = post_webhook(app, "cinetpay", FORM, &body, &[token]).await;
             assert_eq!(answer.status, 200, "{}", answer.json);
             answer
         }
@@ -755,7 +658,7 @@ site_id = "445160"
             "malformed_signature_header",
         ),
     ] {
-        let answer = post(&app, "cinetpay", FORM, sent, &headers).await;
+        let answer = post_webhook(&app, "cinetpay", FORM, sent, &headers).await;
         assert_eq!(
             (answer.status, answer.code()),
             (400, code),
@@ -765,7 +668,7 @@ site_id = "445160"
     }
     // Signed, but naming no transaction.
     let (junk, token) = cinetpay_notification(CINETPAY_SECRET, "", "SUCCES", "bk_cinet");
-    let answer = post(&app, "cinetpay", FORM, &junk, &[token]).await;
+    let answer = post_webhook(&app, "cinetpay", FORM, &junk, &[token]).await;
     assert_eq!(
         (answer.status, answer.code()),
         (400, "malformed_payload"),
@@ -869,7 +772,7 @@ token = "test_token"
         let body = paydunya_ipn(PAYDUNYA_MASTER_KEY, token, "completed", "1", booking);
         let app = &app;
         async move {
-            let answer = post(app, "paydunya", FORM, &body, &[]).await;
+            let answer = post_webhook(app, "paydunya", FORM, &body, NO_HEADERS).await;
             assert_eq!(answer.status, 200, "{}", answer.json);
             answer
         }
@@ -945,7 +848,7 @@ token = "test_token"
         (&unhashed, "missing_signature"),
         (&tokenless, "malformed_payload"),
     ] {
-        let answer = post(&app, "paydunya", FORM, sent, &[]).await;
+        let answer = post_webhook(&app, "paydunya", FORM, sent, NO_HEADERS).await;
         assert_eq!(
             (answer.status, answer.code()),
             (400, code),

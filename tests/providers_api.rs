@@ -7,82 +7,14 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use common::providers::*;
 use common::receiver::*;
 use common::*;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-
-/// POSTs `body` to `/webhooks/{path}` (`path` may hold a query) as `content_type`.
-async fn post(
-    app: &TestApp,
-    path: &str,
-    content_type: &str,
-    body: &str,
-    headers: &[(&str, String)],
-) -> Answer {
-    let mut request = app
-        .client
-        .post(format!("{}/webhooks/{path}", app.base))
-        .header("content-type", content_type);
-    for (k, v) in headers {
-        request = request.header(*k, v);
-    }
-    Answer::read(request.body(body.to_string()).send().await.unwrap()).await
-}
-
-/// The event once it has reached `status` (within 15 s).
-async fn settled_row(
-    app: &TestApp,
-    source: &str,
-    id: &str,
-    status: &str,
-) -> payhook::store::StoredEvent {
-    eventually(
-        Duration::from_secs(15),
-        &format!("{id} {status}"),
-        || async {
-            let row = app.payhook.store.event(source, id).await.unwrap();
-            row.is_some_and(|r| r.status == status)
-        },
-    )
-    .await;
-    app.payhook.store.event(source, id).await.unwrap().unwrap()
-}
-
-async fn confirmed(service: &payhook::booking_service::BookingService, booking: &str) {
-    eventually(
-        Duration::from_secs(15),
-        &format!("{booking} confirmed"),
-        || async { service.booking(booking).map(|b| b.status).as_deref() == Some("confirmed") },
-    )
-    .await;
-}
-
-/// A loopback stand-in for a provider's API: answers each request with what `answer` says, or
-/// 503 while down.
-struct ProviderApi {
-    receiver: Receiver,
-    down: Arc<AtomicBool>,
-}
-
-async fn provider_api(
-    answer: impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static,
-) -> ProviderApi {
-    let down = Arc::new(AtomicBool::new(false));
-    let is_down = down.clone();
-    let receiver = Receiver::start(move |_, request| {
-        if is_down.load(Ordering::SeqCst) {
-            return Reply::json(503, json!({"message": "maintenance"}));
-        }
-        let (status, body) = answer(request);
-        Reply::json(status, body)
-    })
-    .await;
-    ProviderApi { receiver, down }
-}
 
 /// The requests the API got on `path`.
 fn asked(api: &ProviderApi, path: &str) -> Vec<Recorded> {
@@ -163,7 +95,7 @@ async fn mtn_momo_callback_confirmed_by_the_collection_api_confirms_the_booking(
     // The callback claims another amount: the Collection API's answer is what counts.
     let body = momo_callback("SUCCESSFUL", "1", "bk_momo");
     let path = format!("momo?reference={MOMO_REF}");
-    let answer = post(&app, &path, "application/json", &body, &[]).await;
+    let answer = post_webhook(&app, &path, "application/json", &body, NO_HEADERS).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
     let id = format!("{MOMO_REF}:SUCCESSFUL");
     assert_eq!(answer.json["event_id"], id.as_str());
@@ -202,19 +134,19 @@ async fn mtn_momo_callback_confirmed_by_the_collection_api_confirms_the_booking(
     );
 
     // The same callback again is a duplicate; one without its reference is refused.
-    let again = post(&app, &path, "application/json", &body, &[]).await;
+    let again = post_webhook(&app, &path, "application/json", &body, NO_HEADERS).await;
     assert_eq!(
         (again.status, again.json["duplicate"].clone()),
         (200, json!(true))
     );
-    let lost = post(&app, "momo", "application/json", &body, &[]).await;
+    let lost = post_webhook(&app, "momo", "application/json", &body, NO_HEADERS).await;
     assert_eq!(
         (lost.status, lost.code()),
         (400, "malformed_payload"),
         "{}",
         lost.json
     );
-    let broken = post(&app, &path, "application/json", "{\"status\":", &[]).await;
+    let broken = post_webhook(&app, &path, "application/json", "{\"status\":", NO_HEADERS).await;
     assert_eq!((broken.status, broken.code()), (400, "malformed_payload"));
     assert_eq!(app.rows("webhook_events").await, 1);
 }
@@ -232,12 +164,12 @@ async fn mtn_momo_callbacks_the_collection_api_denies_are_kept_rejected() {
 
     // SUCCESSFUL, says the callback; FAILED, says MTN.
     let body = momo_callback("SUCCESSFUL", "5000", "bk_momo_denied");
-    post(
+    post_webhook(
         &app,
         &format!("momo?reference={MOMO_REF}"),
         "application/json",
         &body,
-        &[],
+        NO_HEADERS,
     )
     .await;
     let row = settled_row(&app, "momo", &format!("{MOMO_REF}:SUCCESSFUL"), "rejected").await;
@@ -247,12 +179,12 @@ async fn mtn_momo_callbacks_the_collection_api_denies_are_kept_rejected() {
     // A reference MTN has never heard of.
     let ghost = "00000000-0000-4000-8000-000000000000";
     let body = momo_callback("SUCCESSFUL", "5000", "bk_momo_ghost");
-    post(
+    post_webhook(
         &app,
         &format!("momo?reference={ghost}"),
         "application/json",
         &body,
-        &[],
+        NO_HEADERS,
     )
     .await;
     let row = settled_row(&app, "momo", &format!("{ghost}:SUCCESSFUL"), "rejected").await;
@@ -279,12 +211,12 @@ async fn mtn_momo_callback_waits_while_the_collection_api_is_down_then_is_applie
     let (app, service) = app_with_sources(&momo_source(&api.receiver.url)).await;
     service.create("bk_momo_wait", Some(2500), Some("XOF"), "pending");
     let body = momo_callback("SUCCESSFUL", "2500", "bk_momo_wait");
-    let answer = post(
+    let answer = post_webhook(
         &app,
         &format!("momo?reference={MOMO_REF}"),
         "application/json",
         &body,
-        &[],
+        NO_HEADERS,
     )
     .await;
     assert_eq!(answer.status, 200, "acknowledged while MTN is down");
@@ -370,7 +302,7 @@ async fn orange_money_notification_confirmed_by_the_status_api_confirms_the_book
 
     let body = orange_notification("SUCCESS");
     let path = orange_path("bk_orange", "15000", "v1tok_success");
-    let answer = post(&app, &path, "application/json", &body, &[]).await;
+    let answer = post_webhook(&app, &path, "application/json", &body, NO_HEADERS).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
     assert_eq!(answer.json["event_id"], "v1tok_success:SUCCESS");
     settled_row(&app, "orange", "v1tok_success:SUCCESS", "processed").await;
@@ -395,7 +327,7 @@ async fn orange_money_notification_confirmed_by_the_status_api_confirms_the_book
     );
 
     // Without the query, the notification names nothing payhook can confirm.
-    let lost = post(&app, "orange", "application/json", &body, &[]).await;
+    let lost = post_webhook(&app, "orange", "application/json", &body, NO_HEADERS).await;
     assert_eq!(
         (lost.status, lost.code()),
         (400, "malformed_payload"),
@@ -414,13 +346,13 @@ async fn orange_money_notifications_the_status_api_denies_are_kept_rejected() {
     // SUCCESS, says the notification; EXPIRED, says Orange.
     let body = orange_notification("SUCCESS");
     let path = orange_path("bk_orange_denied", "5000", "v1tok_expired");
-    post(&app, &path, "application/json", &body, &[]).await;
+    post_webhook(&app, &path, "application/json", &body, NO_HEADERS).await;
     let row = settled_row(&app, "orange", "v1tok_expired:SUCCESS", "rejected").await;
     assert!(row.last_error.unwrap().contains("\"EXPIRED\""));
 
     // A pay token Orange has never issued.
     let path = orange_path("bk_orange_denied", "5000", "v1tok_forged");
-    post(&app, &path, "application/json", &body, &[]).await;
+    post_webhook(&app, &path, "application/json", &body, NO_HEADERS).await;
     let row = settled_row(&app, "orange", "v1tok_forged:SUCCESS", "rejected").await;
     assert!(row.last_error.unwrap().contains("HTTP 404"));
 
@@ -440,7 +372,7 @@ async fn orange_money_notification_waits_while_the_status_api_is_down_then_is_ap
     let body = orange_notification("SUCCESS");
     let path = orange_path("bk_orange_wait", "2500", "v1tok_wait");
     assert_eq!(
-        post(&app, &path, "application/json", &body, &[])
+        post_webhook(&app, &path, "application/json", &body, NO_HEADERS)
             .await
             .status,
         200
@@ -503,7 +435,7 @@ async fn mollie_notifications_confirmed_by_the_payments_api_confirm_the_booking_
     service.create("bk_mollie", Some(11900), Some("EUR"), "pending");
 
     // Created: Mollie says open.
-    let answer = post(&app, "mollie", FORM, "id=tr_WDqYK6vllg", &[]).await;
+    let answer = post_webhook(&app, "mollie", FORM, "id=tr_WDqYK6vllg", NO_HEADERS).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
     let first = answer.json["event_id"].as_str().unwrap().to_string();
     assert!(first.starts_with("tr_WDqYK6vllg:"), "{first}");
@@ -515,7 +447,7 @@ async fn mollie_notifications_confirmed_by_the_payments_api_confirm_the_booking_
 
     // Paid: the same body again, a change all the same.
     *status.lock().unwrap() = "paid";
-    let answer = post(&app, "mollie", FORM, "id=tr_WDqYK6vllg", &[]).await;
+    let answer = post_webhook(&app, "mollie", FORM, "id=tr_WDqYK6vllg", NO_HEADERS).await;
     assert_eq!(answer.json["duplicate"], false, "{}", answer.json);
     let second = answer.json["event_id"].as_str().unwrap().to_string();
     assert_ne!(first, second);
@@ -527,7 +459,7 @@ async fn mollie_notifications_confirmed_by_the_payments_api_confirm_the_booking_
     assert_eq!(data["currency"], "eur");
 
     // Mollie delivering the paid state once more changes nothing.
-    let third = post(&app, "mollie", FORM, "id=tr_WDqYK6vllg", &[]).await;
+    let third = post_webhook(&app, "mollie", FORM, "id=tr_WDqYK6vllg", NO_HEADERS).await;
     let third = third.json["event_id"].as_str().unwrap().to_string();
     settled_row(&app, "mollie", &third, "processed").await;
     assert_eq!(app.rows("payments").await, 1);
@@ -543,7 +475,7 @@ async fn mollie_notifications_confirmed_by_the_payments_api_confirm_the_booking_
     );
 
     // A body naming no payment is refused.
-    let none = post(&app, "mollie", FORM, "payment=tr_WDqYK6vllg", &[]).await;
+    let none = post_webhook(&app, "mollie", FORM, "payment=tr_WDqYK6vllg", NO_HEADERS).await;
     assert_eq!(
         (none.status, none.code()),
         (400, "malformed_payload"),
@@ -558,7 +490,7 @@ async fn mollie_notification_of_a_payment_mollie_does_not_have_is_kept_rejected(
     let status = Arc::new(std::sync::Mutex::new("paid"));
     let api = provider_api(mollie_api("tr_WDqYK6vllg", "bk_mollie", status)).await;
     let (app, _service) = app_with_sources(&mollie_source(&api.receiver.url)).await;
-    let answer = post(&app, "mollie", FORM, "id=tr_nope", &[]).await;
+    let answer = post_webhook(&app, "mollie", FORM, "id=tr_nope", NO_HEADERS).await;
     assert_eq!(
         answer.status, 200,
         "acknowledged: Mollie is not told which ids exist"
@@ -580,7 +512,7 @@ async fn mollie_notification_waits_while_the_payments_api_is_down_then_is_applie
     api.down.store(true, Ordering::SeqCst);
     let (app, service) = app_with_sources(&mollie_source(&api.receiver.url)).await;
     service.create("bk_mollie_wait", Some(11900), Some("EUR"), "pending");
-    let answer = post(&app, "mollie", FORM, "id=tr_wait", &[]).await;
+    let answer = post_webhook(&app, "mollie", FORM, "id=tr_wait", NO_HEADERS).await;
     let id = answer.json["event_id"].as_str().unwrap().to_string();
     waits_then_applies(&app, &api, "mollie", &id).await;
     confirmed(&service, "bk_mollie_wait").await;
@@ -658,7 +590,7 @@ async fn mercadopago_signed_notification_confirmed_by_the_payments_api_confirms_
     let body = mp_notification("123456789");
     let path = "mp?data.id=123456789&type=payment";
     let headers = mp_headers(MP_SECRET, "123456789", now());
-    let answer = post(&app, path, "application/json", &body, &headers).await;
+    let answer = post_webhook(&app, path, "application/json", &body, &headers).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
     let id = answer.json["event_id"].as_str().unwrap().to_string();
     assert!(id.starts_with("123456789:"), "{id}");
@@ -701,7 +633,7 @@ async fn mercadopago_signed_notification_confirmed_by_the_payments_api_confirms_
             "malformed_signature_header",
         ),
     ] {
-        let answer = post(&app, path, "application/json", body, &headers).await;
+        let answer = post_webhook(&app, path, "application/json", body, &headers).await;
         assert_eq!(
             (answer.status, answer.code()),
             (400, code),
@@ -719,7 +651,7 @@ async fn mercadopago_notification_of_a_payment_the_api_does_not_have_is_kept_rej
     service.create("bk_mp_ghost", Some(15050), Some("BRL"), "pending");
     let body = mp_notification("555");
     let headers = mp_headers(MP_SECRET, "555", now());
-    let answer = post(
+    let answer = post_webhook(
         &app,
         "mp?data.id=555&type=payment",
         "application/json",
@@ -746,7 +678,7 @@ async fn mercadopago_notification_waits_while_the_payments_api_is_down_then_is_a
     service.create("bk_mp_wait", Some(9990), Some("BRL"), "pending");
     let body = mp_notification("777");
     let headers = mp_headers(MP_SECRET, "777", now());
-    let answer = post(
+    let answer = post_webhook(
         &app,
         "mp?data.id=777&type=payment",
         "application/json",
@@ -816,7 +748,7 @@ async fn mtn_momo_failed_request_to_pay_fails_the_payment_with_mtns_reason() {
     service.create("bk_momo_failed", Some(3000), Some("XOF"), "pending");
     let body = momo_callback("FAILED", "3000", "bk_momo_failed");
     let path = format!("momo?reference={MOMO_REF}");
-    post(&app, &path, "application/json", &body, &[]).await;
+    post_webhook(&app, &path, "application/json", &body, NO_HEADERS).await;
     settled_row(&app, "momo", &format!("{MOMO_REF}:FAILED"), "processed").await;
     let data = app.payment_status("bk_momo_failed").await;
     assert_eq!(data["status"], "failed", "{data}");

@@ -7,12 +7,10 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use base64::Engine;
-use common::receiver::*;
+use common::providers::*;
 use common::*;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -24,10 +22,6 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         mac.update(p);
     }
     mac.finalize().into_bytes().to_vec()
-}
-
-fn hmac_hex(secret: &str, parts: &[&[u8]]) -> String {
-    hex::encode(hmac(secret.as_bytes(), parts))
 }
 
 /// What payhook answered: status, the body as text, and as JSON when it is.
@@ -57,40 +51,6 @@ async fn post(app: &TestApp, source: &str, body: &str, headers: &[(&str, String)
     let text = response.text().await.unwrap();
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
     Reply { status, text, json }
-}
-
-async fn booking_is(
-    service: &payhook::booking_service::BookingService,
-    booking: &str,
-    status: &str,
-) {
-    eventually(
-        Duration::from_secs(15),
-        &format!("{booking} {status}"),
-        || async { service.booking(booking).map(|b| b.status).as_deref() == Some(status) },
-    )
-    .await;
-}
-
-/// The event once it has reached `status` (within 15 s).
-async fn settled_row(
-    app: &TestApp,
-    source: &str,
-    id: &str,
-    status: &str,
-) -> payhook::store::StoredEvent {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let row = app.payhook.store.event(source, id).await.unwrap();
-        match row {
-            Some(r) if r.status == status => return r,
-            other => assert!(
-                std::time::Instant::now() < deadline,
-                "{id} never {status}: {other:?}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Loads `toml` as payhook's configuration; the error's text if it does not start.
@@ -398,32 +358,6 @@ async fn gocardless_batch_stores_each_event_on_its_own_and_confirms_the_booking(
         assert_eq!((reply.status, reply.code()), (400, code), "{}", reply.text);
     }
     assert_eq!(app.rows("webhook_events").await, 4);
-}
-
-/// A loopback stand-in for a provider's API: answers each request with what `answer` says, or
-/// 503 while down.
-struct ProviderApi {
-    receiver: Receiver,
-    down: Arc<AtomicBool>,
-}
-
-async fn provider_api(
-    answer: impl Fn(&Recorded) -> (u16, Value) + Send + Sync + 'static,
-) -> ProviderApi {
-    let down = Arc::new(AtomicBool::new(false));
-    let is_down = down.clone();
-    let receiver = Receiver::start(move |_, request| {
-        if is_down.load(Ordering::SeqCst) {
-            return common::receiver::Reply::json(
-                503,
-                json!({"error": {"message": "maintenance"}}),
-            );
-        }
-        let (status, body) = answer(request);
-        common::receiver::Reply::json(status, body)
-    })
-    .await;
-    ProviderApi { receiver, down }
 }
 
 /// GoCardless's `GET /payments/{id}` answer.

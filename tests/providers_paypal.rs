@@ -10,55 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::providers::*;
 use common::receiver::*;
 use common::*;
 use serde_json::json;
-
-/// POSTs `body` to `/webhooks/{source}` with `headers` and `content_type`.
-async fn post(
-    app: &TestApp,
-    source: &str,
-    content_type: &str,
-    body: &str,
-    headers: &[(String, String)],
-) -> Answer {
-    let mut request = app
-        .client
-        .post(format!("{}/webhooks/{source}", app.base))
-        .header("content-type", content_type);
-    for (k, v) in headers {
-        request = request.header(k.as_str(), v.as_str());
-    }
-    Answer::read(request.body(body.to_string()).send().await.unwrap()).await
-}
-
-/// The event once it has reached `status` (within 15 s).
-async fn settled_row(
-    app: &TestApp,
-    source: &str,
-    id: &str,
-    status: &str,
-) -> payhook::store::StoredEvent {
-    eventually(
-        Duration::from_secs(15),
-        &format!("{id} {status}"),
-        || async {
-            let row = app.payhook.store.event(source, id).await.unwrap();
-            row.is_some_and(|r| r.status == status)
-        },
-    )
-    .await;
-    app.payhook.store.event(source, id).await.unwrap().unwrap()
-}
-
-async fn confirmed(service: &payhook::booking_service::BookingService, booking: &str) {
-    eventually(
-        Duration::from_secs(15),
-        &format!("{booking} confirmed"),
-        || async { service.booking(booking).map(|b| b.status).as_deref() == Some("confirmed") },
-    )
-    .await;
-}
 
 // PayPal
 
@@ -193,7 +148,7 @@ async fn paypal_notification_confirmed_by_paypals_api_confirms_the_booking() {
         "bk_pp",
     );
     let headers = transmission("good");
-    let answer = post(&app, "paypal", "application/json", &body, &headers).await;
+    let answer = post_webhook(&app, "paypal", "application/json", &body, &headers).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
     assert_eq!(answer.json["event_id"], "WH-1");
     settled_row(&app, "paypal", "WH-1", "processed").await;
@@ -229,7 +184,7 @@ async fn paypal_notification_confirmed_by_paypals_api_confirms_the_booking() {
 
     // A dispute names the capture among its disputed transactions.
     let body = paypal_dispute("WH-2", "5O190127TN364715T", "119.00");
-    let answer = post(&app, "paypal", "application/json", &body, &headers).await;
+    let answer = post_webhook(&app, "paypal", "application/json", &body, &headers).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
     settled_row(&app, "paypal", "WH-2", "processed").await;
     let data = app.payment_status("bk_pp").await;
@@ -256,7 +211,7 @@ async fn a_paypal_notification_paypal_does_not_vouch_for_is_rejected_and_never_a
         "119.00",
         "bk_forged",
     );
-    let answer = post(
+    let answer = post_webhook(
         &app,
         "paypal",
         "application/json",
@@ -288,7 +243,7 @@ async fn a_paypal_notification_rejected_under_a_wrong_webhook_id_applies_when_re
         "5.00",
         "bk_replay",
     );
-    post(
+    post_webhook(
         &app,
         "paypal",
         "application/json",
@@ -323,7 +278,7 @@ async fn while_paypals_api_is_down_the_notification_waits_then_is_applied() {
         "25.00",
         "bk_ppwait",
     );
-    let answer = post(
+    let answer = post_webhook(
         &app,
         "paypal",
         "application/json",
@@ -384,7 +339,7 @@ async fn an_access_token_paypal_no_longer_takes_is_replaced() {
         "1.00",
         "bk_tok",
     );
-    post(
+    post_webhook(
         &app,
         "paypal",
         "application/json",
@@ -405,7 +360,7 @@ async fn an_access_token_paypal_no_longer_takes_is_replaced() {
         "1.00",
         "bk_tok",
     );
-    post(
+    post_webhook(
         &app,
         "paypal",
         "application/json",
@@ -473,7 +428,7 @@ async fn paypal_requests_that_cannot_be_paypals_are_refused_at_the_door() {
             "malformed_payload",
         ),
     ] {
-        let answer = post(&app, "paypal", "application/json", sent, &headers).await;
+        let answer = post_webhook(&app, "paypal", "application/json", sent, &headers).await;
         assert_eq!(
             (answer.status, answer.code()),
             (400, code),
@@ -571,7 +526,7 @@ async fn braintree_signed_notification_confirms_the_booking() {
         BT_PUBLIC,
         BT_PRIVATE,
     );
-    let answer = post(&app, "braintree", FORM, &body, &[]).await;
+    let answer = post_webhook(&app, "braintree", FORM, &body, NO_HEADERS).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
     let id = "transaction_settled:txn_1:2026-11-30T18:00:00Z";
     assert_eq!(answer.json["event_id"], id);
@@ -584,7 +539,7 @@ async fn braintree_signed_notification_confirms_the_booking() {
     assert_eq!(data["currency"], "eur");
 
     // The same notification again is the same event.
-    let again = post(&app, "braintree", FORM, &body, &[]).await;
+    let again = post_webhook(&app, "braintree", FORM, &body, NO_HEADERS).await;
     assert_eq!(again.status, 200);
     assert_eq!(app.rows("webhook_events").await, 1);
 
@@ -594,7 +549,7 @@ async fn braintree_signed_notification_confirms_the_booking() {
         .append_pair("bt_signature", "pk_test|280eb8145787dfebb05b4fdf3de1532b0864d170")
         .append_pair("bt_payload", "PG5vdGlmaWNhdGlvbj48dGltZXN0YW1wIHR5cGU9ImRhdGV0aW1lIj4yMDI2LTAxLTAyVDEwOjAw\nOjAwWjwvdGltZXN0YW1wPjxraW5kPmRpc3B1dGVfb3BlbmVkPC9raW5kPjxzdWJqZWN0PjxkaXNw\ndXRlPjxpZD5kcF8xPC9pZD48YW1vdW50PjExOS4wMDwvYW1vdW50PjxjdXJyZW5jeS1pc28tY29k\nZT5FVVI8L2N1cnJlbmN5LWlzby1jb2RlPjxraW5kPmNoYXJnZWJhY2s8L2tpbmQ+PHN0YXR1cz5v\ncGVuPC9zdGF0dXM+PHJlYXNvbj5mcmF1ZDwvcmVhc29uPjx0cmFuc2FjdGlvbj48aWQ+dHhuXzE8\nL2lkPjxhbW91bnQ+MTE5LjAwPC9hbW91bnQ+PC90cmFuc2FjdGlvbj48L2Rpc3B1dGU+PC9zdWJq\nZWN0Pjwvbm90aWZpY2F0aW9uPg==\n")
         .finish();
-    let answer = post(&app, "braintree", FORM, &vector, &[]).await;
+    let answer = post_webhook(&app, "braintree", FORM, &vector, NO_HEADERS).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
     assert_eq!(
         answer.json["event_id"],
@@ -658,7 +613,7 @@ async fn braintree_tampered_wrong_key_and_malformed_notifications_are_refused() 
         ),
     ];
     for (body, code) in cases {
-        let answer = post(&app, "braintree", FORM, &body, &[]).await;
+        let answer = post_webhook(&app, "braintree", FORM, &body, NO_HEADERS).await;
         assert_eq!(
             (answer.status, answer.code()),
             (400, code),
@@ -667,7 +622,7 @@ async fn braintree_tampered_wrong_key_and_malformed_notifications_are_refused() 
         );
     }
     assert_eq!(app.rows("webhook_events").await, 0);
-    let answer = post(&app, "braintree", FORM, &good, &[]).await;
+    let answer = post_webhook(&app, "braintree", FORM, &good, NO_HEADERS).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
 }
 
