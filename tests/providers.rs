@@ -254,14 +254,7 @@ async fn while_the_provider_api_is_down_the_event_waits_then_is_applied() {
 
 #[test]
 fn a_preset_that_confirms_by_api_without_credentials_stops_start_up_naming_the_key() {
-    let load = |toml: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("payhook.toml");
-        std::fs::write(&path, toml).unwrap();
-        payhook::config::Settings::load(Some(&path), &std::collections::HashMap::new())
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
+    let load = load_config;
     let base = format!(
         "[[sources]]\nname = \"fedapay\"\nkind = \"fedapay\"\nsecrets = [\"{FEDAPAY_SECRET}\"]\n"
     );

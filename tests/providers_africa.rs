@@ -436,14 +436,7 @@ async fn kkiapay_confirmed_by_its_api_denied_and_waiting_while_it_is_down() {
 
 #[test]
 fn kkiapay_without_its_three_api_keys_stops_start_up_naming_the_key() {
-    let load = |toml: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("payhook.toml");
-        std::fs::write(&path, toml).unwrap();
-        payhook::config::Settings::load(Some(&path), &std::collections::HashMap::new())
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
+    let load = load_config;
     let base = format!(
         "[[sources]]\nname = \"kkiapay\"\nkind = \"kkiapay\"\nsecrets = [\"{KKIAPAY_SECRET}\"]\n"
     );

@@ -693,14 +693,7 @@ async fn mercadopago_notification_waits_while_the_payments_api_is_down_then_is_a
 
 #[test]
 fn a_misconfigured_api_preset_stops_start_up_naming_the_key() {
-    let load = |toml: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("payhook.toml");
-        std::fs::write(&path, toml).unwrap();
-        payhook::config::Settings::load(Some(&path), &std::collections::HashMap::new())
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
+    let load = load_config;
     assert_eq!(load(&momo_source("https://proxy.momoapi.mtn.com")), Ok(()));
     for (toml, key) in [
         // Unsigned providers: no secrets, never without their API.

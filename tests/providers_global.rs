@@ -53,16 +53,6 @@ async fn post(app: &TestApp, source: &str, body: &str, headers: &[(&str, String)
     Reply { status, text, json }
 }
 
-/// Loads `toml` as payhook's configuration; the error's text if it does not start.
-fn load(toml: &str) -> Result<(), String> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("payhook.toml");
-    std::fs::write(&path, toml).unwrap();
-    payhook::config::Settings::load(Some(&path), &std::collections::HashMap::new())
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
 // --- Adyen ---------------------------------------------------------------------------------
 
 /// The HMAC key of the official SDK's tests (hex, as the Customer Area shows it).
@@ -228,10 +218,11 @@ async fn adyen_batch_with_one_bad_item_is_refused_whole_and_nothing_is_stored() 
 
 #[test]
 fn an_adyen_key_that_is_not_hex_stops_start_up_naming_the_key() {
-    assert_eq!(load(&adyen_source()), Ok(()));
-    let err =
-        load("[[sources]]\nname = \"adyen\"\nkind = \"adyen\"\nsecrets = [\"whsec_not_hex\"]\n")
-            .unwrap_err();
+    assert_eq!(load_config(&adyen_source()), Ok(()));
+    let err = load_config(
+        "[[sources]]\nname = \"adyen\"\nkind = \"adyen\"\nsecrets = [\"whsec_not_hex\"]\n",
+    )
+    .unwrap_err();
     assert!(
         err.contains("sources[0].secrets") && err.contains("hex"),
         "{err}"
@@ -476,7 +467,7 @@ async fn while_gocardless_api_is_down_the_event_waits_then_is_applied() {
 
 #[test]
 fn gocardless_confirmation_without_an_access_token_stops_start_up_naming_the_key() {
-    let err = load(&format!(
+    let err = load_config(&format!(
         "{}confirm = \"api\"\n[sources.api]\nurl = \"https://api-sandbox.gocardless.com\"\n",
         gocardless_source()
     ))

@@ -442,14 +442,7 @@ async fn paypal_requests_that_cannot_be_paypals_are_refused_at_the_door() {
 
 #[test]
 fn a_paypal_source_needs_its_api_credentials_and_takes_no_secret() {
-    let load = |toml: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("payhook.toml");
-        std::fs::write(&path, toml).unwrap();
-        payhook::config::Settings::load(Some(&path), &std::collections::HashMap::new())
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
+    let load = load_config;
     assert_eq!(
         load(&paypal_source("https://api-m.sandbox.paypal.com")),
         Ok(())

@@ -17,6 +17,16 @@ pub const FORM: &str = "application/x-www-form-urlencoded";
 /// No header beside the content type.
 pub const NO_HEADERS: &[(&str, &str)] = &[];
 
+/// Loads `toml` as payhook's configuration file; the error's text if payhook would not start.
+pub fn load_config(toml: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payhook.toml");
+    std::fs::write(&path, toml).unwrap();
+    payhook::config::Settings::load(Some(&path), &std::collections::HashMap::new())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// HMAC-SHA256 of the concatenated `parts`, in lowercase hex.
 pub fn hmac_hex(secret: &str, parts: &[&[u8]]) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
