@@ -456,8 +456,9 @@ async fn while_gocardless_api_is_down_the_event_waits_then_is_applied() {
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    let waiting = settled_row(&app, "gocardless", "EVW1", "waiting").await;
-    assert!(waiting.last_error.unwrap_or_default().contains("HTTP 503"));
+    // Waiting, with why, once the fetcher has asked.
+    let why = waiting_row(&app, "gocardless", "EVW1").await;
+    assert!(why.contains("HTTP 503"), "{why}");
     assert_eq!(service.booking("bk_gc_wait").unwrap().status, "pending");
     api.down.store(false, Ordering::SeqCst);
     settled_row(&app, "gocardless", "EVW1", "processed").await;
