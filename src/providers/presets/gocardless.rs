@@ -16,29 +16,14 @@
 
 use serde_json::json;
 
-use super::{Confirmation, Preset, Sample, SampleRequest, mapping, path, types};
+use super::{Confirmation, Preset, Sample, SampleRequest, body_hmac_sha256, mapping, path, types};
+use crate::providers::Answer;
 use crate::providers::confirm::{Lookup, Request, Verdict};
-use crate::providers::hmac::{Algorithm, Encoding, HmacScheme};
 use crate::providers::mapping::{AmountFormat, MappedKind, Mapping};
-use crate::providers::{Answer, Scheme};
 
 pub const PRESET: Preset = Preset {
     kind: "gocardless",
-    scheme: |secrets, tolerance| {
-        Ok(Scheme::Hmac {
-            scheme: HmacScheme {
-                header: "webhook-signature".into(),
-                algorithm: Algorithm::Sha256,
-                encoding: Encoding::Hex,
-                prefix: String::new(),
-                timestamp_header: None,
-                signed_content: "{body}".into(),
-                url: None,
-            },
-            secrets,
-            tolerance,
-        })
-    },
+    scheme: |secrets, tolerance| body_hmac_sha256("webhook-signature", secrets, tolerance),
     signed: true,
     answers_get: false,
     mapping: gocardless_mapping,

@@ -14,28 +14,13 @@
 
 use serde_json::json;
 
-use super::{Confirmation, Preset, Sample, SampleRequest, mapping, path, types};
-use crate::providers::hmac::{Algorithm, Encoding, HmacScheme};
+use super::{Confirmation, Preset, Sample, SampleRequest, body_hmac_sha256, mapping, path, types};
+use crate::providers::Answer;
 use crate::providers::mapping::{MappedKind, Mapping};
-use crate::providers::{Answer, Scheme};
 
 pub const PRESET: Preset = Preset {
     kind: "lemon-squeezy",
-    scheme: |secrets, tolerance| {
-        Ok(Scheme::Hmac {
-            scheme: HmacScheme {
-                header: "x-signature".into(),
-                algorithm: Algorithm::Sha256,
-                encoding: Encoding::Hex,
-                prefix: String::new(),
-                timestamp_header: None,
-                signed_content: "{body}".into(),
-                url: None,
-            },
-            secrets,
-            tolerance,
-        })
-    },
+    scheme: |secrets, tolerance| body_hmac_sha256("x-signature", secrets, tolerance),
     signed: true,
     answers_get: false,
     mapping: lemon_mapping,

@@ -136,6 +136,28 @@ pub fn find(kind: &str) -> Option<&'static Preset> {
     ALL.iter().copied().find(|p| p.kind == kind)
 }
 
+/// The scheme of a provider that signs the raw body with HMAC-SHA256 in hex, in `header`.
+pub(crate) fn body_hmac_sha256(
+    header: &str,
+    secrets: Vec<Secret>,
+    tolerance: Duration,
+) -> Result<Scheme, String> {
+    use super::hmac::{Algorithm, Encoding, HmacScheme};
+    Ok(Scheme::Hmac {
+        scheme: HmacScheme {
+            header: header.into(),
+            algorithm: Algorithm::Sha256,
+            encoding: Encoding::Hex,
+            prefix: String::new(),
+            timestamp_header: None,
+            signed_content: "{body}".into(),
+            url: None,
+        },
+        secrets,
+        tolerance,
+    })
+}
+
 /// A path or template written by a preset (its syntax is checked by the presets' tests).
 pub(crate) fn path(spec: &str) -> Extract {
     Extract::parse(spec).unwrap_or_else(|| panic!("a preset's path {spec:?} parses"))
