@@ -3,6 +3,7 @@
 //! answers 200. Each server is its own process; the load comes from N keep-alive connections here,
 //! each sending uniquely identified, freshly signed ~1.5 KB events.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -421,14 +422,23 @@ struct CpuUsed {
     server: Option<Duration>,
     postgres: Option<Duration>,
     generator: Option<Duration>,
+    /// Each PostgreSQL process's own, so that a backend of another client exiting during a run
+    /// takes only its own time away, not part of the run's.
+    postgres_processes: HashMap<u32, Duration>,
 }
 
 impl CpuMeter {
     fn read(&self) -> CpuUsed {
+        let postgres_processes = if self.postgres {
+            postgres_cpu_times()
+        } else {
+            HashMap::new()
+        };
         CpuUsed {
             server: self.server.and_then(cpu_time),
-            postgres: self.postgres.then(postgres_cpu_time).flatten(),
+            postgres: (!postgres_processes.is_empty()).then(|| postgres_processes.values().sum()),
             generator: cpu_time(std::process::id()),
+            postgres_processes,
         }
     }
 }
@@ -438,10 +448,26 @@ impl CpuUsed {
     fn since(&self, before: &CpuUsed) -> CpuUsed {
         let between =
             |now: Option<Duration>, then: Option<Duration>| Some(now?.saturating_sub(then?));
+        // A process that started during the run counts from zero; one that ended, not at all.
+        let postgres = self.postgres.map(|_| {
+            self.postgres_processes
+                .iter()
+                .map(|(pid, now)| {
+                    now.saturating_sub(
+                        before
+                            .postgres_processes
+                            .get(pid)
+                            .copied()
+                            .unwrap_or_default(),
+                    )
+                })
+                .sum()
+        });
         CpuUsed {
             server: between(self.server, before.server),
-            postgres: between(self.postgres, before.postgres),
+            postgres,
             generator: between(self.generator, before.generator),
+            postgres_processes: HashMap::new(),
         }
     }
 }
@@ -456,11 +482,14 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// The CPU time used by every process of this machine named `postgres`: a local server's
-/// backends and its own workers. None when there is none (the server is elsewhere).
-fn postgres_cpu_time() -> Option<Duration> {
-    let mut total = None;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+/// The CPU time used by each process of this machine named `postgres`: a local server's
+/// backends and its own workers. Empty when there is none (the server is elsewhere).
+fn postgres_cpu_times() -> HashMap<u32, Duration> {
+    let mut used = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return used;
+    };
+    for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
             .to_str()
@@ -470,12 +499,12 @@ fn postgres_cpu_time() -> Option<Duration> {
         };
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if comm.trim_end() == "postgres"
-            && let Some(used) = cpu_time(pid)
+            && let Some(time) = cpu_time(pid)
         {
-            total = Some(total.unwrap_or_default() + used);
+            used.insert(pid, time);
         }
     }
-    total
+    used
 }
 
 /// The scratch stores a benchmark runs on: a SQLite file in a temp directory, and a database on
