@@ -185,8 +185,8 @@ pub struct ReconcilePage {
     pub duplicates: usize,
     /// Listed events the inbox could not read, with why.
     pub refused: Vec<String>,
-    /// Pass it back as `starting_after` for the next page; null after the last.
-    pub next_starting_after: Option<String>,
+    /// Pass it back as `ending_before` for the next (newer) page; null after the last.
+    pub next_ending_before: Option<String>,
 }
 
 impl From<PageOutcome> for ReconcilePage {
@@ -196,7 +196,7 @@ impl From<PageOutcome> for ReconcilePage {
             stored: done.stored,
             duplicates: done.duplicates,
             refused: done.refused,
-            next_starting_after: done.next,
+            next_ending_before: done.next,
         }
     }
 }

@@ -327,39 +327,76 @@ async fn a_payment_intent_reads_from_stripe_until_a_webhook_settles_it() {
     assert_eq!(after.json["verified_by"], "webhook");
 }
 
-/// Reconciliation: `POST /admin/api/reconcile` lists Stripe's events from `since`, page by page
-/// (`starting_after` the last id of the previous page), and stores the ones payhook lacks; they
-/// are applied like webhooks. A second run lists the same and stores nothing.
+/// Stripe's `GET /v1/events` as its API reference describes it, over `events` (newest first,
+/// each with whether its delivery succeeded): `delivery_success`, `starting_after` (older) and
+/// `ending_before` (newer, the page still newest first), two events a page.
+fn list_events(events: &[(Value, bool)], query: &str) -> Reply {
+    let q: Vec<(String, String)> = reqwest::Url::parse(&format!("http://x/?{query}"))
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let param = |name: &str| q.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let listed: Vec<&Value> = events
+        .iter()
+        .filter(|(_, delivered)| param("delivery_success") != Some("false".into()) || !delivered)
+        .map(|(e, _)| e)
+        .collect();
+    let at = |id: String| listed.iter().position(|e| e["id"] == id.as_str()).unwrap();
+    let (page, has_more): (Vec<&Value>, bool) =
+        match (param("starting_after"), param("ending_before")) {
+            (Some(after), _) => {
+                let older = &listed[at(after) + 1..];
+                (older.iter().take(2).copied().collect(), older.len() > 2)
+            }
+            (_, Some(before)) => {
+                let newer = &listed[..at(before)];
+                (
+                    newer[newer.len().saturating_sub(2)..].to_vec(),
+                    newer.len() > 2,
+                )
+            }
+            _ => (listed.iter().take(2).copied().collect(), listed.len() > 2),
+        };
+    Reply::json(
+        200,
+        json!({"object": "list", "url": "/v1/events", "has_more": has_more, "data": page}),
+    )
+}
+
+/// Reconciliation: `POST /admin/api/reconcile` asks Stripe only for the events whose delivery
+/// failed (`delivery_success=false`) and stores the ones payhook lacks, oldest first (Stripe lists
+/// newest first: payhook pages to the oldest, then back with `ending_before`); they are applied
+/// like webhooks. An event Stripe delivered is not listed again; a second run stores nothing.
 #[tokio::test]
-async fn reconcile_stores_the_events_payhook_missed_page_by_page_and_only_once() {
+async fn reconcile_stores_the_undelivered_events_oldest_first_and_only_once() {
     let pay = PaymentIds::new("booking-missed");
     let t = now() - 600;
     let succeeded = pay.event("payment_intent.succeeded", t, &[]);
+    let delivered = PaymentIds::new("booking-seen").event("payment_intent.succeeded", t + 10, &[]);
     let refunded = pay.event("charge.refunded", t + 60, &[]);
-    let other = PaymentIds::new("booking-seen").event("payment_intent.succeeded", t, &[]);
-    // Newest first, two pages, as Stripe lists them.
-    let pages = [
-        vec![refunded.clone(), other.clone()],
-        vec![succeeded.clone()],
+    // Stripe is still retrying this one, which payhook has already.
+    let pending = PaymentIds::new("booking-late").event("payment_intent.succeeded", t + 70, &[]);
+    let later = PaymentIds::new("booking-missed-2").event("payment_intent.succeeded", t + 80, &[]);
+    // Newest first, as Stripe lists them; `true`: delivered.
+    let events = vec![
+        (later.clone(), false),
+        (pending.clone(), false),
+        (refunded.clone(), false),
+        (delivered.clone(), true),
+        (succeeded.clone(), false),
     ];
-    let stripe = Receiver::start(move |_, r| {
-        let second = r.query.contains("starting_after=");
-        Reply::json(
-            200,
-            json!({"object": "list", "url": "/v1/events", "has_more": !second,
-                   "data": pages[usize::from(second)]}),
-        )
-    })
-    .await;
+    let stripe = Receiver::start(move |_, r| list_events(&events, &r.query)).await;
     let app = stripe_app(&stripe.url).await;
-    // One of them came in as a webhook before.
-    assert_eq!(app.send(&other.to_string()).await.status, 200);
+    for came in [&delivered, &pending] {
+        assert_eq!(app.send(&came.to_string()).await.status, 200);
+    }
 
     let since = t - 60;
-    let reconcile = |after: Option<String>| {
-        let url = match after {
-            Some(a) => format!(
-                "{}/admin/api/reconcile?since={since}&starting_after={a}",
+    let reconcile = |before: Option<String>| {
+        let url = match before {
+            Some(b) => format!(
+                "{}/admin/api/reconcile?since={since}&ending_before={b}",
                 app.admin
             ),
             None => format!("{}/admin/api/reconcile?since={since}", app.admin),
@@ -367,39 +404,33 @@ async fn reconcile_stores_the_events_payhook_missed_page_by_page_and_only_once()
         let request = app.client.post(url);
         async move { Answer::read(request.send().await.unwrap()).await }
     };
+    let id = |e: &Value| e["id"].as_str().unwrap().to_string();
+    // The first page is the oldest: the succeeded, then the refund.
     let first = reconcile(None).await;
     assert_eq!(first.status, 200, "{}", first.json);
     assert_eq!(
         (
             &first.json["listed"],
             &first.json["stored"],
-            &first.json["duplicates"]
+            &first.json["duplicates"],
+            &first.json["next_ending_before"],
         ),
-        (&json!(2), &json!(1), &json!(1))
+        (&json!(2), &json!(2), &json!(0), &json!(id(&refunded)))
     );
-    let next = first.json["next_starting_after"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        next,
-        other["id"].as_str().unwrap(),
-        "the last id of the page"
-    );
-    let second = reconcile(Some(next)).await;
+    let second = reconcile(Some(id(&refunded))).await;
     assert_eq!(
         (
-            second.json["stored"].as_u64(),
-            second.json["next_starting_after"].is_null()
+            &second.json["listed"],
+            &second.json["stored"],
+            &second.json["duplicates"],
+            &second.json["next_ending_before"],
         ),
-        (Some(1), true)
+        (&json!(2), &json!(1), &json!(1), &Value::Null)
     );
 
-    // Stripe was asked with the key, from `since`, after the last id.
+    // Stripe was asked with the key, for undelivered events from `since`: twice newest first to
+    // the end of its list, then the newer page.
     let asked = stripe.requests();
-    assert_eq!(asked.len(), 2);
-    assert_eq!(asked[0].path, "/v1/events");
-    assert_eq!(asked[0].header("authorization"), format!("Bearer {KEY}"));
     let query = |r: &Recorded| -> Vec<(String, String)> {
         reqwest::Url::parse(&format!("http://x/?{}", r.query))
             .unwrap()
@@ -407,11 +438,34 @@ async fn reconcile_stores_the_events_payhook_missed_page_by_page_and_only_once()
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect()
     };
-    assert_eq!(field(&query(&asked[0]), "created[gte]"), since.to_string());
-    assert_eq!(
-        field(&query(&asked[1]), "starting_after"),
-        other["id"].as_str().unwrap()
+    assert_eq!(asked.len(), 3);
+    assert_eq!(asked[0].path, "/v1/events");
+    assert_eq!(asked[0].header("authorization"), format!("Bearer {KEY}"));
+    for r in &asked {
+        assert_eq!(field(&query(r), "created[gte]"), since.to_string());
+        assert_eq!(field(&query(r), "delivery_success"), "false");
+    }
+    assert_eq!(field(&query(&asked[1]), "starting_after"), id(&pending));
+    assert_eq!(field(&query(&asked[2]), "ending_before"), id(&refunded));
+
+    // Stored in the order they happened.
+    let row = |e: Value| {
+        let store = app.payhook.store.clone();
+        async move {
+            store
+                .event("stripe", e["id"].as_str().unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let (a, b, c) = (
+        row(succeeded.clone()).await,
+        row(refunded.clone()).await,
+        row(later.clone()).await,
     );
+    assert!(a.id < b.id && b.id < c.id, "{} {} {}", a.id, b.id, c.id);
+    assert!(a.headers.contains("reconcile"), "{}", a.headers);
 
     // The missed events are applied: the booking's payment is refunded.
     eventually(
@@ -428,25 +482,82 @@ async fn reconcile_stores_the_events_payhook_missed_page_by_page_and_only_once()
         },
     )
     .await;
-    let stored = app
-        .payhook
-        .store
-        .event("stripe", succeeded["id"].as_str().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(stored.headers.contains("reconcile"), "{}", stored.headers);
 
-    // Again: everything is a duplicate, nothing changes.
+    // Again: Stripe still counts them undelivered (payhook fetched them, nobody posted them), so
+    // they are listed again, and all are duplicates.
     let again = reconcile(None).await;
+    let again_newer = reconcile(Some(id(&refunded))).await;
     assert_eq!(
         (
             again.json["stored"].as_u64(),
-            again.json["duplicates"].as_u64()
+            again.json["duplicates"].as_u64(),
+            again_newer.json["stored"].as_u64(),
+            again_newer.json["duplicates"].as_u64(),
         ),
-        (Some(0), Some(2))
+        (Some(0), Some(2), Some(0), Some(2))
     );
-    assert_eq!(app.count().await, 3);
+    assert_eq!(app.count().await, 5);
+
+    // `all=true` lists the delivered one too; a bad flag is named.
+    let all = Answer::read(
+        app.client
+            .post(format!(
+                "{}/admin/api/reconcile?since={since}&all=true",
+                app.admin
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(all.status, 200, "{}", all.json);
+    let asked = stripe.requests();
+    assert!(
+        !asked.last().unwrap().query.contains("delivery_success"),
+        "{}",
+        asked.last().unwrap().query
+    );
+    let bad = Answer::read(
+        app.client
+            .post(format!(
+                "{}/admin/api/reconcile?since={since}&all=yes",
+                app.admin
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.json["error"]["field"].as_str()),
+        (400, Some("all"))
+    );
+}
+
+/// A time before Stripe's 30 days asks for those 30 days: Stripe keeps no older event.
+#[tokio::test]
+async fn reconcile_asks_no_further_back_than_stripe_keeps_events() {
+    let stripe = Receiver::start(|_, r| list_events(&[], &r.query)).await;
+    let app = stripe_app(&stripe.url).await;
+    let answer = Answer::read(
+        app.client
+            .post(format!("{}/admin/api/reconcile?since=0", app.admin))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    let asked = &stripe.requests()[0];
+    let since: i64 = reqwest::Url::parse(&format!("http://x/?{}", asked.query))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "created[gte]")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    assert!((now() - 30 * 86_400 - since).abs() < 5, "{}", asked.query);
 }
 
 /// Without a Stripe key there is no provider API to ask: said plainly.
@@ -525,5 +636,10 @@ async fn the_periodic_reconcile_stores_a_missed_event_by_itself() {
         .parse()
         .unwrap();
     assert!((now() - 3 * 86_400 - since).abs() < 5, "{}", asked.query);
+    assert!(
+        asked.query.contains("delivery_success=false"),
+        "{}",
+        asked.query
+    );
     app.payhook.shutdown().await.unwrap();
 }

@@ -7,7 +7,7 @@ mod stripe_api;
 use std::time::Duration;
 
 pub use sandbox::{Sandbox, SandboxError, WebhookSender};
-pub use stripe_api::StripeApi;
+pub use stripe_api::{EventQuery, StripeApi};
 
 use crate::store::{Session, StoreError};
 

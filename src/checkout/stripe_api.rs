@@ -18,6 +18,18 @@ pub struct EventPage {
     pub has_more: bool,
 }
 
+/// Which of Stripe's events to list, and where the page starts.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery<'a> {
+    /// Created at or after this time (unix seconds).
+    pub since: i64,
+    pub event_type: Option<&'a str>,
+    /// Only the events whose delivery to a webhook endpoint failed or is still pending.
+    pub only_undelivered: bool,
+    pub starting_after: Option<&'a str>,
+    pub ending_before: Option<&'a str>,
+}
+
 pub struct StripeApi {
     client: reqwest::Client,
     base: String,
@@ -143,27 +155,30 @@ impl StripeApi {
         }))
     }
 
-    /// One page of `GET /v1/events`: events created at or after `since` (unix seconds), of
-    /// `event_type` if given, after `starting_after` (Stripe lists newest first and pages
-    /// towards older ones). Each event's JSON is kept as the API sent it.
-    pub async fn list_events(
-        &self,
-        since: i64,
-        event_type: Option<&str>,
-        starting_after: Option<&str>,
-    ) -> Result<EventPage, ProviderError> {
-        let mut query = vec![
-            ("created[gte]", since.to_string()),
+    /// One page of `GET /v1/events` as `query` asks. Stripe lists newest first: `starting_after`
+    /// pages towards older events, `ending_before` towards newer ones (the page still newest
+    /// first). Each event's JSON is kept as the API sent it.
+    pub async fn list_events(&self, query: &EventQuery<'_>) -> Result<EventPage, ProviderError> {
+        let mut pairs = vec![
+            ("created[gte]", query.since.to_string()),
             ("limit", "100".to_string()),
         ];
-        if let Some(t) = event_type {
-            query.push(("type", t.to_string()));
+        if query.only_undelivered {
+            // "Events which are still pending or have failed all delivery attempts to a webhook
+            // endpoint" (Stripe's List Events API, `delivery_success`).
+            pairs.push(("delivery_success", "false".to_string()));
         }
-        if let Some(after) = starting_after {
-            query.push(("starting_after", after.to_string()));
+        if let Some(t) = query.event_type {
+            pairs.push(("type", t.to_string()));
+        }
+        if let Some(after) = query.starting_after {
+            pairs.push(("starting_after", after.to_string()));
+        }
+        if let Some(before) = query.ending_before {
+            pairs.push(("ending_before", before.to_string()));
         }
         let mut url = self.url("/v1/events")?;
-        url.query_pairs_mut().extend_pairs(&query);
+        url.query_pairs_mut().extend_pairs(&pairs);
         let bytes = read_bytes(self.send_get(url).await?).await?;
         #[derive(serde::Deserialize)]
         struct Page<'a> {

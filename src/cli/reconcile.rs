@@ -1,5 +1,6 @@
 //! `payhook reconcile --since <time>`: asks the running payhook (admin API) to fetch the events
-//! Stripe lists from that time and store the ones it lacks, page by page, showing the progress.
+//! whose delivery failed that Stripe lists from that time (every event with `--all`), oldest
+//! first, and store the ones it lacks, page by page, showing the progress.
 
 use std::process::ExitCode;
 
@@ -16,12 +17,16 @@ pub struct ReconcileArgs {
     #[command(flatten)]
     admin: AdminArgs,
     /// From when: a duration back from now (`90m`, `2h`, `3d`), an RFC 3339 time, or unix seconds.
-    /// Stripe keeps 30 days of events.
+    /// Stripe keeps 30 days of events: an earlier time asks for those.
     #[arg(long, value_parser = parse_since)]
     since: i64,
     /// Only events of this type, e.g. payment_intent.succeeded.
     #[arg(long = "type")]
     event_type: Option<String>,
+    /// Every event Stripe lists, not only those whose delivery failed: after restoring a backup,
+    /// the events delivered since it are missing here although Stripe counts them delivered.
+    #[arg(long)]
+    all: bool,
 }
 
 /// Unix seconds from `90m` (ago), `2026-11-20T10:00:00Z` or `1795300000`.
@@ -48,14 +53,17 @@ pub async fn run(settings: Settings, args: ReconcileArgs) -> anyhow::Result<Exit
     if let Some(t) = &args.event_type {
         query.push(("type", t.clone()));
     }
+    if args.all {
+        query.push(("all", "true".into()));
+    }
     let (mut listed, mut stored, mut duplicates, mut pages) = (0, 0, 0, 0);
     let mut refused: Vec<String> = Vec::new();
-    let mut after: Option<String> = None;
+    let mut before: Option<String> = None;
     let progress = Status::new();
     loop {
         let mut params = query.clone();
-        if let Some(a) = &after {
-            params.push(("starting_after", a.clone()));
+        if let Some(b) = &before {
+            params.push(("ending_before", b.clone()));
         }
         let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let page: ReconcilePage = api
@@ -73,22 +81,31 @@ pub async fn run(settings: Settings, args: ReconcileArgs) -> anyhow::Result<Exit
         progress.say(format!(
             "page {pages}: {listed} listed, {stored} missing and now stored, {duplicates} already here"
         ));
-        match page.next_starting_after {
-            Some(next) => after = Some(next),
+        match page.next_ending_before {
+            Some(next) => before = Some(next),
             None => break,
         }
     }
     progress.finish();
+    // Stripe lists no older events than it keeps: the time asked is the time said.
+    let since = args
+        .since
+        .max(chrono::Utc::now().timestamp() - crate::reconcile::RETENTION_SECS);
+    let which = if args.all {
+        "event(s)"
+    } else {
+        "event(s) whose delivery failed"
+    };
     if args.admin.json {
         print_json(&json!({
             "pages": pages, "listed": listed, "stored": stored, "duplicates": duplicates,
-            "refused": refused,
+            "refused": refused, "since": since, "only_undelivered": !args.all,
         }));
     } else {
         println!(
-            "{listed} event(s) listed by Stripe since {}: {stored} were missing and are stored now, \
-             {duplicates} were already here",
-            chrono::DateTime::from_timestamp(args.since, 0)
+            "{listed} {which} listed by Stripe since {}: {stored} were missing and are stored \
+             now, {duplicates} were already here",
+            chrono::DateTime::from_timestamp(since, 0)
                 .map(|t| t.to_rfc3339())
                 .unwrap_or_default()
         );

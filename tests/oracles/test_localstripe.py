@@ -197,31 +197,22 @@ def test_the_service_token_is_required_and_provider_refusals_are_named(world):
 
 
 def test_events_created_while_payhook_was_down_appear_after_payhook_reconcile():
-    """Payments happen in localstripe while payhook is not running (no webhook reaches it); once
-    it is up, `payhook reconcile --since 1h` fetches Stripe's event list and stores what it
-    missed; the ledger and the booking service end as if the webhooks had come. A second run
-    stores nothing."""
+    """Payments happen in localstripe while payhook is down (its webhooks to payhook fail); once
+    it is up, `payhook reconcile --since 1h` fetches the undelivered events from Stripe's event
+    list and stores what it missed; the ledger and the booking service end as if the webhooks had
+    come. A second run stores nothing."""
     from conftest import running_listeners
 
     with tempfile.TemporaryDirectory() as tmp, stripe_and_bookings(tmp) as (stripe_base, bookings_base):
-        # payhook is down: the payments happen in Stripe, and nobody hears of them.
+        # payhook is down: Stripe's endpoint does not answer, and nobody hears of the payments.
+        status, _ = call("POST", f"{stripe_base}/_config/webhooks/payhook",
+                         form={"url": f"http://127.0.0.1:{free_port()}/webhooks/stripe",
+                               "secret": WEBHOOK_SECRET})
+        assert status == 200
         intents = {}
         for booking, card in [("booking-ls-missed", "pm_card_visa"),
                               ("booking-ls-missed-fail", "pm_card_chargeCustomerFail")]:
-            status, _ = call("POST", f"{bookings_base}/api/v1/bookings",
-                             json_body={"id": booking, "amount": 3100, "currency": "eur"},
-                             bearer=SERVICE_TOKEN)
-            assert status in (200, 201)
-            status, intent = call("POST", f"{stripe_base}/v1/payment_intents",
-                                  form={"amount": 3100, "currency": "eur",
-                                        "metadata[bookingId]": booking},
-                                  bearer=API_KEY)
-            assert status == 200, intent
-            call("POST", f"{stripe_base}/v1/payment_intents/{intent['id']}",
-                 form={"payment_method": card}, bearer=API_KEY)
-            call("POST", f"{stripe_base}/v1/payment_intents/{intent['id']}/confirm",
-                 form={}, bearer=API_KEY)
-            intents[booking] = intent["id"]
+            intents[booking] = _pay_in_stripe(stripe_base, bookings_base, booking, card)
 
         env = {
             "STRIPE_SECRET_KEY": API_KEY,
@@ -233,20 +224,8 @@ def test_events_created_while_payhook_was_down_appear_after_payhook_reconcile():
             world = {"payhook": urls["public"], "bookings": bookings_base}
             assert payment(world, "booking-ls-missed") is None
 
-            def reconcile():
-                run = subprocess.run(
-                    [BIN, "reconcile", "--since", "1h"],
-                    env={"PAYHOOK_ADMIN_URL": urls["admin"], "RUST_LOG": "warn",
-                         "PAYHOOK_LISTEN": "127.0.0.1:0"},
-                    capture_output=True, text=True, timeout=60,
-                )
-                assert run.returncode == 0, run.stdout + run.stderr
-                assert "page 1:" in run.stderr, run.stderr
-                return run.stdout
-
-            out = reconcile()
-            stored = int(out.split(": ", 1)[1].split(" were missing")[0])
-            assert stored >= 2, out
+            out = _reconcile(urls["admin"])
+            assert out["stored"] >= 2, out
 
             data = eventually("the missed payment is in the ledger",
                               lambda: (p := payment(world, "booking-ls-missed")) and
@@ -260,8 +239,108 @@ def test_events_created_while_payhook_was_down_appear_after_payhook_reconcile():
             assert _booking(bookings_base, "booking-ls-missed-fail") == "pending"
 
             # Twice changes nothing the second time.
-            again = reconcile()
-            assert ": 0 were missing" in again, again
+            again = _reconcile(urls["admin"])
+            assert (again["stored"], again["duplicates"]) == (0, out["listed"]), again
+
+
+def test_reconcile_fetches_only_the_events_whose_delivery_failed_oldest_first():
+    """One payment's events reach payhook (localstripe records them delivered); the next one's
+    fail (Stripe's endpoint points nowhere). `payhook reconcile` asks Stripe for the undelivered
+    ones only: the delivered events are not fetched again, the failed ones are stored once, in
+    the order Stripe created them, and applied."""
+    from conftest import running_listeners
+
+    with tempfile.TemporaryDirectory() as tmp, stripe_and_bookings(tmp) as (stripe_base, bookings_base):
+        env = {"STRIPE_SECRET_KEY": API_KEY, "STRIPE_API_BASE": stripe_base,
+               "BOOKING_SERVICE_URL": bookings_base, "INTERNAL_SERVICE_TOKEN": SERVICE_TOKEN}
+        with running_listeners(tmp, [WEBHOOK_SECRET], extra_env=env) as urls:
+            world = {"payhook": urls["public"], "bookings": bookings_base}
+            status, _ = call("POST", f"{stripe_base}/_config/webhooks/payhook",
+                             form={"url": f"{urls['public']}/webhooks/stripe",
+                                   "secret": WEBHOOK_SECRET})
+            assert status == 200
+            delivered = _pay_in_stripe(stripe_base, bookings_base, "booking-ls-delivered",
+                                       "pm_card_visa")
+            eventually("the delivered payment is in the ledger",
+                       lambda: (p := payment(world, "booking-ls-delivered")) and
+                       p["status"] == "succeeded")
+            sent = _events_of(stripe_base, delivered)
+            eventually("localstripe counts its events delivered",
+                       lambda: len(_events_of(stripe_base, delivered, delivery_success="true"))
+                       == len(sent))
+
+            # Stripe's endpoint now points nowhere: the next payment's webhooks fail.
+            status, _ = call("POST", f"{stripe_base}/_config/webhooks/payhook",
+                             form={"url": f"http://127.0.0.1:{free_port()}/webhooks/stripe",
+                                   "secret": WEBHOOK_SECRET})
+            assert status == 200
+            failed = _pay_in_stripe(stripe_base, bookings_base, "booking-ls-failed",
+                                    "pm_card_visa")
+            missed = _events_of(stripe_base, failed)
+            assert missed and not _events_of(stripe_base, failed, delivery_success="true")
+            assert payment(world, "booking-ls-failed") is None
+
+            out = _reconcile(urls["admin"])
+            # Only the failed payment's events were listed, each stored once.
+            assert (out["listed"], out["stored"], out["duplicates"]) == (len(missed), len(missed), 0), out
+            eventually("the failed delivery's payment is in the ledger",
+                       lambda: (p := payment(world, "booking-ls-failed")) and
+                       p["status"] == "succeeded")
+            stored = _stored_event_ids(urls["admin"])
+            assert len(stored) == len(sent) + len(missed), stored
+            # Oldest first: payhook's rows follow Stripe's order of creation (its list is
+            # newest first).
+            assert [e for e in stored if e in missed] == list(reversed(missed)), (stored, missed)
+
+            again = _reconcile(urls["admin"])
+            assert (again["listed"], again["stored"], again["duplicates"]) == (len(missed), 0, len(missed)), again
+            assert len(_stored_event_ids(urls["admin"])) == len(sent) + len(missed)
+
+
+def _pay_in_stripe(stripe_base, bookings_base, booking, card):
+    """A pending booking, and its intent created and confirmed in localstripe with `card`."""
+    status, _ = call("POST", f"{bookings_base}/api/v1/bookings",
+                     json_body={"id": booking, "amount": 3100, "currency": "eur"},
+                     bearer=SERVICE_TOKEN)
+    assert status in (200, 201)
+    status, intent = call("POST", f"{stripe_base}/v1/payment_intents",
+                          form={"amount": 3100, "currency": "eur",
+                                "metadata[bookingId]": booking},
+                          bearer=API_KEY)
+    assert status == 200, intent
+    call("POST", f"{stripe_base}/v1/payment_intents/{intent['id']}",
+         form={"payment_method": card}, bearer=API_KEY)
+    call("POST", f"{stripe_base}/v1/payment_intents/{intent['id']}/confirm",
+         form={}, bearer=API_KEY)
+    return intent["id"]
+
+
+def _events_of(stripe_base, intent, **params):
+    """The ids of Stripe's events about `intent` (the intent or its charge), newest first."""
+    query = urllib.parse.urlencode({"limit": 100, **params})
+    status, page = call("GET", f"{stripe_base}/v1/events?{query}", bearer=API_KEY)
+    assert status == 200, page
+    return [e["id"] for e in page["data"]
+            if intent in (e["data"]["object"].get("id"), e["data"]["object"].get("payment_intent"))]
+
+
+def _stored_event_ids(admin):
+    """payhook's stored event ids, oldest row first."""
+    status, page = call("GET", f"{admin}/admin/api/events?limit=200")
+    assert status == 200, page
+    return [row["event_id"] for row in sorted(page["data"], key=lambda r: r["id"])]
+
+
+def _reconcile(admin):
+    """`payhook reconcile --since 1h --json`, its totals."""
+    run = subprocess.run(
+        [BIN, "reconcile", "--since", "1h", "--json"],
+        env={"PAYHOOK_ADMIN_URL": admin, "RUST_LOG": "warn", "PAYHOOK_LISTEN": "127.0.0.1:0"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "page 1:" in run.stderr, run.stderr
+    return json.loads(run.stdout)
 
 
 def _booking(bookings_base, booking):

@@ -1,4 +1,5 @@
-//! Missed events fetched from Stripe's event list, a page at a time, for `payhook reconcile`.
+//! Missed events fetched from Stripe's event list, a page at a time, for `payhook reconcile`:
+//! the undelivered ones (`delivery_success=false`), oldest first (see `crate::reconcile`).
 
 use super::*;
 
@@ -6,7 +7,8 @@ use super::*;
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ReconcileQuery {
-    /// Events created at or after this time (unix seconds).
+    /// Events created at or after this time (unix seconds); Stripe keeps 30 days, so an earlier
+    /// time asks for those 30 days.
     #[param(minimum = 0)]
     #[serde(deserialize_with = "unix_seconds")]
     since: i64,
@@ -14,8 +16,21 @@ pub(super) struct ReconcileQuery {
     #[serde(rename = "type")]
     #[param(rename = "type")]
     event_type: Option<String>,
-    /// The `next_starting_after` of the previous page.
-    starting_after: Option<String>,
+    /// The `next_ending_before` of the previous page (absent for the first, oldest, page).
+    ending_before: Option<String>,
+    /// Every event Stripe lists, delivered or not (after restoring a backup); by default only
+    /// those whose delivery failed or is still pending.
+    #[serde(deserialize_with = "flag")]
+    all: bool,
+}
+
+/// `true` or `false`; absent is `false`.
+fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match Option::<String>::deserialize(d)?.as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(de::Error::custom("is true or false")),
+    }
 }
 
 /// `since` is required: a missing, negative or unreadable one is refused in the same words.
@@ -26,9 +41,10 @@ fn unix_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     }
 }
 
-/// `POST /admin/api/reconcile?since&type&starting_after`: one page (up to 100) of the events
-/// Stripe's API lists from `since`, the ones the inbox lacks stored through it. Page after page
-/// with `starting_after`; `payhook reconcile` does that and shows the progress.
+/// `POST /admin/api/reconcile?since&type&ending_before&all`: one page (up to 100) of the events
+/// Stripe's API lists from `since` whose delivery failed (`delivery_success=false`; every event
+/// with `all=true`), oldest first, the ones the inbox lacks stored through it. Page after page
+/// with `ending_before`; `payhook reconcile` does that and shows the progress.
 #[utoipa::path(
     post,
     path = "/admin/api/reconcile",
@@ -56,20 +72,20 @@ pub(super) async fn reconcile(
         )
         .hint("set STRIPE_SECRET_KEY (and STRIPE_API_BASE for a Stripe emulator)"));
     };
-    let done = crate::reconcile::page(
-        api,
-        &state.inbox,
-        q.since,
-        q.event_type.as_deref(),
-        q.starting_after.as_deref(),
-    )
-    .await?;
+    let listing = crate::reconcile::Listing {
+        since: q.since,
+        event_type: q.event_type.as_deref(),
+        all: q.all,
+    };
+    let done =
+        crate::reconcile::page(api, &state.inbox, &listing, q.ending_before.as_deref()).await?;
     if done.stored > 0 {
         state.processor_wake.notify_one();
     }
     tracing::info!(
         listed = done.listed,
         stored = done.stored,
+        duplicates = done.duplicates,
         "reconcile page from the admin API"
     );
     Ok(Json(ReconcilePage::from(done)))
