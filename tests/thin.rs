@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use common::receiver::eventually;
 use common::*;
 use payhook::domain::Secret;
-use payhook::providers::stripe_events::thin_event;
+use payhook::providers::stripe_events::{generation_failure, thin_event};
 use serde_json::{Value, json};
 
 /// A loopback stand-in for Stripe's API: serves `/v1/{collection}/{id}` from the objects it was
@@ -34,27 +34,41 @@ async fn serve_object(
     Path((collection, id)): Path<(String, String)>,
     headers: axum::http::HeaderMap,
 ) -> (StatusCode, axum::Json<Value>) {
-    api.requests.fetch_add(1, Ordering::SeqCst);
-    let key = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    api.keys.lock().unwrap().push(key.to_string());
-    if api.down.load(Ordering::SeqCst) {
-        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({})));
-    }
-    match api
-        .objects
-        .lock()
-        .unwrap()
-        .get(&format!("/v1/{collection}/{id}"))
-    {
-        Some(object) => (StatusCode::OK, axum::Json(object.clone())),
-        None => (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"error": {"type": "invalid_request_error",
-                "message": format!("No such {collection}: '{id}'")}})),
-        ),
+    api.answer(&format!("/v1/{collection}/{id}"), &headers)
+}
+
+/// `GET /v2/core/events/{id}`: a thin event's full event.
+async fn serve_event(
+    State(api): State<Arc<StripeApi>>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> (StatusCode, axum::Json<Value>) {
+    api.answer(&format!("/v2/core/events/{id}"), &headers)
+}
+
+impl StripeApi {
+    fn answer(
+        &self,
+        path: &str,
+        headers: &axum::http::HeaderMap,
+    ) -> (StatusCode, axum::Json<Value>) {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let key = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        self.keys.lock().unwrap().push(key.to_string());
+        if self.down.load(Ordering::SeqCst) {
+            return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({})));
+        }
+        match self.objects.lock().unwrap().get(path) {
+            Some(object) => (StatusCode::OK, axum::Json(object.clone())),
+            None => (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"error": {"type": "invalid_request_error",
+                    "message": format!("No such object: '{path}'")}})),
+            ),
+        }
     }
 }
 
@@ -62,6 +76,7 @@ async fn stripe_api() -> (Arc<StripeApi>, String) {
     let api = Arc::new(StripeApi::default());
     let router = axum::Router::new()
         .route("/v1/{collection}/{id}", axum::routing::get(serve_object))
+        .route("/v2/core/events/{id}", axum::routing::get(serve_event))
         .with_state(api.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -223,4 +238,60 @@ async fn the_sandbox_sends_thin_events_and_serves_their_objects() {
     let data = app.payment_status("booking-sbx-thin").await;
     assert_eq!(data["amount"], 4200);
     assert_eq!(data["checkoutSessionId"], id);
+}
+
+/// Stripe could not generate an event about a payment that succeeded: no event reaches payhook,
+/// and none is in Stripe's event list. Its `v2.core.health.event_generation_failure.resolved`
+/// notification makes payhook fetch the notification's event, then the intent it names, and
+/// apply what the intent says now: the payment succeeds.
+#[tokio::test]
+async fn an_event_stripe_could_not_generate_is_made_good_from_its_related_object() {
+    let (api, base) = stripe_api().await;
+    let app = app_with_stripe(&base).await;
+    let pay = PaymentIds::new("booking-never-sent");
+    let intent = pay.event("payment_intent.succeeded", now() - 60, &[])["data"]["object"].clone();
+    api.objects
+        .lock()
+        .unwrap()
+        .insert(format!("/v1/payment_intents/{}", pay.intent), intent);
+    let (notification, event) = generation_failure(
+        &json!({"id": pay.intent, "object": "payment_intent"}),
+        "payment_intent.succeeded",
+        now(),
+    );
+    let id = notification["id"].as_str().unwrap().to_string();
+    api.objects
+        .lock()
+        .unwrap()
+        .insert(format!("/v2/core/events/{id}"), event);
+
+    let answer = app.send(&notification.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    let row = app.settled(&id).await;
+    assert_eq!(row.status, "processed", "{row:?}");
+    let data = app.payment_status("booking-never-sent").await;
+    assert_eq!(data["status"], "succeeded");
+    assert_eq!(data["paymentIntentId"], pay.intent.as_str());
+    assert_eq!(
+        api.requests.load(Ordering::SeqCst),
+        2,
+        "the event, then the intent"
+    );
+    assert_eq!(app.rows("payment_facts").await, 1);
+
+    // About an object that is no payment's (an invoice): recorded and ignored.
+    let (notification, event) = generation_failure(
+        &json!({"id": "in_1", "object": "invoice"}),
+        "invoice.paid",
+        now(),
+    );
+    let id = notification["id"].as_str().unwrap().to_string();
+    api.objects
+        .lock()
+        .unwrap()
+        .insert(format!("/v2/core/events/{id}"), event);
+    assert_eq!(app.send(&notification.to_string()).await.status, 200);
+    let row = app.settled(&id).await;
+    assert_eq!(row.status, "ignored", "{row:?}");
+    assert_eq!(api.requests.load(Ordering::SeqCst), 3, "only the event");
 }

@@ -26,6 +26,19 @@ pub enum Interpretation {
 /// Reads a Stripe event (already verified) into a fact. A thin event's type (`v1.charge.refunded`)
 /// reads as the snapshot type it stands for, once its object has been fetched into `payload`.
 pub fn interpret_stripe(event_type: &str, payload: &[u8]) -> Interpretation {
+    if event_type == super::missed::GENERATION_FAILURE {
+        // An event Stripe could not generate: read as the snapshot of its related object
+        // (`ledger::missed`) once fetched.
+        let snapshot_type = serde_json::from_slice::<Value>(payload)
+            .ok()
+            .filter(|e| e["data"]["object"].is_object())
+            .and_then(|e| e["type"].as_str().map(str::to_string));
+        return match snapshot_type {
+            Some(t) if t != event_type => interpret_stripe(&t, payload),
+            Some(_) => Interpretation::Ignored,
+            None => Interpretation::Fetch,
+        };
+    }
     let thin = event_type.strip_prefix("v1.");
     let event_type = thin.unwrap_or(event_type);
     if !STRIPE_TYPES.contains(&event_type) {

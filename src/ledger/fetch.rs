@@ -21,6 +21,7 @@ use rand::RngExt;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
+use super::missed;
 use crate::checkout::{Provider, ProviderError};
 use crate::providers::Sources;
 use crate::providers::confirm::{Confirm, Outcome};
@@ -121,7 +122,7 @@ impl Fetcher {
                         .await
                 }
                 None if self.stripe_confirms.contains(&event.source)
-                    && !event.event_type.starts_with("v1.") =>
+                    && !missed::is_thin(&event.event_type) =>
                 {
                     self.confirm_stripe(event).await
                 }
@@ -241,39 +242,64 @@ impl Fetcher {
     async fn fetch(&self, event: &ToFetch) -> Result<Value, NotFetched> {
         let thin: Value = serde_json::from_slice(&event.payload)
             .map_err(|e| NotFetched::Failed(format!("the thin event is not JSON: {e}")))?;
+        if event.event_type == missed::GENERATION_FAILURE {
+            return self.fetch_missed(&thin, &event.event_type).await;
+        }
         let path = related_path(&thin)?;
         let event_id = thin["id"].as_str().unwrap_or_default();
         let object = match self.cached(path) {
             Some(object) => object,
             None => {
-                let object = self
-                    .provider
-                    .fetch_object(path, event_id, &event.event_type)
-                    .await
-                    .map_err(|e| match e {
-                        // A refusal that is the provider's own trouble passes; the rest stands.
-                        ProviderError::Refused {
-                            status: status @ (408 | 425 | 429 | 500..=599),
-                            message,
-                            ..
-                        } => NotFetched::Waiting(format!("HTTP {status} {message}")),
-                        ProviderError::Refused {
-                            status, message, ..
-                        } => NotFetched::Failed(format!(
-                            "the provider refused GET {path}: HTTP {status} {message}"
-                        )),
-                        other => NotFetched::Waiting(other.to_string()),
-                    })?
-                    .ok_or_else(|| {
-                        NotFetched::Failed(format!(
-                            "the provider has no object at {path} (HTTP 404)"
-                        ))
-                    })?;
+                let object = self.get(path, event_id, &event.event_type).await?;
                 self.keep(path, &object);
                 object
             }
         };
         snapshot(&thin, object).map_err(NotFetched::Failed)
+    }
+
+    /// `GET {path}` of the provider's API for the event `event_id`.
+    async fn get(&self, path: &str, event_id: &str, event_type: &str) -> Result<Value, NotFetched> {
+        self.provider
+            .fetch_object(path, event_id, event_type)
+            .await
+            .map_err(|e| match e {
+                // A refusal that is the provider's own trouble passes; the rest stands.
+                ProviderError::Refused {
+                    status: status @ (408 | 425 | 429 | 500..=599),
+                    message,
+                    ..
+                } => NotFetched::Waiting(format!("HTTP {status} {message}")),
+                ProviderError::Refused {
+                    status, message, ..
+                } => NotFetched::Failed(format!(
+                    "the provider refused GET {path}: HTTP {status} {message}"
+                )),
+                other => NotFetched::Waiting(other.to_string()),
+            })?
+            .ok_or_else(|| {
+                NotFetched::Failed(format!("the provider has no object at {path} (HTTP 404)"))
+            })
+    }
+
+    /// For a notification that Stripe could not generate an event: its full event, then the
+    /// related object it names, as the snapshot [`missed`] makes of them.
+    async fn fetch_missed(&self, thin: &Value, event_type: &str) -> Result<Value, NotFetched> {
+        let event_id = thin["id"].as_str().unwrap_or_default();
+        let path = missed::event_path(thin).map_err(NotFetched::Failed)?;
+        let event = self.get(&path, event_id, event_type).await?;
+        let related = &event["data"]["impact"]["related_object"];
+        let object = match missed::related_path(&event).map_err(NotFetched::Failed)? {
+            Some(path) => self.get(&path, event_id, event_type).await?,
+            // Not an object of a payment: recorded as it is, and ignored.
+            None => json!({ "id": related["id"], "object": related["type"] }),
+        };
+        Ok(missed::snapshot(
+            thin,
+            &event,
+            object,
+            Utc::now().timestamp(),
+        ))
     }
 
     fn cached(&self, path: &str) -> Option<Value> {

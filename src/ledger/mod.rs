@@ -5,6 +5,7 @@
 mod batch;
 pub mod facts;
 pub mod fetch;
+pub mod missed;
 pub mod processor;
 pub mod upgrade;
 

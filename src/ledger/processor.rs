@@ -214,7 +214,7 @@ impl Processor {
                 // A Stripe event confirmed by API waits for Stripe's copy, then reads it. (A thin
                 // event's object is fetched from the API anyway.)
                 None if e.fetched.is_none()
-                    && !e.event_type.starts_with("v1.")
+                    && !super::missed::is_thin(&e.event_type)
                     && self.confirming.contains(&e.source) =>
                 {
                     Interpretation::Fetch

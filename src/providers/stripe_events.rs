@@ -195,6 +195,39 @@ pub fn thin_event(snapshot: &Value) -> Value {
     })
 }
 
+/// What Stripe sends when it could not generate an event of `failed_type` about `object`: the
+/// `v2.core.health.event_generation_failure.resolved` notification (thin, no data), and the full
+/// event `GET /v2/core/events/{id}` answers, whose `data.impact` names the type and the object
+/// (Stripe: "Handle webhook event generation failures").
+pub fn generation_failure(object: &Value, failed_type: &str, now: i64) -> (Value, Value) {
+    let id = format!("evt_{}", random_token(46));
+    let created = chrono::DateTime::from_timestamp(now, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let notification = json!({
+        "id": id, "object": "v2.core.event",
+        "type": "v2.core.health.event_generation_failure.resolved",
+        "created": created, "livemode": false, "context": Value::Null, "reason": Value::Null,
+    });
+    let (kind, object_id) = (&object["object"], &object["id"]);
+    let mut event = notification.clone();
+    event["data"] = json!({
+        "alert_id": format!("halert_{}", random_token(40)),
+        "grouping_key": format!("_grouping_{}", random_token(40)),
+        "impact": {
+            "event_type": failed_type,
+            "related_object_id": object_id,
+            "related_object": { "id": object_id, "type": kind,
+                "url": format!("/v1/{}s/{}", kind.as_str().unwrap_or_default(),
+                    object_id.as_str().unwrap_or_default()) },
+        },
+        "resolved_at": created,
+        "severity": "critical",
+        "summary": "We have failed to create a notification for your Stripe account.",
+    });
+    (notification, event)
+}
+
 fn object_for(event_type: &str, now: i64) -> Result<Value, FixtureError> {
     let amount = 2000;
     let currency = "eur";
