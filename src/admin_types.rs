@@ -201,6 +201,42 @@ impl From<PageOutcome> for ReconcilePage {
     }
 }
 
+/// One stored event on the event stream (`GET /admin/api/events/stream`): the `data` of an
+/// SSE `event: webhook`, whose `id:` is its row number.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StreamedEvent {
+    /// The row number: pass it back as `after` (or `Last-Event-ID`) to resume after it.
+    pub id: i64,
+    pub source: String,
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub received_at: String,
+    /// The `Content-Type` it came with.
+    pub content_type: Option<String>,
+    /// The body exactly as stored, base64 (standard alphabet); empty once retention pruned it.
+    pub body_base64: String,
+    /// Retention emptied the body: there is nothing to forward.
+    pub pruned: bool,
+}
+
+impl From<&StoredEvent> for StreamedEvent {
+    fn from(e: &StoredEvent) -> StreamedEvent {
+        use base64::Engine;
+        let headers: Value = serde_json::from_str(&e.headers).unwrap_or_default();
+        StreamedEvent {
+            id: e.id,
+            source: e.source.clone(),
+            event_id: e.event_id.clone(),
+            event_type: e.event_type.clone(),
+            received_at: time(e.received_at),
+            content_type: headers["content-type"].as_str().map(str::to_string),
+            body_base64: base64::engine::general_purpose::STANDARD.encode(&e.payload),
+            pruned: e.pruned_at.is_some(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,6 +149,7 @@ impl Payhook {
             stored.clone(),
         )
         .with_confirms(&sources);
+        let (stop, stopped) = watch::channel(false);
         let state = Arc::new(AppState {
             inbox: Inbox::new(sources, writer),
             webhook_routes: settings.webhook_routes.clone(),
@@ -168,10 +169,10 @@ impl Payhook {
             targets: settings.targets.clone().into(),
             trusted_proxies: settings.ingest.trusted_proxies.clone().into(),
             read_timeout: settings.ingest.read_timeout,
+            stopped: stopped.clone(),
         });
 
         state.depths.recount_in_background(&store);
-        let (stop, stopped) = watch::channel(false);
         let processor_task = tokio::spawn(processor.clone().run(stopped.clone()));
         let fetcher_task = tokio::spawn(fetcher.run(stopped.clone()));
         let dispatcher_task = dispatcher.spawn(stopped.clone());

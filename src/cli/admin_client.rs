@@ -116,6 +116,40 @@ impl AdminClient {
         decode(&url, &body)
     }
 
+    /// `GET path` of a long-lived answer (the event stream): no time limit on the body, only on
+    /// connecting; a refusal is an error like [`AdminClient::get`]'s.
+    pub async fn open_stream(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base);
+        let http = crate::net::client_builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()?;
+        let mut request = http.get(&url).header("accept", "text/event-stream");
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach the admin API at {}: {}",
+                self.base,
+                crate::net::describe(&e)
+            )
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        Err(match serde_json::from_slice::<Refusal>(&body) {
+            Ok(Refusal { error }) => Refused {
+                status,
+                code: error.code,
+                message: error.message,
+            }
+            .into(),
+            Err(_) => anyhow::anyhow!("{status} from {url}"),
+        })
+    }
+
     /// Rows of a listing, following `next_cursor` until `limit` rows or the last page.
     pub async fn list<T: DeserializeOwned>(
         &self,

@@ -5,6 +5,7 @@ mod backup;
 mod deliveries;
 mod demo;
 mod events;
+mod listen;
 mod output;
 mod reconcile;
 mod sandbox;
@@ -75,6 +76,9 @@ enum Command {
     /// Fetch the events Stripe lists since a time and store the ones payhook missed (through the
     /// running payhook; idempotent).
     Reconcile(reconcile::ReconcileArgs),
+    /// Forward each event a running payhook stores to a local URL, signed with a local secret
+    /// in its source's scheme (like `stripe listen --forward-to`), resuming where it left off.
+    Listen(listen::ListenArgs),
     /// Run the example booking service (the contract of the booking-status target), for trying
     /// payhook out and for tests.
     ExampleBookingService {
@@ -134,6 +138,7 @@ impl Cli {
                 Command::Events(args) => events::run(settings, args).await,
                 Command::Deliveries(args) => deliveries::run(settings, args).await,
                 Command::Reconcile(args) => reconcile::run(settings, args).await,
+                Command::Listen(args) => listen::run(settings, args).await,
                 Command::ExampleBookingService {
                     listen,
                     token,

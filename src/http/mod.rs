@@ -61,6 +61,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
     /// Longest wait for a request body.
     pub read_timeout: std::time::Duration,
+    /// Turns true when payhook stops: long-lived answers (the event stream) end then.
+    pub stopped: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {

@@ -186,6 +186,18 @@ impl Store {
         }
     }
 
+    /// Up to `limit` events numbered after `after`, in order (the event stream).
+    pub async fn events_from(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.events_from(after, limit).await,
+            Store::Postgres(s) => s.events_from(after, limit).await,
+        }
+    }
+
     pub async fn count_events(&self) -> Result<i64, StoreError> {
         match self {
             Store::Sqlite(s) => s.count_events().await,

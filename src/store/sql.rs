@@ -233,3 +233,9 @@ pub const FIND_SANDBOX_INTENT: &str = "
     FROM sandbox_intents
     WHERE id = $1 OR checkout_session_id = $1 OR booking_id = $1 OR charge_id = $1
     ORDER BY created_at DESC, id DESC LIMIT 1";
+
+/// The event stream (`payhook listen`): the events numbered after `$1`, in order.
+pub const STREAM_EVENTS: &str = "
+    SELECT id, source, event_id, event_type, status, payload, CAST(headers AS TEXT) AS headers,
+           received_at, attempts, last_error, pruned_at
+    FROM webhook_events WHERE id > $1 ORDER BY id LIMIT $2";

@@ -38,11 +38,15 @@ pub struct Server {
 
 /// Starts `payhook serve` on loopback port 0 and waits for it to listen.
 pub async fn serve(cwd: &Path, env: &[(&str, &str)]) -> Server {
-    let mut cmd = payhook(cwd, env);
+    let mut cmd = payhook(cwd, &[]);
     cmd.arg("serve")
         .env("PAYHOOK_LISTEN", "127.0.0.1:0")
-        .env("PAYHOOK_ADMIN_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
+        .env("PAYHOOK_ADMIN_LISTEN", "127.0.0.1:0");
+    // What `env` says wins (a fixed admin port, to restart on).
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdout(Stdio::piped())
         // Logs go to a file beside the store, for the tests that read them.
         .stderr(std::fs::File::create(cwd.join("payhook.log")).unwrap());
     let mut child = cmd.spawn().expect("payhook serve starts");

@@ -8,6 +8,7 @@ mod events;
 mod overview;
 mod payments;
 mod reconcile;
+mod stream;
 mod targets;
 
 use std::collections::BTreeMap;
@@ -44,6 +45,7 @@ use crate::store::{EventFilter, RetrySelection};
 pub fn routes(state: Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(events::list_events))
+        .routes(routes!(stream::stream_events))
         .routes(routes!(events::replay_events))
         .routes(routes!(events::show_event))
         .routes(routes!(events::replay_event))

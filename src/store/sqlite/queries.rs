@@ -439,4 +439,16 @@ impl SqliteStore {
             .fetch_optional(&self.pool)
             .await?)
     }
+
+    pub async fn events_from(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(sqlx::query_as(sql::STREAM_EVENTS)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
 }
