@@ -340,6 +340,43 @@ mod tests {
     }
 
     #[test]
+    fn the_local_signer_signs_in_the_sources_scheme_with_the_local_secret_only() {
+        let configured = Source::new(
+            "stripe",
+            Scheme::Stripe {
+                secrets: vec![Secret::new("whsec_of_the_deployed_payhook")],
+                tolerance: Duration::from_secs(300),
+            },
+        );
+        let local = Secret::new("whsec_of_the_laptop");
+        let signer = local_source(&configured, &local).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let (headers, body) = signer.sign_request(br#"{"id":"evt_1"}"#.to_vec(), now);
+        assert_eq!(
+            body, br#"{"id":"evt_1"}"#,
+            "the body is forwarded as stored"
+        );
+        let header = headers
+            .iter()
+            .find(|(n, _)| n == "stripe-signature")
+            .map(|(_, v)| v.as_str());
+        let verify = |secret: &str| {
+            crate::providers::stripe::verify(
+                header,
+                &body,
+                &[Secret::new(secret)],
+                Duration::from_secs(300),
+                now,
+            )
+        };
+        assert!(verify("whsec_of_the_laptop").is_ok());
+        assert!(verify("whsec_of_the_deployed_payhook").is_err());
+        // Nothing of an unsigned source's is secret: it goes as it is.
+        let unsigned = Source::new("momo", Scheme::Unsigned);
+        assert!(local_source(&unsigned, &local).is_ok());
+    }
+
+    #[test]
     fn sse_fields_make_a_message() {
         let mut m = Message::default();
         for line in [
