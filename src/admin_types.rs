@@ -185,8 +185,11 @@ pub struct ReconcilePage {
     pub duplicates: usize,
     /// Listed events the inbox could not read, with why.
     pub refused: Vec<String>,
-    /// Pass it back as `ending_before` for the next (newer) page; null after the last.
-    pub next_ending_before: Option<String>,
+    /// Events read back towards the oldest, not stored yet (a page that only reads Stripe's
+    /// list back to where it starts).
+    pub skimmed: usize,
+    /// Pass it back as `cursor` for the next page; null after the last.
+    pub next_cursor: Option<String>,
 }
 
 impl From<PageOutcome> for ReconcilePage {
@@ -196,7 +199,8 @@ impl From<PageOutcome> for ReconcilePage {
             stored: done.stored,
             duplicates: done.duplicates,
             refused: done.refused,
-            next_ending_before: done.next,
+            skimmed: done.skimmed,
+            next_cursor: done.next,
         }
     }
 }

@@ -46,8 +46,10 @@ pub struct PageOutcome {
     pub duplicates: usize,
     /// Events the inbox refused (not an event payhook can read), with why.
     pub refused: Vec<String>,
-    /// The `ending_before` of the next (newer) page, when there is one.
+    /// Where the next page starts ([`Cursor`]), when there is one.
     pub next: Option<String>,
+    /// Events read back towards the oldest without being stored yet (a page that only reads).
+    pub skimmed: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,16 +60,53 @@ pub enum ReconcileError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// Stripe list pages read back per call while looking for the oldest event: a few seconds, so
+/// no call outlasts its client however long the list.
+const WALK_PAGES: usize = 20;
+
+/// Where a reconcile page starts, as [`PageOutcome::next`] says it (`older:ID`, `newer:ID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    /// Still reading back to the oldest event: from the page after this id.
+    Older(String),
+    /// The events just newer than this id (`ending_before`).
+    Newer(String),
+}
+
+impl Cursor {
+    pub fn parse(text: &str) -> Option<Cursor> {
+        let plain = |id: &str| {
+            !id.is_empty()
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        match text.split_once(':') {
+            Some(("older", id)) if plain(id) => Some(Cursor::Older(id.to_string())),
+            Some(("newer", id)) if plain(id) => Some(Cursor::Newer(id.to_string())),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Cursor::Older(id) => format!("older:{id}"),
+            Cursor::Newer(id) => format!("newer:{id}"),
+        }
+    }
+}
+
 /// One page of the events `listing` names, oldest first, stored through the inbox under the
-/// `stripe` source when it lacks them. The first page (`ending_before` none) holds the oldest
-/// events: Stripe lists newest first, so payhook pages back to the end of the list (reading only
-/// ids) and starts there; each next page is the events just newer (`ending_before` the newest
-/// so far), as Stripe's guide pages undelivered events in the order they were created.
+/// `stripe` source when it lacks them. Stripe lists newest first, so payhook first reads the list
+/// back to its oldest event (ids only, [`WALK_PAGES`] pages a call; such a call stores nothing and
+/// says how many it read back), stores that last page, then each next page is the events just
+/// newer (`ending_before` the newest so far), as Stripe's guide pages undelivered events in the
+/// order they were created.
 pub async fn page(
     api: &StripeApi,
     inbox: &Inbox,
     listing: &Listing<'_>,
-    ending_before: Option<&str>,
+    cursor: Option<&Cursor>,
 ) -> Result<PageOutcome, ReconcileError> {
     let query = EventQuery {
         since: listing.since_kept(chrono::Utc::now().timestamp()),
@@ -75,24 +114,33 @@ pub async fn page(
         only_undelivered: !listing.all,
         ..EventQuery::default()
     };
-    let (events, next) = match ending_before {
-        Some(cursor) => {
+    let (events, next) = match cursor {
+        Some(Cursor::Newer(before)) => {
             let page = api
                 .list_events(&EventQuery {
-                    ending_before: Some(cursor),
+                    ending_before: Some(before),
                     ..query
                 })
                 .await?;
             let newest = page.events.first().and_then(|e| event_id(e));
-            (page.events, if page.has_more { newest } else { None })
+            let next = newest.filter(|_| page.has_more).map(Cursor::Newer);
+            (Ok(page.events), next)
         }
-        None => oldest_page(api, query).await?,
+        Some(Cursor::Older(after)) => walked(oldest_page(api, query, Some(after)).await?),
+        None => walked(oldest_page(api, query, None).await?),
     };
     let mut outcome = PageOutcome {
-        listed: events.len(),
-        next,
+        next: next.as_ref().map(Cursor::text),
         ..PageOutcome::default()
     };
+    let events = match events {
+        Ok(events) => events,
+        Err(skimmed) => {
+            outcome.skimmed = skimmed;
+            return Ok(outcome);
+        }
+    };
+    outcome.listed = events.len();
     // Within a page Stripe lists newest first: stored the other way round.
     for event in events.into_iter().rev() {
         match inbox.store_fetched("stripe", event).await {
@@ -105,16 +153,20 @@ pub async fn page(
     Ok(outcome)
 }
 
-/// The last page of Stripe's newest-first list (its oldest events), and the cursor for the
-/// events newer than it when there are any.
+/// Reads Stripe's newest-first list back from `after`: its last page (the oldest events) and
+/// the cursor of the events newer than it, when there are any; or, when the end is further than
+/// [`WALK_PAGES`], no events, how many were read, and where to go on reading back.
 async fn oldest_page(
     api: &StripeApi,
     query: EventQuery<'_>,
-) -> Result<(Vec<bytes::Bytes>, Option<String>), ReconcileError> {
+    after: Option<&str>,
+) -> Result<Walked, ReconcileError> {
     let mut oldest: Option<Vec<bytes::Bytes>> = None;
-    let mut newer = false;
-    let mut after: Option<String> = None;
-    loop {
+    // Pages were read before this one (in this call or an earlier one).
+    let mut newer = after.is_some();
+    let mut after: Option<String> = after.map(str::to_string);
+    let mut skimmed = 0;
+    for read in 1.. {
         let page = api
             .list_events(&EventQuery {
                 starting_after: after.as_deref(),
@@ -125,19 +177,49 @@ async fn oldest_page(
         if page.events.is_empty() {
             break;
         }
+        let count = page.events.len();
         newer |= oldest.replace(page.events).is_some();
         match last {
-            Some(last) if page.has_more => after = Some(last),
+            Some(last) if page.has_more => {
+                if read >= WALK_PAGES
+                    && let Some(from) = after
+                {
+                    // The next call reads this page again: it never starts from an empty one.
+                    return Ok(Walked {
+                        events: None,
+                        next: Some(Cursor::Older(from)),
+                        skimmed,
+                    });
+                }
+                skimmed += count;
+                after = Some(last)
+            }
             _ => break,
         }
     }
     let events = oldest.unwrap_or_default();
     let next = if newer {
-        events.first().and_then(|e| event_id(e))
+        events.first().and_then(|e| event_id(e)).map(Cursor::Newer)
     } else {
         None
     };
-    Ok((events, next))
+    Ok(Walked {
+        events: Some(events),
+        next,
+        skimmed: 0,
+    })
+}
+
+/// The events to store, or how many were read back without any to store yet.
+fn walked(w: Walked) -> (Result<Vec<bytes::Bytes>, usize>, Option<Cursor>) {
+    (w.events.ok_or(w.skimmed), w.next)
+}
+
+/// What reading back found: the oldest page (none yet when the end is further) and where next.
+struct Walked {
+    events: Option<Vec<bytes::Bytes>>,
+    next: Option<Cursor>,
+    skimmed: usize,
 }
 
 /// A listed event's id, to page from.
@@ -156,15 +238,16 @@ pub async fn all(
     listing: &Listing<'_>,
 ) -> Result<PageOutcome, ReconcileError> {
     let mut total = PageOutcome::default();
-    let mut before: Option<String> = None;
+    let mut cursor: Option<Cursor> = None;
     loop {
-        let page = page(api, inbox, listing, before.as_deref()).await?;
+        let page = page(api, inbox, listing, cursor.as_ref()).await?;
         total.listed += page.listed;
         total.stored += page.stored;
         total.duplicates += page.duplicates;
+        total.skimmed += page.skimmed;
         total.refused.extend(page.refused);
-        match page.next {
-            Some(next) => before = Some(next),
+        match page.next.as_deref().and_then(Cursor::parse) {
+            Some(next) => cursor = Some(next),
             None => return Ok(total),
         }
     }

@@ -393,12 +393,9 @@ async fn reconcile_stores_the_undelivered_events_oldest_first_and_only_once() {
     }
 
     let since = t - 60;
-    let reconcile = |before: Option<String>| {
-        let url = match before {
-            Some(b) => format!(
-                "{}/admin/api/reconcile?since={since}&ending_before={b}",
-                app.admin
-            ),
+    let reconcile = |cursor: Option<String>| {
+        let url = match cursor {
+            Some(c) => format!("{}/admin/api/reconcile?since={since}&cursor={c}", app.admin),
             None => format!("{}/admin/api/reconcile?since={since}", app.admin),
         };
         let request = app.client.post(url);
@@ -413,17 +410,23 @@ async fn reconcile_stores_the_undelivered_events_oldest_first_and_only_once() {
             &first.json["listed"],
             &first.json["stored"],
             &first.json["duplicates"],
-            &first.json["next_ending_before"],
+            &first.json["next_cursor"],
         ),
-        (&json!(2), &json!(2), &json!(0), &json!(id(&refunded)))
+        (
+            &json!(2),
+            &json!(2),
+            &json!(0),
+            &json!(format!("newer:{}", id(&refunded)))
+        )
     );
-    let second = reconcile(Some(id(&refunded))).await;
+    let newer = format!("newer:{}", id(&refunded));
+    let second = reconcile(Some(newer.clone())).await;
     assert_eq!(
         (
             &second.json["listed"],
             &second.json["stored"],
             &second.json["duplicates"],
-            &second.json["next_ending_before"],
+            &second.json["next_cursor"],
         ),
         (&json!(2), &json!(1), &json!(1), &Value::Null)
     );
@@ -486,7 +489,7 @@ async fn reconcile_stores_the_undelivered_events_oldest_first_and_only_once() {
     // Again: Stripe still counts them undelivered (payhook fetched them, nobody posted them), so
     // they are listed again, and all are duplicates.
     let again = reconcile(None).await;
-    let again_newer = reconcile(Some(id(&refunded))).await;
+    let again_newer = reconcile(Some(newer)).await;
     assert_eq!(
         (
             again.json["stored"].as_u64(),
@@ -517,21 +520,87 @@ async fn reconcile_stores_the_undelivered_events_oldest_first_and_only_once() {
         "{}",
         asked.last().unwrap().query
     );
-    let bad = Answer::read(
-        app.client
-            .post(format!(
-                "{}/admin/api/reconcile?since={since}&all=yes",
-                app.admin
-            ))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (bad.status, bad.json["error"]["field"].as_str()),
-        (400, Some("all"))
-    );
+    for (query, field) in [("all=yes", "all"), ("cursor=evt_1", "cursor")] {
+        let bad = Answer::read(
+            app.client
+                .post(format!(
+                    "{}/admin/api/reconcile?since={since}&{query}",
+                    app.admin
+                ))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (bad.status, bad.json["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{}",
+            bad.json
+        );
+    }
+}
+
+/// A long list is read back to its oldest event over several calls (20 of Stripe's pages each,
+/// storing nothing, saying how many it read), so no call outlasts its client; then every event
+/// is stored once, oldest first.
+#[tokio::test]
+async fn a_long_undelivered_list_is_read_back_over_several_calls_then_stored_oldest_first() {
+    let t = now() - 3600;
+    // 45 undelivered events, newest first: 23 pages of two.
+    let events: Vec<(Value, bool)> = (0..45)
+        .rev()
+        .map(|i| {
+            let e = PaymentIds::new(&format!("booking-long-{i}")).event(
+                "payment_intent.succeeded",
+                t + i,
+                &[],
+            );
+            (e, false)
+        })
+        .collect();
+    let oldest_first: Vec<String> = events
+        .iter()
+        .rev()
+        .map(|(e, _)| e["id"].as_str().unwrap().to_string())
+        .collect();
+    let stripe = Receiver::start(move |_, r| list_events(&events, &r.query)).await;
+    let app = stripe_app(&stripe.url).await;
+    let mut cursor: Option<String> = None;
+    let mut calls = Vec::new();
+    loop {
+        let mut url = format!("{}/admin/api/reconcile?since={}", app.admin, t - 60);
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page = Answer::read(app.client.post(url).send().await.unwrap()).await;
+        assert_eq!(page.status, 200, "{}", page.json);
+        calls.push((
+            page.json["listed"].as_u64().unwrap(),
+            page.json["skimmed"].as_u64().unwrap(),
+        ));
+        match page.json["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    // The first call read 19 pages back and stopped; the second reached the oldest (one event).
+    assert_eq!(calls[0], (0, 38), "{calls:?}");
+    assert_eq!(calls[1], (1, 0), "{calls:?}");
+    assert_eq!(calls.iter().map(|(l, _)| l).sum::<u64>(), 45, "{calls:?}");
+    let mut rows = Vec::new();
+    for id in &oldest_first {
+        rows.push(
+            app.payhook
+                .store
+                .event("stripe", id)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+        );
+    }
+    assert!(rows.windows(2).all(|w| w[0] < w[1]), "{rows:?}");
 }
 
 /// A time before Stripe's 30 days asks for those 30 days: Stripe keeps no older event.

@@ -58,12 +58,13 @@ pub async fn run(settings: Settings, args: ReconcileArgs) -> anyhow::Result<Exit
     }
     let (mut listed, mut stored, mut duplicates, mut pages) = (0, 0, 0, 0);
     let mut refused: Vec<String> = Vec::new();
-    let mut before: Option<String> = None;
+    let mut cursor: Option<String> = None;
+    let mut skimmed = 0;
     let progress = Status::new();
     loop {
         let mut params = query.clone();
-        if let Some(b) = &before {
-            params.push(("ending_before", b.clone()));
+        if let Some(c) = &cursor {
+            params.push(("cursor", c.clone()));
         }
         let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let page: ReconcilePage = api
@@ -77,12 +78,17 @@ pub async fn run(settings: Settings, args: ReconcileArgs) -> anyhow::Result<Exit
         stored += page.stored;
         duplicates += page.duplicates;
         refused.extend(page.refused);
-        // Progress on stderr: a line per page, or one rewritten in place on a terminal.
-        progress.say(format!(
-            "page {pages}: {listed} listed, {stored} missing and now stored, {duplicates} already here"
-        ));
-        match page.next_ending_before {
-            Some(next) => before = Some(next),
+        skimmed += page.skimmed;
+        // Progress on stderr: reading Stripe's list back to its oldest event, then storing.
+        progress.say(if listed == 0 && page.skimmed > 0 {
+            format!("page {pages}: {skimmed} read back towards the oldest event")
+        } else {
+            format!(
+                "page {pages}: {listed} listed, {stored} missing and now stored, {duplicates} already here"
+            )
+        });
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
             None => break,
         }
     }

@@ -16,12 +16,24 @@ pub(super) struct ReconcileQuery {
     #[serde(rename = "type")]
     #[param(rename = "type")]
     event_type: Option<String>,
-    /// The `next_ending_before` of the previous page (absent for the first, oldest, page).
-    ending_before: Option<String>,
+    /// The `next_cursor` of the previous page (absent for the first).
+    #[param(value_type = Option<String>)]
+    #[serde(deserialize_with = "cursor")]
+    cursor: Option<crate::reconcile::Cursor>,
     /// Every event Stripe lists, delivered or not (after restoring a backup); by default only
     /// those whose delivery failed or is still pending.
     #[serde(deserialize_with = "flag")]
     all: bool,
+}
+
+/// What a previous page's `next_cursor` said.
+fn cursor<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::reconcile::Cursor>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(text) => crate::reconcile::Cursor::parse(&text)
+            .map(Some)
+            .ok_or_else(|| de::Error::custom("is a previous page's next_cursor")),
+    }
 }
 
 /// `true` or `false`; absent is `false`.
@@ -41,10 +53,10 @@ fn unix_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     }
 }
 
-/// `POST /admin/api/reconcile?since&type&ending_before&all`: one page (up to 100) of the events
+/// `POST /admin/api/reconcile?since&type&cursor&all`: one page (up to 100) of the events
 /// Stripe's API lists from `since` whose delivery failed (`delivery_success=false`; every event
 /// with `all=true`), oldest first, the ones the inbox lacks stored through it. Page after page
-/// with `ending_before`; `payhook reconcile` does that and shows the progress.
+/// with `cursor`; `payhook reconcile` does that and shows the progress.
 #[utoipa::path(
     post,
     path = "/admin/api/reconcile",
@@ -77,8 +89,7 @@ pub(super) async fn reconcile(
         event_type: q.event_type.as_deref(),
         all: q.all,
     };
-    let done =
-        crate::reconcile::page(api, &state.inbox, &listing, q.ending_before.as_deref()).await?;
+    let done = crate::reconcile::page(api, &state.inbox, &listing, q.cursor.as_ref()).await?;
     if done.stored > 0 {
         state.processor_wake.notify_one();
     }
