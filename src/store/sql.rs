@@ -153,6 +153,11 @@ pub const SETTLE_DELIVERY: &str = "
         last_status = $5, last_error = $6, delivered_at = $7
     WHERE id = $1 AND leased_until IS NOT NULL";
 
+pub const INSERT_ATTEMPT: &str = "
+    INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms, status, answer,
+        outcome, next_attempt_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
 pub const SAVE_CIRCUIT: &str = "
     INSERT INTO delivery_targets (name, state, failures, open_until, reason, updated_at)
     VALUES ($1, $2, $3, $4, $5, $6)
