@@ -307,7 +307,7 @@ async fn payhook_explain_prints_the_timeline_in_the_terminal() {
     let (app, receiver) = app_with_target(|_, _| Reply::status(200)).await;
     let ids = PaymentIds::new("booking-cli-explain");
     let paid = ids.event("payment_intent.succeeded", now(), &["amount=2000".into()]);
-    app.deliver_all(&[paid.clone()]).await;
+    app.deliver_all(std::slice::from_ref(&paid)).await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
     explained_with_attempts(&app, "booking-cli-explain", 1).await;
 
