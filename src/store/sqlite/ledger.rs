@@ -256,7 +256,6 @@ impl SqliteStore {
         let retry_at = (s.status == DeliveryStatus::Pending).then_some(s.next_attempt_at);
         sqlx::query(sql::INSERT_ATTEMPT)
             .bind(s.id)
-            .bind(s.attempts)
             .bind(s.attempt.started_at)
             .bind(s.attempt.latency_ms)
             .bind(s.last_status)
