@@ -911,3 +911,81 @@ fn session_brief(s: &Session) -> SessionBrief {
         expires_at: Some(at_secs(s.expires_at)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::facts::Refs;
+
+    fn fact(id: &str, at: i64, kind: FactKind) -> Fact {
+        Fact {
+            event_id: id.into(),
+            event_type: "test".into(),
+            occurred_at: at,
+            refs: Refs::default(),
+            booking_id: None,
+            amount: Some(2000),
+            amount_captured: None,
+            currency: Some("eur".into()),
+            paid_at: None,
+            kind,
+        }
+    }
+
+    #[test]
+    fn a_late_failure_keeps_a_paid_payment_and_the_rule_says_why() {
+        let paid = fact("evt_1", 100, FactKind::IntentSucceeded);
+        let failed = fact(
+            "evt_2",
+            200,
+            FactKind::IntentFailed {
+                code: Some("card_declined".into()),
+                message: None,
+            },
+        );
+        let before = derive(std::slice::from_ref(&paid));
+        let after = derive(&[paid.clone(), failed.clone()]);
+        assert_eq!(after.status, PaymentStatus::Succeeded);
+        let why = rule(Some(&before), &after, &failed, false);
+        assert!(why.starts_with("succeeded stays: money was taken"), "{why}");
+        assert!(why.contains("disputed > refunded"), "{why}");
+        assert_eq!(
+            describe(&failed, None),
+            "the payment attempt failed: card_declined"
+        );
+        let late = rule(None, &before, &paid, true);
+        assert!(late.ends_with("so arrival order changed nothing"), "{late}");
+    }
+
+    #[test]
+    fn a_refund_that_failed_gives_the_money_back() {
+        let paid = fact("evt_1", 100, FactKind::IntentSucceeded);
+        let refund = |status: &str| crate::domain::facts::RefundSeen {
+            id: "re_1".into(),
+            amount: 500,
+            status: status.into(),
+            created: Some(150),
+            failure_reason: None,
+        };
+        let pending = fact(
+            "evt_2",
+            150,
+            FactKind::RefundUpdated {
+                refund: refund("pending"),
+            },
+        );
+        let failed = fact(
+            "evt_3",
+            160,
+            FactKind::RefundUpdated {
+                refund: refund("failed"),
+            },
+        );
+        let partly = derive(&[paid.clone(), pending.clone()]);
+        assert_eq!(partly.status, PaymentStatus::PartiallyRefunded);
+        let after = derive(&[paid, pending, failed.clone()]);
+        let why = rule(Some(&partly), &after, &failed, false);
+        assert!(why.starts_with("a refund that failed"), "{why}");
+        assert_eq!(describe(&failed, None), "refund re_1 of 5.00 EUR: failed");
+    }
+}

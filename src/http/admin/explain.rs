@@ -24,11 +24,15 @@ const KEY_MAX: usize = 255;
 
 fn checked_key(key: &str) -> Result<&str, ApiError> {
     let key = key.trim();
-    if key.is_empty() || key.len() > KEY_MAX {
+    // No id payhook stores holds a control character (PostgreSQL's text cannot even hold NUL).
+    if key.is_empty() || key.len() > KEY_MAX || key.chars().any(char::is_control) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            format!("the key must be 1 to {KEY_MAX} characters: a booking, payment or event id"),
+            format!(
+                "the key must be 1 to {KEY_MAX} printable characters: a booking, payment or \
+                 event id"
+            ),
         ));
     }
     Ok(key)
