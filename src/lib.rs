@@ -22,6 +22,8 @@
 //! - [`retention`]: old payloads pruned in small batches; the index and the ledger stay.
 //! - [`store`]: one contract over SQLite and PostgreSQL, with per-backend migrations.
 //! - [`metrics`]: the Prometheus recorder behind `/metrics`.
+//! - [`telemetry`]: OpenTelemetry traces over OTLP, from a webhook's request to each delivery
+//!   attempt it causes; off unless an OTLP endpoint is set.
 //! - [`net`]: the HTTP client every outgoing call is built from.
 //! - [`booking_service`]: the example booking service (the booking-status target's contract).
 //! - [`cli`]: one file per subcommand.
@@ -44,3 +46,4 @@ pub mod providers;
 pub mod reconcile;
 pub mod retention;
 pub mod store;
+pub mod telemetry;
