@@ -119,6 +119,18 @@ impl OtlpSettings {
                  collector's OTLP/HTTP port (4318 by default)"
             )));
         }
+        // The exporter would ignore a compression it lacks and send uncompressed, silently.
+        if let Some((name, compression)) = either(
+            env,
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        ) && compression != "none"
+        {
+            return Err(OtlpError(format!(
+                "{name}={compression}: payhook sends traces uncompressed (no compression is \
+                 built in); leave it unset or set it to none"
+            )));
+        }
         let timeout = match either(
             env,
             "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
@@ -317,7 +329,7 @@ mod tests {
     }
 
     #[test]
-    fn grpc_and_json_are_refused_at_start_up_naming_the_variable_and_what_to_set() {
+    fn grpc_json_and_compression_are_refused_at_start_up_naming_the_variable_and_what_to_set() {
         for (name, protocol) in [
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
             ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
@@ -331,6 +343,15 @@ mod tests {
             assert!(err.starts_with(&format!("{name}={protocol}: ")), "{err}");
             assert!(err.contains("=http/protobuf"), "{err}");
         }
+        let vars = env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ]);
+        let err = OtlpSettings::from_env(&vars).unwrap_err().to_string();
+        assert!(
+            err.starts_with("OTEL_EXPORTER_OTLP_COMPRESSION=gzip: "),
+            "{err}"
+        );
         // The traces' own variable wins over the general one.
         let vars = env(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
