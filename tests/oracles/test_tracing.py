@@ -202,8 +202,10 @@ def test_a_webhook_is_one_trace_from_its_request_to_the_delivery_and_the_target_
     assert commit["parent"] == request["id"]
     assert batch["parent"] == commit["id"]
     assert attempt["parent"] == batch["id"]
+    # The request waits for its commit; the later work starts after what caused it (it may end
+    # after the next step began: the processor wakes the dispatcher before it closes its spans).
     assert request["start"] <= commit["start"] <= commit["end"] <= request["end"]
-    assert commit["end"] <= batch["start"] and batch["end"] <= attempt["start"]
+    assert commit["start"] <= batch["start"] <= attempt["start"]
     assert request["kind"] == trace_pb2.Span.SPAN_KIND_SERVER
     assert attempt["kind"] == trace_pb2.Span.SPAN_KIND_CLIENT
     # What each says.
