@@ -67,7 +67,7 @@ enum EventsCommand {
         /// Select every event left `failed` (the same as --status failed).
         #[arg(long, conflicts_with = "status")]
         failed: bool,
-        /// Select events in this status: failed (default), retrying or rejected.
+        /// Select events in this status: failed (default), retrying, rejected, processed or ignored.
         #[arg(long)]
         status: Option<String>,
         /// The source of the provider ids given; with a selection, only this source's events.
@@ -99,7 +99,13 @@ enum EventsCommand {
 
 /// The flags that make `events replay` a selection rather than a list of events.
 const SELECTION: [&str; 7] = [
-    "failed", "status", "event_type", "booking", "since", "until", "dry_run",
+    "failed",
+    "status",
+    "event_type",
+    "booking",
+    "since",
+    "until",
+    "dry_run",
 ];
 
 pub async fn run(settings: Settings, args: EventsArgs) -> anyhow::Result<ExitCode> {
@@ -151,7 +157,11 @@ pub async fn run(settings: Settings, args: EventsArgs) -> anyhow::Result<ExitCod
             if !events.is_empty() {
                 return replay(&api, events, source.as_deref(), wait, json).await;
             }
-            let status = if failed { Some("failed".into()) } else { status };
+            let status = if failed {
+                Some("failed".into())
+            } else {
+                status
+            };
             let params = [
                 ("status", status),
                 ("source", source),

@@ -133,7 +133,10 @@ struct Cond(&'static str, Option<Param>);
 
 impl EventSelection {
     fn conditions(&self) -> Vec<Cond> {
-        let mut c = vec![Cond("status = {}", Some(Param::Text(self.status.as_str().into())))];
+        let mut c = vec![Cond(
+            "status = {}",
+            Some(Param::Text(self.status.as_str().into())),
+        )];
         if let Some(s) = &self.source {
             c.push(Cond("source = {}", Some(Param::Text(s.clone()))));
         }
@@ -175,8 +178,7 @@ impl EventSelection {
             }
             None => "0".into(),
         };
-        sql.text =
-            format!("SELECT {first}, (SELECT COALESCE(MAX(id), 0) FROM webhook_events)");
+        sql.text = format!("SELECT {first}, (SELECT COALESCE(MAX(id), 0) FROM webhook_events)");
         sql
     }
 
@@ -244,7 +246,10 @@ impl EventSelection {
 
 impl DeliverySelection {
     fn conditions(&self) -> Vec<Cond> {
-        let mut c = vec![Cond("status = {}", Some(Param::Text(self.status.as_str().into())))];
+        let mut c = vec![Cond(
+            "status = {}",
+            Some(Param::Text(self.status.as_str().into())),
+        )];
         if let Some(t) = &self.target {
             c.push(Cond("target = {}", Some(Param::Text(t.clone()))));
         }
@@ -253,7 +258,10 @@ impl DeliverySelection {
         }
         if let Some((source, event_id)) = &self.event {
             c.push(Cond("source = {}", Some(Param::Text(source.clone()))));
-            c.push(Cond("source_event_id = {}", Some(Param::Text(event_id.clone()))));
+            c.push(Cond(
+                "source_event_id = {}",
+                Some(Param::Text(event_id.clone())),
+            ));
         }
         if let Some(t) = self.since {
             c.push(Cond("created_at >= {}", Some(Param::CreatedAt(t))));
@@ -335,7 +343,8 @@ mod tests {
         };
         let sql = sel.ids_sql(10, 20, 500);
         assert!(
-            sql.text.contains("id > $1 AND id <= $2 AND status = $3 AND event_type = $4")
+            sql.text
+                .contains("id > $1 AND id <= $2 AND status = $3 AND event_type = $4")
                 && sql.text.contains("received_at < $5")
                 && sql.text.contains("received_at < $5 AND pruned_at IS NULL")
                 && sql.text.ends_with("ORDER BY id LIMIT $6"),

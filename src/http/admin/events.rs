@@ -73,7 +73,9 @@ pub(super) struct EventSourceQuery {
 }
 
 fn no_event(key: &str, source: Option<&str>) -> ApiError {
-    let from = source.map(|s| format!(" from source {s:?}")).unwrap_or_default();
+    let from = source
+        .map(|s| format!(" from source {s:?}"))
+        .unwrap_or_default();
     ApiError::new(
         StatusCode::NOT_FOUND,
         "event_not_found",
@@ -124,10 +126,7 @@ pub(super) async fn find_event(
             Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "event_ambiguous",
-                format!(
-                    "sources {} each hold an event {key:?}",
-                    sources.join(", ")
-                ),
+                format!("sources {} each hold an event {key:?}", sources.join(", ")),
             )
             .hint("say which with ?source=NAME"))
         }
@@ -220,6 +219,10 @@ enum ReplayableStatus {
     Retrying,
     /// Denied by the provider's API: a replay asks it again.
     Rejected,
+    /// Applied: its fact is kept once, so a replay changes nothing unless the ledger's rules did.
+    Processed,
+    /// Of a type payhook did not act on when it arrived.
+    Ignored,
 }
 
 impl From<ReplayableStatus> for EventStatus {
@@ -228,6 +231,8 @@ impl From<ReplayableStatus> for EventStatus {
             ReplayableStatus::Failed => EventStatus::Failed,
             ReplayableStatus::Retrying => EventStatus::Retrying,
             ReplayableStatus::Rejected => EventStatus::Rejected,
+            ReplayableStatus::Processed => EventStatus::Processed,
+            ReplayableStatus::Ignored => EventStatus::Ignored,
         }
     }
 }
@@ -238,6 +243,8 @@ impl Word for ReplayableStatus {
         ReplayableStatus::Failed,
         ReplayableStatus::Retrying,
         ReplayableStatus::Rejected,
+        ReplayableStatus::Processed,
+        ReplayableStatus::Ignored,
     ];
 
     fn as_str(self) -> &'static str {
@@ -249,7 +256,7 @@ impl Word for ReplayableStatus {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ReplayQuery {
-    /// Which events: `failed` (default), `retrying` or `rejected`.
+    /// Which events: `failed` (default), `retrying`, `rejected`, `processed` or `ignored`.
     #[param(inline)]
     #[serde(deserialize_with = "one_of")]
     status: Option<ReplayableStatus>,

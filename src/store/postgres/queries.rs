@@ -7,11 +7,11 @@ use super::PgStore;
 use crate::domain::delivery::Circuit;
 use crate::domain::state::Payment;
 use crate::domain::status::DeliveryStatus;
+use crate::store::bulk::{DeliverySelection, EventSelection, Param, Selection};
 use crate::store::events::{EventFilter, EventSummary, StoredEvent, ToFetch};
 use crate::store::listing::{event_listing_sql, listing_sql};
 use crate::store::outbox::{Delivery, RetrySelection};
 use crate::store::payments::{self, Depths, PaymentKey, PaymentRow};
-use crate::store::bulk::{DeliverySelection, EventSelection, Param, Selection};
 use crate::store::{SandboxIntent, Session, StoreError, sql};
 
 impl PgStore {
