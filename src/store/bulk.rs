@@ -176,7 +176,7 @@ impl EventSelection {
                      ORDER BY received_at LIMIT 1), (SELECT COALESCE(MAX(id), 0) + 1 FROM webhook_events)) - 1"
                 )
             }
-            None => "0".into(),
+            None => "CAST(0 AS BIGINT)".into(),
         };
         sql.text = format!("SELECT {first}, (SELECT COALESCE(MAX(id), 0) FROM webhook_events)");
         sql
@@ -274,7 +274,7 @@ impl DeliverySelection {
 
     pub(super) fn window_sql(&self) -> Sql {
         Sql {
-            text: "SELECT 0, (SELECT COALESCE(MAX(id), 0) FROM deliveries)".into(),
+            text: "SELECT CAST(0 AS BIGINT), (SELECT COALESCE(MAX(id), 0) FROM deliveries)".into(),
             params: Vec::new(),
         }
     }
