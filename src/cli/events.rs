@@ -56,7 +56,7 @@ enum EventsCommand {
   payhook events replay 42 evt_1Q2w3E
   payhook events replay --since 2h --status failed --dry-run
   payhook events replay --failed --source stripe --type payment_intent.succeeded
-  payhook events replay --booking booking-123 --status failed")]
+  payhook events replay --booking booking-123 --status processed")]
     Replay {
         /// Event numbers or provider ids.
         #[arg(
