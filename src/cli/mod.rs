@@ -6,6 +6,7 @@ mod bulk;
 mod deliveries;
 mod demo;
 mod events;
+mod explain;
 mod output;
 mod reconcile;
 mod sandbox;
@@ -73,6 +74,9 @@ enum Command {
     Events(events::EventsArgs),
     /// Notifications to targets: list them, retry dead ones.
     Deliveries(deliveries::DeliveriesArgs),
+    /// Why a booking or payment is in its state: its events in provider time, the fact and rule
+    /// each brought, the notifications they caused with every attempt, what needs a person.
+    Explain(explain::ExplainArgs),
     /// Fetch the events Stripe lists since a time and store the ones payhook missed (through the
     /// running payhook; idempotent).
     Reconcile(reconcile::ReconcileArgs),
@@ -134,6 +138,7 @@ impl Cli {
                 Command::Trigger(args) => trigger::run(settings, args).await,
                 Command::Events(args) => events::run(settings, args).await,
                 Command::Deliveries(args) => deliveries::run(settings, args).await,
+                Command::Explain(args) => explain::run(settings, args).await,
                 Command::Reconcile(args) => reconcile::run(settings, args).await,
                 Command::ExampleBookingService {
                     listen,

@@ -162,6 +162,8 @@ enum Turn {
 struct Finished {
     delivery: ClaimedDelivery,
     attempt: Attempt,
+    /// When it started (unix ms) and how long it took.
+    started_at: i64,
     elapsed: Duration,
 }
 
@@ -428,6 +430,7 @@ impl TargetWorker {
     /// Sends one notification and reports how it went; never fails.
     async fn attempt(self, delivery: ClaimedDelivery) -> Finished {
         let started = Instant::now();
+        let started_at = now_ms();
         let attempt = match self.request(&delivery) {
             Ok(request) => match request.timeout(self.target.timeout).send().await {
                 Ok(response) => {
@@ -452,6 +455,7 @@ impl TargetWorker {
         Finished {
             delivery,
             attempt,
+            started_at,
             elapsed: started.elapsed(),
         }
     }
@@ -513,6 +517,11 @@ impl TargetWorker {
                 format!("{status} {}", body.trim()),
             ),
             Attempt::NoAnswer(why) => (None, why.clone()),
+        };
+        let record = crate::store::AttemptRecord {
+            started_at: f.started_at,
+            latency_ms: f.elapsed.as_millis() as i64,
+            answer: answer.clone(),
         };
         let (status, next_attempt_at, error) = match verdict(&f.attempt) {
             Verdict::Delivered => (DeliveryStatus::Delivered, now.timestamp_millis(), None),
@@ -588,6 +597,7 @@ impl TargetWorker {
             last_error: error,
             delivered_at: (status == DeliveryStatus::Delivered).then_some(now),
             booking_answer,
+            attempt: record,
         }
     }
 }
