@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod backup;
+mod bulk;
 mod deliveries;
 mod demo;
 mod events;
