@@ -170,6 +170,7 @@ impl Payhook {
             trusted_proxies: settings.ingest.trusted_proxies.clone().into(),
             read_timeout: settings.ingest.read_timeout,
             stopped: stopped.clone(),
+            jobs: Default::default(),
         });
 
         state.depths.recount_in_background(&store);

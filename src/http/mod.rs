@@ -63,6 +63,8 @@ pub struct AppState {
     pub read_timeout: std::time::Duration,
     /// Turns true when payhook stops: long-lived answers (the event stream) end then.
     pub stopped: tokio::sync::watch::Receiver<bool>,
+    /// Bulk replays and retries running in the background.
+    pub jobs: Arc<crate::bulk::Jobs>,
 }
 
 impl AppState {
