@@ -9,6 +9,7 @@ mod output;
 mod reconcile;
 mod sandbox;
 mod serve;
+mod targets;
 mod trigger;
 
 use std::collections::HashMap;
@@ -72,6 +73,8 @@ enum Command {
     Events(events::EventsArgs),
     /// Notifications to targets: list them, retry dead ones.
     Deliveries(deliveries::DeliveriesArgs),
+    /// Notification targets: list their circuits, disable or enable one.
+    Targets(targets::TargetsArgs),
     /// Fetch the events Stripe lists since a time and store the ones payhook missed (through the
     /// running payhook; idempotent).
     Reconcile(reconcile::ReconcileArgs),
@@ -133,6 +136,7 @@ impl Cli {
                 Command::Trigger(args) => trigger::run(settings, args).await,
                 Command::Events(args) => events::run(settings, args).await,
                 Command::Deliveries(args) => deliveries::run(settings, args).await,
+                Command::Targets(args) => targets::run(settings, args).await,
                 Command::Reconcile(args) => reconcile::run(settings, args).await,
                 Command::ExampleBookingService {
                     listen,

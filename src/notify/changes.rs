@@ -161,6 +161,28 @@ pub fn deliveries_for(
     out
 }
 
+/// Logs the attention events a change raises (`payment.duplicate`, `payment.refund_failed`,
+/// `payment.needs_attention`): a person must act, whether or not an events target listens.
+pub fn log_attention(change: &Change) {
+    let before: Vec<Step> = change.before.iter().flat_map(reached).collect();
+    for step in reached(change.after) {
+        if matches!(
+            step,
+            Step::Duplicate | Step::RefundFailed | Step::NeedsAttention
+        ) && !before.contains(&step)
+        {
+            tracing::warn!(
+                event = step.event_name(),
+                payment_id = change.payment_id,
+                booking_id = change.after.booking_id.as_deref().unwrap_or(""),
+                source = change.cause.0,
+                event_id = change.cause.1,
+                "a payment needs attention"
+            );
+        }
+    }
+}
+
 /// When a new notification is first due (unix ms): now, plus its target's first wait.
 pub fn first_due(targets: &[TargetSettings], delivery: &NewDelivery, now: DateTime<Utc>) -> i64 {
     let first_wait = targets

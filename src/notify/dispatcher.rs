@@ -252,7 +252,7 @@ impl TargetWorker {
                 break;
             }
             if !stopping && self.signal.reload.swap(false, Ordering::SeqCst) {
-                self.reload(&mut pass.circuit).await;
+                self.reload(&mut pass.circuit, true).await;
             }
             let now = now_ms();
             let wait = match self.turn(&mut pass, !stopping, now).await {
@@ -267,7 +267,7 @@ impl TargetWorker {
                 Ok(Turn::Skipped) => {
                     // Disabled: look again now and then, for an enable by another process.
                     if !stopping && pass.circuit.state == CircuitState::Disabled {
-                        self.reload(&mut pass.circuit).await;
+                        self.reload(&mut pass.circuit, false).await;
                     }
                     IDLE_WAIT
                 }
@@ -521,14 +521,17 @@ impl TargetWorker {
     }
 
     /// The circuit as the store has it, after an operator enabled or disabled the target
-    /// (possibly from another process). Only a disable or an enable is taken: an open or closed
-    /// circuit in memory knows more than its saved copy (the window, the probe).
-    async fn reload(&self, circuit: &mut Circuit) {
+    /// (`operator`: this process's admin API said so) or possibly another process did. Only a
+    /// change of state is taken: a circuit in memory knows more than its saved copy (the
+    /// window, the probe), and unless an operator acted only a disable or an enable counts.
+    async fn reload(&self, circuit: &mut Circuit, operator: bool) {
         let Ok(saved) = self.store.circuit(&self.target.name).await else {
             return;
         };
         let disabled = CircuitState::Disabled;
-        if (saved.state == disabled) != (circuit.state == disabled) {
+        if (saved.state == disabled) != (circuit.state == disabled)
+            || (operator && saved.state.as_str() != circuit.state.as_str())
+        {
             *circuit = saved.resumed(now_ms(), self.policy());
         }
     }

@@ -308,6 +308,26 @@ impl WriteTx {
         }
     }
 
+    /// Enables `target` (closes its circuit, whatever disabled or opened it) and releases its
+    /// held notifications ([`WriteTx::release_held`]); returns how many were released.
+    pub async fn enable_target(&mut self, target: &str, now_ms: i64) -> Result<u64, StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => {
+                sqlx::query(sql::RESET_CIRCUIT)
+                    .bind(target)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            WriteTx::Postgres(tx) => {
+                sqlx::query(sql::RESET_CIRCUIT)
+                    .bind(target)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        self.release_held(target, now_ms).await
+    }
+
     /// Makes every pending notification of `target` that waits for a later retry due at
     /// `now_ms` (the target recovered or was enabled: what was held goes now, in order).
     /// Returns how many.
