@@ -95,6 +95,33 @@ async fn an_events_target_hears_a_target_open_recover_be_disabled_and_give_up() 
     );
     assert!(opened["failures"].as_u64().unwrap() >= 3, "{opened}");
     assert!(opened["next_probe_at"].as_str().is_some(), "{opened}");
+    // The circuit and its next probe are shown: the targets listing and the metrics.
+    let listed: Value = app
+        .client
+        .get(format!("{}/admin/api/targets", app.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let row = &listed["data"][1];
+    assert_eq!(
+        (&row["name"], &row["circuit"]),
+        (&"flaky".into(), &"open".into()),
+        "{row}"
+    );
+    assert!(row["next_probe_at"].as_str().is_some(), "{row}");
+    let metrics = app.text(&format!("{}/metrics", app.admin)).await;
+    assert!(
+        metrics.contains("payhook_target_circuit_state{target=\"flaky\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("payhook_target_next_probe_timestamp_seconds{target=\"flaky\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("payhook_target_circuit_state{target=\"alerts\"} 0"));
 
     let exhausted = hears(&alerts, "delivery.exhausted").await;
     assert_eq!(exhausted["target"], "short");
