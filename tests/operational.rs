@@ -314,6 +314,21 @@ async fn a_disabled_target_keeps_its_notifications_visibly_across_a_restart_and_
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let enabled = std::time::Instant::now();
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["released"], 0, "all were due already: {answer}");
+    // The enable wakes the worker: no wait for its next idle look (2 s).
+    eventually(
+        Duration::from_secs(10),
+        "the first notification sent",
+        || std::future::ready(!service.received().is_empty()),
+    )
+    .await;
+    let woke = enabled.elapsed();
+    assert!(
+        woke < Duration::from_millis(1500),
+        "first sent {woke:?} after the enable"
+    );
     for booking in &bookings {
         eventually(Duration::from_secs(10), booking, || async {
             service.booking(booking).unwrap().status == "refunded"

@@ -34,9 +34,6 @@ use crate::store::{BookingAnswer, ClaimedDelivery, Settled, Store, StoreError};
 /// How long an idle worker waits before looking again unwoken.
 const IDLE_WAIT: Duration = Duration::from_secs(2);
 
-/// How the error of a notification whose retry schedule is spent begins.
-const GAVE_UP: &str = "gave up after";
-
 /// The most of a target's answer kept with the attempt, for the operator.
 const BODY_KEPT: usize = 512;
 
@@ -376,9 +373,9 @@ impl TargetWorker {
                     tracing::info!(target_name = %name, next_probe = %chrono::DateTime::from_timestamp_millis(at).unwrap_or_default(),
                         reason = pass.circuit.reason.as_deref().unwrap_or(""), "the probe failed; the circuit stays open");
                 }
-                let settled = self.settle(&f, recorded.failed_probe);
-                if let Some(exhausted) = exhausted(&f.delivery, &settled, name) {
-                    pass.events.push(exhausted);
+                let (settled, spent) = self.settle(&f, recorded.failed_probe);
+                if spent {
+                    pass.events.push(exhausted(&f.delivery, &settled, name));
                 }
                 pass.settled.push(settled);
             }
@@ -618,7 +615,8 @@ impl TargetWorker {
     /// What an attempt means for its notification, as it is recorded; logs it. A failed probe
     /// of an open circuit is recorded but does not spend the notification's retry schedule: the
     /// outage is the circuit's business, and the notification stays first in line.
-    fn settle(&self, f: &Finished, failed_probe: bool) -> Settled {
+    /// Also says whether the notification went dead because its retry schedule is spent.
+    fn settle(&self, f: &Finished, failed_probe: bool) -> (Settled, bool) {
         let d = &f.delivery;
         let now = Utc::now();
         let attempts = d.attempts + i64::from(!failed_probe);
@@ -629,6 +627,7 @@ impl TargetWorker {
             ),
             Attempt::NoAnswer(why) => (None, why.clone()),
         };
+        let mut spent = false;
         let (status, next_attempt_at, error) = match verdict(&f.attempt) {
             Verdict::Retry { .. } if failed_probe => (
                 DeliveryStatus::Pending,
@@ -643,11 +642,14 @@ impl TargetWorker {
                         now.timestamp_millis() + delay.as_millis() as i64,
                         Some(answer),
                     ),
-                    None => (
-                        DeliveryStatus::Dead,
-                        now.timestamp_millis(),
-                        Some(format!("{GAVE_UP} {attempts} attempts; last: {answer}")),
-                    ),
+                    None => {
+                        spent = true;
+                        (
+                            DeliveryStatus::Dead,
+                            now.timestamp_millis(),
+                            Some(format!("gave up after {attempts} attempts; last: {answer}")),
+                        )
+                    }
                 }
             }
             Verdict::Dead => (DeliveryStatus::Dead, now.timestamp_millis(), Some(answer)),
@@ -699,7 +701,7 @@ impl TargetWorker {
             }),
             _ => None,
         };
-        Settled {
+        let settled = Settled {
             id: d.id,
             status,
             attempts,
@@ -708,23 +710,21 @@ impl TargetWorker {
             last_error: error,
             delivered_at: (status == DeliveryStatus::Delivered).then_some(now),
             booking_answer,
-        }
+        };
+        (settled, spent)
     }
 }
 
 /// The `delivery.exhausted` event of a notification that went dead because its retry schedule
 /// is spent (not one a target refused for good: that is an answer, not an outage).
-fn exhausted(d: &ClaimedDelivery, s: &Settled, target: &str) -> Option<Operational> {
-    let error = s.last_error.as_deref()?;
-    (s.status == DeliveryStatus::Dead && error.starts_with(GAVE_UP)).then(|| {
-        Operational::Exhausted {
-            target: target.to_string(),
-            notification_id: d.notification_id.to_string(),
-            event: d.event.clone(),
-            booking_id: d.booking_id.clone(),
-            payment_id: d.payment_id,
-            attempts: s.attempts,
-            last_error: error.to_string(),
-        }
-    })
+fn exhausted(d: &ClaimedDelivery, s: &Settled, target: &str) -> Operational {
+    Operational::Exhausted {
+        target: target.to_string(),
+        notification_id: d.notification_id.to_string(),
+        event: d.event.clone(),
+        booking_id: d.booking_id.clone(),
+        payment_id: d.payment_id,
+        attempts: s.attempts,
+        last_error: s.last_error.clone().unwrap_or_default(),
+    }
 }
