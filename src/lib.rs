@@ -33,6 +33,7 @@ pub mod checkout;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod explain;
 pub mod http;
 pub mod inbox;
 pub mod ledger;

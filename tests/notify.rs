@@ -848,6 +848,7 @@ async fn a_retry_asked_for_during_an_attempt_is_not_undone_by_its_outcome() {
         last_error: Some("409 refused".into()),
         delivered_at: None,
         booking_answer: None,
+        attempt: Default::default(),
     })
     .await
     .unwrap();

@@ -5,6 +5,7 @@ mod backup;
 mod deliveries;
 mod demo;
 mod events;
+mod explain;
 mod output;
 mod reconcile;
 mod sandbox;
@@ -75,6 +76,9 @@ enum Command {
     Deliveries(deliveries::DeliveriesArgs),
     /// Notification targets: list their circuits, disable or enable one.
     Targets(targets::TargetsArgs),
+    /// Why a booking or payment is in its state: its events in provider time, the fact and rule
+    /// each brought, the notifications they caused with every attempt, what needs a person.
+    Explain(explain::ExplainArgs),
     /// Fetch the events Stripe lists since a time and store the ones payhook missed (through the
     /// running payhook; idempotent).
     Reconcile(reconcile::ReconcileArgs),
@@ -137,6 +141,7 @@ impl Cli {
                 Command::Events(args) => events::run(settings, args).await,
                 Command::Deliveries(args) => deliveries::run(settings, args).await,
                 Command::Targets(args) => targets::run(settings, args).await,
+                Command::Explain(args) => explain::run(settings, args).await,
                 Command::Reconcile(args) => reconcile::run(settings, args).await,
                 Command::ExampleBookingService {
                     listen,

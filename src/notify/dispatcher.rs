@@ -191,8 +191,9 @@ enum Turn {
 struct Finished {
     delivery: ClaimedDelivery,
     attempt: Attempt,
-    /// When it started (unix ms): an attempt started before the circuit opened is no probe.
-    started_ms: i64,
+    /// When it started (unix ms; an attempt started before the circuit opened is no probe),
+    /// and how long it took.
+    started_at: i64,
     elapsed: Duration,
 }
 
@@ -340,7 +341,7 @@ impl TargetWorker {
                 let now = now_ms();
                 let recorded = pass
                     .circuit
-                    .record(&f.attempt, f.started_ms, now, self.policy());
+                    .record(&f.attempt, f.started_at, now, self.policy());
                 pass.circuit_changed |= recorded.changed;
                 let name = &self.target.name;
                 match recorded.transition {
@@ -536,7 +537,7 @@ impl TargetWorker {
     /// Sends one notification and reports how it went; never fails.
     async fn attempt(self, delivery: ClaimedDelivery) -> Finished {
         let started = Instant::now();
-        let started_ms = now_ms();
+        let started_at = now_ms();
         let attempt = match self.request(&delivery) {
             Ok(request) => match request.timeout(self.target.timeout).send().await {
                 Ok(response) => {
@@ -561,7 +562,7 @@ impl TargetWorker {
         Finished {
             delivery,
             attempt,
-            started_ms,
+            started_at,
             elapsed: started.elapsed(),
         }
     }
@@ -628,6 +629,11 @@ impl TargetWorker {
             Attempt::NoAnswer(why) => (None, why.clone()),
         };
         let mut spent = false;
+        let record = crate::store::AttemptRecord {
+            started_at: f.started_at,
+            latency_ms: f.elapsed.as_millis() as i64,
+            answer: answer.clone(),
+        };
         let (status, next_attempt_at, error) = match verdict(&f.attempt) {
             Verdict::Retry { .. } if failed_probe => (
                 DeliveryStatus::Pending,
@@ -710,6 +716,7 @@ impl TargetWorker {
             last_error: error,
             delivered_at: (status == DeliveryStatus::Delivered).then_some(now),
             booking_answer,
+            attempt: record,
         };
         (settled, spent)
     }

@@ -217,6 +217,37 @@ pub enum Answer {
 }
 
 impl Source {
+    /// How this source's notifications are known to be genuine, for people (explain pages).
+    pub fn verification(&self) -> String {
+        let header = self.scheme.signature_header();
+        let mut how = match &self.scheme {
+            Scheme::Unsigned => "unsigned".to_string(),
+            Scheme::SharedSecret { .. } => {
+                format!("the shared secret in {header} (nothing signs the body)")
+            }
+            Scheme::SecretDigest { layout, .. } => {
+                format!("a digest of the secret in the form field {}", layout.field)
+            }
+            Scheme::AdyenItems { .. } => "an HMAC in each notification item".to_string(),
+            Scheme::PayPal => "PayPal's transmission headers".to_string(),
+            Scheme::Braintree { .. } => "bt_signature over bt_payload".to_string(),
+            _ => format!(
+                "{} signature in {header}, checked on the raw bytes",
+                self.scheme.kind()
+            ),
+        };
+        if let Some(preset) = self.preset {
+            how = format!("{}: {how}", preset.kind);
+        }
+        if self.confirm.is_some() {
+            how.push_str("; confirmed by the provider's API before the ledger read it");
+        }
+        if self.stripe_confirm {
+            how.push_str("; fetched back from Stripe's API before the ledger read it");
+        }
+        how
+    }
+
     /// A source with `scheme` and nothing else set.
     pub fn new(name: impl Into<String>, scheme: Scheme) -> Source {
         Source {

@@ -11,6 +11,7 @@ mod checkout;
 mod depths;
 mod events;
 mod listing;
+mod lookup;
 mod outbox;
 mod payments;
 mod postgres;
@@ -28,7 +29,10 @@ pub use depths::DepthsCache;
 pub use events::{
     Claim, ClaimedEvent, EventFilter, EventSummary, Failure, NewEvent, StoredEvent, ToFetch,
 };
-pub use outbox::{BookingAnswer, ClaimedDelivery, Delivery, RetrySelection, Settled};
+pub use lookup::{AttemptRow, FactRow};
+pub use outbox::{
+    AttemptRecord, BookingAnswer, ClaimedDelivery, Delivery, RetrySelection, Settled,
+};
 pub use payments::{Depths, PaymentKey, StoredFact};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

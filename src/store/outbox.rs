@@ -39,6 +39,19 @@ pub struct Settled {
     pub delivered_at: Option<DateTime<Utc>>,
     /// What a booking service finally answered to a `confirmed` of this payment.
     pub booking_answer: Option<BookingAnswer>,
+    /// The attempt itself, kept in the notification's history.
+    pub attempt: AttemptRecord,
+}
+
+/// One attempt of a notification as its history keeps it (`delivery_attempts`): the settled
+/// row's status, attempt number and next attempt complete it.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptRecord {
+    /// Unix ms.
+    pub started_at: i64,
+    pub latency_ms: i64,
+    /// The start of the target's answer (`503 busy`), or why there was none.
+    pub answer: String,
 }
 
 /// A booking service's final answer to a `confirmed` notification: refused for good (dead), or

@@ -153,6 +153,13 @@ pub const SETTLE_DELIVERY: &str = "
         last_status = $5, last_error = $6, delivered_at = $7
     WHERE id = $1 AND leased_until IS NOT NULL";
 
+/// Numbered after the attempts already kept: a retry by hand starts a fresh schedule (the row's
+/// `attempts` goes back to 0) but the history goes on.
+pub const INSERT_ATTEMPT: &str = "
+    INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms, status, answer,
+        outcome, next_attempt_at)
+    SELECT $1, COUNT(*) + 1, $2, $3, $4, $5, $6, $7 FROM delivery_attempts WHERE delivery_id = $1";
+
 /// A worker never undoes a disable (an operator's, saved while its attempts were out): only
 /// another disable replaces one, and only enabling ([`RESET_CIRCUIT`]) ends it.
 pub const SAVE_CIRCUIT: &str = "

@@ -5,6 +5,7 @@
 
 mod deliveries;
 mod events;
+mod explain;
 mod overview;
 mod payments;
 mod reconcile;
@@ -48,6 +49,8 @@ pub fn routes(state: Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(events::show_event))
         .routes(routes!(events::replay_event))
         .routes(routes!(payments::list_payments))
+        .routes(routes!(explain::explain))
+        .routes(routes!(explain::search))
         .routes(routes!(deliveries::list_deliveries))
         .routes(routes!(deliveries::retry_dead))
         .routes(routes!(deliveries::retry_delivery))

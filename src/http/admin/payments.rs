@@ -79,12 +79,16 @@ impl From<&Payment> for PaymentRow {
 #[into_params(parameter_in = Query)]
 pub(super) struct PaymentQuery {
     booking_id: Option<String>,
+    /// A payment intent, checkout session or charge id (`pi_...`, `cs_...`, `ch_...`).
+    #[serde(rename = "ref")]
+    #[param(rename = "ref")]
+    reference: Option<String>,
     #[param(inline)]
     #[serde(deserialize_with = "one_of")]
     status: Option<PaymentStatus>,
 }
 
-/// `GET /admin/api/payments?booking_id&status&limit&cursor`, newest first.
+/// `GET /admin/api/payments?booking_id&ref&status&limit&cursor`, newest first.
 #[utoipa::path(
     get,
     path = "/admin/api/payments",
@@ -99,6 +103,18 @@ pub(super) async fn list_payments(
     ValidQuery(p): ValidQuery<PageQuery>,
 ) -> Result<Json<Page<PaymentRow>>, ApiError> {
     let status = q.status.map(PaymentStatus::as_str);
+    if let Some(reference) = &q.reference {
+        // Few payments share a provider id: one page, newest first.
+        let mut payments = state.store.payments_by_ref(reference).await?;
+        payments.retain(|p| {
+            q.booking_id
+                .as_deref()
+                .is_none_or(|b| p.state.booking_id.as_deref() == Some(b))
+                && q.status.is_none_or(|s| p.state.status == s)
+        });
+        payments.reverse();
+        return Ok(page(&payments, |p| p.id, i64::MAX));
+    }
     let payments = state
         .store
         .list_payments(q.booking_id.as_deref(), status, p.cursor, p.limit)

@@ -143,6 +143,11 @@ impl PgStore {
     }
 
     /// A time as a `timestamptz` parameter.
+    /// The pool, for the reads written once for both backends.
+    pub(in crate::store) fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
     fn time_param(t: DateTime<Utc>) -> DateTime<Utc> {
         t
     }

@@ -11,7 +11,7 @@ use super::SqliteStore;
 use crate::domain::delivery::{Circuit, NewDelivery};
 use crate::domain::facts::Fact;
 use crate::domain::state::{CheckoutStatus, Payment};
-use crate::domain::status::EventStatus;
+use crate::domain::status::{DeliveryStatus, EventStatus};
 use crate::store::events::{Claim, ClaimedEvent, Failure, last_received_before};
 use crate::store::outbox::{ClaimedDelivery, Settled};
 use crate::store::payments::{
@@ -254,6 +254,17 @@ impl SqliteStore {
             .bind(s.last_status)
             .bind(&s.last_error)
             .bind(s.delivered_at)
+            .execute(&mut *conn)
+            .await?;
+        let retry_at = (s.status == DeliveryStatus::Pending).then_some(s.next_attempt_at);
+        sqlx::query(sql::INSERT_ATTEMPT)
+            .bind(s.id)
+            .bind(s.attempt.started_at)
+            .bind(s.attempt.latency_ms)
+            .bind(s.last_status)
+            .bind(&s.attempt.answer)
+            .bind(s.status.as_str())
+            .bind(retry_at)
             .execute(&mut *conn)
             .await?;
         Ok(())

@@ -227,6 +227,11 @@ impl SqliteStore {
 
     /// A time as the inbox stores it (RFC 3339 text, UTC, `T` and `Z`), with nanoseconds so that
     /// it compares as text in the order of the times.
+    /// The reader pool, for the reads written once for both backends.
+    pub(in crate::store) fn reader(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     fn time_param(t: DateTime<Utc>) -> String {
         t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
     }

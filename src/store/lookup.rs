@@ -1,0 +1,192 @@
+//! Look-ups by the ids people have, and the rows an explanation is made of: payments by any
+//! provider id or by an event, a payment's facts with the events that brought them, its
+//! notifications and each of their attempts. Reads only, on the reader pool; the SQL is the same
+//! in both dialects, so each query is written once and run on either backend.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+
+use super::outbox::Delivery;
+use super::payments::{self, PaymentRow};
+use super::{Session, Store, StoreError, sql};
+use crate::domain::state::Payment;
+use crate::domain::status::EventStatus;
+
+/// A value bound to a look-up's query.
+#[derive(Debug, Clone, Copy)]
+enum Param<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// A fact of a payment with the event that established it (none when retention or an operator
+/// removed the event row).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FactRow {
+    pub payment_id: i64,
+    pub source: String,
+    pub event_id: String,
+    /// The provider's time (unix seconds).
+    pub occurred_at: i64,
+    /// The fact as stored (JSON).
+    pub fact: String,
+    /// The event's row number.
+    pub event_row: Option<i64>,
+    pub event_type: Option<String>,
+    pub event_status: Option<EventStatus>,
+    pub received_at: Option<DateTime<Utc>>,
+    /// The provider's API was asked about it (a thin event's object, or a confirmation).
+    pub fetched: Option<bool>,
+}
+
+/// One attempt of a notification, as its history keeps it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub delivery_id: i64,
+    pub attempt: i64,
+    /// Unix ms.
+    pub started_at: i64,
+    pub latency_ms: i64,
+    pub status: Option<i64>,
+    pub answer: Option<String>,
+    /// `delivered`, `pending` (to be retried) or `dead`.
+    pub outcome: String,
+    /// Unix ms, for a retry.
+    pub next_attempt_at: Option<i64>,
+}
+
+const PAYMENTS_BY_REF: &str = "
+    SELECT * FROM payments
+    WHERE id IN (SELECT payment_id FROM payment_refs WHERE ref = $1) ORDER BY id";
+
+const PAYMENTS_BY_EVENT_ID: &str = "
+    SELECT * FROM payments
+    WHERE id IN (SELECT payment_id FROM payment_facts WHERE event_id = $1) ORDER BY id";
+
+const PAYMENTS_BY_EVENT_ROW: &str = "
+    SELECT * FROM payments
+    WHERE id IN (SELECT f.payment_id FROM payment_facts f
+                 JOIN webhook_events e ON e.source = f.source AND e.event_id = f.event_id
+                 WHERE e.id = $1)
+    ORDER BY id";
+
+const SESSIONS_OF_BOOKING: &str =
+    "SELECT * FROM checkout_sessions WHERE booking_id = $1 ORDER BY created_at, id";
+
+/// `$1, $2, ...` for `n` values.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// Runs a read both dialects accept.
+    async fn rows<T>(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match self {
+            Store::Sqlite(s) => {
+                let mut q = sqlx::query_as(sql);
+                for p in params {
+                    q = match *p {
+                        Param::Int(i) => q.bind(i),
+                        Param::Text(t) => q.bind(t.to_string()),
+                    };
+                }
+                Ok(q.fetch_all(s.reader()).await?)
+            }
+            Store::Postgres(s) => {
+                let mut q = sqlx::query_as(sql);
+                for p in params {
+                    q = match *p {
+                        Param::Int(i) => q.bind(i),
+                        Param::Text(t) => q.bind(t.to_string()),
+                    };
+                }
+                Ok(q.fetch_all(s.reader()).await?)
+            }
+        }
+    }
+
+    async fn payment_rows(&self, sql: &str, param: Param<'_>) -> Result<Vec<Payment>, StoreError> {
+        let rows: Vec<PaymentRow> = self.rows(sql, &[param]).await?;
+        payments::payments(rows)
+    }
+
+    /// Payments one of whose provider ids (payment intent, checkout session, charge) is `id`.
+    pub async fn payments_by_ref(&self, id: &str) -> Result<Vec<Payment>, StoreError> {
+        self.payment_rows(PAYMENTS_BY_REF, Param::Text(id)).await
+    }
+
+    /// Payments a provider event (`evt_...`, of any source) established a fact about.
+    pub async fn payments_by_event_id(&self, event_id: &str) -> Result<Vec<Payment>, StoreError> {
+        self.payment_rows(PAYMENTS_BY_EVENT_ID, Param::Text(event_id))
+            .await
+    }
+
+    /// Payments the event stored under row number `id` established a fact about.
+    pub async fn payments_by_event_row(&self, id: i64) -> Result<Vec<Payment>, StoreError> {
+        self.payment_rows(PAYMENTS_BY_EVENT_ROW, Param::Int(id))
+            .await
+    }
+
+    /// The checkout sessions payhook created for a booking, oldest first.
+    pub async fn sessions_of_booking(&self, booking_id: &str) -> Result<Vec<Session>, StoreError> {
+        self.rows(SESSIONS_OF_BOOKING, &[Param::Text(booking_id)])
+            .await
+    }
+
+    /// The facts of these payments with their events, in provider time.
+    pub async fn facts_of(&self, payment_ids: &[i64]) -> Result<Vec<FactRow>, StoreError> {
+        if payment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT f.payment_id, f.source, f.event_id, f.occurred_at, f.fact,
+                    e.id AS event_row, e.event_type, e.status AS event_status, e.received_at,
+                    (e.fetched IS NOT NULL) AS fetched
+             FROM payment_facts f
+             LEFT JOIN webhook_events e ON e.source = f.source AND e.event_id = f.event_id
+             WHERE f.payment_id IN ({})
+             ORDER BY f.occurred_at, f.event_id",
+            placeholders(payment_ids.len())
+        );
+        let params: Vec<Param> = payment_ids.iter().map(|&i| Param::Int(i)).collect();
+        self.rows(&sql, &params).await
+    }
+
+    /// The notifications about these payments, oldest first.
+    pub async fn deliveries_of(&self, payment_ids: &[i64]) -> Result<Vec<Delivery>, StoreError> {
+        if payment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {} FROM deliveries WHERE payment_id IN ({}) ORDER BY id",
+            sql::DELIVERY_COLUMNS,
+            placeholders(payment_ids.len())
+        );
+        let params: Vec<Param> = payment_ids.iter().map(|&i| Param::Int(i)).collect();
+        self.rows(&sql, &params).await
+    }
+
+    /// Every attempt of these notifications, in order.
+    pub async fn attempts_of(&self, delivery_ids: &[i64]) -> Result<Vec<AttemptRow>, StoreError> {
+        if delivery_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT delivery_id, attempt, started_at, latency_ms, status, answer, outcome,
+                    next_attempt_at
+             FROM delivery_attempts WHERE delivery_id IN ({})
+             ORDER BY delivery_id, attempt, id",
+            placeholders(delivery_ids.len())
+        );
+        let params: Vec<Param> = delivery_ids.iter().map(|&i| Param::Int(i)).collect();
+        self.rows(&sql, &params).await
+    }
+}
