@@ -43,7 +43,7 @@ pub struct TargetSettings {
     /// this many, half of them or more failing, open it.
     pub circuit_failures: u32,
     /// How long an open circuit waits before its first probe; doubles while probes fail, up to
-    /// 30 s (or this, if longer).
+    /// 10 s (or this, if longer).
     pub circuit_open: Duration,
 }
 

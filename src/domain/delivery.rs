@@ -114,8 +114,9 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 pub const CIRCUIT_WINDOW_MS: i64 = 20_000;
 
 /// The longest an open circuit waits between probes, unless the target's first wait is longer:
-/// a target back after a long outage is noticed within this.
-pub const PROBE_WAIT_MAX: Duration = Duration::from_secs(30);
+/// a target back after a long outage is noticed within this, for one request every 10 s to a
+/// target that is down.
+pub const PROBE_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// A target's circuit. `state`, `failures` and `reason` are stored in `delivery_targets`; the
 /// window of recent outcomes and the probe in flight live in the worker's memory.
@@ -532,10 +533,10 @@ mod tests {
             }
             waits.push(c.reopens_at().unwrap() - (now + 10));
         }
-        assert_eq!(&waits[..5], &[4_000, 8_000, 16_000, 30_000, 30_000]);
-        assert!(waits.iter().all(|&w| w <= 30_000));
+        assert_eq!(&waits[..4], &[4_000, 8_000, 10_000, 10_000]);
+        assert!(waits.iter().all(|&w| w <= 10_000));
         assert!(
-            now - back_at <= 30_000,
+            now - back_at <= 10_000,
             "noticed {} ms after it came back",
             now - back_at
         );
