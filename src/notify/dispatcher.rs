@@ -29,6 +29,7 @@ use crate::domain::delivery::{
 };
 use crate::domain::state::Attention;
 use crate::domain::status::DeliveryStatus;
+use crate::domain::steps::OPERATIONAL_EVENTS;
 use crate::store::{BookingAnswer, ClaimedDelivery, Settled, Store, StoreError};
 
 /// How long an idle worker waits before looking again unwoken.
@@ -375,7 +376,10 @@ impl TargetWorker {
                         reason = pass.circuit.reason.as_deref().unwrap_or(""), "the probe failed; the circuit stays open");
                 }
                 let (settled, spent) = self.settle(&f, recorded.failed_probe);
-                if spent {
+                // An operational event given up on is not announced again: two failing events
+                // targets would otherwise tell each other of it forever.
+                let operational = OPERATIONAL_EVENTS.contains(&f.delivery.event.as_str());
+                if spent && !operational {
                     pass.events.push(exhausted(&f.delivery, &settled, name));
                 }
                 pass.settled.push(settled);
