@@ -346,3 +346,70 @@ async fn a_disabled_target_keeps_its_notifications_visibly_across_a_restart_and_
     payhook.shutdown().await.unwrap();
     drop(store);
 }
+
+/// payhook stopped with a circuit open and its next probe an hour away; the target is back when
+/// payhook starts again: the first probe goes within seconds, not after the saved wait.
+#[tokio::test]
+async fn a_circuit_left_open_before_a_restart_probes_within_seconds() {
+    use payhook::domain::delivery::Circuit;
+    let (service, url) = booking_service(BOOKING_SERVICE_TOKEN).await;
+    let store = fresh_store().await;
+    let saved = payhook::store::Store::connect(&store.url, payhook::domain::SqliteSync::Full)
+        .await
+        .unwrap();
+    saved.migrate().await.unwrap();
+    let in_an_hour = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    let mut tx = saved.begin_outbox().await.unwrap();
+    let open = Circuit::saved(
+        "open",
+        3,
+        Some(in_an_hour),
+        Some("connection refused".into()),
+    );
+    tx.save_circuit("booking-service", &open, chrono::Utc::now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    saved.close().await;
+
+    let mut settings = test_settings(&store.url);
+    settings.targets = vec![
+        payhook::config::booking_service_target(&url, Some(&Secret::new(BOOKING_SERVICE_TOKEN)))
+            .unwrap(),
+    ];
+    let payhook = payhook::app::Payhook::start(settings).await.unwrap();
+    let started = std::time::Instant::now();
+    service.create("b-after-restart", Some(2000), Some("EUR"), "pending");
+    let event = PaymentIds::new("b-after-restart").event("payment_intent.succeeded", now(), &[]);
+    let client = payhook::net::client_builder().build().unwrap();
+    let body = event.to_string();
+    let answer = client
+        .post(format!("http://{}/webhooks/stripe", payhook.public_addr))
+        .header(
+            "stripe-signature",
+            stripe_signature(body.as_bytes(), SECRET, now()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    eventually(
+        Duration::from_secs(10),
+        "confirmed by the first probe",
+        || std::future::ready(service.booking("b-after-restart").unwrap().status == "confirmed"),
+    )
+    .await;
+    eprintln!("delivered {:?} after the restart", started.elapsed());
+    assert!(
+        payhook
+            .store
+            .circuit("booking-service")
+            .await
+            .unwrap()
+            .state
+            .as_str()
+            == "closed"
+    );
+    payhook.shutdown().await.unwrap();
+}

@@ -242,8 +242,11 @@ impl TargetWorker {
             tracing::warn!(target_name = %name, error = %e, "cannot read the target's circuit; starting closed");
             Circuit::closed()
         });
-        // An open circuit saved before a restart probes soon, not after its long saved wait.
-        let mut pass = Pass::new(circuit.resumed(now_ms(), self.policy()));
+        // An open circuit saved before a restart probes soon, not after its long saved wait; the
+        // first round saves the nearer probe, for the admin API and the metrics.
+        let resumed = circuit.clone().resumed(now_ms(), self.policy());
+        let mut pass = Pass::new(resumed);
+        pass.circuit_changed = pass.circuit.reopens_at() != circuit.reopens_at();
         let mut outage = 0u32;
         loop {
             let stopping = *stopped.borrow();
