@@ -64,6 +64,7 @@ async fn hears(alerts: &Receiver, event: &str) -> Value {
 async fn an_events_target_hears_a_target_open_recover_be_disabled_and_give_up() {
     let alerts = Receiver::start(|_, _| Reply::status(204)).await;
     let flaky = Receiver::start(|_, _| Reply::status(503)).await;
+    let refusing = Receiver::start(|_, _| Reply::status(503)).await;
     let mut subscribed = target("alerts", TargetKind::Events, &alerts.url);
     subscribed.events = vec![
         "target.circuit_opened".into(),
@@ -72,7 +73,7 @@ async fn an_events_target_hears_a_target_open_recover_be_disabled_and_give_up() 
         "delivery.exhausted".into(),
     ];
     // Two attempts, then it is given up on; the circuit never opens for this one.
-    let mut short = target("short", TargetKind::BookingStatus, &flaky.url);
+    let mut short = target("short", TargetKind::BookingStatus, &refusing.url);
     short.retry_schedule = vec![Duration::ZERO, Duration::from_millis(100)];
     short.circuit_failures = 1000;
     let app = spawn_app_with(|s| {
@@ -401,7 +402,7 @@ async fn a_circuit_left_open_before_a_restart_probes_within_seconds() {
     )
     .await;
     eprintln!("delivered {:?} after the restart", started.elapsed());
-    assert!(
+    eventually(Duration::from_secs(5), "the circuit closes", || async {
         payhook
             .store
             .circuit("booking-service")
@@ -410,6 +411,7 @@ async fn a_circuit_left_open_before_a_restart_probes_within_seconds() {
             .state
             .as_str()
             == "closed"
-    );
+    })
+    .await;
     payhook.shutdown().await.unwrap();
 }
