@@ -102,6 +102,82 @@ pub struct RequeuedCount {
     pub requeued: usize,
 }
 
+/// What a bulk job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Events back in line for the processor.
+    ReplayEvents,
+    /// Notifications due now, with a fresh retry schedule.
+    RetryDeliveries,
+}
+
+/// Where a bulk job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    /// Every selected row was walked.
+    Finished,
+    /// The store failed part way: what was done stays done; `error` says why.
+    Failed,
+    /// Stopped by an operator part way: what was done stays done.
+    Cancelled,
+}
+
+/// The rows a bulk job selects, as the request said them (times resolved to RFC 3339); absent
+/// fields select everything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobSelection {
+    /// The status the rows are in (events: `failed` unless told; notifications: `dead`).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking: Option<String>,
+    /// Notifications caused by this provider event (of `source`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// Received (events) or created (notifications) at or after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// ... and before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// A bulk replay or retry running in the background: `GET /admin/api/jobs/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    /// `job_...`.
+    pub id: String,
+    pub kind: JobKind,
+    pub selection: JobSelection,
+    /// Rows selected when the job started (rows stored later are not its business).
+    pub total: i64,
+    /// Rows walked so far.
+    pub done: i64,
+    /// Of those, the ones put back in line (the others had moved on meanwhile: applied,
+    /// delivered).
+    pub requeued: i64,
+    pub state: JobState,
+    pub error: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// A dry run: how many rows a bulk job would touch, and the first of them (oldest first).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DryRun<T> {
+    pub selection: JobSelection,
+    pub total: i64,
+    pub sample: Vec<T>,
+}
+
 /// A notification to a target.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryRow {

@@ -168,6 +168,7 @@ impl Payhook {
             targets: settings.targets.clone().into(),
             trusted_proxies: settings.ingest.trusted_proxies.clone().into(),
             read_timeout: settings.ingest.read_timeout,
+            jobs: Default::default(),
         });
 
         state.depths.recount_in_background(&store);

@@ -19,9 +19,12 @@
 //! - [`checkout`]: sessions and payment intents with Stripe's API or the sandbox provider.
 //! - [`notify`]: the outbox the ledger writes, and the dispatcher that delivers it to targets.
 //! - [`reconcile`]: missed events fetched from the provider's API and fed through the inbox.
+//! - [`bulk`]: bulk replays and retries, run in the background in short chunks as jobs.
 //! - [`retention`]: old payloads pruned in small batches; the index and the ledger stay.
 //! - [`store`]: one contract over SQLite and PostgreSQL, with per-backend migrations.
 //! - [`metrics`]: the Prometheus recorder behind `/metrics`.
+//! - [`telemetry`]: OpenTelemetry traces over OTLP, from a webhook's request to each delivery
+//!   attempt it causes; off unless an OTLP endpoint is set.
 //! - [`net`]: the HTTP client every outgoing call is built from.
 //! - [`booking_service`]: the example booking service (the booking-status target's contract).
 //! - [`cli`]: one file per subcommand.
@@ -29,6 +32,7 @@
 pub mod admin_types;
 pub mod app;
 pub mod booking_service;
+pub mod bulk;
 pub mod checkout;
 pub mod cli;
 pub mod config;
@@ -44,3 +48,4 @@ pub mod providers;
 pub mod reconcile;
 pub mod retention;
 pub mod store;
+pub mod telemetry;

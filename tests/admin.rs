@@ -145,7 +145,7 @@ async fn events_are_listed_newest_first_filtered_and_paged_and_shown_as_received
         ("/admin/api/events?status=lost", "status"),
         ("/admin/api/events?limit=0", "limit"),
         ("/admin/api/events?cursor=abc", "cursor"),
-        ("/admin/api/events/abc", "id"),
+        ("/admin/api/events/a%00b", "id"),
     ] {
         let answer = admin(&app, "GET", path, Some(ADMIN_TOKEN)).await;
         assert_eq!(
@@ -310,11 +310,12 @@ async fn failed_events_are_replayed_one_by_one_or_all_at_once() {
         Some(ADMIN_TOKEN),
     )
     .await;
-    assert_eq!((all.status, all.json["requeued"].as_i64()), (202, Some(1)));
+    // A job, answered at once with how many it selected.
+    assert_eq!((all.status, all.json["total"].as_i64()), (202, Some(1)));
     let bad = admin(
         &app,
         "POST",
-        "/admin/api/events/replay?status=processed",
+        "/admin/api/events/replay?status=received",
         Some(ADMIN_TOKEN),
     )
     .await;
@@ -445,7 +446,7 @@ async fn a_dead_notification_is_retried_from_the_admin_api_and_delivered() {
         Some(ADMIN_TOKEN),
     )
     .await;
-    assert_eq!((bulk.status, bulk.json["retried"].as_i64()), (202, Some(0)));
+    assert_eq!((bulk.status, bulk.json["total"].as_i64()), (202, Some(0)));
     let unknown = admin(
         &app,
         "POST",
@@ -773,9 +774,9 @@ async fn listing_parameters_are_refused_naming_the_parameter_and_documented_alik
         ),
         (
             "POST",
-            "/admin/api/events/replay?status=processed",
+            "/admin/api/events/replay?status=received",
             "status",
-            "status: \"processed\" is not one of failed, retrying, rejected",
+            "status: \"received\" is not one of failed, retrying, rejected, processed, ignored",
         ),
         (
             "GET",
@@ -815,9 +816,9 @@ async fn listing_parameters_are_refused_naming_the_parameter_and_documented_alik
         ),
         (
             "GET",
-            "/admin/api/events/1x",
+            "/admin/api/events/1%0A",
             "id",
-            "id: an event's number (the id column of the listing)",
+            "id: an id or name of 1 to 255 characters, without control characters",
         ),
     ];
     for (method, path, field, message) in refusals {
@@ -865,7 +866,7 @@ async fn listing_parameters_are_refused_naming_the_parameter_and_documented_alik
     let replay = parameters("/admin/api/events/replay", "post");
     assert_eq!(
         replay[0]["schema"]["enum"],
-        json!(["failed", "retrying", "rejected"])
+        json!(["failed", "retrying", "rejected", "processed", "ignored"])
     );
     let reconcile = parameters("/admin/api/reconcile", "post");
     assert_eq!(reconcile[0]["name"], "since");
@@ -877,7 +878,7 @@ async fn listing_parameters_are_refused_naming_the_parameter_and_documented_alik
             &shown[0]["in"],
             &shown[0]["schema"]["type"]
         ),
-        (&json!("id"), &json!("path"), &json!("integer"))
+        (&json!("id"), &json!("path"), &json!("string"))
     );
 }
 

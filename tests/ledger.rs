@@ -486,6 +486,7 @@ async fn concurrent_processors_apply_each_event_exactly_once() {
             payload: e.to_string().into(),
             headers: "{}".into(),
             received_at: chrono::Utc::now(),
+            trace_context: None,
         })
         .collect();
     store.insert_events(&batch).await.unwrap();
@@ -542,6 +543,7 @@ async fn the_largest_inbox_batch_is_stored_in_one_commit() {
         payload: format!(r#"{{"id":"evt_largest_{n}","note":"caf\u00e9 \"{n}\""}}"#).into(),
         headers: r#"{"content-type":"application/json"}"#.into(),
         received_at,
+        trace_context: None,
     };
     assert_eq!(store.insert_events(&[event(7)]).await.unwrap(), [true]);
 
@@ -590,6 +592,7 @@ async fn on_postgres_an_event_another_instance_stores_wakes_this_processor_at_on
             payload: event.to_string().into(),
             headers: "{}".into(),
             received_at: chrono::Utc::now(),
+            trace_context: None,
         }])
         .await
         .unwrap();

@@ -425,6 +425,7 @@ async fn apply(
             payload: Bytes::from(e.to_string()),
             headers: "{}".into(),
             received_at: chrono::Utc::now(),
+            trace_context: None,
         };
         world
             .store

@@ -1,5 +1,7 @@
 //! `payhook deliveries list|retry`: the outbox from the terminal, through the admin API of the
-//! running payhook. A retry puts notifications back in line, due now, and wakes its dispatcher.
+//! running payhook. A retry puts notifications back in line, due now, and wakes its dispatcher:
+//! the given ones one by one, or a selection as a job on the running payhook, followed to its end
+//! (or only counted, with `--dry-run`).
 
 use std::process::ExitCode;
 
@@ -7,6 +9,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::admin_client::{AdminArgs, AdminClient, refused_with, segment};
+use super::bulk;
 use super::output::{Progress, Table, cell, print_json, when};
 use crate::admin_types::{DeliveryRow, Retried, TargetReset};
 use crate::config::Settings;
@@ -36,19 +39,81 @@ enum DeliveriesCommand {
         #[arg(long)]
         body: bool,
     },
-    /// Send notifications again with a fresh retry schedule: the given ones, or every dead one.
-    /// With --target, also re-enables that target if a 410 disabled it (closes its circuit).
+    /// Send notifications again with a fresh retry schedule: the given ones, or a selection (by
+    /// status, target, booking, event, time), which the running payhook retries in the
+    /// background while this shows its progress. With --target, also re-enables that target if
+    /// a 410 disabled it (closes its circuit).
+    #[command(after_help = "Examples:
+  payhook deliveries retry 17 ntf_8f3k2l
+  payhook deliveries retry --dead --target booking-service
+  payhook deliveries retry --since 2h --booking booking-123 --dry-run
+  payhook deliveries retry --event evt_1Q2w3E --status pending")]
     Retry {
         /// Notification numbers (first column of `list`) or ids (ntf_...).
-        #[arg(required_unless_present_any = ["dead", "target"])]
+        #[arg(required_unless_present_any = ["target", "dead", "status", "booking", "event", "since", "until", "dry_run"])]
         deliveries: Vec<String>,
-        /// Retry every dead notification (of --target, if given).
-        #[arg(long)]
+        /// Select every dead notification (the same as --status dead).
+        #[arg(long, conflicts_with = "status")]
         dead: bool,
+        /// Select notifications in this status: dead (default) or pending (sent now instead of
+        /// at their next attempt).
+        #[arg(long)]
+        status: Option<String>,
         /// Only this target's notifications; re-enables it if a 410 disabled it.
         #[arg(long)]
         target: Option<String>,
+        /// Select notifications about this booking.
+        #[arg(long)]
+        booking: Option<String>,
+        /// Select notifications caused by this event (its number or provider id).
+        #[arg(long)]
+        event: Option<String>,
+        /// The source of --event's provider id, when two sources hold it.
+        #[arg(long, requires = "event")]
+        source: Option<String>,
+        /// Select notifications created since: a duration before now (2h, 30m, 7d) or an RFC
+        /// 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Select notifications created before: a duration before now or an RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Print what would be retried (the count and the first --show); change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Notifications a dry run prints.
+        #[arg(long, default_value_t = 20)]
+        show: usize,
     },
+}
+
+/// A `deliveries retry` selection (the target narrows it; alone, it only re-enables the target).
+struct Selection {
+    dead: bool,
+    status: Option<String>,
+    booking: Option<String>,
+    event: Option<String>,
+    source: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    dry_run: bool,
+    show: usize,
+}
+
+impl Selection {
+    fn is_set(&self) -> bool {
+        self.dead
+            || self.dry_run
+            || [
+                &self.status,
+                &self.booking,
+                &self.event,
+                &self.since,
+                &self.until,
+            ]
+            .iter()
+            .any(|v| v.is_some())
+    }
 }
 
 pub async fn run(settings: Settings, args: DeliveriesArgs) -> anyhow::Result<ExitCode> {
@@ -77,8 +142,35 @@ pub async fn run(settings: Settings, args: DeliveriesArgs) -> anyhow::Result<Exi
         DeliveriesCommand::Retry {
             deliveries,
             dead,
+            status,
             target,
-        } => retry(&api, deliveries, dead, target, json).await,
+            booking,
+            event,
+            source,
+            since,
+            until,
+            dry_run,
+            show,
+        } => {
+            let selection = Selection {
+                dead,
+                status,
+                booking,
+                event,
+                source,
+                since,
+                until,
+                dry_run,
+                show,
+            };
+            if selection.is_set() && !deliveries.is_empty() {
+                anyhow::bail!(
+                    "give notifications or a selection (--dead, --status, --booking, --event, \
+                     --since, --until), not both"
+                );
+            }
+            retry(&api, deliveries, selection, target, json).await
+        }
     }
 }
 
@@ -130,10 +222,32 @@ fn print_deliveries(rows: &[DeliveryRow], body: bool) {
 async fn retry(
     api: &AdminClient,
     deliveries: Vec<String>,
-    dead: bool,
+    selection: Selection,
     target: Option<String>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    let route = "/admin/api/deliveries/retry";
+    let status = if selection.dead {
+        Some("dead".to_string())
+    } else {
+        selection.status.clone()
+    };
+    let params = [
+        ("target", target.clone()),
+        ("status", status),
+        ("booking", selection.booking.clone()),
+        ("event", selection.event.clone()),
+        ("source", selection.source.clone()),
+        ("since", selection.since.clone()),
+        ("until", selection.until.clone()),
+    ];
+    if selection.dry_run {
+        let path = bulk::path(route, &params, Some(selection.show));
+        return bulk::dry_run(api, &path, "notification(s)", json, |rows| {
+            print_deliveries(rows, false)
+        })
+        .await;
+    }
     let mut said = serde_json::Map::new();
     if let Some(target) = &target {
         let reset: TargetReset = api
@@ -147,29 +261,26 @@ async fn retry(
         }
         said.insert("target".into(), json!(reset));
     }
-    let mut wanted: Vec<String> = deliveries.clone();
-    if dead {
-        let query = [("status", Some("dead")), ("target", target.as_deref())];
-        let listed: Vec<DeliveryRow> = api
-            .list("/admin/api/deliveries", &query, usize::MAX)
-            .await?;
-        wanted.extend(listed.iter().map(|d| d.id.to_string()));
+    if selection.is_set() {
+        let job = bulk::follow(api, &bulk::path(route, &params, None), "retried").await?;
+        if !json {
+            return Ok(bulk::report(&job, "notification(s)", false));
+        }
+        said.insert("job".into(), json!(job));
+        print_json(&Value::Object(said));
+        return Ok(bulk::exit_code(&job));
     }
-    let mut progress = Progress::new("retried", wanted.len());
+    let mut progress = Progress::new("retried", deliveries.len());
     let mut retried = Vec::new();
     let mut missing = Vec::new();
-    for id in &wanted {
+    for id in &deliveries {
         match api
             .post::<Retried>(&format!("/admin/api/deliveries/{}/retry", segment(id)))
             .await
         {
             Ok(answer) => retried.extend(answer.retried),
-            // Gone or delivered meanwhile: said for the ones the user named, skipped otherwise.
-            Err(e) if refused_with(&e, "delivery_not_found") => {
-                if deliveries.contains(id) {
-                    missing.push(id.clone());
-                }
-            }
+            // Gone or delivered meanwhile: said.
+            Err(e) if refused_with(&e, "delivery_not_found") => missing.push(id.clone()),
             Err(e) => return Err(e),
         }
         progress.tick();

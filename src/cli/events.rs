@@ -1,16 +1,16 @@
 //! `payhook events list|show|replay`: the inbox from the terminal, through the admin API of the
-//! running payhook. A replay puts events back in line and waits for the running payhook to apply
-//! them, printing each outcome.
+//! running payhook. A replay of given events puts them back in line and waits for the running
+//! payhook to apply them, printing each outcome; a replay of a selection is a job on the running
+//! payhook, followed to its end (or only counted, with `--dry-run`).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use clap::{Args, Subcommand};
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::admin_client::{AdminArgs, AdminClient};
+use super::admin_client::{AdminArgs, AdminClient, query_string, segment};
+use super::bulk;
 use super::output::{Progress, Table, cell, print_json, when};
 use crate::admin_types::{EventDetail, EventRow, Requeued};
 use crate::config::Settings;
@@ -48,23 +48,65 @@ enum EventsCommand {
         #[arg(long)]
         source: Option<String>,
     },
-    /// Apply events to the ledger again, now: failed ones after the cause is fixed, or any other
-    /// (a processed event adds nothing new: facts are kept once).
+    /// Apply events to the ledger again, now: the given ones, or a selection (by status, source,
+    /// type, booking, time), which the running payhook replays in the background while this
+    /// shows its progress. A processed event adds nothing new when applied again: facts are
+    /// kept once.
+    #[command(after_help = "Examples:
+  payhook events replay 42 evt_1Q2w3E
+  payhook events replay --since 2h --status failed --dry-run
+  payhook events replay --failed --source stripe --type payment_intent.succeeded
+  payhook events replay --booking booking-123 --status processed")]
     Replay {
         /// Event numbers or provider ids.
-        #[arg(required_unless_present = "failed")]
+        #[arg(
+            required_unless_present_any = SELECTION,
+            conflicts_with_all = SELECTION
+        )]
         events: Vec<String>,
-        /// Replay every event left `failed`.
-        #[arg(long)]
+        /// Select every event left `failed` (the same as --status failed).
+        #[arg(long, conflicts_with = "status")]
         failed: bool,
-        /// The source of the provider ids given, when several sources could have them.
+        /// Select events in this status: failed (default), retrying, rejected, processed or ignored.
+        #[arg(long)]
+        status: Option<String>,
+        /// The source of the provider ids given; with a selection, only this source's events.
         #[arg(long)]
         source: Option<String>,
-        /// How long to wait for the running payhook to apply them.
+        /// Select events of this type, e.g. payment_intent.succeeded.
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        /// Select events whose fact belongs to this booking's payments.
+        #[arg(long)]
+        booking: Option<String>,
+        /// Select events received since: a duration before now (2h, 30m, 7d) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Select events received before: a duration before now or an RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Print what would be replayed (the count and the first --show events); change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Events a dry run prints.
+        #[arg(long, default_value_t = 20)]
+        show: usize,
+        /// How long to wait for the running payhook to apply the given events.
         #[arg(long, default_value = "60s", value_parser = parse_wait)]
         wait: Duration,
     },
 }
+
+/// The flags that make `events replay` a selection rather than a list of events.
+const SELECTION: [&str; 7] = [
+    "failed",
+    "status",
+    "event_type",
+    "booking",
+    "since",
+    "until",
+    "dry_run",
+];
 
 pub async fn run(settings: Settings, args: EventsArgs) -> anyhow::Result<ExitCode> {
     let api = AdminClient::new(&settings, &args.admin)?;
@@ -91,19 +133,51 @@ pub async fn run(settings: Settings, args: EventsArgs) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         EventsCommand::Show { event, source } => {
+            let path = event_path(&event, "", source.as_deref());
             if json {
-                print_json(&find::<Value>(&api, &event, source.as_deref()).await?);
+                print_json(&api.get::<Value>(&path).await?);
             } else {
-                print_event(&find(&api, &event, source.as_deref()).await?);
+                print_event(&api.get(&path).await?);
             }
             Ok(ExitCode::SUCCESS)
         }
         EventsCommand::Replay {
             events,
             failed,
+            status,
             source,
+            event_type,
+            booking,
+            since,
+            until,
+            dry_run,
+            show,
             wait,
-        } => replay(&api, events, failed, source.as_deref(), wait, json).await,
+        } => {
+            if !events.is_empty() {
+                return replay(&api, events, source.as_deref(), wait, json).await;
+            }
+            let status = if failed {
+                Some("failed".into())
+            } else {
+                status
+            };
+            let params = [
+                ("status", status),
+                ("source", source),
+                ("type", event_type),
+                ("booking", booking),
+                ("since", since),
+                ("until", until),
+            ];
+            let route = "/admin/api/events/replay";
+            if dry_run {
+                let path = bulk::path(route, &params, Some(show));
+                return bulk::dry_run(&api, &path, "event(s)", json, print_events).await;
+            }
+            let job = bulk::follow(&api, &bulk::path(route, &params, None), "requeued").await?;
+            Ok(bulk::report(&job, "event(s)", json))
+        }
     }
 }
 
@@ -161,58 +235,29 @@ fn print_event(detail: &EventDetail) {
     println!("payload   {}", detail.body);
 }
 
-/// An event, by its number or its provider id (of `source`, or of any source when it is unique),
-/// as `GET /admin/api/events/{id}` answers it.
-async fn find<T: DeserializeOwned>(
-    api: &AdminClient,
-    event: &str,
-    source: Option<&str>,
-) -> anyhow::Result<T> {
-    if event.parse::<i64>().is_ok() {
-        return api.get(&format!("/admin/api/events/{event}")).await;
-    }
-    let query = [("event_id", Some(event)), ("source", source)];
-    let found: Vec<EventRow> = api.list("/admin/api/events", &query, 2).await?;
-    let number = match found.as_slice() {
-        [one] => one.id,
-        [] => bail!(
-            "no stored event {event:?}{}",
-            source.map(|s| format!(" (source {s})")).unwrap_or_default()
-        ),
-        _ => bail!("several sources have an event {event:?}; say which with --source"),
-    };
-    api.get(&format!("/admin/api/events/{number}")).await
+/// The admin API's path of an event (by number or provider id), then `tail`, then its source.
+fn event_path(event: &str, tail: &str, source: Option<&str>) -> String {
+    let query = source
+        .map(|s| format!("?{}", query_string(&[("source", s)])))
+        .unwrap_or_default();
+    format!("/admin/api/events/{}{tail}{query}", segment(event))
 }
 
+/// The given events back in line, one request each, then each outcome as the running payhook
+/// applies it.
 async fn replay(
     api: &AdminClient,
     events: Vec<String>,
-    failed: bool,
     source: Option<&str>,
     wait: Duration,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    let total = events.len();
+    let mut progress = Progress::new("requeued", total);
     let mut ids = Vec::new();
     for event in &events {
-        ids.push(find::<EventRow>(api, event, source).await?.id);
-    }
-    if failed {
-        let query = [("status", Some("failed")), ("source", source)];
-        let listed: Vec<EventRow> = api.list("/admin/api/events", &query, usize::MAX).await?;
-        ids.extend(listed.iter().map(|e| e.id));
-    }
-    let total = ids.len();
-    if total == 0 {
-        if json {
-            print_json(&json!([]));
-        } else {
-            println!("nothing to replay");
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut progress = Progress::new("requeued", total);
-    for id in &ids {
-        let _: Requeued = api.post(&format!("/admin/api/events/{id}/replay")).await?;
+        let requeued: Requeued = api.post(&event_path(event, "/replay", source)).await?;
+        ids.push(requeued.id);
         progress.tick();
     }
     // The running payhook applies them in order; wait for each to settle.

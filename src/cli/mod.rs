@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod backup;
+mod bulk;
 mod deliveries;
 mod demo;
 mod events;
@@ -20,6 +21,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{LogFormat, Settings};
+use crate::telemetry::{OtlpSettings, TARGET, Tracing};
 
 /// What `payhook serve --help` says of the environment (docs/configuration.md has all).
 const SERVE_ENVIRONMENT: &str = "\
@@ -38,7 +40,8 @@ Environment (wins over payhook.toml; every secret also as NAME_FILE, a file hold
   PAYHOOK_ADMIN_TOKEN      Bearer token of the admin listener [unset: loopback only]
   PAYHOOK_RECONCILE_EVERY  reconcile with Stripe's event list this often [never]
   PAYHOOK_RETAIN_PAYLOADS  prune applied events' payloads older than this [never]
-  RUST_LOG, PAYHOOK_LOG_FORMAT  log filter and text|json [info, text]";
+  RUST_LOG, PAYHOOK_LOG_FORMAT  log filter and text|json [info, text]
+  OTEL_EXPORTER_OTLP_ENDPOINT   export traces there over OTLP/HTTP (protobuf) [unset: off]";
 
 /// The configuration file read from the working directory when `--config` names none.
 const DEFAULT_CONFIG: &str = "payhook.toml";
@@ -122,16 +125,34 @@ impl Cli {
                 return ExitCode::from(2);
             }
         };
-        init_logging(&settings);
+        // Traces are for the commands that run payhook; the others are short-lived clients.
+        let serving = matches!(self.command, Command::Serve | Command::Demo { .. });
+        let otlp = match OtlpSettings::from_env(&env) {
+            Ok(otlp) => otlp.filter(|_| serving),
+            Err(e) if serving => {
+                eprintln!("payhook: {e}");
+                return ExitCode::from(2);
+            }
+            Err(_) => None,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let traces = match otlp.map(|s| Tracing::start(&s, runtime.handle().clone())) {
+            None => None,
+            Some(Ok(traces)) => Some(traces),
+            Some(Err(e)) => {
+                eprintln!("payhook: {e:#}");
+                return ExitCode::from(2);
+            }
+        };
+        init_logging(&settings, traces.as_ref());
         if self.config.is_none() && config.is_some() {
             tracing::info!(
                 "configuration read from ./{DEFAULT_CONFIG}, found in the working directory (--config names another file)"
             );
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
         let result = runtime.block_on(async move {
             match self.command {
                 Command::Serve => serve::run(settings).await,
@@ -154,6 +175,10 @@ impl Cli {
                 Command::Demo { booking_listen } => demo::run(settings, booking_listen).await,
             }
         });
+        // The spans of the last requests are still queued: sent before the process ends.
+        if let Some(traces) = traces {
+            traces.shutdown();
+        }
         match result {
             Ok(code) => code,
             Err(e) => {
@@ -164,16 +189,45 @@ impl Cli {
     }
 }
 
-fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn init_logging(settings: &Settings, traces: Option<&Tracing>) {
+    use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+    use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
+
+    let filter =
+        || EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: a file or a pipe gets plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let Some(traces) = traces else {
+        // Tracing off: the subscriber is the log alone, as it always was.
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr);
+        match settings.log_format {
+            LogFormat::Json => builder.json().init(),
+            LogFormat::Text => builder.init(),
+        }
+        return;
+    };
+    // The log shows what it shows without tracing: the trace spans are left out of it.
+    let logged = || filter().and(filter_fn(|m| !(m.is_span() && m.target() == TARGET)));
+    let log = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    match settings.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let log = match settings.log_format {
+        LogFormat::Json => log.json().with_filter(logged()).boxed(),
+        LogFormat::Text => log.with_filter(logged()).boxed(),
+    };
+    // The exporter takes the trace spans, and payhook's log lines inside them as span events.
+    let traced = filter_fn(|m| {
+        if m.is_span() {
+            m.target() == TARGET
+        } else {
+            *m.level() <= tracing::Level::INFO && m.target().starts_with("payhook")
+        }
+    });
+    tracing_subscriber::registry()
+        .with(log)
+        .with(traces.layer().with_filter(traced))
+        .init();
 }

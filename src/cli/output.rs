@@ -116,10 +116,20 @@ impl Progress {
     }
 
     pub fn tick(&mut self) {
-        self.done += 1;
+        self.set(self.done + 1);
+    }
+
+    /// `done` of the total, as a background job reports it (never backwards).
+    pub fn set(&mut self, done: usize) {
+        let done = done.min(self.total);
+        if done <= self.done {
+            return;
+        }
+        let before = self.done;
+        self.done = done;
         match &self.bar {
             Some(bar) => {
-                bar.inc(1);
+                bar.set_position(self.done as u64);
                 if self.done == self.total {
                     // What stays on the terminal is the line a log gets: `requeued 12/12`.
                     bar.set_style(style("{msg} {pos}/{len}"));
@@ -127,8 +137,9 @@ impl Progress {
                 }
             }
             None => {
+                // A line each time a tenth of the way is passed, and at the end.
                 let step = (self.total / 10).max(1);
-                if self.done.is_multiple_of(step) || self.done == self.total {
+                if self.done / step != before / step || self.done == self.total {
                     eprintln!("{} {}/{}", self.label, self.done, self.total);
                 }
             }

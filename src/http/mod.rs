@@ -61,6 +61,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
     /// Longest wait for a request body.
     pub read_timeout: std::time::Duration,
+    /// Bulk replays and retries running in the background.
+    pub jobs: Arc<crate::bulk::Jobs>,
 }
 
 impl AppState {

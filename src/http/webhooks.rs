@@ -142,7 +142,11 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let result = receive_checked(state, peer, source, query, headers, body).await;
+    let result = if crate::telemetry::enabled() {
+        traced(state, peer, source, query, headers, body).await
+    } else {
+        receive_checked(state, peer, source, query, headers, body).await
+    };
     if let Err(e) = &result {
         let source = if state.inbox.knows(source) {
             source
@@ -152,6 +156,40 @@ async fn receive(
         metrics::counter!("payhook_webhooks_refused_total", "source" => source.to_string(),
             "code" => e.code)
         .increment(1);
+    }
+    result
+}
+
+/// The webhook in a `webhook.receive` span, the root of its trace: the provider's request until
+/// its answer (a provider's own `traceparent`, if it sent one, is not followed: payhook's trace
+/// starts at its door).
+async fn traced(
+    state: &AppState,
+    peer: SocketAddr,
+    source: &str,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    use tracing::Instrument;
+    use tracing::field::Empty;
+    let span = tracing::info_span!(target: crate::telemetry::TARGET, parent: None,
+        "webhook.receive", otel.kind = "server", http.request.method = "POST",
+        payhook.source = source, client.address = %state.client_ip(peer, &headers),
+        http.response.status_code = Empty, payhook.error = Empty, otel.status_code = Empty);
+    let result = receive_checked(state, peer, source, query, headers, body)
+        .instrument(span.clone())
+        .await;
+    let status = match &result {
+        Ok(response) => response.status(),
+        Err(e) => {
+            span.record("payhook.error", e.code);
+            e.status
+        }
+    };
+    span.record("http.response.status_code", i64::from(status.as_u16()));
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
     }
     result
 }

@@ -172,8 +172,13 @@ impl Inbox {
             payload,
             headers,
             received_at,
+            trace_context: None,
         };
-        let written = self.writer.write(event).await?;
+        let written = if crate::telemetry::enabled() {
+            traced_write(&self.writer, event).await?
+        } else {
+            self.writer.write(event).await?
+        };
         let outcome = if written == Written::New {
             crate::metrics::count_stored();
             new_outcome
@@ -191,4 +196,26 @@ impl Inbox {
         };
         Ok((receipt, outcome))
     }
+}
+
+/// The write, in an `inbox.commit` span (a child of the request's): from the hand-over to the
+/// writer until the group commit holding the event is durable. The event keeps the span's
+/// context, for the ledger's span to continue the trace.
+async fn traced_write(writer: &InboxWriter, mut event: NewEvent) -> Result<Written, StoreError> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(target: crate::telemetry::TARGET, "inbox.commit",
+        payhook.source = %event.source, payhook.event_id = %event.event_id,
+        payhook.event_type = %event.event_type, payhook.duplicate = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty);
+    event.trace_context = crate::telemetry::traceparent(&span);
+    let written = writer.write(event).instrument(span.clone()).await;
+    match &written {
+        Ok(w) => {
+            span.record("payhook.duplicate", *w == Written::Duplicate);
+        }
+        Err(e) => {
+            span.record("otel.status_description", e.to_string());
+        }
+    }
+    written
 }

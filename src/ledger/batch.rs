@@ -15,6 +15,7 @@ use super::facts::Interpretation;
 use crate::config::{TargetKind, TargetSettings};
 use crate::domain::delivery::NewDelivery;
 use crate::domain::facts::Fact;
+use crate::domain::ids::NotificationId;
 use crate::domain::state::Payment;
 use crate::domain::state::{Attention, PaymentState, derive, duplicates, representative};
 use crate::domain::status::EventStatus;
@@ -78,7 +79,16 @@ pub async fn apply_events(
                 ..Applied::with(EventStatus::Failed)
             },
             Interpretation::Fact(fact) => {
-                ledger.apply(tx, &event.source, fact, targets, now).await?
+                let written = ledger.deliveries.len();
+                let applied = ledger.apply(tx, &event.source, fact, targets, now).await?;
+                // Its notifications continue the event's trace (tracing on).
+                if let Some(trace) = &event.trace_context {
+                    for (delivery, _) in &ledger.deliveries[written..] {
+                        let id = delivery.notification_id.clone();
+                        ledger.traces.push((id, trace.clone()));
+                    }
+                }
+                applied
             }
         };
         ledger
@@ -118,6 +128,8 @@ struct Working {
     new_refs: Vec<(String, String, i64)>,
     new_facts: Vec<(String, i64, Fact)>,
     deliveries: Vec<(NewDelivery, i64)>,
+    /// The trace context each new notification continues (tracing on).
+    traces: Vec<(NotificationId, String)>,
     marks: Vec<(i64, EventStatus, Option<String>)>,
 }
 
@@ -495,7 +507,8 @@ impl Working {
             .map(|(id, status, error)| (*id, *status, error.as_deref()))
             .collect();
         tx.finish_events(&marks, now).await?;
-        tx.insert_deliveries(&self.deliveries, now).await
+        tx.insert_deliveries(&self.deliveries, now).await?;
+        tx.trace_deliveries(&self.traces).await
     }
 }
 

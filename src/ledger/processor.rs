@@ -188,13 +188,14 @@ impl Processor {
         let mut tx = self.store.begin_ledger().await?;
         // On SQLite, from here to the commit the transaction holds the one write lock.
         let begun = std::time::Instant::now();
-        let events = tx.claim(claim).await?;
+        let mut events = tx.claim(claim).await?;
         if events.is_empty() {
             tx.rollback().await?;
             return Ok(Outcome::Empty {
                 next_due_ms: self.store.next_retry_due().await?,
             });
         }
+        let spans = ledger_spans(&mut events);
         // Every transaction takes all its locks first, in one order: no two wait on each other.
         let read_at = Utc::now().timestamp();
         let readings: Vec<Interpretation> = events
@@ -291,10 +292,13 @@ impl Processor {
         let took = started.elapsed() / results.len().max(1) as u32;
         let mut handled = Vec::with_capacity(results.len());
         let mut notified = 0;
-        for (event, result) in events.into_iter().zip(results) {
+        for (i, (event, result)) in events.into_iter().zip(results).enumerate() {
             let (status, error, booking_id) = match result {
                 Ok(applied) => {
                     notified += applied.notified;
+                    if let Some(span) = spans.get(i) {
+                        span.record("payhook.notifications", applied.notified as i64);
+                    }
                     (applied.status, applied.error, applied.booking_id)
                 }
                 Err(e) => {
@@ -303,6 +307,9 @@ impl Processor {
                     (failure.status, Some(failure.error), None)
                 }
             };
+            if let Some(span) = spans.get(i) {
+                record_outcome(span, status, booking_id.as_deref(), error.as_deref());
+            }
             handled.push(Handled {
                 id: event.id,
                 source: event.source,
@@ -334,7 +341,9 @@ impl Processor {
             self.fetch.notify_one();
         }
         let committed = Utc::now();
-        for h in &handled {
+        for (i, h) in handled.iter().enumerate() {
+            // The line is also its span's event (tracing on).
+            let _span = spans.get(i).map(tracing::Span::enter);
             metrics::counter!("payhook_events_applied_total", "status" => h.status.as_str())
                 .increment(1);
             metrics::histogram!("payhook_processing_seconds").record(h.took.as_secs_f64());
@@ -410,6 +419,58 @@ impl Processor {
             attempts,
             error,
             next_attempt_at: Some(Utc::now().timestamp_millis() + delay.as_millis() as i64),
+        }
+    }
+}
+
+/// With tracing on, a `ledger.batch` span per claimed event, each a child of the event's inbox
+/// commit (so in the trace of the webhook that brought it), all of them covering this one
+/// transaction; each event then carries its own span's context, which the notifications it causes
+/// keep. One span per event rather than one per batch with links: a batch mixes the events of
+/// many webhooks, and each webhook's trace then reads from its request to its deliveries. Off, no
+/// span is made and nothing is carried on.
+fn ledger_spans(events: &mut [ClaimedEvent]) -> Vec<tracing::Span> {
+    if !crate::telemetry::enabled() {
+        for event in events.iter_mut() {
+            event.trace_context = None;
+        }
+        return Vec::new();
+    }
+    // Integers as i64: the OpenTelemetry layer writes unsigned ones as text.
+    let size = events.len() as i64;
+    events
+        .iter_mut()
+        .map(|e| {
+            use tracing::field::Empty;
+            let span = tracing::info_span!(target: crate::telemetry::TARGET, parent: None,
+                "ledger.batch", payhook.source = %e.source, payhook.event_id = %e.event_id,
+                payhook.event_type = %e.event_type, payhook.ledger.batch_events = size,
+                payhook.ledger.attempt = e.attempts + 1, payhook.event.status = Empty,
+                payhook.booking_id = Empty, payhook.notifications = Empty,
+                payhook.event.error = Empty, otel.status_description = Empty);
+            crate::telemetry::continue_from(&span, e.trace_context.as_deref());
+            e.trace_context = crate::telemetry::traceparent(&span);
+            span
+        })
+        .collect()
+}
+
+/// What became of an event, on its `ledger.batch` span.
+fn record_outcome(
+    span: &tracing::Span,
+    status: EventStatus,
+    booking_id: Option<&str>,
+    error: Option<&str>,
+) {
+    span.record("payhook.event.status", status.as_str());
+    if let Some(booking_id) = booking_id {
+        span.record("payhook.booking_id", booking_id);
+    }
+    if let Some(error) = error {
+        span.record("payhook.event.error", error);
+        // Ignored with a reason is no failure; a retry or a failure is.
+        if matches!(status, EventStatus::Retrying | EventStatus::Failed) {
+            span.record("otel.status_description", error);
         }
     }
 }

@@ -196,6 +196,8 @@ struct Finished {
     /// and how long it took.
     started_at: i64,
     elapsed: Duration,
+    /// Its `delivery.attempt` span (tracing on), ended once the outcome is on it.
+    span: Option<tracing::Span>,
 }
 
 fn now_ms() -> i64 {
@@ -543,9 +545,16 @@ impl TargetWorker {
 
     /// Sends one notification and reports how it went; never fails.
     async fn attempt(self, delivery: ClaimedDelivery) -> Finished {
+        let span = crate::telemetry::enabled().then(|| self.attempt_span(&delivery));
+        // The target hears which span the attempt is, to make its own spans children of it.
+        let traceparent = span.as_ref().and_then(crate::telemetry::traceparent);
+        let request = self.request(&delivery).map(|r| match &traceparent {
+            Some(traceparent) => r.header(crate::telemetry::TRACEPARENT, traceparent),
+            None => r,
+        });
         let started = Instant::now();
         let started_at = now_ms();
-        let attempt = match self.request(&delivery) {
+        let attempt = match request {
             Ok(request) => match request.timeout(self.target.timeout).send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -571,7 +580,34 @@ impl TargetWorker {
             attempt,
             started_at,
             elapsed: started.elapsed(),
+            span,
         }
+    }
+
+    /// A `delivery.attempt` span, the child of the ledger span that wrote the notification (in
+    /// the trace of the webhook that caused it), or the root of a trace of its own for a row
+    /// written while tracing was off.
+    fn attempt_span(&self, d: &ClaimedDelivery) -> tracing::Span {
+        use tracing::field::Empty;
+        let method = match self.target.kind {
+            TargetKind::BookingStatus => "PUT",
+            TargetKind::Events => "POST",
+        };
+        let host = reqwest::Url::parse(&self.target.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        let span = tracing::info_span!(target: crate::telemetry::TARGET, parent: None,
+            "delivery.attempt", otel.kind = "client", payhook.target = %self.target.name,
+            payhook.target.kind = self.target.kind.as_str(),
+            payhook.notification_id = %d.notification_id, payhook.notification.event = %d.event,
+            payhook.booking_id = d.booking_id.as_deref().unwrap_or(""),
+            payhook.event_id = d.source_event_id.as_deref().unwrap_or(""),
+            payhook.delivery.attempt = d.attempts + 1, http.request.method = method,
+            server.address = %host, http.response.status_code = Empty,
+            payhook.delivery.outcome = Empty, otel.status_description = Empty);
+        crate::telemetry::continue_from(&span, d.trace_context.as_deref());
+        span
     }
 
     fn request(&self, d: &ClaimedDelivery) -> Result<reqwest::RequestBuilder, String> {
@@ -680,6 +716,15 @@ impl TargetWorker {
             (Attempt::NoAnswer(_), _) => "no_answer",
             _ => "retry",
         };
+        if let Some(span) = &f.span {
+            if let Some(code) = last_status {
+                span.record("http.response.status_code", code);
+            }
+            span.record("payhook.delivery.outcome", outcome);
+            if let Some(error) = &error {
+                span.record("otel.status_description", error.as_str());
+            }
+        }
         metrics::counter!("payhook_delivery_attempts_total",
             "target" => self.target.name.clone(), "outcome" => outcome)
         .increment(1);

@@ -17,6 +17,9 @@ pub struct NewEvent {
     /// The request headers as a JSON object, signatures redacted.
     pub headers: String,
     pub received_at: DateTime<Utc>,
+    /// The `traceparent` of its inbox commit's span, when tracing is on: the ledger's and the
+    /// notifications' spans continue its trace.
+    pub trace_context: Option<String>,
 }
 
 #[cfg(test)]
@@ -30,6 +33,7 @@ impl NewEvent {
             payload: "{}".into(),
             headers: "{}".into(),
             received_at: Utc::now(),
+            trace_context: None,
         }
     }
 }
@@ -135,6 +139,10 @@ pub struct ClaimedEvent {
     /// Attempts made before this one.
     pub attempts: i64,
     pub received_at: DateTime<Utc>,
+    /// As stored, the `traceparent` of its inbox commit's span (tracing on when it arrived); the
+    /// processor puts its own ledger span's there, for the notifications it causes to continue.
+    #[sqlx(default)]
+    pub trace_context: Option<String>,
 }
 
 /// A failed attempt, as recorded on the event.

@@ -7,6 +7,7 @@
 //! payhook is built, and a `match` keeps each call's destination one go-to-definition away
 //! without boxing every future an `async` trait object would need on the ingest path.
 
+mod bulk;
 mod checkout;
 mod depths;
 mod events;
@@ -24,6 +25,7 @@ use crate::domain::delivery::Circuit;
 use crate::domain::state::Payment;
 use crate::domain::status::DeliveryStatus;
 
+pub use bulk::{DeliverySelection, EventSelection, Selection};
 pub use checkout::{SandboxIntent, Session};
 pub use depths::DepthsCache;
 pub use events::{
@@ -480,6 +482,84 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.find_sandbox_intent(key).await,
             Store::Postgres(s) => s.find_sandbox_intent(key).await,
+        }
+    }
+
+    /// The id window `(after, upto]` a bulk job walks: what is stored now, from `since` on.
+    pub async fn selection_window(&self, s: &Selection) -> Result<(i64, i64), StoreError> {
+        match self {
+            Store::Sqlite(st) => st.selection_window(s).await,
+            Store::Postgres(st) => st.selection_window(s).await,
+        }
+    }
+
+    /// How many rows of the selection lie in the window.
+    pub async fn count_selected(
+        &self,
+        s: &Selection,
+        after: i64,
+        upto: i64,
+    ) -> Result<i64, StoreError> {
+        match self {
+            Store::Sqlite(st) => st.count_selected(s, after, upto).await,
+            Store::Postgres(st) => st.count_selected(s, after, upto).await,
+        }
+    }
+
+    /// The next `limit` ids of the selection after `after`, in id order.
+    pub async fn selected_ids(
+        &self,
+        s: &Selection,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        match self {
+            Store::Sqlite(st) => st.selected_ids(s, after, upto, limit).await,
+            Store::Postgres(st) => st.selected_ids(s, after, upto, limit).await,
+        }
+    }
+
+    /// The first `limit` events of a selection (a dry run's sample), oldest first.
+    pub async fn selected_events(
+        &self,
+        s: &EventSelection,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<EventSummary>, StoreError> {
+        match self {
+            Store::Sqlite(st) => st.selected_events(s, upto, limit).await,
+            Store::Postgres(st) => st.selected_events(s, upto, limit).await,
+        }
+    }
+
+    /// The first `limit` notifications of a selection, oldest first.
+    pub async fn selected_deliveries(
+        &self,
+        s: &DeliverySelection,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        match self {
+            Store::Sqlite(st) => st.selected_deliveries(s, upto, limit).await,
+            Store::Postgres(st) => st.selected_deliveries(s, upto, limit).await,
+        }
+    }
+
+    /// Puts these rows of a selection back in line (those still in its status), in one short
+    /// transaction; returns how many moved.
+    pub async fn requeue_selected(
+        &self,
+        s: &Selection,
+        ids: &[i64],
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        match self {
+            Store::Sqlite(st) => st.requeue_selected(s, ids, now_ms).await,
+            Store::Postgres(st) => st.requeue_selected(s, ids, now_ms).await,
         }
     }
 

@@ -24,6 +24,10 @@ pub struct ClaimedDelivery {
     pub source_event_id: Option<String>,
     /// The payment whose change it announces.
     pub payment_id: Option<i64>,
+    /// The `traceparent` of the ledger span that wrote it (tracing on): each attempt's span is
+    /// its child.
+    #[sqlx(default)]
+    pub trace_context: Option<String>,
 }
 
 /// The outcome of one attempt, as recorded.

@@ -10,6 +10,7 @@ use super::sql;
 use super::{PgStore, SqliteStore, StoreError, Work};
 use crate::domain::delivery::{Circuit, NewDelivery};
 use crate::domain::facts::Fact;
+use crate::domain::ids::NotificationId;
 use crate::domain::state::Payment;
 use crate::domain::status::EventStatus;
 
@@ -263,6 +264,22 @@ impl WriteTx {
         match self {
             WriteTx::Sqlite(tx, ..) => SqliteStore::insert_deliveries(tx, deliveries, now).await,
             WriteTx::Postgres(tx) => PgStore::insert_deliveries(tx, deliveries, now).await,
+        }
+    }
+
+    /// Keeps with each notification just written (by id) the `traceparent` of the span that
+    /// caused it. A statement of its own, run only when tracing is on, so that the outbox's insert
+    /// is the same with tracing off.
+    pub async fn trace_deliveries(
+        &mut self,
+        traces: &[(NotificationId, String)],
+    ) -> Result<(), StoreError> {
+        if traces.is_empty() {
+            return Ok(());
+        }
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::trace_deliveries(tx, traces).await,
+            WriteTx::Postgres(tx) => PgStore::trace_deliveries(tx, traces).await,
         }
     }
 

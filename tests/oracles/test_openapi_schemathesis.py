@@ -112,7 +112,8 @@ def test_the_admin_document_describes_the_admin_routes_and_schemathesis_finds_no
                   "/admin/api/deliveries/{id}/retry", "/admin/api/deliveries/retry",
                   "/admin/api/targets", "/admin/api/targets/{name}/reset",
                   "/admin/api/targets/{name}/enable", "/admin/api/targets/{name}/disable",
-                  "/admin/api/overview", "/admin/api/reconcile", "/metrics", "/"]:
+                  "/admin/api/overview", "/admin/api/reconcile", "/admin/api/jobs",
+                  "/admin/api/jobs/{id}", "/admin/api/jobs/{id}/cancel", "/metrics", "/"]:
         assert route in described, route
     # The rows the run reads are there.
     events = get(f"{listeners['admin']}/admin/api/events", ADMIN_TOKEN)["data"]

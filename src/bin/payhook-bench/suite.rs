@@ -863,6 +863,7 @@ async fn store_only(
                     event_type: "payment_intent.succeeded".into(),
                     headers: r#"{"content-type":"application/json"}"#.into(),
                     received_at: chrono::Utc::now(),
+                    trace_context: None,
                 }
             })
             .collect();

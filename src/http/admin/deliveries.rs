@@ -101,14 +101,74 @@ pub(super) async fn retry_delivery(
     Ok(accepted(Retried { retried }))
 }
 
+/// The statuses whose notifications a bulk retry sends again.
+#[derive(Clone, Copy, ToSchema)]
+#[schema(rename_all = "lowercase")]
+enum RetryableStatus {
+    Dead,
+    /// Waiting for their next attempt: due now instead, with a fresh schedule.
+    Pending,
+}
+
+impl Word for RetryableStatus {
+    const WHAT: &'static str = "retryable status";
+    const ALL: &'static [RetryableStatus] = &[RetryableStatus::Dead, RetryableStatus::Pending];
+
+    fn as_str(self) -> &'static str {
+        DeliveryStatus::from(self).as_str()
+    }
+}
+
+impl From<RetryableStatus> for DeliveryStatus {
+    fn from(s: RetryableStatus) -> DeliveryStatus {
+        match s {
+            RetryableStatus::Dead => DeliveryStatus::Dead,
+            RetryableStatus::Pending => DeliveryStatus::Pending,
+        }
+    }
+}
+
+/// The notifications a bulk retry selects; each filter that is set must match.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct RetryQuery {
-    /// Only this target's dead notifications.
+    /// Only this target's notifications.
+    #[serde(deserialize_with = "super::jobs::optional_text")]
     target: Option<String>,
+    /// Which notifications: `dead` (default) or `pending`.
+    #[param(inline)]
+    #[serde(deserialize_with = "one_of")]
+    status: Option<RetryableStatus>,
+    /// Only notifications about this booking.
+    #[serde(deserialize_with = "super::jobs::optional_text")]
+    booking: Option<String>,
+    /// Only those caused by this event: its number or provider id (`evt_...`).
+    #[serde(deserialize_with = "super::jobs::optional_text")]
+    event: Option<String>,
+    /// The source of `event`'s provider id, when two sources hold it.
+    #[serde(deserialize_with = "super::jobs::optional_text")]
+    source: Option<String>,
+    /// Created at or after: an RFC 3339 time, or a duration before now (`2h`, `30m`, `7d`).
+    #[param(value_type = Option<String>)]
+    #[serde(deserialize_with = "super::jobs::moment")]
+    since: Option<DateTime<Utc>>,
+    /// Created before: an RFC 3339 time, or a duration before now.
+    #[param(value_type = Option<String>)]
+    #[serde(deserialize_with = "super::jobs::moment")]
+    until: Option<DateTime<Utc>>,
+    /// `true`: change nothing; answer how many would be retried and the first of them.
+    #[param(value_type = Option<bool>)]
+    #[serde(deserialize_with = "super::jobs::flag")]
+    dry_run: bool,
+    /// Notifications a dry run shows, 0 to 500 (20).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 500)]
+    #[serde(deserialize_with = "super::jobs::sample")]
+    sample: i64,
 }
 
-/// `POST /admin/api/deliveries/retry?target=NAME`: every dead notification (of that target) again.
+/// `POST /admin/api/deliveries/retry?target&status&booking&event&since&until`: the selected
+/// notifications (every dead one by default) due now with a fresh schedule, in the background (a
+/// job, answered at once); with `dry_run=true`, what would be retried.
 #[utoipa::path(
     post,
     path = "/admin/api/deliveries/retry",
@@ -116,17 +176,20 @@ pub(super) struct RetryQuery {
     params(RetryQuery),
     security(("admin_token" = [])),
     responses(
-        (status = 202, description = "Every dead notification due now", body = RetriedCount),
+        (status = 202, description = "A job retries them in the background: `GET /admin/api/jobs/{id}`", body = Job),
+        (status = 200, description = "A dry run: how many would be retried, and the first of them", body = DryRun<DeliveryRow>),
         Invalid,
         Unauthorized,
+        (status = 404, description = "`event` names no stored event (`event_not_found`)", body = ErrorBody),
+        (status = 409, description = "Several sources hold `event` (`event_ambiguous`): add `source`", body = ErrorBody),
         StoreDown,
     )
 )]
 pub(super) async fn retry_dead(
     State(state): State<Arc<AppState>>,
-    ValidQuery(RetryQuery { target }): ValidQuery<RetryQuery>,
+    ValidQuery(q): ValidQuery<RetryQuery>,
 ) -> Result<Response, ApiError> {
-    if let Some(t) = &target
+    if let Some(t) = &q.target
         && !state.targets.iter().any(|c| &c.name == t)
     {
         return Err(ApiError::validation(
@@ -134,21 +197,57 @@ pub(super) async fn retry_dead(
             format!("{t:?} is not a configured target"),
         ));
     }
-    let retried = state
-        .store
-        .retry_deliveries(
-            RetrySelection::Dead {
-                target: target.as_deref(),
-            },
-            Utc::now().timestamp_millis(),
+    let event = match &q.event {
+        Some(key) => {
+            let e = super::events::find_event(&state, key, q.source.as_deref()).await?;
+            Some((e.source, e.event_id))
+        }
+        None => None,
+    };
+    let status = q.status.map_or(DeliveryStatus::Dead, DeliveryStatus::from);
+    let selection = DeliverySelection {
+        status,
+        target: q.target,
+        booking: q.booking,
+        event,
+        since: q.since,
+        until: q.until,
+    };
+    let shown = JobSelection {
+        status: status.as_str().into(),
+        target: selection.target.clone(),
+        booking: selection.booking.clone(),
+        source: selection.event.as_ref().map(|(s, _)| s.clone()),
+        event: selection.event.as_ref().map(|(_, e)| e.clone()),
+        since: selection.since.map(time),
+        until: selection.until.map(time),
+        ..JobSelection::default()
+    };
+    if q.dry_run {
+        let whole = Selection::Deliveries(selection.clone());
+        let (after, upto) = state.store.selection_window(&whole).await?;
+        let total = state.store.count_selected(&whole, after, upto).await?;
+        let rows = state
+            .store
+            .selected_deliveries(&selection, upto, q.sample)
+            .await?;
+        return Ok(Json(DryRun {
+            selection: shown,
+            total,
+            sample: rows.iter().map(DeliveryRow::from).collect(),
+        })
+        .into_response());
+    }
+    let dispatch = state.dispatch.clone();
+    let job = state
+        .jobs
+        .start(
+            state.store.clone(),
+            JobKind::RetryDeliveries,
+            Selection::Deliveries(selection),
+            shown,
+            Box::new(move || dispatch.notify()),
         )
         .await?;
-    state.dispatch.notify();
-    tracing::info!(
-        retried = retried.len(),
-        "dead notifications retried from the admin API"
-    );
-    Ok(accepted(RetriedCount {
-        retried: retried.len(),
-    }))
+    Ok(accepted(job))
 }

@@ -6,6 +6,7 @@
 mod deliveries;
 mod events;
 mod explain;
+mod jobs;
 mod overview;
 mod payments;
 mod reconcile;
@@ -31,15 +32,15 @@ use super::error::responses::{Invalid, ProviderFailed, StoreDown, Unauthorized};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ValidPath, ValidQuery, one_of};
 use crate::admin_types::{
-    DeliveryRow, EventDetail, EventRow, Page, ReconcilePage, Requeued, RequeuedCount, Retried,
-    RetriedCount, TargetReset, time,
+    DeliveryRow, DryRun, EventDetail, EventRow, Job, JobKind, JobSelection, Page, ReconcilePage,
+    Requeued, Retried, TargetReset, time,
 };
 use crate::domain::column::Word;
 use crate::domain::delivery::CircuitState;
 use crate::domain::money::Money;
 use crate::domain::state::{Payment, PaymentStatus};
 use crate::domain::status::{DeliveryStatus, EventStatus};
-use crate::store::{EventFilter, RetrySelection};
+use crate::store::{DeliverySelection, EventFilter, EventSelection, RetrySelection, Selection};
 
 /// The admin routes, each described in the API document by its handler's annotation.
 pub fn routes(state: Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
@@ -60,6 +61,9 @@ pub fn routes(state: Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(targets::disable_target))
         .routes(routes!(overview::overview))
         .routes(routes!(reconcile::reconcile))
+        .routes(routes!(jobs::list_jobs))
+        .routes(routes!(jobs::show_job))
+        .routes(routes!(jobs::cancel_job))
         .routes(routes!(metrics))
         .layer(axum::middleware::from_fn_with_state(state, require_admin))
 }

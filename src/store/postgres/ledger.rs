@@ -12,6 +12,7 @@ use sqlx::postgres::PgConnection;
 use super::PgStore;
 use crate::domain::delivery::{Circuit, NewDelivery};
 use crate::domain::facts::Fact;
+use crate::domain::ids::NotificationId;
 use crate::domain::state::{CheckoutStatus, Payment};
 use crate::domain::status::{DeliveryStatus, EventStatus};
 use crate::store::events::{Claim, ClaimedEvent, Failure, last_received_before};
@@ -33,7 +34,8 @@ impl PgStore {
             Claim::Next { now_ms, limit } => (now_ms, limit),
             Claim::Id(id) => {
                 return Ok(sqlx::query_as(
-                    "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at
+                    "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at,
+                     trace_context
                      FROM webhook_events WHERE id = $1 AND status IN ('received', 'retrying')
                      FOR UPDATE SKIP LOCKED",
                 )
@@ -43,7 +45,8 @@ impl PgStore {
             }
         };
         let fresh: Vec<ClaimedEvent> = sqlx::query_as(
-            "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at
+            "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at,
+             trace_context
              FROM webhook_events WHERE status = 'received' ORDER BY id LIMIT $1
              FOR UPDATE SKIP LOCKED",
         )
@@ -54,7 +57,8 @@ impl PgStore {
             return Ok(fresh);
         }
         Ok(sqlx::query_as(
-            "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at
+            "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at,
+             trace_context
              FROM webhook_events WHERE status = 'retrying' AND next_attempt_at <= $1
              ORDER BY next_attempt_at, id LIMIT $2
              FOR UPDATE SKIP LOCKED",
@@ -88,7 +92,7 @@ impl PgStore {
                                     AND e.status = 'pending' AND e.id < d.id)
                 ORDER BY d.id LIMIT $4 FOR UPDATE SKIP LOCKED)
              RETURNING id, notification_id, target, order_key, event, booking_id, payload,
-                attempts, source, source_event_id, payment_id",
+                attempts, source, source_event_id, payment_id, trace_context",
         )
         .bind(target)
         .bind(now_ms)
@@ -518,6 +522,22 @@ impl PgStore {
         .bind(column(deliveries, |(_, due)| *due))
         .bind(column(deliveries, |(d, _)| d.source.as_deref()))
         .bind(column(deliveries, |(d, _)| d.source_event_id.as_deref()))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Each notification's trace context, in one statement.
+    pub(in crate::store) async fn trace_deliveries(
+        conn: &mut PgConnection,
+        traces: &[(NotificationId, String)],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET trace_context = u.c
+             FROM UNNEST($1::text[], $2::text[]) AS u(n, c) WHERE notification_id = u.n",
+        )
+        .bind(column(traces, |(n, _)| n.as_str()))
+        .bind(column(traces, |(_, c)| c.as_str()))
         .execute(&mut *conn)
         .await?;
         Ok(())

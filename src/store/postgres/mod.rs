@@ -46,8 +46,13 @@ impl PgStore {
         }
     }
 
-    /// One statement per batch whatever its size: the rows travel as arrays and are unnested.
+    /// One statement per batch whatever its size: the rows travel as arrays and are unnested. The
+    /// trace column is named only when tracing gave an event a context: with tracing off the
+    /// statement is what it always was.
     pub async fn insert_events(&self, batch: &[NewEvent]) -> Result<HashSet<EventKey>, StoreError> {
+        if batch.iter().any(|e| e.trace_context.is_some()) {
+            return self.insert_traced_events(batch).await;
+        }
         let mut sources = Vec::with_capacity(batch.len());
         let mut ids = Vec::with_capacity(batch.len());
         let mut types = Vec::with_capacity(batch.len());
@@ -83,6 +88,41 @@ impl PgStore {
         .bind(&payloads)
         .bind(&headers)
         .bind(&times)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(inserted.into_iter().collect())
+    }
+
+    /// [`Self::insert_events`] with each event's trace context.
+    async fn insert_traced_events(
+        &self,
+        batch: &[NewEvent],
+    ) -> Result<HashSet<EventKey>, StoreError> {
+        let column = |f: fn(&NewEvent) -> &str| batch.iter().map(f).collect::<Vec<_>>();
+        let payloads: Vec<&[u8]> = batch.iter().map(|e| e.payload.as_ref()).collect();
+        let times: Vec<DateTime<Utc>> = batch.iter().map(|e| e.received_at).collect();
+        let traces: Vec<Option<&str>> = batch.iter().map(|e| e.trace_context.as_deref()).collect();
+        let inserted: Vec<EventKey> = sqlx::query_as(
+            "WITH inserted AS (
+                INSERT INTO webhook_events
+                    (source, event_id, event_type, payload, headers, received_at, trace_context)
+                SELECT s, e, t, p, h::jsonb, r, c
+                FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[],
+                            $6::timestamptz[], $7::text[]) AS u(s, e, t, p, h, r, c)
+                ON CONFLICT (source, event_id) DO NOTHING
+                RETURNING source, event_id
+             ), announced AS (
+                SELECT pg_notify('payhook_inbox', '') WHERE EXISTS (SELECT 1 FROM inserted)
+             )
+             SELECT source, event_id FROM inserted LEFT JOIN announced ON true",
+        )
+        .bind(column(|e| &e.source))
+        .bind(column(|e| &e.event_id))
+        .bind(column(|e| &e.event_type))
+        .bind(&payloads)
+        .bind(column(|e| &e.headers))
+        .bind(&times)
+        .bind(&traces)
         .fetch_all(&self.pool)
         .await?;
         Ok(inserted.into_iter().collect())

@@ -10,6 +10,7 @@ use sqlx::sqlite::SqliteConnection;
 use super::SqliteStore;
 use crate::domain::delivery::{Circuit, NewDelivery};
 use crate::domain::facts::Fact;
+use crate::domain::ids::NotificationId;
 use crate::domain::state::{CheckoutStatus, Payment};
 use crate::domain::status::{DeliveryStatus, EventStatus};
 use crate::store::events::{Claim, ClaimedEvent, Failure, last_received_before};
@@ -30,7 +31,8 @@ impl SqliteStore {
             Claim::Next { now_ms, limit } => (now_ms, limit),
             Claim::Id(id) => {
                 return Ok(sqlx::query_as(
-                    "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at
+                    "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at,
+                     trace_context
                      FROM webhook_events WHERE id = $1 AND status IN ('received', 'retrying')",
                 )
                 .bind(id)
@@ -39,7 +41,8 @@ impl SqliteStore {
             }
         };
         let fresh: Vec<ClaimedEvent> = sqlx::query_as(
-            "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at
+            "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at,
+             trace_context
              FROM webhook_events WHERE status = 'received' ORDER BY id LIMIT $1",
         )
         .bind(limit)
@@ -49,7 +52,8 @@ impl SqliteStore {
             return Ok(fresh);
         }
         Ok(sqlx::query_as(
-            "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at
+            "SELECT id, source, event_id, event_type, payload, fetched, attempts, received_at,
+             trace_context
              FROM webhook_events WHERE status = 'retrying' AND next_attempt_at <= $1
              ORDER BY next_attempt_at, id LIMIT $2",
         )
@@ -228,7 +232,7 @@ impl SqliteStore {
                                     AND e.status = 'pending' AND e.id < d.id)
                 ORDER BY d.id LIMIT $4)
              RETURNING id, notification_id, target, order_key, event, booking_id, payload,
-                attempts, source, source_event_id, payment_id",
+                attempts, source, source_event_id, payment_id, trace_context",
         )
         .bind(target)
         .bind(now_ms)
@@ -535,6 +539,22 @@ impl SqliteStore {
                 .push_bind(d.source.clone())
                 .push_bind(d.source_event_id.clone());
         });
+        q.build().persistent(false).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Each notification's trace context, in one statement.
+    pub(in crate::store) async fn trace_deliveries(
+        conn: &mut SqliteConnection,
+        traces: &[(NotificationId, String)],
+    ) -> Result<(), StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "UPDATE deliveries SET trace_context = v.column2 FROM (",
+        );
+        q.push_values(traces, |mut row, (n, c)| {
+            row.push_bind(n.as_str()).push_bind(c.as_str());
+        });
+        q.push(") AS v WHERE deliveries.notification_id = v.column1");
         q.build().persistent(false).execute(&mut *conn).await?;
         Ok(())
     }

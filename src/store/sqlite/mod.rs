@@ -151,11 +151,16 @@ impl SqliteStore {
     /// One statement per batch: a `VALUES` list with the rows bound as parameters, so a batch of
     /// any size is a single round trip to the connection's thread and a single implicit
     /// transaction (one WAL fsync). Its text depends on the batch's size, so it is not kept
-    /// prepared: SQLite compiles it in microseconds.
+    /// prepared: SQLite compiles it in microseconds. The trace column is named only when tracing
+    /// gave an event a context: with tracing off the statement is what it always was.
     pub async fn insert_events(&self, batch: &[NewEvent]) -> Result<HashSet<EventKey>, StoreError> {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO webhook_events (source, event_id, event_type, payload, headers, received_at) ",
-        );
+        let traced = batch.iter().any(|e| e.trace_context.is_some());
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(if traced {
+            "INSERT INTO webhook_events (source, event_id, event_type, payload, headers, received_at, \
+             trace_context) "
+        } else {
+            "INSERT INTO webhook_events (source, event_id, event_type, payload, headers, received_at) "
+        });
         q.push_values(batch, |mut row, e| {
             row.push_bind(e.source.as_str())
                 .push_bind(e.event_id.as_str())
@@ -163,6 +168,9 @@ impl SqliteStore {
                 .push_bind(e.payload.as_ref())
                 .push_bind(e.headers.as_str())
                 .push_bind(Self::time_param(e.received_at));
+            if traced {
+                row.push_bind(e.trace_context.as_deref());
+            }
         });
         q.push(" ON CONFLICT (source, event_id) DO NOTHING RETURNING source, event_id");
         self.inbox_waiting.0.fetch_add(1, Ordering::Relaxed);

@@ -7,6 +7,7 @@ use super::SqliteStore;
 use crate::domain::delivery::Circuit;
 use crate::domain::state::Payment;
 use crate::domain::status::DeliveryStatus;
+use crate::store::bulk::{DeliverySelection, EventSelection, Param, Selection};
 use crate::store::events::{EventFilter, EventSummary, StoredEvent, ToFetch};
 use crate::store::listing::{event_listing_sql, listing_sql};
 use crate::store::outbox::{Delivery, RetrySelection};
@@ -438,5 +439,110 @@ impl SqliteStore {
             .bind(key)
             .fetch_optional(&self.pool)
             .await?)
+    }
+}
+
+/// Bulk replays and retries (see `store::bulk`).
+impl SqliteStore {
+    fn bind_as<'q, O>(
+        mut query: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments>,
+        params: &[Param],
+    ) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments> {
+        for p in params {
+            query = match p {
+                Param::Text(t) => query.bind(t.clone()),
+                Param::Int(i) => query.bind(*i),
+                Param::ReceivedAt(t) => query.bind(Self::time_param(*t)),
+                // As the outbox writes it (sqlx's encoding of a time).
+                Param::CreatedAt(t) => query.bind(*t),
+            };
+        }
+        query
+    }
+
+    pub async fn selection_window(&self, s: &Selection) -> Result<(i64, i64), StoreError> {
+        let sql = s.window_sql();
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(sql.text));
+        Ok(Self::bind_as(query, &sql.params)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub async fn count_selected(
+        &self,
+        s: &Selection,
+        after: i64,
+        upto: i64,
+    ) -> Result<i64, StoreError> {
+        let sql = s.count_sql(after, upto);
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(sql.text));
+        let (n,): (i64,) = Self::bind_as(query, &sql.params)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
+    pub async fn selected_ids(
+        &self,
+        s: &Selection,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let sql = s.ids_sql(after, upto, limit);
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(sql.text));
+        let rows: Vec<(i64,)> = Self::bind_as(query, &sql.params)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    pub async fn selected_events(
+        &self,
+        s: &EventSelection,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<EventSummary>, StoreError> {
+        let sql = s.rows_sql(upto, limit);
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(sql.text));
+        Ok(Self::bind_as(query, &sql.params)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn selected_deliveries(
+        &self,
+        s: &DeliverySelection,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let sql = s.rows_sql(upto, limit);
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(sql.text));
+        Ok(Self::bind_as(query, &sql.params)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// One chunk of a bulk job, under the write gate like every other writer's transaction (a
+    /// single statement: held for milliseconds, then the inbox's turn comes), on the durable
+    /// writer connection.
+    pub async fn requeue_selected(
+        &self,
+        s: &Selection,
+        ids: &[i64],
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let sql = s.requeue_sql(ids, now_ms);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text));
+        for p in &sql.params {
+            query = match p {
+                Param::Text(t) => query.bind(t.clone()),
+                Param::Int(i) => query.bind(*i),
+                Param::ReceivedAt(t) => query.bind(Self::time_param(*t)),
+                Param::CreatedAt(t) => query.bind(*t),
+            };
+        }
+        let _gate = self.write_gate.lock().await;
+        Ok(query.execute(&self.writer).await?.rows_affected())
     }
 }
