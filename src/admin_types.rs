@@ -202,6 +202,10 @@ pub struct DeliveryRow {
     /// The provider event whose application caused it: its source and id.
     pub source: Option<String>,
     pub source_event_id: Option<String>,
+    /// Why a pending notification is not sent now: its target is disabled, or its circuit is
+    /// open.
+    #[serde(default)]
+    pub held: Option<String>,
 }
 
 impl From<&Delivery> for DeliveryRow {
@@ -223,6 +227,7 @@ impl From<&Delivery> for DeliveryRow {
             payload: serde_json::from_str::<Value>(&d.payload).unwrap_or(Value::Null),
             source: d.source.clone(),
             source_event_id: d.source_event_id.clone(),
+            held: None,
         }
     }
 }
@@ -246,8 +251,38 @@ pub struct TargetReset {
     pub name: String,
     /// closed, open or disabled.
     pub circuit_was: String,
-    /// `closed`.
+    /// `closed` after an enable (or reset), `disabled` after a disable.
     pub circuit: String,
+    /// Pending notifications an enable made due at once (they go in order per booking).
+    #[serde(default)]
+    pub released: u64,
+}
+
+/// A target and its circuit (`GET /admin/api/targets`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TargetRow {
+    pub name: String,
+    /// booking-status or events.
+    pub kind: String,
+    pub url: String,
+    /// closed (delivering), open (only probes, after a failure rate), disabled (nothing is sent
+    /// until it is enabled; its notifications are kept).
+    pub circuit: String,
+    /// Closed: failing attempts in the last 20 s. Open: failed probes since it opened.
+    pub failures: u32,
+    /// Until when an open circuit sends nothing (its next probe).
+    pub open_until: Option<String>,
+    /// When an open circuit sends its next probe (the same as `open_until`).
+    pub next_probe_at: Option<String>,
+    /// Why it opened or was disabled (and by whom), or its last failure.
+    pub reason: Option<String>,
+    /// The events an `events` target receives; empty: all.
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TargetList {
+    pub data: Vec<TargetRow>,
 }
 
 /// What one page of reconciliation did.

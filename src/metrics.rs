@@ -109,20 +109,42 @@ pub async fn render(
     for (status, n) in &depths.payments {
         let _ = writeln!(out, "payhook_payments{{status=\"{status}\"}} {n}");
     }
+    let mut circuits = Vec::new();
+    for t in targets {
+        circuits.push((&t.name, store.circuit(&t.name).await?));
+    }
     out.push_str("# HELP payhook_target_circuit 1 for the state each target's circuit is in.\n");
     out.push_str("# TYPE payhook_target_circuit gauge\n");
-    for t in targets {
-        let state = match store.circuit(&t.name).await?.state {
-            CircuitState::Closed => "closed",
-            CircuitState::Open { .. } => "open",
-            CircuitState::Disabled => "disabled",
-        };
+    for (name, circuit) in &circuits {
         for s in ["closed", "open", "disabled"] {
             let _ = writeln!(
                 out,
-                "payhook_target_circuit{{target=\"{}\",state=\"{s}\"}} {}",
-                t.name,
-                u8::from(s == state)
+                "payhook_target_circuit{{target=\"{name}\",state=\"{s}\"}} {}",
+                u8::from(s == circuit.state.as_str())
+            );
+        }
+    }
+    out.push_str("# HELP payhook_target_circuit_state Each target's circuit: 0 closed, 1 open (only probes), 2 disabled.\n");
+    out.push_str("# TYPE payhook_target_circuit_state gauge\n");
+    for (name, circuit) in &circuits {
+        let state = match circuit.state {
+            CircuitState::Closed => 0,
+            CircuitState::Open { .. } => 1,
+            CircuitState::Disabled => 2,
+        };
+        let _ = writeln!(
+            out,
+            "payhook_target_circuit_state{{target=\"{name}\"}} {state}"
+        );
+    }
+    out.push_str("# HELP payhook_target_next_probe_timestamp_seconds When an open circuit sends its next probe (unix seconds); only open circuits.\n");
+    out.push_str("# TYPE payhook_target_next_probe_timestamp_seconds gauge\n");
+    for (name, circuit) in &circuits {
+        if let Some(at) = circuit.reopens_at() {
+            let _ = writeln!(
+                out,
+                "payhook_target_next_probe_timestamp_seconds{{target=\"{name}\"}} {:.3}",
+                at as f64 / 1000.0
             );
         }
     }

@@ -201,7 +201,9 @@ fn print_deliveries(rows: &[DeliveryRow], body: bool) {
             d.notification_id.clone(),
             when(Some(&d.created_at)),
         ]);
-        if d.status == DeliveryStatus::Pending && d.attempts > 0 && !d.in_flight {
+        if let Some(held) = &d.held {
+            table.note(format!("held: {held}"));
+        } else if d.status == DeliveryStatus::Pending && d.attempts > 0 && !d.in_flight {
             table.note(format!(
                 "next attempt {}",
                 when(d.next_attempt_at.as_deref())

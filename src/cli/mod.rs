@@ -12,6 +12,7 @@ mod output;
 mod reconcile;
 mod sandbox;
 mod serve;
+mod targets;
 mod trigger;
 
 use std::collections::HashMap;
@@ -77,6 +78,8 @@ enum Command {
     Events(events::EventsArgs),
     /// Notifications to targets: list them, retry dead ones.
     Deliveries(deliveries::DeliveriesArgs),
+    /// Notification targets: list their circuits, disable or enable one.
+    Targets(targets::TargetsArgs),
     /// Why a booking or payment is in its state: its events in provider time, the fact and rule
     /// each brought, the notifications they caused with every attempt, what needs a person.
     Explain(explain::ExplainArgs),
@@ -162,6 +165,7 @@ impl Cli {
                 Command::Trigger(args) => trigger::run(settings, args).await,
                 Command::Events(args) => events::run(settings, args).await,
                 Command::Deliveries(args) => deliveries::run(settings, args).await,
+                Command::Targets(args) => targets::run(settings, args).await,
                 Command::Explain(args) => explain::run(settings, args).await,
                 Command::Reconcile(args) => reconcile::run(settings, args).await,
                 Command::Listen(args) => listen::run(settings, args).await,

@@ -39,9 +39,11 @@ pub struct TargetSettings {
     pub timeout: Duration,
     /// Notifications in flight at once (each for a different booking).
     pub concurrency: usize,
-    /// Consecutive failed attempts that open the circuit.
+    /// Attempts within the circuit's window (20 s) before its failure rate is judged: at least
+    /// this many, half of them or more failing, open it.
     pub circuit_failures: u32,
-    /// How long an open circuit waits before one probe; doubles while probes fail.
+    /// How long an open circuit waits before its first probe; doubles while probes fail, up to
+    /// 10 s (or this, if longer).
     pub circuit_open: Duration,
 }
 
@@ -190,7 +192,7 @@ pub(super) fn targets_from(
                 file.circuit_failures.map(|n| n as usize),
                 10,
             )? as u32,
-            circuit_open: parse_duration_or(&key("circuit_open"), file.circuit_open, "30s")?,
+            circuit_open: parse_duration_or(&key("circuit_open"), file.circuit_open, "2s")?,
         });
     }
     Ok(targets)

@@ -1,6 +1,7 @@
 //! Notifications: the outbox row the ledger writes, and the delivery policy as pure functions
 //! (what an answer means, when to try again, each target's circuit breaker).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,7 +16,8 @@ pub struct NewDelivery {
     pub order_key: String,
     /// The event name, or the booking status for a booking-status target.
     pub event: String,
-    pub payment_id: i64,
+    /// The payment it is about (an operational event about a target has none).
+    pub payment_id: Option<i64>,
     pub booking_id: Option<String>,
     pub payload: String,
     /// It is a booking-status notification (`event` is the booking's new status).
@@ -106,24 +108,72 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     Some((at.with_timezone(&Utc) - now).to_std().unwrap_or_default())
 }
 
-/// A target's circuit, as stored in `delivery_targets`.
+/// How far back a closed circuit looks when it judges a target's failure rate (ms). Long enough
+/// to hold the attempts of a busy second or two even at a low rate, short enough that failures of
+/// a minute ago do not count against a target that has been answering since.
+pub const CIRCUIT_WINDOW_MS: i64 = 20_000;
+
+/// The longest an open circuit waits between probes, unless the target's first wait is longer:
+/// a target back after a long outage is noticed within this, for one request every 10 s to a
+/// target that is down.
+pub const PROBE_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// A target's circuit. `state`, `failures` and `reason` are stored in `delivery_targets`; the
+/// window of recent outcomes and the probe in flight live in the worker's memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Circuit {
     pub state: CircuitState,
-    /// Consecutive attempts that found the target failing.
+    /// Closed: failing attempts in the window. Open: failed probes since it opened.
     pub failures: u32,
     pub reason: Option<String>,
+    /// (finished at, failing) of the attempts of the last [`CIRCUIT_WINDOW_MS`], oldest first.
+    window: VecDeque<(i64, bool)>,
+    /// When the probe in flight started (unix ms).
+    probe: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CircuitState {
     Closed,
-    /// Nothing is sent until `until` (unix ms); then one probe. `wait_ms` is the current cool-down.
+    /// Nothing is sent until `until` (unix ms); then one probe. `since` is when it opened (0 when
+    /// it was read from the store: every attempt of this process started after), `wait_ms` the
+    /// current wait between probes.
     Open {
+        since: i64,
         until: i64,
         wait_ms: i64,
     },
     Disabled,
+}
+
+/// What an attempt did to a circuit, for the operational events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// It opened; the first probe goes at `next_probe` (unix ms).
+    Opened { next_probe: i64 },
+    /// A probe was answered: it is closed again after being open since `down_since` (unix ms,
+    /// 0 when unknown).
+    Recovered { down_since: i64 },
+    /// The target answered 410 Gone.
+    Disabled,
+}
+
+/// The outcome of [`Circuit::record`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// What the store keeps changed: save it.
+    pub changed: bool,
+    pub transition: Option<Transition>,
+    /// The attempt was the open circuit's probe, and failed.
+    pub failed_probe: bool,
+}
+
+/// A target's circuit policy: how many attempts in the window before the rate is judged, and
+/// the first wait of an open circuit before it probes.
+#[derive(Debug, Clone, Copy)]
+pub struct CircuitPolicy {
+    pub min_attempts: u32,
+    pub first_probe: Duration,
 }
 
 impl Circuit {
@@ -139,6 +189,7 @@ impl Circuit {
             state: match state {
                 "disabled" => CircuitState::Disabled,
                 "open" => CircuitState::Open {
+                    since: 0,
                     until: open_until.unwrap_or(0),
                     wait_ms: 0,
                 },
@@ -146,7 +197,33 @@ impl Circuit {
             },
             failures: failures.clamp(0, i64::from(u32::MAX)) as u32,
             reason,
+            window: VecDeque::new(),
+            probe: None,
         }
+    }
+
+    /// A saved circuit taken up by a worker that starts: an open one probes within the first
+    /// wait, however long the wait it had reached (the target may have come back while payhook
+    /// was down), and backs off from there.
+    pub fn resumed(mut self, now_ms: i64, policy: CircuitPolicy) -> Circuit {
+        if let CircuitState::Open { since, until, .. } = self.state {
+            let first = policy.first_probe.as_millis() as i64;
+            self.state = CircuitState::Open {
+                since,
+                until: until.min(now_ms + first),
+                wait_ms: first,
+            };
+        }
+        self
+    }
+
+    pub fn closed() -> Circuit {
+        Circuit::saved("closed", 0, None, None)
+    }
+
+    /// Disabled by an operator (or a 410), with why.
+    pub fn disabled(reason: String) -> Circuit {
+        Circuit::saved("disabled", 0, None, Some(reason))
     }
 }
 
@@ -160,29 +237,35 @@ impl CircuitState {
     }
 }
 
-/// The longest an open circuit waits between probes.
-const OPEN_MAX_MS: i64 = 3600 * 1000;
-
 impl Circuit {
-    pub fn closed() -> Circuit {
-        Circuit {
-            state: CircuitState::Closed,
-            failures: 0,
-            reason: None,
-        }
-    }
-
-    /// How many more notifications may be in flight now.
+    /// How many more notifications may be in flight now. An open circuit lets one probe through
+    /// once its wait is over, whatever is still in flight from before it opened.
     pub fn allowance(&self, now_ms: i64, in_flight: usize, concurrency: usize) -> usize {
         match self.state {
             CircuitState::Closed => concurrency.saturating_sub(in_flight),
-            // Half-open: a single probe at a time.
-            CircuitState::Open { until, .. } if now_ms >= until && in_flight == 0 => 1,
+            CircuitState::Open { until, .. } if now_ms >= until && self.probe.is_none() => 1,
             CircuitState::Open { .. } | CircuitState::Disabled => 0,
         }
     }
 
-    /// When an open circuit lets a probe through.
+    /// The attempt just claimed while open is the probe.
+    pub fn probe_started(&mut self, now_ms: i64) {
+        if matches!(self.state, CircuitState::Open { .. }) {
+            self.probe = Some(now_ms);
+        }
+    }
+
+    /// The probe never ran (nothing was pending, or its task failed): the next may go.
+    pub fn probe_lost(&mut self) {
+        self.probe = None;
+    }
+
+    /// Whether a probe is in flight.
+    pub fn probing(&self) -> bool {
+        self.probe.is_some()
+    }
+
+    /// When an open circuit lets a probe through (unix ms).
     pub fn reopens_at(&self) -> Option<i64> {
         match self.state {
             CircuitState::Open { until, .. } => Some(until),
@@ -190,52 +273,93 @@ impl Circuit {
         }
     }
 
-    /// Takes an attempt's outcome into account; returns true when anything changed (to be saved).
+    /// Takes into account an attempt that started at `started_ms` and ended at `now_ms`.
+    ///
+    /// Closed, it opens when at least half of the attempts that ended in the last
+    /// [`CIRCUIT_WINDOW_MS`] found the target failing, and they are at least
+    /// `policy.min_attempts`: a rate, so a few refusals among many answers, or a slow trickle
+    /// of failures, do not stop deliveries. Open, only an attempt started after it opened is a
+    /// probe: answered, the circuit closes; failing, the wait doubles up to [`PROBE_WAIT_MAX`].
+    /// An attempt that was in flight when it opened changes nothing.
     pub fn record(
         &mut self,
         attempt: &Attempt,
+        started_ms: i64,
         now_ms: i64,
-        threshold: u32,
-        open_for: Duration,
-    ) -> bool {
-        let before = self.clone();
-        if verdict(attempt) == Verdict::Gone {
-            self.state = CircuitState::Disabled;
-            self.reason = Some("the target answered 410 Gone".into());
-        } else if target_failing(attempt) {
-            self.failures += 1;
-            let base = open_for.as_millis() as i64;
-            match self.state {
-                // A failed probe: wait twice as long before the next.
-                CircuitState::Open { wait_ms, .. } => {
-                    let wait_ms = (wait_ms * 2).min(OPEN_MAX_MS).max(base);
+        policy: CircuitPolicy,
+    ) -> Recorded {
+        let before = (self.state, self.failures, self.reason.clone());
+        let failing = target_failing(attempt);
+        let why = || match attempt {
+            Attempt::NoAnswer(e) => e.clone(),
+            Attempt::Answered { status, .. } => format!("answered {status}"),
+        };
+        let mut out = Recorded::default();
+        let first = policy.first_probe.as_millis() as i64;
+        match self.state {
+            // An answer that was in flight when the target was disabled changes nothing.
+            CircuitState::Disabled => {}
+            _ if verdict(attempt) == Verdict::Gone => {
+                self.state = CircuitState::Disabled;
+                self.reason = Some("the target answered 410 Gone".into());
+                self.probe = None;
+                out.transition = Some(Transition::Disabled);
+            }
+            CircuitState::Open { since, .. } if started_ms < since => {}
+            CircuitState::Open { since, wait_ms, .. } => {
+                self.probe = None;
+                if failing {
+                    let wait_ms = (wait_ms * 2)
+                        .max(first)
+                        .min((PROBE_WAIT_MAX.as_millis() as i64).max(first));
                     self.state = CircuitState::Open {
+                        since,
                         until: now_ms + wait_ms,
                         wait_ms,
                     };
+                    self.failures += 1;
+                    self.reason = Some(why());
+                    out.failed_probe = true;
+                } else {
+                    *self = Circuit::closed();
+                    out.transition = Some(Transition::Recovered { down_since: since });
                 }
-                CircuitState::Closed if self.failures >= threshold => {
+            }
+            CircuitState::Closed => {
+                self.window.push_back((now_ms, failing));
+                while self
+                    .window
+                    .front()
+                    .is_some_and(|&(at, _)| at <= now_ms - CIRCUIT_WINDOW_MS)
+                {
+                    self.window.pop_front();
+                }
+                let total = self.window.len();
+                let failed = self.window.iter().filter(|(_, f)| *f).count();
+                self.failures = failed as u32;
+                if failing && total >= policy.min_attempts as usize && failed * 2 >= total {
                     self.state = CircuitState::Open {
-                        until: now_ms + base,
-                        wait_ms: base,
+                        since: now_ms,
+                        until: now_ms + first,
+                        wait_ms: first,
                     };
+                    self.window.clear();
+                    self.reason = Some(format!(
+                        "{failed} of the last {total} attempts failed; last: {}",
+                        why()
+                    ));
+                    out.transition = Some(Transition::Opened {
+                        next_probe: now_ms + first,
+                    });
+                } else if failing {
+                    self.reason = Some(why());
+                } else if failed == 0 {
+                    self.reason = None;
                 }
-                _ => {}
             }
-            if self.state != CircuitState::Closed {
-                self.reason = Some(match attempt {
-                    Attempt::NoAnswer(e) => e.clone(),
-                    Attempt::Answered { status, .. } => format!("answered {status}"),
-                });
-            }
-        } else if matches!(self.state, CircuitState::Disabled) {
-            // An answer that was in flight when the target was disabled changes nothing.
-        } else {
-            self.failures = 0;
-            self.state = CircuitState::Closed;
-            self.reason = None;
         }
-        *self != before
+        out.changed = (self.state, self.failures, self.reason.clone()) != before;
+        out
     }
 }
 
@@ -299,35 +423,144 @@ mod tests {
         assert_eq!(parse_retry_after("soon", now), None);
     }
 
+    const POLICY: CircuitPolicy = CircuitPolicy {
+        min_attempts: 10,
+        first_probe: Duration::from_secs(2),
+    };
+
+    fn down() -> Attempt {
+        Attempt::NoAnswer("connection refused".into())
+    }
+
     #[test]
-    fn the_circuit_opens_probes_and_closes() {
+    fn the_circuit_opens_on_a_failure_rate_over_the_window() {
         let mut c = Circuit::closed();
-        let open_for = Duration::from_secs(30);
-        let down = Attempt::NoAnswer("connection refused".into());
-        for _ in 0..2 {
-            c.record(&down, 0, 3, open_for);
-            assert_eq!(c.allowance(0, 0, 8), 8, "still closed");
+        // Refusals among as many answers: under half fail, it stays closed.
+        for i in 0..40 {
+            let attempt = if i % 3 == 0 { down() } else { answered(200) };
+            c.record(&attempt, i * 100, i * 100, POLICY);
         }
-        assert!(c.record(&down, 1_000, 3, open_for));
-        assert_eq!(c.allowance(1_000, 0, 8), 0);
-        assert_eq!(
-            c.allowance(31_000, 0, 8),
-            1,
-            "one probe once the wait is over"
-        );
-        assert_eq!(c.allowance(31_000, 1, 8), 0, "and only one");
-        assert!(c.record(&down, 31_000, 3, open_for));
+        assert_eq!(c.state, CircuitState::Closed);
+        // A slow trickle of failures (one every 5 s) never makes enough attempts in the window.
+        let mut trickle = Circuit::closed();
+        for i in 0..100 {
+            let r = trickle.record(&down(), i * 5_000, i * 5_000, POLICY);
+            assert_eq!(r.transition, None);
+        }
+        assert_eq!(trickle.state, CircuitState::Closed);
+        // Failures older than the window do not count: 9 long ago and 1 now stay closed.
+        let mut old = Circuit::closed();
+        for i in 0..9 {
+            old.record(&down(), i, i, POLICY);
+        }
+        old.record(&down(), 30_000, 30_000, POLICY);
+        assert_eq!(old.state, CircuitState::Closed);
+        assert_eq!(old.failures, 1);
+        // Ten refusals within the window, after answers: half of the attempts fail, it opens.
+        let mut c = Circuit::closed();
+        for i in 0..10 {
+            c.record(&answered(200), i * 10, i * 10, POLICY);
+        }
+        let mut opened = None;
+        for i in 0..10 {
+            let r = c.record(&down(), 1_000 + i, 1_000 + i, POLICY);
+            assert!(r.changed);
+            opened = opened.or(r.transition);
+        }
+        assert_eq!(opened, Some(Transition::Opened { next_probe: 3_009 }));
+        assert_eq!(c.reopens_at(), Some(3_009), "the first probe after 2 s");
+        assert_eq!(c.allowance(3_000, 0, 8), 0);
+        assert_eq!(c.allowance(3_009, 0, 8), 1, "one probe");
+    }
+
+    fn open_at(at: i64) -> Circuit {
+        let mut c = Circuit::closed();
+        for _ in 0..10 {
+            c.record(&down(), at, at, POLICY);
+        }
+        assert_eq!(c.reopens_at(), Some(at + 2_000));
+        c
+    }
+
+    #[test]
+    fn an_attempt_started_before_the_circuit_opened_is_not_a_probe() {
+        let mut c = open_at(10_000);
+        // In flight since before the opening: failing or answered, it changes nothing.
+        let r = c.record(&down(), 9_000, 10_500, POLICY);
+        assert_eq!(r, Recorded::default());
+        let r = c.record(&answered(200), 9_500, 10_600, POLICY);
+        assert_eq!(r, Recorded::default());
+        assert_eq!(c.reopens_at(), Some(12_000), "the wait is not doubled");
+        // Attempts still in flight from before do not hold the probe back.
+        assert_eq!(c.allowance(12_000, 8, 8), 1);
+        c.probe_started(12_000);
+        assert_eq!(c.allowance(12_000, 8, 8), 0, "one probe at a time");
+        let r = c.record(&down(), 12_000, 12_050, POLICY);
+        assert!(r.failed_probe && r.changed);
         assert_eq!(
             c.reopens_at(),
-            Some(91_000),
-            "a failed probe doubles the wait"
+            Some(12_050 + 4_000),
+            "a failed probe doubles"
         );
-        // A 4xx is an answer from a live target: the circuit closes.
-        assert!(c.record(&answered(400), 91_000, 3, open_for));
-        assert_eq!(c.allowance(91_000, 0, 8), 8);
-        assert!(c.record(&answered(410), 92_000, 3, open_for));
+        c.probe_started(16_050);
+        let r = c.record(&answered(200), 16_050, 16_100, POLICY);
+        assert_eq!(
+            r.transition,
+            Some(Transition::Recovered { down_since: 10_000 })
+        );
+        assert_eq!(c.allowance(16_100, 0, 8), 8);
+    }
+
+    #[test]
+    fn failed_probes_back_off_to_a_cap_and_a_ten_minute_outage_is_noticed_within_it() {
+        let mut c = open_at(0);
+        let back_at = 10 * 60 * 1000;
+        let mut now;
+        let mut waits = Vec::new();
+        // The simulated clock jumps to each probe; the target answers from `back_at` on.
+        loop {
+            now = c.reopens_at().expect("open");
+            assert_eq!(c.allowance(now, 0, 8), 1);
+            c.probe_started(now);
+            let attempt = if now >= back_at {
+                answered(200)
+            } else {
+                down()
+            };
+            let r = c.record(&attempt, now, now + 10, POLICY);
+            if r.transition.is_some() {
+                break;
+            }
+            waits.push(c.reopens_at().unwrap() - (now + 10));
+        }
+        assert_eq!(&waits[..4], &[4_000, 8_000, 10_000, 10_000]);
+        assert!(waits.iter().all(|&w| w <= 10_000));
+        assert!(
+            now - back_at <= 10_000,
+            "noticed {} ms after it came back",
+            now - back_at
+        );
+        assert_eq!(c.state, CircuitState::Closed);
+    }
+
+    #[test]
+    fn a_restart_probes_soon_and_410_disables_for_good() {
+        let saved = Circuit::saved("open", 7, Some(1_000_000), Some("refused".into()));
+        let c = saved.resumed(10_000, POLICY);
+        assert_eq!(c.reopens_at(), Some(12_000), "not the long saved wait");
+        let mut c = open_at(0);
+        c.probe_started(2_000);
+        let r = c.record(&answered(410), 2_000, 2_010, POLICY);
+        assert_eq!(r.transition, Some(Transition::Disabled));
         assert_eq!(c.state, CircuitState::Disabled);
-        assert!(!c.record(&answered(200), 93_000, 3, open_for));
-        assert_eq!(c.allowance(93_000, 0, 8), 0);
+        let r = c.record(&answered(200), 2_000, 2_020, POLICY);
+        assert!(!r.changed, "an answer in flight does not re-enable it");
+        assert_eq!(c.allowance(100_000, 0, 8), 0);
+        // A 4xx is an answer from a live target: it does not count as failing.
+        let mut c = Circuit::closed();
+        for i in 0..20 {
+            c.record(&answered(400), i, i, POLICY);
+        }
+        assert_eq!(c.state, CircuitState::Closed);
     }
 }

@@ -66,7 +66,20 @@ impl Step {
     }
 }
 
-/// The events an `events` target can receive, in the order a payment reaches them.
+/// The operational events: about delivery itself rather than a payment, so an alerting system
+/// can page someone.
+pub const OPERATIONAL_EVENTS: [&str; 4] = [
+    "delivery.exhausted",
+    "target.circuit_opened",
+    "target.recovered",
+    "target.disabled",
+];
+
+/// The events an `events` target can receive: a payment's, in the order a payment reaches
+/// them, then the operational ones.
 pub fn event_names() -> impl Iterator<Item = &'static str> {
-    Step::ALL.into_iter().map(Step::event_name)
+    Step::ALL
+        .into_iter()
+        .map(Step::event_name)
+        .chain(OPERATIONAL_EVENTS)
 }

@@ -19,6 +19,7 @@ use crate::domain::ids::NotificationId;
 use crate::domain::state::Payment;
 use crate::domain::state::{Attention, PaymentState, derive, duplicates, representative};
 use crate::domain::status::EventStatus;
+use crate::notify::changes::log_attention;
 use crate::notify::{Change, deliveries_for, first_due};
 use crate::store::{ClaimedEvent, StoreError, WriteTx};
 
@@ -340,35 +341,31 @@ impl Working {
                 .collect(),
             None => Vec::new(),
         };
-        let mut deliveries = deliveries_for(
-            targets,
-            &Change {
-                cause: (source, &fact.event_id),
-                payment_id: payment,
-                before: &before_states,
-                after: &after,
-                booking_before: representative(&booking_before).map(|p| &p.state),
-                booking_after: representative(&booking_after).map(|p| &p.state),
-                booking_told: &told,
-            },
-            now,
-        );
+        let change = Change {
+            cause: (source, &fact.event_id),
+            payment_id: payment,
+            before: &before_states,
+            after: &after,
+            booking_before: representative(&booking_before).map(|p| &p.state),
+            booking_after: representative(&booking_after).map(|p| &p.state),
+            booking_told: &told,
+        };
+        log_attention(&change);
+        let mut deliveries = deliveries_for(targets, &change, now);
         // The booking's other payments that this change showed to be duplicates: news for
         // subscribers, not for the booking service (the booking's own change is above).
         for (other, was, is) in &others {
-            deliveries.extend(deliveries_for(
-                targets,
-                &Change {
-                    cause: (source, &fact.event_id),
-                    payment_id: *other,
-                    before: std::slice::from_ref(was),
-                    after: is,
-                    booking_before: None,
-                    booking_after: None,
-                    booking_told: &[],
-                },
-                now,
-            ));
+            let change = Change {
+                cause: (source, &fact.event_id),
+                payment_id: *other,
+                before: std::slice::from_ref(was),
+                after: is,
+                booking_before: None,
+                booking_after: None,
+                booking_told: &[],
+            };
+            log_attention(&change);
+            deliveries.extend(deliveries_for(targets, &change, now));
         }
         for d in deliveries.iter().filter(|d| d.booking_status) {
             if let Some(booking) = &d.booking_id {

@@ -127,7 +127,7 @@ pub fn deliveries_for(
                         target: target.name.clone(),
                         order_key: order_key.clone(),
                         event: status.to_string(),
-                        payment_id: change.payment_id,
+                        payment_id: Some(change.payment_id),
                         booking_id: after.booking_id.clone(),
                         payload: booking_payload(status, booking).to_string(),
                         booking_status: true,
@@ -147,7 +147,7 @@ pub fn deliveries_for(
                         target: target.name.clone(),
                         order_key: order_key.clone(),
                         event: name.to_string(),
-                        payment_id: change.payment_id,
+                        payment_id: Some(change.payment_id),
                         booking_id: after.booking_id.clone(),
                         payload: event_payload(name, change.payment_id, after, now).to_string(),
                         booking_status: false,
@@ -159,6 +159,28 @@ pub fn deliveries_for(
         }
     }
     out
+}
+
+/// Logs the attention events a change raises (`payment.duplicate`, `payment.refund_failed`,
+/// `payment.needs_attention`): a person must act, whether or not an events target listens.
+pub fn log_attention(change: &Change) {
+    let before: Vec<Step> = change.before.iter().flat_map(reached).collect();
+    for step in reached(change.after) {
+        if matches!(
+            step,
+            Step::Duplicate | Step::RefundFailed | Step::NeedsAttention
+        ) && !before.contains(&step)
+        {
+            tracing::warn!(
+                event = step.event_name(),
+                payment_id = change.payment_id,
+                booking_id = change.after.booking_id.as_deref().unwrap_or(""),
+                source = change.cause.0,
+                event_id = change.cause.1,
+                "a payment needs attention"
+            );
+        }
+    }
 }
 
 /// When a new notification is first due (unix ms): now, plus its target's first wait.

@@ -13,19 +13,23 @@
 //! happened ([`Dispatched`]): sent, nothing due, or held by the circuit.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::operational::Operational;
 use super::{Change, deliveries_for, first_due};
 use crate::config::{TargetKind, TargetSettings};
 use crate::domain::delivery::{
-    Attempt, Circuit, CircuitState, Verdict, next_delay, parse_retry_after, verdict,
+    Attempt, Circuit, CircuitPolicy, CircuitState, Transition, Verdict, next_delay,
+    parse_retry_after, verdict,
 };
 use crate::domain::state::Attention;
 use crate::domain::status::DeliveryStatus;
+use crate::domain::steps::OPERATIONAL_EVENTS;
 use crate::store::{BookingAnswer, ClaimedDelivery, Settled, Store, StoreError};
 
 /// How long an idle worker waits before looking again unwoken.
@@ -36,13 +40,29 @@ const BODY_KEPT: usize = 512;
 
 /// Wakes every target's worker: the processor wrote to the outbox.
 #[derive(Clone, Default)]
-pub struct DispatchWake(Arc<[Arc<Notify>]>);
+pub struct DispatchWake(Arc<[Arc<Signal>]>);
+
+/// How a worker is woken, and told to read its circuit from the store again.
+struct Signal {
+    target: String,
+    wake: Notify,
+    reload: AtomicBool,
+}
 
 impl DispatchWake {
     pub fn notify(&self) {
-        for wake in self.0.iter() {
-            wake.notify_one();
+        for signal in self.0.iter() {
+            signal.wake.notify_one();
         }
+    }
+
+    /// An operator enabled or disabled `target` in the store: its worker reads its circuit again
+    /// and looks at once, and the others look too (the change may have written events for them).
+    pub fn target_changed(&self, target: &str) {
+        for signal in self.0.iter().filter(|s| s.target == target) {
+            signal.reload.store(true, Ordering::SeqCst);
+        }
+        self.notify();
     }
 }
 
@@ -70,10 +90,14 @@ impl Dispatcher {
                     .and_then(|s| super::signing_key(s.expose())),
                 target: Arc::new(target.clone()),
                 client: client.clone(),
-                wake: Arc::new(Notify::new()),
+                signal: Arc::new(Signal {
+                    target: target.name.clone(),
+                    wake: Notify::new(),
+                    reload: AtomicBool::new(false),
+                }),
             })
             .collect();
-        let wake = DispatchWake(workers.iter().map(|w| w.wake.clone()).collect());
+        let wake = DispatchWake(workers.iter().map(|w| w.signal.clone()).collect());
         for worker in &mut workers {
             worker.wake_all = wake.clone();
         }
@@ -120,7 +144,7 @@ pub struct TargetWorker {
     wake_all: DispatchWake,
     signing_key: Option<Vec<u8>>,
     client: reqwest::Client,
-    wake: Arc<Notify>,
+    signal: Arc<Signal>,
 }
 
 /// What a worker carries from one turn to the next.
@@ -131,6 +155,8 @@ struct Pass {
     settled: Vec<Settled>,
     /// The circuit changed since it was last saved.
     circuit_changed: bool,
+    /// Operational events to write with the next round.
+    events: Vec<Operational>,
 }
 
 impl Pass {
@@ -140,12 +166,16 @@ impl Pass {
             in_flight: JoinSet::new(),
             settled: Vec::new(),
             circuit_changed: false,
+            events: Vec::new(),
         }
     }
 
     /// Nothing in flight, nothing left to record.
     fn is_done(&self) -> bool {
-        self.in_flight.is_empty() && self.settled.is_empty() && !self.circuit_changed
+        self.in_flight.is_empty()
+            && self.settled.is_empty()
+            && !self.circuit_changed
+            && self.events.is_empty()
     }
 }
 
@@ -162,7 +192,8 @@ enum Turn {
 struct Finished {
     delivery: ClaimedDelivery,
     attempt: Attempt,
-    /// When it started (unix ms) and how long it took.
+    /// When it started (unix ms; an attempt started before the circuit opened is no probe),
+    /// and how long it took.
     started_at: i64,
     elapsed: Duration,
     /// Its `delivery.attempt` span (tracing on), ended once the outcome is on it.
@@ -187,7 +218,8 @@ impl TargetWorker {
     /// the two from sending the same notification at once. If the last round fails, the step's
     /// notifications are sent again when their leases end, as after a crash.
     pub async fn try_deliver_next(&self) -> Result<Dispatched, StoreError> {
-        let mut pass = Pass::new(self.store.circuit(&self.target.name).await?);
+        let saved = self.store.circuit(&self.target.name).await?;
+        let mut pass = Pass::new(saved.resumed(now_ms(), self.policy()));
         match self.turn(&mut pass, true, now_ms()).await? {
             // Nothing in flight or to record: only the circuit holds it.
             Turn::Skipped => return Ok(Dispatched::Held(pass.circuit.state)),
@@ -212,12 +244,19 @@ impl TargetWorker {
             tracing::warn!(target_name = %name, error = %e, "cannot read the target's circuit; starting closed");
             Circuit::closed()
         });
-        let mut pass = Pass::new(circuit);
+        // An open circuit saved before a restart probes soon, not after its long saved wait; the
+        // first round saves the nearer probe, for the admin API and the metrics.
+        let resumed = circuit.clone().resumed(now_ms(), self.policy());
+        let mut pass = Pass::new(resumed);
+        pass.circuit_changed = pass.circuit.reopens_at() != circuit.reopens_at();
         let mut outage = 0u32;
         loop {
             let stopping = *stopped.borrow();
             if stopping && pass.is_done() {
                 break;
+            }
+            if !stopping && self.signal.reload.swap(false, Ordering::SeqCst) {
+                self.reload(&mut pass.circuit, true).await;
             }
             let now = now_ms();
             let wait = match self.turn(&mut pass, !stopping, now).await {
@@ -229,25 +268,27 @@ impl TargetWorker {
                         IDLE_WAIT
                     }
                 }
-                Ok(Turn::Skipped) if pass.circuit.state != CircuitState::Closed => {
-                    // Open or disabled: look again when a probe may go (a probe in flight wakes
-                    // us when it ends), or when someone re-enables the target.
-                    let mut wait = IDLE_WAIT;
-                    if let Some(at) = pass.circuit.reopens_at().filter(|&at| at > now) {
-                        wait = Duration::from_millis((at - now) as u64).min(IDLE_WAIT);
+                Ok(Turn::Skipped) => {
+                    // Disabled: look again now and then, for an enable by another process.
+                    if !stopping && pass.circuit.state == CircuitState::Disabled {
+                        self.reload(&mut pass.circuit, false).await;
                     }
-                    if !stopping {
-                        self.reload_disabled(&mut pass.circuit).await;
-                    }
-                    wait
+                    IDLE_WAIT
                 }
-                Ok(Turn::Skipped) => IDLE_WAIT,
                 Err(e) => {
                     outage += 1;
                     tracing::error!(target_name = %name, error = %e,
                         "dispatcher cannot reach the store; waiting");
                     Duration::from_millis(200 * 2u64.pow(outage.min(5)))
                 }
+            };
+            // An open circuit looks again when its probe may go, whatever the turn did (a probe
+            // in flight wakes the loop when it ends).
+            let wait = match pass.circuit.reopens_at() {
+                Some(at) if at > now && !pass.circuit.probing() => {
+                    wait.min(Duration::from_millis((at - now) as u64))
+                }
+                _ => wait,
             };
             tokio::select! {
                 Some(joined) = pass.in_flight.join_next(), if !pass.in_flight.is_empty() => {
@@ -256,7 +297,7 @@ impl TargetWorker {
                         self.finished(&mut pass, more);
                     }
                 }
-                _ = self.wake.notified(), if !stopping => {}
+                _ = self.signal.wake.notified(), if !stopping => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = stopped.changed(), if !stopping => {}
             }
@@ -274,13 +315,20 @@ impl TargetWorker {
         } else {
             0
         };
-        if want == 0 && pass.settled.is_empty() && !pass.circuit_changed {
+        if want == 0 && pass.settled.is_empty() && !pass.circuit_changed && pass.events.is_empty() {
             return Ok(Turn::Skipped);
         }
+        let probe = matches!(pass.circuit.state, CircuitState::Open { .. });
         let saved = pass.circuit_changed.then_some(&pass.circuit);
-        let claimed = self.round(&pass.settled, saved, want, now).await?;
+        let claimed = self
+            .round(&pass.settled, saved, &pass.events, want, probe, now)
+            .await?;
         pass.settled.clear();
         pass.circuit_changed = false;
+        pass.events.clear();
+        if probe && !claimed.is_empty() {
+            pass.circuit.probe_started(now);
+        }
         let turn = Turn::Round {
             want,
             claimed: claimed.len(),
@@ -296,27 +344,76 @@ impl TargetWorker {
     fn finished(&self, pass: &mut Pass, joined: Result<Finished, tokio::task::JoinError>) {
         match joined {
             Ok(f) => {
-                pass.circuit_changed |= pass.circuit.record(
-                    &f.attempt,
-                    now_ms(),
-                    self.target.circuit_failures,
-                    self.target.circuit_open,
-                );
-                pass.settled.push(self.settle(&f));
+                let now = now_ms();
+                let recorded = pass
+                    .circuit
+                    .record(&f.attempt, f.started_at, now, self.policy());
+                pass.circuit_changed |= recorded.changed;
+                let name = &self.target.name;
+                match recorded.transition {
+                    Some(Transition::Opened { next_probe }) => {
+                        pass.events.push(Operational::CircuitOpened {
+                            target: name.clone(),
+                            reason: pass.circuit.reason.clone().unwrap_or_default(),
+                            failures: pass.circuit.failures,
+                            next_probe_ms: next_probe,
+                        })
+                    }
+                    // `released` is counted by the round that releases them.
+                    Some(Transition::Recovered { down_since }) => {
+                        pass.events.push(Operational::Recovered {
+                            target: name.clone(),
+                            down_since_ms: (down_since > 0).then_some(down_since),
+                            released: 0,
+                        })
+                    }
+                    Some(Transition::Disabled) => pass.events.push(Operational::Disabled {
+                        target: name.clone(),
+                        reason: pass.circuit.reason.clone().unwrap_or_default(),
+                        by: "payhook".into(),
+                    }),
+                    None => {}
+                }
+                if recorded.failed_probe
+                    && let Some(at) = pass.circuit.reopens_at()
+                {
+                    tracing::info!(target_name = %name, next_probe = %chrono::DateTime::from_timestamp_millis(at).unwrap_or_default(),
+                        reason = pass.circuit.reason.as_deref().unwrap_or(""), "the probe failed; the circuit stays open");
+                }
+                let (settled, spent) = self.settle(&f, recorded.failed_probe);
+                // An operational event given up on is not announced again: two failing events
+                // targets would otherwise tell each other of it forever.
+                let operational = OPERATIONAL_EVENTS.contains(&f.delivery.event.as_str());
+                if spent && !operational {
+                    pass.events.push(exhausted(&f.delivery, &settled, name));
+                }
+                pass.settled.push(settled);
             }
             // Its lease ends and it is sent again.
             Err(e) => {
+                pass.circuit.probe_lost();
                 tracing::error!(target_name = %self.target.name, error = %e, "delivery task failed")
             }
         }
     }
 
-    /// One transaction: record finished attempts, save the circuit, claim up to `want`.
+    fn policy(&self) -> CircuitPolicy {
+        CircuitPolicy {
+            min_attempts: self.target.circuit_failures,
+            first_probe: self.target.circuit_open,
+        }
+    }
+
+    /// One transaction: record finished attempts, save the circuit and write its operational
+    /// events (a recovery releases what was held), claim up to `want` (while open: the probe,
+    /// due or not).
     async fn round(
         &self,
         settled: &[Settled],
         circuit: Option<&Circuit>,
+        events: &[Operational],
         want: usize,
+        probe: bool,
         now: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let mut tx = self.store.begin_outbox().await?;
@@ -326,6 +423,13 @@ impl TargetWorker {
             if let Some(answer) = &s.booking_answer {
                 announced += self.flag_refusal(&mut tx, answer).await?;
             }
+        }
+        for event in events {
+            let mut event = event.clone();
+            if let Operational::Recovered { released, .. } = &mut event {
+                *released = tx.release_held(&self.target.name, now).await?;
+            }
+            announced += event.write(&mut tx, &self.targets, Utc::now()).await?;
         }
         if announced > 0 {
             tx.announce(crate::store::Work::Outbox).await?;
@@ -338,8 +442,12 @@ impl TargetWorker {
             // Long enough for the attempt and its settling; an instance that dies mid-attempt
             // leaves the notification to be sent again when the lease ends.
             let lease = now + 2 * self.target.timeout.as_millis() as i64 + 5_000;
-            tx.claim_deliveries(&self.target.name, now, lease, want as i64)
-                .await?
+            if probe {
+                tx.claim_probe(&self.target.name, now, lease).await?
+            } else {
+                tx.claim_deliveries(&self.target.name, now, lease, want as i64)
+                    .await?
+            }
         } else {
             Vec::new()
         };
@@ -419,13 +527,19 @@ impl TargetWorker {
         }
     }
 
-    /// A disabled target stays disabled until someone re-enables it (`payhook deliveries retry
-    /// --target`), possibly from another process.
-    async fn reload_disabled(&self, circuit: &mut Circuit) {
-        if circuit.state == CircuitState::Disabled
-            && let Ok(saved) = self.store.circuit(&self.target.name).await
+    /// The circuit as the store has it, after an operator enabled or disabled the target
+    /// (`operator`: this process's admin API said so) or possibly another process did. Only a
+    /// change of state is taken: a circuit in memory knows more than its saved copy (the
+    /// window, the probe), and unless an operator acted only a disable or an enable counts.
+    async fn reload(&self, circuit: &mut Circuit, operator: bool) {
+        let Ok(saved) = self.store.circuit(&self.target.name).await else {
+            return;
+        };
+        let disabled = CircuitState::Disabled;
+        if (saved.state == disabled) != (circuit.state == disabled)
+            || (operator && saved.state.as_str() != circuit.state.as_str())
         {
-            *circuit = saved;
+            *circuit = saved.resumed(now_ms(), self.policy());
         }
     }
 
@@ -542,11 +656,14 @@ impl TargetWorker {
         }
     }
 
-    /// What an attempt means for its notification, as it is recorded; logs it.
-    fn settle(&self, f: &Finished) -> Settled {
+    /// What an attempt means for its notification, as it is recorded; logs it. A failed probe
+    /// of an open circuit is recorded but does not spend the notification's retry schedule: the
+    /// outage is the circuit's business, and the notification stays first in line.
+    /// Also says whether the notification went dead because its retry schedule is spent.
+    fn settle(&self, f: &Finished, failed_probe: bool) -> (Settled, bool) {
         let d = &f.delivery;
         let now = Utc::now();
-        let attempts = d.attempts + 1;
+        let attempts = d.attempts + i64::from(!failed_probe);
         let (last_status, answer) = match &f.attempt {
             Attempt::Answered { status, body, .. } => (
                 Some(i64::from(*status)),
@@ -554,12 +671,18 @@ impl TargetWorker {
             ),
             Attempt::NoAnswer(why) => (None, why.clone()),
         };
+        let mut spent = false;
         let record = crate::store::AttemptRecord {
             started_at: f.started_at,
             latency_ms: f.elapsed.as_millis() as i64,
             answer: answer.clone(),
         };
         let (status, next_attempt_at, error) = match verdict(&f.attempt) {
+            Verdict::Retry { .. } if failed_probe => (
+                DeliveryStatus::Pending,
+                now.timestamp_millis(),
+                Some(format!("{answer} (a probe: the circuit is open)")),
+            ),
             Verdict::Delivered => (DeliveryStatus::Delivered, now.timestamp_millis(), None),
             Verdict::Retry { retry_after } => {
                 match next_delay(&self.target.retry_schedule, attempts as usize, retry_after) {
@@ -568,11 +691,14 @@ impl TargetWorker {
                         now.timestamp_millis() + delay.as_millis() as i64,
                         Some(answer),
                     ),
-                    None => (
-                        DeliveryStatus::Dead,
-                        now.timestamp_millis(),
-                        Some(format!("gave up after {attempts} attempts; last: {answer}")),
-                    ),
+                    None => {
+                        spent = true;
+                        (
+                            DeliveryStatus::Dead,
+                            now.timestamp_millis(),
+                            Some(format!("gave up after {attempts} attempts; last: {answer}")),
+                        )
+                    }
                 }
             }
             Verdict::Dead => (DeliveryStatus::Dead, now.timestamp_millis(), Some(answer)),
@@ -633,7 +759,7 @@ impl TargetWorker {
             }),
             _ => None,
         };
-        Settled {
+        let settled = Settled {
             id: d.id,
             status,
             attempts,
@@ -643,6 +769,21 @@ impl TargetWorker {
             delivered_at: (status == DeliveryStatus::Delivered).then_some(now),
             booking_answer,
             attempt: record,
-        }
+        };
+        (settled, spent)
+    }
+}
+
+/// The `delivery.exhausted` event of a notification that went dead because its retry schedule
+/// is spent (not one a target refused for good: that is an answer, not an outage).
+fn exhausted(d: &ClaimedDelivery, s: &Settled, target: &str) -> Operational {
+    Operational::Exhausted {
+        target: target.to_string(),
+        notification_id: d.notification_id.to_string(),
+        event: d.event.clone(),
+        booking_id: d.booking_id.clone(),
+        payment_id: d.payment_id,
+        attempts: s.attempts,
+        last_error: s.last_error.clone().unwrap_or_default(),
     }
 }

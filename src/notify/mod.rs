@@ -7,8 +7,10 @@
 
 pub mod changes;
 pub mod dispatcher;
+pub mod operational;
 
 /// Events targets are signed with the Standard Webhooks scheme, the one payhook also verifies.
 pub use crate::providers::standard::{sign, signing_key};
 pub use changes::{Change, deliveries_for, first_due};
 pub use dispatcher::{DispatchWake, Dispatched, Dispatcher, TargetWorker};
+pub use operational::Operational;

@@ -160,11 +160,18 @@ pub const INSERT_ATTEMPT: &str = "
         outcome, next_attempt_at)
     SELECT $1, COUNT(*) + 1, $2, $3, $4, $5, $6, $7 FROM delivery_attempts WHERE delivery_id = $1";
 
+/// A worker never undoes a disable (an operator's, saved while its attempts were out): only
+/// another disable replaces one, and only enabling ([`RESET_CIRCUIT`]) ends it.
 pub const SAVE_CIRCUIT: &str = "
     INSERT INTO delivery_targets (name, state, failures, open_until, reason, updated_at)
     VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (name) DO UPDATE SET state = $2, failures = $3, open_until = $4, reason = $5,
-        updated_at = $6";
+        updated_at = $6
+    WHERE delivery_targets.state <> 'disabled' OR $2 = 'disabled'";
+
+pub const RELEASE_HELD: &str = "
+    UPDATE deliveries SET next_attempt_at = $2
+    WHERE target = $1 AND status = 'pending' AND leased_until IS NULL AND next_attempt_at > $2";
 
 pub const CIRCUIT: &str =
     "SELECT state, failures, open_until, reason FROM delivery_targets WHERE name = $1";

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::events::{Claim, ClaimedEvent, Failure};
 use super::outbox::{ClaimedDelivery, Settled};
 use super::payments::StoredFact;
+use super::sql;
 use super::{PgStore, SqliteStore, StoreError, Work};
 use crate::domain::delivery::{Circuit, NewDelivery};
 use crate::domain::facts::Fact;
@@ -289,14 +290,80 @@ impl WriteTx {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        self.claim_due_by(target, now_ms, now_ms, lease_until, limit)
+            .await
+    }
+
+    /// Leases the next notification of `target` an open circuit probes with: the oldest pending
+    /// one of an order key, due or not (a target that is back must be noticed whatever the
+    /// notifications' own retry waits).
+    pub async fn claim_probe(
+        &mut self,
+        target: &str,
+        now_ms: i64,
+        lease_until: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        self.claim_due_by(target, now_ms, i64::MAX, lease_until, 1)
+            .await
+    }
+
+    async fn claim_due_by(
+        &mut self,
+        target: &str,
+        now_ms: i64,
+        due_by: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         match self {
             WriteTx::Sqlite(tx, ..) => {
-                SqliteStore::claim_deliveries(tx, target, now_ms, lease_until, limit).await
+                SqliteStore::claim_deliveries(tx, target, now_ms, due_by, lease_until, limit).await
             }
             WriteTx::Postgres(tx) => {
-                PgStore::claim_deliveries(tx, target, now_ms, lease_until, limit).await
+                PgStore::claim_deliveries(tx, target, now_ms, due_by, lease_until, limit).await
             }
         }
+    }
+
+    /// Enables `target` (closes its circuit, whatever disabled or opened it) and releases its
+    /// held notifications ([`WriteTx::release_held`]); returns how many were released.
+    pub async fn enable_target(&mut self, target: &str, now_ms: i64) -> Result<u64, StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, ..) => {
+                sqlx::query(sql::RESET_CIRCUIT)
+                    .bind(target)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            WriteTx::Postgres(tx) => {
+                sqlx::query(sql::RESET_CIRCUIT)
+                    .bind(target)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        self.release_held(target, now_ms).await
+    }
+
+    /// Makes every pending notification of `target` that waits for a later retry due at
+    /// `now_ms` (the target recovered or was enabled: what was held goes now, in order).
+    /// Returns how many.
+    pub async fn release_held(&mut self, target: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let done = match self {
+            WriteTx::Sqlite(tx, ..) => sqlx::query(sql::RELEASE_HELD)
+                .bind(target)
+                .bind(now_ms)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            WriteTx::Postgres(tx) => sqlx::query(sql::RELEASE_HELD)
+                .bind(target)
+                .bind(now_ms)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+        };
+        Ok(done)
     }
 
     pub async fn settle_delivery(&mut self, settled: &Settled) -> Result<(), StoreError> {

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use sqlx::Connection;
 
+pub mod outage;
 pub mod providers;
 pub mod receiver;
 

@@ -118,6 +118,7 @@ def test_the_admin_document_describes_the_admin_routes_and_schemathesis_finds_no
                   "/admin/api/events/replay", "/admin/api/payments", "/admin/api/deliveries",
                   "/admin/api/deliveries/{id}/retry", "/admin/api/deliveries/retry",
                   "/admin/api/targets", "/admin/api/targets/{name}/reset",
+                  "/admin/api/targets/{name}/enable", "/admin/api/targets/{name}/disable",
                   "/admin/api/overview", "/admin/api/reconcile", "/admin/api/jobs",
                   "/admin/api/jobs/{id}", "/admin/api/jobs/{id}/cancel", STREAM, "/metrics", "/"]:
         assert route in described, route

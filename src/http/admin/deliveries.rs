@@ -30,7 +30,40 @@ pub(super) async fn list_deliveries(
         .store
         .list_deliveries(q.target.as_deref(), q.status, p.cursor, p.limit)
         .await?;
-    Ok(page(&rows, |d| d.id, p.limit))
+    let mut listed: Json<Page<DeliveryRow>> = page(&rows, |d| d.id, p.limit);
+    let mut why: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for row in listed.0.data.iter_mut() {
+        if row.status != DeliveryStatus::Pending || row.in_flight {
+            continue;
+        }
+        if !why.contains_key(&row.target) {
+            let held = held(&state, &row.target).await?;
+            why.insert(row.target.clone(), held);
+        }
+        row.held = why[&row.target].clone();
+    }
+    Ok(listed)
+}
+
+/// Why `target`'s pending notifications are not sent now, if something holds them.
+async fn held(state: &AppState, target: &str) -> Result<Option<String>, ApiError> {
+    if !state.targets.iter().any(|t| t.name == target) {
+        return Ok(Some(format!("{target:?} is no longer a configured target")));
+    }
+    let circuit = state.store.circuit(target).await?;
+    let reason = circuit.reason.as_deref().unwrap_or("");
+    Ok(match circuit.state {
+        CircuitState::Closed => None,
+        CircuitState::Disabled => Some(format!(
+            "the target is disabled ({reason}); enable it to send"
+        )),
+        CircuitState::Open { until, .. } => Some(format!(
+            "the target's circuit is open ({reason}); next probe at {}",
+            DateTime::from_timestamp_millis(until)
+                .map(time)
+                .unwrap_or_default()
+        )),
+    })
 }
 
 /// `POST /admin/api/deliveries/{id}/retry` (a number or an `ntf_` id): sent again now, with a

@@ -59,6 +59,8 @@ pub fn routes(state: Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(deliveries::retry_delivery))
         .routes(routes!(targets::list_targets))
         .routes(routes!(targets::reset_target))
+        .routes(routes!(targets::enable_target))
+        .routes(routes!(targets::disable_target))
         .routes(routes!(overview::overview))
         .routes(routes!(reconcile::reconcile))
         .routes(routes!(jobs::list_jobs))

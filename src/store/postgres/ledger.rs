@@ -69,14 +69,15 @@ impl PgStore {
         .await?)
     }
 
-    /// Takes up to `limit` due notifications of `target`, each the oldest pending one of its
-    /// order key, and leases them until `lease_until` (unix ms): nobody sends them meanwhile,
+    /// Takes up to `limit` notifications of `target` due by `due_by`, each the oldest pending
+    /// one of its order key and not leased at `now_ms`, and leases them until `lease_until` (unix ms): nobody sends them meanwhile,
     /// and if this instance dies they come back when the lease ends. Rows another instance is
     /// claiming are skipped.
     pub(in crate::store) async fn claim_deliveries(
         conn: &mut PgConnection,
         target: &str,
         now_ms: i64,
+        due_by: i64,
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
@@ -84,7 +85,8 @@ impl PgStore {
             "UPDATE deliveries SET next_attempt_at = $3, leased_until = $3
              WHERE id IN (
                 SELECT d.id FROM deliveries d
-                WHERE d.target = $1 AND d.status = 'pending' AND d.next_attempt_at <= $2
+                WHERE d.target = $1 AND d.status = 'pending' AND d.next_attempt_at <= $5
+                  AND (d.leased_until IS NULL OR d.leased_until <= $2)
                   AND NOT EXISTS (SELECT 1 FROM deliveries e
                                   WHERE e.target = d.target AND e.order_key = d.order_key
                                     AND e.status = 'pending' AND e.id < d.id)
@@ -96,6 +98,7 @@ impl PgStore {
         .bind(now_ms)
         .bind(lease_until)
         .bind(limit)
+        .bind(due_by)
         .fetch_all(&mut *conn)
         .await?;
         claimed.sort_by_key(|c| c.id);
