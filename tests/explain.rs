@@ -58,19 +58,24 @@ async fn explain(app: &TestApp, key: &str) -> Value {
     answer.json
 }
 
-/// Waits until the notification history of `key` holds `n` attempts in all.
+/// Waits until the notification history of `key` holds `n` attempts in all and every
+/// notification is settled (an explanation reads notifications, then their attempts: one read
+/// between the two may see an attempt its notification's row does not show yet).
 async fn explained_with_attempts(app: &TestApp, key: &str, n: usize) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let x = explain(app, key).await;
-        let attempts: usize = x["timeline"]
+        let notifications: Vec<&Value> = x["timeline"]
             .as_array()
             .unwrap()
             .iter()
             .flat_map(|t| t["notifications"].as_array().unwrap())
+            .collect();
+        let attempts: usize = notifications
+            .iter()
             .map(|n| n["attempts"].as_array().unwrap().len())
             .sum();
-        if attempts >= n {
+        if attempts >= n && notifications.iter().all(|n| n["status"] == "delivered") {
             return x;
         }
         assert!(
