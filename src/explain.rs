@@ -182,14 +182,16 @@ pub async fn explain(
             .iter()
             .find_map(|p| p.state.booking_id.clone())
     });
-    // The booking's payments decide what speaks for it and whether one is a duplicate.
-    let booking_payments = match &booking_id {
-        Some(b) => store.payments_where(PaymentKey::Booking, b).await?,
-        None => found.payments.clone(),
+    // The booking's payments decide what speaks for it and whether one is a duplicate; a
+    // booking's look-up has read them already.
+    let booking_payments = match (&booking_id, found.scope) {
+        (Some(b), Scope::Payment) => store.payments_where(PaymentKey::Booking, b).await?,
+        _ => found.payments.clone(),
     };
-    let sessions = match &booking_id {
-        Some(b) => store.sessions_of_booking(b).await?,
-        None => Vec::new(),
+    let sessions = match (&found.sessions, &booking_id) {
+        (Some(sessions), _) => sessions.clone(),
+        (None, Some(b)) => store.sessions_of_booking(b).await?,
+        (None, None) => Vec::new(),
     };
     let facts = store.facts_of(&payment_ids).await?;
     let deliveries = store.deliveries_of(&payment_ids).await?;
@@ -262,6 +264,8 @@ struct Found {
     scope: Scope,
     booking_id: Option<String>,
     payments: Vec<Payment>,
+    /// The booking's checkout sessions, when the look-up read them.
+    sessions: Option<Vec<Session>>,
     /// The event the key named, when it established no fact (failed, rejected, waiting...).
     unapplied: Option<crate::store::StoredEvent>,
 }
@@ -279,12 +283,14 @@ async fn resolve(
         payments
     };
     let booking = store.payments_where(PaymentKey::Booking, key).await?;
-    if !booking.is_empty() || !store.sessions_of_booking(key).await?.is_empty() {
+    let sessions = store.sessions_of_booking(key).await?;
+    if !booking.is_empty() || !sessions.is_empty() {
         return Ok(Some(Found {
             matched_by: "booking",
             scope: Scope::Booking,
             booking_id: Some(key.to_string()),
             payments: booking,
+            sessions: Some(sessions),
             unapplied: None,
         }));
     }
@@ -295,6 +301,7 @@ async fn resolve(
             scope: Scope::Payment,
             booking_id: None,
             payments,
+            sessions: None,
             unapplied: None,
         }));
     }
@@ -307,6 +314,7 @@ async fn resolve(
                 .payments_where(PaymentKey::Booking, &session.booking_id)
                 .await?,
             booking_id: Some(session.booking_id),
+            sessions: None,
             unapplied: None,
         }));
     }
@@ -317,6 +325,7 @@ async fn resolve(
             scope: Scope::Payment,
             booking_id: None,
             payments,
+            sessions: None,
             unapplied: None,
         }));
     }
@@ -329,6 +338,7 @@ async fn resolve(
                 scope: Scope::Payment,
                 booking_id: None,
                 payments,
+                sessions: None,
                 unapplied: None,
             }));
         }
@@ -357,6 +367,7 @@ async fn resolve(
         scope: Scope::Payment,
         booking_id: None,
         payments: Vec::new(),
+        sessions: None,
         unapplied: Some(event),
     }))
 }

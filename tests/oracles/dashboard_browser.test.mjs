@@ -3,77 +3,26 @@
 // refused is retried with its button and then shows delivered. Screenshots in target/screenshots/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import { SHOTS, startStack } from './lib/stack.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.PAYHOOK_BIN ?? join(ROOT, 'target', 'debug', 'payhook');
-const SHOTS = join(ROOT, 'target', 'screenshots');
 const ADMIN_TOKEN = 'dashboard-admin-token';
 const SERVICE_TOKEN = 'dashboard-service-token';
 const WEBHOOK_SECRET = 'whsec_dashboard_test_secret';
 
-let browser, payhook, bookings, dir, publicBase, adminBase, bookingsBase;
-
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+let stack, browser, adminBase, bookingsBase;
 
 before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  dir = mkdtempSync(join(tmpdir(), 'payhook-dashboard-'));
-  const bookingsPort = await freePort();
-  bookingsBase = `http://127.0.0.1:${bookingsPort}`;
-  bookings = spawn(BIN, ['example-booking-service', '--listen', `127.0.0.1:${bookingsPort}`, '--token', SERVICE_TOKEN],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { RUST_LOG: 'warn' } });
-  for await (const _ of createInterface({ input: bookings.stdout })) break;
-  const [pub, adm] = [await freePort(), await freePort()];
-  publicBase = `http://127.0.0.1:${pub}`;
-  adminBase = `http://127.0.0.1:${adm}`;
-  payhook = spawn(BIN, ['serve'], {
-    env: {
-      DATABASE_URL: `sqlite://${dir}/payhook.db`, PAYHOOK_LISTEN: `127.0.0.1:${pub}`,
-      PAYHOOK_ADMIN_LISTEN: `127.0.0.1:${adm}`, PAYHOOK_ADMIN_TOKEN: ADMIN_TOKEN,
-      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET, BOOKING_SERVICE_URL: bookingsBase,
-      INTERNAL_SERVICE_TOKEN: SERVICE_TOKEN, RUST_LOG: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  for await (const line of createInterface({ input: payhook.stdout })) {
-    if (line.startsWith('ready')) break;
-  }
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  stack = await startStack({ adminToken: ADMIN_TOKEN, serviceToken: SERVICE_TOKEN, webhookSecret: WEBHOOK_SECRET });
+  ({ browser, adminBase, bookingsBase } = stack);
 });
 
 after(async () => {
-  await browser?.close();
-  for (const proc of [payhook, bookings]) {
-    const exited = new Promise((resolve) => proc.on('exit', resolve));
-    proc.kill('SIGTERM');
-    await exited;
-  }
-  rmSync(dir, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 function trigger(type, booking) {
-  const out = spawnSync(BIN, ['trigger', type, '--url', `${publicBase}/webhooks/stripe`, '--secret', WEBHOOK_SECRET,
-    '--add', `metadata.bookingId=${booking}`], { encoding: 'utf8', env: { RUST_LOG: 'warn' } });
-  assert.equal(out.status, 0, out.stdout + out.stderr);
-  return out.stdout.split(/\s+/).find((w) => w.startsWith('evt_'));
+  return stack.trigger([type, '--add', `metadata.bookingId=${booking}`]);
 }
 
 test('the dashboard lists sent events and retries a refused notification with its button', async () => {

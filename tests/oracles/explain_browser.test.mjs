@@ -6,80 +6,24 @@
 // and the raw body of an event. Screenshots in target/screenshots/ (copied to docs/).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import { SHOTS, startStack } from './lib/stack.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.PAYHOOK_BIN ?? join(ROOT, 'target', 'debug', 'payhook');
-const SHOTS = join(ROOT, 'target', 'screenshots');
 const ADMIN_TOKEN = 'explain-admin-token';
 const SERVICE_TOKEN = 'explain-service-token';
 const WEBHOOK_SECRET = 'whsec_explain_test_secret';
 const BOOKING = 'booking-explained';
 
-let browser, payhook, bookings, dir, publicBase, adminBase, bookingsBase;
-
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+let stack, browser, adminBase, bookingsBase;
 
 before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  dir = mkdtempSync(join(tmpdir(), 'payhook-explain-'));
-  const bookingsPort = await freePort();
-  bookingsBase = `http://127.0.0.1:${bookingsPort}`;
-  bookings = spawn(BIN, ['example-booking-service', '--listen', `127.0.0.1:${bookingsPort}`, '--token', SERVICE_TOKEN],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { RUST_LOG: 'warn' } });
-  for await (const _ of createInterface({ input: bookings.stdout })) break;
-  const [pub, adm] = [await freePort(), await freePort()];
-  publicBase = `http://127.0.0.1:${pub}`;
-  adminBase = `http://127.0.0.1:${adm}`;
-  payhook = spawn(BIN, ['serve'], {
-    env: {
-      DATABASE_URL: `sqlite://${dir}/payhook.db`, PAYHOOK_LISTEN: `127.0.0.1:${pub}`,
-      PAYHOOK_ADMIN_LISTEN: `127.0.0.1:${adm}`, PAYHOOK_ADMIN_TOKEN: ADMIN_TOKEN,
-      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET, BOOKING_SERVICE_URL: bookingsBase,
-      INTERNAL_SERVICE_TOKEN: SERVICE_TOKEN, RUST_LOG: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  for await (const line of createInterface({ input: payhook.stdout })) {
-    if (line.startsWith('ready')) break;
-  }
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  stack = await startStack({ adminToken: ADMIN_TOKEN, serviceToken: SERVICE_TOKEN, webhookSecret: WEBHOOK_SECRET });
+  ({ browser, adminBase, bookingsBase } = stack);
 });
 
 after(async () => {
-  await browser?.close();
-  for (const proc of [payhook, bookings]) {
-    const exited = new Promise((resolve) => proc.on('exit', resolve));
-    proc.kill('SIGTERM');
-    await exited;
-  }
-  rmSync(dir, { recursive: true, force: true });
+  await stack?.stop();
 });
-
-// `payhook trigger` signs a realistic Stripe event; its output names the event id.
-function trigger(args) {
-  const out = spawnSync(BIN, ['trigger', ...args, '--url', `${publicBase}/webhooks/stripe`, '--secret', WEBHOOK_SECRET],
-    { encoding: 'utf8', env: { RUST_LOG: 'warn' } });
-  assert.equal(out.status, 0, out.stdout + out.stderr);
-  return out.stdout.split(/\s+/).find((w) => w.startsWith('evt_'));
-}
 
 async function admin(path, method = 'GET') {
   const r = await fetch(`${adminBase}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
@@ -98,7 +42,7 @@ async function until(what, check, ms = 20000) {
 
 test('the explain page shows why a booking is partially refunded and what its booking service heard', async () => {
   // Paid while the booking service does not know the booking: `confirmed` is refused (404), for good.
-  const paid = trigger(['payment_intent.succeeded', '--add', 'id=pi_explained', '--add', `metadata.bookingId=${BOOKING}`,
+  const paid = stack.trigger(['payment_intent.succeeded', '--add', 'id=pi_explained', '--add', `metadata.bookingId=${BOOKING}`,
     '--add', 'amount=2000']);
   await until('the confirmed notification dead', async () =>
     (await admin('/admin/api/deliveries?status=dead')).data.find((d) => d.booking_id === BOOKING));
@@ -130,7 +74,7 @@ test('the explain page shows why a booking is partially refunded and what its bo
   assert.ok(created.ok);
   const dead = (await admin('/admin/api/deliveries?status=dead')).data.find((d) => d.booking_id === BOOKING);
   await admin(`/admin/api/deliveries/${dead.notification_id}/retry`, 'POST');
-  const refund = trigger(['charge.refunded', '--add', 'payment_intent=pi_explained', '--add', 'amount=2000',
+  const refund = stack.trigger(['charge.refunded', '--add', 'payment_intent=pi_explained', '--add', 'amount=2000',
     '--add', 'amount_refunded=500']);
   await until('the booking partially refunded', async () => {
     const b = await (await fetch(`${bookingsBase}/api/v1/bookings/${BOOKING}`, {

@@ -223,31 +223,24 @@ pub(super) async fn retry_dead(
         until: selection.until.map(time),
         ..JobSelection::default()
     };
-    if q.dry_run {
-        let whole = Selection::Deliveries(selection.clone());
-        let (after, upto) = state.store.selection_window(&whole).await?;
-        let total = state.store.count_selected(&whole, after, upto).await?;
+    let dispatch = state.dispatch.clone();
+    let sample = async |upto| {
         let rows = state
             .store
             .selected_deliveries(&selection, upto, q.sample)
             .await?;
-        return Ok(Json(DryRun {
-            selection: shown,
-            total,
-            sample: rows.iter().map(DeliveryRow::from).collect(),
-        })
-        .into_response());
-    }
-    let dispatch = state.dispatch.clone();
-    let job = state
-        .jobs
-        .start(
-            state.store.clone(),
-            JobKind::RetryDeliveries,
-            Selection::Deliveries(selection),
-            shown,
-            Box::new(move || dispatch.notify()),
-        )
-        .await?;
-    Ok(accepted(job))
+        Ok(rows.iter().map(DeliveryRow::from).collect())
+    };
+    let whole = Selection::Deliveries(selection.clone());
+    let wake: crate::bulk::Wake = Box::new(move || dispatch.notify());
+    super::jobs::dry_run_or_start(
+        &state,
+        whole,
+        shown,
+        q.dry_run,
+        sample,
+        JobKind::RetryDeliveries,
+        wake,
+    )
+    .await
 }

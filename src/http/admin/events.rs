@@ -328,31 +328,24 @@ pub(super) async fn replay_events(
         until: selection.until.map(time),
         ..JobSelection::default()
     };
-    if q.dry_run {
-        let whole = Selection::Events(selection.clone());
-        let (after, upto) = state.store.selection_window(&whole).await?;
-        let total = state.store.count_selected(&whole, after, upto).await?;
+    let wake = state.processor_wake.clone();
+    let sample = async |upto| {
         let rows = state
             .store
             .selected_events(&selection, upto, q.sample)
             .await?;
-        return Ok(Json(DryRun {
-            selection: shown,
-            total,
-            sample: rows.iter().map(EventRow::from).collect(),
-        })
-        .into_response());
-    }
-    let wake = state.processor_wake.clone();
-    let job = state
-        .jobs
-        .start(
-            state.store.clone(),
-            JobKind::ReplayEvents,
-            Selection::Events(selection),
-            shown,
-            Box::new(move || wake.notify_one()),
-        )
-        .await?;
-    Ok(accepted(job))
+        Ok(rows.iter().map(EventRow::from).collect())
+    };
+    let whole = Selection::Events(selection.clone());
+    let wake: crate::bulk::Wake = Box::new(move || wake.notify_one());
+    super::jobs::dry_run_or_start(
+        &state,
+        whole,
+        shown,
+        q.dry_run,
+        sample,
+        JobKind::ReplayEvents,
+        wake,
+    )
+    .await
 }

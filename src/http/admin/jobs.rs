@@ -138,3 +138,32 @@ pub(super) fn sample<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         },
     }
 }
+
+/// What a bulk route answers for `whole`: with `dry_run`, how many rows it selects and the first
+/// of them (`sample`, given the newest id the selection covers), changing nothing; otherwise a
+/// job started over it, which calls `wake` as it puts rows back in line.
+pub(super) async fn dry_run_or_start<T: Serialize>(
+    state: &AppState,
+    whole: Selection,
+    shown: JobSelection,
+    dry_run: bool,
+    sample: impl AsyncFnOnce(i64) -> Result<Vec<T>, crate::store::StoreError>,
+    kind: JobKind,
+    wake: crate::bulk::Wake,
+) -> Result<Response, ApiError> {
+    if dry_run {
+        let (after, upto) = state.store.selection_window(&whole).await?;
+        let total = state.store.count_selected(&whole, after, upto).await?;
+        return Ok(Json(DryRun {
+            selection: shown,
+            total,
+            sample: sample(upto).await?,
+        })
+        .into_response());
+    }
+    let job = state
+        .jobs
+        .start(state.store.clone(), kind, whole, shown, wake)
+        .await?;
+    Ok(accepted(job))
+}
