@@ -1028,7 +1028,7 @@ async fn connection(
         seq += 1;
         let now = chrono::Utc::now().timestamp();
         let body = format!(
-            r#"{{"id":"evt_bench_{process}_{tag}_{seq}","object":"event","api_version":"2024-06-20","created":{now},"type":"payment_intent.succeeded","livemode":false,"data":{{"object":{{"id":"pi_bench_{tag}_{seq}","object":"payment_intent","amount":2000,"currency":"eur","status":"succeeded","metadata":{{"bookingId":"booking-{seq}"}},"description":"{padding}"}}}}}}"#
+            r#"{{"id":"evt_bench_{process}_{tag}_{seq}","object":"event","api_version":"2024-06-20","created":{now},"type":"payment_intent.succeeded","livemode":false,"data":{{"object":{{"id":"pi_bench_{tag}_{seq}","object":"payment_intent","amount":2000,"currency":"eur","status":"succeeded","metadata":{{"bookingId":"booking-{process}-{tag}-{seq}"}},"description":"{padding}"}}}}}}"#
         );
         let signature = stripe::sign(body.as_bytes(), &secret, now);
         let request = Request::post("/webhooks/stripe")
