@@ -839,7 +839,7 @@ async fn a_retry_asked_for_during_an_attempt_is_not_undone_by_its_outcome() {
         .unwrap();
     assert_eq!(requeued, [claimed[0].id]);
     let mut tx = store.begin_outbox().await.unwrap();
-    tx.settle_delivery(&payhook::store::Settled {
+    tx.settle_deliveries(&[payhook::store::Settled {
         id: claimed[0].id,
         status: DeliveryStatus::Dead,
         attempts: 1,
@@ -849,7 +849,7 @@ async fn a_retry_asked_for_during_an_attempt_is_not_undone_by_its_outcome() {
         delivered_at: None,
         booking_answer: None,
         attempt: Default::default(),
-    })
+    }])
     .await
     .unwrap();
     tx.commit().await.unwrap();

@@ -418,8 +418,8 @@ impl TargetWorker {
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let mut tx = self.store.begin_outbox().await?;
         let mut announced = 0;
+        tx.settle_deliveries(settled).await?;
         for s in settled {
-            tx.settle_delivery(s).await?;
             if let Some(answer) = &s.booking_answer {
                 announced += self.flag_refusal(&mut tx, answer).await?;
             }

@@ -366,10 +366,16 @@ impl WriteTx {
         Ok(done)
     }
 
-    pub async fn settle_delivery(&mut self, settled: &Settled) -> Result<(), StoreError> {
+    /// Records a round's finished attempts: the row of each, and the attempt in its history.
+    pub async fn settle_deliveries(&mut self, settled: &[Settled]) -> Result<(), StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::settle_delivery(tx, settled).await,
-            WriteTx::Postgres(tx) => PgStore::settle_delivery(tx, settled).await,
+            WriteTx::Sqlite(tx, ..) => {
+                for s in settled {
+                    SqliteStore::settle_delivery(tx, s).await?;
+                }
+                Ok(())
+            }
+            WriteTx::Postgres(tx) => PgStore::settle_deliveries(tx, settled).await,
         }
     }
 

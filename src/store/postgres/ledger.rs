@@ -73,6 +73,13 @@ impl PgStore {
     /// one of its order key and not leased at `now_ms`, and leases them until `lease_until` (unix ms): nobody sends them meanwhile,
     /// and if this instance dies they come back when the lease ends. Rows another instance is
     /// claiming are skipped.
+    ///
+    ///
+    /// "The oldest of its order key" is the first row of `deliveries_queue`, asked for in that
+    /// index's order, with sorting switched off for the statement: on a table not yet analyzed (a
+    /// fresh store, its first minute) every plan looks equally cheap, and the one PostgreSQL took
+    /// scanned every pending row of the target for each (sorting them to find the oldest): 1.4 to
+    /// 7 s a claim with 5,000 pending, notifications seconds late at 1,000 webhooks/s.
     pub(in crate::store) async fn claim_deliveries(
         conn: &mut PgConnection,
         target: &str,
@@ -81,15 +88,19 @@ impl PgStore {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        sqlx::query("SET LOCAL enable_sort = off")
+            .execute(&mut *conn)
+            .await?;
         let mut claimed: Vec<ClaimedDelivery> = sqlx::query_as(
             "UPDATE deliveries SET next_attempt_at = $3, leased_until = $3
              WHERE id IN (
                 SELECT d.id FROM deliveries d
                 WHERE d.target = $1 AND d.status = 'pending' AND d.next_attempt_at <= $5
                   AND (d.leased_until IS NULL OR d.leased_until <= $2)
-                  AND NOT EXISTS (SELECT 1 FROM deliveries e
-                                  WHERE e.target = d.target AND e.order_key = d.order_key
-                                    AND e.status = 'pending' AND e.id < d.id)
+                  AND d.id = (SELECT e.id FROM deliveries e
+                              WHERE e.target = d.target AND e.order_key = d.order_key
+                                AND e.status = 'pending'
+                              ORDER BY e.target, e.order_key, e.id LIMIT 1)
                 ORDER BY d.id LIMIT $4 FOR UPDATE SKIP LOCKED)
              RETURNING id, notification_id, target, order_key, event, booking_id, payload,
                 attempts, source, source_event_id, payment_id, trace_context",
@@ -101,6 +112,9 @@ impl PgStore {
         .bind(due_by)
         .fetch_all(&mut *conn)
         .await?;
+        sqlx::query("SET LOCAL enable_sort = on")
+            .execute(&mut *conn)
+            .await?;
         claimed.sort_by_key(|c| c.id);
         Ok(claimed)
     }
@@ -253,31 +267,73 @@ impl PgStore {
     }
 
     /// Records an attempt's outcome and ends its lease.
-    pub(in crate::store) async fn settle_delivery(
+    /// Records a round's finished attempts in two statements whatever their number (the rows
+    /// travel as arrays): a round settled each with two round trips, and the dispatcher, one round
+    /// at a time per target, delivered 350-450 notifications/s while 1,000 webhooks/s came in.
+    pub(in crate::store) async fn settle_deliveries(
         conn: &mut PgConnection,
-        s: &Settled,
+        settled: &[Settled],
     ) -> Result<(), StoreError> {
-        sqlx::query(sql::SETTLE_DELIVERY)
-            .bind(s.id)
-            .bind(s.status)
-            .bind(s.attempts)
-            .bind(s.next_attempt_at)
-            .bind(s.last_status)
-            .bind(&s.last_error)
-            .bind(s.delivered_at)
-            .execute(&mut *conn)
-            .await?;
-        let retry_at = (s.status == DeliveryStatus::Pending).then_some(s.next_attempt_at);
-        sqlx::query(sql::INSERT_ATTEMPT)
-            .bind(s.id)
-            .bind(s.attempt.started_at)
-            .bind(s.attempt.latency_ms)
-            .bind(s.last_status)
-            .bind(&s.attempt.answer)
-            .bind(s.status.as_str())
-            .bind(retry_at)
-            .execute(&mut *conn)
-            .await?;
+        if settled.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = settled.iter().map(|s| s.id).collect();
+        let statuses: Vec<&str> = settled.iter().map(|s| s.status.as_str()).collect();
+        let attempts: Vec<i64> = settled.iter().map(|s| s.attempts).collect();
+        let next: Vec<i64> = settled.iter().map(|s| s.next_attempt_at).collect();
+        let last_status: Vec<Option<i64>> = settled.iter().map(|s| s.last_status).collect();
+        let last_error: Vec<Option<&str>> =
+            settled.iter().map(|s| s.last_error.as_deref()).collect();
+        let delivered_at: Vec<Option<DateTime<Utc>>> =
+            settled.iter().map(|s| s.delivered_at).collect();
+        sqlx::query(
+            "UPDATE deliveries d SET status = v.status, attempts = v.attempts,
+                next_attempt_at = v.next_attempt_at, leased_until = NULL,
+                last_status = v.last_status, last_error = v.last_error,
+                delivered_at = v.delivered_at
+             FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::text[],
+                         $7::timestamptz[])
+                  AS v(id, status, attempts, next_attempt_at, last_status, last_error, delivered_at)
+             WHERE d.id = v.id AND d.leased_until IS NOT NULL",
+        )
+        .bind(&ids)
+        .bind(&statuses)
+        .bind(&attempts)
+        .bind(&next)
+        .bind(&last_status)
+        .bind(&last_error)
+        .bind(&delivered_at)
+        .execute(&mut *conn)
+        .await?;
+        let started: Vec<i64> = settled.iter().map(|s| s.attempt.started_at).collect();
+        let latency: Vec<i64> = settled.iter().map(|s| s.attempt.latency_ms).collect();
+        let answers: Vec<&str> = settled.iter().map(|s| s.attempt.answer.as_str()).collect();
+        let retry_at: Vec<Option<i64>> = settled
+            .iter()
+            .map(|s| (s.status == DeliveryStatus::Pending).then_some(s.next_attempt_at))
+            .collect();
+        // Numbered after the attempts already kept, as `sql::INSERT_ATTEMPT` numbers one (two
+        // attempts of one notification in a round are numbered in their order).
+        sqlx::query(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms, status,
+                answer, outcome, next_attempt_at)
+             SELECT v.id,
+                    (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = v.id)
+                      + ROW_NUMBER() OVER (PARTITION BY v.id ORDER BY v.n),
+                    v.started_at, v.latency_ms, v.status, v.answer, v.outcome, v.next_attempt_at
+             FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::text[],
+                         $7::int8[]) WITH ORDINALITY
+                  AS v(id, started_at, latency_ms, status, answer, outcome, next_attempt_at, n)",
+        )
+        .bind(&ids)
+        .bind(&started)
+        .bind(&latency)
+        .bind(&last_status)
+        .bind(&answers)
+        .bind(&statuses)
+        .bind(&retry_at)
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 
