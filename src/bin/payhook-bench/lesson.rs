@@ -60,26 +60,37 @@ pub async fn run(
     let result = load(addr, conns, length, body_bytes, 0).await?;
     let used = cpu.read().since(&before);
     let puts = booking.puts() - puts;
-    let per_event = used
-        .server_and_postgres()
-        .filter(|_| result.acked > 0)
-        .map_or("-".to_string(), |t| {
+    let per_event = |t: Option<Duration>| {
+        t.filter(|_| result.acked > 0).map_or("-".to_string(), |t| {
             format!("{:.0}", t.as_secs_f64() * 1e6 / result.acked as f64)
-        });
+        })
+    };
     println!(
         "\nThe lesson's handler (Express + stripe-node, processed ids in PostgreSQL, the booking service called before the 200), closed loop:\n"
     );
     println!(
-        "{:<9} {:>6} {:>10} {:>9} {:>9} {:>7} {:>9} {:>7}",
-        "target", "conns", "events/s", "p50 ms", "p99 ms", "errors", "PUTs", "µs/ev"
+        "{:<9} {:>6} {:>10} {:>9} {:>9} {:>7} {:>9} {:>7} {:>7} {:>7}",
+        "target",
+        "conns",
+        "events/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "PUTs",
+        "node µs",
+        "db µs",
+        "µs/ev"
     );
     println!(
-        "{:<9} {conns:>6} {:>10.0} {:>9.2} {:>9.2} {:>7} {puts:>9} {per_event:>7}",
+        "{:<9} {conns:>6} {:>10.0} {:>9.2} {:>9.2} {:>7} {puts:>9} {:>7} {:>7} {:>7}",
         "lesson",
         result.rate(),
         result.percentile_ms(0.5),
         result.percentile_ms(0.99),
         result.errors,
+        per_event(used.server),
+        per_event(used.postgres),
+        per_event(used.server_and_postgres()),
     );
     println!(
         "events/s: 200s a second, each after its PUT; µs/ev: CPU of node and PostgreSQL's processes per event"

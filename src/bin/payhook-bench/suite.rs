@@ -452,8 +452,8 @@ pub(crate) struct CpuMeter {
 /// CPU time used so far by each process a [`CpuMeter`] reads.
 #[derive(Default)]
 pub(crate) struct CpuUsed {
-    server: Option<Duration>,
-    postgres: Option<Duration>,
+    pub server: Option<Duration>,
+    pub postgres: Option<Duration>,
     generator: Option<Duration>,
     /// Each PostgreSQL process's own, so that a backend of another client exiting during a run
     /// takes only its own time away, not part of the run's.
@@ -521,8 +521,24 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+/// The postmaster of the --postgres server when it runs on this machine: only its processes are
+/// counted, not those of another PostgreSQL the machine runs.
+static POSTMASTER: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// The parent of process `pid`, from `/proc/PID/stat`.
+fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// The CPU time used by each process of this machine named `postgres`: a local server's
-/// backends and its own workers. Empty when there is none (the server is elsewhere).
+/// backends and its own workers, only the --postgres server's when its postmaster is known. Empty
+/// when there is none (the server is elsewhere).
 fn postgres_cpu_times() -> HashMap<u32, Duration> {
     let mut used = HashMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -537,7 +553,11 @@ fn postgres_cpu_times() -> HashMap<u32, Duration> {
             continue;
         };
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let ours = POSTMASTER
+            .get()
+            .is_none_or(|&pm| pid == pm || parent_pid(pid) == Some(pm));
         if comm.trim_end() == "postgres"
+            && ours
             && let Some(time) = cpu_time(pid)
         {
             used.insert(pid, time);
@@ -569,6 +589,13 @@ impl Stores {
             let mut conn = sqlx::PgConnection::connect(server)
                 .await
                 .context("connecting to --postgres")?;
+            // This connection's backend is a child of the postmaster (when the server is local).
+            let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut conn)
+                .await?;
+            if let Some(postmaster) = u32::try_from(backend).ok().and_then(parent_pid) {
+                let _ = POSTMASTER.set(postmaster);
+            }
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {pg_db}")))
                 .execute(&mut conn)
                 .await?;
@@ -675,6 +702,26 @@ async fn end_to_end(args: &BenchArgs, report: &mut Report) -> anyhow::Result<boo
         println!(
             "\nThe highest steady rate with bounded lag: each rate on a fresh server until one is not bounded. Bounded: every webhook acknowledged, every PUT received within 2 s of the last send, and the e2e p99 of the last second's webhooks at most 1 s and at most twice the first second's plus 50 ms\n"
         );
+        // What the generator sends when the server costs next to nothing: the steps cannot show
+        // more than this.
+        if let Some(&top) = args.steps.iter().max() {
+            let bare = spawn_server(None, &[]).await?;
+            run += 1;
+            let sent = steady_load(
+                bare.public,
+                top,
+                run,
+                Duration::from_secs(args.seconds),
+                args.body_bytes,
+            )
+            .await?;
+            println!(
+                "the load generator against the bare endpoint at {top}/s: sent {:.0}/s, {} of {} acknowledged",
+                send_rate(&sent),
+                sent.iter().filter(|s| s.acked_us.is_some()).count(),
+                sent.len()
+            );
+        }
         print_steady_header();
         for (name, url) in &stores.urls {
             let highest = highest_rate(name, url, &mut run, args, &booking, report).await?;
@@ -830,6 +877,18 @@ impl Steady {
     }
 }
 
+/// The rate the load generator achieved, first send to last.
+fn send_rate(sent: &[Sent]) -> f64 {
+    let first = sent.iter().map(|s| s.at).min();
+    let last = sent.iter().map(|s| s.at).max();
+    match (first, last) {
+        (Some(first), Some(last)) if last > first => {
+            (sent.len() - 1) as f64 / (last - first).as_secs_f64()
+        }
+        _ => f64::NAN,
+    }
+}
+
 /// The `q` quantile of sorted microseconds, in ms.
 fn percentile_ms(sorted: &[u32], q: f64) -> f64 {
     sorted
@@ -872,12 +931,7 @@ async fn steady_run(
     let arrived = booking.arrivals.lock().expect("not poisoned").clone();
     let first_at = sent.iter().map(|s| s.at).min();
     let last_at = sent.iter().map(|s| s.at).max();
-    let send_rate = match (first_at, last_at) {
-        (Some(first), Some(last)) if last > first => {
-            (sent.len() - 1) as f64 / (last - first).as_secs_f64()
-        }
-        _ => f64::NAN,
-    };
+    let send_rate = send_rate(&sent);
     let latency = |s: &Sent| {
         arrived
             .get(&s.booking)
