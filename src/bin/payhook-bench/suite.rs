@@ -1,7 +1,9 @@
 //! The benchmark suite: ingest throughput and latency of a real `payhook serve` (SQLite, and PostgreSQL when
 //! given a server), next to a baseline measured in the same run: a minimal axum endpoint that only
 //! answers 200. Each server is its own process; the load comes from N keep-alive connections here,
-//! each sending uniquely identified, freshly signed ~1.5 KB events.
+//! each sending uniquely identified, freshly signed ~1.5 KB events. Then end to end to a booking
+//! service at steady rates, stepped up to the highest with bounded lag, the lesson's handler
+//! ([`crate::lesson`]) on the same events, and the targets ([`crate::targets`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
