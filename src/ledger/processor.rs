@@ -35,8 +35,10 @@ const BATCH: i64 = 128;
 /// How long the processor lets events gather after a batch that was not full, before claiming
 /// again: a transaction per handful of events rather than per webhook, so that under a steady
 /// stream the processor takes the write lock (and the CPU) from ingest less often. It is added to
-/// the time from webhook to notification.
-const GATHER: Duration = Duration::from_millis(2);
+/// the time from webhook to notification. 10 ms rather than 2 took the CPU per event at 8
+/// connections on SQLite from 269-289 to 234-236 µs (larger batches: fewer commits, and each page
+/// a batch dirties is written once for more events); at 1,000 webhooks/s it adds at most 10 ms.
+const GATHER: Duration = Duration::from_millis(10);
 
 /// While at least [`GIVE_WAY_FROM`] webhooks wait for their inbox commit, the processor rests this
 /// many times as long as its last batch took before it claims again: it keeps at least a third of
@@ -511,7 +513,7 @@ mod tests {
         let ms = Duration::from_millis;
         // A burst waiting: twice the batch's time, at least the gathering pause, at most 50 ms.
         assert_eq!(pause_after(BATCH as usize, ms(10), 100), ms(20));
-        assert_eq!(pause_after(5, ms(4), GIVE_WAY_FROM), ms(8));
+        assert_eq!(pause_after(5, ms(6), GIVE_WAY_FROM), ms(12));
         assert_eq!(pause_after(1, Duration::from_micros(100), 20), GATHER);
         assert_eq!(pause_after(BATCH as usize, ms(40), 64), GIVE_WAY_MAX);
         // A steady stream's one or two in flight, or none: a backlog is applied back to back, a
