@@ -1001,6 +1001,8 @@ async fn steady_load(
 ) -> anyhow::Result<Vec<Sent>> {
     let client = payhook::net::client_builder()
         .pool_max_idle_per_host(256)
+        // An overloaded server must not hold the suite forever: such a webhook is unacknowledged.
+        .timeout(Duration::from_secs(30))
         .build()?;
     let secret = Secret::new(BENCH_SECRET);
     let padding = "x".repeat(body_bytes.saturating_sub(260));
