@@ -942,6 +942,8 @@ async fn the_benchmark_suite_runs_every_part_in_one_command() {
         "1",
         "--rate",
         "50",
+        "--steps",
+        "100,200",
         "--stored-events",
         "6000",
     ])
@@ -975,8 +977,14 @@ async fn the_benchmark_suite_runs_every_part_in_one_command() {
     }
     assert_eq!(row("baseline"), 2, "{stdout}");
     for store in &stores {
-        // Ingest at each connection count, empty and with the history; end to end; the history.
-        assert_eq!(row(store), 2 + 1, "{store}: {stdout}");
+        // Ingest at each connection count, empty and with the history; end to end; the steps
+        // (up to the first unbounded one); the history.
+        let rows = row(store);
+        assert!((2 + 1 + 1..=2 + 1 + 2).contains(&rows), "{store}: {stdout}");
+        assert!(
+            stdout.contains(&format!("{store}: highest steady rate with bounded lag")),
+            "{stdout}"
+        );
         assert_eq!(row(&format!("{store}+H")), 2, "{stdout}");
         assert!(
             stdout.contains(&format!("{store}: 6,000 events of history written")),
@@ -991,25 +999,36 @@ async fn the_benchmark_suite_runs_every_part_in_one_command() {
         "payments of a booking",
         "event by provider id, no source",
         "overview (dashboard)",
+        "## Targets",
+        "highest bounded e2e rate, sqlite",
+        "payhook e2e / lesson's",
     ] {
         assert!(stdout.contains(part), "{part}: {stdout}");
     }
     // A run or a query that went wrong prints "failed: ..." on its row.
     assert!(!stdout.contains("failed:"), "{stdout}");
-    // Each ingest row ends with the CPU time per event of the server, of PostgreSQL's processes
-    // (a PostgreSQL target's, on this machine) and of the load generator.
+    // Without PostgreSQL, node or its packages, the lesson's handler is skipped, saying so.
+    assert!(
+        stdout.contains("lesson's handler: skipped")
+            || stdout.lines().any(|l| l.starts_with("lesson ")),
+        "{stdout}"
+    );
+    // Each ingest row ends with the CPU time per event during the load of the server, of
+    // PostgreSQL's processes (a PostgreSQL target's, on this machine) and of the load generator,
+    // then the CPU per applied event and its ratio to the baseline's.
     let ingest_rows: Vec<Vec<&str>> = stdout
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|cells| cells.len() >= 11 && cells[1].parse::<u32>().is_ok())
+        .filter(|cells| cells.len() >= 13 && cells[1].parse::<u32>().is_ok())
         .collect();
     assert_eq!(ingest_rows.len(), 2 + 2 * 2 * stores.len(), "{stdout}");
     let microseconds = |cell: &str| cell.parse::<u64>().is_ok_and(|us| us > 0);
     for cells in ingest_rows {
-        let [server, postgres, generator] = cells[cells.len() - 3..] else {
-            unreachable!("at least 11 cells")
+        let [server, postgres, generator, applied, ratio] = cells[cells.len() - 5..] else {
+            unreachable!("at least 13 cells")
         };
         assert!(microseconds(server) && microseconds(generator), "{cells:?}");
+        assert!(microseconds(applied) && ratio.ends_with('x'), "{cells:?}");
         assert_eq!(
             microseconds(postgres),
             cells[0].starts_with("postgres"),

@@ -2,7 +2,9 @@
 //! and measures) so the service carries no load generator. `scripts/bench` builds and runs it.
 
 mod fill;
+mod lesson;
 mod suite;
+mod targets;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
