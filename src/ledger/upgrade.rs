@@ -16,9 +16,10 @@ use super::facts::{Interpretation, interpret_stripe};
 use crate::domain::state::{Attention, derive, duplicates};
 use crate::store::{Store, StoreError};
 
-/// The setting that records which model the store's payments follow.
-const MODEL_SETTING: &str = "ledger_model";
-const MODEL: &str = "2";
+/// The setting that records which model the store's payments follow, and the current model. A
+/// store written by a tool rather than by payhook (the benchmark's history) says it follows it.
+pub const MODEL_SETTING: &str = "ledger_model";
+pub const MODEL: &str = "2";
 
 /// Rows per transaction.
 const BATCH: i64 = 500;

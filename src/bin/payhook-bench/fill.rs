@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use std::str::FromStr;
 
 use anyhow::Context;
+use payhook::ledger::upgrade::{MODEL, MODEL_SETTING};
 use sqlx::{ConnectOptions, Connection, Executor};
 
 /// Rows per statement.
@@ -111,6 +112,11 @@ impl Dialect {
     }
 }
 
+/// The history is written in the ledger's current model: without the mark, payhook's first start
+/// would upgrade it, reading every fact again and dropping the payments it holds (they have none).
+const CURRENT_MODEL: &str =
+    "INSERT INTO payhook_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
+
 /// Writes `events` events of history (and their payments and notifications) into the migrated,
 /// empty store at `database_url`, telling `progress` how far it got; returns how long it took.
 pub async fn fill(
@@ -146,6 +152,11 @@ pub async fn fill(
             .await?;
         }
         conn.execute("ANALYZE").await?;
+        sqlx::query(CURRENT_MODEL)
+            .bind(MODEL_SETTING)
+            .bind(MODEL)
+            .execute(&mut conn)
+            .await?;
     } else {
         let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(database_url)?
             .disable_statement_logging()
@@ -161,6 +172,11 @@ pub async fn fill(
             })
             .await?;
         }
+        sqlx::query(CURRENT_MODEL)
+            .bind(MODEL_SETTING)
+            .bind(MODEL)
+            .execute(&mut conn)
+            .await?;
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
     }
     Ok(started.elapsed())
