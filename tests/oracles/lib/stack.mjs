@@ -15,12 +15,21 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const BIN = process.env.PAYHOOK_BIN ?? join(ROOT, 'target', 'debug', 'payhook');
 export const SHOTS = join(ROOT, 'target', 'screenshots');
 
-async function freePort() {
+export async function freePort() {
   const server = createServer();
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address();
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** Debian's Chromium, headless, with nothing of its own on the network. */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
 }
 
 export async function startStack({ adminToken, serviceToken, webhookSecret }) {
@@ -46,11 +55,7 @@ export async function startStack({ adminToken, serviceToken, webhookSecret }) {
   for await (const line of createInterface({ input: payhook.stdout })) {
     if (line.startsWith('ready')) break;
   }
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   return {
     browser, publicBase, adminBase, bookingsBase,
     // `payhook trigger` with `args`; its output names the event id.
