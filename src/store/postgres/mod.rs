@@ -197,14 +197,28 @@ impl PgStore {
 }
 
 /// The tables whose plans go wrong without statistics, and the size past which autovacuum's own
-/// analyzing (10% of the rows changed, looked at every minute) is soon enough.
-const YOUNG_TABLES: &[&str] = &[
-    "webhook_events",
-    "payments",
-    "payment_refs",
-    "payment_facts",
-    "deliveries",
-    "delivery_attempts",
+/// analyzing (10% of the rows changed, looked at every minute) is soon enough. Each names the
+/// columns statements look rows up by: the rest (bodies, headers, facts, answers) cost the most to
+/// sample and plan nothing. Analyzing the inbox whole took 0.4 s of PostgreSQL's CPU each time at
+/// 30,000 rows, a fifth of a 5-second benchmark's; autovacuum still analyzes every column.
+const YOUNG_TABLES: &[(&str, &str)] = &[
+    (
+        "webhook_events",
+        "id, source, event_id, event_type, status, received_at, next_attempt_at",
+    ),
+    (
+        "payments",
+        "id, source, booking_id, payment_intent_id, checkout_session_id, charge_id, status, \
+         attention",
+    ),
+    ("payment_refs", "source, ref, payment_id"),
+    ("payment_facts", "id, payment_id, source, event_id"),
+    (
+        "deliveries",
+        "id, notification_id, target, order_key, event, payment_id, booking_id, status, \
+         next_attempt_at, leased_until",
+    ),
+    ("delivery_attempts", "id, delivery_id, attempt"),
 ];
 const YOUNG_ROWS: i64 = 1_000_000;
 
@@ -226,14 +240,14 @@ fn analyze_while_young(pool: PgPool) {
                  WHERE schemaname = current_schema() AND relname = ANY($1)
                    AND n_live_tup < $2 AND n_mod_since_analyze >= GREATEST(500, n_live_tup / 2)",
             )
-            .bind(YOUNG_TABLES)
+            .bind(YOUNG_TABLES.iter().map(|(t, _)| *t).collect::<Vec<_>>())
             .bind(YOUNG_ROWS)
             .fetch_all(&pool)
             .await;
             for table in grown.unwrap_or_default() {
-                // A name from the list above, never from input.
-                if YOUNG_TABLES.contains(&table.as_str()) {
-                    let analyze = sqlx::AssertSqlSafe(format!("ANALYZE {table}"));
+                // Names from the list above, never from input.
+                if let Some((table, columns)) = YOUNG_TABLES.iter().find(|(t, _)| *t == table) {
+                    let analyze = sqlx::AssertSqlSafe(format!("ANALYZE {table} ({columns})"));
                     let analyzed = sqlx::query(analyze).execute(&pool).await;
                     if let Err(e) = analyzed {
                         tracing::debug!(table, error = %e, "analyzing a young table failed");
