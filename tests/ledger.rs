@@ -651,10 +651,9 @@ async fn a_filling_postgres_store_is_analyzed_before_autovacuum_looks() {
              next_attempt_at, created_at) SELECT 'ntf_' || n, 'gone', 'booking-' || n, \
              'confirmed', '{{}}', 'delivered', 0, now() {rows}"
         ),
-        format!(
-            "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms, outcome) \
-             SELECT id, 1, 0, 1, 'delivered' FROM deliveries"
-        ),
+        "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms, outcome) \
+         SELECT id, 1, 0, 1, 'delivered' FROM deliveries"
+            .to_string(),
     ])
     .await;
     let tables = [
