@@ -247,8 +247,12 @@ fn analyze_while_young(pool: PgPool) {
             for table in grown.unwrap_or_default() {
                 // Names from the list above, never from input.
                 if let Some((table, columns)) = YOUNG_TABLES.iter().find(|(t, _)| *t == table) {
-                    let analyze = sqlx::AssertSqlSafe(format!("ANALYZE {table} ({columns})"));
-                    let analyzed = sqlx::query(analyze).execute(&pool).await;
+                    // A sample of 3,000 rows rather than 30,000: enough to plan by, and ten
+                    // times less reading. Autovacuum's later analyzing takes the full sample.
+                    let analyze = sqlx::AssertSqlSafe(format!(
+                        "SET LOCAL default_statistics_target = 10; ANALYZE {table} ({columns})"
+                    ));
+                    let analyzed = sqlx::raw_sql(analyze).execute(&pool).await;
                     if let Err(e) = analyzed {
                         tracing::debug!(table, error = %e, "analyzing a young table failed");
                     }
