@@ -471,15 +471,10 @@ impl TargetWorker {
         tx: &mut crate::store::WriteTx,
         answers: &[&BookingAnswer],
     ) -> Result<usize, StoreError> {
-        if answers.is_empty() {
-            return Ok(0);
-        }
-        let ids: Vec<i64> = answers
-            .iter()
-            .map(|a| a.payment_id)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        // No answers: `payments_by` asks nothing of the store.
+        let mut ids: Vec<i64> = answers.iter().map(|a| a.payment_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
         let mut payments: HashMap<i64, Payment> = tx
             .payments_by(&ids, &[])
             .await?
