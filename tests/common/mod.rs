@@ -23,10 +23,13 @@ pub const SERVICE_TOKEN: &str = "test-internal-service-token";
 pub struct FreshStore {
     pub url: String,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL server and the database made on it, dropped with the store.
+    postgres: Option<(String, String)>,
 }
 
 pub async fn fresh_store() -> FreshStore {
     let dir = tempfile::tempdir().expect("a temp dir");
+    let mut postgres = None;
     let url = match std::env::var("TEST_DATABASE_URL") {
         Ok(server) if !server.is_empty() => {
             let name = format!(
@@ -42,11 +45,38 @@ pub async fn fresh_store() -> FreshStore {
                 .expect("create a test database");
             let mut url = reqwest::Url::parse(&server).expect("TEST_DATABASE_URL is a URL");
             url.set_path(&name);
+            postgres = Some((server, name));
             url.to_string()
         }
         _ => format!("sqlite://{}/payhook.db", dir.path().display()),
     };
-    FreshStore { url, dir }
+    FreshStore { url, dir, postgres }
+}
+
+impl Drop for FreshStore {
+    /// The suite makes about two hundred PostgreSQL databases: each goes with its test, so a machine
+    /// with little disk does not fill up. Best effort: a test that already failed keeps its message.
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else {
+            return;
+        };
+        // A thread of its own: the test's runtime may be the one dropping the store.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&server).await.ok()?;
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                sqlx::query(sqlx::AssertSqlSafe(drop))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
 }
 
 impl FreshStore {
