@@ -146,20 +146,6 @@ pub const PAYMENTS_BY_STATUS: &str =
 
 // The outbox.
 
-/// An attempt's outcome; its lease ends. A notification put back in line by an operator while
-/// the attempt was out (its lease already ended) keeps the operator's word: it is sent again.
-pub const SETTLE_DELIVERY: &str = "
-    UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, leased_until = NULL,
-        last_status = $5, last_error = $6, delivered_at = $7
-    WHERE id = $1 AND leased_until IS NOT NULL";
-
-/// Numbered after the attempts already kept: a retry by hand starts a fresh schedule (the row's
-/// `attempts` goes back to 0) but the history goes on.
-pub const INSERT_ATTEMPT: &str = "
-    INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms, status, answer,
-        outcome, next_attempt_at)
-    SELECT $1, COUNT(*) + 1, $2, $3, $4, $5, $6, $7 FROM delivery_attempts WHERE delivery_id = $1";
-
 /// A worker never undoes a disable (an operator's, saved while its attempts were out): only
 /// another disable replaces one, and only enabling ([`RESET_CIRCUIT`]) ends it.
 pub const SAVE_CIRCUIT: &str = "

@@ -369,12 +369,7 @@ impl WriteTx {
     /// Records a round's finished attempts: the row of each, and the attempt in its history.
     pub async fn settle_deliveries(&mut self, settled: &[Settled]) -> Result<(), StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => {
-                for s in settled {
-                    SqliteStore::settle_delivery(tx, s).await?;
-                }
-                Ok(())
-            }
+            WriteTx::Sqlite(tx, ..) => SqliteStore::settle_deliveries(tx, settled).await,
             WriteTx::Postgres(tx) => PgStore::settle_deliveries(tx, settled).await,
         }
     }

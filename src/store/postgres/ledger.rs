@@ -312,8 +312,8 @@ impl PgStore {
             .iter()
             .map(|s| (s.status == DeliveryStatus::Pending).then_some(s.next_attempt_at))
             .collect();
-        // Numbered after the attempts already kept, as `sql::INSERT_ATTEMPT` numbers one (two
-        // attempts of one notification in a round are numbered in their order).
+        // Numbered after the attempts already kept (a retry by hand starts a fresh schedule, but
+        // the history goes on); two attempts of one notification in a round in their order.
         sqlx::query(
             "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms, status,
                 answer, outcome, next_attempt_at)

@@ -4,6 +4,8 @@
 //! batch's size, but SQLite plans a statement in microseconds and has no statistics to go stale,
 //! so these are not kept prepared.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteConnection;
 
@@ -253,32 +255,69 @@ impl SqliteStore {
         Ok(claimed)
     }
 
-    /// Records an attempt's outcome and ends its lease.
-    pub(in crate::store) async fn settle_delivery(
+    /// Records a round's attempt outcomes and ends their leases, in two statements whatever their
+    /// number: two statements per notification held the write lock for about 60 µs each, over a
+    /// second in every ten at 3,000 webhooks/s. Each notification's row takes its first outcome
+    /// (which ends its lease, as when each was a statement of its own); one an operator put back
+    /// in line while the attempt was out (its lease already ended) keeps the operator's word and
+    /// is sent again. Every attempt is kept, numbered after those already kept (a retry by hand
+    /// starts a fresh schedule, but the history goes on) and in the round's order.
+    pub(in crate::store) async fn settle_deliveries(
         conn: &mut SqliteConnection,
-        s: &Settled,
+        settled: &[Settled],
     ) -> Result<(), StoreError> {
-        sqlx::query(sql::SETTLE_DELIVERY)
-            .bind(s.id)
-            .bind(s.status)
-            .bind(s.attempts)
-            .bind(s.next_attempt_at)
-            .bind(s.last_status)
-            .bind(&s.last_error)
-            .bind(s.delivered_at)
-            .execute(&mut *conn)
-            .await?;
-        let retry_at = (s.status == DeliveryStatus::Pending).then_some(s.next_attempt_at);
-        sqlx::query(sql::INSERT_ATTEMPT)
-            .bind(s.id)
-            .bind(s.attempt.started_at)
-            .bind(s.attempt.latency_ms)
-            .bind(s.last_status)
-            .bind(&s.attempt.answer)
-            .bind(s.status.as_str())
-            .bind(retry_at)
-            .execute(&mut *conn)
-            .await?;
+        // Under SQLite's 32,766 parameters a statement.
+        for settled in settled.chunks(1_000) {
+            let mut seen = HashSet::with_capacity(settled.len());
+            let rows: Vec<&Settled> = settled.iter().filter(|s| seen.insert(s.id)).collect();
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "WITH v (id, status, attempts, next_attempt_at, last_status, last_error,
+                    delivered_at) AS (",
+            );
+            q.push_values(rows, |mut row, s| {
+                row.push_bind(s.id)
+                    .push_bind(s.status)
+                    .push_bind(s.attempts)
+                    .push_bind(s.next_attempt_at)
+                    .push_bind(s.last_status)
+                    .push_bind(s.last_error.as_deref())
+                    .push_bind(s.delivered_at);
+            });
+            q.push(
+                ") UPDATE deliveries SET status = v.status, attempts = v.attempts,
+                    next_attempt_at = v.next_attempt_at, leased_until = NULL,
+                    last_status = v.last_status, last_error = v.last_error,
+                    delivered_at = v.delivered_at
+                 FROM v WHERE deliveries.id = v.id AND deliveries.leased_until IS NOT NULL",
+            );
+            q.build().persistent(false).execute(&mut *conn).await?;
+
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "WITH v (n, id, started_at, latency_ms, status, answer, outcome, next_attempt_at)
+                 AS (",
+            );
+            q.push_values(settled.iter().enumerate(), |mut row, (n, s)| {
+                let retry_at = (s.status == DeliveryStatus::Pending).then_some(s.next_attempt_at);
+                row.push_bind(n as i64)
+                    .push_bind(s.id)
+                    .push_bind(s.attempt.started_at)
+                    .push_bind(s.attempt.latency_ms)
+                    .push_bind(s.last_status)
+                    .push_bind(s.attempt.answer.as_str())
+                    .push_bind(s.status.as_str())
+                    .push_bind(retry_at);
+            });
+            q.push(
+                ") INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms,
+                    status, answer, outcome, next_attempt_at)
+                 SELECT v.id,
+                    (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = v.id)
+                      + ROW_NUMBER() OVER (PARTITION BY v.id ORDER BY v.n),
+                    v.started_at, v.latency_ms, v.status, v.answer, v.outcome, v.next_attempt_at
+                 FROM v",
+            );
+            q.build().persistent(false).execute(&mut *conn).await?;
+        }
         Ok(())
     }
 
@@ -600,5 +639,83 @@ mod tests {
             "{plan:#?}"
         );
         assert!(!plan.iter().any(|d| d.contains("TEMP B-TREE")), "{plan:#?}");
+    }
+
+    /// Two outcomes of one notification in a round: its row takes the first (which ended the
+    /// lease), and both attempts are kept, numbered after the one already kept.
+    #[tokio::test]
+    async fn a_round_settles_its_notifications_in_one_go_and_keeps_every_attempt() {
+        use crate::domain::status::DeliveryStatus;
+        use crate::store::outbox::{AttemptRecord, Settled};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::scratch(&dir).await;
+        let Store::Sqlite(sqlite) = &*store else {
+            unreachable!("a scratch store is SQLite")
+        };
+        sqlx::raw_sql(
+            "INSERT INTO deliveries (id, notification_id, target, order_key, event, payload,
+                next_attempt_at, leased_until, created_at)
+             VALUES (1, 'ntf_1', 't', 'b1', 'confirmed', '{}', 0, 99, 'now'),
+                    (2, 'ntf_2', 't', 'b2', 'confirmed', '{}', 0, 99, 'now');
+             INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms, outcome)
+             VALUES (1, 1, 0, 1, 'pending')",
+        )
+        .execute(sqlite.reader())
+        .await
+        .unwrap();
+        let settled = |id, status, code: i64| Settled {
+            id,
+            status,
+            attempts: 2,
+            next_attempt_at: 500,
+            last_status: Some(code),
+            last_error: None,
+            delivered_at: None,
+            booking_answer: None,
+            attempt: AttemptRecord {
+                started_at: 10,
+                latency_ms: 3,
+                answer: format!("{code}"),
+            },
+        };
+        let mut tx = store.begin_outbox().await.unwrap();
+        tx.settle_deliveries(&[
+            settled(1, DeliveryStatus::Pending, 503),
+            settled(2, DeliveryStatus::Delivered, 200),
+            settled(1, DeliveryStatus::Delivered, 200),
+        ])
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+
+        let rows: Vec<(i64, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT id, status, last_status, leased_until FROM deliveries ORDER BY id",
+        )
+        .fetch_all(sqlite.reader())
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (1, "pending".into(), Some(503), None),
+                (2, "delivered".into(), Some(200), None)
+            ]
+        );
+        let attempts: Vec<(i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT delivery_id, attempt, answer FROM delivery_attempts ORDER BY delivery_id, attempt",
+        )
+        .fetch_all(sqlite.reader())
+        .await
+        .unwrap();
+        assert_eq!(
+            attempts,
+            [
+                (1, 1, None),
+                (1, 2, Some("503".into())),
+                (1, 3, Some("200".into())),
+                (2, 1, Some("200".into()))
+            ]
+        );
     }
 }
