@@ -465,14 +465,20 @@ impl TargetWorker {
     /// `confirmed` accepted later (an operator restored the booking and retried) clears the flag.
     /// The round's answers are judged over one read of their payments: a statement per answer
     /// held the round's transaction (on SQLite, the write lock) for about a millisecond each.
-    /// Returns how many notifications it wrote.
+    /// An acceptance changes a payment only by clearing its flag, so only the refused and the
+    /// flagged are read: most rounds read none (a payment's row decoded cost about 15 µs of the
+    /// lock each). Returns how many notifications it wrote.
     async fn flag_refusals(
         &self,
         tx: &mut crate::store::WriteTx,
         answers: &[&BookingAnswer],
     ) -> Result<usize, StoreError> {
-        // No answers: `payments_by` asks nothing of the store.
-        let mut ids: Vec<i64> = answers.iter().map(|a| a.payment_id).collect();
+        // No answers: neither read asks anything of the store.
+        let (refused, accepted): (Vec<&BookingAnswer>, Vec<&BookingAnswer>) =
+            answers.iter().partition(|a| a.refused);
+        let accepted: Vec<i64> = accepted.iter().map(|a| a.payment_id).collect();
+        let mut ids = tx.flagged_payments(&accepted).await?;
+        ids.extend(refused.iter().map(|a| a.payment_id));
         ids.sort_unstable();
         ids.dedup();
         let mut payments: HashMap<i64, Payment> = tx

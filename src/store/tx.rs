@@ -98,6 +98,17 @@ impl WriteTx {
         }
     }
 
+    /// Of these payments, the ids of those flagged for attention (for any reason).
+    pub async fn flagged_payments(&mut self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            WriteTx::Sqlite(tx, ..) => SqliteStore::flagged_payments(tx, ids).await,
+            WriteTx::Postgres(tx) => PgStore::flagged_payments(tx, ids).await,
+        }
+    }
+
     /// Every fact of these payments, with its payment.
     pub async fn facts_of(&mut self, payment_ids: &[i64]) -> Result<Vec<(i64, Fact)>, StoreError> {
         if payment_ids.is_empty() {

@@ -371,6 +371,18 @@ impl PgStore {
     }
 
     /// The payments with these ids and every payment of these bookings, oldest first.
+    pub(in crate::store) async fn flagged_payments(
+        conn: &mut PgConnection,
+        ids: &[i64],
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM payments WHERE id = ANY($1::int8[]) AND attention IS NOT NULL",
+        )
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?)
+    }
+
     pub(in crate::store) async fn payments_by(
         conn: &mut PgConnection,
         ids: &[i64],

@@ -361,6 +361,24 @@ impl SqliteStore {
     }
 
     /// The payments with these ids and every payment of these bookings, oldest first.
+    pub(in crate::store) async fn flagged_payments(
+        conn: &mut SqliteConnection,
+        ids: &[i64],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT id FROM payments WHERE attention IS NOT NULL AND id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        list.push_unseparated(")");
+        Ok(q.build_query_scalar()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?)
+    }
+
     pub(in crate::store) async fn payments_by(
         conn: &mut SqliteConnection,
         ids: &[i64],
