@@ -370,7 +370,7 @@ impl PgStore {
         .await?)
     }
 
-    /// The payments with these ids and every payment of these bookings, oldest first.
+    /// Of these payments, the ids of those flagged for attention (for any reason).
     pub(in crate::store) async fn flagged_payments(
         conn: &mut PgConnection,
         ids: &[i64],
@@ -383,6 +383,7 @@ impl PgStore {
         .await?)
     }
 
+    /// The payments with these ids and every payment of these bookings, oldest first.
     pub(in crate::store) async fn payments_by(
         conn: &mut PgConnection,
         ids: &[i64],

@@ -360,7 +360,7 @@ impl SqliteStore {
             .await?)
     }
 
-    /// The payments with these ids and every payment of these bookings, oldest first.
+    /// Of these payments, the ids of those flagged for attention (for any reason).
     pub(in crate::store) async fn flagged_payments(
         conn: &mut SqliteConnection,
         ids: &[i64],
@@ -379,6 +379,7 @@ impl SqliteStore {
             .await?)
     }
 
+    /// The payments with these ids and every payment of these bookings, oldest first.
     pub(in crate::store) async fn payments_by(
         conn: &mut SqliteConnection,
         ids: &[i64],
