@@ -266,10 +266,9 @@ impl Processor {
         let mut alone = false;
         let results: Vec<Result<Applied, StoreError>> =
             match apply_events(&mut tx, &group, &self.targets, now).await {
-                Ok(applied) => {
-                    tx.keep_part().await?;
-                    applied.into_iter().map(Ok).collect()
-                }
+                // The part stays open: the commit keeps its changes. Releasing it first cost a
+                // statement per batch (a round trip to PostgreSQL, ~1 ms under load).
+                Ok(applied) => applied.into_iter().map(Ok).collect(),
                 Err(e) if group.len() == 1 => {
                     tx.undo_part().await?;
                     vec![Err(e)]
