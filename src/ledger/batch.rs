@@ -21,7 +21,7 @@ use crate::domain::state::{Attention, PaymentState, derive, duplicates, represen
 use crate::domain::status::EventStatus;
 use crate::notify::changes::log_attention;
 use crate::notify::{Change, deliveries_for, first_due};
-use crate::store::{ClaimedEvent, StoreError, WriteTx};
+use crate::store::{BatchWrites, ClaimedEvent, StoreError, WriteTx};
 
 /// What applying one event did.
 #[derive(Debug)]
@@ -478,36 +478,35 @@ impl Working {
     }
 
     /// Writes what the group changed: merges first (so no two rows hold one provider id), then
-    /// each table in one statement.
+    /// each table in one statement (all of them in one on PostgreSQL).
     async fn write(self, tx: &mut WriteTx, now: DateTime<Utc>) -> Result<(), StoreError> {
         for &(from, into) in &self.merges {
             tx.merge_payment(from, into).await?;
         }
-        let payments: Vec<&Payment> = self
-            .changed
-            .iter()
-            .filter_map(|id| self.payments.get(id))
-            .collect();
-        tx.save_payments(&payments).await?;
-        let refs: Vec<(&str, &str, i64)> = self
-            .new_refs
-            .iter()
-            .map(|(s, r, p)| (s.as_str(), r.as_str(), self.owner(*p)))
-            .collect();
-        tx.insert_refs(&refs).await?;
-        let facts: Vec<(&str, i64, &Fact)> = self
-            .new_facts
-            .iter()
-            .map(|(s, p, f)| (s.as_str(), self.owner(*p), f))
-            .collect();
-        tx.insert_facts(&facts).await?;
-        let marks: Vec<(i64, EventStatus, Option<&str>)> = self
-            .marks
-            .iter()
-            .map(|(id, status, error)| (*id, *status, error.as_deref()))
-            .collect();
-        tx.finish_events(&marks, now).await?;
-        tx.insert_deliveries(&self.deliveries, now).await?;
+        let writes = BatchWrites {
+            payments: self
+                .changed
+                .iter()
+                .filter_map(|id| self.payments.get(id))
+                .collect(),
+            refs: self
+                .new_refs
+                .iter()
+                .map(|(s, r, p)| (s.as_str(), r.as_str(), self.owner(*p)))
+                .collect(),
+            facts: self
+                .new_facts
+                .iter()
+                .map(|(s, p, f)| (s.as_str(), self.owner(*p), f))
+                .collect(),
+            marks: self
+                .marks
+                .iter()
+                .map(|(id, status, error)| (*id, *status, error.as_deref()))
+                .collect(),
+            deliveries: &self.deliveries,
+        };
+        tx.write_batch(&writes, now).await?;
         tx.trace_deliveries(&self.traces).await
     }
 }

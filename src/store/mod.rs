@@ -38,7 +38,7 @@ pub use outbox::{
 pub use payments::{Depths, PaymentKey, StoredFact};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-pub use tx::WriteTx;
+pub use tx::{BatchWrites, WriteTx};
 
 /// Each variant says its cause once, in its own message: none is a `source`, so an error chain
 /// (`{:#}`) does not repeat the driver's words.

@@ -263,6 +263,25 @@ impl WriteTx {
         }
     }
 
+    /// Writes what a ledger batch changed, table by table (each part may be empty). SQLite runs
+    /// a statement per table; PostgreSQL one for all, a round trip instead of five.
+    pub async fn write_batch(
+        &mut self,
+        w: &BatchWrites<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if let WriteTx::Postgres(tx) = self
+            && !w.is_empty()
+        {
+            return PgStore::write_batch(tx, w, now).await;
+        }
+        self.save_payments(&w.payments).await?;
+        self.insert_refs(&w.refs).await?;
+        self.insert_facts(&w.facts).await?;
+        self.finish_events(&w.marks, now).await?;
+        self.insert_deliveries(w.deliveries, now).await
+    }
+
     /// Writes notifications to the outbox, in order, each due at its time (unix ms).
     pub async fn insert_deliveries(
         &mut self,
@@ -453,5 +472,28 @@ impl WriteTx {
             WriteTx::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
+    }
+}
+
+/// What a ledger batch writes ([`WriteTx::write_batch`]): payments' rows from their state (new
+/// ones under their reserved ids), (source, provider id, payment) ties and (source, payment,
+/// fact) rows each kept once, (event, status, error) marks, and notifications in order, each due
+/// at its time (unix ms).
+#[derive(Default)]
+pub struct BatchWrites<'a> {
+    pub payments: Vec<&'a Payment>,
+    pub refs: Vec<(&'a str, &'a str, i64)>,
+    pub facts: Vec<(&'a str, i64, &'a Fact)>,
+    pub marks: Vec<(i64, EventStatus, Option<&'a str>)>,
+    pub deliveries: &'a [(NewDelivery, i64)],
+}
+
+impl BatchWrites<'_> {
+    fn is_empty(&self) -> bool {
+        self.payments.is_empty()
+            && self.refs.is_empty()
+            && self.facts.is_empty()
+            && self.marks.is_empty()
+            && self.deliveries.is_empty()
     }
 }
