@@ -75,7 +75,7 @@ fn pause_after(handled: usize, took: Duration, waiting: usize, one_writer: bool)
         } else {
             // Events gathered while the batch ran. Waiting the whole pause after it as well made
             // each event wait for it on top of a batch: at 1,000 webhooks/s batches of ~40 took
-            // ~28 ms, and counting their time took the end-to-end p50 from 41-72 to 30-39 ms.
+            // ~28 ms, and counting their time took the end-to-end p50 from 52-75 to 32-59 ms.
             GATHER.saturating_sub(took)
         }
     } else {

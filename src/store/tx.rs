@@ -479,7 +479,6 @@ impl WriteTx {
 /// ones under their reserved ids), (source, provider id, payment) ties and (source, payment,
 /// fact) rows each kept once, (event, status, error) marks, and notifications in order, each due
 /// at its time (unix ms).
-#[derive(Default)]
 pub struct BatchWrites<'a> {
     pub payments: Vec<&'a Payment>,
     pub refs: Vec<(&'a str, &'a str, i64)>,
