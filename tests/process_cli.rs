@@ -1005,6 +1005,24 @@ async fn the_benchmark_suite_runs_every_part_in_one_command() {
     ] {
         assert!(stdout.contains(part), "{part}: {stdout}");
     }
+    // Under each end-to-end row, the waits after the acknowledgement, read from the store: every
+    // webhook the run sent was applied.
+    let lines: Vec<&str> = stdout.lines().collect();
+    let mut steady = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        if cells.len() == 11 && stores.contains(&cells[0]) && ["yes", "no"].contains(&cells[10]) {
+            steady += 1;
+            let stages = lines.get(i + 1).copied().unwrap_or_default();
+            assert!(
+                stages.contains("received to applied p50")
+                    && stages.contains(&format!("({} events)", cells[3]))
+                    && stages.contains("applied to delivered p50"),
+                "{line}\n{stages}\n{stdout}"
+            );
+        }
+    }
+    assert!(steady >= 2 * stores.len(), "{stdout}");
     // A run or a query that went wrong prints "failed: ..." on its row.
     assert!(!stdout.contains("failed:"), "{stdout}");
     // Without PostgreSQL, node or its packages, the lesson's handler is skipped, saying so.

@@ -846,6 +846,8 @@ struct Steady {
     /// Every PUT arrived within 2 s of the last send.
     settled: bool,
     peak_mib: Option<f64>,
+    /// Where the time went, read from the store after the run.
+    stages: Stages,
 }
 
 impl Steady {
@@ -876,6 +878,102 @@ impl Steady {
             self.e2e_ms(0.99),
             self.e2e_ms(0.999),
             if self.bounded() { "yes" } else { "no" }
+        );
+        self.stages.print();
+    }
+}
+
+/// The two waits of a steady run's webhooks after their acknowledgement, from the timestamps the
+/// store keeps (ms, sorted): received to applied (the inbox waiting for the ledger), and applied
+/// to delivered (the outbox waiting for the dispatcher, with the booking service's answer). When a
+/// run is not bounded they say which of the two fell behind.
+struct Stages {
+    applied: Vec<f64>,
+    delivered: Vec<f64>,
+}
+
+impl Stages {
+    /// The last event and notification ids in the store at `url`: the run's are those after.
+    async fn before(url: &str) -> anyhow::Result<(i64, i64)> {
+        const LAST: [&str; 2] = [
+            "SELECT COALESCE(MAX(id), 0) FROM webhook_events",
+            "SELECT COALESCE(MAX(id), 0) FROM deliveries",
+        ];
+        let mut last = [0i64; 2];
+        for (sql, last) in LAST.iter().zip(&mut last) {
+            *last = if url.starts_with("postgres") {
+                let mut conn = sqlx::PgConnection::connect(url).await?;
+                sqlx::query_scalar(*sql).fetch_one(&mut conn).await?
+            } else {
+                let mut conn = sqlx::SqliteConnection::connect(url).await?;
+                sqlx::query_scalar(*sql).fetch_one(&mut conn).await?
+            };
+        }
+        Ok((last[0], last[1]))
+    }
+
+    /// The stages of the events and notifications after `before` in the store at `url`.
+    async fn read(url: &str, before: (i64, i64)) -> anyhow::Result<Stages> {
+        let (applied, delivered): (Vec<f64>, Vec<f64>) = if url.starts_with("postgres") {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            let applied = sqlx::query_scalar(
+                "SELECT (EXTRACT(EPOCH FROM processed_at - received_at) * 1000)::float8
+                 FROM webhook_events WHERE id > $1 AND processed_at IS NOT NULL",
+            )
+            .bind(before.0)
+            .fetch_all(&mut conn)
+            .await?;
+            let delivered = sqlx::query_scalar(
+                "SELECT (EXTRACT(EPOCH FROM delivered_at - created_at) * 1000)::float8
+                 FROM deliveries WHERE id > $1 AND delivered_at IS NOT NULL",
+            )
+            .bind(before.1)
+            .fetch_all(&mut conn)
+            .await?;
+            (applied, delivered)
+        } else {
+            // SQLite keeps them as RFC 3339 text, which julianday() reads.
+            let mut conn = sqlx::SqliteConnection::connect(url).await?;
+            let applied = sqlx::query_scalar(
+                "SELECT (julianday(processed_at) - julianday(received_at)) * 86400000.0
+                 FROM webhook_events WHERE id > $1 AND processed_at IS NOT NULL",
+            )
+            .bind(before.0)
+            .fetch_all(&mut conn)
+            .await?;
+            let delivered = sqlx::query_scalar(
+                "SELECT (julianday(delivered_at) - julianday(created_at)) * 86400000.0
+                 FROM deliveries WHERE id > $1 AND delivered_at IS NOT NULL",
+            )
+            .bind(before.1)
+            .fetch_all(&mut conn)
+            .await?;
+            (applied, delivered)
+        };
+        let sorted = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        Ok(Stages {
+            applied: sorted(applied),
+            delivered: sorted(delivered),
+        })
+    }
+
+    fn print(&self) {
+        let q = |v: &[f64], q: f64| {
+            v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1)))
+                .map_or(f64::NAN, |ms| ms.max(0.0))
+        };
+        println!(
+            "{:<9} received to applied p50 {:.0}, p99 {:.0} ms ({} events); applied to delivered p50 {:.0}, p99 {:.0} ms ({} recorded)",
+            "",
+            q(&self.applied, 0.5),
+            q(&self.applied, 0.99),
+            self.applied.len(),
+            q(&self.delivered, 0.5),
+            q(&self.delivered, 0.99),
+            self.delivered.len(),
         );
     }
 }
@@ -913,6 +1011,9 @@ async fn steady_run(
         ("INTERNAL_SERVICE_TOKEN", "bench-token"),
     ];
     let server = spawn_server(Some(url), &env).await?;
+    let before = Stages::before(url)
+        .await
+        .context("reading the store's last ids")?;
     booking.arrivals.lock().expect("not poisoned").clear();
     let sent = steady_load(
         server.public,
@@ -931,6 +1032,9 @@ async fn steady_run(
     }
     let peak_mib = server.peak_mib();
     drop(server);
+    let stages = Stages::read(url, before)
+        .await
+        .context("reading the run's timestamps from the store")?;
     let arrived = booking.arrivals.lock().expect("not poisoned").clone();
     let first_at = sent.iter().map(|s| s.at).min();
     let last_at = sent.iter().map(|s| s.at).max();
@@ -975,6 +1079,7 @@ async fn steady_run(
         last_p99_ms: second_p99(last_second),
         settled,
         peak_mib,
+        stages,
     })
 }
 
