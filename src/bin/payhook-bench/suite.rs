@@ -895,68 +895,43 @@ struct Stages {
 impl Stages {
     /// The last event and notification ids in the store at `url`: the run's are those after.
     async fn before(url: &str) -> anyhow::Result<(i64, i64)> {
-        const LAST: [&str; 2] = [
-            "SELECT COALESCE(MAX(id), 0) FROM webhook_events",
-            "SELECT COALESCE(MAX(id), 0) FROM deliveries",
-        ];
-        let mut last = [0i64; 2];
-        for (sql, last) in LAST.iter().zip(&mut last) {
-            *last = if url.starts_with("postgres") {
-                let mut conn = sqlx::PgConnection::connect(url).await?;
-                sqlx::query_scalar(*sql).fetch_one(&mut conn).await?
-            } else {
-                let mut conn = sqlx::SqliteConnection::connect(url).await?;
-                sqlx::query_scalar(*sql).fetch_one(&mut conn).await?
-            };
-        }
-        Ok((last[0], last[1]))
+        let last = |table: &str| {
+            [
+                format!("SELECT COALESCE(MAX(id), 0)::float8 FROM {table} WHERE id > $1"),
+                format!("SELECT CAST(COALESCE(MAX(id), 0) AS REAL) FROM {table} WHERE id > $1"),
+            ]
+        };
+        let events = column(url, last("webhook_events"), 0).await?;
+        let deliveries = column(url, last("deliveries"), 0).await?;
+        // Ids are far below 2^53: exact as floats.
+        let first = |v: Vec<f64>| v.first().map_or(0, |id| *id as i64);
+        Ok((first(events), first(deliveries)))
     }
 
-    /// The stages of the events and notifications after `before` in the store at `url`.
+    /// The stages of the events and notifications after `before` in the store at `url`. SQLite
+    /// keeps the times as RFC 3339 text, which `julianday()` reads (to the millisecond).
     async fn read(url: &str, before: (i64, i64)) -> anyhow::Result<Stages> {
-        let (applied, delivered): (Vec<f64>, Vec<f64>) = if url.starts_with("postgres") {
-            let mut conn = sqlx::PgConnection::connect(url).await?;
-            let applied = sqlx::query_scalar(
-                "SELECT (EXTRACT(EPOCH FROM processed_at - received_at) * 1000)::float8
-                 FROM webhook_events WHERE id > $1 AND processed_at IS NOT NULL",
-            )
-            .bind(before.0)
-            .fetch_all(&mut conn)
-            .await?;
-            let delivered = sqlx::query_scalar(
-                "SELECT (EXTRACT(EPOCH FROM delivered_at - created_at) * 1000)::float8
-                 FROM deliveries WHERE id > $1 AND delivered_at IS NOT NULL",
-            )
-            .bind(before.1)
-            .fetch_all(&mut conn)
-            .await?;
-            (applied, delivered)
-        } else {
-            // SQLite keeps them as RFC 3339 text, which julianday() reads.
-            let mut conn = sqlx::SqliteConnection::connect(url).await?;
-            let applied = sqlx::query_scalar(
-                "SELECT (julianday(processed_at) - julianday(received_at)) * 86400000.0
-                 FROM webhook_events WHERE id > $1 AND processed_at IS NOT NULL",
-            )
-            .bind(before.0)
-            .fetch_all(&mut conn)
-            .await?;
-            let delivered = sqlx::query_scalar(
-                "SELECT (julianday(delivered_at) - julianday(created_at)) * 86400000.0
-                 FROM deliveries WHERE id > $1 AND delivered_at IS NOT NULL",
-            )
-            .bind(before.1)
-            .fetch_all(&mut conn)
-            .await?;
-            (applied, delivered)
+        let waited = |table: &str, from: &str, to: &str| {
+            [
+                format!(
+                    "SELECT (EXTRACT(EPOCH FROM {to} - {from}) * 1000)::float8
+                     FROM {table} WHERE id > $1 AND {to} IS NOT NULL"
+                ),
+                format!(
+                    "SELECT (julianday({to}) - julianday({from})) * 86400000.0
+                     FROM {table} WHERE id > $1 AND {to} IS NOT NULL"
+                ),
+            ]
         };
         let sorted = |mut v: Vec<f64>| {
             v.sort_by(f64::total_cmp);
             v
         };
+        let applied = waited("webhook_events", "received_at", "processed_at");
+        let delivered = waited("deliveries", "created_at", "delivered_at");
         Ok(Stages {
-            applied: sorted(applied),
-            delivered: sorted(delivered),
+            applied: sorted(column(url, applied, before.0).await?),
+            delivered: sorted(column(url, delivered, before.1).await?),
         })
     }
 
@@ -976,6 +951,25 @@ impl Stages {
             self.delivered.len(),
         );
     }
+}
+
+/// The one column of `sql`'s rows, `$1` bound to `after`, on the store at `url`: `sql` is the
+/// statement for PostgreSQL, then for SQLite.
+async fn column(url: &str, sql: [String; 2], after: i64) -> anyhow::Result<Vec<f64>> {
+    let [postgres, sqlite] = sql;
+    Ok(if url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::query_scalar(sqlx::AssertSqlSafe(postgres))
+            .bind(after)
+            .fetch_all(&mut conn)
+            .await?
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(url).await?;
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sqlite))
+            .bind(after)
+            .fetch_all(&mut conn)
+            .await?
+    })
 }
 
 /// The rate the load generator achieved, first send to last.
