@@ -888,8 +888,9 @@ impl Steady {
 /// to delivered (the outbox waiting for the dispatcher, with the booking service's answer). When a
 /// run is not bounded they say which of the two fell behind.
 struct Stages {
-    applied: Vec<f64>,
-    delivered: Vec<f64>,
+    /// Microseconds, sorted, as the other latencies of a run.
+    applied: Vec<u32>,
+    delivered: Vec<u32>,
 }
 
 impl Stages {
@@ -923,9 +924,13 @@ impl Stages {
                 ),
             ]
         };
-        let sorted = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v
+        let sorted = |ms: Vec<f64>| {
+            let mut us: Vec<u32> = ms
+                .into_iter()
+                .map(|ms| (ms.max(0.0) * 1000.0) as u32)
+                .collect();
+            us.sort_unstable();
+            us
         };
         let applied = waited("webhook_events", "received_at", "processed_at");
         let delivered = waited("deliveries", "created_at", "delivered_at");
@@ -936,10 +941,7 @@ impl Stages {
     }
 
     fn print(&self) {
-        let q = |v: &[f64], q: f64| {
-            v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1)))
-                .map_or(f64::NAN, |ms| ms.max(0.0))
-        };
+        let q = percentile_ms;
         println!(
             "{:<9} received to applied p50 {:.0}, p99 {:.0} ms ({} events); applied to delivered p50 {:.0}, p99 {:.0} ms ({} recorded)",
             "",
