@@ -691,3 +691,50 @@ async fn a_filling_postgres_store_is_analyzed_before_autovacuum_looks() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// On SQLite a ledger batch commits its ledger changes, then marks its events in the inbox's own
+/// file: payhook dying between the two commits leaves the events `received`, and they are applied
+/// again on restart. That must change nothing: no second payment, fact or notification.
+#[tokio::test]
+async fn events_applied_again_after_their_marks_were_lost_change_nothing() {
+    let app = spawn_app_with(|s| {
+        // Nothing listens there: notifications are written, and stay pending.
+        s.targets =
+            vec![payhook::config::booking_service_target("http://127.0.0.1:9/", None).unwrap()];
+    })
+    .await;
+    let pay = PaymentIds::new("booking-marks-lost");
+    let t = now() - 100;
+    let events = [
+        pay.event("checkout.session.completed", t, &[]),
+        pay.event("payment_intent.succeeded", t + 1, &[]),
+        pay.event("charge.refunded", t + 2, &["amount_refunded=500".into()]),
+    ];
+    app.deliver_all(&events).await;
+    let tables = ["payments", "payment_refs", "payment_facts", "deliveries"];
+    let mut before = Vec::new();
+    for table in tables {
+        before.push(app.rows(table).await);
+    }
+    let status = app.payment_status("booking-marks-lost").await;
+    assert!(before[3] > 0, "the payment was notified");
+
+    app.execute(&["UPDATE webhook_events SET status = 'received', processed_at = NULL".into()])
+        .await;
+    // Any new webhook wakes the processor, which finds the three again (this one is ignored).
+    let wake = json!({
+        "id": "evt_customer_wake", "object": "event", "type": "customer.created", "created": t,
+        "data": { "object": { "id": "cus_1", "object": "customer" } }
+    });
+    app.deliver(&wake).await;
+    for event in &events {
+        let row = app.settled(event["id"].as_str().unwrap()).await;
+        assert_eq!(row.status, "processed");
+    }
+    let mut after = Vec::new();
+    for table in tables {
+        after.push(app.rows(table).await);
+    }
+    assert_eq!(after, before, "{tables:?}");
+    assert_eq!(app.payment_status("booking-marks-lost").await, status);
+}

@@ -9,6 +9,23 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 use crate::app;
 use crate::config::Settings;
+use crate::store::{copy_inbox, inbox_file as payhook_inbox_file};
+
+/// Where the inbox's snapshot waits to be added to the backup: beside it, so on the same disk.
+fn scratch_file(backup: &std::path::Path) -> PathBuf {
+    let mut name = backup.as_os_str().to_owned();
+    name.push(".inbox-partial");
+    PathBuf::from(name)
+}
+
+/// Removes a scratch file however the backup ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct BackupArgs {
@@ -43,20 +60,56 @@ pub async fn run(settings: Settings, args: BackupArgs) -> anyhow::Result<ExitCod
         .file
         .to_str()
         .with_context(|| format!("{}: the path is not UTF-8", args.file.display()))?;
-    // VACUUM INTO reads one snapshot of the store: writers go on meanwhile (WAL), and the copy is
-    // a plain database file, already compacted, that `serve` opens as it is.
+    // VACUUM INTO reads one snapshot of a database: writers go on meanwhile (WAL), and the copy is
+    // a plain database file, already compacted. The inbox's file is copied first: an event the
+    // ledger has marked applied in that copy then has its ledger change in the store's (marks
+    // follow the ledger's commits), and one it has not is applied again after a restore, which
+    // changes nothing.
+    let inbox = payhook_inbox_file(store);
+    let inbox_copy = scratch_file(&args.file);
+    let _remove = RemoveOnDrop(inbox_copy.clone());
     let options = SqliteConnectOptions::new()
         .filename(store)
         .busy_timeout(std::time::Duration::from_secs(10));
     let mut conn = SqliteConnection::connect_with(&options)
         .await
         .with_context(|| format!("opening the store {}", store.display()))?;
-    sqlx::query("VACUUM INTO ?")
+    let attached = inbox.is_file();
+    if attached {
+        sqlx::query("ATTACH DATABASE ? AS intake")
+            .bind(inbox.to_string_lossy().into_owned())
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("opening the inbox {}", inbox.display()))?;
+        sqlx::query("VACUUM intake INTO ?")
+            .bind(inbox_copy.to_string_lossy().into_owned())
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("copying the inbox {}", inbox.display()))?;
+    }
+    sqlx::query("VACUUM main INTO ?")
         .bind(target)
         .execute(&mut conn)
         .await
         .with_context(|| format!("writing the backup {}", args.file.display()))?;
     conn.close().await.ok();
+    // One file, that `serve` opens as it is (and moves the inbox out of, into its own).
+    if attached {
+        let mut copy =
+            SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&args.file))
+                .await
+                .with_context(|| format!("reopening the backup {}", args.file.display()))?;
+        sqlx::query("ATTACH DATABASE ? AS intake")
+            .bind(inbox_copy.to_string_lossy().into_owned())
+            .execute(&mut copy)
+            .await?;
+        let mut tx = copy.begin().await?;
+        copy_inbox(&mut tx, "intake", "main")
+            .await
+            .with_context(|| format!("adding the inbox to the backup {}", args.file.display()))?;
+        tx.commit().await?;
+        copy.close().await.ok();
+    }
 
     let copy = SqliteConnectOptions::new()
         .filename(&args.file)

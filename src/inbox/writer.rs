@@ -252,6 +252,8 @@ async fn commit(store: &Store, jobs: Vec<Job>, outage: &Outage) -> bool {
 mod tests {
     use std::time::Duration;
 
+    use sqlx::Connection;
+
     use super::*;
 
     async fn until(done: impl Fn() -> bool, what: &str) {
@@ -300,6 +302,25 @@ mod tests {
         assert!(outage.may_try());
     }
 
+    /// The inbox has a file of its own (SQLite): a webhook is stored and answered while a ledger
+    /// batch holds the store's write lock, where it used to wait for the whole batch.
+    #[tokio::test]
+    async fn a_webhook_is_stored_while_a_ledger_batch_holds_the_stores_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::scratch(&dir).await;
+        let (writer, _tasks) = InboxWriter::spawn(store.clone(), 1, 16, Arc::new(Notify::new()));
+        let ledger = store.begin_ledger().await.unwrap();
+        let written = tokio::time::timeout(
+            Duration::from_secs(10),
+            writer.write(NewEvent::sample("evt_beside_the_ledger")),
+        )
+        .await
+        .expect("the webhook's commit does not wait for the ledger's transaction");
+        assert_eq!(written.unwrap(), Written::New);
+        ledger.rollback().await.unwrap();
+        assert_eq!(store.count_events().await.unwrap(), 1);
+    }
+
     #[tokio::test]
     async fn the_load_counts_webhooks_until_their_commit_is_answered() {
         let dir = tempfile::tempdir().unwrap();
@@ -307,8 +328,15 @@ mod tests {
         let (writer, _tasks) = InboxWriter::spawn(store.clone(), 1, 16, Arc::new(Notify::new()));
         let load = writer.load();
 
-        // The ledger's transaction holds the store's write lock: commits wait, and are counted.
-        let ledger = store.begin_ledger().await.unwrap();
+        // Another connection holds the inbox's write lock: commits wait, and are counted.
+        let inbox = crate::store::inbox_file(&dir.path().join("payhook.db"));
+        let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", inbox.display()))
+            .await
+            .unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
         let pending: Vec<_> = (0..3)
             .map(|n| {
                 let writer = writer.clone();
@@ -319,7 +347,7 @@ mod tests {
         until(|| load.waiting() == 3, "three webhooks counted").await;
         // One gives up (its client hung up): it no longer counts.
         pending[2].abort();
-        ledger.rollback().await.unwrap();
+        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
         for p in pending.into_iter().take(2) {
             assert_eq!(p.await.unwrap().unwrap(), Written::New);
         }

@@ -294,10 +294,6 @@ impl Processor {
                                 results.push(Err(e));
                             }
                         }
-                        // Webhooks wait on the same write lock; the rest stays claimable.
-                        if tx.should_yield() {
-                            break;
-                        }
                     }
                     results
                 }

@@ -7,6 +7,7 @@ use super::events::{Claim, ClaimedEvent, Failure};
 use super::outbox::{ClaimedDelivery, Settled};
 use super::payments::StoredFact;
 use super::sql;
+use super::sqlite::SqliteTx;
 use super::{PgStore, SqliteStore, StoreError, Work};
 use crate::domain::delivery::{Circuit, NewDelivery};
 use crate::domain::facts::Fact;
@@ -19,18 +20,14 @@ use crate::domain::status::EventStatus;
 pub enum WriteTx {
     /// With the store's write gate held: SQLite has one writer, and waiting on the gate is fair and
     /// immediate where SQLite's own busy handler sleeps and retries.
-    Sqlite(
-        sqlx::Transaction<'static, sqlx::Sqlite>,
-        tokio::sync::OwnedMutexGuard<()>,
-        super::sqlite::Waiting,
-    ),
+    Sqlite(SqliteTx),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
 impl WriteTx {
     pub async fn claim(&mut self, claim: Claim) -> Result<Vec<ClaimedEvent>, StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::claim(tx, claim).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::claim(tx, claim).await,
             WriteTx::Postgres(tx) => PgStore::claim(tx, claim).await,
         }
     }
@@ -40,13 +37,16 @@ impl WriteTx {
     /// sorted and taken all at once, before any is used, so no two transactions wait in a cycle.
     pub async fn lock_refs(&mut self, keys: &[String]) -> Result<(), StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::lock_refs(tx, keys).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::lock_refs(tx, keys).await,
             WriteTx::Postgres(tx) => PgStore::lock_refs(tx, keys).await,
         }
     }
 
     /// Opens the savepoint a part of the batch (all of it, or one event) is applied under.
     pub async fn begin_part(&mut self) -> Result<(), StoreError> {
+        if let WriteTx::Sqlite(s) = self {
+            s.inbox.begin_part();
+        }
         self.execute("SAVEPOINT part").await
     }
 
@@ -57,13 +57,20 @@ impl WriteTx {
 
     /// Undoes the part's changes alone; the rest of the transaction stands.
     pub async fn undo_part(&mut self) -> Result<(), StoreError> {
+        if let WriteTx::Sqlite(s) = self {
+            s.inbox.undo_part();
+        }
         self.execute("ROLLBACK TO SAVEPOINT part").await?;
         self.execute("RELEASE SAVEPOINT part").await
     }
 
     pub async fn record_failure(&mut self, id: i64, failure: &Failure) -> Result<(), StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::record_failure(tx, id, failure).await,
+            // Written to the inbox's file after the commit (see `SqliteTx`).
+            WriteTx::Sqlite(s) => {
+                s.inbox.failed(id, failure);
+                Ok(())
+            }
             WriteTx::Postgres(tx) => PgStore::record_failure(tx, id, failure).await,
         }
     }
@@ -78,7 +85,7 @@ impl WriteTx {
             return Ok(Vec::new());
         }
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::refs_of(tx, source, refs).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::refs_of(tx, source, refs).await,
             WriteTx::Postgres(tx) => PgStore::refs_of(tx, source, refs).await,
         }
     }
@@ -93,7 +100,9 @@ impl WriteTx {
             return Ok(Vec::new());
         }
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::payments_by(tx, ids, bookings).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => {
+                SqliteStore::payments_by(tx, ids, bookings).await
+            }
             WriteTx::Postgres(tx) => PgStore::payments_by(tx, ids, bookings).await,
         }
     }
@@ -104,7 +113,7 @@ impl WriteTx {
             return Ok(Vec::new());
         }
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::flagged_payments(tx, ids).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::flagged_payments(tx, ids).await,
             WriteTx::Postgres(tx) => PgStore::flagged_payments(tx, ids).await,
         }
     }
@@ -115,7 +124,7 @@ impl WriteTx {
             return Ok(Vec::new());
         }
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::facts_of(tx, payment_ids).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::facts_of(tx, payment_ids).await,
             WriteTx::Postgres(tx) => PgStore::facts_of(tx, payment_ids).await,
         }
     }
@@ -129,7 +138,7 @@ impl WriteTx {
             return Ok(Vec::new());
         }
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::told_bookings(tx, bookings).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::told_bookings(tx, bookings).await,
             WriteTx::Postgres(tx) => PgStore::told_bookings(tx, bookings).await,
         }
     }
@@ -137,14 +146,16 @@ impl WriteTx {
     /// `n` ids no other payment has or will get, for payments this transaction creates.
     pub async fn reserve_payment_ids(&mut self, n: usize) -> Result<Vec<i64>, StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::reserve_payment_ids(tx, n).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::reserve_payment_ids(tx, n).await,
             WriteTx::Postgres(tx) => PgStore::reserve_payment_ids(tx, n).await,
         }
     }
 
     pub async fn merge_payment(&mut self, from: i64, into: i64) -> Result<(), StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::merge_payment(tx, from, into).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => {
+                SqliteStore::merge_payment(tx, from, into).await
+            }
             WriteTx::Postgres(tx) => PgStore::merge_payment(tx, from, into).await,
         }
     }
@@ -155,7 +166,7 @@ impl WriteTx {
             return Ok(());
         }
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::insert_refs(tx, refs).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::insert_refs(tx, refs).await,
             WriteTx::Postgres(tx) => PgStore::insert_refs(tx, refs).await,
         }
     }
@@ -166,7 +177,7 @@ impl WriteTx {
             return Ok(());
         }
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::insert_facts(tx, facts).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::insert_facts(tx, facts).await,
             WriteTx::Postgres(tx) => PgStore::insert_facts(tx, facts).await,
         }
     }
@@ -177,7 +188,7 @@ impl WriteTx {
             return Ok(());
         }
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::save_payments(tx, payments).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::save_payments(tx, payments).await,
             WriteTx::Postgres(tx) => PgStore::save_payments(tx, payments).await,
         }
     }
@@ -188,14 +199,16 @@ impl WriteTx {
         limit: i64,
     ) -> Result<Vec<StoredFact>, StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::facts_with_payloads(tx, after, limit).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => {
+                SqliteStore::facts_with_payloads(tx, after, limit).await
+            }
             WriteTx::Postgres(tx) => PgStore::facts_with_payloads(tx, after, limit).await,
         }
     }
 
     pub async fn rewrite_fact(&mut self, id: i64, fact: Option<&Fact>) -> Result<(), StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::rewrite_fact(tx, id, fact).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::rewrite_fact(tx, id, fact).await,
             WriteTx::Postgres(tx) => PgStore::rewrite_fact(tx, id, fact).await,
         }
     }
@@ -206,28 +219,32 @@ impl WriteTx {
         limit: i64,
     ) -> Result<Vec<i64>, StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::payment_ids_after(tx, after, limit).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => {
+                SqliteStore::payment_ids_after(tx, after, limit).await
+            }
             WriteTx::Postgres(tx) => PgStore::payment_ids_after(tx, after, limit).await,
         }
     }
 
     pub async fn drop_empty_payments(&mut self) -> Result<u64, StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::drop_empty_payments(tx).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::drop_empty_payments(tx).await,
             WriteTx::Postgres(tx) => PgStore::drop_empty_payments(tx).await,
         }
     }
 
     pub async fn bookings_paid_twice(&mut self) -> Result<Vec<String>, StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::bookings_paid_twice(tx).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::bookings_paid_twice(tx).await,
             WriteTx::Postgres(tx) => PgStore::bookings_paid_twice(tx).await,
         }
     }
 
     pub async fn requeue_ignored(&mut self, event_type: &str) -> Result<u64, StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::requeue_ignored(tx, event_type).await,
+            // At once, on the inbox's file: if this transaction then fails, the events are applied
+            // again, as they would be after it.
+            WriteTx::Sqlite(s) => SqliteStore::requeue_ignored(s.inbox.pool(), event_type).await,
             WriteTx::Postgres(tx) => PgStore::requeue_ignored(tx, event_type).await,
         }
     }
@@ -241,8 +258,8 @@ impl WriteTx {
         now: DateTime<Utc>,
     ) -> Result<Option<(i64, u64)>, StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => {
-                SqliteStore::prune_payloads(tx, after, cutoff, batch, now).await
+            WriteTx::Sqlite(SqliteTx { tx, inbox, .. }) => {
+                SqliteStore::prune_payloads(tx, inbox.pool(), after, cutoff, batch, now).await
             }
             WriteTx::Postgres(tx) => PgStore::prune_payloads(tx, after, cutoff, batch, now).await,
         }
@@ -258,7 +275,11 @@ impl WriteTx {
             return Ok(());
         }
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::finish_events(tx, marks, now).await,
+            // Written to the inbox's file after the commit (see `SqliteTx`).
+            WriteTx::Sqlite(s) => {
+                s.inbox.finished(marks, now);
+                Ok(())
+            }
             WriteTx::Postgres(tx) => PgStore::finish_events(tx, marks, now).await,
         }
     }
@@ -292,7 +313,9 @@ impl WriteTx {
             return Ok(());
         }
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::insert_deliveries(tx, deliveries, now).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => {
+                SqliteStore::insert_deliveries(tx, deliveries, now).await
+            }
             WriteTx::Postgres(tx) => PgStore::insert_deliveries(tx, deliveries, now).await,
         }
     }
@@ -308,7 +331,7 @@ impl WriteTx {
             return Ok(());
         }
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::trace_deliveries(tx, traces).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::trace_deliveries(tx, traces).await,
             WriteTx::Postgres(tx) => PgStore::trace_deliveries(tx, traces).await,
         }
     }
@@ -346,7 +369,7 @@ impl WriteTx {
         limit: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => {
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => {
                 SqliteStore::claim_deliveries(tx, target, now_ms, due_by, lease_until, limit).await
             }
             WriteTx::Postgres(tx) => {
@@ -359,7 +382,7 @@ impl WriteTx {
     /// held notifications ([`WriteTx::release_held`]); returns how many were released.
     pub async fn enable_target(&mut self, target: &str, now_ms: i64) -> Result<u64, StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => {
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => {
                 sqlx::query(sql::RESET_CIRCUIT)
                     .bind(target)
                     .execute(&mut **tx)
@@ -380,7 +403,7 @@ impl WriteTx {
     /// Returns how many.
     pub async fn release_held(&mut self, target: &str, now_ms: i64) -> Result<u64, StoreError> {
         let done = match self {
-            WriteTx::Sqlite(tx, ..) => sqlx::query(sql::RELEASE_HELD)
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => sqlx::query(sql::RELEASE_HELD)
                 .bind(target)
                 .bind(now_ms)
                 .execute(&mut **tx)
@@ -399,7 +422,9 @@ impl WriteTx {
     /// Records a round's finished attempts: the row of each, and the attempt in its history.
     pub async fn settle_deliveries(&mut self, settled: &[Settled]) -> Result<(), StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::settle_deliveries(tx, settled).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => {
+                SqliteStore::settle_deliveries(tx, settled).await
+            }
             WriteTx::Postgres(tx) => PgStore::settle_deliveries(tx, settled).await,
         }
     }
@@ -411,7 +436,9 @@ impl WriteTx {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => SqliteStore::save_circuit(tx, target, circuit, now).await,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => {
+                SqliteStore::save_circuit(tx, target, circuit, now).await
+            }
             WriteTx::Postgres(tx) => PgStore::save_circuit(tx, target, circuit, now).await,
         }
     }
@@ -419,7 +446,7 @@ impl WriteTx {
     /// Runs a statement both dialects share, on the transaction's connection.
     async fn execute(&mut self, sql: &'static str) -> Result<(), StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => {
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => {
                 sqlx::query(sql).execute(&mut **tx).await?;
             }
             WriteTx::Postgres(tx) => {
@@ -435,20 +462,11 @@ impl WriteTx {
         matches!(self, WriteTx::Sqlite(..))
     }
 
-    /// True when ingest is waiting for this transaction's write lock (SQLite): the caller should
-    /// commit what it has done and let the webhooks in, since their answers wait on it.
-    pub fn should_yield(&self) -> bool {
-        match self {
-            WriteTx::Sqlite(_, _, waiting) => waiting.should_yield(),
-            WriteTx::Postgres(_) => false,
-        }
-    }
-
     /// Undoes everything, and releases the claim (and SQLite's write lock) before the caller
     /// records the failure.
     pub async fn rollback(self) -> Result<(), StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => tx.rollback().await?,
+            WriteTx::Sqlite(SqliteTx { tx, .. }) => tx.rollback().await?,
             WriteTx::Postgres(tx) => tx.rollback().await?,
         }
         Ok(())
@@ -468,7 +486,7 @@ impl WriteTx {
 
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {
-            WriteTx::Sqlite(tx, ..) => tx.commit().await?,
+            WriteTx::Sqlite(s) => s.commit().await?,
             WriteTx::Postgres(tx) => tx.commit().await?,
         }
         Ok(())

@@ -92,7 +92,7 @@ impl FreshStore {
                     .unwrap();
             }
         } else {
-            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+            let mut conn = sqlite_connection(url).await;
             for sql in statements {
                 sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
                     .execute(&mut conn)
@@ -101,6 +101,17 @@ impl FreshStore {
             }
         }
     }
+}
+
+/// A connection on a SQLite store, outside payhook, that reads it as payhook does: with the
+/// inbox's file (`payhook.db-inbox`, where `webhook_events` lives) attached.
+pub async fn sqlite_connection(url: &str) -> sqlx::SqliteConnection {
+    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let file = payhook::app::sqlite_file(url).expect("a SQLite store names its file");
+    payhook::store::attach_inbox_of(&mut conn, file)
+        .await
+        .unwrap();
+    conn
 }
 
 /// Says on the terminal that the running test was skipped, and why. Written to stderr directly:
@@ -395,8 +406,14 @@ impl TestApp {
     pub async fn break_writes(&self, table: &str, broken: bool) {
         let url = &self.store.url;
         let statements: Vec<String> = match (is_postgres(url), broken) {
+            // A trigger lives in the file of its table: the inbox's is attached as `intake`.
             (false, true) => vec![format!(
-                "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'simulated store failure'); END"
+                "CREATE TRIGGER {schema}refuse_{table} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'simulated store failure'); END",
+                schema = if table == "webhook_events" {
+                    "intake."
+                } else {
+                    ""
+                }
             )],
             (false, false) => vec![format!("DROP TRIGGER refuse_{table}")],
             (true, true) => vec![
@@ -427,9 +444,7 @@ impl TestApp {
             let mut conn = sqlx::PgConnection::connect(&self.store.url).await.unwrap();
             sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
         } else {
-            let mut conn = sqlx::SqliteConnection::connect(&self.store.url)
-                .await
-                .unwrap();
+            let mut conn = sqlite_connection(&self.store.url).await;
             sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
         }
     }

@@ -139,7 +139,10 @@ def stored_trace_contexts(database_url):
     query = ("SELECT 'event', trace_context FROM webhook_events "
              "UNION ALL SELECT 'delivery', trace_context FROM deliveries")
     if database_url.startswith("sqlite://"):
-        with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite://"))) as db:
+        path = database_url.removeprefix("sqlite://")
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            # The inbox (webhook_events) has a file of its own beside the store's.
+            db.execute("ATTACH DATABASE ? AS intake", (path + "-inbox",))
             return db.execute(query).fetchall()
     out = subprocess.run([PSQL, database_url, "-At", "-F", "\t", "-c", query],
                          check=True, capture_output=True, text=True).stdout

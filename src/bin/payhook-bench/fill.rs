@@ -162,9 +162,15 @@ pub async fn fill(
             .disable_statement_logging()
             .connect()
             .await?;
+        if let Some(file) = payhook::app::sqlite_file(database_url) {
+            payhook::store::attach_inbox_of(&mut conn, file).await?;
+        }
         // The indexes stay in memory while random ids go in; a scratch store needs no fsync.
-        conn.execute("PRAGMA cache_size = -1048576; PRAGMA synchronous = OFF")
-            .await?;
+        conn.execute(
+            "PRAGMA cache_size = -1048576; PRAGMA synchronous = OFF;
+             PRAGMA intake.cache_size = -1048576; PRAGMA intake.synchronous = OFF",
+        )
+        .await?;
         for (sql, count) in steps(&SQLITE) {
             let before = done;
             done += chunks(&mut conn, &sql, count, now, &mut |n| {
@@ -177,6 +183,7 @@ pub async fn fill(
             .bind(MODEL)
             .execute(&mut conn)
             .await?;
+        // Both files' (the inbox's is attached).
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
     }
     Ok(started.elapsed())

@@ -967,6 +967,9 @@ async fn column(url: &str, sql: [String; 2], after: i64) -> anyhow::Result<Vec<f
             .await?
     } else {
         let mut conn = sqlx::SqliteConnection::connect(url).await?;
+        if let Some(file) = payhook::app::sqlite_file(url) {
+            payhook::store::attach_inbox_of(&mut conn, file).await?;
+        }
         sqlx::query_scalar(sqlx::AssertSqlSafe(sqlite))
             .bind(after)
             .fetch_all(&mut conn)

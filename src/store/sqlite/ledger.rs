@@ -128,6 +128,7 @@ impl SqliteStore {
     /// id examined and how many were pruned, or `None` when no event after `after` is old enough.
     pub(in crate::store) async fn prune_payloads(
         conn: &mut SqliteConnection,
+        inbox: &sqlx::SqlitePool,
         after: i64,
         cutoff: DateTime<Utc>,
         batch: i64,
@@ -141,12 +142,14 @@ impl SqliteStore {
         let Some(last) = last_received_before(&rows, cutoff) else {
             return Ok(None);
         };
+        // The inbox's file first: if the cursor's commit then fails, the next sweep prunes the
+        // same events again, and finds nothing left to prune.
         let pruned = sqlx::query(sql::PRUNE_PAYLOADS)
             .bind(Vec::<u8>::new())
             .bind(now)
             .bind(after)
             .bind(last)
-            .execute(&mut *conn)
+            .execute(inbox)
             .await?
             .rows_affected();
         sqlx::query(sql::SET_SETTING)
@@ -222,12 +225,12 @@ impl SqliteStore {
 
     /// Puts events of a type marked `ignored` back in line; returns how many.
     pub(in crate::store) async fn requeue_ignored(
-        conn: &mut SqliteConnection,
+        inbox: &sqlx::SqlitePool,
         event_type: &str,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(sql::REQUEUE_IGNORED)
             .bind(event_type)
-            .execute(&mut *conn)
+            .execute(inbox)
             .await?;
         Ok(done.rows_affected())
     }

@@ -1,10 +1,15 @@
-//! SQLite backend: one file in WAL mode, `synchronous=FULL` by default so a commit is on disk.
+//! SQLite backend: two files in WAL mode, `synchronous=FULL` by default so a commit is on disk.
+//! `payhook.db` holds the ledger, the outbox and everything else; the inbox (`webhook_events`)
+//! lives in `payhook.db-inbox` beside it, so that an acknowledgement's commit never waits for
+//! SQLite's one write lock while a ledger batch or a dispatcher round holds it: each file has its
+//! own. Every connection that reads events attaches the inbox's file as `intake`, and SQLite finds
+//! `webhook_events` there by name, so queries read as if it were one database.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
@@ -18,53 +23,93 @@ use super::events::EventKey;
 use super::{NewEvent, StoreError, WriteTx};
 use crate::domain::SqliteSync;
 
+mod inbox;
 mod ledger;
 mod queries;
+
+use inbox::InboxWrites;
+pub use inbox::SqliteTx;
 
 /// The migrations in `migrations/sqlite/`, compiled in.
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 pub struct SqliteStore {
-    /// Reads, and the occasional write outside the write gate (admin actions, retention).
+    /// Reads, and the occasional write outside the write gate (admin actions, retention). The
+    /// inbox's file is attached read-write.
     pool: SqlitePool,
-    /// One connection for everything done under the write gate (the inbox writer, the ledger
-    /// processor): its page cache stays valid from one of its commits to the next, where each
-    /// connection of a pool finds its cache stale (and drops it) once another has written.
+    /// One connection for everything done under the write gate (the ledger processor, retention,
+    /// bulk actions): its page cache stays valid from one of its commits to the next, where each
+    /// connection of a pool finds its cache stale (and drops it) once another has written. The
+    /// inbox's file is attached read-only: `BEGIN IMMEDIATE` takes the write lock of every
+    /// database a connection has attached, and the ledger's must not take the inbox's. Its writes
+    /// to events go to [`Self::inbox`] (see [`InboxWrites`]).
     writer: SqlitePool,
+    /// One connection on the inbox's own file: acknowledgements' inserts, and the marks ledger
+    /// batches leave on the events they applied.
+    inbox: SqlitePool,
     /// One connection whose commits do not wait for fsync, for the dispatcher's bookkeeping
     /// (leases, attempts, delivered marks). After a power loss such a commit may be missing: a
     /// notification is then sent again with the same id, never lost. The outbox rows themselves
     /// are written by the processor, durably.
     relaxed: SqlitePool,
-    /// Held by whoever writes in bulk (the inbox writer, the ledger processor): SQLite takes one
-    /// writer at a time, and its busy handler sleeps up to 100 ms between tries where this queue
-    /// hands over at once, in order.
+    /// Held by whoever writes the store's file in bulk (the ledger processor, a dispatcher
+    /// round): SQLite takes one writer at a time, and its busy handler sleeps up to 100 ms
+    /// between tries where this queue hands over at once, in order.
     write_gate: Arc<Mutex<()>>,
-    /// Inbox commits waiting for the gate: the ledger processor gives way to them.
-    inbox_waiting: Waiting,
 }
 
-/// How many inbox commits wait for the write gate, and since when the holder has it.
-#[derive(Clone, Default)]
-pub struct Waiting(Arc<AtomicUsize>, Option<Instant>);
+/// The inbox's file beside the store's: `payhook.db` keeps its events in `payhook.db-inbox`.
+pub fn inbox_file(store: &Path) -> PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push("-inbox");
+    PathBuf::from(name)
+}
 
-/// How long a worker keeps the write gate while webhooks wait for it. Giving way sooner starves
-/// the worker under steady load (a commit per event or two: at 1,000 webhooks/s and 1 ms the
-/// notification lag grew to seconds); longer makes every waiting acknowledgement pay. Measured
-/// with `payhook bench --end-to-end --rate 1000`: end-to-end p99 ~22-26 ms at 2 ms (but seconds in
-/// some runs), 20-35 ms at 5 ms, 25-58 ms at 10 ms.
-const YIELD_AFTER: Duration = Duration::from_millis(5);
+/// Attaches the inbox's file of the store at `store` to a connection of its own (a tool's, a
+/// test's), as payhook's connections have it: `webhook_events` is then found by its name.
+pub async fn attach_inbox_of(conn: &mut SqliteConnection, store: &Path) -> Result<(), sqlx::Error> {
+    sqlx::query("ATTACH DATABASE $1 AS intake")
+        .bind(inbox_file(store).to_string_lossy().into_owned())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
 
-impl Waiting {
-    /// The same counter, for a transaction that holds the gate from now.
-    fn held(&self) -> Waiting {
-        Waiting(self.0.clone(), Some(Instant::now()))
-    }
-
-    /// True when webhooks wait and the holder has had the gate long enough.
-    pub fn should_yield(&self) -> bool {
-        self.0.load(Ordering::Relaxed) > 0
-            && self.1.is_none_or(|since| since.elapsed() >= YIELD_AFTER)
+/// The `ATTACH` of the inbox's file on a connection of the store. Read-only, it is a URI
+/// (`file:...?mode=ro`), with the characters a URI gives a meaning escaped.
+fn attach_inbox(
+    file: &Path,
+    read_only: bool,
+) -> impl for<'c> Fn(
+    &'c mut SqliteConnection,
+    sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'c, Result<(), sqlx::Error>>
++ Send
++ Sync
++ 'static {
+    let path = file.to_string_lossy().into_owned();
+    let name = if read_only {
+        let escaped = path
+            .replace('%', "%25")
+            .replace('?', "%3f")
+            .replace('#', "%23");
+        format!("file:{escaped}?mode=ro")
+    } else {
+        path
+    };
+    move |conn, _| {
+        let name = name.clone();
+        Box::pin(async move {
+            sqlx::query("ATTACH DATABASE $1 AS intake")
+                .bind(name)
+                .execute(&mut *conn)
+                .await?;
+            // Each connection keeps a page cache per attached file; the inbox's stays small.
+            sqlx::query("PRAGMA intake.cache_size = -1024")
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
     }
 }
 
@@ -95,6 +140,55 @@ fn checkpoint_in_background(pool: SqlitePool) {
     });
 }
 
+/// Copies the inbox's table, its indexes and its rows from the database attached as `from` to the
+/// one attached as `into`, which has none, on a connection that has both: moving a one-file store's
+/// inbox into its own file, and back into a backup's one file.
+pub async fn copy_inbox(
+    conn: &mut SqliteConnection,
+    from: &str,
+    into: &str,
+) -> Result<(), StoreError> {
+    let schema: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT type, sql FROM {from}.sqlite_master
+         WHERE tbl_name = 'webhook_events' AND sql IS NOT NULL ORDER BY type = 'index'"
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (kind, create) in &schema {
+        // `CREATE TABLE webhook_events (...`, `CREATE INDEX name ON webhook_events ...`: the same
+        // statement, in the other database.
+        let head = if kind == "table" {
+            "CREATE TABLE "
+        } else if create.starts_with("CREATE UNIQUE INDEX ") {
+            "CREATE UNIQUE INDEX "
+        } else {
+            "CREATE INDEX "
+        };
+        let Some(rest) = create.strip_prefix(head) else {
+            return Err(StoreError::Corrupt(format!(
+                "webhook_events: unexpected schema statement {create}"
+            )));
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!("{head}{into}.{rest}")))
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {into}.webhook_events SELECT * FROM {from}.webhook_events"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    // Ids are never given twice, even those of events deleted since.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {into}.sqlite_sequence SET seq = MAX(seq, COALESCE(
+             (SELECT seq FROM {from}.sqlite_sequence WHERE name = 'webhook_events'), 0))
+         WHERE name = 'webhook_events'"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 impl SqliteStore {
     pub async fn connect(url: &str, sync: SqliteSync) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -110,27 +204,53 @@ impl SqliteStore {
             // bound only matters if the background task cannot keep up.
             .pragma("wal_autocheckpoint", "50000")
             .statement_cache_capacity(256);
+        let file = options.get_filename();
+        let name = file.to_string_lossy();
+        if name.is_empty() || name == ":memory:" || name.starts_with("file:") {
+            return Err(StoreError::Unavailable(sqlx::Error::Configuration(
+                "an in-memory SQLite store cannot keep its inbox in a file of its own: name a file"
+                    .into(),
+            )));
+        }
+        let inbox_file = inbox_file(file);
         // Page caches (`cache_size`, KiB when negative) bound most of payhook's memory: the
-        // writer's keeps the inbox's and the ledger's index pages between commits; the readers'
-        // are small, since a large store's listings read few pages each.
+        // writer's keeps the ledger's index pages between commits, the inbox's its indexes'; the
+        // readers' are small, since a large store's listings read few pages each.
         let open = |connections: u32, options: SqliteConnectOptions| {
             SqlitePoolOptions::new()
                 .max_connections(connections)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
         };
-        let pool = open(3, options.clone().pragma("cache_size", "-2048")).await?;
-        let writer = open(
+        // First, so that the file exists (in WAL mode) when the others attach it.
+        let inbox = open(
             1,
             options
                 .clone()
-                .pragma("cache_size", "-8192")
-                // A batch's statement journal (the pages its statements change, kept so a
-                // failing statement can be undone alone) stays in memory instead of spilling
-                // to a temporary file: 12% of this connection's time went to writing it.
-                .pragma("temp_store", "memory"),
+                .filename(&inbox_file)
+                .pragma("cache_size", "-4096"),
         )
         .await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(3)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(attach_inbox(&inbox_file, false))
+            .connect_with(options.clone().pragma("cache_size", "-2048"))
+            .await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(attach_inbox(&inbox_file, true))
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", "-8192")
+                    // A batch's statement journal (the pages its statements change, kept so a
+                    // failing statement can be undone alone) stays in memory instead of spilling
+                    // to a temporary file: 12% of this connection's time went to writing it.
+                    .pragma("temp_store", "memory"),
+            )
+            .await?;
         let relaxed = open(
             1,
             options
@@ -142,9 +262,9 @@ impl SqliteStore {
         Ok(Self {
             pool,
             writer,
+            inbox,
             relaxed,
             write_gate: Arc::default(),
-            inbox_waiting: Waiting::default(),
         })
     }
 
@@ -173,13 +293,10 @@ impl SqliteStore {
             }
         });
         q.push(" ON CONFLICT (source, event_id) DO NOTHING RETURNING source, event_id");
-        self.inbox_waiting.0.fetch_add(1, Ordering::Relaxed);
-        let _gate = self.write_gate.lock().await;
-        self.inbox_waiting.0.fetch_sub(1, Ordering::Relaxed);
         let inserted: Vec<EventKey> = q
             .build_query_as()
             .persistent(false)
-            .fetch_all(&self.writer)
+            .fetch_all(&self.inbox)
             .await?;
         Ok(inserted.into_iter().collect())
     }
@@ -188,26 +305,27 @@ impl SqliteStore {
     /// claims cannot change under it and its later writes never fail to upgrade.
     pub async fn begin_ledger(&self) -> Result<WriteTx, StoreError> {
         let gate = self.write_gate.clone().lock_owned().await;
-        Ok(WriteTx::Sqlite(
-            self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            gate,
-            self.inbox_waiting.held(),
-        ))
+        Ok(WriteTx::Sqlite(SqliteTx {
+            tx: self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            _gate: gate,
+            inbox: InboxWrites::new(self.inbox.clone()),
+        }))
     }
 
     /// A dispatcher round: like [`Self::begin_ledger`], on the connection that commits without fsync.
     pub async fn begin_outbox(&self) -> Result<WriteTx, StoreError> {
         let gate = self.write_gate.clone().lock_owned().await;
-        Ok(WriteTx::Sqlite(
-            self.relaxed.begin_with("BEGIN IMMEDIATE").await?,
-            gate,
-            self.inbox_waiting.held(),
-        ))
+        Ok(WriteTx::Sqlite(SqliteTx {
+            tx: self.relaxed.begin_with("BEGIN IMMEDIATE").await?,
+            _gate: gate,
+            inbox: InboxWrites::new(self.inbox.clone()),
+        }))
     }
 
     pub async fn close(&self) {
         self.writer.close().await;
         self.relaxed.close().await;
+        self.inbox.close().await;
         self.pool.close().await;
     }
 
@@ -242,5 +360,92 @@ impl SqliteStore {
 
     fn time_param(t: DateTime<Utc>) -> String {
         t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::*;
+    use crate::store::{NewEvent, Store};
+
+    /// The store's file with the inbox's table, as a store from before the inbox had a file of its
+    /// own (or a backup) has it; `keep_inbox` leaves the inbox's file too, as a crash between the
+    /// move's two commits does.
+    async fn as_one_file(dir: &tempfile::TempDir, keep_inbox: bool) {
+        let file = dir.path().join("payhook.db");
+        let mut conn = SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        attach_inbox_of(&mut conn, &file).await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        copy_inbox(&mut tx, "intake", "main").await.unwrap();
+        tx.commit().await.unwrap();
+        if !keep_inbox {
+            sqlx::query("DETACH DATABASE intake")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            for end in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{end}", inbox_file(&file).display()));
+            }
+        } else {
+            // What the store's copy says counts: the inbox's is replaced by it.
+            sqlx::query("DELETE FROM intake.webhook_events")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_one_file_store_has_its_inbox_moved_into_its_own_file_on_start() {
+        for keep_inbox in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::scratch(&dir).await;
+            let events: Vec<NewEvent> = (0..3)
+                .map(|n| NewEvent::sample(&format!("evt_move_{n}")))
+                .collect();
+            store.insert_events(&events).await.unwrap();
+            // The last id given is never given again, even once its event is gone.
+            let Store::Sqlite(s) = &*store else {
+                unreachable!()
+            };
+            sqlx::query("DELETE FROM webhook_events WHERE event_id = 'evt_move_2'")
+                .execute(&s.pool)
+                .await
+                .unwrap();
+            store.close().await;
+            as_one_file(&dir, keep_inbox).await;
+
+            let store = Store::scratch(&dir).await;
+            assert_eq!(store.count_events().await.unwrap(), 2, "kept: {keep_inbox}");
+            store
+                .insert_events(&[NewEvent::sample("evt_after_the_move")])
+                .await
+                .unwrap();
+            let after = store.event("stripe", "evt_after_the_move").await.unwrap();
+            assert_eq!(after.unwrap().id, 4);
+            let Store::Sqlite(s) = &*store else {
+                unreachable!()
+            };
+            let in_main: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM main.sqlite_master WHERE tbl_name = 'webhook_events'",
+            )
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+            assert_eq!(in_main, 0, "the store's file keeps no copy");
+            let indexes: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM intake.sqlite_master WHERE type = 'index' AND sql IS NOT NULL",
+            )
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+            assert_eq!(indexes, 4, "the inbox's indexes came with it");
+            store.close().await;
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! SQLite: the reads and the writes made outside a worker's transaction (admin actions, the
 //! thin-event fetcher, checkout sessions), on the reader pool.
 
+use sqlx::Connection;
 use sqlx::sqlite::SqliteRow;
 
 use super::SqliteStore;
@@ -17,6 +18,39 @@ use crate::store::{SandboxIntent, Session, StoreError, sql};
 impl SqliteStore {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         super::MIGRATOR.run(&self.pool).await?;
+        self.move_inbox_to_its_file().await
+    }
+
+    /// A store created before the inbox had a file of its own (or restored from a backup, which
+    /// is one file) has `webhook_events` in the store's file: its table, indexes and rows are
+    /// copied to the inbox's file in one transaction of that file, then dropped from the store's
+    /// in another. Until the drop has committed the store's copy is the one that counts: a crash
+    /// in between copies it again on the next start.
+    async fn move_inbox_to_its_file(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let moved: bool = sqlx::query_scalar(
+            "SELECT NOT EXISTS (SELECT 1 FROM main.sqlite_master WHERE name = 'webhook_events')",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if moved {
+            return Ok(());
+        }
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM main.webhook_events")
+            .fetch_one(&mut *conn)
+            .await?;
+        if events > 0 {
+            tracing::info!(events, "moving the inbox's events into its own file (once)");
+        }
+        let mut tx = conn.begin().await?;
+        sqlx::query("DROP TABLE IF EXISTS intake.webhook_events")
+            .execute(&mut *tx)
+            .await?;
+        super::copy_inbox(&mut tx, "main", "intake").await?;
+        tx.commit().await?;
+        sqlx::query("DROP TABLE main.webhook_events")
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 
@@ -536,8 +570,8 @@ impl SqliteStore {
     }
 
     /// One chunk of a bulk job, under the write gate like every other writer's transaction (a
-    /// single statement: held for milliseconds, then the inbox's turn comes), on the durable
-    /// writer connection.
+    /// single statement, held for milliseconds), on a durable connection: the writer for
+    /// notifications, the inbox's own for events.
     pub async fn requeue_selected(
         &self,
         s: &Selection,
@@ -555,6 +589,11 @@ impl SqliteStore {
             };
         }
         let _gate = self.write_gate.lock().await;
-        Ok(query.execute(&self.writer).await?.rows_affected())
+        // Events are in the inbox's file, which the writer only reads.
+        let conn = match s {
+            Selection::Events(_) => &self.inbox,
+            Selection::Deliveries(_) => &self.writer,
+        };
+        Ok(query.execute(conn).await?.rows_affected())
     }
 }
