@@ -1,6 +1,7 @@
 //! The processor worker: claims a batch of inbox events and applies them to the ledger in one
 //! transaction, marking each `processed`, `ignored` or `failed`: an event's ledger change and its
-//! mark are one atomic unit. The batch is applied as a whole ([`super::batch`]: a few statements
+//! mark are one atomic unit (on SQLite, whose inbox has a file of its own, the mark follows the
+//! ledger's commit: an event whose mark was lost is applied again, which changes nothing). The batch is applied as a whole ([`super::batch`]: a few statements
 //! whatever its size); if that fails, it is rolled back and its events are applied one at a time,
 //! each in its own savepoint, so an event whose application fails is rolled back alone; its
 //! attempt is recorded and it is retried with backoff, then left `failed` for a replay. The batch
@@ -32,6 +33,13 @@ const IDLE_WAIT: Duration = Duration::from_secs(5);
 /// is applied in large ones; on SQLite a batch holds the one write lock for a few milliseconds.
 const BATCH: i64 = 128;
 
+/// Events claimed per transaction while a dispatcher round waits for SQLite's write lock: the
+/// round waits for the batch in hand, and a round lets at most a target's `concurrency`
+/// notifications go, so the batch's length bounds how fast notifications go out. 128 events hold
+/// the lock ~20 ms: at most ~1,500 notifications/s at the default concurrency of 32, and at 2,000
+/// webhooks/s the notifications fell seconds behind while the ledger kept up.
+const SHARED_BATCH: i64 = 32;
+
 /// How long the processor lets events gather after a batch that was not full, before claiming
 /// again: a transaction per handful of events rather than per webhook, so that under a steady
 /// stream the processor takes the write lock (and the CPU) from ingest less often. It is added to
@@ -43,9 +51,8 @@ const GATHER: Duration = Duration::from_millis(10);
 
 /// While at least [`GIVE_WAY_FROM`] webhooks wait for their inbox commit, the processor rests this
 /// many times as long as its last batch took before it claims again: it keeps at least a third of
-/// its pace and leaves the rest of the CPU (and on SQLite, of the one write lock) to
-/// acknowledgements. A burst is stored first and applied as fast as the acknowledgements leave
-/// room; the backlog goes once it ends.
+/// its pace and leaves the rest of the CPU to acknowledgements. A burst is stored first and applied
+/// as fast as the acknowledgements leave room; the backlog goes once it ends.
 const GIVE_WAY: u32 = 2;
 
 /// How the ledger reads what a provider's API confirmed.
@@ -61,16 +68,21 @@ const GIVE_WAY_FROM: usize = 16;
 const GIVE_WAY_MAX: Duration = Duration::from_millis(50);
 
 /// How long the processor waits before claiming again after a batch of `handled` events that took
-/// `took`, with `waiting` webhooks waiting for their inbox commit. `one_writer`: the store has one
-/// write lock, which acknowledgements share (SQLite).
-fn pause_after(handled: usize, took: Duration, waiting: usize, one_writer: bool) -> Duration {
+/// `took` (of `limit` asked), with `waiting` webhooks waiting for their inbox commit. `one_writer`:
+/// the store has one write lock, which dispatcher rounds share (SQLite).
+fn pause_after(
+    handled: usize,
+    limit: i64,
+    took: Duration,
+    waiting: usize,
+    one_writer: bool,
+) -> Duration {
     if waiting >= GIVE_WAY_FROM {
         (took * GIVE_WAY).clamp(GATHER, GIVE_WAY_MAX)
-    } else if (handled as i64) < BATCH {
+    } else if (handled as i64) < limit {
         if one_writer {
-            // The whole pause leaves the lock to acknowledgements: counting the batch's time took
-            // SQLite's acknowledgement p50 at 1,000 webhooks/s from ~5 to ~7.5 ms, for nothing
-            // end to end.
+            // The whole pause: larger batches, fewer commits, and the lock left to dispatcher
+            // rounds meanwhile.
             GATHER
         } else {
             // Events gathered while the batch ran. Waiting the whole pause after it as well made
@@ -180,9 +192,22 @@ impl Processor {
 
     /// Handles the next batch of waiting events, if any.
     pub async fn try_process_next(&self) -> Result<Outcome, StoreError> {
+        self.try_process_up_to(self.batch_limit()).await
+    }
+
+    /// A full batch, or a shorter one while a dispatcher round waits for the write lock.
+    fn batch_limit(&self) -> i64 {
+        if self.store.outbox_waits() {
+            SHARED_BATCH
+        } else {
+            BATCH
+        }
+    }
+
+    async fn try_process_up_to(&self, limit: i64) -> Result<Outcome, StoreError> {
         self.try_process(Claim::Next {
             now_ms: Utc::now().timestamp_millis(),
-            limit: BATCH,
+            limit,
         })
         .await
     }
@@ -200,7 +225,7 @@ impl Processor {
     /// a time.
     pub async fn try_process(&self, claim: Claim) -> Result<Outcome, StoreError> {
         let mut tx = self.store.begin_ledger().await?;
-        // On SQLite, from here to the commit the transaction holds the one write lock.
+        // On SQLite, from here to the commit the transaction holds the store file's write lock.
         let begun = std::time::Instant::now();
         let mut events = tx.claim(claim).await?;
         if events.is_empty() {
@@ -379,11 +404,13 @@ impl Processor {
         let mut outage = 0u32;
         while !*stopped.borrow() {
             let started = std::time::Instant::now();
-            let wait = match self.try_process_next().await {
+            let limit = self.batch_limit();
+            let wait = match self.try_process_up_to(limit).await {
                 Ok(Outcome::Handled(batch)) => {
                     outage = 0;
                     let pause = pause_after(
                         batch.len(),
+                        limit,
                         started.elapsed(),
                         self.ingest.waiting(),
                         matches!(*self.store, Store::Sqlite(_)),
@@ -524,7 +551,8 @@ mod tests {
     fn the_processor_rests_between_batches_while_webhooks_wait_for_their_commit() {
         let ms = Duration::from_millis;
         for one_writer in [true, false] {
-            let pause = |handled, took, waiting| pause_after(handled, took, waiting, one_writer);
+            let pause =
+                |handled, took, waiting| pause_after(handled, BATCH, took, waiting, one_writer);
             // A burst waiting: twice the batch's time, at least the gathering pause, at most 50 ms.
             assert_eq!(pause(BATCH as usize, ms(10), 100), ms(20));
             assert_eq!(pause(5, ms(6), GIVE_WAY_FROM), ms(12));
@@ -535,11 +563,16 @@ mod tests {
             assert_eq!(pause(BATCH as usize, ms(10), 0), Duration::ZERO);
         }
         // A trickle is let gather. With one write lock, the whole pause after each batch ...
-        assert_eq!(pause_after(3, ms(1), 1, true), GATHER);
-        assert_eq!(pause_after(40, ms(28), 0, true), GATHER);
+        assert_eq!(pause_after(3, BATCH, ms(1), 1, true), GATHER);
+        assert_eq!(pause_after(40, BATCH, ms(28), 0, true), GATHER);
         // ... else what is left of it after the batch's own time, when events gathered too.
-        assert_eq!(pause_after(3, ms(1), 1, false), ms(9));
-        assert_eq!(pause_after(40, ms(4), 0, false), ms(6));
-        assert_eq!(pause_after(40, ms(28), 0, false), Duration::ZERO);
+        assert_eq!(pause_after(3, BATCH, ms(1), 1, false), ms(9));
+        assert_eq!(pause_after(40, BATCH, ms(4), 0, false), ms(6));
+        assert_eq!(pause_after(40, BATCH, ms(28), 0, false), Duration::ZERO);
+        // A short batch that was full (a dispatcher round waited) is a backlog: no pause.
+        assert_eq!(
+            pause_after(SHARED_BATCH as usize, SHARED_BATCH, ms(5), 0, true),
+            Duration::ZERO
+        );
     }
 }

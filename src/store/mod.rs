@@ -139,6 +139,15 @@ impl Store {
         }
     }
 
+    /// A dispatcher round waits for the write lock a ledger batch holds (SQLite's one writer per
+    /// file; PostgreSQL's transactions do not wait on each other's).
+    pub fn outbox_waits(&self) -> bool {
+        match self {
+            Store::Sqlite(s) => s.outbox_waits(),
+            Store::Postgres(_) => false,
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Sqlite(_) => "sqlite",

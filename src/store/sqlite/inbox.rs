@@ -8,7 +8,7 @@
 //! applied whose ledger change was lost.
 
 use chrono::{DateTime, Utc};
-use sqlx::SqlitePool;
+use sqlx::{Connection, SqlitePool};
 use tokio::sync::OwnedMutexGuard;
 
 use super::SqliteStore;
@@ -19,13 +19,20 @@ use crate::store::events::Failure;
 /// A write transaction on the store's file, with the write gate held.
 pub struct SqliteTx {
     pub(in crate::store) tx: sqlx::Transaction<'static, sqlx::Sqlite>,
-    pub(in crate::store) _gate: OwnedMutexGuard<()>,
+    pub(in crate::store) gate: OwnedMutexGuard<()>,
+    /// A ledger transaction's hold on claiming events, kept until its marks are written: the
+    /// store's write lock goes to the next transaction (a dispatcher round) as soon as the store's
+    /// file has committed, but no one claims the events until they are marked.
+    pub(in crate::store) claiming: Option<OwnedMutexGuard<()>>,
     pub(in crate::store) inbox: InboxWrites,
 }
 
 /// What the transaction will write to events once it has committed.
 pub struct InboxWrites {
     inbox: SqlitePool,
+    /// The inbox's commits wait for fsync (`synchronous=FULL`, acknowledgements need it): the
+    /// marks' commit need not, and does not.
+    durable: bool,
     marks: Vec<Mark>,
     /// How many marks there were when the open savepoint began: undoing it drops the later ones.
     part: usize,
@@ -43,9 +50,10 @@ enum Mark {
 }
 
 impl InboxWrites {
-    pub(super) fn new(inbox: SqlitePool) -> InboxWrites {
+    pub(super) fn new(inbox: SqlitePool, durable: bool) -> InboxWrites {
         InboxWrites {
             inbox,
+            durable,
             marks: Vec::new(),
             part: 0,
         }
@@ -83,13 +91,40 @@ impl InboxWrites {
         self.marks.truncate(self.part);
     }
 
-    /// Writes the marks, in one transaction of the inbox's file.
+    /// Writes the marks, in one transaction of the inbox's file that commits without waiting for
+    /// fsync: after a power cut the last marks may be missing, and their events are applied again
+    /// (see the module's doc), where an fsync per ledger batch would hold up the acknowledgements
+    /// committing behind it. The next acknowledgement's fsync makes them durable (a WAL is synced
+    /// up to its end).
     pub(in crate::store) async fn write(self) -> Result<(), StoreError> {
         if self.marks.is_empty() {
             return Ok(());
         }
-        let mut tx = self.inbox.begin().await?;
-        for mark in &self.marks {
+        let mut conn = self.inbox.acquire().await?;
+        if !self.durable {
+            return Self::write_marks(&mut conn, &self.marks).await;
+        }
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
+        let written = Self::write_marks(&mut conn, &self.marks).await;
+        // The connection goes back to acknowledgements: durable again, or closed.
+        if sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await
+            .is_err()
+        {
+            conn.close_on_drop();
+        }
+        written
+    }
+
+    async fn write_marks(
+        conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
+        marks: &[Mark],
+    ) -> Result<(), StoreError> {
+        let mut tx = conn.begin().await?;
+        for mark in marks {
             match mark {
                 Mark::Finished { marks, now } => {
                     let marks: Vec<(i64, EventStatus, Option<&str>)> = marks
@@ -109,9 +144,19 @@ impl InboxWrites {
 }
 
 impl SqliteTx {
-    /// Commits the store's file, then the marks on events.
+    /// Commits the store's file, lets the next writer of that file in, then writes the marks on
+    /// events (they may wait for an acknowledgement's commit on the inbox's file).
     pub(in crate::store) async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
-        self.inbox.write().await
+        let SqliteTx {
+            tx,
+            gate,
+            claiming,
+            inbox,
+        } = self;
+        tx.commit().await?;
+        drop(gate);
+        inbox.write().await?;
+        drop(claiming);
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -47,6 +48,8 @@ pub struct SqliteStore {
     /// One connection on the inbox's own file: acknowledgements' inserts, and the marks ledger
     /// batches leave on the events they applied.
     inbox: SqlitePool,
+    /// Commits wait for fsync (`synchronous=FULL`, the default).
+    durable: bool,
     /// One connection whose commits do not wait for fsync, for the dispatcher's bookkeeping
     /// (leases, attempts, delivered marks). After a power loss such a commit may be missing: a
     /// notification is then sent again with the same id, never lost. The outbox rows themselves
@@ -56,6 +59,27 @@ pub struct SqliteStore {
     /// round): SQLite takes one writer at a time, and its busy handler sleeps up to 100 ms
     /// between tries where this queue hands over at once, in order.
     write_gate: Arc<Mutex<()>>,
+    /// Dispatcher rounds waiting for the gate: the ledger processor shortens its batches for them.
+    rounds_waiting: Arc<AtomicUsize>,
+    /// Held by a ledger transaction from before it claims until its marks are written (see
+    /// [`SqliteTx`]).
+    claiming: Arc<Mutex<()>>,
+}
+
+/// Counts its holder in while it lives (a round waiting for the gate, even one given up on).
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(count: &'a AtomicUsize) -> Counted<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        Counted(count)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The inbox's file beside the store's: `payhook.db` keeps its events in `payhook.db-inbox`.
@@ -216,11 +240,16 @@ impl SqliteStore {
         // Page caches (`cache_size`, KiB when negative) bound most of payhook's memory: the
         // writer's keeps the ledger's index pages between commits, the inbox's its indexes'; the
         // readers' are small, since a large store's listings read few pages each.
-        let open = |connections: u32, options: SqliteConnectOptions| {
+        // A connection to a file does not go stale as a network connection does: no ping (a round
+        // trip to the connection's thread) before each use.
+        let pool_options = |connections: u32| {
             SqlitePoolOptions::new()
                 .max_connections(connections)
                 .acquire_timeout(Duration::from_secs(5))
-                .connect_with(options)
+                .test_before_acquire(false)
+        };
+        let open = |connections: u32, options: SqliteConnectOptions| {
+            pool_options(connections).connect_with(options)
         };
         // First, so that the file exists (in WAL mode) when the others attach it.
         let inbox = open(
@@ -231,15 +260,11 @@ impl SqliteStore {
                 .pragma("cache_size", "-4096"),
         )
         .await?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(3)
-            .acquire_timeout(Duration::from_secs(5))
+        let pool = pool_options(3)
             .after_connect(attach_inbox(&inbox_file, false))
             .connect_with(options.clone().pragma("cache_size", "-2048"))
             .await?;
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
+        let writer = pool_options(1)
             .after_connect(attach_inbox(&inbox_file, true))
             .connect_with(
                 options
@@ -263,8 +288,11 @@ impl SqliteStore {
             pool,
             writer,
             inbox,
+            durable: matches!(sync, SqliteSync::Full),
             relaxed,
             write_gate: Arc::default(),
+            rounds_waiting: Arc::default(),
+            claiming: Arc::default(),
         })
     }
 
@@ -304,22 +332,33 @@ impl SqliteStore {
     /// `BEGIN IMMEDIATE`: the transaction holds the write lock from its first read, so the event it
     /// claims cannot change under it and its later writes never fail to upgrade.
     pub async fn begin_ledger(&self) -> Result<WriteTx, StoreError> {
+        let claiming = self.claiming.clone().lock_owned().await;
         let gate = self.write_gate.clone().lock_owned().await;
         Ok(WriteTx::Sqlite(SqliteTx {
             tx: self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            _gate: gate,
-            inbox: InboxWrites::new(self.inbox.clone()),
+            gate,
+            claiming: Some(claiming),
+            inbox: InboxWrites::new(self.inbox.clone(), self.durable),
         }))
     }
 
     /// A dispatcher round: like [`Self::begin_ledger`], on the connection that commits without fsync.
     pub async fn begin_outbox(&self) -> Result<WriteTx, StoreError> {
-        let gate = self.write_gate.clone().lock_owned().await;
+        let gate = {
+            let _waiting = Counted::new(&self.rounds_waiting);
+            self.write_gate.clone().lock_owned().await
+        };
         Ok(WriteTx::Sqlite(SqliteTx {
             tx: self.relaxed.begin_with("BEGIN IMMEDIATE").await?,
-            _gate: gate,
-            inbox: InboxWrites::new(self.inbox.clone()),
+            gate,
+            claiming: None,
+            inbox: InboxWrites::new(self.inbox.clone(), self.durable),
         }))
+    }
+
+    /// A dispatcher round waits for the write gate.
+    pub fn outbox_waits(&self) -> bool {
+        self.rounds_waiting.load(Ordering::Relaxed) > 0
     }
 
     pub async fn close(&self) {
