@@ -92,8 +92,13 @@ pub fn inbox_file(store: &Path) -> PathBuf {
 /// Attaches the inbox's file of the store at `store` to a connection of its own (a tool's, a
 /// test's), as payhook's connections have it: `webhook_events` is then found by its name.
 pub async fn attach_inbox_of(conn: &mut SqliteConnection, store: &Path) -> Result<(), sqlx::Error> {
+    attach_as_intake(conn, inbox_file(store).to_string_lossy().into_owned()).await
+}
+
+/// `ATTACH`es the database `name` (a path, or a `file:` URI) as `intake`.
+async fn attach_as_intake(conn: &mut SqliteConnection, name: String) -> Result<(), sqlx::Error> {
     sqlx::query("ATTACH DATABASE $1 AS intake")
-        .bind(inbox_file(store).to_string_lossy().into_owned())
+        .bind(name)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -124,10 +129,7 @@ fn attach_inbox(
     move |conn, _| {
         let name = name.clone();
         Box::pin(async move {
-            sqlx::query("ATTACH DATABASE $1 AS intake")
-                .bind(name)
-                .execute(&mut *conn)
-                .await?;
+            attach_as_intake(conn, name).await?;
             // Each connection keeps a page cache per attached file; this one stays small.
             sqlx::query("PRAGMA intake.cache_size = -256")
                 .execute(&mut *conn)
