@@ -9,7 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 use crate::app;
 use crate::config::Settings;
-use crate::store::{copy_inbox, inbox_file as payhook_inbox_file};
+use crate::store::{attach_inbox_of, copy_inbox, inbox_file as payhook_inbox_file};
 
 /// Where the inbox's snapshot waits to be added to the backup: beside it, so on the same disk.
 fn scratch_file(backup: &std::path::Path) -> PathBuf {
@@ -76,9 +76,7 @@ pub async fn run(settings: Settings, args: BackupArgs) -> anyhow::Result<ExitCod
         .with_context(|| format!("opening the store {}", store.display()))?;
     let attached = inbox.is_file();
     if attached {
-        sqlx::query("ATTACH DATABASE ? AS intake")
-            .bind(inbox.to_string_lossy().into_owned())
-            .execute(&mut conn)
+        attach_inbox_of(&mut conn, store)
             .await
             .with_context(|| format!("opening the inbox {}", inbox.display()))?;
         sqlx::query("VACUUM intake INTO ?")

@@ -1,12 +1,12 @@
 //! The processor worker: claims a batch of inbox events and applies them to the ledger in one
 //! transaction, marking each `processed`, `ignored` or `failed`: an event's ledger change and its
 //! mark are one atomic unit (on SQLite, whose inbox has a file of its own, the mark follows the
-//! ledger's commit: an event whose mark was lost is applied again, which changes nothing). The batch is applied as a whole ([`super::batch`]: a few statements
-//! whatever its size); if that fails, it is rolled back and its events are applied one at a time,
-//! each in its own savepoint, so an event whose application fails is rolled back alone; its
-//! attempt is recorded and it is retried with backoff, then left `failed` for a replay. The batch
-//! commits once (one fsync for many events). The worker is woken by ingest; it only sleeps when
-//! there is nothing to do.
+//! ledger's commit: an event whose mark was lost is applied again, which changes nothing). The
+//! batch is applied as a whole ([`super::batch`]: a few statements whatever its size); if that
+//! fails, it is rolled back and its events are applied one at a time, each in its own savepoint,
+//! so an event whose application fails is rolled back alone; its attempt is recorded and it is
+//! retried with backoff, then left `failed` for a replay. The batch commits once (one fsync for
+//! many events). The worker is woken by ingest; it only sleeps when there is nothing to do.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
