@@ -553,6 +553,30 @@ async fn the_largest_inbox_batch_is_stored_in_one_commit() {
     assert_eq!(new.iter().filter(|n| **n).count(), limit - 1);
     assert!(!new[7], "evt_largest_7 was already stored");
 
+    // Stored and new events mixed in one batch, and an id already stored for another source: each
+    // answered for itself.
+    let mixed = [
+        event(limit),
+        event(3),
+        NewEvent {
+            source: "sandbox".into(),
+            ..event(5)
+        },
+        event(5),
+        event(limit + 1),
+    ];
+    assert_eq!(
+        store.insert_events(&mixed).await.unwrap(),
+        [true, false, true, false, true]
+    );
+    assert_eq!(
+        store
+            .insert_events(&[event(3), event(limit)])
+            .await
+            .unwrap(),
+        [false, false]
+    );
+
     for n in [0, 7, limit - 1] {
         let stored = store
             .event("stripe", &format!("evt_largest_{n}"))

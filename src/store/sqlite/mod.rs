@@ -306,6 +306,11 @@ impl SqliteStore {
     /// transaction (one WAL fsync). Its text depends on the batch's size, so it is not kept
     /// prepared: SQLite compiles it in microseconds. The trace column is named only when tracing
     /// gave an event a context: with tracing off the statement is what it always was.
+    ///
+    /// Which rows were new comes from the count of rows inserted, not from `RETURNING`: sqlx hands
+    /// each returned row from the connection's thread to the task on its own, a wake-up per row,
+    /// for an answer that is nearly always "all of them". Only a batch holding an event already
+    /// stored asks again, in [`Self::newest_of`].
     pub async fn insert_events(&self, batch: &[NewEvent]) -> Result<HashSet<EventKey>, StoreError> {
         let traced = batch.iter().any(|e| e.trace_context.is_some());
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(if traced {
@@ -325,13 +330,46 @@ impl SqliteStore {
                 row.push_bind(e.trace_context.as_deref());
             }
         });
-        q.push(" ON CONFLICT (source, event_id) DO NOTHING RETURNING source, event_id");
-        let inserted: Vec<EventKey> = q
+        q.push(" ON CONFLICT (source, event_id) DO NOTHING");
+        let inserted = q.build().persistent(false).execute(&self.inbox).await?;
+        let new = inserted.rows_affected() as usize;
+        if new == batch.len() {
+            return Ok(batch
+                .iter()
+                .map(|e| (e.source.clone(), e.event_id.clone()))
+                .collect());
+        }
+        if new == 0 {
+            return Ok(HashSet::new());
+        }
+        self.newest_of(batch, new).await
+    }
+
+    /// The `new` rows of `batch` this batch's statement inserted: ids only grow (`AUTOINCREMENT`)
+    /// and events are never deleted, so they are the batch's `new` stored rows with the highest
+    /// ids; the others were stored before. Committed already: read on any connection.
+    async fn newest_of(
+        &self,
+        batch: &[NewEvent],
+        new: usize,
+    ) -> Result<HashSet<EventKey>, StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("WITH batch (source, event_id) AS (");
+        // `CROSS JOIN`: the batch's keys drive, each one a search of the unique index.
+        q.push_values(batch, |mut row, e| {
+            row.push_bind(e.source.as_str())
+                .push_bind(e.event_id.as_str());
+        });
+        q.push(
+            ") SELECT e.source, e.event_id FROM batch CROSS JOIN webhook_events e \
+             ON e.source = batch.source AND e.event_id = batch.event_id",
+        );
+        q.push(" ORDER BY e.id DESC LIMIT ").push_bind(new as i64);
+        let rows: Vec<EventKey> = q
             .build_query_as()
             .persistent(false)
             .fetch_all(&self.inbox)
             .await?;
-        Ok(inserted.into_iter().collect())
+        Ok(rows.into_iter().collect())
     }
 
     /// `BEGIN IMMEDIATE`: the transaction holds the write lock from its first read, so the event it
