@@ -56,13 +56,31 @@ pub struct AttemptRow {
     pub next_attempt_at: Option<i64>,
 }
 
+/// Searches the unique key `(source, ref)` once per source: the sources are walked from one to
+/// the next through the same key (a few, whatever the table's size), so no second index of the
+/// refs alone is kept up to date for every event.
 const PAYMENTS_BY_REF: &str = "
+    WITH RECURSIVE sources (source) AS (
+        SELECT MIN(source) FROM payment_refs
+        UNION ALL
+        SELECT (SELECT MIN(r.source) FROM payment_refs r WHERE r.source > sources.source)
+        FROM sources WHERE sources.source IS NOT NULL)
     SELECT * FROM payments
-    WHERE id IN (SELECT payment_id FROM payment_refs WHERE ref = $1) ORDER BY id";
+    WHERE id IN (SELECT r.payment_id FROM sources
+                 JOIN payment_refs r ON r.source = sources.source AND r.ref = $1)
+    ORDER BY id";
 
+/// As [`PAYMENTS_BY_REF`], on the facts' unique key `(source, event_id)`.
 const PAYMENTS_BY_EVENT_ID: &str = "
+    WITH RECURSIVE sources (source) AS (
+        SELECT MIN(source) FROM payment_facts
+        UNION ALL
+        SELECT (SELECT MIN(f.source) FROM payment_facts f WHERE f.source > sources.source)
+        FROM sources WHERE sources.source IS NOT NULL)
     SELECT * FROM payments
-    WHERE id IN (SELECT payment_id FROM payment_facts WHERE event_id = $1) ORDER BY id";
+    WHERE id IN (SELECT f.payment_id FROM sources
+                 JOIN payment_facts f ON f.source = sources.source AND f.event_id = $1)
+    ORDER BY id";
 
 const PAYMENTS_BY_EVENT_ROW: &str = "
     SELECT * FROM payments
@@ -188,5 +206,87 @@ impl Store {
         );
         let params: Vec<Param> = delivery_ids.iter().map(|&i| Param::Int(i)).collect();
         self.rows(&sql, &params).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same provider id and event id under two sources: each look-up finds both payments, and
+    /// reads only the unique keys, whatever the tables hold.
+    #[tokio::test]
+    async fn an_id_without_its_source_is_found_under_every_source_through_the_unique_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::scratch(&dir).await;
+        let Store::Sqlite(sqlite) = &*store else {
+            unreachable!("a scratch store is SQLite")
+        };
+        for (id, source) in [(1, "stripe"), (2, "mollie"), (3, "paypal")] {
+            let (ref_id, event_id) = if id == 3 {
+                ("pi_other", "evt_other")
+            } else {
+                ("pi_shared", "evt_shared")
+            };
+            sqlx::query(
+                "INSERT INTO payments (id, source, status, created_at, updated_at)
+                 VALUES ($1, $2, 'succeeded', '2026-12-02T00:00:00Z', '2026-12-02T00:00:00Z')",
+            )
+            .bind(id)
+            .bind(source)
+            .execute(sqlite.reader())
+            .await
+            .unwrap();
+            sqlx::query("INSERT INTO payment_refs (source, ref, payment_id) VALUES ($1, $2, $3)")
+                .bind(source)
+                .bind(ref_id)
+                .bind(id)
+                .execute(sqlite.reader())
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO payment_facts (payment_id, source, event_id, occurred_at, fact)
+                 VALUES ($1, $2, $3, 0, '{}')",
+            )
+            .bind(id)
+            .bind(source)
+            .bind(event_id)
+            .execute(sqlite.reader())
+            .await
+            .unwrap();
+        }
+        let ids = |found: Vec<Payment>| -> Vec<i64> { found.iter().map(|p| p.id).collect() };
+        assert_eq!(
+            ids(store.payments_by_ref("pi_shared").await.unwrap()),
+            [1, 2]
+        );
+        assert_eq!(ids(store.payments_by_ref("pi_other").await.unwrap()), [3]);
+        assert!(store.payments_by_ref("pi_nobody").await.unwrap().is_empty());
+        assert_eq!(
+            ids(store.payments_by_event_id("evt_shared").await.unwrap()),
+            [1, 2]
+        );
+        assert_eq!(
+            ids(store.payments_by_event_id("evt_other").await.unwrap()),
+            [3]
+        );
+
+        for (sql, table) in [
+            (PAYMENTS_BY_REF, "payment_refs"),
+            (PAYMENTS_BY_EVENT_ID, "payment_facts"),
+        ] {
+            let plan = sqlite.query_plan(sql).await;
+            assert!(
+                plan.iter()
+                    .any(|d| d.contains(&format!("sqlite_autoindex_{table}_1 (source=? AND"))),
+                "{plan:#?}"
+            );
+            assert!(
+                !plan
+                    .iter()
+                    .any(|d| d.starts_with("SCAN") && !d.starts_with("SCAN sources")),
+                "{plan:#?}"
+            );
+        }
     }
 }

@@ -643,18 +643,7 @@ mod tests {
         let Store::Sqlite(sqlite) = &*store else {
             unreachable!("a scratch store is SQLite")
         };
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN QUERY PLAN {CLAIM_DELIVERIES}"
-        )))
-        .bind("booking-service")
-        .bind(0_i64)
-        .bind(0_i64)
-        .bind(16_i64)
-        .bind(0_i64)
-        .fetch_all(sqlite.reader())
-        .await
-        .unwrap();
-        let plan: Vec<&str> = plan.iter().map(|(.., detail)| detail.as_str()).collect();
+        let plan = sqlite.query_plan(CLAIM_DELIVERIES).await;
         assert!(
             plan.iter()
                 .any(|d| d.contains("SEARCH d USING INDEX deliveries_due")),

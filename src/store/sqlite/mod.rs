@@ -433,13 +433,25 @@ impl SqliteStore {
         Ok((1..=n as i64).map(|i| last + i).collect())
     }
 
-    /// A time as the inbox stores it (RFC 3339 text, UTC, `T` and `Z`), with nanoseconds so that
-    /// it compares as text in the order of the times.
     /// The reader pool, for the reads written once for both backends.
     pub(in crate::store) fn reader(&self) -> &SqlitePool {
         &self.pool
     }
 
+    /// How SQLite would run `sql` (`EXPLAIN QUERY PLAN`, each step's detail): the statement is
+    /// compiled, not run, so its parameters need no values.
+    #[cfg(test)]
+    pub(in crate::store) async fn query_plan(&self, sql: &str) -> Vec<String> {
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(&self.pool)
+                .await
+                .unwrap();
+        plan.into_iter().map(|(.., detail)| detail).collect()
+    }
+
+    /// A time as the inbox stores it (RFC 3339 text, UTC, `T` and `Z`), with nanoseconds so that
+    /// it compares as text in the order of the times.
     fn time_param(t: DateTime<Utc>) -> String {
         t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
     }
