@@ -1,6 +1,8 @@
 //! The inbox's rows (`webhook_events`) as the rest of payhook sees them: an event on its way in,
 //! as stored, as listed, as claimed by the processor, and the choices a worker or a listing makes.
 
+use std::collections::HashSet;
+
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
@@ -40,6 +42,14 @@ impl NewEvent {
 
 /// The key of a stored event, as returned by the insert.
 pub(crate) type EventKey = (String, String);
+
+/// Per event of `batch`, whether it is among the keys `inserted`.
+pub(crate) fn inserted_flags(batch: &[NewEvent], inserted: &HashSet<EventKey>) -> Vec<bool> {
+    batch
+        .iter()
+        .map(|e| inserted.contains(&(e.source.clone(), e.event_id.clone())))
+        .collect()
+}
 
 /// An inbox row.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -166,14 +166,13 @@ impl Store {
     /// answer says, per row, whether it was new (`true`) or already stored. Nothing is reported until
     /// the transaction has committed.
     pub async fn insert_events(&self, batch: &[NewEvent]) -> Result<Vec<bool>, StoreError> {
-        let inserted = match self {
-            Store::Sqlite(s) => s.insert_events(batch).await?,
-            Store::Postgres(s) => s.insert_events(batch).await?,
-        };
-        Ok(batch
-            .iter()
-            .map(|e| inserted.contains(&(e.source.clone(), e.event_id.clone())))
-            .collect())
+        match self {
+            Store::Sqlite(s) => s.insert_events(batch).await,
+            Store::Postgres(s) => Ok(events::inserted_flags(
+                batch,
+                &s.insert_events(batch).await?,
+            )),
+        }
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

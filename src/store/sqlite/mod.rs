@@ -311,7 +311,7 @@ impl SqliteStore {
     /// each returned row from the connection's thread to the task on its own, a wake-up per row,
     /// for an answer that is nearly always "all of them". Only a batch holding an event already
     /// stored asks again, in [`Self::newest_of`].
-    pub async fn insert_events(&self, batch: &[NewEvent]) -> Result<HashSet<EventKey>, StoreError> {
+    pub async fn insert_events(&self, batch: &[NewEvent]) -> Result<Vec<bool>, StoreError> {
         let traced = batch.iter().any(|e| e.trace_context.is_some());
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(if traced {
             "INSERT INTO webhook_events (source, event_id, event_type, payload, headers, received_at, \
@@ -333,21 +333,17 @@ impl SqliteStore {
         q.push(" ON CONFLICT (source, event_id) DO NOTHING");
         let inserted = q.build().persistent(false).execute(&self.inbox).await?;
         let new = inserted.rows_affected() as usize;
-        if new == batch.len() {
-            return Ok(batch
-                .iter()
-                .map(|e| (e.source.clone(), e.event_id.clone()))
-                .collect());
+        if new == batch.len() || new == 0 {
+            return Ok(vec![new > 0; batch.len()]);
         }
-        if new == 0 {
-            return Ok(HashSet::new());
-        }
-        self.newest_of(batch, new).await
+        let inserted = self.newest_of(batch, new).await?;
+        Ok(super::events::inserted_flags(batch, &inserted))
     }
 
     /// The `new` rows of `batch` this batch's statement inserted: ids only grow (`AUTOINCREMENT`)
     /// and events are never deleted, so they are the batch's `new` stored rows with the highest
-    /// ids; the others were stored before. Committed already: read on any connection.
+    /// ids; the others were stored before. Read on the inbox's connection, which has just
+    /// committed them.
     async fn newest_of(
         &self,
         batch: &[NewEvent],
