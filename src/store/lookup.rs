@@ -56,19 +56,8 @@ pub struct AttemptRow {
     pub next_attempt_at: Option<i64>,
 }
 
-/// Searches the unique key `(source, ref)` once per source: the sources are walked from one to
-/// the next through the same key (a few, whatever the table's size), so no second index of the
-/// refs alone is kept up to date for every event.
-const PAYMENTS_BY_REF: &str = "
-    WITH RECURSIVE sources (source) AS (
-        SELECT MIN(source) FROM payment_refs
-        UNION ALL
-        SELECT (SELECT MIN(r.source) FROM payment_refs r WHERE r.source > sources.source)
-        FROM sources WHERE sources.source IS NOT NULL)
-    SELECT * FROM payments
-    WHERE id IN (SELECT r.payment_id FROM sources
-                 JOIN payment_refs r ON r.source = sources.source AND r.ref = $1)
-    ORDER BY id";
+/// Payments by any of their provider ids (see [`sql::payments_by_ref`]).
+const PAYMENTS_BY_REF: &str = sql::payments_by_ref!("");
 
 /// As [`PAYMENTS_BY_REF`], on the facts' unique key `(source, event_id)`.
 const PAYMENTS_BY_EVENT_ID: &str = "
@@ -212,6 +201,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::PaymentKey;
 
     /// The same provider id and event id under two sources: each look-up finds both payments, and
     /// reads only the unique keys, whatever the tables hold.
@@ -228,22 +218,31 @@ mod tests {
             } else {
                 ("pi_shared", "evt_shared")
             };
+            let session = format!("cs_{id}");
             sqlx::query(
-                "INSERT INTO payments (id, source, status, created_at, updated_at)
-                 VALUES ($1, $2, 'succeeded', '2026-12-02T00:00:00Z', '2026-12-02T00:00:00Z')",
+                "INSERT INTO payments (id, source, payment_intent_id, checkout_session_id, status,
+                                       created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 'succeeded', '2026-12-02T00:00:00Z',
+                         '2026-12-02T00:00:00Z')",
             )
             .bind(id)
             .bind(source)
+            .bind(ref_id)
+            .bind(&session)
             .execute(sqlite.reader())
             .await
             .unwrap();
-            sqlx::query("INSERT INTO payment_refs (source, ref, payment_id) VALUES ($1, $2, $3)")
+            for ref_id in [ref_id, &session] {
+                sqlx::query(
+                    "INSERT INTO payment_refs (source, ref, payment_id) VALUES ($1, $2, $3)",
+                )
                 .bind(source)
                 .bind(ref_id)
                 .bind(id)
                 .execute(sqlite.reader())
                 .await
                 .unwrap();
+            }
             sqlx::query(
                 "INSERT INTO payment_facts (payment_id, source, event_id, occurred_at, fact)
                  VALUES ($1, $2, $3, 0, '{}')",
@@ -271,8 +270,20 @@ mod tests {
             [3]
         );
 
+        // The checkout pages' look-ups: by the id in its own column only.
+        let by = |key, id: &'static str| {
+            let store = store.clone();
+            async move { ids(store.payments_where(key, id).await.unwrap()) }
+        };
+        assert_eq!(by(PaymentKey::PaymentIntent, "pi_shared").await, [1, 2]);
+        assert_eq!(by(PaymentKey::CheckoutSession, "cs_3").await, [3]);
+        assert!(by(PaymentKey::CheckoutSession, "pi_other").await.is_empty());
+        assert!(by(PaymentKey::PaymentIntent, "cs_2").await.is_empty());
+
         for (sql, table) in [
             (PAYMENTS_BY_REF, "payment_refs"),
+            (sql::PAYMENTS_OF_SESSION, "payment_refs"),
+            (sql::PAYMENTS_OF_INTENT, "payment_refs"),
             (PAYMENTS_BY_EVENT_ID, "payment_facts"),
         ] {
             let plan = sqlite.query_plan(sql).await;

@@ -128,11 +128,35 @@ pub const BOOKINGS_PAID_TWICE: &str = "
 
 pub const PAYMENTS_OF_BOOKING: &str = "SELECT * FROM payments WHERE booking_id = $1 ORDER BY id";
 
-pub const PAYMENTS_OF_SESSION: &str =
-    "SELECT * FROM payments WHERE checkout_session_id = $1 ORDER BY id";
+/// The payments one of whose provider ids is `$1`, oldest first, and of those the ones `filter`
+/// (SQL, starting with `AND`) keeps. The unique key `(source, ref)` is searched once per source:
+/// the sources are walked from one to the next through the same key (a few, whatever the table's
+/// size), so no second index of the ids alone is kept up to date for every event.
+macro_rules! payments_by_ref {
+    ($filter:literal) => {
+        concat!(
+            "WITH RECURSIVE sources (source) AS (
+                SELECT MIN(source) FROM payment_refs
+                UNION ALL
+                SELECT (SELECT MIN(r.source) FROM payment_refs r WHERE r.source > sources.source)
+                FROM sources WHERE sources.source IS NOT NULL)
+            SELECT * FROM payments
+            WHERE id IN (SELECT r.payment_id FROM sources
+                         JOIN payment_refs r ON r.source = sources.source AND r.ref = $1) ",
+            $filter,
+            " ORDER BY id"
+        )
+    };
+}
+pub(super) use payments_by_ref;
 
-pub const PAYMENTS_OF_INTENT: &str =
-    "SELECT * FROM payments WHERE payment_intent_id = $1 ORDER BY id";
+/// A checkout session's payments, found through its id among the provider ids: the return page
+/// polls this, and `WHERE checkout_session_id = $1` alone read every payment (the unique keys on
+/// that column lead with the source).
+pub const PAYMENTS_OF_SESSION: &str = payments_by_ref!("AND checkout_session_id = $1");
+
+/// A payment intent's payments, as [`PAYMENTS_OF_SESSION`].
+pub const PAYMENTS_OF_INTENT: &str = payments_by_ref!("AND payment_intent_id = $1");
 
 pub const EVENTS_BY_STATUS: &str =
     "SELECT status, COUNT(*) FROM webhook_events GROUP BY status ORDER BY status";
