@@ -557,4 +557,109 @@ mod tests {
         }
         store.close().await;
     }
+
+    /// A store from before the payments' id keys were dropped keeps its payments, their ids, the
+    /// next id to give and the references to them through the table's copy.
+    #[tokio::test]
+    async fn payments_keep_their_rows_ids_and_references_through_the_copy_that_drops_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("payhook.db");
+        let older = tempfile::tempdir().unwrap();
+        let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        for entry in std::fs::read_dir(all).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_owned();
+            if name.to_string_lossy().as_ref() < "0016" {
+                std::fs::copy(&path, older.path().join(name)).unwrap();
+            }
+        }
+        let mut conn = SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+            .await
+            .unwrap();
+        Migrator::new(older.path())
+            .await
+            .unwrap()
+            .run(&mut conn)
+            .await
+            .unwrap();
+        for (id, booking) in [(1, "bk_1"), (2, "bk_2"), (3, "bk_3")] {
+            sqlx::query(
+                "INSERT INTO payments (id, source, booking_id, payment_intent_id, status, attention,
+                                       created_at, updated_at)
+                 VALUES ($1, 'stripe', $2, 'pi_' || $1, 'succeeded', 'duplicate',
+                         '2026-12-02T00:00:00Z', '2026-12-02T00:00:00Z')",
+            )
+            .bind(id)
+            .bind(booking)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO payment_refs (source, ref, payment_id) VALUES ('stripe', 'pi_' || $1, $1)",
+            )
+            .bind(id)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        // The last payment merged away: its id is never given again.
+        for sql in [
+            "DELETE FROM payment_refs WHERE payment_id = 3",
+            "DELETE FROM payments WHERE id = 3",
+        ] {
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+
+        let store = Store::scratch(&dir).await;
+        let Store::Sqlite(s) = &*store else {
+            unreachable!()
+        };
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, booking_id, payment_intent_id FROM payments ORDER BY id")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (1, "bk_1".into(), "pi_1".into()),
+                (2, "bk_2".into(), "pi_2".into())
+            ]
+        );
+        let mut conn = s.writer.acquire().await.unwrap();
+        let next = SqliteStore::reserve_payment_ids(&mut conn, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            next,
+            [4],
+            "the sequence went on from the merged payment's id"
+        );
+        drop(conn);
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'payments'
+             ORDER BY name",
+        )
+        .fetch_all(&s.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            indexes,
+            ["payments_attention", "payments_booking", "payments_status"]
+        );
+        let broken: Vec<(String, i64, String, i64)> = sqlx::query_as("PRAGMA foreign_key_check")
+            .fetch_all(&s.pool)
+            .await
+            .unwrap();
+        assert!(broken.is_empty(), "{broken:?}");
+        // The references still name the payments table: one to a missing payment is refused.
+        let dangling = sqlx::query(
+            "INSERT INTO payment_refs (source, ref, payment_id) VALUES ('stripe', 'pi_3', 3)",
+        )
+        .execute(&s.pool)
+        .await;
+        assert!(dangling.is_err(), "foreign keys are on again");
+        store.close().await;
+    }
 }
