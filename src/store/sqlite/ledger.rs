@@ -1,8 +1,8 @@
 //! SQLite: what a worker does inside its write transaction ([`crate::store::WriteTx`]): claim
-//! events, apply a batch to the ledger, write and settle notifications, prune. Batch statements
-//! list their rows in the statement (`IN (...)`, `VALUES (...), ...`): the text varies with the
-//! batch's size, but SQLite plans a statement in microseconds and has no statistics to go stale,
-//! so these are not kept prepared.
+//! events, apply a batch to the ledger, write and settle notifications, prune. A batch's reads
+//! bind their lists as one JSON array ([`json_list`]), so their text is fixed and kept prepared.
+//! Its writes list their rows in the statement (`VALUES (...), ...`): the text varies with the
+//! batch's size, so these are not kept prepared.
 
 use std::collections::HashSet;
 
@@ -41,6 +41,43 @@ const CLAIM_DELIVERIES: &str = "
         ORDER BY d.next_attempt_at, d.id LIMIT $4)
     RETURNING id, notification_id, target, order_key, event, booking_id, payload,
         attempts, source, source_event_id, payment_id, trace_context";
+
+/// The payments a source's provider ids (`$2`) belong to.
+const REFS_OF: &str = "
+    SELECT ref, payment_id FROM payment_refs
+    WHERE source = $1 AND ref IN (SELECT value FROM json_each($2))";
+
+/// Of the payments `$1`, those flagged for attention.
+const FLAGGED_PAYMENTS: &str = "
+    SELECT id FROM payments
+    WHERE attention IS NOT NULL AND id IN (SELECT value FROM json_each($1))";
+
+/// The payments `$1` and every payment of the bookings `$2`.
+const PAYMENTS_BY: &str = "
+    SELECT * FROM payments
+    WHERE id IN (SELECT value FROM json_each($1))
+       OR booking_id IN (SELECT value FROM json_each($2))
+    ORDER BY id";
+
+/// Every fact of the payments `$1`.
+const FACTS_OF: &str = "
+    SELECT payment_id, fact FROM payment_facts
+    WHERE payment_id IN (SELECT value FROM json_each($1)) ORDER BY id";
+
+/// What a booking-status target was told of the bookings `$1`; the condition is the
+/// `deliveries_booking_told` index's, word for word.
+const TOLD_BOOKINGS: &str = "
+    SELECT DISTINCT booking_id, event FROM deliveries
+    WHERE event IN ('confirmed', 'partially_refunded', 'refunded', 'cancelled')
+      AND booking_id IN (SELECT value FROM json_each($1))";
+
+/// A list bound as one JSON array, read with `IN (SELECT value FROM json_each(...))`: the
+/// statement's text stays the same whatever the list's length, so SQLite compiles it once per
+/// connection. With the values listed in the text (`IN ($1, $2, ...)`), each batch's reads were
+/// compiled anew, one list element at a time.
+fn json_list<T: serde::Serialize>(values: &[T]) -> String {
+    serde_json::to_string(values).expect("ids and strings serialize")
+}
 
 impl SqliteStore {
     /// Takes the events a worker should apply next: up to `limit` of the oldest new ones, else
@@ -348,17 +385,9 @@ impl SqliteStore {
         source: &str,
         refs: &[&str],
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT ref, payment_id FROM payment_refs WHERE source = ",
-        );
-        q.push_bind(source.to_string()).push(" AND ref IN (");
-        let mut list = q.separated(", ");
-        for r in refs {
-            list.push_bind(r.to_string());
-        }
-        list.push_unseparated(")");
-        Ok(q.build_query_as()
-            .persistent(false)
+        Ok(sqlx::query_as(REFS_OF)
+            .bind(source)
+            .bind(json_list(refs))
             .fetch_all(&mut *conn)
             .await?)
     }
@@ -368,16 +397,8 @@ impl SqliteStore {
         conn: &mut SqliteConnection,
         ids: &[i64],
     ) -> Result<Vec<i64>, StoreError> {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT id FROM payments WHERE attention IS NOT NULL AND id IN (",
-        );
-        let mut list = q.separated(", ");
-        for id in ids {
-            list.push_bind(*id);
-        }
-        list.push_unseparated(")");
-        Ok(q.build_query_scalar()
-            .persistent(false)
+        Ok(sqlx::query_scalar(FLAGGED_PAYMENTS)
+            .bind(json_list(ids))
             .fetch_all(&mut *conn)
             .await?)
     }
@@ -388,31 +409,9 @@ impl SqliteStore {
         ids: &[i64],
         bookings: &[&str],
     ) -> Result<Vec<Payment>, StoreError> {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT * FROM payments WHERE ");
-        if !ids.is_empty() {
-            q.push("id IN (");
-            let mut list = q.separated(", ");
-            for id in ids {
-                list.push_bind(*id);
-            }
-            list.push_unseparated(")");
-        }
-        if !bookings.is_empty() {
-            q.push(if ids.is_empty() {
-                "booking_id IN ("
-            } else {
-                " OR booking_id IN ("
-            });
-            let mut list = q.separated(", ");
-            for b in bookings {
-                list.push_bind(b.to_string());
-            }
-            list.push_unseparated(")");
-        }
-        q.push(" ORDER BY id");
-        let rows: Vec<PaymentRow> = q
-            .build_query_as()
-            .persistent(false)
+        let rows: Vec<PaymentRow> = sqlx::query_as(PAYMENTS_BY)
+            .bind(json_list(ids))
+            .bind(json_list(bookings))
             .fetch_all(&mut *conn)
             .await?;
         payments::payments(rows)
@@ -423,17 +422,8 @@ impl SqliteStore {
         conn: &mut SqliteConnection,
         payment_ids: &[i64],
     ) -> Result<Vec<(i64, Fact)>, StoreError> {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT payment_id, fact FROM payment_facts WHERE payment_id IN (",
-        );
-        let mut list = q.separated(", ");
-        for id in payment_ids {
-            list.push_bind(*id);
-        }
-        list.push_unseparated(") ORDER BY id");
-        let rows: Vec<(i64, String)> = q
-            .build_query_as()
-            .persistent(false)
+        let rows: Vec<(i64, String)> = sqlx::query_as(FACTS_OF)
+            .bind(json_list(payment_ids))
             .fetch_all(&mut *conn)
             .await?;
         rows.into_iter().map(parse_fact).collect()
@@ -444,19 +434,8 @@ impl SqliteStore {
         conn: &mut SqliteConnection,
         bookings: &[&str],
     ) -> Result<Vec<(String, String)>, StoreError> {
-        // The condition is the `deliveries_booking_told` index's, word for word.
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT DISTINCT booking_id, event FROM deliveries
-             WHERE event IN ('confirmed', 'partially_refunded', 'refunded', 'cancelled')
-               AND booking_id IN (",
-        );
-        let mut list = q.separated(", ");
-        for b in bookings {
-            list.push_bind(b.to_string());
-        }
-        list.push_unseparated(")");
-        Ok(q.build_query_as()
-            .persistent(false)
+        Ok(sqlx::query_as(TOLD_BOOKINGS)
+            .bind(json_list(bookings))
             .fetch_all(&mut *conn)
             .await?)
     }
@@ -636,6 +615,44 @@ mod tests {
 
     /// A backlog must not slow its own draining: the claim reads `deliveries_due` in order and
     /// stops at its limit, never sorting the target's due notifications.
+    /// A batch's reads, their lists bound as JSON arrays, still search each list's index one
+    /// value at a time: nothing is scanned but the list.
+    #[tokio::test]
+    async fn a_batchs_reads_search_their_indexes_for_each_listed_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::scratch(&dir).await;
+        let Store::Sqlite(sqlite) = &*store else {
+            unreachable!("a scratch store is SQLite")
+        };
+        for (sql, searches) in [
+            (REFS_OF, &["sqlite_autoindex_payment_refs_1 (source=? AND ref=?)"][..]),
+            (FLAGGED_PAYMENTS, &["payments USING INTEGER PRIMARY KEY (rowid=?)"]),
+            (
+                PAYMENTS_BY,
+                &[
+                    "payments USING INTEGER PRIMARY KEY (rowid=?)",
+                    "payments_booking (booking_id=?)",
+                ],
+            ),
+            (FACTS_OF, &["payment_facts_payment (payment_id=?)"]),
+            (TOLD_BOOKINGS, &["deliveries_booking_told (booking_id=?"]),
+        ] {
+            let plan = sqlite.query_plan(sql).await;
+            for search in searches {
+                assert!(
+                    plan.iter().any(|d| d.starts_with("SEARCH") && d.contains(search)),
+                    "{search}: {plan:#?}"
+                );
+            }
+            assert!(
+                !plan
+                    .iter()
+                    .any(|d| d.starts_with("SCAN") && !d.starts_with("SCAN json_each")),
+                "{plan:#?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn the_delivery_claim_reads_the_due_index_in_order_without_sorting() {
         let dir = tempfile::tempdir().unwrap();
