@@ -123,23 +123,32 @@ impl InboxWrites {
         conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
         marks: &[Mark],
     ) -> Result<(), StoreError> {
+        if let [mark] = marks {
+            // One statement commits on its own: inside an explicit transaction SQLite keeps a
+            // statement journal of every page it changes (here pages of payloads), in case the
+            // statement fails alone, and that journal spilled to a temporary file: about 2 KB of
+            // writes an event.
+            return Self::write_mark(conn, mark).await;
+        }
         let mut tx = conn.begin().await?;
         for mark in marks {
-            match mark {
-                Mark::Finished { marks, now } => {
-                    let marks: Vec<(i64, EventStatus, Option<&str>)> = marks
-                        .iter()
-                        .map(|(id, status, error)| (*id, *status, error.as_deref()))
-                        .collect();
-                    SqliteStore::finish_events(&mut tx, &marks, *now).await?
-                }
-                Mark::Failed { id, failure } => {
-                    SqliteStore::record_failure(&mut tx, *id, failure).await?
-                }
-            }
+            Self::write_mark(&mut tx, mark).await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn write_mark(conn: &mut sqlx::SqliteConnection, mark: &Mark) -> Result<(), StoreError> {
+        match mark {
+            Mark::Finished { marks, now } => {
+                let marks: Vec<(i64, EventStatus, Option<&str>)> = marks
+                    .iter()
+                    .map(|(id, status, error)| (*id, *status, error.as_deref()))
+                    .collect();
+                SqliteStore::finish_events(conn, &marks, *now).await
+            }
+            Mark::Failed { id, failure } => SqliteStore::record_failure(conn, *id, failure).await,
+        }
     }
 }
 

@@ -625,8 +625,14 @@ mod tests {
             unreachable!("a scratch store is SQLite")
         };
         for (sql, searches) in [
-            (REFS_OF, &["sqlite_autoindex_payment_refs_1 (source=? AND ref=?)"][..]),
-            (FLAGGED_PAYMENTS, &["payments USING INTEGER PRIMARY KEY (rowid=?)"]),
+            (
+                REFS_OF,
+                &["sqlite_autoindex_payment_refs_1 (source=? AND ref=?)"][..],
+            ),
+            (
+                FLAGGED_PAYMENTS,
+                &["payments USING INTEGER PRIMARY KEY (rowid=?)"],
+            ),
             (
                 PAYMENTS_BY,
                 &[
@@ -640,7 +646,8 @@ mod tests {
             let plan = sqlite.query_plan(sql).await;
             for search in searches {
                 assert!(
-                    plan.iter().any(|d| d.starts_with("SEARCH") && d.contains(search)),
+                    plan.iter()
+                        .any(|d| d.starts_with("SEARCH") && d.contains(search)),
                     "{search}: {plan:#?}"
                 );
             }
