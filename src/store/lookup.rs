@@ -56,20 +56,11 @@ pub struct AttemptRow {
     pub next_attempt_at: Option<i64>,
 }
 
-/// Payments by any of their provider ids (see [`sql::payments_by_ref`]).
+/// Payments by any of their provider ids (see [`sql::payments_by_key`]).
 const PAYMENTS_BY_REF: &str = sql::payments_by_ref!("");
 
-/// As [`PAYMENTS_BY_REF`], on the facts' unique key `(source, event_id)`.
-const PAYMENTS_BY_EVENT_ID: &str = "
-    WITH RECURSIVE sources (source) AS (
-        SELECT MIN(source) FROM payment_facts
-        UNION ALL
-        SELECT (SELECT MIN(f.source) FROM payment_facts f WHERE f.source > sources.source)
-        FROM sources WHERE sources.source IS NOT NULL)
-    SELECT * FROM payments
-    WHERE id IN (SELECT f.payment_id FROM sources
-                 JOIN payment_facts f ON f.source = sources.source AND f.event_id = $1)
-    ORDER BY id";
+/// Payments by the provider id of an event that established one of their facts.
+const PAYMENTS_BY_EVENT_ID: &str = sql::payments_by_key!("payment_facts", "event_id", "");
 
 const PAYMENTS_BY_EVENT_ROW: &str = "
     SELECT * FROM payments

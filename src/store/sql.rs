@@ -128,24 +128,41 @@ pub const BOOKINGS_PAID_TWICE: &str = "
 
 pub const PAYMENTS_OF_BOOKING: &str = "SELECT * FROM payments WHERE booking_id = $1 ORDER BY id";
 
-/// The payments one of whose provider ids is `$1`, oldest first, and of those the ones `filter`
-/// (SQL, starting with `AND`) keeps. The unique key `(source, ref)` is searched once per source:
-/// the sources are walked from one to the next through the same key (a few, whatever the table's
-/// size), so no second index of the ids alone is kept up to date for every event.
-macro_rules! payments_by_ref {
-    ($filter:literal) => {
+/// The payments whose `table` (`payment_refs` or `payment_facts`) holds `$1` in `column` under
+/// some source, oldest first, and of those the ones `filter` (SQL, starting with `AND`) keeps.
+/// The unique key `(source, column)` is searched once per source: the sources are walked from one
+/// to the next through the same key (a few, whatever the table's size), so no second index of the
+/// ids alone is kept up to date for every event.
+macro_rules! payments_by_key {
+    ($table:literal, $column:literal, $filter:literal) => {
         concat!(
             "WITH RECURSIVE sources (source) AS (
-                SELECT MIN(source) FROM payment_refs
+                SELECT MIN(source) FROM ",
+            $table,
+            "
                 UNION ALL
-                SELECT (SELECT MIN(r.source) FROM payment_refs r WHERE r.source > sources.source)
+                SELECT (SELECT MIN(k.source) FROM ",
+            $table,
+            " k WHERE k.source > sources.source)
                 FROM sources WHERE sources.source IS NOT NULL)
             SELECT * FROM payments
-            WHERE id IN (SELECT r.payment_id FROM sources
-                         JOIN payment_refs r ON r.source = sources.source AND r.ref = $1) ",
+            WHERE id IN (SELECT k.payment_id FROM sources
+                         JOIN ",
+            $table,
+            " k ON k.source = sources.source AND k.",
+            $column,
+            " = $1) ",
             $filter,
             " ORDER BY id"
         )
+    };
+}
+pub(super) use payments_by_key;
+
+/// The payments one of whose provider ids is `$1`, and of those the ones `filter` keeps.
+macro_rules! payments_by_ref {
+    ($filter:literal) => {
+        $crate::store::sql::payments_by_key!("payment_refs", "ref", $filter)
     };
 }
 pub(super) use payments_by_ref;
