@@ -1,18 +1,19 @@
 use clap::Parser;
 
-fn main() -> std::process::ExitCode {
-    limit_malloc_arenas();
-    payhook::cli::Cli::parse().run()
-}
+/// jemalloc instead of glibc's `malloc`, for Rust's allocations and SQLite's alike (its symbols
+/// replace glibc's). Under load glibc's `malloc`, `free` and their consolidation of freed chunks
+/// were an eighth of the server's CPU (see docs/benchmarks.md).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// glibc gives each thread that allocates under contention an arena of its own (up to 8 per core),
-/// and memory freed in one arena is not reused by another: with the runtime's threads and one
-/// thread per SQLite connection, the peak resident memory at 128 connections on a store of 10
-/// million events reached 65 MiB. Two arenas took 3-4 MiB off the peak at the same CPU per event.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: called first in `main`, before any other thread exists; `mallopt` only sets a limit.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
+/// jemalloc's settings, read at its first allocation: two arenas (rather than four per core), as
+/// the runtime's threads and SQLite's connection threads share two cores, and each arena keeps
+/// memory it freed for other threads to reuse.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[unsafe(export_name = "malloc_conf")]
+static MALLOC_CONF: &[u8; 10] = b"narenas:2\0";
+
+fn main() -> std::process::ExitCode {
+    payhook::cli::Cli::parse().run()
 }
