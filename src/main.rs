@@ -7,12 +7,13 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's settings, read at its first allocation: two arenas (rather than four per core), as
-/// the runtime's threads and SQLite's connection threads share two cores, and each arena keeps
-/// memory it freed for other threads to reuse.
+/// jemalloc's settings, read at its first allocation: one arena (rather than four per core), so
+/// memory freed by any thread is reused by all. With two, memory one arena kept after the admin
+/// queries' sorts over a large store took the peak over 64 MiB (see docs/benchmarks.md); the
+/// threads' own caches keep most allocations off the arena's lock.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[unsafe(export_name = "malloc_conf")]
-static MALLOC_CONF: &[u8; 10] = b"narenas:2\0";
+static MALLOC_CONF: &[u8; 10] = b"narenas:1\0";
 
 fn main() -> std::process::ExitCode {
     payhook::cli::Cli::parse().run()
