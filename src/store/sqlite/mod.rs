@@ -463,6 +463,20 @@ mod tests {
     use super::*;
     use crate::store::{NewEvent, Store};
 
+    /// Commits sync the WAL with fdatasync(2), not fsync(2): one device write less per commit (the
+    /// inode's new modification time). The bundled SQLite only does so when built with
+    /// `HAVE_FDATASYNC`, which `.cargo/config.toml` gives it; a build without it is slower, not
+    /// less durable, and this catches it.
+    #[test]
+    fn the_bundled_sqlite_syncs_with_fdatasync() {
+        let flags = option_env!("LIBSQLITE3_FLAGS").unwrap_or_default();
+        assert!(
+            flags.split_whitespace().any(|f| f == "-DHAVE_FDATASYNC=1"),
+            "SQLite was built without -DHAVE_FDATASYNC=1 (LIBSQLITE3_FLAGS={flags:?}): \
+             see .cargo/config.toml"
+        );
+    }
+
     /// The store's file with the inbox's table, as a store from before the inbox had a file of its
     /// own (or a backup) has it; `keep_inbox` leaves the inbox's file too, as a crash between the
     /// move's two commits does.
