@@ -168,11 +168,24 @@ async fn ingest(args: &BenchArgs, report: &mut Report) -> anyhow::Result<bool> {
         if let Some(url) = database_url {
             let length = Duration::from_secs(args.seconds);
             // The same events written straight through the store, no HTTP: what the storage allows.
+            let cpu = own_cpu_meter(url);
+            let before = cpu.read();
             let r = store_only(url, length, args.body_bytes).await?;
-            print_rate(&format!("{name}*"), &r, report);
+            print_rate(
+                &format!("{name}*"),
+                &r,
+                report,
+                cpu_per_event(&cpu, &before, &r),
+            );
             // The ledger processor alone, applying those (the HTTP runs left nothing waiting).
+            let before = cpu.read();
             let r = ledger_only(url, length).await?;
-            print_rate(&format!("{name}+"), &r, report);
+            print_rate(
+                &format!("{name}+"),
+                &r,
+                report,
+                cpu_per_event(&cpu, &before, &r),
+            );
         }
     }
     println!(
@@ -182,10 +195,10 @@ async fn ingest(args: &BenchArgs, report: &mut Report) -> anyhow::Result<bool> {
         "srv/db/gen µs: CPU during the load only, per event, of the server, PostgreSQL's processes and the load generator"
     );
     println!(
-        "NAME* rows: store only, batches of {STORE_BATCH} events inserted directly without HTTP (the storage's own ceiling)"
+        "NAME* rows: store only, batches of {STORE_BATCH} events inserted directly without HTTP (the storage's own ceiling); in the srv µs column, CPU per event of the process inserting them (plus PostgreSQL's)"
     );
     println!(
-        "NAME+ rows: the ledger processor alone, applying the events the NAME* row stored (one new payment each)"
+        "NAME+ rows: the ledger processor alone, applying the events the NAME* row stored (one new payment each); srv µs as in the NAME* rows"
     );
     print_peaks(&peaks);
     stores.remove(args).await?;
@@ -1266,18 +1279,34 @@ async fn drained(store: &payhook::store::Store, limit: Duration) -> anyhow::Resu
 }
 
 /// A row of events/s without HTTP, against the baseline at the most connections.
-fn print_rate(label: &str, r: &RunResult, report: &Report) {
+fn print_rate(label: &str, r: &RunResult, report: &Report, cpu_us: Option<f64>) {
     let baseline = report.baseline_last().map_or(f64::NAN, |b| b.rate);
     println!(
-        "{label:<9} {:>6} {:>10.0} {:>9} {:>9} {:>9} {:>7} {:>7.2}x",
+        "{label:<9} {:>6} {:>10.0} {:>9} {:>9} {:>9} {:>7} {:>7.2}x {:>7}",
         "-",
         r.rate(),
         "-",
         "-",
         "-",
         r.errors,
-        r.rate() / baseline
+        r.rate() / baseline,
+        cpu_us.map_or("-".into(), |us| format!("{us:.0}")),
     );
+}
+
+/// A meter of this process's CPU, and PostgreSQL's processes' when `database_url` is theirs: the
+/// store-only and ledger-only rows run payhook's code in this process.
+fn own_cpu_meter(database_url: &str) -> CpuMeter {
+    CpuMeter {
+        server: Some(std::process::id()),
+        postgres: database_url.starts_with("postgres"),
+    }
+}
+
+/// CPU per event of `r` (µs), from `before` until now.
+fn cpu_per_event(meter: &CpuMeter, before: &CpuUsed, r: &RunResult) -> Option<f64> {
+    let used = meter.read().since(before).server_and_postgres()?;
+    (r.acked > 0).then(|| used.as_secs_f64() * 1e6 / r.acked as f64)
 }
 
 /// Applies waiting events to the ledger for at most `length` (or until none is left).
