@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteConnection;
 
-use super::SqliteStore;
+use super::{SqliteStore, push_padded_values};
 use crate::domain::delivery::{Circuit, NewDelivery};
 use crate::domain::facts::Fact;
 use crate::domain::ids::NotificationId;
@@ -70,6 +70,12 @@ const TOLD_BOOKINGS: &str = "
     SELECT DISTINCT booking_id, event FROM deliveries
     WHERE event IN ('confirmed', 'partially_refunded', 'refunded', 'cancelled')
       AND booking_id IN (SELECT value FROM json_each($1))";
+
+/// Marks the events `$1` (a JSON list of `[id, status, error]`) as the processor left them at `$2`.
+const FINISH_EVENTS: &str = "
+    UPDATE webhook_events SET status = m.value ->> 1, last_error = m.value ->> 2, processed_at = $2,
+        attempts = attempts + 1, next_attempt_at = NULL
+    FROM json_each($1) AS m WHERE webhook_events.id = m.value ->> 0";
 
 /// A list bound as one JSON array, read with `IN (SELECT value FROM json_each(...))`: the
 /// statement's text stays the same whatever the list's length, so SQLite compiles it once per
@@ -314,7 +320,7 @@ impl SqliteStore {
                 "WITH v (id, status, attempts, next_attempt_at, last_status, last_error,
                     delivered_at) AS (",
             );
-            q.push_values(rows, |mut row, s| {
+            push_padded_values(&mut q, rows.into_iter(), 7, |row, s| {
                 row.push_bind(s.id)
                     .push_bind(s.status)
                     .push_bind(s.attempts)
@@ -330,13 +336,13 @@ impl SqliteStore {
                     delivered_at = v.delivered_at
                  FROM v WHERE deliveries.id = v.id AND deliveries.leased_until IS NOT NULL",
             );
-            q.build().persistent(false).execute(&mut *conn).await?;
+            q.build().execute(&mut *conn).await?;
 
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "WITH v (n, id, started_at, latency_ms, status, answer, outcome, next_attempt_at)
                  AS (",
             );
-            q.push_values(settled.iter().enumerate(), |mut row, (n, s)| {
+            push_padded_values(&mut q, settled.iter().enumerate(), 8, |row, (n, s)| {
                 let retry_at = (s.status == DeliveryStatus::Pending).then_some(s.next_attempt_at);
                 row.push_bind(n as i64)
                     .push_bind(s.id)
@@ -354,9 +360,9 @@ impl SqliteStore {
                     (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = v.id)
                       + ROW_NUMBER() OVER (PARTITION BY v.id ORDER BY v.n),
                     v.started_at, v.latency_ms, v.status, v.answer, v.outcome, v.next_attempt_at
-                 FROM v",
+                 FROM v WHERE v.id IS NOT NULL",
             );
-            q.build().persistent(false).execute(&mut *conn).await?;
+            q.build().execute(&mut *conn).await?;
         }
         Ok(())
     }
@@ -446,15 +452,15 @@ impl SqliteStore {
         refs: &[(&str, &str, i64)],
     ) -> Result<(), StoreError> {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO payment_refs (source, ref, payment_id) ",
+            "INSERT INTO payment_refs (source, ref, payment_id) SELECT * FROM (",
         );
-        q.push_values(refs, |mut row, (source, r, payment)| {
+        push_padded_values(&mut q, refs.iter(), 3, |row, (source, r, payment)| {
             row.push_bind(source.to_string())
                 .push_bind(r.to_string())
                 .push_bind(*payment);
         });
-        q.push(" ON CONFLICT (source, ref) DO NOTHING");
-        q.build().persistent(false).execute(&mut *conn).await?;
+        q.push(") WHERE column1 IS NOT NULL ON CONFLICT (source, ref) DO NOTHING");
+        q.build().execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -464,17 +470,18 @@ impl SqliteStore {
         facts: &[(&str, i64, &Fact)],
     ) -> Result<(), StoreError> {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO payment_facts (payment_id, source, event_id, occurred_at, fact) ",
+            "INSERT INTO payment_facts (payment_id, source, event_id, occurred_at, fact)
+             SELECT * FROM (",
         );
-        q.push_values(facts, |mut row, (source, payment, fact)| {
+        push_padded_values(&mut q, facts.iter(), 5, |row, (source, payment, fact)| {
             row.push_bind(*payment)
                 .push_bind(source.to_string())
                 .push_bind(fact.event_id.clone())
                 .push_bind(fact.occurred_at)
                 .push_bind(fact_column(fact));
         });
-        q.push(" ON CONFLICT (source, event_id) DO NOTHING");
-        q.build().persistent(false).execute(&mut *conn).await?;
+        q.push(") WHERE column1 IS NOT NULL ON CONFLICT (source, event_id) DO NOTHING");
+        q.build().execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -490,9 +497,9 @@ impl SqliteStore {
                 checkout_status, failure_code, failure_message, dispute_status,
                 dispute_reason, dispute_outcome, paid_at, refunded_at, last_event_id,
                 last_event_at, updated_at, created_at, amount_captured, amount_disputed,
-                attention, detail) ",
+                attention, detail) SELECT * FROM (",
         );
-        q.push_values(payments, |mut row, p| {
+        push_padded_values(&mut q, payments.iter(), 26, |row, p| {
             let s = &p.state;
             row.push_bind(p.id)
                 .push_bind(p.source.clone())
@@ -522,7 +529,8 @@ impl SqliteStore {
                 .push_bind(PaymentDetail::column(s));
         });
         q.push(
-            " ON CONFLICT (id) DO UPDATE SET booking_id = excluded.booking_id,
+            ") WHERE column1 IS NOT NULL
+             ON CONFLICT (id) DO UPDATE SET booking_id = excluded.booking_id,
                 payment_intent_id = excluded.payment_intent_id,
                 checkout_session_id = excluded.checkout_session_id,
                 charge_id = excluded.charge_id, amount = excluded.amount,
@@ -537,7 +545,7 @@ impl SqliteStore {
                 amount_disputed = excluded.amount_disputed, attention = excluded.attention,
                 detail = excluded.detail",
         );
-        q.build().persistent(false).execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -548,18 +556,15 @@ impl SqliteStore {
         marks: &[(i64, EventStatus, Option<&str>)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "UPDATE webhook_events SET status = v.column2, last_error = v.column3, processed_at = ",
-        );
-        q.push_bind(now)
-            .push(", attempts = attempts + 1, next_attempt_at = NULL FROM (");
-        q.push_values(marks, |mut row, (id, status, error)| {
-            row.push_bind(*id)
-                .push_bind(status.as_str())
-                .push_bind(error.map(str::to_string));
-        });
-        q.push(") AS v WHERE webhook_events.id = v.column1");
-        q.build().persistent(false).execute(&mut *conn).await?;
+        let marks: Vec<(i64, &str, Option<&str>)> = marks
+            .iter()
+            .map(|(id, status, error)| (*id, status.as_str(), *error))
+            .collect();
+        sqlx::query(FINISH_EVENTS)
+            .bind(json_list(&marks))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 
@@ -572,9 +577,10 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO deliveries (notification_id, target, order_key, event, payment_id,
-                booking_id, payload, next_attempt_at, created_at, source, source_event_id) ",
+                booking_id, payload, next_attempt_at, created_at, source, source_event_id)
+             SELECT * FROM (",
         );
-        q.push_values(deliveries, |mut row, (d, due_ms)| {
+        push_padded_values(&mut q, deliveries.iter(), 11, |row, (d, due_ms)| {
             row.push_bind(d.notification_id.clone())
                 .push_bind(d.target.clone())
                 .push_bind(d.order_key.clone())
@@ -587,7 +593,8 @@ impl SqliteStore {
                 .push_bind(d.source.clone())
                 .push_bind(d.source_event_id.clone());
         });
-        q.build().persistent(false).execute(&mut *conn).await?;
+        q.push(") WHERE column1 IS NOT NULL");
+        q.build().execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -599,11 +606,11 @@ impl SqliteStore {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "UPDATE deliveries SET trace_context = v.column2 FROM (",
         );
-        q.push_values(traces, |mut row, (n, c)| {
+        push_padded_values(&mut q, traces.iter(), 2, |row, (n, c)| {
             row.push_bind(n.as_str()).push_bind(c.as_str());
         });
         q.push(") AS v WHERE deliveries.notification_id = v.column1");
-        q.build().persistent(false).execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).await?;
         Ok(())
     }
 }
