@@ -126,8 +126,8 @@ pub struct Circuit {
     /// Closed: failing attempts in the window. Open: failed probes since it opened.
     pub failures: u32,
     pub reason: Option<String>,
-    /// (finished at, failing) of the attempts of the last [`CIRCUIT_WINDOW_MS`], oldest first.
-    window: VecDeque<(i64, bool)>,
+    /// The outcomes of the attempts that ended in the last [`CIRCUIT_WINDOW_MS`].
+    window: Window,
     /// When the probe in flight started (unix ms).
     probe: Option<i64>,
 }
@@ -197,7 +197,7 @@ impl Circuit {
             },
             failures: failures.clamp(0, i64::from(u32::MAX)) as u32,
             reason,
-            window: VecDeque::new(),
+            window: Window::default(),
             probe: None,
         }
     }
@@ -224,6 +224,48 @@ impl Circuit {
     /// Disabled by an operator (or a 410), with why.
     pub fn disabled(reason: String) -> Circuit {
         Circuit::saved("disabled", 0, None, Some(reason))
+    }
+}
+
+/// Counts of the attempts that ended in the last [`CIRCUIT_WINDOW_MS`], a slot per millisecond
+/// in which some ended: judging a rate costs the same at 10 attempts a second as at 10,000, and
+/// the window holds at most one slot per millisecond of it, whatever the rate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Window {
+    /// (ended at, attempts, failing), oldest first.
+    slots: VecDeque<(i64, u32, u32)>,
+    total: u32,
+    failed: u32,
+}
+
+impl Window {
+    /// Counts an attempt that ended at `now_ms`, forgets those older than the window, and
+    /// returns the window's attempts and failing attempts.
+    fn record(&mut self, now_ms: i64, failing: bool) -> (u32, u32) {
+        let failing = u32::from(failing);
+        match self.slots.back_mut() {
+            // The clock may step back: an attempt never counts as older than the last one.
+            Some((at, total, failed)) if *at >= now_ms => {
+                *total += 1;
+                *failed += failing;
+            }
+            _ => self.slots.push_back((now_ms, 1, failing)),
+        }
+        self.total += 1;
+        self.failed += failing;
+        while let Some(&(at, total, failed)) = self.slots.front() {
+            if at > now_ms - CIRCUIT_WINDOW_MS {
+                break;
+            }
+            self.slots.pop_front();
+            self.total -= total;
+            self.failed -= failed;
+        }
+        (self.total, self.failed)
+    }
+
+    fn clear(&mut self) {
+        *self = Window::default();
     }
 }
 
@@ -326,18 +368,9 @@ impl Circuit {
                 }
             }
             CircuitState::Closed => {
-                self.window.push_back((now_ms, failing));
-                while self
-                    .window
-                    .front()
-                    .is_some_and(|&(at, _)| at <= now_ms - CIRCUIT_WINDOW_MS)
-                {
-                    self.window.pop_front();
-                }
-                let total = self.window.len();
-                let failed = self.window.iter().filter(|(_, f)| *f).count();
-                self.failures = failed as u32;
-                if failing && total >= policy.min_attempts as usize && failed * 2 >= total {
+                let (total, failed) = self.window.record(now_ms, failing);
+                self.failures = failed;
+                if failing && total >= policy.min_attempts && failed * 2 >= total {
                     self.state = CircuitState::Open {
                         since: now_ms,
                         until: now_ms + first,
@@ -471,6 +504,37 @@ mod tests {
         assert_eq!(c.reopens_at(), Some(3_009), "the first probe after 2 s");
         assert_eq!(c.allowance(3_000, 0, 8), 0);
         assert_eq!(c.allowance(3_009, 0, 8), 1, "one probe");
+    }
+
+    #[test]
+    fn the_window_counts_a_busy_target_exactly_in_bounded_memory() {
+        let mut c = Circuit::closed();
+        // 30 s at 20 attempts a millisecond, one in five failing: the last 20 s count.
+        for ms in 0..30_000 {
+            for i in 0..20 {
+                let attempt = if i % 5 == 0 { down() } else { answered(200) };
+                c.record(&attempt, ms, ms, POLICY);
+            }
+        }
+        assert_eq!(c.state, CircuitState::Closed);
+        assert_eq!(
+            c.failures,
+            4 * 20_000,
+            "the failures of the last 20 s, each counted once"
+        );
+        assert_eq!((c.window.total, c.window.failed), (20 * 20_000, 4 * 20_000));
+        assert_eq!(
+            c.window.slots.len(),
+            CIRCUIT_WINDOW_MS as usize,
+            "a slot per millisecond"
+        );
+        // A clock stepped back counts the attempt with the latest, and nothing is lost.
+        c.record(&down(), 10_000, 10_000, POLICY);
+        assert_eq!(c.window.failed, 4 * 20_000 + 1);
+        // Past the window, everything before is forgotten.
+        c.record(&answered(200), 60_000, 60_000, POLICY);
+        assert_eq!((c.window.total, c.window.failed, c.failures), (1, 0, 0));
+        assert_eq!(c.window.slots.len(), 1);
     }
 
     fn open_at(at: i64) -> Circuit {
