@@ -1005,14 +1005,16 @@ async fn the_benchmark_suite_runs_every_part_in_one_command() {
     ] {
         assert!(stdout.contains(part), "{part}: {stdout}");
     }
-    // Under each end-to-end row, the waits after the acknowledgement, read from the store: every
-    // webhook the run sent was applied.
+    // Each end-to-end row ends with the server's CPU per webhook; under it, the waits after the
+    // acknowledgement, read from the store: every webhook the run sent was applied.
     let lines: Vec<&str> = stdout.lines().collect();
     let mut steady = 0;
     for (i, line) in lines.iter().enumerate() {
         let cells: Vec<&str> = line.split_whitespace().collect();
-        if cells.len() == 11 && stores.contains(&cells[0]) && ["yes", "no"].contains(&cells[10]) {
+        if cells.len() == 12 && stores.contains(&cells[0]) && ["yes", "no"].contains(&cells[10]) {
             steady += 1;
+            let cpu_us: f64 = cells[11].parse().unwrap_or(0.0);
+            assert!(cpu_us > 0.0, "the CPU per webhook: {line}");
             let stages = lines.get(i + 1).copied().unwrap_or_default();
             assert!(
                 stages.contains("received to applied p50")

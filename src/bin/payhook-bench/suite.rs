@@ -712,7 +712,7 @@ async fn end_to_end(args: &BenchArgs, report: &mut Report) -> anyhow::Result<boo
         }
     }
     println!(
-        "ack: webhook sent to its 200; e2e: webhook sent to the booking service receiving its PUT (ms); sent/s: the rate the load generator achieved"
+        "ack: webhook sent to its 200; e2e: webhook sent to the booking service receiving its PUT (ms); sent/s: the rate the load generator achieved; µs/ev: CPU of the server (plus PostgreSQL's processes) per webhook, from the first send until the PUTs arrived"
     );
     if args.suite {
         println!(
@@ -828,7 +828,7 @@ async fn highest_rate(
 
 fn print_steady_header() {
     println!(
-        "{:<9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "{:<9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>6}",
         "store",
         "rate/s",
         "sent/s",
@@ -839,7 +839,8 @@ fn print_steady_header() {
         "e2e p50",
         "e2e p99",
         "e2e p999",
-        "bounded"
+        "bounded",
+        "µs/ev"
     );
 }
 
@@ -859,6 +860,9 @@ struct Steady {
     /// Every PUT arrived within 2 s of the last send.
     settled: bool,
     peak_mib: Option<f64>,
+    /// CPU per webhook sent (µs) of the server, and of PostgreSQL's processes when it stores
+    /// there, from the first send until the PUTs arrived (or the wait for them ended).
+    cpu_us: Option<f64>,
     /// Where the time went, read from the store after the run.
     stages: Stages,
 }
@@ -881,7 +885,7 @@ impl Steady {
 
     fn print(&self, name: &str, rate: u64) {
         println!(
-            "{name:<9} {rate:>8} {:>8.0} {:>8} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+            "{name:<9} {rate:>8} {:>8.0} {:>8} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>6}",
             self.send_rate,
             self.sent,
             self.e2e.len(),
@@ -890,7 +894,8 @@ impl Steady {
             self.e2e_ms(0.5),
             self.e2e_ms(0.99),
             self.e2e_ms(0.999),
-            if self.bounded() { "yes" } else { "no" }
+            if self.bounded() { "yes" } else { "no" },
+            self.cpu_us.map_or("-".into(), |us| format!("{us:.0}"))
         );
         self.stages.print();
     }
@@ -1027,6 +1032,8 @@ async fn steady_run(
         .await
         .context("reading the store's last ids")?;
     booking.arrivals.lock().expect("not poisoned").clear();
+    let cpu = server.cpu_meter(Some(url));
+    let cpu_before = cpu.read();
     let sent = steady_load(
         server.public,
         rate,
@@ -1042,6 +1049,12 @@ async fn steady_run(
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let cpu_us = cpu
+        .read()
+        .since(&cpu_before)
+        .server_and_postgres()
+        .filter(|_| !sent.is_empty())
+        .map(|used| used.as_secs_f64() * 1e6 / sent.len() as f64);
     let peak_mib = server.peak_mib();
     drop(server);
     let stages = Stages::read(url, before)
@@ -1091,6 +1104,7 @@ async fn steady_run(
         last_p99_ms: second_p99(last_second),
         settled,
         peak_mib,
+        cpu_us,
         stages,
     })
 }
