@@ -36,6 +36,12 @@ use crate::store::{BookingAnswer, ClaimedDelivery, Settled, Store, StoreError};
 /// How long an idle worker waits before looking again unwoken.
 const IDLE_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a worker lets attempts in flight end before recording the first that ended
+/// ([`TargetWorker::gather`]); and when nothing more is due, how long outcomes wait for the next
+/// claim. A booking's next notification waits for its previous one's round: at most this more.
+const GATHER: Duration = Duration::from_millis(2);
+const GATHER_DRAINED: Duration = Duration::from_millis(5);
+
 /// The most of a target's answer kept with the attempt, for the operator.
 const BODY_KEPT: usize = 512;
 
@@ -90,6 +96,7 @@ impl Dispatcher {
                     .as_ref()
                     .and_then(|s| super::signing_key(s.expose())),
                 target: Arc::new(target.clone()),
+                url: reqwest::Url::parse(&target.url).map_err(|e| e.to_string()),
                 client: client.clone(),
                 signal: Arc::new(Signal {
                     target: target.name.clone(),
@@ -144,6 +151,8 @@ pub struct TargetWorker {
     /// Wakes every worker, for the notifications a round writes.
     wake_all: DispatchWake,
     signing_key: Option<Vec<u8>>,
+    /// The target's URL, parsed once rather than for every attempt.
+    url: Result<reqwest::Url, String>,
     client: reqwest::Client,
     signal: Arc<Signal>,
 }
@@ -251,6 +260,8 @@ impl TargetWorker {
         let mut pass = Pass::new(resumed);
         pass.circuit_changed = pass.circuit.reopens_at() != circuit.reopens_at();
         let mut outage = 0u32;
+        // The last claim found fewer due than it asked for: nothing waits for a free slot.
+        let mut drained = false;
         loop {
             let stopping = *stopped.borrow();
             if stopping && pass.is_done() {
@@ -263,6 +274,9 @@ impl TargetWorker {
             let wait = match self.turn(&mut pass, !stopping, now).await {
                 Ok(Turn::Round { want, claimed }) => {
                     outage = 0;
+                    if want > 0 {
+                        drained = claimed < want;
+                    }
                     if want > 0 && claimed < want {
                         self.until_next_due(now).await
                     } else {
@@ -297,10 +311,46 @@ impl TargetWorker {
                     while let Some(more) = pass.in_flight.try_join_next() {
                         self.finished(&mut pass, more);
                     }
+                    self.gather(&mut pass, drained, &mut stopped).await;
                 }
                 _ = self.signal.wake.notified(), if !stopping => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = stopped.changed(), if !stopping => {}
+            }
+        }
+    }
+
+    /// An attempt ended: before its round, the worker lets more end, so that one round records
+    /// several outcomes and refills several slots. While more than half of its slots are busy
+    /// it waits up to [`GATHER`] for them; when its last claim found nothing more due, up to
+    /// [`GATHER_DRAINED`], and the outcomes go with the round that claims the processor's next
+    /// notifications. New work (the processor's wake) or a stop ends the wait at once. A round
+    /// per ending attempt committed about 9 notifications a round at 3,000 webhooks/s, and the
+    /// rounds' commits were most of the dispatcher's share of the store's writing.
+    async fn gather(&self, pass: &mut Pass, drained: bool, stopped: &mut watch::Receiver<bool>) {
+        let start = tokio::time::Instant::now();
+        loop {
+            let busy = pass.in_flight.len();
+            let until = if drained {
+                start + GATHER_DRAINED
+            } else if busy * 2 > self.target.concurrency {
+                start + GATHER
+            } else {
+                return;
+            };
+            if *stopped.borrow() {
+                return;
+            }
+            tokio::select! {
+                Some(joined) = pass.in_flight.join_next(), if busy > 0 => {
+                    self.finished(pass, joined);
+                    while let Some(more) = pass.in_flight.try_join_next() {
+                        self.finished(pass, more);
+                    }
+                }
+                _ = self.signal.wake.notified() => return,
+                _ = tokio::time::sleep_until(until) => return,
+                _ = stopped.changed() => return,
             }
         }
     }
@@ -321,9 +371,13 @@ impl TargetWorker {
         }
         let probe = matches!(pass.circuit.state, CircuitState::Open { .. });
         let saved = pass.circuit_changed.then_some(&pass.circuit);
+        let begun = Instant::now();
         let claimed = self
             .round(&pass.settled, saved, &pass.events, want, probe, now)
             .await?;
+        tracing::debug!(target_name = %self.target.name, settled = pass.settled.len(),
+            claimed = claimed.len(), in_flight = pass.in_flight.len(),
+            round_us = begun.elapsed().as_micros() as u64, "dispatcher round committed");
         pass.settled.clear();
         pass.circuit_changed = false;
         pass.events.clear();
@@ -621,9 +675,11 @@ impl TargetWorker {
             TargetKind::BookingStatus => "PUT",
             TargetKind::Events => "POST",
         };
-        let host = reqwest::Url::parse(&self.target.url)
+        let host = self
+            .url
+            .as_ref()
             .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
+            .and_then(|u| u.host_str())
             .unwrap_or_default();
         let span = tracing::info_span!(target: crate::telemetry::TARGET, parent: None,
             "delivery.attempt", otel.kind = "client", payhook.target = %self.target.name,
@@ -647,7 +703,7 @@ impl TargetWorker {
                     .booking_id
                     .as_deref()
                     .ok_or("a booking-status notification without a booking id")?;
-                let mut url = reqwest::Url::parse(&target.url).map_err(|e| e.to_string())?;
+                let mut url = self.url.clone()?;
                 url.path_segments_mut()
                     .map_err(|_| "the target URL cannot take a path".to_string())?
                     .pop_if_empty()
@@ -674,7 +730,7 @@ impl TargetWorker {
                     super::sign(key, d.notification_id.as_str(), timestamp, body.as_bytes());
                 Ok(self
                     .client
-                    .post(&target.url)
+                    .post(self.url.clone()?)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .header("webhook-id", d.notification_id.as_str())
                     .header("webhook-timestamp", timestamp.to_string())
