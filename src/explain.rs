@@ -452,7 +452,7 @@ fn timeline(
             _ => uncaused.push(step),
         }
     }
-    let mut entries: Vec<(i64, Option<DateTime<Utc>>, TimelineEntry)> = Vec::new();
+    let mut entries: Vec<(i64, TimelineEntry)> = Vec::new();
     for payment in payments {
         let rows: Vec<&FactRow> = facts
             .iter()
@@ -483,7 +483,6 @@ fn timeline(
             };
             entries.push((
                 row.occurred_at,
-                row.received_at,
                 TimelineEntry {
                     payment_id: Some(payment.id),
                     event: Some(EventStep {
@@ -509,8 +508,9 @@ fn timeline(
             before = Some(after);
         }
     }
-    entries.sort_by_key(|e| (e.0, e.1));
-    let mut timeline: Vec<TimelineEntry> = entries.into_iter().map(|(_, _, e)| e).collect();
+    // Stable: events of the same time keep the facts' order (the order they were applied).
+    entries.sort_by_key(|e| e.0);
+    let mut timeline: Vec<TimelineEntry> = entries.into_iter().map(|(_, e)| e).collect();
     // Notifications whose event is not among these facts (a refusal flagged by the dispatcher).
     uncaused.extend(caused.into_values().flatten());
     uncaused.sort_by_key(|n| n.id);

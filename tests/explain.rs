@@ -226,6 +226,55 @@ async fn explain_tells_why_a_booking_is_partially_refunded_and_what_the_booking_
 }
 
 #[tokio::test]
+async fn events_of_the_same_second_read_in_the_order_they_were_applied() {
+    // Stripe's event times are to the second: a refund in the same second as the payment, whose
+    // id sorts before the payment's, still comes after it in the story.
+    let (app, receiver) = app_with_target(|_, _| Reply::status(200)).await;
+    let ids = PaymentIds::new("booking-same-second");
+    let t = now() - 60;
+    let mut paid = ids.event("payment_intent.succeeded", t, &["amount=2000".into()]);
+    paid["id"] = "evt_zz_same_second_paid".into();
+    let mut refund = ids.event(
+        "charge.refunded",
+        t,
+        &["amount=2000".into(), "amount_refunded=500".into()],
+    );
+    refund["id"] = "evt_aa_same_second_refund".into();
+    app.deliver_all(std::slice::from_ref(&paid)).await;
+    app.deliver_all(std::slice::from_ref(&refund)).await;
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+
+    let x = explained_with_attempts(&app, "booking-same-second", 2).await;
+    assert_eq!(x["status"], "partially_refunded", "{x:#}");
+    let summary = x["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with(
+            "booking booking-same-second is partially_refunded since charge.refunded evt_aa_same_second_refund"
+        ),
+        "{summary}"
+    );
+    let steps: Vec<(&str, &str)> = x["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["event"]["type"].as_str().unwrap_or(""),
+                t["status_after"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("payment_intent.succeeded", "succeeded"),
+            ("charge.refunded", "partially_refunded")
+        ],
+        "{x:#}"
+    );
+}
+
+#[tokio::test]
 async fn explain_puts_what_needs_a_person_first() {
     // The booking service refuses every notification for good.
     let (app, receiver) = app_with_target(|_, _| Reply::status(400)).await;

@@ -139,7 +139,9 @@ impl Store {
             .await
     }
 
-    /// The facts of these payments with their events, in provider time.
+    /// The facts of these payments with their events, in provider time; events of the same
+    /// time (Stripe's are to the second) in the order they were applied, so that the timeline's
+    /// states read as they happened.
     pub async fn facts_of(&self, payment_ids: &[i64]) -> Result<Vec<FactRow>, StoreError> {
         if payment_ids.is_empty() {
             return Ok(Vec::new());
@@ -151,7 +153,7 @@ impl Store {
              FROM payment_facts f
              LEFT JOIN webhook_events e ON e.source = f.source AND e.event_id = f.event_id
              WHERE f.payment_id IN ({})
-             ORDER BY f.occurred_at, f.event_id",
+             ORDER BY f.occurred_at, f.id",
             placeholders(payment_ids.len())
         );
         let params: Vec<Param> = payment_ids.iter().map(|&i| Param::Int(i)).collect();
