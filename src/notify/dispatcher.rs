@@ -277,7 +277,7 @@ impl TargetWorker {
                     if want > 0 {
                         drained = claimed < want;
                     }
-                    if want > 0 && claimed < want {
+                    if want > 0 && drained {
                         self.until_next_due(now).await
                     } else {
                         IDLE_WAIT
@@ -307,10 +307,7 @@ impl TargetWorker {
             };
             tokio::select! {
                 Some(joined) = pass.in_flight.join_next(), if !pass.in_flight.is_empty() => {
-                    self.finished(&mut pass, joined);
-                    while let Some(more) = pass.in_flight.try_join_next() {
-                        self.finished(&mut pass, more);
-                    }
+                    self.finished_with_others(&mut pass, joined);
                     self.gather(&mut pass, drained, &mut stopped).await;
                 }
                 _ = self.signal.wake.notified(), if !stopping => {}
@@ -343,10 +340,7 @@ impl TargetWorker {
             }
             tokio::select! {
                 Some(joined) = pass.in_flight.join_next(), if busy > 0 => {
-                    self.finished(pass, joined);
-                    while let Some(more) = pass.in_flight.try_join_next() {
-                        self.finished(pass, more);
-                    }
+                    self.finished_with_others(pass, joined);
                 }
                 _ = self.signal.wake.notified() => return,
                 _ = tokio::time::sleep_until(until) => return,
@@ -392,6 +386,18 @@ impl TargetWorker {
             pass.in_flight.spawn(self.clone().attempt(delivery));
         }
         Ok(turn)
+    }
+
+    /// An attempt ended, and with it any others that have ended meanwhile.
+    fn finished_with_others(
+        &self,
+        pass: &mut Pass,
+        joined: Result<Finished, tokio::task::JoinError>,
+    ) {
+        self.finished(pass, joined);
+        while let Some(more) = pass.in_flight.try_join_next() {
+            self.finished(pass, more);
+        }
     }
 
     /// An attempt ended: the circuit takes it into account, and its outcome waits for the next
