@@ -283,6 +283,8 @@ impl Processor {
             })
             .collect();
         tx.lock_refs(&keys.into_iter().collect::<Vec<_>>()).await?;
+        // The claim and the reading of its payloads, under the lock (the debug line below).
+        let read_us = begun.elapsed().as_micros() as u64;
 
         let now = Utc::now();
         let started = std::time::Instant::now();
@@ -365,6 +367,7 @@ impl Processor {
         tracing::debug!(
             events = handled.len(),
             held_us = begun.elapsed().as_micros() as u64,
+            read_us,
             commit_us = committing.elapsed().as_micros() as u64,
             "ledger batch committed"
         );

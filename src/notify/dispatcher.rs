@@ -141,6 +141,14 @@ pub enum Dispatched {
     Held(CircuitState),
 }
 
+/// How long a round waited for its transaction (on SQLite, the store's write lock), then held it,
+/// and how much of that its commit took: the debug line per round shows where the lock goes.
+struct RoundTimes {
+    waited: Duration,
+    held: Duration,
+    commit: Duration,
+}
+
 /// Delivers the outbox to one target; [`Dispatcher::spawn`] runs it, a test or a tool may step it.
 #[derive(Clone)]
 pub struct TargetWorker {
@@ -365,13 +373,13 @@ impl TargetWorker {
         }
         let probe = matches!(pass.circuit.state, CircuitState::Open { .. });
         let saved = pass.circuit_changed.then_some(&pass.circuit);
-        let begun = Instant::now();
-        let claimed = self
+        let (claimed, times) = self
             .round(&pass.settled, saved, &pass.events, want, probe, now)
             .await?;
         tracing::debug!(target_name = %self.target.name, settled = pass.settled.len(),
             claimed = claimed.len(), in_flight = pass.in_flight.len(),
-            round_us = begun.elapsed().as_micros() as u64, "dispatcher round committed");
+            waited_us = times.waited.as_micros() as u64, held_us = times.held.as_micros() as u64,
+            commit_us = times.commit.as_micros() as u64, "dispatcher round committed");
         pass.settled.clear();
         pass.circuit_changed = false;
         pass.events.clear();
@@ -476,8 +484,10 @@ impl TargetWorker {
         want: usize,
         probe: bool,
         now: i64,
-    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    ) -> Result<(Vec<ClaimedDelivery>, RoundTimes), StoreError> {
+        let asked = Instant::now();
         let mut tx = self.store.begin_outbox().await?;
+        let begun = Instant::now();
         let mut announced = 0;
         tx.settle_deliveries(settled).await?;
         let answers: Vec<&BookingAnswer> = settled
@@ -512,11 +522,17 @@ impl TargetWorker {
         } else {
             Vec::new()
         };
+        let committing = Instant::now();
         tx.commit().await?;
+        let times = RoundTimes {
+            waited: begun - asked,
+            held: begun.elapsed(),
+            commit: committing.elapsed(),
+        };
         if announced > 0 {
             self.wake_all.notify();
         }
-        Ok(claimed)
+        Ok((claimed, times))
     }
 
     /// Money was taken for a booking the booking service will not confirm (cancelled, say, after
