@@ -35,6 +35,11 @@ impl NotificationId {
         NotificationId(new_id(Self::PREFIX))
     }
 
+    /// An id read back from the store.
+    pub fn from_stored(id: String) -> NotificationId {
+        NotificationId(id)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

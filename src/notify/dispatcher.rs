@@ -31,7 +31,7 @@ use crate::domain::delivery::{
 use crate::domain::state::{Attention, Payment};
 use crate::domain::status::DeliveryStatus;
 use crate::domain::steps::OPERATIONAL_EVENTS;
-use crate::store::{BookingAnswer, ClaimedDelivery, Settled, Store, StoreError};
+use crate::store::{BookingAnswer, ClaimedDelivery, Lease, QuickRound, Settled, Store, StoreError};
 
 /// How long an idle worker waits before looking again unwoken.
 const IDLE_WAIT: Duration = Duration::from_secs(2);
@@ -139,6 +139,18 @@ pub enum Dispatched {
     Idle { next_due_ms: Option<i64> },
     /// The circuit lets nothing through now: open (until its next probe) or disabled.
     Held(CircuitState),
+}
+
+/// What a round records and asks for: finished attempts, the circuit to save, operational
+/// events to write, how many notifications to lease (while open: the probe).
+#[derive(Clone, Copy)]
+struct RoundWork<'a> {
+    settled: &'a [Settled],
+    circuit: Option<&'a Circuit>,
+    events: &'a [Operational],
+    want: usize,
+    probe: bool,
+    now: i64,
 }
 
 /// How long a round waited for its transaction (on SQLite, the store's write lock), then held it,
@@ -373,9 +385,15 @@ impl TargetWorker {
         }
         let probe = matches!(pass.circuit.state, CircuitState::Open { .. });
         let saved = pass.circuit_changed.then_some(&pass.circuit);
-        let (claimed, times) = self
-            .round(&pass.settled, saved, &pass.events, want, probe, now)
-            .await?;
+        let work = RoundWork {
+            settled: &pass.settled,
+            circuit: saved,
+            events: &pass.events,
+            want,
+            probe,
+            now,
+        };
+        let (claimed, times) = self.round(work).await?;
         tracing::debug!(target_name = %self.target.name, settled = pass.settled.len(),
             claimed = claimed.len(), in_flight = pass.in_flight.len(),
             waited_us = times.waited.as_micros() as u64, held_us = times.held.as_micros() as u64,
@@ -478,14 +496,30 @@ impl TargetWorker {
     /// due or not).
     async fn round(
         &self,
-        settled: &[Settled],
-        circuit: Option<&Circuit>,
-        events: &[Operational],
-        want: usize,
-        probe: bool,
-        now: i64,
+        work: RoundWork<'_>,
     ) -> Result<(Vec<ClaimedDelivery>, RoundTimes), StoreError> {
         let asked = Instant::now();
+        if let Some((leased, waited)) = self.quick_round(work).await? {
+            // Its commit is part of `held`.
+            let held = asked.elapsed().saturating_sub(waited);
+            let commit = Duration::ZERO;
+            return Ok((
+                leased,
+                RoundTimes {
+                    waited,
+                    held,
+                    commit,
+                },
+            ));
+        }
+        let RoundWork {
+            settled,
+            circuit,
+            events,
+            want,
+            probe,
+            now,
+        } = work;
         let mut tx = self.store.begin_outbox().await?;
         let begun = Instant::now();
         let mut announced = 0;
@@ -510,9 +544,7 @@ impl TargetWorker {
                 .await?;
         }
         let claimed = if want > 0 {
-            // Long enough for the attempt and its settling; an instance that dies mid-attempt
-            // leaves the notification to be sent again when the lease ends.
-            let lease = now + 2 * self.target.timeout.as_millis() as i64 + 5_000;
+            let lease = self.lease_until(now);
             if probe {
                 tx.claim_probe(&self.target.name, now, lease).await?
             } else {
@@ -533,6 +565,47 @@ impl TargetWorker {
             self.wake_all.notify();
         }
         Ok((claimed, times))
+    }
+
+    /// On SQLite, a round with nothing unusual in it (no operational event, refusal or probe)
+    /// runs on the connection itself ([`crate::store::QuickRound`]): `None` when it must go the
+    /// general way. Returns the notifications leased and how long it waited for the write lock.
+    async fn quick_round(
+        &self,
+        work: RoundWork<'_>,
+    ) -> Result<Option<(Vec<ClaimedDelivery>, Duration)>, StoreError> {
+        let Store::Sqlite(store) = &*self.store else {
+            return Ok(None);
+        };
+        let answers = work
+            .settled
+            .iter()
+            .filter_map(|s| s.booking_answer.as_ref());
+        if work.probe || !work.events.is_empty() || answers.clone().any(|a| a.refused) {
+            return Ok(None);
+        }
+        let accepted: Vec<i64> = answers.map(|a| a.payment_id).collect();
+        store
+            .quick_round(QuickRound {
+                settled: work.settled,
+                accepted: &accepted,
+                circuit: work
+                    .circuit
+                    .map(|c| (self.target.name.as_str(), c, Utc::now())),
+                lease: (work.want > 0).then(|| Lease {
+                    target: &self.target.name,
+                    now_ms: work.now,
+                    until: self.lease_until(work.now),
+                    limit: work.want as i64,
+                }),
+            })
+            .await
+    }
+
+    /// Long enough for the attempt and its settling; an instance that dies mid-attempt leaves the
+    /// notification to be sent again when the lease ends.
+    fn lease_until(&self, now: i64) -> i64 {
+        now + 2 * self.target.timeout.as_millis() as i64 + 5_000
     }
 
     /// Money was taken for a booking the booking service will not confirm (cancelled, say, after

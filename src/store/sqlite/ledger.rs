@@ -29,7 +29,7 @@ use crate::store::{RETENTION_CURSOR, StoreError, sql};
 /// at 2,000 webhooks/s the claim held the write lock for half of each second, and a booking
 /// service back from an outage met a dispatcher slowed by its own backlog. Each booking's order
 /// is the `NOT EXISTS`: only the oldest pending notification of an order key is taken.
-const CLAIM_DELIVERIES: &str = "
+pub(super) const CLAIM_DELIVERIES: &str = "
     UPDATE deliveries SET next_attempt_at = $3, leased_until = $3
     WHERE id IN (
         SELECT d.id FROM deliveries d
@@ -42,13 +42,40 @@ const CLAIM_DELIVERIES: &str = "
     RETURNING id, notification_id, target, order_key, event, booking_id, payload,
         attempts, source, source_event_id, payment_id, trace_context";
 
+/// A round's outcomes on their notifications: the text before and after a `VALUES` list of
+/// `(id, status, attempts, next_attempt_at, last_status, last_error, delivered_at)`, padded
+/// ([`super::push_padded_values`]). Each row takes its first outcome, which ends its lease; one
+/// an operator put back in line while the attempt was out (its lease already ended) keeps the
+/// operator's word.
+pub(super) const SETTLE_ROWS: (&str, &str) = (
+    "WITH v (id, status, attempts, next_attempt_at, last_status, last_error, delivered_at) AS (",
+    ") UPDATE deliveries SET status = v.status, attempts = v.attempts,
+        next_attempt_at = v.next_attempt_at, leased_until = NULL,
+        last_status = v.last_status, last_error = v.last_error, delivered_at = v.delivered_at
+     FROM v WHERE deliveries.id = v.id AND deliveries.leased_until IS NOT NULL",
+);
+
+/// A round's attempts, kept in its order and numbered after those already kept: the text around
+/// a `VALUES` list of `(n, id, started_at, latency_ms, status, answer, outcome,
+/// next_attempt_at)`, padded as [`SETTLE_ROWS`].
+pub(super) const KEEP_ATTEMPTS: (&str, &str) = (
+    "WITH v (n, id, started_at, latency_ms, status, answer, outcome, next_attempt_at) AS (",
+    ") INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms,
+        status, answer, outcome, next_attempt_at)
+     SELECT v.id,
+        (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = v.id)
+          + ROW_NUMBER() OVER (PARTITION BY v.id ORDER BY v.n),
+        v.started_at, v.latency_ms, v.status, v.answer, v.outcome, v.next_attempt_at
+     FROM v WHERE v.id IS NOT NULL",
+);
+
 /// The payments a source's provider ids (`$2`) belong to.
 const REFS_OF: &str = "
     SELECT ref, payment_id FROM payment_refs
     WHERE source = $1 AND ref IN (SELECT value FROM json_each($2))";
 
 /// Of the payments `$1`, those flagged for attention.
-const FLAGGED_PAYMENTS: &str = "
+pub(super) const FLAGGED_PAYMENTS: &str = "
     SELECT id FROM payments
     WHERE attention IS NOT NULL AND id IN (SELECT value FROM json_each($1))";
 
@@ -316,10 +343,7 @@ impl SqliteStore {
         for settled in settled.chunks(1_000) {
             let mut seen = HashSet::with_capacity(settled.len());
             let rows: Vec<&Settled> = settled.iter().filter(|s| seen.insert(s.id)).collect();
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "WITH v (id, status, attempts, next_attempt_at, last_status, last_error,
-                    delivered_at) AS (",
-            );
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(SETTLE_ROWS.0);
             push_padded_values(&mut q, rows.into_iter(), 7, |row, s| {
                 row.push_bind(s.id)
                     .push_bind(s.status)
@@ -329,19 +353,10 @@ impl SqliteStore {
                     .push_bind(s.last_error.as_deref())
                     .push_bind(s.delivered_at);
             });
-            q.push(
-                ") UPDATE deliveries SET status = v.status, attempts = v.attempts,
-                    next_attempt_at = v.next_attempt_at, leased_until = NULL,
-                    last_status = v.last_status, last_error = v.last_error,
-                    delivered_at = v.delivered_at
-                 FROM v WHERE deliveries.id = v.id AND deliveries.leased_until IS NOT NULL",
-            );
+            q.push(SETTLE_ROWS.1);
             q.build().execute(&mut *conn).await?;
 
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "WITH v (n, id, started_at, latency_ms, status, answer, outcome, next_attempt_at)
-                 AS (",
-            );
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(KEEP_ATTEMPTS.0);
             push_padded_values(&mut q, settled.iter().enumerate(), 8, |row, (n, s)| {
                 let retry_at = (s.status == DeliveryStatus::Pending).then_some(s.next_attempt_at);
                 row.push_bind(n as i64)
@@ -353,15 +368,7 @@ impl SqliteStore {
                     .push_bind(s.status.as_str())
                     .push_bind(retry_at);
             });
-            q.push(
-                ") INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms,
-                    status, answer, outcome, next_attempt_at)
-                 SELECT v.id,
-                    (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = v.id)
-                      + ROW_NUMBER() OVER (PARTITION BY v.id ORDER BY v.n),
-                    v.started_at, v.latency_ms, v.status, v.answer, v.outcome, v.next_attempt_at
-                 FROM v WHERE v.id IS NOT NULL",
-            );
+            q.push(KEEP_ATTEMPTS.1);
             q.build().execute(&mut *conn).await?;
         }
         Ok(())
@@ -687,6 +694,15 @@ mod tests {
     /// lease), and both attempts are kept, numbered after the one already kept.
     #[tokio::test]
     async fn a_round_settles_its_notifications_in_one_go_and_keeps_every_attempt() {
+        // The general way (a `WriteTx`) and the quick one (`round.rs`, on rusqlite) alike.
+        for quick in [false, true] {
+            a_round_settles_as_expected(quick).await;
+        }
+    }
+
+    async fn a_round_settles_as_expected(quick: bool) {
+        use chrono::SubsecRound;
+
         use crate::domain::status::DeliveryStatus;
         use crate::store::outbox::{AttemptRecord, Settled};
 
@@ -706,6 +722,7 @@ mod tests {
         .execute(sqlite.reader())
         .await
         .unwrap();
+        let delivered_at = Utc::now().trunc_subsecs(6);
         let settled = |id, status, code: i64| Settled {
             id,
             status,
@@ -713,7 +730,7 @@ mod tests {
             next_attempt_at: 500,
             last_status: Some(code),
             last_error: None,
-            delivered_at: None,
+            delivered_at: (status == DeliveryStatus::Delivered).then_some(delivered_at),
             booking_answer: None,
             attempt: AttemptRecord {
                 started_at: 10,
@@ -721,18 +738,30 @@ mod tests {
                 answer: format!("{code}"),
             },
         };
-        let mut tx = store.begin_outbox().await.unwrap();
-        tx.settle_deliveries(&[
+        let settled = [
             settled(1, DeliveryStatus::Pending, 503),
             settled(2, DeliveryStatus::Delivered, 200),
             settled(1, DeliveryStatus::Delivered, 200),
-        ])
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
+        ];
+        if quick {
+            let round = crate::store::QuickRound {
+                settled: &settled,
+                accepted: &[],
+                circuit: None,
+                lease: None,
+            };
+            let done = sqlite.quick_round(round).await.unwrap();
+            assert!(done.is_some_and(|(leased, _)| leased.is_empty()));
+        } else {
+            let mut tx = store.begin_outbox().await.unwrap();
+            tx.settle_deliveries(&settled).await.unwrap();
+            tx.commit().await.unwrap();
+        }
 
-        let rows: Vec<(i64, String, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT id, status, last_status, leased_until FROM deliveries ORDER BY id",
+        type Row = (i64, String, Option<i64>, Option<i64>, Option<DateTime<Utc>>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, status, last_status, leased_until, delivered_at
+                 FROM deliveries ORDER BY id",
         )
         .fetch_all(sqlite.reader())
         .await
@@ -740,9 +769,10 @@ mod tests {
         assert_eq!(
             rows,
             [
-                (1, "pending".into(), Some(503), None),
-                (2, "delivered".into(), Some(200), None)
-            ]
+                (1, "pending".into(), Some(503), None, None),
+                (2, "delivered".into(), Some(200), None, Some(delivered_at))
+            ],
+            "quick: {quick}"
         );
         let attempts: Vec<(i64, i64, Option<String>)> = sqlx::query_as(
             "SELECT delivery_id, attempt, answer FROM delivery_attempts ORDER BY delivery_id, attempt",
@@ -757,7 +787,9 @@ mod tests {
                 (1, 2, Some("503".into())),
                 (1, 3, Some("200".into())),
                 (2, 1, Some("200".into()))
-            ]
+            ],
+            "quick: {quick}"
         );
+        store.close().await;
     }
 }

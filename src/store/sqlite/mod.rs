@@ -28,9 +28,15 @@ use crate::domain::SqliteSync;
 mod inbox;
 mod ledger;
 mod queries;
+mod round;
+
+pub use round::{Lease, QuickRound};
 
 use inbox::InboxWrites;
 pub use inbox::SqliteTx;
+
+/// How long a connection waits for another's write lock before it gives up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The migrations in `migrations/sqlite/`, compiled in.
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -51,6 +57,8 @@ pub struct SqliteStore {
     inbox: SqlitePool,
     /// Commits wait for fsync (`synchronous=FULL`, the default).
     durable: bool,
+    /// The dispatcher's usual rounds, on a connection of their own (see [`round`]).
+    round_connection: round::RoundConnection,
     /// One connection whose commits do not wait for fsync, for the dispatcher's bookkeeping
     /// (leases, attempts, delivered marks). After a power loss such a commit may be missing: a
     /// notification is then sent again with the same id, never lost. The outbox rows themselves
@@ -248,13 +256,13 @@ impl SqliteStore {
                 SqliteSync::Full => SqliteSynchronous::Full,
                 SqliteSync::Normal => SqliteSynchronous::Normal,
             })
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(BUSY_TIMEOUT)
             // Checkpoints run in the background (see `checkpoint_in_background`): one run by a
             // committing connection holds up every writer behind it for its whole fsync. This
             // bound only matters if the background task cannot keep up.
             .pragma("wal_autocheckpoint", "50000")
             .statement_cache_capacity(256);
-        let file = options.get_filename();
+        let file = options.get_filename().to_path_buf();
         let name = file.to_string_lossy();
         if name.is_empty() || name == ":memory:" || name.starts_with("file:") {
             return Err(StoreError::Unavailable(sqlx::Error::Configuration(
@@ -262,7 +270,7 @@ impl SqliteStore {
                     .into(),
             )));
         }
-        let inbox_file = inbox_file(file);
+        let inbox_file = inbox_file(&file);
         // Page caches (`cache_size`, KiB when negative) bound most of payhook's memory: the
         // writer's keeps the ledger's index pages between commits, the inbox's connection its
         // indexes' (4 MiB each: the 8 MiB the writer had when it kept both); the readers' are
@@ -321,6 +329,7 @@ impl SqliteStore {
             writer,
             inbox,
             durable: matches!(sync, SqliteSync::Full),
+            round_connection: round::RoundConnection::new(file),
             relaxed,
             write_gate: Arc::default(),
             rounds_waiting: Arc::default(),
@@ -434,6 +443,7 @@ impl SqliteStore {
 
     pub async fn close(&self) {
         self.writer.close().await;
+        self.round_connection.close();
         self.relaxed.close().await;
         self.inbox.close().await;
         self.pool.close().await;
