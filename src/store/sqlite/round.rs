@@ -96,17 +96,24 @@ impl SqliteStore {
             self.write_gate.clone().lock_owned().await
         };
         let waited = asked.elapsed();
-        let mut db = self
+        let mut kept = self
             .round_connection
             .db
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let db = match &mut *db {
+        let db = match &mut *kept {
             Some(db) => db,
             none => none.insert(self.round_connection.open().map_err(raw_error)?),
         };
-        let leased = run(db, round).map_err(raw_error)?;
-        Ok(leased.map(|leased| (leased, waited)))
+        match run(db, round) {
+            Ok(leased) => Ok(leased.map(|leased| (leased, waited))),
+            Err(e) => {
+                // Whatever state the connection was left in (a rollback that failed keeps its
+                // transaction open), the next round starts on a fresh one.
+                kept.take();
+                Err(raw_error(e))
+            }
+        }
     }
 }
 
@@ -224,4 +231,87 @@ fn settle(tx: &rusqlite::Transaction<'_>, settled: &[Settled]) -> Result<(), rus
             .execute(params_from_iter(values))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::store::outbox::AttemptRecord;
+
+    /// A round that fails changes nothing (its outcomes, its leases), and the next round, on a
+    /// fresh connection, records them.
+    #[tokio::test]
+    async fn a_failed_round_changes_nothing_and_the_next_one_records_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::scratch(&dir).await;
+        let Store::Sqlite(sqlite) = &*store else {
+            unreachable!("a scratch store is SQLite")
+        };
+        let setup =
+            "INSERT INTO deliveries (id, notification_id, target, order_key, event, payload,
+                next_attempt_at, leased_until, created_at)
+             VALUES (1, 'ntf_1', 't', 'b1', 'confirmed', '{}', 0, 99, 'now'),
+                    (2, 'ntf_2', 't', 'b2', 'confirmed', '{}', 0, NULL, 'now');
+             CREATE TRIGGER refuse BEFORE INSERT ON delivery_attempts
+             BEGIN SELECT RAISE(ABORT, 'the disk says no'); END;";
+        sqlx::raw_sql(setup).execute(sqlite.reader()).await.unwrap();
+        let settled = [Settled {
+            id: 1,
+            status: DeliveryStatus::Delivered,
+            attempts: 1,
+            next_attempt_at: 0,
+            last_status: Some(200),
+            last_error: None,
+            delivered_at: Some(Utc::now()),
+            booking_answer: None,
+            attempt: AttemptRecord {
+                started_at: 10,
+                latency_ms: 3,
+                answer: "200".into(),
+            },
+        }];
+        let round = || QuickRound {
+            settled: &settled,
+            accepted: &[],
+            circuit: None,
+            lease: Some(Lease {
+                target: "t",
+                now_ms: 100,
+                until: 5_000,
+                limit: 10,
+            }),
+        };
+        let rows = || async {
+            let rows: Vec<(i64, String, Option<i64>)> =
+                sqlx::query_as("SELECT id, status, leased_until FROM deliveries ORDER BY id")
+                    .fetch_all(sqlite.reader())
+                    .await
+                    .unwrap();
+            rows
+        };
+
+        let failed = sqlite.quick_round(round()).await.unwrap_err();
+        assert!(failed.to_string().contains("the disk says no"), "{failed}");
+        assert_eq!(
+            rows().await,
+            [(1, "pending".into(), Some(99)), (2, "pending".into(), None)]
+        );
+
+        sqlx::raw_sql("DROP TRIGGER refuse")
+            .execute(sqlite.reader())
+            .await
+            .unwrap();
+        let (leased, _) = sqlite.quick_round(round()).await.unwrap().unwrap();
+        let ids: Vec<i64> = leased.iter().map(|d| d.id).collect();
+        assert_eq!(ids, [2]);
+        assert_eq!(
+            rows().await,
+            [
+                (1, "delivered".into(), None),
+                (2, "pending".into(), Some(5_000))
+            ]
+        );
+        store.close().await;
+    }
 }
