@@ -101,6 +101,25 @@ test('Decline shows the payment failed', async () => {
   await page.close();
 });
 
+test('A page showing a failed attempt turns confirmed when the customer pays in another tab', async () => {
+  const base = await start(['serve'], 'ready');
+  const created = await session(base, { booking_id: 'booking-browser-two-tabs' });
+  const first = await browser.newPage();
+  await first.goto(created.checkout_url);
+  await Promise.all([first.waitForURL(/\/checkout\/return/), first.click('#decline')]);
+  assert.equal(await outcome(first, 'failed'), 'Payment failed');
+  // The session can still be paid: the customer pays in a second tab.
+  const second = await browser.newPage();
+  await second.goto(created.checkout_url);
+  await Promise.all([second.waitForURL(/\/checkout\/return/), second.click('#pay')]);
+  assert.equal(await outcome(second, 'confirmed'), 'Payment confirmed');
+  // The first tab, left on the failure, follows: a failed attempt was not the session's last word.
+  assert.equal(await outcome(first, 'confirmed'), 'Payment confirmed');
+  assert.equal(await first.isHidden('#retry'), true);
+  await first.close();
+  await second.close();
+});
+
 test('An unknown session says so to the customer, without rows or the gateway\'s name', async () => {
   const base = await start(['serve'], 'ready');
   const page = await browser.newPage();
