@@ -6,7 +6,7 @@
 //! connection's own thread, and with both cores busy each leg waits for a core while the round
 //! holds the store's one write lock: a round held it about twice as long as its statements took.
 //! Here the round's transaction runs through rusqlite, its statements kept prepared, on the
-//! round's own thread. Anything unusual (an operational event to write, a refusal, a flag to
+//! thread of the task that holds the write gate. Anything unusual (an operational event to write, a refusal, a flag to
 //! clear, a probe) goes the general way, through [`crate::store::WriteTx`].
 
 use std::collections::HashSet;
