@@ -95,6 +95,18 @@ fn pause_after(
     }
 }
 
+/// The task writing a batch's marks, while the processor goes on (see [`Processor::process`]).
+type Marking = Option<tokio::task::JoinHandle<Result<(), StoreError>>>;
+
+/// Waits for a batch's marks to be written.
+async fn written(
+    marking: tokio::task::JoinHandle<Result<(), StoreError>>,
+) -> Result<(), StoreError> {
+    marking.await.map_err(|e| {
+        StoreError::CommitFailed(format!("writing the marks on applied events: {e}"))
+    })?
+}
+
 /// What happened to one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handled {
@@ -192,7 +204,7 @@ impl Processor {
 
     /// Handles the next batch of waiting events, if any.
     pub async fn try_process_next(&self) -> Result<Outcome, StoreError> {
-        self.try_process_up_to(self.batch_limit()).await
+        self.try_process_up_to(self.batch_limit(), None).await
     }
 
     /// A full batch, or a shorter one while a dispatcher round waits for the write lock.
@@ -204,12 +216,16 @@ impl Processor {
         }
     }
 
-    async fn try_process_up_to(&self, limit: i64) -> Result<Outcome, StoreError> {
-        self.try_process(Claim::Next {
+    async fn try_process_up_to(
+        &self,
+        limit: i64,
+        marking: Option<&mut Marking>,
+    ) -> Result<Outcome, StoreError> {
+        let claim = Claim::Next {
             now_ms: Utc::now().timestamp_millis(),
             limit,
-        })
-        .await
+        };
+        self.process(claim, marking).await
     }
 
     /// Handles waiting events until none is due; returns how many were handled.
@@ -222,8 +238,21 @@ impl Processor {
     }
 
     /// Claims events and applies them in one transaction: all at once, or, if that fails, one at
-    /// a time.
+    /// a time; returns once they are marked.
     pub async fn try_process(&self, claim: Claim) -> Result<Outcome, StoreError> {
+        self.process(claim, None).await
+    }
+
+    /// [`Self::try_process`]; with `marking`, returns once the ledger has committed, leaving the
+    /// marks on the events to a task kept there (the next batch is claimed and applied while
+    /// they are written, see [`WriteTx::commit_leaving_marks`]). The task of the batch before,
+    /// found there, is waited for: one batch's marks at a time, and an inbox that cannot take
+    /// them is an error of the processor's, as when it waited for them.
+    async fn process(
+        &self,
+        claim: Claim,
+        marking: Option<&mut Marking>,
+    ) -> Result<Outcome, StoreError> {
         let mut tx = self.store.begin_ledger().await?;
         // On SQLite, from here to the commit the transaction holds the store file's write lock.
         let begun = std::time::Instant::now();
@@ -363,7 +392,7 @@ impl Processor {
             tx.announce(crate::store::Work::Outbox).await?;
         }
         let committing = std::time::Instant::now();
-        tx.commit().await?;
+        let marks = tx.commit_leaving_marks().await?;
         tracing::debug!(
             events = handled.len(),
             held_us = begun.elapsed().as_micros() as u64,
@@ -371,12 +400,30 @@ impl Processor {
             commit_us = committing.elapsed().as_micros() as u64,
             "ledger batch committed"
         );
-        if notified > 0 {
-            self.dispatch.notify();
-        }
-        if handled.iter().any(|h| h.status == EventStatus::Waiting) {
-            self.fetch.notify_one();
-        }
+        // Woken once the events are marked: the fetcher looks for `waiting` events, and a
+        // notification goes out after its event reads as applied.
+        let dispatch = (notified > 0).then(|| self.dispatch.clone());
+        let fetch = handled
+            .iter()
+            .any(|h| h.status == EventStatus::Waiting)
+            .then(|| self.fetch.clone());
+        let marked = async move {
+            marks.write().await?;
+            if let Some(dispatch) = dispatch {
+                dispatch.notify();
+            }
+            if let Some(fetch) = fetch {
+                fetch.notify_one();
+            }
+            Ok(())
+        };
+        let previous = match marking {
+            None => {
+                marked.await?;
+                None
+            }
+            Some(marking) => marking.replace(tokio::spawn(marked)),
+        };
         let committed = Utc::now();
         for (i, h) in handled.iter().enumerate() {
             // The line is also its span's event (tracing on).
@@ -399,16 +446,28 @@ impl Processor {
                     r#type = %h.event_type, booking_id, status = h.status.as_str(), "event applied"),
             }
         }
+        if let Some(previous) = previous {
+            written(previous).await?;
+        }
         Ok(Outcome::Handled(handled))
     }
 
     /// Runs until `stopped` turns true: handles events as they come, sleeps when there are none.
     pub async fn run(self, mut stopped: watch::Receiver<bool>) {
         let mut outage = 0u32;
+        let mut marking = None;
         while !*stopped.borrow() {
             let started = std::time::Instant::now();
             let limit = self.batch_limit();
-            let wait = match self.try_process_up_to(limit).await {
+            let mut processed = self.try_process_up_to(limit, Some(&mut marking)).await;
+            // Nothing left to claim: the last marks are written before the processor rests.
+            if let Ok(Outcome::Empty { .. }) = processed
+                && let Some(previous) = marking.take()
+                && let Err(e) = written(previous).await
+            {
+                processed = Err(e);
+            }
+            let wait = match processed {
                 Ok(Outcome::Handled(batch)) => {
                     outage = 0;
                     let pause = pause_after(
@@ -444,6 +503,11 @@ impl Processor {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stopped.changed() => {}
             }
+        }
+        if let Some(last) = marking
+            && let Err(e) = written(last).await
+        {
+            tracing::warn!(error = %e, "the last events applied were not marked; they will be applied again");
         }
     }
 

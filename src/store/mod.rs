@@ -38,7 +38,7 @@ pub use outbox::{
 pub use payments::{Depths, PaymentKey, StoredFact};
 pub use postgres::PgStore;
 pub use sqlite::{Lease, QuickRound, SqliteStore, attach_inbox_of, copy_inbox, inbox_file};
-pub use tx::{BatchWrites, WriteTx};
+pub use tx::{BatchWrites, Marks, WriteTx};
 
 /// Each variant says its cause once, in its own message: none is a `source`, so an error chain
 /// (`{:#}`) does not repeat the driver's words.

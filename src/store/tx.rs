@@ -27,7 +27,10 @@ pub enum WriteTx {
 impl WriteTx {
     pub async fn claim(&mut self, claim: Claim) -> Result<Vec<ClaimedEvent>, StoreError> {
         match self {
-            WriteTx::Sqlite(SqliteTx { tx, .. }) => SqliteStore::claim(tx, claim).await,
+            WriteTx::Sqlite(SqliteTx { tx, unmarked, .. }) => {
+                let unmarked = unmarked.as_ref().map(|u| u.json());
+                SqliteStore::claim(tx, claim, unmarked.as_deref().unwrap_or("[]")).await
+            }
             WriteTx::Postgres(tx) => PgStore::claim(tx, claim).await,
         }
     }
@@ -485,11 +488,34 @@ impl WriteTx {
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            WriteTx::Sqlite(s) => s.commit().await?,
-            WriteTx::Postgres(tx) => tx.commit().await?,
+        self.commit_leaving_marks().await?.write().await
+    }
+
+    /// Commits, leaving to [`Marks::write`] the marks on the events the transaction applied, on
+    /// SQLite whose inbox is a file of its own (see [`SqliteTx`]): the next ledger transaction
+    /// may claim and apply meanwhile; it skips these events. On PostgreSQL the marks were part of
+    /// the transaction.
+    pub async fn commit_leaving_marks(self) -> Result<Marks, StoreError> {
+        Ok(Marks(match self {
+            WriteTx::Sqlite(s) => Some(s.commit().await?),
+            WriteTx::Postgres(tx) => {
+                tx.commit().await?;
+                None
+            }
+        }))
+    }
+}
+
+/// The marks a committed transaction still has to write on its events ([`WriteTx::commit_leaving_marks`]).
+#[must_use = "the events stay unmarked, and are applied again, unless the marks are written"]
+pub struct Marks(Option<super::sqlite::PendingMarks>);
+
+impl Marks {
+    pub async fn write(self) -> Result<(), StoreError> {
+        match self.0 {
+            Some(marks) => marks.write().await,
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -6,6 +6,12 @@
 //! `received`, and they are applied again on restart, which changes nothing (the ledger keeps each
 //! fact once and notifies only what changed, as a replay does). The other order could mark an event
 //! applied whose ledger change was lost.
+//!
+//! The marks need not hold up the next batch: between the two commits the batch's events are
+//! listed as [`Unmarked`], and the next claim skips them, so the processor claims and applies its
+//! next batch while the marks are written.
+
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, SqlitePool};
@@ -20,11 +26,67 @@ use crate::store::events::Failure;
 pub struct SqliteTx {
     pub(in crate::store) tx: sqlx::Transaction<'static, sqlx::Sqlite>,
     pub(in crate::store) gate: OwnedMutexGuard<()>,
-    /// A ledger transaction's hold on claiming events, kept until its marks are written: the
-    /// store's write lock goes to the next transaction (a dispatcher round) as soon as the store's
-    /// file has committed, but no one claims the events until they are marked.
-    pub(in crate::store) claiming: Option<OwnedMutexGuard<()>>,
+    /// A ledger transaction's list of events applied but not yet marked: its claim skips those,
+    /// and its own events join them from its commit until their marks are written.
+    pub(in crate::store) unmarked: Option<Unmarked>,
     pub(in crate::store) inbox: InboxWrites,
+}
+
+/// The events whose ledger changes have committed and whose marks have not: they are still
+/// `received` (or `retrying`) in the inbox, and no claim may take them again meanwhile. A list
+/// rather than a lock held until the marks are written: the next batch claims, reads and applies
+/// while they are.
+#[derive(Clone, Default)]
+pub struct Unmarked(Arc<Mutex<Vec<i64>>>);
+
+impl Unmarked {
+    /// The ids, as the JSON array the claims bind (`NOT IN (SELECT value FROM json_each(...))`).
+    pub(in crate::store) fn json(&self) -> String {
+        serde_json::to_string(&*self.lock()).expect("ids serialize")
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<i64>> {
+        // A panic while holding it leaves a list of integers, whole.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Lists `ids` until the returned guard is dropped.
+    fn hold(&self, ids: Vec<i64>) -> Held {
+        self.lock().extend_from_slice(&ids);
+        Held {
+            list: self.clone(),
+            ids,
+        }
+    }
+}
+
+/// A batch's place in [`Unmarked`]: dropped once its marks are written, or given up (its events are
+/// then claimed and applied again, which changes nothing).
+struct Held {
+    list: Unmarked,
+    ids: Vec<i64>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let ids: std::collections::HashSet<i64> = self.ids.iter().copied().collect();
+        self.list.lock().retain(|id| !ids.contains(id));
+    }
+}
+
+/// The marks of a committed ledger transaction, to be written to the inbox's file.
+pub struct PendingMarks {
+    inbox: InboxWrites,
+    _held: Option<Held>,
+}
+
+impl PendingMarks {
+    pub async fn write(self) -> Result<(), StoreError> {
+        // `_held` lives until the marks are written or have failed.
+        self.inbox.write().await
+    }
 }
 
 /// What the transaction will write to events once it has committed.
@@ -81,6 +143,17 @@ impl InboxWrites {
             id,
             failure: failure.clone(),
         });
+    }
+
+    /// The events the marks are for.
+    fn ids(&self) -> Vec<i64> {
+        self.marks
+            .iter()
+            .flat_map(|mark| match mark {
+                Mark::Finished { marks, .. } => marks.iter().map(|(id, ..)| *id).collect(),
+                Mark::Failed { id, .. } => vec![*id],
+            })
+            .collect()
     }
 
     pub(in crate::store) fn begin_part(&mut self) {
@@ -153,19 +226,100 @@ impl InboxWrites {
 }
 
 impl SqliteTx {
-    /// Commits the store's file, lets the next writer of that file in, then writes the marks on
-    /// events (they may wait for an acknowledgement's commit on the inbox's file).
-    pub(in crate::store) async fn commit(self) -> Result<(), StoreError> {
+    /// Commits the store's file, lists its events as unmarked and lets the next writer of that
+    /// file in; the marks on the events are left to [`PendingMarks::write`] (they may wait for an
+    /// acknowledgement's commit on the inbox's file).
+    pub(in crate::store) async fn commit(self) -> Result<PendingMarks, StoreError> {
         let SqliteTx {
             tx,
             gate,
-            claiming,
+            unmarked,
             inbox,
         } = self;
         tx.commit().await?;
+        // Listed before the gate goes: the next ledger transaction takes the gate, then claims.
+        let held = unmarked.map(|list| list.hold(inbox.ids()));
         drop(gate);
-        inbox.write().await?;
-        drop(claiming);
-        Ok(())
+        Ok(PendingMarks { inbox, _held: held })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use crate::domain::status::EventStatus;
+    use crate::store::{Claim, Failure, NewEvent, Store, WriteTx};
+
+    async fn claimed(tx: &mut WriteTx, limit: i64) -> Vec<i64> {
+        let claim = Claim::Next {
+            now_ms: Utc::now().timestamp_millis() + 60_000,
+            limit,
+        };
+        tx.claim(claim)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect()
+    }
+
+    async fn status(store: &Store, id: i64) -> EventStatus {
+        store.event_by_id(id).await.unwrap().unwrap().status
+    }
+
+    /// A ledger batch's marks are written after its commit; meanwhile the next batch claims the
+    /// events after its own, and a claim by id does not take them either. Marks given up on (the
+    /// task writing them gone) leave the events to be claimed, and applied, again.
+    #[tokio::test]
+    async fn a_batch_claims_past_the_events_whose_marks_are_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::scratch(&dir).await;
+        let events: Vec<NewEvent> = (0..5)
+            .map(|n| NewEvent::sample(&format!("evt_unmarked_{n}")))
+            .collect();
+        store.insert_events(&events).await.unwrap();
+
+        let mut first = store.begin_ledger().await.unwrap();
+        assert_eq!(claimed(&mut first, 2).await, [1, 2]);
+        first
+            .finish_events(&[(1, EventStatus::Processed, None)], Utc::now())
+            .await
+            .unwrap();
+        let failure = Failure {
+            status: EventStatus::Retrying,
+            attempts: 1,
+            error: "no such payment yet".into(),
+            next_attempt_at: Some(Utc::now().timestamp_millis()),
+        };
+        first.record_failure(2, &failure).await.unwrap();
+        let marks = first.commit_leaving_marks().await.unwrap();
+
+        let mut second = store.begin_ledger().await.unwrap();
+        assert_eq!(claimed(&mut second, 10).await, [3, 4, 5]);
+        assert!(second.claim(Claim::Id(2)).await.unwrap().is_empty());
+        second.rollback().await.unwrap();
+        assert_eq!(status(&store, 1).await, EventStatus::Received);
+
+        marks.write().await.unwrap();
+        assert_eq!(status(&store, 1).await, EventStatus::Processed);
+        assert_eq!(status(&store, 2).await, EventStatus::Retrying);
+        // Marked, they are no longer new: the next claim is as before.
+        let mut third = store.begin_ledger().await.unwrap();
+        assert_eq!(claimed(&mut third, 10).await, [3, 4, 5]);
+        third
+            .finish_events(&[(3, EventStatus::Processed, None)], Utc::now())
+            .await
+            .unwrap();
+        drop(third.commit_leaving_marks().await.unwrap());
+
+        let mut fourth = store.begin_ledger().await.unwrap();
+        assert_eq!(claimed(&mut fourth, 10).await, [3, 4, 5]);
+        fourth.rollback().await.unwrap();
+        let mut retry = store.begin_ledger().await.unwrap();
+        let due = retry.claim(Claim::Id(2)).await.unwrap();
+        assert_eq!(due.iter().map(|e| e.id).collect::<Vec<_>>(), [2]);
+        retry.rollback().await.unwrap();
+        store.close().await;
     }
 }

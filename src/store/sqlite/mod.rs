@@ -32,8 +32,8 @@ mod round;
 
 pub use round::{Lease, QuickRound};
 
-use inbox::InboxWrites;
-pub use inbox::SqliteTx;
+use inbox::{InboxWrites, Unmarked};
+pub use inbox::{PendingMarks, SqliteTx};
 
 /// How long a connection waits for another's write lock before it gives up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -70,9 +70,9 @@ pub struct SqliteStore {
     write_gate: Arc<Mutex<()>>,
     /// Dispatcher rounds waiting for the gate: the ledger processor shortens its batches for them.
     rounds_waiting: Arc<AtomicUsize>,
-    /// Held by a ledger transaction from before it claims until its marks are written (see
-    /// [`SqliteTx`]).
-    claiming: Arc<Mutex<()>>,
+    /// Events a ledger transaction applied whose marks are not written yet (see [`SqliteTx`]):
+    /// the next ledger transaction's claim skips them.
+    unmarked: Unmarked,
 }
 
 /// Counts its holder in while it lives (a round waiting for the gate, even one given up on).
@@ -333,7 +333,7 @@ impl SqliteStore {
             relaxed,
             write_gate: Arc::default(),
             rounds_waiting: Arc::default(),
-            claiming: Arc::default(),
+            unmarked: Unmarked::default(),
         })
     }
 
@@ -412,12 +412,11 @@ impl SqliteStore {
     /// `BEGIN IMMEDIATE`: the transaction holds the write lock from its first read, so the event it
     /// claims cannot change under it and its later writes never fail to upgrade.
     pub async fn begin_ledger(&self) -> Result<WriteTx, StoreError> {
-        let claiming = self.claiming.clone().lock_owned().await;
         let gate = self.write_gate.clone().lock_owned().await;
         Ok(WriteTx::Sqlite(SqliteTx {
             tx: self.writer.begin_with("BEGIN IMMEDIATE").await?,
             gate,
-            claiming: Some(claiming),
+            unmarked: Some(self.unmarked.clone()),
             inbox: InboxWrites::new(self.inbox.clone(), self.durable),
         }))
     }
@@ -431,7 +430,7 @@ impl SqliteStore {
         Ok(WriteTx::Sqlite(SqliteTx {
             tx: self.relaxed.begin_with("BEGIN IMMEDIATE").await?,
             gate,
-            claiming: None,
+            unmarked: None,
             inbox: InboxWrites::new(self.inbox.clone(), self.durable),
         }))
     }
