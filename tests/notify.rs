@@ -991,3 +991,35 @@ async fn deliveries_in(store: &payhook::store::Store, status: &str) -> usize {
         .unwrap()
         .len()
 }
+
+/// On PostgreSQL a dispatcher round's transaction commits without waiting for its WAL to reach
+/// the disk (a crash of the server then sends a notification again, with its id), while a ledger
+/// batch, which writes the notifications themselves, waits as every commit does by default.
+#[tokio::test]
+async fn on_postgresql_rounds_commit_without_waiting_for_the_disk_and_ledger_batches_wait() {
+    let fresh = fresh_store().await;
+    if !is_postgres(&fresh.url) {
+        return skipped("PostgreSQL only: SQLite's rounds have a connection of their own");
+    }
+    let store = payhook::store::Store::connect(&fresh.url, payhook::domain::SqliteSync::Full)
+        .await
+        .unwrap();
+    async fn setting(tx: payhook::store::WriteTx) -> String {
+        let payhook::store::WriteTx::Postgres(mut tx) = tx else {
+            unreachable!("a PostgreSQL store")
+        };
+        let value = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        value
+    }
+    assert_eq!(setting(store.begin_outbox().await.unwrap()).await, "off");
+    assert_eq!(setting(store.begin_ledger().await.unwrap()).await, "on");
+    // The setting was the round's alone: its connection, back in the pool, waits again.
+    for _ in 0..4 {
+        assert_eq!(setting(store.begin_ledger().await.unwrap()).await, "on");
+    }
+    store.close().await;
+}
