@@ -84,8 +84,17 @@ pub struct PendingMarks {
 
 impl PendingMarks {
     pub async fn write(self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let events = self._held.as_ref().map_or(0, |held| held.ids.len());
         // `_held` lives until the marks are written or have failed.
-        self.inbox.write().await
+        self.inbox.write().await?;
+        // Acknowledgements commit on the same connection: how long they may wait behind this.
+        tracing::debug!(
+            events,
+            took_us = started.elapsed().as_micros() as u64,
+            "events marked"
+        );
+        Ok(())
     }
 }
 
