@@ -274,9 +274,11 @@ impl SqliteStore {
         // Page caches (`cache_size`, KiB when negative) bound most of payhook's memory: the
         // writer's keeps the ledger's index pages between commits, the inbox's connection its
         // indexes' (4 MiB each: the 8 MiB the writer had when it kept both); the readers' are
-        // small, since a large store's listings read few pages each, and so is each connection's
-        // cache of the attached inbox. The writer at 8 MiB beside them, and 1 MiB per attached
-        // inbox, peaked at 61 MiB at 128 connections against 48 MiB with these.
+        // small (1 MiB), since a large store's listings read few pages each, and so is each
+        // connection's cache of the attached inbox. The writer at 8 MiB beside them, and 1 MiB
+        // per attached inbox, peaked at 61 MiB at 128 connections against 48 MiB with these. The
+        // readers had 2 MiB each: filled by the admin queries on a large store, 3 MiB more of a
+        // peak that had come to 64-67 MiB.
         // A connection to a file does not go stale as a network connection does: no ping (a round
         // trip to the connection's thread) before each use.
         let pool_options = |connections: u32| {
@@ -299,7 +301,7 @@ impl SqliteStore {
         .await?;
         let pool = pool_options(3)
             .after_connect(attach_inbox(&inbox_file, false))
-            .connect_with(options.clone().pragma("cache_size", "-2048"))
+            .connect_with(options.clone().pragma("cache_size", "-1024"))
             .await?;
         let writer = pool_options(1)
             .after_connect(attach_inbox(&inbox_file, true))
