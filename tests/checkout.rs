@@ -187,6 +187,45 @@ async fn decline_shows_failed_and_leaves_the_booking_pending_then_a_retry_pays()
     assert_eq!(session_state(&app, &id).await["payment_status"], "paid");
 }
 
+/// A return page that loads after the customer paid, but before the payment's webhook is
+/// applied, finds the session paid by the provider's word, not stuck on the decline before it.
+#[tokio::test]
+async fn after_a_decline_a_payment_reads_paid_before_its_webhook_is_applied() {
+    let (app, service) = sandbox_app().await;
+    service.create("booking-ahead", Some(5000), Some("eur"), "pending");
+    let id = new_session(
+        &app,
+        json!({"booking_id": "booking-ahead", "amount": 5000, "currency": "eur"}),
+    )
+    .await;
+    press(&app, &id, "decline").await;
+    eventually(
+        Duration::from_secs(10),
+        "the session reads failed",
+        || async { session_state(&app, &id).await["payment_status"] == "failed" },
+    )
+    .await;
+
+    // The ledger cannot apply the payment yet (its facts refused): the webhook is stored, and
+    // the sandbox's own record says paid.
+    app.break_writes("payment_facts", true).await;
+    press(&app, &id, "pay").await;
+    let ahead = session_state(&app, &id).await;
+    assert_eq!(ahead["payment_status"], "paid", "{ahead}");
+    assert_eq!(ahead["verified_by"], "provider");
+    assert_eq!(ahead["status"], "complete");
+    assert!(ahead.get("checkout_url").is_none(), "nothing left to pay");
+
+    app.break_writes("payment_facts", false).await;
+    eventually(
+        Duration::from_secs(20),
+        "the payment applied from its webhook",
+        || async { session_state(&app, &id).await["verified_by"] == "webhook" },
+    )
+    .await;
+    assert_eq!(session_state(&app, &id).await["payment_status"], "paid");
+}
+
 #[tokio::test]
 async fn cancel_returns_to_the_cancel_url_and_sends_nothing() {
     let (app, _service) = sandbox_app().await;

@@ -125,15 +125,19 @@ impl SessionView {
         let ledger_status = ledger.map(|s| session_payment_status(s.status));
         // The ledger knows once a webhook said something; before, the provider's own record
         // (the sandbox's session row) may already say paid.
-        let (payment_status, verified_by) = match ledger_status {
-            Some(s) if s != "unpaid" => (s.to_string(), "webhook"),
-            _ => match created.map(|s| s.payment_status.as_str()) {
-                Some(p) if p != "unpaid" => (p.to_string(), "provider"),
-                _ => (
-                    "unpaid".to_string(),
-                    if payment.is_some() { "webhook" } else { "none" },
-                ),
-            },
+        // A failed attempt is not the session's last word either: the customer may have paid
+        // since, and the provider's record say so before the webhook is applied.
+        let provider = created
+            .map(|s| s.payment_status.as_str())
+            .filter(|p| *p != "unpaid");
+        let (payment_status, verified_by) = match (ledger_status, provider) {
+            (Some(s), _) if s != "unpaid" && s != "failed" => (s.to_string(), "webhook"),
+            (_, Some(p)) => (p.to_string(), "provider"),
+            (Some("failed"), None) => ("failed".to_string(), "webhook"),
+            _ => (
+                "unpaid".to_string(),
+                if payment.is_some() { "webhook" } else { "none" },
+            ),
         };
         let status = ledger
             .and_then(|s| s.checkout_status)
@@ -166,9 +170,13 @@ impl SessionView {
         }
     }
 
+    /// Nothing settled it yet: a failed attempt leaves the session payable.
     fn is_open(&self) -> bool {
         self.status.as_deref().is_none_or(|s| s == "open")
-            && matches!(self.payment_status.as_str(), "unpaid" | "processing")
+            && matches!(
+                self.payment_status.as_str(),
+                "unpaid" | "processing" | "failed"
+            )
     }
 
     /// The provider is ahead of the webhooks: its word fills in what the ledger does not know.
@@ -180,7 +188,9 @@ impl SessionView {
             self.verified_by = "provider";
         }
         self.status = Some(p.status.clone());
-        if self.payment_status == "unpaid" {
+        if self.payment_status == "unpaid"
+            || (self.payment_status == "failed" && p.payment_status != "unpaid")
+        {
             self.payment_status = p.payment_status.clone();
         }
     }
