@@ -79,14 +79,14 @@ impl Drop for Held {
 /// The marks of a committed ledger transaction, to be written to the inbox's file.
 pub struct PendingMarks {
     inbox: InboxWrites,
-    _held: Option<Held>,
+    held: Option<Held>,
 }
 
 impl PendingMarks {
     pub async fn write(self) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
-        let events = self._held.as_ref().map_or(0, |held| held.ids.len());
-        // `_held` lives until the marks are written or have failed.
+        let events = self.held.as_ref().map_or(0, |held| held.ids.len());
+        // `held` lives until the marks are written or have failed.
         self.inbox.write().await?;
         // Acknowledgements commit on the same connection: how long they may wait behind this.
         tracing::debug!(
@@ -249,7 +249,7 @@ impl SqliteTx {
         // Listed before the gate goes: the next ledger transaction takes the gate, then claims.
         let held = unmarked.map(|list| list.hold(inbox.ids()));
         drop(gate);
-        Ok(PendingMarks { inbox, _held: held })
+        Ok(PendingMarks { inbox, held })
     }
 }
 
