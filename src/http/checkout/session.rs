@@ -104,6 +104,12 @@ pub struct SessionStatus {
     checkout_url: Option<String>,
 }
 
+/// A payment status that settles nothing: the session can still be paid, and the provider's word,
+/// when it says more, replaces it.
+fn unsettled(payment_status: &str) -> bool {
+    matches!(payment_status, "unpaid" | "failed")
+}
+
 /// What the status route says of a session.
 pub(super) struct SessionView {
     session_id: String,
@@ -131,21 +137,19 @@ impl SessionView {
             .map(|s| s.payment_status.as_str())
             .filter(|p| *p != "unpaid");
         let (payment_status, verified_by) = match (ledger_status, provider) {
-            (Some(s), _) if s != "unpaid" && s != "failed" => (s.to_string(), "webhook"),
-            (_, Some(p)) => (p.to_string(), "provider"),
-            (Some("failed"), None) => ("failed".to_string(), "webhook"),
-            _ => (
-                "unpaid".to_string(),
-                if payment.is_some() { "webhook" } else { "none" },
-            ),
+            (Some(s), _) if !unsettled(s) => (s, "webhook"),
+            (_, Some(p)) => (p, "provider"),
+            (Some(s), None) => (s, "webhook"),
+            (None, None) => ("unpaid", "none"),
         };
+        let payment_status = payment_status.to_string();
         let status = ledger
             .and_then(|s| s.checkout_status)
             .map(|c| c.as_str().to_string())
             .or_else(|| created.map(|s| s.status.clone()))
             .map(|s| {
                 // A payment that went through completed its session, whichever event came first.
-                if s == "open" && payment_status != "unpaid" && payment_status != "failed" {
+                if s == "open" && !unsettled(&payment_status) {
                     "complete".to_string()
                 } else {
                     s
@@ -173,10 +177,7 @@ impl SessionView {
     /// Nothing settled it yet: a failed attempt leaves the session payable.
     fn is_open(&self) -> bool {
         self.status.as_deref().is_none_or(|s| s == "open")
-            && matches!(
-                self.payment_status.as_str(),
-                "unpaid" | "processing" | "failed"
-            )
+            && (unsettled(&self.payment_status) || self.payment_status == "processing")
     }
 
     /// The provider is ahead of the webhooks: its word fills in what the ledger does not know.
@@ -188,16 +189,14 @@ impl SessionView {
             self.verified_by = "provider";
         }
         self.status = Some(p.status.clone());
-        if self.payment_status == "unpaid"
-            || (self.payment_status == "failed" && p.payment_status != "unpaid")
-        {
+        if unsettled(&self.payment_status) && p.payment_status != "unpaid" {
             self.payment_status = p.payment_status.clone();
         }
     }
 
     fn json(self) -> SessionStatus {
-        let payable = self.status.as_deref().is_none_or(|s| s == "open")
-            && matches!(self.payment_status.as_str(), "unpaid" | "failed");
+        let payable =
+            self.status.as_deref().is_none_or(|s| s == "open") && unsettled(&self.payment_status);
         SessionStatus {
             checkout_url: if payable { self.url.clone() } else { None },
             amount_formatted: Money::written(self.amount, self.currency.as_deref()),
