@@ -142,25 +142,28 @@ async fn an_authorisation_that_lapses_ends_canceled() {
 async fn a_session_that_takes_no_money_is_never_a_payment() {
     let app = spawn_app().await;
     let pay = PaymentIds::new("booking-setup");
-    let event = pay.event(
-        "checkout.session.completed",
-        now() - 10,
-        &adds(&[
-            "mode=setup",
-            "payment_status=no_payment_required",
-            "payment_intent=null",
-            "amount_total=null",
-        ]),
-    );
-    app.deliver_all(std::slice::from_ref(&event)).await;
-    let row = app.settled(event["id"].as_str().unwrap()).await;
-    assert_eq!(row.status, "ignored");
-    assert!(
-        row.last_error
-            .unwrap_or_default()
-            .contains("takes no payment"),
-        "the reason is kept"
-    );
+    let setup = adds(&[
+        "mode=setup",
+        "payment_status=no_payment_required",
+        "payment_intent=null",
+        "amount_total=null",
+    ]);
+    // Completed, or left to expire (docs.stripe.com/payments/save-and-reuse: a setup session
+    // saves a payment method and charges nothing): neither is a payment, neither tells the
+    // booking service anything.
+    let completed = pay.event("checkout.session.completed", now() - 10, &setup);
+    let expired = pay.event("checkout.session.expired", now() - 5, &setup);
+    app.deliver_all(&[completed.clone(), expired.clone()]).await;
+    for event in [&completed, &expired] {
+        let row = app.settled(event["id"].as_str().unwrap()).await;
+        assert_eq!(row.status, "ignored");
+        assert!(
+            row.last_error
+                .unwrap_or_default()
+                .contains("takes no payment"),
+            "the reason is kept"
+        );
+    }
     let answer = app
         .get("/api/v1/payments/booking-setup/status", Some(SERVICE_TOKEN))
         .await;

@@ -82,6 +82,40 @@ fn momo_payment(status: &str, amount: &str, booking: &str) -> Value {
     serde_json::from_str(&momo_callback(status, amount, booking)).unwrap()
 }
 
+/// momodeveloper.mtn.com/api-documentation/callback: "Allow PUT & POST on your callback listener
+/// host"; the callback is sent once, so one sent with PUT must not be lost to a 405.
+#[tokio::test]
+async fn mtn_momo_callback_sent_with_put_is_received_like_a_post() {
+    let api = provider_api(momo_api(vec![(
+        MOMO_REF,
+        momo_payment("SUCCESSFUL", "10000", "bk_momo_put"),
+    )]))
+    .await;
+    let (app, service) = app_with_sources(&momo_source(&api.receiver.url)).await;
+    service.create("bk_momo_put", Some(10000), Some("XOF"), "pending");
+    let body = momo_callback("SUCCESSFUL", "10000", "bk_momo_put");
+    let put = |path: &str| {
+        app.client
+            .put(format!("{}/webhooks/{path}", app.base))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+    };
+    let answer = Answer::read(put(&format!("momo?reference={MOMO_REF}")).await.unwrap()).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    let id = format!("{MOMO_REF}:SUCCESSFUL");
+    assert_eq!(answer.json["event_id"], id.as_str());
+    settled_row(&app, "momo", &id, "processed").await;
+    confirmed(&service, "bk_momo_put").await;
+    // The same callback by POST is the same event.
+    let path = format!("momo?reference={MOMO_REF}");
+    let again = post_webhook(&app, &path, "application/json", &body, NO_HEADERS).await;
+    assert_eq!(again.json["duplicate"], true, "{}", again.json);
+    // A provider that never sends PUT keeps its 405.
+    let stripe = Answer::read(put("stripe").await.unwrap()).await;
+    assert_eq!(stripe.status, 405, "{}", stripe.json);
+}
+
 #[tokio::test]
 async fn mtn_momo_callback_confirmed_by_the_collection_api_confirms_the_booking() {
     let api = provider_api(momo_api(vec![(

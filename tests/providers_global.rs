@@ -149,25 +149,40 @@ async fn adyen_batch_is_verified_item_by_item_and_confirms_the_booking() {
         "pending"
     );
 
-    // The refund names the payment in originalReference: the same payment, now refunded.
-    let refund = adyen_batch(&[adyen_item(
-        ADYEN_KEY,
-        "ZC4R4RBFJGXXGN82",
-        Some("QFQTPCQ8HXSKGK82"),
-        "REFUND",
-        "true",
-        11900,
-        "bk_adyen",
-    )]);
-    let reply = post(&app, "adyen", &refund, &[]).await;
+    // A refund names the payment in originalReference, and carries its own amount
+    // (docs.adyen.com/online-payments/refund): two partial refunds add up to the whole.
+    let refund = |psp: &str, value: i64| {
+        adyen_batch(&[adyen_item(
+            ADYEN_KEY,
+            psp,
+            Some("QFQTPCQ8HXSKGK82"),
+            "REFUND",
+            "true",
+            value,
+            "bk_adyen",
+        )])
+    };
+    let reply = post(&app, "adyen", &refund("ZC4R4RBFJGXXGN82", 5000), &[]).await;
+    assert_eq!((reply.status, reply.text.as_str()), (200, "[accepted]"));
+    booking_is(&service, "bk_adyen", "partially_refunded").await;
+    let data = app.payment_status("bk_adyen").await;
+    assert_eq!(
+        (data["status"].clone(), data["amountRefunded"].clone()),
+        (json!("partially_refunded"), json!(5000))
+    );
+    let reply = post(&app, "adyen", &refund("ZC4R4RBFJGXXGN83", 6900), &[]).await;
     assert_eq!((reply.status, reply.text.as_str()), (200, "[accepted]"));
     booking_is(&service, "bk_adyen", "refunded").await;
-    assert_eq!(app.payment_status("bk_adyen").await["status"], "refunded");
+    let data = app.payment_status("bk_adyen").await;
+    assert_eq!(
+        (data["status"].clone(), data["amountRefunded"].clone()),
+        (json!("refunded"), json!(11900))
+    );
     assert_eq!(app.rows("payments").await, 2);
 
     // Sent again, the batch is only duplicates: acknowledged, nothing new stored.
     let stored = app.rows("webhook_events").await;
-    assert_eq!(stored, 3);
+    assert_eq!(stored, 4);
     let reply = post(&app, "adyen", &body, &[]).await;
     assert_eq!((reply.status, reply.text.as_str()), (200, "[accepted]"));
     assert_eq!(app.rows("webhook_events").await, stored);

@@ -585,6 +585,146 @@ async fn settled_payment(app: &TestApp, booking: &str) -> serde_json::Value {
     panic!("{booking} never reached the ledger");
 }
 
+/// Razorpay's hex HMAC-SHA256 of the body with the webhook secret.
+fn razorpay_signature(body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"rzp_webhook_secret").unwrap();
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// razorpay.com/docs/webhooks/refunds: each refund is an event of its own, carrying the refund
+/// entity and its payment's; a second refund of the same payment is not a duplicate of the
+/// first, and a refund that failed gives its money back. Events about anything else are
+/// stored and ignored, never refused (a refused event is retried, then the webhook disabled).
+#[tokio::test]
+async fn razorpay_refunds_add_up_and_other_events_are_stored() {
+    let app = preset_app("razorpay", "rzp_webhook_secret", "").await;
+    let payment = |status: &str, refunded: i64| {
+        json!({"id": "pay_RZ1", "entity": "payment", "amount": 50000, "currency": "INR",
+               "status": status, "amount_refunded": refunded, "captured": true,
+               "notes": {"booking_id": "booking-rzp"}})
+    };
+    let event = |name: &str, refund: Option<(&str, i64, &str)>, refunded: i64| {
+        let mut payload = json!({"payment": {"entity": payment("captured", refunded)}});
+        let mut contains = vec!["payment"];
+        if let Some((id, amount, status)) = refund {
+            payload["refund"] = json!({"entity": {"id": id, "entity": "refund", "amount": amount,
+                "currency": "INR", "payment_id": "pay_RZ1", "status": status}});
+            contains.insert(0, "refund");
+        }
+        json!({"entity": "event", "account_id": "acc_RZ", "event": name, "contains": contains,
+               "payload": payload, "created_at": 1_767_000_000})
+        .to_string()
+    };
+    let send = |body: String, event_id: &str| {
+        app.client
+            .post(format!("{}/webhooks/p", app.base))
+            .header("content-type", "application/json")
+            .header("x-razorpay-signature", razorpay_signature(&body))
+            .header("x-razorpay-event-id", event_id)
+            .body(body)
+            .send()
+    };
+    let sent = [
+        (event("payment.captured", None, 0), "EvtCap"),
+        (
+            event(
+                "refund.processed",
+                Some(("rfnd_A", 10000, "processed")),
+                10000,
+            ),
+            "EvtR1",
+        ),
+        (
+            event(
+                "refund.processed",
+                Some(("rfnd_B", 40000, "processed")),
+                50000,
+            ),
+            "EvtR2",
+        ),
+    ];
+    for (body, id) in &sent {
+        let answer = Answer::read(send(body.clone(), id).await.unwrap()).await;
+        assert_eq!(answer.status, 200, "{}", answer.json);
+        assert_eq!(answer.json["duplicate"], false, "{}", answer.json);
+    }
+    settled_payment(&app, "booking-rzp").await;
+    for _ in 0..500 {
+        if app.payment_status("booking-rzp").await["amountRefunded"] == 50000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let data = app.payment_status("booking-rzp").await;
+    assert_eq!(
+        (&data["status"], &data["amountRefunded"]),
+        (&json!("refunded"), &json!(50000))
+    );
+    // Redelivered, the second refund is a duplicate of itself only.
+    let again = Answer::read(send(sent[2].0.clone(), "EvtR2").await.unwrap()).await;
+    assert_eq!(again.json["duplicate"], true, "{}", again.json);
+
+    // The second refund failed after all: its 40000 are the merchant's again.
+    let failed = event("refund.failed", Some(("rfnd_B", 40000, "failed")), 10000);
+    let answer = Answer::read(send(failed, "EvtR2F").await.unwrap()).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    for _ in 0..500 {
+        if app.payment_status("booking-rzp").await["amountRefunded"] == 10000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let data = app.payment_status("booking-rzp").await;
+    assert_eq!(
+        (&data["status"], &data["amountRefunded"]),
+        (&json!("partially_refunded"), &json!(10000))
+    );
+
+    // A settlement: no payment in it, stored under Razorpay's event id, ignored.
+    let settlement = json!({"entity": "event", "account_id": "acc_RZ",
+        "event": "settlement.processed", "contains": ["settlement"],
+        "payload": {"settlement": {"entity": {"id": "setl_1", "amount": 9000}}},
+        "created_at": 1_767_000_100})
+    .to_string();
+    let answer = Answer::read(send(settlement, "EvtSetl").await.unwrap()).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(answer.json["event_id"], "EvtSetl");
+}
+
+/// developer.flutterwave.com/docs/integration-guides/webhooks: a pending transaction is notified
+/// again when it becomes successful; the later status is a new event, not a duplicate.
+#[tokio::test]
+async fn flutterwave_notifies_each_status_of_one_transaction() {
+    let app = preset_app(
+        "flutterwave",
+        "my-flutterwave-secret-hash",
+        "[sources.mapping]\nbooking_id = \"data.tx_ref\"\n",
+    )
+    .await;
+    for status in ["pending", "successful", "successful"] {
+        let body = json!({"event": "charge.completed", "data": {"id": 2001, "tx_ref": "FLW-late",
+            "amount": 100, "currency": "NGN", "status": status}})
+        .to_string();
+        let answer = post_bytes(
+            &app,
+            body.as_bytes(),
+            ("verif-hash", "my-flutterwave-secret-hash"),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{}", answer.json);
+        assert_eq!(
+            answer.json["event_id"],
+            format!("2001:charge.completed:{status}")
+        );
+    }
+    assert_eq!(
+        settled_payment(&app, "FLW-late").await["status"],
+        "succeeded"
+    );
+}
+
 #[tokio::test]
 async fn presets_need_only_their_name_and_secrets() {
     // Paystack: charge.success, amount in kobo.

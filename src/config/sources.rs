@@ -58,34 +58,60 @@ impl SourceKind {
                 types: types(&[("charge.success", Succeeded)]),
                 ..mapping("{data.id}:{event}", "event", "data.reference")
             },
-            // razorpay.com/docs/webhooks/payments: the payment entity, amounts in paise.
+            // razorpay.com/docs/webhooks/payments: the payment entity, amounts in paise;
+            // razorpay.com/docs/webhooks/refunds: each refund event carries the refund entity
+            // and its payment's.
             SourceKind::Razorpay => Mapping {
                 booking_id: Some(path("payload.payment.entity.notes.booking_id")),
                 amount: Some(path("payload.payment.entity.amount")),
                 currency: Some(path("payload.payment.entity.currency")),
-                failure_message: Some(path("payload.payment.entity.error_description")),
-                types: types(&[("payment.captured", Succeeded), ("payment.failed", Failed)]),
+                failure_message: Some(path(
+                    "payload.refund.entity.error_description|payload.payment.entity.error_description",
+                )),
+                refund_id: Some(path("payload.refund.entity.id")),
+                refund_amount: Some(path("payload.refund.entity.amount")),
+                types: types(&[
+                    ("payment.captured", Succeeded),
+                    ("payment.failed", Failed),
+                    ("refund.processed", RefundSucceeded),
+                    ("refund.failed", RefundFailed),
+                ]),
+                // A refund's events by the refund, a payment's by the payment; any other event
+                // (a settlement, a subscription: stored, ignored) by the id Razorpay sends for
+                // each event, `x-razorpay-event-id`, else its type and time.
                 ..mapping(
-                    "{payload.payment.entity.id}:{event}",
+                    "{payload.refund.entity.id}:{event}|{payload.payment.entity.id}:{event}\
+                     |{$header.x-razorpay-event-id}|{event}:{created_at}",
                     "event",
-                    "payload.payment.entity.id",
+                    "payload.refund.entity.payment_id|payload.payment.entity.id",
                 )
             },
             // developer.squareup.com/reference/square/payments-api/webhooks/payment.updated: the
-            // payment's `status` says what happened; amounts in cents.
+            // payment's `status` says what happened; amounts in cents. refund.updated (the
+            // refunds API's webhooks): one refund, its `status` and its own `amount_money`.
             SourceKind::Square => Mapping {
-                kind_from: Some(path("{type}:{data.object.payment.status}")),
+                kind_from: Some(path(
+                    "{type}:{data.object.payment.status}|{type}:{data.object.refund.status}",
+                )),
                 booking_id: Some(path("data.object.payment.reference_id")),
                 amount: Some(path("data.object.payment.amount_money.amount")),
-                currency: Some(path("data.object.payment.amount_money.currency")),
+                currency: Some(path(
+                    "data.object.payment.amount_money.currency|data.object.refund.amount_money.currency",
+                )),
+                refund_id: Some(path("data.object.refund.id")),
+                refund_amount: Some(path("data.object.refund.amount_money.amount")),
                 types: types(&[
                     ("payment.updated:COMPLETED", Succeeded),
                     ("payment.created:COMPLETED", Succeeded),
                     ("payment.updated:FAILED", Failed),
                     ("payment.updated:CANCELED", Canceled),
                     ("payment.updated:APPROVED", Processing),
+                    ("refund.created:COMPLETED", RefundSucceeded),
+                    ("refund.updated:COMPLETED", RefundSucceeded),
+                    ("refund.updated:FAILED", RefundFailed),
+                    ("refund.updated:REJECTED", RefundFailed),
                 ]),
-                ..mapping("event_id", "type", "data.id")
+                ..mapping("event_id", "type", "data.object.refund.payment_id|data.id")
             },
             // developer.flutterwave.com/docs/integration-guides/webhooks: `charge.completed`
             // whose `data.status` says how; `data.amount` in major units.
@@ -99,7 +125,9 @@ impl SourceKind {
                     ("charge.completed:successful", Succeeded),
                     ("charge.completed:failed", Failed),
                 ]),
-                ..mapping("{data.id}:{event}", "event", "data.tx_ref")
+                // One transaction's notifications differ by status (pending, then successful):
+                // each status its own event, a repeat of one a duplicate.
+                ..mapping("{data.id}:{event}:{data.status}", "event", "data.tx_ref")
             },
             _ => return None,
         })
@@ -208,6 +236,8 @@ struct MappingFile {
     amount: Option<String>,
     currency: Option<String>,
     amount_refunded: Option<String>,
+    refund_id: Option<String>,
+    refund_amount: Option<String>,
     failure_message: Option<String>,
     types: Option<HashMap<String, MappedKind>>,
     currency_aliases: Option<HashMap<String, String>>,
@@ -704,6 +734,8 @@ fn mapping_over(
         amount,
         currency,
         amount_refunded,
+        refund_id,
+        refund_amount,
         failure_message
     );
     if let Some(format) = file.format {
@@ -718,16 +750,40 @@ fn mapping_over(
     let given = file.types.is_some();
     base.types.extend(file.types.unwrap_or_default());
     if given && base.types.is_empty() {
-        return Err(ConfigError::new(
-            key("types"),
-            "map at least one of the provider's event types to succeeded, failed, processing, canceled, refunded or disputed",
-        ));
+        return Err(ConfigError::new(key("types"), MAP_A_TYPE));
     }
     for (alias, iso) in file.currency_aliases.unwrap_or_default() {
         let iso = iso_code(&key(&format!("currency_aliases.{alias}")), iso)?;
         base.currency_aliases.insert(alias, iso);
     }
+    refunds_named(&base, key)?;
     Ok(base)
+}
+
+/// What a mapping's `types` may say, for the error that asks for one.
+const MAP_A_TYPE: &str = "map at least one of the provider's event types to succeeded, failed, processing, canceled, refunded, disputed, refund_succeeded or refund_failed";
+
+/// A refund event is read as one refund: the mapping must say where its id and amount are.
+fn refunds_named(mapping: &Mapping, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    let Some(word) = mapping.types.iter().find_map(|(word, kind)| {
+        matches!(kind, MappedKind::RefundSucceeded | MappedKind::RefundFailed).then_some(word)
+    }) else {
+        return Ok(());
+    };
+    for (field, set) in [
+        ("refund_id", mapping.refund_id.is_some()),
+        ("refund_amount", mapping.refund_amount.is_some()),
+    ] {
+        if !set {
+            return Err(ConfigError::new(
+                key(field),
+                format!(
+                    "required: types maps {word:?} to a refund, read as one refund with its id and amount"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn iso_code(key: &str, iso: String) -> Result<String, ConfigError> {
@@ -772,17 +828,14 @@ fn mapping_from(
     };
     let types = file.types.unwrap_or_default();
     if types.is_empty() {
-        return Err(ConfigError::new(
-            key("types"),
-            "map at least one of the provider's event types to succeeded, failed, processing, canceled, refunded or disputed",
-        ));
+        return Err(ConfigError::new(key("types"), MAP_A_TYPE));
     }
     let mut currency_aliases = HashMap::new();
     for (alias, iso) in file.currency_aliases.unwrap_or_default() {
         let iso = iso_code(&key(&format!("currency_aliases.{alias}")), iso)?;
         currency_aliases.insert(alias, iso);
     }
-    Ok(Mapping {
+    let mapping = Mapping {
         format: file.format.unwrap_or_default(),
         kind_from: extract("kind_from", file.kind_from)?,
         amount_format: file.amount_format.unwrap_or_default(),
@@ -799,8 +852,12 @@ fn mapping_from(
         amount: extract("amount", file.amount)?,
         currency: extract("currency", file.currency)?,
         amount_refunded: extract("amount_refunded", file.amount_refunded)?,
+        refund_id: extract("refund_id", file.refund_id)?,
+        refund_amount: extract("refund_amount", file.refund_amount)?,
         failure_message: extract("failure_message", file.failure_message)?,
         types,
         currency_aliases,
-    })
+    };
+    refunds_named(&mapping, key)?;
+    Ok(mapping)
 }

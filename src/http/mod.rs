@@ -127,7 +127,8 @@ pub fn public_router(state: Arc<AppState>) -> Router {
     ))
     .routes(routes!(
         webhooks::receive_webhook,
-        webhooks::check_webhook_route
+        webhooks::check_webhook_route,
+        webhooks::receive_webhook_put
     ))
     .routes(routes!(webhooks::receive_stripe_webhook))
     .routes(routes!(payments::get_payment_status))

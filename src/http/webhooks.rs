@@ -92,6 +92,37 @@ pub async fn check_webhook_route(
     }
 }
 
+/// A provider's notification sent with `PUT` (MTN MoMo's callbacks may come either way):
+/// received as a `POST` for the sources whose provider does that; for any other source `405`.
+#[utoipa::path(
+    put,
+    path = "/webhooks/{source}",
+    tag = "webhooks",
+    params(("source" = String, Path, description = "a `[[sources]]` name whose provider notifies with `PUT`")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "The provider's notification, as sent"),
+    responses(
+        (status = 200, description = "Stored (or already stored): acknowledged", body = WebhookResponse),
+        (status = 405, description = "This source's provider does not notify with PUT"),
+        WebhookRefused,
+    )
+)]
+pub async fn receive_webhook_put(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(source): Path<String>,
+    RawQuery(query): RawQuery,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    match state.inbox.find(&source) {
+        Some(s) if s.preset.is_some_and(|p| p.takes_put) => {
+            receive(&state, peer, &source, query, headers, body).await
+        }
+        _ => Err(super::method_not_allowed(axum::http::Method::PUT, uri).await),
+    }
+}
+
 /// The route existing Stripe integrations already point at: `POST /webhooks/stripe` under another
 /// name.
 #[utoipa::path(

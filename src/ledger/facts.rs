@@ -114,11 +114,12 @@ fn read_stripe(event_type: &str, payload: &[u8]) -> Result<Option<Fact>, String>
             fact.refs.checkout_session = string(&object["id"]);
             fact.refs.payment_intent = id_of(&object["payment_intent"]);
             fact.amount = amount(&object["amount_total"])?;
-            // A session in setup mode, or one whose total a discount brought to nothing, completes
-            // without taking money: it is never a payment and never confirms a booking.
-            let takes_no_money = object["mode"].as_str() == Some("setup")
-                || object["payment_status"].as_str() == Some("no_payment_required");
-            if takes_no_money && event_type != "checkout.session.expired" {
+            // A session in setup mode never takes money, even when it expires: it is never a
+            // payment (docs/ledger.md). One whose total a discount brought to nothing completes
+            // without taking money and never confirms a booking; its expiry still releases it.
+            let setup = object["mode"].as_str() == Some("setup");
+            let takes_no_money = object["payment_status"].as_str() == Some("no_payment_required");
+            if setup || (takes_no_money && event_type != "checkout.session.expired") {
                 return Ok(None);
             }
             let paid = object["payment_status"].as_str() == Some("paid");
@@ -339,6 +340,27 @@ fn read_mapped(
             dispute_id: None,
             disputed: None,
         },
+        MappedKind::RefundSucceeded | MappedKind::RefundFailed => {
+            let id = field(&mapping.refund_id)
+                .ok_or("a refund event needs the refund's id where the mapping's refund_id says")?;
+            let amount = number("refund_amount", &mapping.refund_amount)?
+                .ok_or("a refund event needs its amount where the mapping's refund_amount says")?;
+            let failed = kind == MappedKind::RefundFailed;
+            if mapping.amount == mapping.refund_amount {
+                // The event's `amount` is this refund's (Checkout.com's `payment_refunded`),
+                // not the payment's.
+                fact.amount = None;
+            }
+            FactKind::RefundUpdated {
+                refund: RefundSeen {
+                    id,
+                    amount,
+                    status: if failed { "failed" } else { "succeeded" }.into(),
+                    created: None,
+                    failure_reason: failed.then(|| field(&mapping.failure_message)).flatten(),
+                },
+            }
+        }
     };
     Ok(fact)
 }

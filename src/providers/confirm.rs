@@ -579,12 +579,13 @@ fn vouched(
                 .map_err(|why| format!("the notification's {what}: {why}")),
         }
     };
-    let (amount, amount_refunded) = match (
+    let (amount, amount_refunded, refund_amount) = match (
         minor("amount", &mapping.amount),
         minor("amount_refunded", &mapping.amount_refunded),
+        minor("refund_amount", &mapping.refund_amount),
     ) {
-        (Ok(a), Ok(r)) => (a, r),
-        (Err(why), _) | (_, Err(why)) => return Outcome::Failed(why),
+        (Ok(a), Ok(r), Ok(one)) => (a, r, one),
+        (Err(why), _, _) | (_, Err(why), _) | (_, _, Err(why)) => return Outcome::Failed(why),
     };
     let payment_id = mapping.payment_id.text(notification);
     if kind.is_some() && payment_id.is_none() {
@@ -600,6 +601,8 @@ fn vouched(
             "payment_id": payment_id,
             "amount": amount,
             "amount_refunded": amount_refunded,
+            "refund_id": field(&mapping.refund_id),
+            "refund_amount": refund_amount,
             "currency": currency,
             "booking_id": field(&mapping.booking_id),
             "failure_message": field(&mapping.failure_message),
@@ -631,6 +634,8 @@ fn kind_word(kind: MappedKind) -> &'static str {
         MappedKind::Canceled => "canceled",
         MappedKind::Refunded => "refunded",
         MappedKind::Disputed => "disputed",
+        MappedKind::RefundSucceeded => "refund_succeeded",
+        MappedKind::RefundFailed => "refund_failed",
     }
 }
 
@@ -657,6 +662,8 @@ pub fn confirmed_mapping() -> Mapping {
         currency: Some(path("confirmed.currency")),
         default_currency: None,
         amount_refunded: Some(path("confirmed.amount_refunded")),
+        refund_id: Some(path("confirmed.refund_id")),
+        refund_amount: Some(path("confirmed.refund_amount")),
         failure_message: Some(path("confirmed.failure_message")),
         types: [
             MappedKind::Succeeded,
@@ -665,6 +672,8 @@ pub fn confirmed_mapping() -> Mapping {
             MappedKind::Canceled,
             MappedKind::Refunded,
             MappedKind::Disputed,
+            MappedKind::RefundSucceeded,
+            MappedKind::RefundFailed,
         ]
         .into_iter()
         .map(|k| (kind_word(k).to_string(), k))
@@ -886,7 +895,8 @@ mod tests {
             record,
             json!({"confirmed": {
                 "kind": "succeeded", "status": "SUCCESS", "payment_id": "CAP-1",
-                "amount": 11950, "amount_refunded": null, "currency": "eur",
+                "amount": 11950, "amount_refunded": null, "refund_id": null,
+                "refund_amount": null, "currency": "eur",
                 "booking_id": "bk_1", "failure_message": null,
             }, "answer": answer})
         );

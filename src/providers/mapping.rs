@@ -24,6 +24,18 @@ pub enum Part {
 }
 
 impl Extract {
+    /// Every path this names, in order.
+    fn fields<'a>(&'a self, into: &mut Vec<&'a [String]>) {
+        match self {
+            Extract::Path(path) => into.push(path),
+            Extract::Template(parts) => into.extend(parts.iter().filter_map(|p| match p {
+                Part::Field(f) => Some(f.as_slice()),
+                Part::Text(_) => None,
+            })),
+            Extract::First(alternatives) => alternatives.iter().for_each(|e| e.fields(into)),
+        }
+    }
+
     /// Reads `spec`: alternatives when it holds `|`, a template when it holds `{`, else a path.
     /// `None` for an empty spec or alternative, or an unclosed `{`.
     pub fn parse(spec: &str) -> Option<Extract> {
@@ -113,6 +125,12 @@ pub enum MappedKind {
     /// The amount refunded so far is `amount_refunded` (or the whole `amount`).
     Refunded,
     Disputed,
+    /// One refund of the payment went through: `refund_id` names it, `refund_amount` is its
+    /// amount. The payment's refunds add up, in whatever order they arrive (Razorpay's
+    /// `refund.processed`, Square's `refund.updated` once `COMPLETED`).
+    RefundSucceeded,
+    /// That refund failed: its money is the merchant's again, even after it had succeeded.
+    RefundFailed,
 }
 
 /// How a source's notifications are written.
@@ -255,6 +273,9 @@ pub struct Mapping {
     /// The currency when the payload names none (Kkiapay's are all XOF).
     pub default_currency: Option<String>,
     pub amount_refunded: Option<Extract>,
+    /// The refund a `refund_succeeded` or `refund_failed` event is about, and its amount.
+    pub refund_id: Option<Extract>,
+    pub refund_amount: Option<Extract>,
     pub failure_message: Option<Extract>,
     /// The provider's event types payhook acts on; others are stored and `ignored`.
     pub types: HashMap<String, MappedKind>,
@@ -276,23 +297,45 @@ pub struct Mapping {
 /// every change of a payment (Mollie's `id=tr_...`), so no later change is taken for a duplicate.
 pub const DELIVERY: &str = "$delivery";
 
+/// The first segment of an event id template's field that names a request header:
+/// `{$header.x-razorpay-event-id}`.
+pub const HEADER: &str = "$header";
+
 impl Mapping {
-    /// The payload as an event's id and type are read from it when it arrives at `now`:
-    /// [`DELIVERY`] is set when the event id names it.
-    pub fn read_arrival(&self, payload: &[u8], now: i64) -> Result<Value, String> {
+    /// The payload as an event's id and type are read from it when it arrives at `now` with
+    /// `headers`: [`DELIVERY`] is set when the event id names it, and `$header.<name>` when it
+    /// names a request header (Razorpay's `x-razorpay-event-id`).
+    pub fn read_arrival(
+        &self,
+        payload: &[u8],
+        now: i64,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Value, String> {
         let mut read = self.format.read(payload)?;
-        fn names_delivery(e: &Extract) -> bool {
-            match e {
-                Extract::Template(parts) => parts
-                    .iter()
-                    .any(|p| matches!(p, Part::Field(f) if f.len() == 1 && f[0] == DELIVERY)),
-                Extract::First(alternatives) => alternatives.iter().any(names_delivery),
-                Extract::Path(_) => false,
+        let mut named = Vec::new();
+        self.event_id.fields(&mut named);
+        let Value::Object(map) = &mut read else {
+            return Ok(read);
+        };
+        for field in named {
+            match field {
+                [only] if only == DELIVERY => {
+                    let stamp = format!("{now}.{}", crate::domain::ids::random_token(6));
+                    map.insert(DELIVERY.to_string(), Value::String(stamp));
+                }
+                [first, name] if first == HEADER => {
+                    // Not signed by most schemes: only ever an event's id, never what it says.
+                    if let Some(value) = headers.get(name.as_str()).and_then(|v| v.to_str().ok()) {
+                        let given = map
+                            .entry(HEADER)
+                            .or_insert_with(|| Value::Object(Default::default()));
+                        if let Value::Object(given) = given {
+                            given.insert(name.clone(), Value::String(value.to_string()));
+                        }
+                    }
+                }
+                _ => {}
             }
-        }
-        if let (true, Value::Object(map)) = (names_delivery(&self.event_id), &mut read) {
-            let stamp = format!("{now}.{}", crate::domain::ids::random_token(6));
-            map.insert(DELIVERY.to_string(), Value::String(stamp));
         }
         Ok(read)
     }

@@ -279,11 +279,17 @@ impl Source {
                 payload: envelope,
             }]);
         };
-        self.split(batch, req.body, now)
+        self.split(batch, req, now)
     }
 
     /// Every item of a batch, as its own event.
-    fn split(&self, batch: &Extract, body: &[u8], now: i64) -> Result<Vec<Item>, VerifyError> {
+    fn split(
+        &self,
+        batch: &Extract,
+        req: &Incoming<'_>,
+        now: i64,
+    ) -> Result<Vec<Item>, VerifyError> {
+        let body = req.body;
         let Extract::Path(path) = batch else {
             return Err(VerifyError::MalformedPayload(
                 "the batch path is a template".into(),
@@ -319,7 +325,7 @@ impl Source {
                 let bytes = raw.get().as_bytes();
                 Ok(Item {
                     meta: self
-                        .meta(bytes, None, now)?
+                        .meta(bytes, None, now, req.headers)?
                         .expect("a mapped source reads every item"),
                     payload: Some(bytes.to_vec()),
                 })
@@ -339,7 +345,7 @@ impl Source {
             if self.batch.is_some() {
                 Ok(None)
             } else {
-                self.meta(read, signed_id, now)
+                self.meta(read, signed_id, now, req.headers)
             }
         };
         match &self.scheme {
@@ -428,12 +434,13 @@ impl Source {
         body: &[u8],
         signed_id: Option<String>,
         now: i64,
+        headers: &HeaderMap,
     ) -> Result<Option<EventMeta>, VerifyError> {
         let Some(mapping) = &self.mapping else {
             return parse_event(body, signed_id).map(Some);
         };
         let payload = mapping
-            .read_arrival(body, now)
+            .read_arrival(body, now, headers)
             .map_err(VerifyError::MalformedPayload)?;
         let read = |what: &str, e: &Extract| {
             e.text(&payload).filter(|v| printable_id(v)).ok_or_else(|| {

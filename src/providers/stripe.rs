@@ -24,13 +24,12 @@ struct SignatureHeader {
 fn parse_header(header: &str) -> Result<SignatureHeader, VerifyError> {
     let mut timestamp = None;
     let mut v1 = Vec::new();
-    for part in header.split(',') {
-        let (key, value) = part
-            .trim()
-            .split_once('=')
-            .ok_or(VerifyError::MalformedHeader(
-                "expected comma-separated key=value pairs",
-            ))?;
+    // docs.stripe.com/webhooks#verify-manually: split on `,`, then each element on `=`, and
+    // "discard all other elements"; the SDKs skip an element without `=` as well.
+    for (key, value) in header
+        .split(',')
+        .filter_map(|part| part.trim().split_once('='))
+    {
         match key {
             "t" => {
                 let t = value
@@ -167,6 +166,29 @@ mod tests {
                 1_700_000_100
             ),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn an_element_without_an_equals_sign_is_discarded_as_the_sdks_do() {
+        let s = secret("whsec_test_secret");
+        let (t, v1) = SDK_VECTOR_HEADER.split_once(',').unwrap();
+        for header in [format!("{t},foo,{v1}"), format!("{t}, ,{v1},")] {
+            assert_eq!(
+                verify(
+                    Some(&header),
+                    SDK_VECTOR_BODY,
+                    std::slice::from_ref(&s),
+                    TOL,
+                    1_700_000_100
+                ),
+                Ok(()),
+                "{header}"
+            );
+        }
+        assert_eq!(
+            verify(Some("garbage"), SDK_VECTOR_BODY, &[s], TOL, 1_700_000_100),
+            Err(VerifyError::MalformedHeader("no t= timestamp"))
         );
     }
 

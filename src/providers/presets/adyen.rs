@@ -40,6 +40,7 @@ pub const PRESET: Preset = Preset {
     },
     signed: true,
     answers_get: false,
+    takes_put: false,
     mapping: adyen_mapping,
     confirmation: Confirmation::Unavailable,
     lookup: None,
@@ -70,8 +71,12 @@ fn adyen_mapping() -> Mapping {
         amount: Some(path(&item("amount.value"))),
         currency: Some(path(&item("amount.currency"))),
         failure_message: Some(path(&item("reason"))),
-        // An unsuccessful modification (a refund that failed) changes nothing, so only
-        // `:true` is named, but for the authorisation itself.
+        // A refund is a modification of its own: its pspReference names it, the payment's is
+        // originalReference.
+        refund_id: Some(path(&item("pspReference"))),
+        refund_amount: Some(path(&item("amount.value"))),
+        // An unsuccessful modification (a refund request that was refused) changes nothing,
+        // so only `:true` is named, but for the authorisation itself.
         types: types(&[
             // Immediate capture, Adyen's default; with manual capture, CAPTURE is the money.
             ("AUTHORISATION:true", Succeeded),
@@ -79,7 +84,10 @@ fn adyen_mapping() -> Mapping {
             ("CAPTURE:true", Succeeded),
             ("CAPTURE_FAILED:true", Failed),
             ("CANCELLATION:true", Canceled),
-            ("REFUND:true", Refunded),
+            // docs.adyen.com/online-payments/refund: one REFUND per refund, its own amount;
+            // REFUND_FAILED when the scheme refused it afterwards.
+            ("REFUND:true", RefundSucceeded),
+            ("REFUND_FAILED:true", RefundFailed),
             // Cancelled before capture, refunded after: either way the booking is not paid.
             ("CANCEL_OR_REFUND:true", Refunded),
             ("NOTIFICATION_OF_CHARGEBACK:true", Disputed),

@@ -21,6 +21,7 @@ pub const PRESET: Preset = Preset {
     scheme: |secrets, tolerance| body_hmac_sha256("cko-signature", secrets, tolerance),
     signed: true,
     answers_get: false,
+    takes_put: false,
     mapping: checkout_mapping,
     confirmation: Confirmation::Unavailable,
     lookup: None,
@@ -46,6 +47,9 @@ fn checkout_mapping() -> Mapping {
         amount: Some(path("data.amount")),
         currency: Some(path("data.currency")),
         failure_message: Some(path("data.response_summary")),
+        // `payment_refunded` is one refund: its action and that action's amount.
+        refund_id: Some(path("data.action_id")),
+        refund_amount: Some(path("data.amount")),
         types: types(&[
             ("payment_approved", Succeeded),
             ("payment_captured", Succeeded),
@@ -56,7 +60,7 @@ fn checkout_mapping() -> Mapping {
             ("payment_expired", Failed),
             ("payment_voided", Canceled),
             ("payment_canceled", Canceled),
-            ("payment_refunded", Refunded),
+            ("payment_refunded", RefundSucceeded),
             ("dispute_received", Disputed),
             ("dispute_evidence_required", Disputed),
             ("dispute_accepted", Disputed),

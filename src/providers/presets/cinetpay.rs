@@ -37,6 +37,7 @@ pub const PRESET: Preset = Preset {
     },
     signed: true,
     answers_get: true,
+    takes_put: false,
     mapping: cinetpay_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

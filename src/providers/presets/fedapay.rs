@@ -28,6 +28,7 @@ pub const PRESET: Preset = Preset {
     },
     signed: true,
     answers_get: false,
+    takes_put: false,
     mapping: fedapay_mapping,
     confirmation: Confirmation::Optional,
     lookup: Some(lookup),

@@ -26,6 +26,7 @@ pub const PRESET: Preset = Preset {
     scheme: |secrets, tolerance| body_hmac_sha256("webhook-signature", secrets, tolerance),
     signed: true,
     answers_get: false,
+    takes_put: false,
     mapping: gocardless_mapping,
     confirmation: Confirmation::Optional,
     lookup: Some(lookup),

@@ -34,6 +34,7 @@ pub const PRESET: Preset = Preset {
     },
     signed: true,
     answers_get: false,
+    takes_put: false,
     mapping: kkiapay_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

@@ -23,6 +23,7 @@ pub const PRESET: Preset = Preset {
     scheme: |secrets, tolerance| body_hmac_sha256("x-signature", secrets, tolerance),
     signed: true,
     answers_get: false,
+    takes_put: false,
     mapping: lemon_mapping,
     confirmation: Confirmation::Unavailable,
     lookup: None,
@@ -50,6 +51,7 @@ fn lemon_mapping() -> Mapping {
             ("subscription_payment_success:paid", Succeeded),
             ("subscription_payment_failed:failed", Failed),
             ("subscription_payment_refunded:refunded", Refunded),
+            ("subscription_payment_refunded:partial_refund", Refunded),
         ]),
         ..mapping(
             "{meta.event_name}:{data.id}:{data.attributes.updated_at}",

@@ -27,6 +27,7 @@ pub const PRESET: Preset = Preset {
     scheme: |secrets, tolerance| Ok(Scheme::MercadoPago { secrets, tolerance }),
     signed: true,
     answers_get: false,
+    takes_put: false,
     mapping: mercadopago_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

@@ -49,6 +49,8 @@ pub struct Preset {
     pub signed: bool,
     /// The provider checks the notification URL with a `GET` and wants a `200` (CinetPay).
     pub answers_get: bool,
+    /// The provider may send its notification with `PUT` rather than `POST` (MTN MoMo).
+    pub takes_put: bool,
     pub mapping: fn() -> Mapping,
     pub confirmation: Confirmation,
     pub lookup: Option<fn() -> Lookup>,
@@ -177,6 +179,8 @@ pub(crate) fn mapping(event_id: &str, event_type: &str, payment_id: &str) -> Map
         currency: None,
         default_currency: None,
         amount_refunded: None,
+        refund_id: None,
+        refund_amount: None,
         failure_message: None,
         types: Default::default(),
         currency_aliases: Default::default(),
@@ -224,7 +228,9 @@ mod tests {
                 } else {
                     sample.body
                 };
-                let mut read = mapping.read_arrival(&payload, 1_700_000_000).unwrap();
+                let mut read = mapping
+                    .read_arrival(&payload, 1_700_000_000, &Default::default())
+                    .unwrap();
                 if let Some(batch) = preset.batch {
                     // A batch's events are read one by one: the first is this one.
                     read = path(batch).value(&read).unwrap()[0].clone();

@@ -26,6 +26,7 @@ pub const PRESET: Preset = Preset {
     scheme: |_, _| Ok(Scheme::Unsigned),
     signed: false,
     answers_get: false,
+    takes_put: false,
     mapping: mollie_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

@@ -30,6 +30,9 @@ pub const PRESET: Preset = Preset {
     scheme: |_, _| Ok(Scheme::Unsigned),
     signed: false,
     answers_get: false,
+    // momodeveloper.mtn.com/api-documentation/callback: "Allow PUT & POST on your callback
+    // listener host", and the callback is sent once.
+    takes_put: true,
     mapping: momo_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

@@ -32,6 +32,7 @@ pub const PRESET: Preset = Preset {
     scheme: |_, _| Ok(Scheme::Unsigned),
     signed: false,
     answers_get: false,
+    takes_put: false,
     mapping: orange_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

@@ -35,6 +35,7 @@ pub const PRESET: Preset = Preset {
     },
     signed: true,
     answers_get: false,
+    takes_put: false,
     mapping: paddle_mapping,
     confirmation: Confirmation::Unavailable,
     lookup: None,
@@ -59,15 +60,21 @@ fn paddle_mapping() -> Mapping {
             "{event_type}:{data.action}:{data.status}|{event_type}",
         )),
         booking_id: Some(path("data.custom_data.booking_id")),
-        amount: Some(path("data.details.totals.grand_total|data.totals.total")),
+        // A transaction's total; an adjustment's `totals.total` is the adjustment's own.
+        amount: Some(path("data.details.totals.grand_total")),
+        refund_id: Some(path("data.id")),
+        refund_amount: Some(path("data.totals.total")),
         currency: Some(path("data.currency_code")),
         types: types(&[
             ("transaction.completed", Succeeded),
             ("transaction.paid", Succeeded),
             ("transaction.payment_failed", Failed),
             ("transaction.canceled", Canceled),
-            ("adjustment.created:refund:approved", Refunded),
-            ("adjustment.updated:refund:approved", Refunded),
+            // One adjustment per refund, its own amount; the same adjustment's events are one
+            // refund.
+            ("adjustment.created:refund:approved", RefundSucceeded),
+            ("adjustment.updated:refund:approved", RefundSucceeded),
+            ("adjustment.updated:refund:rejected", RefundFailed),
             ("adjustment.created:chargeback:approved", Disputed),
             ("adjustment.updated:chargeback:approved", Disputed),
         ]),
@@ -269,7 +276,7 @@ mod tests {
         };
         assert_eq!(
             kind(adjustment("refund", "approved")),
-            Some(MappedKind::Refunded)
+            Some(MappedKind::RefundSucceeded)
         );
         assert_eq!(kind(adjustment("refund", "pending_approval")), None);
         assert_eq!(kind(adjustment("credit", "approved")), None);

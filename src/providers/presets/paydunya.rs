@@ -36,6 +36,7 @@ pub const PRESET: Preset = Preset {
     },
     signed: true,
     answers_get: false,
+    takes_put: false,
     mapping: paydunya_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

@@ -33,6 +33,7 @@ pub const PRESET: Preset = Preset {
     scheme: |_, _| Ok(Scheme::PayPal),
     signed: false,
     answers_get: false,
+    takes_put: false,
     mapping: paypal_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

@@ -35,6 +35,7 @@ pub const PRESET: Preset = Preset {
     },
     signed: true,
     answers_get: false,
+    takes_put: false,
     mapping: wave_mapping,
     confirmation: Confirmation::Optional,
     lookup: Some(lookup),
