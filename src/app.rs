@@ -511,20 +511,41 @@ pub fn generate_webhook_secret() -> String {
     format!("whsec_{}", crate::domain::ids::random_token(32))
 }
 
-/// A database URL without its password, for messages.
+/// A URL without its password, for messages: when it does not parse, everything between the
+/// scheme and the last `@` goes too (a password holding `/` or `#` is what made it unparseable).
 pub fn redact_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("redacted"));
             u.to_string()
         }
-        _ => url.to_string(),
+        Ok(_) => url.to_string(),
+        Err(_) => match url.split_once("://") {
+            Some((scheme, rest)) => match rest.rfind('@') {
+                Some(at) => format!("{scheme}://redacted@{}", &rest[at + 1..]),
+                None => url.to_string(),
+            },
+            None => url.to_string(),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_loses_its_password_even_when_it_does_not_parse() {
+        assert_eq!(
+            redact_url("postgres://u:secret@db:5432/payhook"),
+            "postgres://u:redacted@db:5432/payhook"
+        );
+        assert_eq!(
+            redact_url("postgres://u:se/c#ret@db:99999/payhook"),
+            "postgres://redacted@db:99999/payhook"
+        );
+        assert_eq!(redact_url("sqlite://payhook.db"), "sqlite://payhook.db");
+    }
 
     #[test]
     fn a_sqlite_url_names_its_file_in_every_form_sqlx_reads() {

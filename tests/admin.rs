@@ -370,7 +370,8 @@ async fn payments_are_listed_by_booking_and_status() {
 async fn a_dead_notification_is_retried_from_the_admin_api_and_delivered() {
     // The booking service refuses at first (400: dead at once), then accepts.
     let receiver = Receiver::start(|_, _| Reply::status(400)).await;
-    let url = receiver.url.clone();
+    // Credentials in the target's URL: used, never shown.
+    let url = receiver.url.replacen("http://", "http://svc:hunter2@", 1);
     let app = admin_app(move |s| {
         s.targets = vec![TargetSettings {
             name: "booking-service".into(),
@@ -462,6 +463,14 @@ async fn a_dead_notification_is_retried_from_the_admin_api_and_delivered() {
     assert!(
         !targets.to_string().contains("\"t\""),
         "the target's token is not shown"
+    );
+    assert!(!targets.to_string().contains("hunter2"), "{targets}");
+    assert!(
+        targets["data"][0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://svc:redacted@127.0.0.1:"),
+        "{targets}"
     );
 }
 

@@ -15,7 +15,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
                 "notifying target {}: {} at {}",
                 t.name,
                 t.kind.as_str(),
-                t.url
+                app::redact_url(&t.url)
             )
         })
         .collect();

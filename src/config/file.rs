@@ -103,16 +103,69 @@ impl FileConfig {
     /// Parses the text of the file at `path` (named in errors).
     pub(super) fn parse(text: &str, path: &str) -> Result<FileConfig, ConfigError> {
         toml::from_str(text).map_err(|e| {
-            let message = e.message().to_string();
-            // toml names the offending key in its message; locate it for the user too.
-            let line = e
-                .span()
-                .map(|span| text[..span.start].matches('\n').count() + 1);
-            let key = match line {
-                Some(line) => format!("{path} line {line}"),
+            let message = without_values(e.message());
+            let key = match e.span() {
+                Some(span) => {
+                    let line = text[..span.start].matches('\n').count() + 1;
+                    match key_at(text, span.start) {
+                        Some(key) => format!("{path} line {line} ({key})"),
+                        None => format!("{path} line {line}"),
+                    }
+                }
                 None => path.to_string(),
             };
             ConfigError::new(key, message)
         })
     }
+}
+
+/// The dotted key whose value starts at `at` (`stripe.webhook_secrets`), from the line's `key =`
+/// and the table header above it; none when the error is not at a value.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let start = text[..at].rfind('\n').map_or(0, |n| n + 1);
+    let (key, _) = text[start..at].split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('#') {
+        return None;
+    }
+    let table = text[..start].lines().rev().find_map(|line| {
+        let line = line.trim();
+        line.starts_with('[').then(|| {
+            line.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string()
+        })
+    });
+    Some(match table {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_string(),
+    })
+}
+
+/// serde's message without the value it quotes (`invalid type: string "whsec_..."`): the value
+/// may be a secret, and the key is named beside the message.
+fn without_values(message: &str) -> String {
+    if message.contains("did not match any variant of untagged enum") {
+        return "not a value this key takes (docs/configuration.md lists each key's form)".into();
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("string \"") {
+        out.push_str(&rest[..at]);
+        out.push_str("a string");
+        let quoted = &rest[at + "string \"".len()..];
+        // The value is written with Rust's escapes: its end is the first unescaped quote.
+        let mut escaped = false;
+        let end = quoted
+            .char_indices()
+            .find(|&(_, c)| {
+                let closes = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                closes
+            })
+            .map_or(quoted.len(), |(i, _)| i + 1);
+        rest = &quoted[end..];
+    }
+    out.push_str(rest);
+    out
 }

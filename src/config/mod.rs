@@ -243,6 +243,17 @@ impl Settings {
                 "expected sqlite://PATH or postgres://USER@HOST/DB",
             ));
         }
+        if !database_url.starts_with("sqlite:")
+            && let Err(e) = reqwest::Url::parse(&database_url)
+        {
+            // The URL itself is not repeated: it may hold a password.
+            return Err(ConfigError::new(
+                db_key,
+                format!(
+                    "not a URL ({e}); percent-encode any `@`, `:`, `/`, `?` or `#` in the user name or password"
+                ),
+            ));
+        }
 
         let stripe = stripe_settings(&v, &stripe_file)?;
 

@@ -222,6 +222,38 @@ fn errors_name_the_key() {
     assert_eq!(err.key, "PAYHOOK_ADMIN_LISTEN");
     let err = toml_file("lisen = \"x\"").unwrap_err();
     assert!(err.message.contains("lisen"), "{err}");
+    // A value of the wrong type: the key named, the value (maybe a secret) not repeated.
+    let err = toml_file(
+        "listen = \"127.0.0.1:1\"\n[stripe]\nwebhook_secrets = \"whsec_abc\\\"defghijk\"",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("line 3 (stripe.webhook_secrets)"),
+        "{err}"
+    );
+    assert!(
+        !err.to_string().contains("whsec_abc"),
+        "a secret leaked: {err}"
+    );
+    assert!(
+        !err.to_string().contains("defghijk"),
+        "a secret leaked: {err}"
+    );
+    let err = toml_file("listen = 3003").unwrap_err();
+    assert!(err.to_string().contains("(listen)"), "{err}");
+    // A PostgreSQL URL that does not parse (an unencoded `/` in the password) is a
+    // configuration error that does not repeat it.
+    let err = Settings::from_parts(
+        FileConfig::default(),
+        &env(&[(
+            "DATABASE_URL",
+            "postgres://user:hun/ter2@127.0.0.1:99999/db",
+        )]),
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "DATABASE_URL");
+    assert!(!err.to_string().contains("hun"), "a secret leaked: {err}");
+    assert!(err.to_string().contains("percent-encode"), "{err}");
     let file = toml_file("[ingest]\nbatch_max = 4097").unwrap();
     let err = Settings::from_parts(file, &HashMap::new()).unwrap_err();
     assert_eq!(err.key, "ingest.batch_max");

@@ -554,6 +554,7 @@ impl Source {
                     "[redacted]".to_string()
                 }
                 "authorization" | "cookie" | "proxy-authorization" => "[redacted]".to_string(),
+                n if is_credential(n) => "[redacted]".to_string(),
                 _ => value.into_owned(),
             };
             // Repeated headers are joined as HTTP allows.
@@ -568,6 +569,14 @@ impl Source {
         }
         serde_json::Value::Object(out)
     }
+}
+
+/// A header that by its name carries a credential (`x-api-key`, `x-auth-token`,
+/// `x-webhook-secret`...): kept redacted like `Authorization`.
+fn is_credential(name: &str) -> bool {
+    ["secret", "token", "password", "api-key", "apikey"]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 /// The `data.id` of a JSON body (Mercado Pago's), a string or a number.
@@ -940,5 +949,34 @@ mod tests {
         // A body cannot set it.
         let forged = id(b"id=tr_1&%24delivery=x").unwrap();
         assert!(forged.starts_with("tr_1:1700000000."), "{forged}");
+    }
+}
+
+#[cfg(test)]
+mod stored_header_tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_headers_are_not_kept() {
+        let source = Source::new("p", Scheme::Unsigned);
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x-api-key", "key-1"),
+            ("x-auth-token", "tok-2"),
+            ("x-webhook-secret", "sec-3"),
+            ("authorization", "Basic cGF5"),
+            ("x-razorpay-event-id", "EvtKept"),
+            ("content-type", "application/json"),
+        ] {
+            headers.insert(
+                axum::http::HeaderName::from_static(name),
+                value.parse().unwrap(),
+            );
+        }
+        let stored = source.stored_headers(&headers).to_string();
+        for secret in ["key-1", "tok-2", "sec-3", "cGF5"] {
+            assert!(!stored.contains(secret), "{secret} kept: {stored}");
+        }
+        assert!(stored.contains("EvtKept") && stored.contains("application/json"));
     }
 }

@@ -26,7 +26,8 @@ pub(super) async fn list_targets(
         data.push(TargetRow {
             name: t.name.clone(),
             kind: t.kind.as_str().into(),
-            url: t.url.clone(),
+            // Credentials in the URL (`https://user:pass@...`) are not the dashboard's to show.
+            url: crate::app::redact_url(&t.url),
             circuit: circuit.state.as_str().into(),
             failures: circuit.failures,
             next_probe_at: open_until.clone(),
