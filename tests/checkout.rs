@@ -226,6 +226,55 @@ async fn after_a_decline_a_payment_reads_paid_before_its_webhook_is_applied() {
     assert_eq!(session_state(&app, &id).await["payment_status"], "paid");
 }
 
+/// The sandbox honours `Idempotency-Key` as Stripe does (docs.stripe.com/api/idempotent_requests):
+/// a retried creation answers the session (or intent) the first created, the same key with
+/// other parameters is refused, and a request without a key is always new.
+#[tokio::test]
+async fn a_retried_creation_with_its_idempotency_key_answers_the_first_session() {
+    let (app, _service) = sandbox_app().await;
+    let create = |key: Option<&'static str>, amount: i64| {
+        let mut request = app
+            .client
+            .post(format!("{}/api/v1/checkout/sessions", app.base))
+            .bearer_auth(SERVICE_TOKEN)
+            .json(&json!({"booking_id": "booking-idem", "amount": amount, "currency": "EUR"}));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        async move { Answer::read(request.send().await.unwrap()).await }
+    };
+    let first = create(Some("order-77-pay"), 1200).await;
+    let again = create(Some("order-77-pay"), 1200).await;
+    assert_eq!((first.status, again.status), (201, 201), "{}", again.json);
+    assert_eq!(first.json["session_id"], again.json["session_id"]);
+    assert_eq!(first.json["checkout_url"], again.json["checkout_url"]);
+    let other = create(Some("order-77-pay"), 9999).await;
+    assert_eq!(
+        (other.status, other.code()),
+        (422, "idempotency_key_reused"),
+        "{}",
+        other.json
+    );
+    let unkeyed = [create(None, 1200).await, create(None, 1200).await];
+    assert_ne!(unkeyed[0].json["session_id"], unkeyed[1].json["session_id"]);
+    assert_ne!(unkeyed[0].json["session_id"], first.json["session_id"]);
+    assert_eq!(app.rows("checkout_sessions").await, 3);
+
+    let intent = |amount: i64| {
+        let request = app
+            .client
+            .post(format!("{}/api/v1/payment-intents", app.base))
+            .bearer_auth(SERVICE_TOKEN)
+            .header("Idempotency-Key", "order-77-intent")
+            .json(&json!({"booking_id": "booking-idem", "amount": amount, "currency": "EUR"}));
+        async move { Answer::read(request.send().await.unwrap()).await }
+    };
+    let (one, two) = (intent(1200).await, intent(1200).await);
+    assert_eq!((one.status, two.status), (201, 201), "{}", two.json);
+    assert_eq!(one.json, two.json, "the same intent and client secret");
+    assert_eq!(intent(1300).await.status, 422);
+}
+
 #[tokio::test]
 async fn cancel_returns_to_the_cancel_url_and_sends_nothing() {
     let (app, _service) = sandbox_app().await;

@@ -134,6 +134,64 @@ async fn a_checkout_session_is_created_with_stripes_form_key_and_idempotency_key
     assert_eq!(sent[1].path, "/v1/payment_intents");
     assert!(sent[1].header("idempotency-key").len() >= 16);
     assert_eq!(field(&form(&sent[1]), "metadata[bookingId]"), "booking-7");
+
+    // The caller retries with its key: Stripe answers the session it created, which payhook
+    // already keeps; the caller gets it again.
+    let again = post(
+        &app,
+        "/api/v1/checkout/sessions",
+        json!({"booking_id": "booking-7", "amount": 4500, "currency": "EUR",
+               "description": "Room 7", "customer_email": "ana@example.com",
+               "success_url": "https://shop.test/ok?s={CHECKOUT_SESSION_ID}",
+               "cancel_url": "https://shop.test/cart"}),
+        Some("idem-session-7"),
+    )
+    .await;
+    assert_eq!(again.status, 201, "{}", again.json);
+    assert_eq!(again.json["session_id"], "cs_test_stripe1");
+    assert_eq!(
+        stripe.requests()[2].header("idempotency-key"),
+        "idem-session-7"
+    );
+}
+
+/// docs.stripe.com/api/idempotent_requests: a key reused with other parameters is refused
+/// (`idempotency_error`); the caller hears it as its own mistake, not as Stripe being down.
+#[tokio::test]
+async fn a_key_stripe_refuses_as_reused_is_the_callers_to_change() {
+    let stripe = Receiver::start(|_, _| {
+        Reply::json(
+            400,
+            json!({"error": {"type": "idempotency_error",
+                   "message": "Keys for idempotent requests can only be used with the same parameters they were first used with."}}),
+        )
+    })
+    .await;
+    let app = stripe_app(&stripe.url).await;
+    let answer = post(
+        &app,
+        "/api/v1/checkout/sessions",
+        json!({"booking_id": "booking-8", "amount": 4500, "currency": "EUR"}),
+        Some("idem-reused"),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (422, "idempotency_key_reused"),
+        "{}",
+        answer.json
+    );
+    let long = "k".repeat(256);
+    let answer = post(
+        &app,
+        "/api/v1/checkout/sessions",
+        json!({"booking_id": "booking-8", "amount": 4500, "currency": "EUR"}),
+        Some(&long),
+    )
+    .await;
+    assert_eq!((answer.status, answer.code()), (400, "validation_error"));
+    assert_eq!(answer.json["error"]["field"], "Idempotency-Key");
+    assert_eq!(stripe.requests().len(), 1, "a refused key is not sent");
 }
 
 #[tokio::test]

@@ -99,11 +99,19 @@ pub enum ProviderError {
     Unauthorized(u16),
     #[error("the provider cannot be reached: {0}")]
     Unreachable(String),
+    /// The `Idempotency-Key` was used before for a request with other parameters.
+    #[error("{0}")]
+    KeyReused(String),
     /// Neither Stripe's API nor the sandbox provider is configured.
     #[error("no payment provider is configured (STRIPE_SECRET_KEY, or PAYHOOK_SANDBOX=true)")]
     NotConfigured,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The caller's idempotency key, or a new one: a request without one is never a retry.
+fn made_up_unless(key: Option<&str>) -> String {
+    key.map_or_else(|| crate::domain::ids::random_token(32), str::to_string)
 }
 
 /// Who payments are made with.
@@ -124,19 +132,22 @@ impl Provider {
         }
     }
 
-    /// Creates the session with the provider and keeps it in the store.
+    /// Creates the session with the provider and keeps it in the store. With the caller's
+    /// `Idempotency-Key`, a retried request answers the session the first one created, as
+    /// Stripe does (and a replay Stripe answers is stored once); without, a key is made up.
     pub async fn create_session(
         &self,
         new: &NewSession,
-        idempotency_key: &str,
+        idempotency_key: Option<&str>,
     ) -> Result<Session, ProviderError> {
         match self {
             Provider::Stripe(api) => {
-                let session = api.create_session(new, idempotency_key).await?;
+                let key = made_up_unless(idempotency_key);
+                let session = api.create_session(new, &key).await?;
                 api.store().insert_session(&session).await?;
                 Ok(session)
             }
-            Provider::Sandbox(sandbox) => Ok(sandbox.create_session(new).await?),
+            Provider::Sandbox(sandbox) => sandbox.create_session(new, idempotency_key).await,
             Provider::Off => Err(ProviderError::NotConfigured),
         }
     }
@@ -144,11 +155,14 @@ impl Provider {
     pub async fn create_intent(
         &self,
         new: &NewIntent,
-        idempotency_key: &str,
+        idempotency_key: Option<&str>,
     ) -> Result<CreatedIntent, ProviderError> {
         match self {
-            Provider::Stripe(api) => api.create_intent(new, idempotency_key).await,
-            Provider::Sandbox(sandbox) => Ok(sandbox.create_intent(new).await?),
+            Provider::Stripe(api) => {
+                api.create_intent(new, &made_up_unless(idempotency_key))
+                    .await
+            }
+            Provider::Sandbox(sandbox) => sandbox.create_intent(new, idempotency_key).await,
             Provider::Off => Err(ProviderError::NotConfigured),
         }
     }

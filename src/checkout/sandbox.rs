@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{CreatedIntent, NewIntent, NewSession, fill_session_id};
+use super::{CreatedIntent, NewIntent, NewSession, ProviderError, fill_session_id};
 use crate::domain::Secret;
 use crate::providers::{stripe, stripe_events};
 use crate::store::{SandboxIntent, Session, Store, StoreError};
@@ -126,28 +126,73 @@ impl Sandbox {
     }
 
     /// A session and its intent; the customer pays at `/sandbox/checkout/{id}`.
-    pub async fn create_session(&self, new: &NewSession) -> Result<Session, StoreError> {
+    /// A new open session, or with an idempotency key used before, the session it created: its
+    /// id is the key's digest, so a retry finds it (Stripe answers a retry the same way, and
+    /// refuses the key with other parameters).
+    pub async fn create_session(
+        &self,
+        new: &NewSession,
+        idempotency_key: Option<&str>,
+    ) -> Result<Session, ProviderError> {
         let now = chrono::Utc::now().timestamp();
-        let id = crate::domain::ids::new_id("cs_test");
+        let id = match idempotency_key {
+            Some(key) => keyed_id("cs_test", "session", key),
+            None => crate::domain::ids::new_id("cs_test"),
+        };
+        if let Some(first) = self.store.session(&id).await? {
+            return same_session(first, new);
+        }
         let intent = new_intent(&new.booking_id, new.amount, &new.currency, Some(&id), now);
-        self.store.save_sandbox_intent(&intent).await?;
         let url = format!("{}/sandbox/checkout/{id}", self.public_url);
         let mut session = new.open(id, "sandbox", url, now);
-        session.payment_intent_id = Some(intent.id);
+        session.payment_intent_id = Some(intent.id.clone());
         self.store.insert_session(&session).await?;
-        Ok(session)
+        // Two retries at once: the row stored first is the session, its intent the one saved.
+        let stored = self
+            .store
+            .session(&session.id)
+            .await?
+            .ok_or_else(|| ProviderError::Unreachable("the session was not stored".into()))?;
+        if stored.payment_intent_id == session.payment_intent_id {
+            self.store.save_sandbox_intent(&intent).await?;
+        }
+        same_session(stored, new)
     }
 
-    pub async fn create_intent(&self, new: &NewIntent) -> Result<CreatedIntent, StoreError> {
+    pub async fn create_intent(
+        &self,
+        new: &NewIntent,
+        idempotency_key: Option<&str>,
+    ) -> Result<CreatedIntent, ProviderError> {
         let now = chrono::Utc::now().timestamp();
-        let intent = new_intent(&new.booking_id, new.amount, &new.currency, None, now);
-        self.store.save_sandbox_intent(&intent).await?;
-        Ok(CreatedIntent {
-            client_secret: format!(
+        let mut intent = new_intent(&new.booking_id, new.amount, &new.currency, None, now);
+        let secret = match idempotency_key {
+            Some(key) => {
+                intent.id = keyed_id("pi_test", "intent", key);
+                if let Some(first) = self.store.find_sandbox_intent(&intent.id).await?
+                    && first.id == intent.id
+                {
+                    if (&first.booking_id, first.amount, &first.currency)
+                        != (&new.booking_id, new.amount, &new.currency)
+                    {
+                        return Err(key_reused());
+                    }
+                    return Ok(CreatedIntent {
+                        client_secret: keyed_id(&format!("{}_secret", first.id), "secret", key),
+                        id: first.id,
+                    });
+                }
+                keyed_id(&format!("{}_secret", intent.id), "secret", key)
+            }
+            None => format!(
                 "{}_secret_{}",
                 intent.id,
                 crate::domain::ids::random_token(24)
             ),
+        };
+        self.store.save_sandbox_intent(&intent).await?;
+        Ok(CreatedIntent {
+            client_secret: secret,
             id: intent.id,
         })
     }
@@ -342,6 +387,40 @@ impl Sandbox {
 }
 
 /// A new intent, waiting for a payment method.
+/// `prefix_` and 24 hex digits of the digest of what an idempotency key was used for.
+fn keyed_id(prefix: &str, what: &str, key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("payhook sandbox {what}\n{key}"));
+    format!("{prefix}_{}", &hex::encode(digest)[..24])
+}
+
+/// The session an idempotency key created, if `new` asks for the same one.
+fn same_session(first: Session, new: &NewSession) -> Result<Session, ProviderError> {
+    let asked = |s: &Session| {
+        (
+            s.booking_id.clone(),
+            s.amount,
+            s.currency.clone(),
+            s.description.clone(),
+            s.customer_email.clone(),
+            s.success_url.clone(),
+            s.cancel_url.clone(),
+        )
+    };
+    if asked(&first) == asked(&new.open(String::new(), "", String::new(), 0)) {
+        Ok(first)
+    } else {
+        Err(key_reused())
+    }
+}
+
+fn key_reused() -> ProviderError {
+    ProviderError::KeyReused(
+        "this Idempotency-Key was used for a request with other parameters: use another key for another request"
+            .into(),
+    )
+}
+
 fn new_intent(
     booking_id: &str,
     amount: i64,

@@ -312,6 +312,11 @@ async fn read_bytes(response: reqwest::Response) -> Result<bytes::Bytes, Provide
                     }
                 }
             };
+            // docs.stripe.com/api/idempotent_requests: a key reused with other parameters is
+            // refused with an error of type `idempotency_error`, the caller's to fix.
+            if error.and_then(|e| e["type"].as_str()) == Some("idempotency_error") {
+                return Err(ProviderError::KeyReused(message));
+            }
             Err(ProviderError::Refused {
                 status,
                 message,

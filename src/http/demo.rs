@@ -76,10 +76,7 @@ pub async fn checkout(
         ),
         expires_at: chrono::Utc::now().timestamp() + 3600,
     };
-    let session = state
-        .provider
-        .create_session(&new, &crate::domain::ids::random_token(32))
-        .await?;
+    let session = state.provider.create_session(&new, None).await?;
     Ok(Redirect::to(&session.url).into_response())
 }
 

@@ -97,6 +97,11 @@ impl ApiError {
                 .hint("retry in a moment with the same Idempotency-Key")
                 .retry_later()
             }
+            ProviderError::KeyReused(message) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                message,
+            ),
             ProviderError::NotConfigured => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "provider_not_configured",

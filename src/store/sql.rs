@@ -247,7 +247,8 @@ pub const INSERT_SESSION: &str = "
     INSERT INTO checkout_sessions (id, provider, booking_id, amount, currency, description,
         customer_email, success_url, cancel_url, url, payment_intent_id, status, payment_status,
         expires_at, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    ON CONFLICT (id) DO NOTHING";
 
 pub const SESSION: &str = "SELECT * FROM checkout_sessions WHERE id = $1";
 

@@ -50,7 +50,7 @@ pub struct SessionCreated {
     path = "/api/v1/checkout/sessions",
     tag = "checkout",
     request_body(content = SessionRequest, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Passed to the provider: a retried request creates one session")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Up to 255 characters, passed to the provider: a retried request answers the session the first created; with other parameters, 422")),
     security((), ("service_token" = [])),
     responses(
         (status = 201, description = "Created with the provider", body = SessionCreated),
@@ -83,7 +83,7 @@ pub async fn create_session(
     };
     let session = state
         .provider
-        .create_session(&new, &idempotency_key(&headers))
+        .create_session(&new, idempotency_key(&headers)?.as_deref())
         .await?;
     // The session id is the capability to read the session: it is not logged.
     tracing::info!(booking_id = %session.booking_id, provider = state.provider.name(),
@@ -140,7 +140,7 @@ pub struct IntentStatus {
     path = "/api/v1/payment-intents",
     tag = "checkout",
     request_body(content = IntentRequest, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Passed to the provider")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Up to 255 characters, passed to the provider: a retried request answers the intent the first created; with other parameters, 422")),
     security((), ("service_token" = [])),
     responses(
         (status = 201, description = "Created with the provider", body = IntentCreated),
@@ -163,7 +163,7 @@ pub async fn create_intent(
     };
     let intent = state
         .provider
-        .create_intent(&new, &idempotency_key(&headers))
+        .create_intent(&new, idempotency_key(&headers)?.as_deref())
         .await?;
     tracing::info!(payment_intent_id = %intent.id, booking_id = %new.booking_id,
         provider = state.provider.name(), "payment intent created");
@@ -236,14 +236,20 @@ pub async fn get_intent(
     }))
 }
 
-/// The caller's `Idempotency-Key`, or a new one: the provider then answers a retried request once.
-pub(super) fn idempotency_key(headers: &HeaderMap) -> String {
-    headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 255)
-        .map(str::to_string)
-        .unwrap_or_else(|| crate::domain::ids::random_token(32))
+/// The caller's `Idempotency-Key`, if any: a retried request is then answered once. Stripe takes
+/// keys of up to 255 characters; a longer or unreadable one is refused rather than replaced
+/// (a replaced key would make each retry a new payment).
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.trim().is_empty() && key.len() <= 255 => Ok(Some(key.to_string())),
+        _ => Err(ApiError::validation(
+            "Idempotency-Key",
+            "expected 1 to 255 visible ASCII characters",
+        )),
+    }
 }
 
 /// A caller of the service routes. They are open while `INTERNAL_SERVICE_TOKEN` is unset (the
