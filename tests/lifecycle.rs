@@ -106,13 +106,15 @@ async fn an_authorised_payment_is_not_paid_and_a_partial_capture_pays_what_was_c
     assert_eq!(data["amountCaptured"], 1500);
     assert_eq!(data["amountFormatted"], "15.00 EUR");
 
-    // Refunding what was captured refunds the payment fully.
+    // Refunding what was captured refunds the payment fully (in this API version the charge's
+    // amount_refunded also counts the 500 the capture released: see the test below).
     app.deliver_all(&[pay.event(
         "charge.refunded",
         t + 60,
         &adds(&[
+            "amount=2000",
             "amount_captured=1500",
-            "amount_refunded=1500",
+            "amount_refunded=2000",
             "refunded=true",
         ]),
     )])
@@ -121,6 +123,72 @@ async fn an_authorised_payment_is_not_paid_and_a_partial_capture_pays_what_was_c
         app.payment_status("booking-capture").await["status"],
         "refunded"
     );
+}
+
+/// docs.stripe.com/changelog/basil/2025-03-31/remove-refund-from-partial-capture-and-payment-cancellation-flow:
+/// before that version a partial capture released the rest with a Refund, counted in the
+/// charge's `amount_refunded` and sent as `charge.refunded`; since, it is neither. In both, the
+/// customer got back only what was refunded of the captured money.
+#[tokio::test]
+async fn a_partial_capture_releases_the_rest_without_refunding_it_in_every_api_version() {
+    let app = spawn_app().await;
+    for (version, booking, released) in [
+        ("2024-06-20", "booking-pre-basil", 500),
+        ("2025-03-31.basil", "booking-basil", 0),
+    ] {
+        let pay = PaymentIds::new(booking);
+        let t = now() - 100;
+        let versioned = |mut event: Value| {
+            event["api_version"] = version.into();
+            event
+        };
+        let snapshot = |at: i64, refunded: i64| {
+            versioned(pay.event(
+                "charge.refunded",
+                at,
+                &adds(&[
+                    "amount=2000",
+                    "amount_captured=1500",
+                    &format!("amount_refunded={}", released + refunded),
+                    "refunded=false",
+                ]),
+            ))
+        };
+        let mut events = vec![
+            versioned(pay.event("payment_intent.amount_capturable_updated", t, &[])),
+            versioned(pay.event(
+                "payment_intent.succeeded",
+                t + 30,
+                &adds(&["amount_received=1500"]),
+            )),
+            versioned(pay.event(
+                "charge.captured",
+                t + 30,
+                &adds(&["amount=2000", "amount_captured=1500"]),
+            )),
+        ];
+        if released > 0 {
+            events.push(snapshot(t + 31, 0));
+        }
+        app.deliver_all(&events).await;
+        let data = app.payment_status(booking).await;
+        assert_eq!(
+            (&data["status"], &data["amountRefunded"]),
+            (&serde_json::json!("succeeded"), &serde_json::json!(0)),
+            "{version}: {data}"
+        );
+        // The merchant refunds 400 of the 1500 captured.
+        app.deliver_all(&[snapshot(t + 60, 400)]).await;
+        let data = app.payment_status(booking).await;
+        assert_eq!(
+            (&data["status"], &data["amountRefunded"]),
+            (
+                &serde_json::json!("partially_refunded"),
+                &serde_json::json!(400)
+            ),
+            "{version}: {data}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -382,25 +382,34 @@ pub fn derive(facts: &[Fact]) -> PaymentState {
             FactKind::Refunded { .. } | FactKind::RefundUpdated { .. }
         )
     });
-    let paid = success_at.is_some() || refund_seen || disputed;
-    let paid_at = success_at
-        .or_else(|| facts.iter().filter_map(|f| f.paid_at).min())
-        .or_else(|| paid.then(|| facts.first().map(|f| f.occurred_at)).flatten());
-    let amount_paid = paid.then_some(captured.or(amount)).flatten();
-
-    let refunds = refunds(&facts, amount_paid);
-    let fully_refunded = refunds.total > 0
-        && match amount_paid {
-            Some(a) => refunds.total >= a,
-            None => refunds.snapshot_full,
-        };
-
     let canceled = kinds().any(|k| {
         matches!(
             k,
             FactKind::IntentCanceled { .. } | FactKind::AuthorizationExpired
         )
     });
+    // An authorisation canceled (or lapsed) before any capture took no money. Before API version
+    // 2025-03-31.basil, Stripe released it with a Refund object and `charge.refund.updated`
+    // (docs.stripe.com/changelog/basil/2025-03-31/remove-refund-from-partial-capture-and-payment-cancellation-flow):
+    // such a "refund" returns nothing and pays nothing.
+    let released = canceled && success_at.is_none() && captured.is_none() && !disputed;
+    let paid = success_at.is_some() || (refund_seen && !released) || disputed;
+    let paid_at = success_at
+        .or_else(|| facts.iter().filter_map(|f| f.paid_at).min())
+        .or_else(|| paid.then(|| facts.first().map(|f| f.occurred_at)).flatten());
+    let amount_paid = paid.then_some(captured.or(amount)).flatten();
+
+    let mut refunds = refunds(&facts, amount_paid);
+    if released {
+        refunds.total = 0;
+        refunds.at = None;
+    }
+    let fully_refunded = refunds.total > 0
+        && match amount_paid {
+            Some(a) => refunds.total >= a,
+            None => refunds.snapshot_full,
+        };
+
     let expired = kinds().any(|k| matches!(k, FactKind::SessionExpired));
     let authorized = kinds().any(|k| matches!(k, FactKind::IntentAuthorized));
     // Between "still processing" and "this attempt failed", the provider's latest word counts.
@@ -811,6 +820,43 @@ mod tests {
 
     fn status(facts: &[Fact]) -> PaymentStatus {
         derive(facts).status
+    }
+
+    /// Before 2025-03-31.basil, canceling an authorisation released it with a Refund object
+    /// (`charge.refund.updated`, `refund.created`) beside the uncaptured `charge.refunded`: in
+    /// any order the payment is canceled, never paid then refunded.
+    #[test]
+    fn a_released_authorisation_is_canceled_in_any_order() {
+        let release = RefundSeen {
+            id: "re_release".into(),
+            amount: 2000,
+            status: "succeeded".into(),
+            created: Some(12),
+            failure_reason: None,
+        };
+        let facts = [
+            fact("evt_auth", 10, FactKind::IntentAuthorized),
+            fact("evt_cancel", 11, FactKind::IntentCanceled { reason: None }),
+            fact("evt_lapsed", 12, FactKind::AuthorizationExpired),
+            fact(
+                "evt_refund",
+                13,
+                FactKind::RefundUpdated { refund: release },
+            ),
+        ];
+        for order in [[0, 1, 2, 3], [3, 2, 1, 0], [3, 0, 2, 1], [1, 3, 0, 2]] {
+            let some: Vec<Fact> = order.iter().map(|&i| facts[i].clone()).collect();
+            let state = derive(&some);
+            assert_eq!(state.status, PaymentStatus::Canceled, "{order:?}");
+            assert_eq!(state.amount_refunded, 0, "{order:?}");
+            assert_eq!(state.paid_at, None, "{order:?}");
+        }
+        // Without the cancel, the same refund object on a paid payment is a refund.
+        let paid = [
+            fact("evt_ok", 10, FactKind::IntentSucceeded),
+            facts[3].clone(),
+        ];
+        assert_eq!(status(&paid), PaymentStatus::Refunded);
     }
 
     #[test]

@@ -198,6 +198,20 @@ fn read_stripe(event_type: &str, payload: &[u8]) -> Result<Option<Fact>, String>
                 _ => {
                     let amount_refunded = amount(&object["amount_refunded"])?
                         .ok_or("charge.refunded has no integer amount_refunded")?;
+                    // Before 2025-03-31.basil a partial capture released the rest of the
+                    // authorisation as a Refund, counted in `amount_refunded`
+                    // (docs.stripe.com/changelog/basil/2025-03-31/remove-refund-from-partial-capture-and-payment-cancellation-flow):
+                    // that part returns nothing to the customer. Its Refund object is counted
+                    // by this snapshot, so it corrects that too (see `state::refunds`).
+                    let released = match (fact.amount, fact.amount_captured) {
+                        (Some(authorized), Some(taken))
+                            if taken < authorized && releases_as_refunds(&event) =>
+                        {
+                            authorized - taken
+                        }
+                        _ => 0,
+                    };
+                    let amount_refunded = (amount_refunded - released).max(0);
                     let paid = fact.amount_captured.or(fact.amount);
                     let full = object["refunded"].as_bool() == Some(true)
                         || paid.is_some_and(|a| amount_refunded >= a);
@@ -223,6 +237,15 @@ fn read_stripe(event_type: &str, payload: &[u8]) -> Result<Option<Fact>, String>
         ));
     }
     Ok(Some(fact))
+}
+
+/// Whether the event is written in an API version before 2025-03-31.basil, whose partial
+/// captures and cancellations released the authorisation with a Refund. An event without a
+/// version is read as today's.
+fn releases_as_refunds(event: &Value) -> bool {
+    event["api_version"]
+        .as_str()
+        .is_some_and(|v| v.get(..10).is_some_and(|date| date < "2025-03-31"))
 }
 
 /// Whether an event carries its object (`data.object`), as snapshot events do.
