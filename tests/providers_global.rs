@@ -714,6 +714,64 @@ async fn checkout_com_capture_confirms_the_booking_and_a_dispute_marks_the_payme
         assert_eq!((reply.status, reply.code()), (400, code), "{}", reply.text);
     }
     assert_eq!(app.rows("webhook_events").await, 2);
+
+    // An approved authorisation takes no money; voided, it is canceled and the booking was
+    // never confirmed.
+    service.create("bk_cko_void", Some(11900), Some("EUR"), "pending");
+    for (id, event) in [
+        ("evt_cko_3", "payment_approved"),
+        ("evt_cko_4", "payment_voided"),
+    ] {
+        let body = cko_event(id, event, "pay_cko_void", 11900, "bk_cko_void");
+        let reply = post(&app, "cko", &body, &[sign(&body)]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        settled_row(&app, "cko", id, "processed").await;
+        let expected = if event == "payment_approved" {
+            "authorized"
+        } else {
+            "canceled"
+        };
+        assert_eq!(app.payment_status("bk_cko_void").await["status"], expected);
+    }
+    assert_eq!(service.booking("bk_cko_void").unwrap().status, "pending");
+
+    // Partial refunds add up, each its own action; ISK is a whole amount at Checkout.com
+    // (checkout.com/docs/payments/accept-payments/format-the-amount-value), hundredths in
+    // payhook's unit.
+    let isk = |id: &str, event: &str, amount: i64, action: &str| {
+        let mut event: Value =
+            serde_json::from_str(&cko_event(id, event, "pay_cko_isk", amount, "bk_cko_isk"))
+                .unwrap();
+        event["data"]["currency"] = json!("ISK");
+        event["data"]["action_id"] = json!(action);
+        event.to_string()
+    };
+    for body in [
+        isk("evt_cko_5", "payment_captured", 15000, "act_cap"),
+        isk("evt_cko_6", "payment_refunded", 5000, "act_ref1"),
+        isk("evt_cko_7", "payment_refunded", 10000, "act_ref2"),
+    ] {
+        let reply = post(&app, "cko", &body, &[sign(&body)]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    settled_row(&app, "cko", "evt_cko_7", "processed").await;
+    settled_row(&app, "cko", "evt_cko_6", "processed").await;
+    let data = app.payment_status("bk_cko_isk").await;
+    assert_eq!(
+        (
+            &data["status"],
+            &data["amount"],
+            &data["amountRefunded"],
+            &data["amountFormatted"]
+        ),
+        (
+            &json!("refunded"),
+            &json!(1_500_000),
+            &json!(1_500_000),
+            &json!("15000.00 ISK")
+        ),
+        "{data}"
+    );
 }
 
 // --- Lemon Squeezy -------------------------------------------------------------------------

@@ -241,6 +241,7 @@ struct MappingFile {
     failure_message: Option<String>,
     types: Option<HashMap<String, MappedKind>>,
     currency_aliases: Option<HashMap<String, String>>,
+    currency_exponents: Option<HashMap<String, u32>>,
 }
 
 /// The sources, and their route aliases as (path, source).
@@ -756,12 +757,34 @@ fn mapping_over(
         let iso = iso_code(&key(&format!("currency_aliases.{alias}")), iso)?;
         base.currency_aliases.insert(alias, iso);
     }
+    base.currency_exponents
+        .extend(currency_exponents(file.currency_exponents, key)?);
     refunds_named(&base, key)?;
     Ok(base)
 }
 
+/// `currency_exponents`: ISO codes (any case) to the provider's digits after the point.
+fn currency_exponents(
+    given: Option<HashMap<String, u32>>,
+    key: &dyn Fn(&str) -> String,
+) -> Result<HashMap<String, u32>, ConfigError> {
+    let mut out = HashMap::new();
+    for (code, digits) in given.unwrap_or_default() {
+        let field = key(&format!("currency_exponents.{code}"));
+        let code = iso_code(&field, code)?;
+        if digits > 4 {
+            return Err(ConfigError::new(
+                field,
+                format!("{digits} decimals: a currency's minor unit has 0 to 4"),
+            ));
+        }
+        out.insert(code.to_ascii_lowercase(), digits);
+    }
+    Ok(out)
+}
+
 /// What a mapping's `types` may say, for the error that asks for one.
-const MAP_A_TYPE: &str = "map at least one of the provider's event types to succeeded, failed, processing, canceled, refunded, disputed, refund_succeeded or refund_failed";
+const MAP_A_TYPE: &str = "map at least one of the provider's event types to succeeded, authorized, failed, processing, canceled, refunded, disputed, refund_succeeded or refund_failed";
 
 /// A refund event is read as one refund: the mapping must say where its id and amount are.
 fn refunds_named(mapping: &Mapping, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
@@ -857,6 +880,7 @@ fn mapping_from(
         failure_message: extract("failure_message", file.failure_message)?,
         types,
         currency_aliases,
+        currency_exponents: currency_exponents(file.currency_exponents, key)?,
     };
     refunds_named(&mapping, key)?;
     Ok(mapping)

@@ -1,6 +1,6 @@
 //! Amounts in minor units, as the provider defines them per currency: never floats. Stripe's
 //! zero-decimal currencies (JPY, KRW, XOF, XAF, ...) count whole units; its three-decimal ones
-//! (BHD, JOD, KWD, OMR, TND) count thousandths; ISK, HUF and TWD stay two-decimal in Stripe's API.
+//! (BHD, JOD, KWD, OMR, TND, and IQD and LYD, which Stripe does not take) count thousandths; ISK, HUF and TWD stay two-decimal in Stripe's API.
 
 use std::fmt;
 
@@ -11,7 +11,9 @@ const ZERO_DECIMAL: &[&str] = &[
 ];
 
 /// Currencies Stripe counts in thousandths.
-const THREE_DECIMAL: &[&str] = &["bhd", "jod", "kwd", "omr", "tnd"];
+/// (Stripe takes neither IQD nor LYD; ISO 4217 counts both in thousandths, as Checkout.com
+/// does.)
+const THREE_DECIMAL: &[&str] = &["bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"];
 
 /// The active ISO 4217 currency codes (lower case), less precious metals and test codes: what a
 /// payment can be made in.

@@ -310,7 +310,6 @@ fn read_mapped(
         match e.as_ref().and_then(|e| e.value(event)) {
             None => Ok(None),
             Some(v) => mapping
-                .amount_format
                 .minor_units(v, currency.as_deref())
                 .map(Some)
                 .map_err(|m| format!("{name}: {m}")),
@@ -342,6 +341,7 @@ fn read_mapped(
             FactKind::IntentSucceeded
         }
         MappedKind::Processing => FactKind::IntentProcessing,
+        MappedKind::Authorized => FactKind::IntentAuthorized,
         MappedKind::Canceled => FactKind::IntentCanceled { reason: None },
         MappedKind::Failed => FactKind::IntentFailed {
             code: None,

@@ -573,7 +573,6 @@ fn vouched(
         match e.as_ref().and_then(|e| e.value(notification)) {
             None => Ok(None),
             Some(v) => mapping
-                .amount_format
                 .minor_units(v, currency.as_deref())
                 .map(Some)
                 .map_err(|why| format!("the notification's {what}: {why}")),
@@ -631,6 +630,7 @@ fn kind_word(kind: MappedKind) -> &'static str {
         MappedKind::Succeeded => "succeeded",
         MappedKind::Failed => "failed",
         MappedKind::Processing => "processing",
+        MappedKind::Authorized => "authorized",
         MappedKind::Canceled => "canceled",
         MappedKind::Refunded => "refunded",
         MappedKind::Disputed => "disputed",
@@ -670,6 +670,7 @@ pub fn confirmed_mapping() -> Mapping {
             MappedKind::Failed,
             MappedKind::Processing,
             MappedKind::Canceled,
+            MappedKind::Authorized,
             MappedKind::Refunded,
             MappedKind::Disputed,
             MappedKind::RefundSucceeded,
@@ -679,6 +680,8 @@ pub fn confirmed_mapping() -> Mapping {
         .map(|k| (kind_word(k).to_string(), k))
         .collect(),
         currency_aliases: HashMap::new(),
+        // The record is written in payhook's units already.
+        currency_exponents: HashMap::new(),
         confirmed: false,
         query: false,
     }

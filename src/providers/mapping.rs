@@ -119,6 +119,9 @@ fn scalar(value: &Value) -> Option<String> {
 #[serde(rename_all = "snake_case")]
 pub enum MappedKind {
     Succeeded,
+    /// Authorised, not yet captured: no money taken (Checkout.com's `payment_approved`); a
+    /// later void or expiry cancels it.
+    Authorized,
     Failed,
     Processing,
     Canceled,
@@ -282,6 +285,10 @@ pub struct Mapping {
     /// The provider's currency words to ISO 4217 codes (`FCFA` to `XOF` or `XAF`), matched without
     /// regard to case.
     pub currency_aliases: HashMap<String, String>,
+    /// The provider's minor unit where it differs from payhook's (lowercase code → digits after
+    /// the point): Adyen counts CLP in hundredths, Checkout.com ISK in whole krónur. Amounts are
+    /// converted to payhook's unit exactly, or refused.
+    pub currency_exponents: HashMap<String, u32>,
     /// The notification is only a hint: the ledger reads the object the provider's API confirmed
     /// (see `providers::confirm`), never the posted body.
     pub confirmed: bool,
@@ -338,6 +345,32 @@ impl Mapping {
             }
         }
         Ok(read)
+    }
+
+    /// An amount as the source writes it, in payhook's minor unit of `currency`.
+    pub fn minor_units(&self, value: &Value, currency: Option<&str>) -> Result<i64, String> {
+        let amount = self.amount_format.minor_units(value, currency)?;
+        let theirs = match (self.amount_format, currency) {
+            (AmountFormat::Minor, Some(c)) => self.currency_exponents.get(&c.to_ascii_lowercase()),
+            _ => None,
+        };
+        let Some(&theirs) = theirs else {
+            return Ok(amount);
+        };
+        let ours = crate::domain::money::exponent(currency.unwrap_or_default());
+        let scale = |digits: u32| 10i64.checked_pow(digits).ok_or("exponent out of range");
+        let converted = if theirs <= ours {
+            amount.checked_mul(scale(ours - theirs)?)
+        } else {
+            let divisor = scale(theirs - ours)?;
+            (amount % divisor == 0).then_some(amount / divisor)
+        };
+        converted.ok_or_else(|| {
+            format!(
+                "amount {amount} has {theirs} decimals in this provider's unit, finer than payhook's ({ours}) for {}",
+                currency.unwrap_or_default().to_ascii_uppercase()
+            )
+        })
     }
 
     /// The currency as an ISO code, lowercase, aliases applied.
@@ -422,5 +455,20 @@ mod tests {
         assert!(major(json!("10"), None).is_err());
         assert!(major(json!("1e3"), Some("eur")).is_err());
         assert!(major(json!("99999999999999999999"), Some("eur")).is_err());
+    }
+
+    #[test]
+    fn a_providers_own_minor_unit_converts_to_payhooks_exactly() {
+        // Adyen's table: CLP in hundredths (payhook: whole pesos), CVE whole (payhook: cents).
+        let adyen = crate::providers::presets::find("adyen").unwrap();
+        let m = (adyen.mapping)();
+        assert_eq!(m.minor_units(&json!(100000), Some("clp")), Ok(1000));
+        assert!(
+            m.minor_units(&json!(100050), Some("CLP")).is_err(),
+            "a fraction of a peso"
+        );
+        assert_eq!(m.minor_units(&json!(1000), Some("cve")), Ok(100000));
+        assert_eq!(m.minor_units(&json!(1000), Some("eur")), Ok(1000));
+        assert_eq!(m.minor_units(&json!(1000), None), Ok(1000));
     }
 }

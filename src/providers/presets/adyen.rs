@@ -71,6 +71,9 @@ fn adyen_mapping() -> Mapping {
         amount: Some(path(&item("amount.value"))),
         currency: Some(path(&item("amount.currency"))),
         failure_message: Some(path(&item("reason"))),
+        // docs.adyen.com/development-resources/currency-codes: "CLP 2 (differs from standard)",
+        // "CVE 0 (differs from standard)"; Adyen's table is leading.
+        currency_exponents: [("clp".to_string(), 2), ("cve".to_string(), 0)].into(),
         // A refund is a modification of its own: its pspReference names it, the payment's is
         // originalReference.
         refund_id: Some(path(&item("pspReference"))),

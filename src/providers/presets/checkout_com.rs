@@ -47,11 +47,16 @@ fn checkout_mapping() -> Mapping {
         amount: Some(path("data.amount")),
         currency: Some(path("data.currency")),
         failure_message: Some(path("data.response_summary")),
+        // checkout.com/docs/payments/accept-payments/format-the-amount-value: ISK is a full
+        // amount, CLP is divided by 100 (BHD, IQD, JOD, KWD, LYD, OMR, TND by 1000, as payhook).
+        currency_exponents: [("isk".to_string(), 0), ("clp".to_string(), 2)].into(),
         // `payment_refunded` is one refund: its action and that action's amount.
         refund_id: Some(path("data.action_id")),
         refund_amount: Some(path("data.amount")),
         types: types(&[
-            ("payment_approved", Succeeded),
+            // checkout.com/docs/workflows/webhook-event-types: an approved authorisation "can be
+            // followed by" a capture or a void: the money is taken at the capture.
+            ("payment_approved", Authorized),
             ("payment_captured", Succeeded),
             ("payment_paid", Succeeded),
             ("payment_pending", Processing),

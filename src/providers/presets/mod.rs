@@ -184,6 +184,7 @@ pub(crate) fn mapping(event_id: &str, event_type: &str, payment_id: &str) -> Map
         failure_message: None,
         types: Default::default(),
         currency_aliases: Default::default(),
+        currency_exponents: Default::default(),
         confirmed: false,
         query: false,
     }
