@@ -309,8 +309,12 @@ pub(super) fn sources_from(
                 .map(Secret::new)
                 .collect(),
         };
-        let tolerance =
-            parse_duration(&key("tolerance"), file.tolerance.as_deref().unwrap_or("5m"))?;
+        let tolerance = match (&file.tolerance, kind) {
+            (None, SourceKind::Preset(p)) if p.default_tolerance.is_some() => {
+                p.default_tolerance.unwrap_or_default()
+            }
+            (given, _) => parse_duration(&key("tolerance"), given.as_deref().unwrap_or("5m"))?,
+        };
         if tolerance.is_zero() {
             return Err(ConfigError::new(key("tolerance"), "must be at least 1s"));
         }

@@ -173,11 +173,22 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let result = if crate::telemetry::enabled() {
+    let mut result = if crate::telemetry::enabled() {
         traced(state, peer, source, query, headers, body).await
     } else {
         receive_checked(state, peer, source, query, headers, body).await
     };
+    if let Err(e) = &mut result
+        && matches!(e.code, "invalid_signature" | "missing_signature")
+        && let Some(status) = state
+            .inbox
+            .find(source)
+            .and_then(|s| s.preset)
+            .and_then(|p| p.forged_status)
+            .and_then(|s| axum::http::StatusCode::from_u16(s).ok())
+    {
+        e.status = status;
+    }
     if let Err(e) = &result {
         let source = if state.inbox.knows(source) {
             source

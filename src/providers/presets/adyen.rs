@@ -41,6 +41,8 @@ pub const PRESET: Preset = Preset {
     signed: true,
     answers_get: false,
     takes_put: false,
+    forged_status: None,
+    default_tolerance: None,
     mapping: adyen_mapping,
     confirmation: Confirmation::Unavailable,
     lookup: None,

@@ -38,6 +38,8 @@ pub const PRESET: Preset = Preset {
     signed: true,
     answers_get: true,
     takes_put: false,
+    forged_status: None,
+    default_tolerance: None,
     mapping: cinetpay_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

@@ -29,6 +29,8 @@ pub const PRESET: Preset = Preset {
     signed: true,
     answers_get: false,
     takes_put: false,
+    forged_status: None,
+    default_tolerance: None,
     mapping: fedapay_mapping,
     confirmation: Confirmation::Optional,
     lookup: Some(lookup),

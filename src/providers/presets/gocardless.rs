@@ -3,8 +3,7 @@
 //! - Signature: `Webhook-Signature`, lowercase hex HMAC-SHA256 of the raw body with the webhook
 //!   endpoint's secret (developer.gocardless.com/getting-started/staying-up-to-date-with-webhooks;
 //!   the official `gocardless-pro` PyPI SDK 3.22.0, `gocardless_pro.webhooks.parse`). No
-//!   timestamp. GoCardless asks for 498 on a bad signature; payhook answers 400, and GoCardless
-//!   retries either.
+//!   timestamp. A missing or wrong signature is answered 498, as GoCardless asks.
 //! - Body: a batch, `{"events": [...], "meta": {"webhook_id": ...}}` (up to 250 unrelated events);
 //!   each event is stored and deduplicated on its own `id`, and the request is acknowledged only
 //!   once every event is stored.
@@ -27,6 +26,10 @@ pub const PRESET: Preset = Preset {
     signed: true,
     answers_get: false,
     takes_put: false,
+    // developer.gocardless.com/api-reference/#webhooks-overview: "Webhooks with an invalid
+    // signature must return a 498 Token Invalid error".
+    forged_status: Some(498),
+    default_tolerance: None,
     mapping: gocardless_mapping,
     confirmation: Confirmation::Optional,
     lookup: Some(lookup),

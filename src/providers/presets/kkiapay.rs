@@ -35,6 +35,8 @@ pub const PRESET: Preset = Preset {
     signed: true,
     answers_get: false,
     takes_put: false,
+    forged_status: None,
+    default_tolerance: None,
     mapping: kkiapay_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

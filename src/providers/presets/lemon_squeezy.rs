@@ -24,6 +24,8 @@ pub const PRESET: Preset = Preset {
     signed: true,
     answers_get: false,
     takes_put: false,
+    forged_status: None,
+    default_tolerance: None,
     mapping: lemon_mapping,
     confirmation: Confirmation::Unavailable,
     lookup: None,

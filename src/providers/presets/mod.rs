@@ -51,6 +51,12 @@ pub struct Preset {
     pub answers_get: bool,
     /// The provider may send its notification with `PUT` rather than `POST` (MTN MoMo).
     pub takes_put: bool,
+    /// The status a request whose signature is missing or wrong gets, when the provider
+    /// documents one other than 400 (GoCardless: 498).
+    pub forged_status: Option<u16>,
+    /// How old (or early) a signed timestamp may be when the source sets no `tolerance`, where
+    /// the provider documents its own (Paddle: 5 s); else 5 minutes.
+    pub default_tolerance: Option<std::time::Duration>,
     pub mapping: fn() -> Mapping,
     pub confirmation: Confirmation,
     pub lookup: Option<fn() -> Lookup>,

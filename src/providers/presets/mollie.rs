@@ -27,6 +27,8 @@ pub const PRESET: Preset = Preset {
     signed: false,
     answers_get: false,
     takes_put: false,
+    forged_status: None,
+    default_tolerance: None,
     mapping: mollie_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

@@ -33,6 +33,8 @@ pub const PRESET: Preset = Preset {
     // momodeveloper.mtn.com/api-documentation/callback: "Allow PUT & POST on your callback
     // listener host", and the callback is sent once.
     takes_put: true,
+    forged_status: None,
+    default_tolerance: None,
     mapping: momo_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

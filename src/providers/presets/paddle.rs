@@ -5,8 +5,8 @@
 //!   rotation several `h1` come, and any one matching a configured secret is enough
 //!   (developer.paddle.com/webhooks/signature-verification; the official SDKs
 //!   `@paddle/paddle-node-sdk` 3.10.0 `webhooks.isSignatureValid`, `paddle-python-sdk` 1.16.1
-//!   `Verifier`). Paddle's SDKs allow the timestamp 5 s; payhook uses the source's `tolerance`
-//!   (5 minutes unless set), both ways.
+//!   `Verifier`). Paddle's SDKs allow the timestamp 5 s, and so does the preset unless the
+//!   source sets `tolerance` (both ways).
 //! - Body: one event, `event_id` its id (one event may be notified several times, each with its
 //!   own `notification_id`), `event_type` its type, `data` the entity.
 //! - A transaction's payment is `data.id`, its amount `data.details.totals.grand_total` (minor units,
@@ -36,6 +36,10 @@ pub const PRESET: Preset = Preset {
     signed: true,
     answers_get: false,
     takes_put: false,
+    forged_status: None,
+    // developer.paddle.com/webhooks/signature-verification: the SDKs allow 5 seconds, "manual
+    // implementations should apply the same check".
+    default_tolerance: Some(std::time::Duration::from_secs(5)),
     mapping: paddle_mapping,
     confirmation: Confirmation::Unavailable,
     lookup: None,

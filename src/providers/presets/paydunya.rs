@@ -37,6 +37,8 @@ pub const PRESET: Preset = Preset {
     signed: true,
     answers_get: false,
     takes_put: false,
+    forged_status: None,
+    default_tolerance: None,
     mapping: paydunya_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

@@ -34,6 +34,8 @@ pub const PRESET: Preset = Preset {
     signed: false,
     answers_get: false,
     takes_put: false,
+    forged_status: None,
+    default_tolerance: None,
     mapping: paypal_mapping,
     confirmation: Confirmation::Required,
     lookup: Some(lookup),

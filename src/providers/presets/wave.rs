@@ -36,6 +36,8 @@ pub const PRESET: Preset = Preset {
     signed: true,
     answers_get: false,
     takes_put: false,
+    forged_status: None,
+    default_tolerance: None,
     mapping: wave_mapping,
     confirmation: Confirmation::Optional,
     lookup: Some(lookup),
