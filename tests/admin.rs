@@ -65,12 +65,52 @@ async fn the_admin_api_needs_the_token_and_health_does_not() {
         200
     );
     assert_eq!(admin(&app, "GET", "/healthz", None).await.status, 200);
+    // The scheme's name is case-insensitive (RFC 9110, 11.1); the token is not.
+    for (value, status) in [
+        (format!("bearer {ADMIN_TOKEN}"), 200),
+        (format!("BEARER {ADMIN_TOKEN}"), 200),
+        (format!("Basic {ADMIN_TOKEN}"), 401),
+        (format!("Bearer {}", ADMIN_TOKEN.to_uppercase()), 401),
+    ] {
+        let answer = app
+            .client
+            .get(format!("{}/admin/api/events", app.admin))
+            .header("authorization", &value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{value}");
+    }
     // Without a token (loopback only, checked at start), it is open.
     let open = spawn_app_with(|s| s.admin_token = None).await;
     assert_eq!(
         admin(&open, "GET", "/admin/api/events", None).await.status,
         200
     );
+    // ...to curl and to its own dashboard, not to a browser sent by a page elsewhere: another
+    // site posting to it, or a DNS name pointed at 127.0.0.1 to read it.
+    let port = open.admin.rsplit(':').next().unwrap().to_string();
+    for (headers, status) in [
+        (vec![("origin", format!("http://127.0.0.1:{port}"))], 200),
+        (vec![("host", format!("localhost:{port}"))], 200),
+        (vec![("origin", "https://evil.example".to_string())], 403),
+        (vec![("host", format!("attacker.example:{port}"))], 403),
+        (vec![("sec-fetch-site", "cross-site".to_string())], 403),
+    ] {
+        let mut request = open.client.post(format!(
+            "{}/admin/api/targets/booking-service/disable",
+            open.admin
+        ));
+        for (name, value) in &headers {
+            request = request.header(*name, value);
+        }
+        let answer = Answer::read(request.send().await.unwrap()).await;
+        let refused = answer.status == 403;
+        assert_eq!(refused, status == 403, "{headers:?}: {}", answer.json);
+        if refused {
+            assert_eq!(answer.code(), "not_loopback", "{}", answer.json);
+        }
+    }
 }
 
 #[tokio::test]

@@ -103,13 +103,15 @@ impl AppState {
     }
 }
 
-/// The token of `Authorization: Bearer <token>`, if the request has one.
+/// The token of `Authorization: Bearer <token>`, if the request has one. The scheme's name is
+/// case-insensitive (RFC 9110, 11.1): `bearer <token>` is the same.
 fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Whether `presented` is `token`, compared in constant time.

@@ -112,7 +112,64 @@ async fn require_admin(
         )
         .into_response();
     }
+    if state.admin_token.is_none()
+        && let Some(refused) = browser_from_elsewhere(&headers)
+    {
+        return refused.into_response();
+    }
     next.run(request).await
+}
+
+/// Without a token the admin listener is open to whoever reaches its loopback address, and a
+/// browser on the operator's machine reaches it for any page it shows: a page elsewhere could
+/// post to it (cross-site request forgery) or, through a DNS name it points at 127.0.0.1, read
+/// it (DNS rebinding). A request named for another host, or sent by a page of another origin,
+/// is refused; curl, the CLI and the dashboard itself are not.
+fn browser_from_elsewhere(headers: &HeaderMap) -> Option<ApiError> {
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let refused = |what: String| {
+        Some(
+            ApiError::new(StatusCode::FORBIDDEN, "not_loopback", what)
+                .hint("open the dashboard at http://127.0.0.1:<port>/, or set PAYHOOK_ADMIN_TOKEN"),
+        )
+    };
+    if let Some(host) = text(header::HOST)
+        && !is_loopback_host(host)
+    {
+        return refused(format!(
+            "the admin listener without a token answers requests for a loopback host, not {host:?}"
+        ));
+    }
+    let origin = text(header::ORIGIN).filter(|o| *o != "null");
+    if let Some(origin) = origin {
+        let host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        if !is_loopback_host(host) {
+            return refused(format!(
+                "the admin listener without a token answers no page of another origin ({origin})"
+            ));
+        }
+    }
+    if text(header::HeaderName::from_static("sec-fetch-site")) == Some("cross-site") {
+        return refused("the admin listener without a token answers no cross-site request".into());
+    }
+    None
+}
+
+/// `localhost`, `*.localhost` or a loopback address, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        },
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The page a listing is asked for: `limit` rows older than `cursor`.
