@@ -61,7 +61,17 @@ impl StripeApi {
         if self.down.load(Ordering::SeqCst) {
             return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({})));
         }
-        match self.objects.lock().unwrap().get(path) {
+        // A connected account's objects are found only as that account (`Stripe-Context`).
+        let context = headers
+            .get("stripe-context")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        match self
+            .objects
+            .lock()
+            .unwrap()
+            .get(&format!("{context}{path}"))
+        {
             Some(object) => (StatusCode::OK, axum::Json(object.clone())),
             None => (
                 StatusCode::NOT_FOUND,
@@ -87,12 +97,17 @@ async fn stripe_api() -> (Arc<StripeApi>, String) {
 impl StripeApi {
     /// Serves the object of the snapshot event `event` at its API path.
     fn holds(&self, event: &Value) {
+        self.holds_for("", event);
+    }
+
+    /// The same, for the connected account `account` only.
+    fn holds_for(&self, account: &str, event: &Value) {
         let thin = thin_event(event);
         let path = thin["related_object"]["url"].as_str().unwrap().to_string();
         self.objects
             .lock()
             .unwrap()
-            .insert(path, event["data"]["object"].clone());
+            .insert(format!("{account}{path}"), event["data"]["object"].clone());
     }
 }
 
@@ -130,6 +145,27 @@ async fn a_thin_event_is_applied_once_its_object_is_fetched() {
     app.deliver_all(&[snapshot]).await;
     let facts = app.rows("payment_facts").await;
     assert_eq!(facts, 1, "the thin event and its snapshot are one fact");
+}
+
+/// A thin event of a connected account names it in `context`; its related object is read as that
+/// account (`Stripe-Context`, as stripe-node's `fetchRelatedObject` sends), where Stripe has it.
+#[tokio::test]
+async fn a_connected_accounts_thin_event_fetches_its_object_as_that_account() {
+    let (api, base) = stripe_api().await;
+    let app = app_with_stripe(&base).await;
+    let pay = PaymentIds::new("booking-thin-connect");
+    let snapshot = pay.event("payment_intent.succeeded", now() - 30, &[]);
+    api.holds_for("acct_1Connected", &snapshot);
+    let mut thin = thin_event(&snapshot);
+    thin["context"] = json!("acct_1Connected");
+    let answer = app.send(&thin.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    let row = app.settled(thin["id"].as_str().unwrap()).await;
+    assert_eq!(row.status, "processed", "{row:?}");
+    assert_eq!(
+        app.payment_status("booking-thin-connect").await["status"],
+        "succeeded"
+    );
 }
 
 #[tokio::test]

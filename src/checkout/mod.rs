@@ -114,6 +114,38 @@ fn made_up_unless(key: Option<&str>) -> String {
     key.map_or_else(|| crate::domain::ids::random_token(32), str::to_string)
 }
 
+/// The connected account (Stripe Connect) an event happened on: its objects are read as that
+/// account, or Stripe answers 404.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectedAccount {
+    /// A thin event's `context`, sent as `Stripe-Context` (what the SDKs' `fetchRelatedObject`
+    /// sends).
+    Context(String),
+    /// A classic event's `account`, sent as `Stripe-Account`.
+    Account(String),
+}
+
+impl ConnectedAccount {
+    /// The account an event names, if any: its `context` (thin) or `account` (classic).
+    pub fn of(event: &serde_json::Value) -> Option<ConnectedAccount> {
+        let usable = |v: &serde_json::Value| {
+            v.as_str()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic()))
+                .map(str::to_string)
+        };
+        usable(&event["context"])
+            .map(ConnectedAccount::Context)
+            .or_else(|| usable(&event["account"]).map(ConnectedAccount::Account))
+    }
+
+    fn header(&self) -> (&'static str, &str) {
+        match self {
+            ConnectedAccount::Context(c) => ("Stripe-Context", c),
+            ConnectedAccount::Account(a) => ("Stripe-Account", a),
+        }
+    }
+}
+
 /// Who payments are made with.
 pub enum Provider {
     Stripe(StripeApi),
@@ -203,9 +235,10 @@ impl Provider {
         path: &str,
         event_id: &str,
         event_type: &str,
+        account: Option<&ConnectedAccount>,
     ) -> Result<Option<serde_json::Value>, ProviderError> {
         match self {
-            Provider::Stripe(api) => api.get_path(path, event_id).await,
+            Provider::Stripe(api) => api.get_path(path, event_id, account).await,
             Provider::Sandbox(sandbox) => Ok(sandbox.object(path, event_type).await?),
             Provider::Off => Err(ProviderError::NotConfigured),
         }
@@ -216,6 +249,26 @@ impl Provider {
             Provider::Sandbox(sandbox) => Some(sandbox),
             Provider::Stripe(_) | Provider::Off => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod connected_account_tests {
+    use super::ConnectedAccount;
+
+    #[test]
+    fn an_event_names_its_connected_account_by_context_or_account() {
+        let of = |v| ConnectedAccount::of(&v);
+        assert_eq!(
+            of(serde_json::json!({"context": "acct_1A"})),
+            Some(ConnectedAccount::Context("acct_1A".into()))
+        );
+        assert_eq!(
+            of(serde_json::json!({"account": "acct_1B"})),
+            Some(ConnectedAccount::Account("acct_1B".into()))
+        );
+        assert_eq!(of(serde_json::json!({"context": null})), None);
+        assert_eq!(of(serde_json::json!({"account": "acct 1\n"})), None);
     }
 }
 

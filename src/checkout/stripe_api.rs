@@ -207,14 +207,20 @@ impl StripeApi {
         &self,
         path: &str,
         event_id: &str,
+        account: Option<&super::ConnectedAccount>,
     ) -> Result<Option<Value>, ProviderError> {
         let url = reqwest::Url::parse(&format!("{}{path}", self.base))
             .map_err(|e| ProviderError::Unreachable(format!("STRIPE_API_BASE: {e}")))?;
-        let response = self
+        let mut request = self
             .client
             .get(url)
             .bearer_auth(self.key.expose())
-            .header("Stripe-Request-Trigger", format!("event={event_id}"))
+            .header("Stripe-Request-Trigger", format!("event={event_id}"));
+        if let Some(account) = account {
+            let (name, value) = account.header();
+            request = request.header(name, value);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| ProviderError::Unreachable(crate::net::describe(&e)))?;

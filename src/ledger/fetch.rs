@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
 use super::missed;
-use crate::checkout::{Provider, ProviderError};
+use crate::checkout::{ConnectedAccount, Provider, ProviderError};
 use crate::providers::Sources;
 use crate::providers::confirm::{Confirm, Outcome};
 use crate::providers::mapping::Mapping;
@@ -211,7 +211,12 @@ impl Fetcher {
         let path = format!("/v1/events/{id}");
         match self
             .provider
-            .fetch_object(&path, id, &event.event_type)
+            .fetch_object(
+                &path,
+                id,
+                &event.event_type,
+                ConnectedAccount::of(&posted).as_ref(),
+            )
             .await
         {
             Ok(Some(copy)) if copy["id"] == posted["id"] && copy["type"] == posted["type"] => {
@@ -247,10 +252,13 @@ impl Fetcher {
         }
         let path = related_path(&thin)?;
         let event_id = thin["id"].as_str().unwrap_or_default();
+        let account = ConnectedAccount::of(&thin);
         let object = match self.cached(path) {
             Some(object) => object,
             None => {
-                let object = self.get(path, event_id, &event.event_type).await?;
+                let object = self
+                    .get(path, event_id, &event.event_type, account.as_ref())
+                    .await?;
                 self.keep(path, &object);
                 object
             }
@@ -259,9 +267,15 @@ impl Fetcher {
     }
 
     /// `GET {path}` of the provider's API for the event `event_id`.
-    async fn get(&self, path: &str, event_id: &str, event_type: &str) -> Result<Value, NotFetched> {
+    async fn get(
+        &self,
+        path: &str,
+        event_id: &str,
+        event_type: &str,
+        account: Option<&ConnectedAccount>,
+    ) -> Result<Value, NotFetched> {
         self.provider
-            .fetch_object(path, event_id, event_type)
+            .fetch_object(path, event_id, event_type, account)
             .await
             .map_err(|e| match e {
                 // A refusal that is the provider's own trouble passes; the rest stands.
@@ -287,10 +301,16 @@ impl Fetcher {
     async fn fetch_missed(&self, thin: &Value, event_type: &str) -> Result<Value, NotFetched> {
         let event_id = thin["id"].as_str().unwrap_or_default();
         let path = missed::event_path(thin).map_err(NotFetched::Failed)?;
-        let event = self.get(&path, event_id, event_type).await?;
+        let account = ConnectedAccount::of(thin);
+        let event = self
+            .get(&path, event_id, event_type, account.as_ref())
+            .await?;
         let related = &event["data"]["impact"]["related_object"];
         let object = match missed::related_path(&event).map_err(NotFetched::Failed)? {
-            Some(path) => self.get(&path, event_id, event_type).await?,
+            Some(path) => {
+                self.get(&path, event_id, event_type, account.as_ref())
+                    .await?
+            }
             // Not an object of a payment: recorded as it is, and ignored.
             None => json!({ "id": related["id"], "object": related["type"] }),
         };
