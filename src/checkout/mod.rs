@@ -252,6 +252,11 @@ impl Provider {
     }
 }
 
+/// Replaces Stripe's `{CHECKOUT_SESSION_ID}` template in a return URL.
+pub fn fill_session_id(url: &str, session_id: &str) -> String {
+    url.replace("{CHECKOUT_SESSION_ID}", session_id)
+}
+
 #[cfg(test)]
 mod connected_account_tests {
     use super::ConnectedAccount;
@@ -270,9 +275,4 @@ mod connected_account_tests {
         assert_eq!(of(serde_json::json!({"context": null})), None);
         assert_eq!(of(serde_json::json!({"account": "acct 1\n"})), None);
     }
-}
-
-/// Replaces Stripe's `{CHECKOUT_SESSION_ID}` template in a return URL.
-pub fn fill_session_id(url: &str, session_id: &str) -> String {
-    url.replace("{CHECKOUT_SESSION_ID}", session_id)
 }
