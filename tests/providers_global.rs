@@ -708,6 +708,18 @@ async fn checkout_com_capture_confirms_the_booking_and_a_dispute_marks_the_payme
     settled_row(&app, "cko", "evt_cko_2", "processed").await;
     assert_eq!(app.payment_status("bk_cko").await["status"], "disputed");
     assert_eq!(app.rows("payments").await, 1);
+    // Won: "your account has been credited back the disputed amount".
+    let won = json!({
+        "id": "evt_cko_2w", "type": "dispute_won", "version": "1.0.29",
+        "created_on": "2026-01-20T10:00:00Z",
+        "data": {"id": "dsp_cko_1", "payment_id": "pay_cko_1", "amount": 11900,
+                 "currency": "EUR", "status": "won"},
+    })
+    .to_string();
+    let reply = post(&app, "cko", &won, &[sign(&won)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    settled_row(&app, "cko", "evt_cko_2w", "processed").await;
+    assert_eq!(app.payment_status("bk_cko").await["status"], "succeeded");
 
     for (sent, headers, code) in [
         (
@@ -730,7 +742,7 @@ async fn checkout_com_capture_confirms_the_booking_and_a_dispute_marks_the_payme
         let reply = post(&app, "cko", &sent, &headers).await;
         assert_eq!((reply.status, reply.code()), (400, code), "{}", reply.text);
     }
-    assert_eq!(app.rows("webhook_events").await, 2);
+    assert_eq!(app.rows("webhook_events").await, 3);
 
     // An approved authorisation takes no money; voided, it is canceled and the booking was
     // never confirmed.

@@ -788,7 +788,7 @@ fn currency_exponents(
 }
 
 /// What a mapping's `types` may say, for the error that asks for one.
-const MAP_A_TYPE: &str = "map at least one of the provider's event types to succeeded, authorized, failed, processing, canceled, refunded, disputed, refund_succeeded or refund_failed";
+const MAP_A_TYPE: &str = "map at least one of the provider's event types to succeeded, authorized, failed, processing, canceled, refunded, disputed, dispute_inquiry, dispute_won, dispute_lost, refund_succeeded or refund_failed";
 
 /// A refund event is read as one refund: the mapping must say where its id and amount are.
 fn refunds_named(mapping: &Mapping, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {

@@ -363,6 +363,26 @@ fn read_mapped(
             dispute_id: None,
             disputed: None,
         },
+        // Stripe's words for the same moments, which the ledger's dispute rules read.
+        MappedKind::DisputeInquiry => FactKind::DisputeOpened {
+            status: Some("warning_needs_response".into()),
+            reason: None,
+            dispute_id: None,
+            disputed: None,
+        },
+        MappedKind::DisputeWon | MappedKind::DisputeLost => FactKind::DisputeClosed {
+            status: Some(
+                if kind == MappedKind::DisputeWon {
+                    "won"
+                } else {
+                    "lost"
+                }
+                .into(),
+            ),
+            reason: None,
+            dispute_id: None,
+            disputed: None,
+        },
         MappedKind::RefundSucceeded | MappedKind::RefundFailed => {
             let id = field(&mapping.refund_id)
                 .ok_or("a refund event needs the refund's id where the mapping's refund_id says")?;

@@ -634,6 +634,9 @@ fn kind_word(kind: MappedKind) -> &'static str {
         MappedKind::Canceled => "canceled",
         MappedKind::Refunded => "refunded",
         MappedKind::Disputed => "disputed",
+        MappedKind::DisputeInquiry => "dispute_inquiry",
+        MappedKind::DisputeWon => "dispute_won",
+        MappedKind::DisputeLost => "dispute_lost",
         MappedKind::RefundSucceeded => "refund_succeeded",
         MappedKind::RefundFailed => "refund_failed",
     }
@@ -673,6 +676,9 @@ pub fn confirmed_mapping() -> Mapping {
             MappedKind::Authorized,
             MappedKind::Refunded,
             MappedKind::Disputed,
+            MappedKind::DisputeInquiry,
+            MappedKind::DisputeWon,
+            MappedKind::DisputeLost,
             MappedKind::RefundSucceeded,
             MappedKind::RefundFailed,
         ]

@@ -128,6 +128,13 @@ pub enum MappedKind {
     /// The amount refunded so far is `amount_refunded` (or the whole `amount`).
     Refunded,
     Disputed,
+    /// An inquiry or retrieval request before any chargeback: no money is held (PayPal's
+    /// `INQUIRY` stage, Braintree's `retrieval`, Adyen's `REQUEST_FOR_INFORMATION`).
+    DisputeInquiry,
+    /// The dispute ended in the merchant's favour: the money is the merchant's again.
+    DisputeWon,
+    /// The dispute ended in the customer's favour: the money is gone.
+    DisputeLost,
     /// One refund of the payment went through: `refund_id` names it, `refund_amount` is its
     /// amount. The payment's refunds add up, in whatever order they arrive (Razorpay's
     /// `refund.processed`, Square's `refund.updated` once `COMPLETED`).

@@ -98,6 +98,13 @@ fn adyen_mapping() -> Mapping {
             ("NOTIFICATION_OF_CHARGEBACK:true", Disputed),
             ("CHARGEBACK:true", Disputed),
             ("SECOND_CHARGEBACK:true", Disputed),
+            // docs.adyen.com/risk-management/disputes-api/dispute-notifications: the issuer asks
+            // for information (no money moved yet); a chargeback reversed is won, a
+            // pre-arbitration decides it.
+            ("REQUEST_FOR_INFORMATION:true", DisputeInquiry),
+            ("CHARGEBACK_REVERSED:true", DisputeWon),
+            ("PREARBITRATION_WON:true", DisputeWon),
+            ("PREARBITRATION_LOST:true", DisputeLost),
         ]),
         ..mapping(
             &format!(

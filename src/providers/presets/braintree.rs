@@ -71,11 +71,25 @@ fn braintree_mapping() -> Mapping {
         failure_message: Some(path(
             "subject.transaction.processor-settlement-response-text",
         )),
+        // A dispute's `kind` tells a retrieval (a request for information) from a chargeback.
+        kind_from: Some(path("{kind}:{subject.dispute.kind}|{kind}")),
         types: types(&[
             ("transaction_settled", Succeeded),
             ("transaction_disbursed", Succeeded),
             ("transaction_settlement_declined", Failed),
             ("dispute_opened", Disputed),
+            ("dispute_opened:chargeback", Disputed),
+            ("dispute_opened:pre_arbitration", Disputed),
+            ("dispute_opened:retrieval", DisputeInquiry),
+            ("dispute_won:chargeback", DisputeWon),
+            ("dispute_won:pre_arbitration", DisputeWon),
+            ("dispute_won:retrieval", DisputeWon),
+            ("dispute_won", DisputeWon),
+            ("dispute_lost:chargeback", DisputeLost),
+            ("dispute_lost:pre_arbitration", DisputeLost),
+            ("dispute_lost", DisputeLost),
+            ("dispute_accepted:chargeback", DisputeLost),
+            ("dispute_accepted", DisputeLost),
         ]),
         ..mapping(
             "{kind}:{subject.transaction.id}:{timestamp}|{kind}:{subject.dispute.id}:{timestamp}|{kind}:{subject.subscription.id}:{timestamp}|{kind}:{subject.disbursement.id}:{timestamp}|{kind}:{timestamp}",

@@ -70,8 +70,12 @@ fn checkout_mapping() -> Mapping {
             ("payment_refunded", RefundSucceeded),
             ("dispute_received", Disputed),
             ("dispute_evidence_required", Disputed),
-            ("dispute_accepted", Disputed),
-            ("dispute_lost", Disputed),
+            // checkout.com/docs/workflows/webhook-event-types: won or canceled, the disputed
+            // amount is credited back; accepted or lost, it is gone.
+            ("dispute_accepted", DisputeLost),
+            ("dispute_lost", DisputeLost),
+            ("dispute_won", DisputeWon),
+            ("dispute_canceled", DisputeWon),
         ]),
         ..mapping("id", "type", "data.payment_id|data.id")
     }

@@ -66,6 +66,11 @@ fn paypal_mapping() -> Mapping {
             "resource.amount.currency_code|resource.dispute_amount.currency_code|resource.amount.currency",
         )),
         failure_message: Some(path("resource.status_details.reason")),
+        // developer.paypal.com/docs/api/customer-disputes/v1: a dispute's stage (an INQUIRY holds
+        // no money) and, once resolved, its outcome.
+        kind_from: Some(path(
+            "{event_type}:{resource.dispute_outcome.outcome_code}|{event_type}:{resource.dispute_life_cycle_stage}|{event_type}",
+        )),
         types: types(&[
             ("PAYMENT.CAPTURE.COMPLETED", Succeeded),
             ("PAYMENT.CAPTURE.PENDING", Processing),
@@ -75,6 +80,22 @@ fn paypal_mapping() -> Mapping {
             ("PAYMENT.SALE.PENDING", Processing),
             ("PAYMENT.SALE.DENIED", Failed),
             ("CUSTOMER.DISPUTE.CREATED", Disputed),
+            ("CUSTOMER.DISPUTE.CREATED:INQUIRY", DisputeInquiry),
+            ("CUSTOMER.DISPUTE.CREATED:CHARGEBACK", Disputed),
+            ("CUSTOMER.DISPUTE.CREATED:PRE_ARBITRATION", Disputed),
+            ("CUSTOMER.DISPUTE.CREATED:ARBITRATION", Disputed),
+            (
+                "CUSTOMER.DISPUTE.RESOLVED:RESOLVED_SELLER_FAVOUR",
+                DisputeWon,
+            ),
+            ("CUSTOMER.DISPUTE.RESOLVED:CANCELED_BY_BUYER", DisputeWon),
+            ("CUSTOMER.DISPUTE.RESOLVED:RESOLVED_WITH_PAYOUT", DisputeWon),
+            (
+                "CUSTOMER.DISPUTE.RESOLVED:RESOLVED_BUYER_FAVOUR",
+                DisputeLost,
+            ),
+            ("CUSTOMER.DISPUTE.RESOLVED:ACCEPTED", DisputeLost),
+            ("CUSTOMER.DISPUTE.RESOLVED:DENIED", DisputeWon),
         ]),
         ..mapping(
             "id",
@@ -219,6 +240,55 @@ fn sample(s: &Sample<'_>) -> Result<SampleRequest, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An INQUIRY holds no money; a resolution says who won.
+    #[test]
+    fn a_disputes_stage_and_outcome_say_what_it_means() {
+        let m = paypal_mapping();
+        let kind = |event: serde_json::Value| {
+            m.kind_from
+                .as_ref()
+                .unwrap()
+                .text(&event)
+                .and_then(|k| m.types.get(&k).copied())
+        };
+        let dispute = |event: &str, stage: &str, outcome: Option<&str>| {
+            let mut e = serde_json::json!({"event_type": event, "resource": {
+                "dispute_id": "PP-D-1", "dispute_life_cycle_stage": stage}});
+            if let Some(code) = outcome {
+                e["resource"]["dispute_outcome"] = serde_json::json!({"outcome_code": code});
+            }
+            e
+        };
+        use MappedKind::*;
+        assert_eq!(
+            kind(dispute("CUSTOMER.DISPUTE.CREATED", "INQUIRY", None)),
+            Some(DisputeInquiry)
+        );
+        assert_eq!(
+            kind(dispute("CUSTOMER.DISPUTE.CREATED", "CHARGEBACK", None)),
+            Some(Disputed)
+        );
+        assert_eq!(
+            kind(dispute(
+                "CUSTOMER.DISPUTE.RESOLVED",
+                "CHARGEBACK",
+                Some("RESOLVED_SELLER_FAVOUR")
+            )),
+            Some(DisputeWon)
+        );
+        assert_eq!(
+            kind(dispute(
+                "CUSTOMER.DISPUTE.RESOLVED",
+                "INQUIRY",
+                Some("RESOLVED_BUYER_FAVOUR")
+            )),
+            Some(DisputeLost)
+        );
+        let capture =
+            serde_json::json!({"event_type": "PAYMENT.CAPTURE.COMPLETED", "resource": {}});
+        assert_eq!(kind(capture), Some(Succeeded));
+    }
 
     #[test]
     fn amounts_are_written_in_major_units_by_the_currencys_exponent() {
