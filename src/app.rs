@@ -43,8 +43,13 @@ pub struct Payhook {
 /// Opens and migrates the store named in the settings.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     if let Some(dir) = missing_sqlite_directory(&settings.database_url) {
+        let what = if dir.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
         anyhow::bail!(
-            "DATABASE_URL ({}): the directory {} does not exist; create it, or point DATABASE_URL at another file",
+            "DATABASE_URL ({}): {} {what}; create the directory, or point DATABASE_URL at another file",
             redact_url(&settings.database_url),
             dir.display()
         );

@@ -350,7 +350,14 @@ async fn a_store_that_cannot_be_opened_is_said_once_with_its_cause() {
     let missing = dir.path().join("no/such/dir");
     let url = format!("sqlite://{}/payhook.db", missing.display());
     let stderr = one_line_failure(dir.path(), &url, "serve").await;
-    let named = format!("the directory {} does not exist", missing.display());
+    let named = format!("{} does not exist", missing.display());
+    assert!(stderr.contains(&named), "{stderr}");
+    // A file where the directory should be is named as that.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let url = format!("sqlite://{}/payhook.db", file.display());
+    let stderr = one_line_failure(dir.path(), &url, "serve").await;
+    let named = format!("{} is not a directory", file.display());
     assert!(stderr.contains(&named), "{stderr}");
 
     // Nothing listens on this port: the cause is the refused connection, said once.

@@ -255,6 +255,35 @@ async fn stripes_refusals_are_named_and_the_key_never_shows() {
     assert!(unreachable.retry_after.is_some());
 }
 
+/// Stripe takes a session's expires_at 30 minutes to 24 hours ahead; payhook sends the caller's
+/// expires_in as it, so a refusal names expires_in, the caller's field.
+#[tokio::test]
+async fn an_expiry_stripe_refuses_names_the_callers_expires_in() {
+    let stripe = Receiver::start(|_, _| {
+        Reply::json(
+            400,
+            json!({"error": {"type": "invalid_request_error", "param": "expires_at",
+                   "message": "The `expires_at` timestamp must be at least 30 minutes from session creation."}}),
+        )
+    })
+    .await;
+    let app = stripe_app(&stripe.url).await;
+    let refused = post(
+        &app,
+        "/api/v1/checkout/sessions",
+        json!({"booking_id": "b", "amount": 100, "currency": "eur", "expires_in": 60}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (400, "validation_error"),
+        "{}",
+        refused.json
+    );
+    assert_eq!(refused.json["error"]["field"], "expires_in");
+}
+
 #[tokio::test]
 async fn a_session_the_ledger_does_not_know_is_asked_of_stripe_and_the_answer_reused() {
     let stripe = Receiver::start(|_, r| {
@@ -288,6 +317,18 @@ async fn a_session_the_ledger_does_not_know_is_asked_of_stripe_and_the_answer_re
 
     let unknown = app.checkout_session("cs_test_nobody").await;
     assert_eq!((unknown.status, unknown.code()), (404, "session_not_found"));
+    // The route is public: an id that cannot be a Checkout Session's spends none of the
+    // account's API calls.
+    let asked = stripe.requests().len();
+    for id in ["pi_123", "nope", "cs_test_a%2Fb"] {
+        let answer = app.checkout_session(id).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (404, "session_not_found"),
+            "{id}"
+        );
+    }
+    assert_eq!(stripe.requests().len(), asked, "Stripe was not asked");
 }
 
 #[tokio::test]

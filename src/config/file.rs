@@ -6,6 +6,9 @@ use super::*;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileConfig {
+    /// The file's path as given, for messages (`payhook.toml` when there is none).
+    #[serde(skip)]
+    pub(super) path: Option<String>,
     pub(super) listen: Option<String>,
     pub(super) admin_listen: Option<String>,
     pub(super) public_url: Option<String>,

@@ -194,9 +194,14 @@ impl Settings {
         let file = match config_path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+                    ConfigError::new(
+                        "--config (PAYHOOK_CONFIG)",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
                 })?;
-                FileConfig::parse(&text, &path.display().to_string())?
+                let mut file = FileConfig::parse(&text, &path.display().to_string())?;
+                file.path = Some(path.display().to_string());
+                file
             }
             None => FileConfig::default(),
         };
@@ -212,7 +217,11 @@ impl Settings {
         file: FileConfig,
         env: &HashMap<String, String>,
     ) -> Result<Settings, ConfigError> {
-        let v = Values { env };
+        let file_name = file.path.clone().unwrap_or_else(|| "payhook.toml".into());
+        let v = Values {
+            env,
+            file: &file_name,
+        };
         let stripe_file = file.stripe.unwrap_or_default();
         let ingest_file = file.ingest.unwrap_or_default();
         let log_file = file.log.unwrap_or_default();
@@ -222,7 +231,7 @@ impl Settings {
         let admin_listen = v.addr(
             "PAYHOOK_ADMIN_LISTEN",
             "admin_listen",
-            file.admin_listen,
+            file.admin_listen.clone(),
             "127.0.0.1:3004",
         )?;
         let given = v.string("PAYHOOK_PUBLIC_URL", "public_url", file.public_url);
@@ -276,8 +285,15 @@ impl Settings {
             .string("PAYHOOK_ADMIN_TOKEN", "admin_token", file.admin_token)
             .map(|(s, _)| Secret::new(s));
         if admin_token.is_none() && !admin_listen.ip().is_loopback() {
+            let key = v
+                .string(
+                    "PAYHOOK_ADMIN_LISTEN",
+                    "admin_listen",
+                    file.admin_listen.clone(),
+                )
+                .map_or_else(|| "PAYHOOK_ADMIN_LISTEN".to_string(), |(_, key)| key);
             return Err(ConfigError::new(
-                "PAYHOOK_ADMIN_LISTEN",
+                key,
                 format!(
                     "{admin_listen} is not a loopback address; set PAYHOOK_ADMIN_TOKEN to expose the admin listener"
                 ),

@@ -222,6 +222,15 @@ fn errors_name_the_key() {
     assert_eq!(err.key, "PAYHOOK_ADMIN_LISTEN");
     let err = toml_file("lisen = \"x\"").unwrap_err();
     assert!(err.message.contains("lisen"), "{err}");
+    // A value from a file is named by that file, and by the key that gave it.
+    let dir = tempfile::tempdir().unwrap();
+    let prod = dir.path().join("prod.toml");
+    std::fs::write(&prod, "public_url = \"nope\"\n").unwrap();
+    let err = Settings::load(Some(&prod), &HashMap::new()).unwrap_err();
+    assert!(err.key.ends_with("prod.toml public_url"), "{err}");
+    std::fs::write(&prod, "admin_listen = \"0.0.0.0:3004\"\n").unwrap();
+    let err = Settings::load(Some(&prod), &HashMap::new()).unwrap_err();
+    assert!(err.key.ends_with("prod.toml admin_listen"), "{err}");
     // A value of the wrong type: the key named, the value (maybe a secret) not repeated.
     let err = toml_file(
         "listen = \"127.0.0.1:1\"\n[stripe]\nwebhook_secrets = \"whsec_abc\\\"defghijk\"",

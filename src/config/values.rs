@@ -5,6 +5,8 @@ use super::*;
 /// Looks a value up in the environment first, then in the file, remembering which key supplied it.
 pub(super) struct Values<'a> {
     pub(super) env: &'a HashMap<String, String>,
+    /// The configuration file, as errors name it.
+    pub(super) file: &'a str,
 }
 
 impl Values<'_> {
@@ -25,7 +27,7 @@ impl Values<'_> {
             Some(value) => Some((value.to_string(), env_key.to_string())),
             None => file_value
                 .filter(|s| !s.trim().is_empty())
-                .map(|value| (value, format!("payhook.toml {file_key}"))),
+                .map(|value| (value, format!("{} {file_key}", self.file))),
         }
     }
 

@@ -388,6 +388,8 @@ fn caller_field(param: &str) -> Option<&'static str> {
         "currency" => Some("currency"),
         "amount" | "unit_amount" => Some("amount"),
         "customer_email" => Some("customer_email"),
+        // payhook sends expires_in as Stripe's expires_at (at least 30 minutes ahead).
+        "expires_at" => Some("expires_in"),
         _ => None,
     }
 }

@@ -38,7 +38,14 @@ pub async fn get_session(
     let mut view = SessionView::new(&session_id, payments.first(), created.as_ref());
     if view.status.is_none() && created.is_none() && payments.is_empty() {
         // Unknown here: the provider may know it (a session the application created itself).
-        match provider_state(&state, &session_id).await? {
+        // Only an id of the provider's form is asked about: this route is public, and each
+        // question spends the account's API rate limit.
+        let asked = if is_session_id(&session_id) {
+            provider_state(&state, &session_id).await?
+        } else {
+            None
+        };
+        match asked {
             Some(p) => view.complete_with(&p),
             None => {
                 return Err(ApiError::new(
@@ -58,6 +65,13 @@ pub async fn get_session(
         view.complete_with(&p);
     }
     Ok(Json(view.json()))
+}
+
+/// A Checkout Session id as Stripe writes them (`cs_test_...`, `cs_live_...`).
+fn is_session_id(id: &str) -> bool {
+    id.starts_with("cs_")
+        && id.len() <= 255
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// The provider's answer (recent ones reused); none from a provider that cannot be reached.
