@@ -8,6 +8,12 @@
 //! `delivery_success=false` (the events whose delivery failed or is still pending), created in the
 //! last 30 days at most (all Stripe keeps), paged with `ending_before` so that they come oldest
 //! first, in the order they happened. Events Stripe delivered are not fetched again.
+//!
+//! An API that refuses those two parameters (an emulator such as localstripe, whose event list
+//! takes only `type`, `created`, `limit` and `starting_after`) is read the plain way instead:
+//! every event from `since`, page after page with `starting_after`, each page stored in the
+//! order of its events' `created`. Nothing is lost that way, only more is read again: what the
+//! inbox has is a duplicate.
 
 use std::time::Duration;
 
@@ -71,6 +77,8 @@ pub enum Cursor {
     Older(String),
     /// The events just newer than this id (`ending_before`).
     Newer(String),
+    /// The plain list (see the module's doc): the page after this id (`starting_after`).
+    Listed(String),
 }
 
 impl Cursor {
@@ -84,6 +92,7 @@ impl Cursor {
         match text.split_once(':') {
             Some(("older", id)) if plain(id) => Some(Cursor::Older(id.to_string())),
             Some(("newer", id)) if plain(id) => Some(Cursor::Newer(id.to_string())),
+            Some(("listed", id)) if plain(id) => Some(Cursor::Listed(id.to_string())),
             _ => None,
         }
     }
@@ -92,6 +101,7 @@ impl Cursor {
         match self {
             Cursor::Older(id) => format!("older:{id}"),
             Cursor::Newer(id) => format!("newer:{id}"),
+            Cursor::Listed(id) => format!("listed:{id}"),
         }
     }
 }
@@ -114,20 +124,41 @@ pub async fn page(
         only_undelivered: !listing.all,
         ..EventQuery::default()
     };
-    let (events, next) = match cursor {
+    if let Some(Cursor::Listed(after)) = cursor {
+        return listed_page(api, inbox, listing, Some(after)).await;
+    }
+    let paged = match cursor {
         Some(Cursor::Newer(before)) => {
             let page = api
                 .list_events(&EventQuery {
                     ending_before: Some(before),
                     ..query
                 })
-                .await?;
-            let newest = page.events.first().and_then(|e| event_id(e));
-            let next = newest.filter(|_| page.has_more).map(Cursor::Newer);
-            (Ok(page.events), next)
+                .await;
+            page.map(|page| {
+                let newest = page.events.first().and_then(|e| event_id(e));
+                let next = newest.filter(|_| page.has_more).map(Cursor::Newer);
+                (Ok(page.events), next)
+            })
         }
-        Some(Cursor::Older(after)) => walked(oldest_page(api, query, Some(after)).await?),
-        None => walked(oldest_page(api, query, None).await?),
+        Some(Cursor::Older(after)) => oldest_page(api, query, Some(after)).await.map(walked),
+        _ => oldest_page(api, query, None).await.map(walked),
+    };
+    let (events, next) = match paged {
+        Ok(paged) => paged,
+        Err(ProviderError::Refused {
+            status: 400,
+            message,
+            ..
+        }) => {
+            tracing::warn!(
+                %message,
+                "the provider's event list refuses delivery_success or ending_before (an \
+                 emulator?): reading every event from the start instead"
+            );
+            return listed_page(api, inbox, listing, None).await;
+        }
+        Err(e) => return Err(e.into()),
     };
     let mut outcome = PageOutcome {
         next: next.as_ref().map(Cursor::text),
@@ -140,9 +171,48 @@ pub async fn page(
             return Ok(outcome);
         }
     };
-    outcome.listed = events.len();
     // Within a page Stripe lists newest first: stored the other way round.
-    for event in events.into_iter().rev() {
+    store(inbox, events.into_iter().rev(), &mut outcome).await?;
+    Ok(outcome)
+}
+
+/// One page of the plain list (see the module's doc): the events after `after`, stored in the
+/// order they were created.
+async fn listed_page(
+    api: &StripeApi,
+    inbox: &Inbox,
+    listing: &Listing<'_>,
+    after: Option<&str>,
+) -> Result<PageOutcome, ReconcileError> {
+    let page = api
+        .list_events(&EventQuery {
+            since: listing.since_kept(chrono::Utc::now().timestamp()),
+            event_type: listing.event_type,
+            starting_after: after,
+            ..EventQuery::default()
+        })
+        .await?;
+    let last = page.events.last().and_then(|e| event_id(e));
+    let mut outcome = PageOutcome {
+        next: last
+            .filter(|_| page.has_more)
+            .map(|id| Cursor::Listed(id).text()),
+        ..PageOutcome::default()
+    };
+    let mut events = page.events;
+    events.sort_by_key(created);
+    store(inbox, events.into_iter(), &mut outcome).await?;
+    Ok(outcome)
+}
+
+/// Stores `events` in this order through the inbox, counting them in `outcome`.
+async fn store(
+    inbox: &Inbox,
+    events: impl ExactSizeIterator<Item = bytes::Bytes>,
+    outcome: &mut PageOutcome,
+) -> Result<(), ReconcileError> {
+    outcome.listed = events.len();
+    for event in events {
         match inbox.store_fetched("stripe", event).await {
             Ok(receipt) if receipt.duplicate => outcome.duplicates += 1,
             Ok(_) => outcome.stored += 1,
@@ -150,7 +220,7 @@ pub async fn page(
             Err(e) => outcome.refused.push(e.to_string()),
         }
     }
-    Ok(outcome)
+    Ok(())
 }
 
 /// Reads Stripe's newest-first list back from `after`: its last page (the oldest events) and
@@ -160,7 +230,7 @@ async fn oldest_page(
     api: &StripeApi,
     query: EventQuery<'_>,
     after: Option<&str>,
-) -> Result<Walked, ReconcileError> {
+) -> Result<Walked, ProviderError> {
     let mut oldest: Option<Vec<bytes::Bytes>> = None;
     // Pages were read before this one (in this call or an earlier one).
     let mut newer = after.is_some();
@@ -220,6 +290,15 @@ struct Walked {
     events: Option<Vec<bytes::Bytes>>,
     next: Option<Cursor>,
     skimmed: usize,
+}
+
+/// A listed event's `created` (unix seconds; 0 when it has none).
+fn created(event: &bytes::Bytes) -> i64 {
+    #[derive(serde::Deserialize)]
+    struct Listed {
+        created: i64,
+    }
+    serde_json::from_slice::<Listed>(event).map_or(0, |l| l.created)
 }
 
 /// A listed event's id, to page from.

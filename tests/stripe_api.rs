@@ -570,20 +570,7 @@ async fn reconcile_stores_the_undelivered_events_oldest_first_and_only_once() {
     assert!(a.headers.contains("reconcile"), "{}", a.headers);
 
     // The missed events are applied: the booking's payment is refunded.
-    eventually(
-        Duration::from_secs(10),
-        "the missed events applied",
-        || async {
-            let answer = app
-                .get(
-                    "/api/v1/payments/booking-missed/status",
-                    Some(SERVICE_TOKEN),
-                )
-                .await;
-            answer.status == 200 && answer.json["data"]["status"] == "refunded"
-        },
-    )
-    .await;
+    booking_reaches(&app, "booking-missed", "refunded").await;
 
     // Again: Stripe still counts them undelivered (payhook fetched them, nobody posted them), so
     // they are listed again, and all are duplicates.
@@ -665,24 +652,11 @@ async fn a_long_undelivered_list_is_read_back_over_several_calls_then_stored_old
         .collect();
     let stripe = Receiver::start(move |_, r| list_events(&events, &r.query)).await;
     let app = stripe_app(&stripe.url).await;
-    let mut cursor: Option<String> = None;
-    let mut calls = Vec::new();
-    loop {
-        let mut url = format!("{}/admin/api/reconcile?since={}", app.admin, t - 60);
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let page = Answer::read(app.client.post(url).send().await.unwrap()).await;
-        assert_eq!(page.status, 200, "{}", page.json);
-        calls.push((
-            page.json["listed"].as_u64().unwrap(),
-            page.json["skimmed"].as_u64().unwrap(),
-        ));
-        match page.json["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None => break,
-        }
-    }
+    let calls: Vec<(u64, u64)> = reconcile_every_page(&app, t - 60)
+        .await
+        .iter()
+        .map(|page| (count(page, "listed"), count(page, "skimmed")))
+        .collect();
     // The first call read 19 pages back and stopped; the second reached the oldest (one event).
     assert_eq!(calls[0], (0, 38), "{calls:?}");
     assert_eq!(calls[1], (1, 0), "{calls:?}");
@@ -700,6 +674,104 @@ async fn a_long_undelivered_list_is_read_back_over_several_calls_then_stored_old
         );
     }
     assert!(rows.windows(2).all(|w| w[0] < w[1]), "{rows:?}");
+}
+
+/// An emulator's event list (localstripe's: oldest first, `type`, `created`, `limit` and
+/// `starting_after` only, anything else a 400) is read the plain way: every event, page after
+/// page, each stored once, then applied.
+#[tokio::test]
+async fn reconcile_reads_an_event_list_without_stripes_filters_page_after_page() {
+    let t = now() - 600;
+    // Oldest first, as localstripe keeps them: three pages of two.
+    let events: Vec<Value> = (0..5)
+        .map(|i| {
+            PaymentIds::new(&format!("booking-plain-{i}")).event(
+                "payment_intent.succeeded",
+                t + i,
+                &[],
+            )
+        })
+        .collect();
+    let listed = events.clone();
+    let stripe = Receiver::start(move |_, r| {
+        let q: Vec<(String, String)> = reqwest::Url::parse(&format!("http://x/?{}", r.query))
+            .unwrap()
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let known = ["created[gte]", "limit", "type", "starting_after"];
+        if let Some((k, _)) = q.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            return Reply::json(
+                400,
+                json!({"error": {"message": format!("Unexpected {k}"), "type": "invalid_request_error"}}),
+            );
+        }
+        let from = match q.iter().find(|(k, _)| k == "starting_after") {
+            Some((_, after)) => listed.iter().position(|e| e["id"] == after.as_str()).unwrap() + 1,
+            None => 0,
+        };
+        let rest = &listed[from..];
+        Reply::json(
+            200,
+            json!({"object": "list", "url": "/v1/events", "has_more": rest.len() > 2,
+                   "data": rest.iter().take(2).collect::<Vec<_>>()}),
+        )
+    })
+    .await;
+    let app = stripe_app(&stripe.url).await;
+    assert_eq!(app.send(&events[1].to_string()).await.status, 200);
+
+    let pages: Vec<(u64, u64, u64)> = reconcile_every_page(&app, t - 60)
+        .await
+        .iter()
+        .map(|p| {
+            (
+                count(p, "listed"),
+                count(p, "stored"),
+                count(p, "duplicates"),
+            )
+        })
+        .collect();
+    assert_eq!(pages, vec![(2, 1, 1), (2, 2, 0), (1, 1, 0)]);
+    assert_eq!(app.count().await, 5);
+    booking_reaches(&app, "booking-plain-4", "succeeded").await;
+}
+
+/// `POST /admin/api/reconcile` from `since`, page after page: each page's answer.
+async fn reconcile_every_page(app: &TestApp, since: i64) -> Vec<Value> {
+    let mut cursor: Option<String> = None;
+    let mut pages = Vec::new();
+    loop {
+        let mut url = format!("{}/admin/api/reconcile?since={since}", app.admin);
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page = Answer::read(app.client.post(url).send().await.unwrap()).await;
+        assert_eq!(page.status, 200, "{}", page.json);
+        cursor = page.json["next_cursor"].as_str().map(str::to_string);
+        pages.push(page.json);
+        if cursor.is_none() {
+            return pages;
+        }
+    }
+}
+
+fn count(page: &Value, field: &str) -> u64 {
+    page[field].as_u64().unwrap()
+}
+
+/// Waits until the booking's status route says `status` (the missed events applied).
+async fn booking_reaches(app: &TestApp, booking: &str, status: &str) {
+    let path = format!("/api/v1/payments/{booking}/status");
+    eventually(
+        Duration::from_secs(10),
+        "the missed events applied",
+        || async {
+            let answer = app.get(&path, Some(SERVICE_TOKEN)).await;
+            answer.status == 200 && answer.json["data"]["status"] == status
+        },
+    )
+    .await;
 }
 
 /// A time before Stripe's 30 days asks for those 30 days: Stripe keeps no older event.

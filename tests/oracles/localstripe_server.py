@@ -1,6 +1,7 @@
 """localstripe, the Stripe API emulator from PyPI, bound to 127.0.0.1 on a free port, its state
 kept in the file given as the first argument (not in the shared /tmp/localstripe.pickle).
-Prints the port on its first line.
+Prints the port on its first line. With `plain` as the second argument, nothing more: localstripe
+as published.
 
 Its event list is made to answer as Stripe's API reference ("List all events",
 docs.stripe.com/api/events/list) and pagination guide describe, where localstripe does not:
@@ -23,6 +24,7 @@ from aiohttp import web
 from localstripe import resources, server, webhooks
 
 STATE = sys.argv[1]
+PLAIN = sys.argv[2:] == ["plain"]
 
 
 def dump_to_disk(store):
@@ -59,7 +61,8 @@ async def send_webhook(event):
     DELIVERY[event.id] = "delivered" if delivered else "failed"
 
 
-webhooks._send_webhook = send_webhook
+if not PLAIN:
+    webhooks._send_webhook = send_webhook
 
 
 class Page(resources.List):
@@ -106,7 +109,8 @@ def list_events(cls, url, limit=None, starting_after=None, ending_before=None,
     return Page(url, events[:limit], len(events) > limit)
 
 
-resources.Event._api_list_all = classmethod(list_events)
+if not PLAIN:
+    resources.Event._api_list_all = classmethod(list_events)
 
 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -68,11 +68,13 @@ def eventually(what, check, within=20.0):
 
 
 @contextlib.contextmanager
-def stripe_and_bookings(tmp):
-    """localstripe with its own state file in `tmp`, and the example booking service, both on
-    loopback; yields their base URLs."""
+def stripe_and_bookings(tmp, plain=False):
+    """localstripe with its own state file in `tmp` (`plain`: as published, without the event
+    list made to answer as Stripe's), and the example booking service, both on loopback; yields
+    their base URLs."""
     stripe = subprocess.Popen(
-        [sys.executable, str(HERE / "localstripe_server.py"), f"{tmp}/localstripe.pickle"],
+        [sys.executable, str(HERE / "localstripe_server.py"), f"{tmp}/localstripe.pickle"]
+        + (["plain"] if plain else []),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     bookings_port = free_port()
@@ -196,14 +198,16 @@ def test_the_service_token_is_required_and_provider_refusals_are_named(world):
     assert status == 404 and body["error"]["code"] == "session_not_found", body
 
 
-def test_events_created_while_payhook_was_down_appear_after_payhook_reconcile():
+@pytest.mark.parametrize("plain", [False, True], ids=["stripe-list", "localstripe-as-published"])
+def test_events_created_while_payhook_was_down_appear_after_payhook_reconcile(plain):
     """Payments happen in localstripe while payhook is down (its webhooks to payhook fail); once
     it is up, `payhook reconcile --since 1h` fetches the undelivered events from Stripe's event
     list and stores what it missed; the ledger and the booking service end as if the webhooks had
-    come. A second run stores nothing."""
+    come. A second run stores nothing. localstripe as published lists its events oldest first
+    and refuses `delivery_success` and `ending_before`: payhook then reads every event."""
     from conftest import running_listeners
 
-    with tempfile.TemporaryDirectory() as tmp, stripe_and_bookings(tmp) as (stripe_base, bookings_base):
+    with tempfile.TemporaryDirectory() as tmp, stripe_and_bookings(tmp, plain) as (stripe_base, bookings_base):
         # payhook is down: Stripe's endpoint does not answer, and nobody hears of the payments.
         status, _ = call("POST", f"{stripe_base}/_config/webhooks/payhook",
                          form={"url": f"http://127.0.0.1:{free_port()}/webhooks/stripe",
