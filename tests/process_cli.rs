@@ -52,53 +52,80 @@ async fn trigger_sends_every_stripe_type_with_realistic_objects() {
 async fn trigger_continues_a_story_on_the_same_payment() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path(), &[]).await;
-    // The README's story: a payment for booking-123, then a partial refund of it.
-    trigger_ok(
-        dir.path(),
+    // The README's story: a payment for booking-123, then a partial refund of it; in between a
+    // payment for another booking and an expired session for a third whose booking is only given
+    // as client_reference_id, a number (the refund names its booking).
+    for args in [
         &[
             "payment_intent.succeeded",
             "--add",
             "metadata.bookingId=booking-123",
+        ][..],
+        &[
+            "payment_intent.succeeded",
+            "--add",
+            "metadata.bookingId=456",
         ],
-    )
-    .await;
+        &[
+            "checkout.session.expired",
+            "--add",
+            "client_reference_id=789",
+        ],
+        &[
+            "charge.refunded",
+            "--add",
+            "metadata.bookingId=booking-123",
+            "--add",
+            "amount_refunded=500",
+        ],
+        // Names no booking: the last payment sent, booking-123's, continues (its dispute).
+        &["charge.dispute.created"],
+    ] {
+        trigger_ok(dir.path(), args).await;
+    }
+    // The same with --same-payment.
     trigger_ok(
         dir.path(),
         &[
             "charge.refunded",
             "--same-payment",
             "--add",
-            "amount_refunded=500",
+            "refund:amount=700",
         ],
     )
     .await;
     let client = payhook::net::client_builder().build().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let payments = loop {
-        let body: serde_json::Value = client
-            .get(format!(
-                "{}/admin/api/payments?booking_id=booking-123",
-                server.admin
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let rows = body["data"].as_array().cloned().unwrap_or_default();
-        if rows
-            .first()
-            .is_some_and(|p| p["status"] == "partially_refunded")
-            || std::time::Instant::now() > deadline
-        {
-            break rows;
+    let payments = |booking: &'static str| {
+        let client = client.clone();
+        let url = format!("{}/admin/api/payments?booking_id={booking}", server.admin);
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let body: serde_json::Value =
+                    client.get(&url).send().await.unwrap().json().await.unwrap();
+                let rows = body["data"].as_array().cloned().unwrap_or_default();
+                let settled = rows.first().is_some_and(|p| {
+                    p["amount_refunded"] == 700
+                        || p["status"] == "succeeded"
+                        || p["status"] == "expired"
+                });
+                if settled || std::time::Instant::now() > deadline {
+                    break rows;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(payments.len(), 1, "one payment, not two: {payments:?}");
-    assert_eq!(payments[0]["status"], "partially_refunded");
-    assert_eq!(payments[0]["amount_refunded"], 500);
+    let refunded = payments("booking-123").await;
+    assert_eq!(refunded.len(), 1, "one payment, not two: {refunded:?}");
+    assert_eq!(refunded[0]["amount_refunded"], 700, "{refunded:?}");
+    assert_eq!(refunded[0]["status"], "disputed", "{refunded:?}");
+    let other = payments("456").await;
+    assert_eq!(other.len(), 1, "{other:?}");
+    assert_eq!(other[0]["status"], "succeeded");
+    let expired = payments("789").await;
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    assert_eq!(expired[0]["status"], "expired");
     signal(&server.child, "-TERM");
 }
 
@@ -241,7 +268,8 @@ async fn events_list_show_and_replay_from_the_terminal_through_the_admin_api() {
 
     let (ok, out) = payhook_on(&store, &server, &cli, &["events", "show", "evt_nope"]).await;
     assert!(
-        !ok && out.contains("event_not_found: no event \"evt_nope\""),
+        !ok && out.contains("event_not_found from the admin API at")
+            && out.contains("no event \"evt_nope\""),
         "{out}"
     );
 
@@ -265,7 +293,13 @@ async fn events_list_show_and_replay_from_the_terminal_through_the_admin_api() {
     // The admin API's token is needed, and a missing or wrong one is said plainly.
     let (ok, out) = payhook_on(&store, &server, &[], &["events", "list"]).await;
     assert!(!ok, "{out}");
-    assert!(out.contains("401 Unauthorized unauthorized"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "401 Unauthorized unauthorized from the admin API at {}",
+            server.admin
+        )),
+        "{out}"
+    );
     assert!(!out.contains(CLI_ADMIN_TOKEN), "{out}");
     // And a payhook that is not there is named.
     let (ok, out) = payhook(store.dir.path(), &cli)

@@ -21,13 +21,15 @@ pub struct AdminArgs {
     pub json: bool,
 }
 
-/// The admin API's refusal: its status, code and message.
+/// The admin API's refusal: its status, code, message and hint, and which payhook said it.
 #[derive(Debug, thiserror::Error)]
-#[error("{status} {code}: {message}")]
+#[error("{status} {code} from the admin API at {from}: {message}{}", hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
 pub struct Refused {
     pub status: reqwest::StatusCode,
     pub code: String,
     pub message: String,
+    pub hint: Option<String>,
+    pub from: String,
 }
 
 /// Whether `e` is the admin API's refusal with `code`.
@@ -108,6 +110,8 @@ impl AdminClient {
                     status,
                     code: error.code,
                     message: error.message,
+                    hint: error.hint,
+                    from: self.base.clone(),
                 }
                 .into(),
                 Err(_) => anyhow::anyhow!("{status} from {url}"),
@@ -144,6 +148,8 @@ impl AdminClient {
                 status,
                 code: error.code,
                 message: error.message,
+                hint: error.hint,
+                from: self.base.clone(),
             }
             .into(),
             Err(_) => anyhow::anyhow!("{status} from {url}"),
@@ -191,6 +197,8 @@ struct Refusal {
 struct RefusalDetail {
     code: String,
     message: String,
+    #[serde(default)]
+    hint: Option<String>,
 }
 
 /// A successful answer read as `T`; when it is not that shape (another payhook version, a proxy's

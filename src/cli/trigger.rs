@@ -42,9 +42,14 @@ pub struct TriggerArgs {
     #[arg(long)]
     thin: bool,
     /// Continue the story: the event is about the payment the last `payhook trigger` in this
-    /// store sent (same payment intent, charge, session and booking), e.g. its refund.
-    #[arg(long)]
+    /// store sent (same payment intent, charge, session and booking). A refund, dispute,
+    /// capture or cancellation does that by itself: it continues the payment last sent for the
+    /// booking it names (--add metadata.bookingId=...), or the last payment when it names none.
+    #[arg(long, conflicts_with = "new_payment")]
     same_payment: bool,
+    /// A refund, dispute, capture or cancellation of a payment never sent before (new ids).
+    #[arg(long)]
+    new_payment: bool,
     /// Print the event instead of sending it.
     #[arg(long)]
     dry_run: bool,
@@ -76,19 +81,28 @@ pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCo
     if let (Some(preset), None) = (source.preset, &args.body) {
         return trigger_preset(&settings, source, preset, &args, now).await;
     }
-    // The snapshot event sent, for the next `--same-payment`.
+    // The snapshot event sent, kept for the next run, and the payment it continued.
     let mut story: Option<serde_json::Value> = None;
+    let mut continued = None;
     let body = match (&args.body, &args.event_type) {
         (Some(path), _) => read_body(path)?,
         (None, Some(event_type)) if stripe_kind => {
             let mut overrides = Vec::new();
-            if args.same_payment {
-                let story = last_story(&settings).await.ok_or_else(|| {
+            let named = stripe_events::named_booking(&args.add);
+            let kept = if args.same_payment {
+                Some(last_story(&settings, None).await.ok_or_else(|| {
                     anyhow::anyhow!(
                         "--same-payment: no payment to continue; send one first (payhook trigger payment_intent.succeeded)"
                     )
-                })?;
+                })?)
+            } else if stripe_events::follows_a_payment(event_type) && !args.new_payment {
+                last_story(&settings, named.as_deref()).await
+            } else {
+                None
+            };
+            if let Some(story) = kept {
                 overrides = story.overrides(event_type);
+                continued = Some(story);
             }
             // What --add says wins over the story.
             overrides.extend(args.add.iter().cloned());
@@ -132,8 +146,16 @@ pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCo
         None => format!("{}/webhooks/{}", running_url(&settings).await, args.source),
     };
     let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let about = story
+        .as_ref()
+        .map(|e| {
+            let s = stripe_events::Story::new().then(e);
+            let booking = s.booking.as_deref().unwrap_or("none");
+            format!("  (payment {}, booking {booking})", s.payment_intent)
+        })
+        .unwrap_or_default();
     println!(
-        "-> POST {url}  {} {}",
+        "-> POST {url}  {} {}{about}",
         event["type"]
             .as_str()
             .or(event["event"].as_str())
@@ -142,7 +164,7 @@ pub async fn run(settings: Settings, args: TriggerArgs) -> anyhow::Result<ExitCo
     );
     let success = send(&url, "application/json", &headers, body).await?;
     if let (true, Some(event)) = (success, &story) {
-        keep_story(&settings, event, args.same_payment).await;
+        keep_story(&settings, event, continued).await;
     }
     Ok(if success {
         ExitCode::SUCCESS
@@ -196,9 +218,14 @@ async fn trigger_preset(
             preset.sample_types.join(", ")
         );
     }
-    if args.secret.is_some() || args.thin || args.same_payment || !args.add.is_empty() {
+    if args.secret.is_some()
+        || args.thin
+        || args.same_payment
+        || args.new_payment
+        || !args.add.is_empty()
+    {
         bail!(
-            "--secret, --thin, --same-payment and --add are for Stripe sources; {:?} signs with its configured secrets (give a whole payload with --body)",
+            "--secret, --thin, --same-payment, --new-payment and --add are for Stripe sources; {:?} signs with its configured secrets (give a whole payload with --body)",
             args.source
         );
     }
@@ -271,32 +298,71 @@ fn read_body(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading --body {}", path.display()))
 }
 
-/// The setting where `trigger` keeps the payment it last sent.
+/// The settings where `trigger` keeps the payment it last sent, and the last payment of each
+/// of the bookings it sent for lately.
 const STORY_SETTING: &str = "trigger_story";
+const STORIES_SETTING: &str = "trigger_stories";
+/// Bookings whose last payment is kept.
+const STORIES_KEPT: usize = 100;
 
-/// The payment the last `payhook trigger` sent, if it kept one.
-async fn last_story(settings: &Settings) -> Option<stripe_events::Story> {
+/// The payment the last `payhook trigger` sent for `booking`, or the last one at all, if kept.
+async fn last_story(settings: &Settings, booking: Option<&str>) -> Option<stripe_events::Story> {
     let store = existing_store(settings).await?;
-    let kept = store.setting(STORY_SETTING).await.ok().flatten();
+    let (last, stories) = (
+        store.setting(STORY_SETTING).await.ok().flatten(),
+        store.setting(STORIES_SETTING).await.ok().flatten(),
+    );
     store.close().await;
-    serde_json::from_str(&kept?).ok()
+    match booking {
+        None => serde_json::from_str(&last?).ok(),
+        Some(booking) => {
+            let stories: Vec<stripe_events::Story> = serde_json::from_str(&stories?).ok()?;
+            stories
+                .into_iter()
+                .rev()
+                .find(|s| s.booking.as_deref() == Some(booking))
+        }
+    }
 }
 
-/// Keeps the payment `event` is about for the next `--same-payment`: the last one continued, or
-/// a new one.
-async fn keep_story(settings: &Settings, event: &serde_json::Value, continued: bool) {
+/// Keeps the payment `event` is about (`continued`, or a new one) as the last one sent, and as
+/// its booking's.
+async fn keep_story(
+    settings: &Settings,
+    event: &serde_json::Value,
+    continued: Option<stripe_events::Story>,
+) {
     let Some(store) = existing_store(settings).await else {
         return;
     };
-    let kept = store.setting(STORY_SETTING).await.ok().flatten();
-    let last = match kept.filter(|_| continued) {
-        Some(text) => serde_json::from_str(&text).unwrap_or_else(|_| stripe_events::Story::new()),
+    // (Not `Story::default()`: that has no ids.)
+    let story = match continued {
+        Some(story) => story,
         None => stripe_events::Story::new(),
-    };
-    let story = last.then(event);
-    let text = serde_json::to_string(&story).expect("a story serializes");
-    if let Err(e) = store.set_setting(STORY_SETTING, &text).await {
-        tracing::debug!(error = %e, "the payment was not kept for --same-payment");
+    }
+    .then(event);
+    let mut stories: Vec<stripe_events::Story> = store
+        .setting(STORIES_SETTING)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    if story.booking.is_some() {
+        stories.retain(|s| s.booking != story.booking);
+        stories.push(story.clone());
+        let over = stories.len().saturating_sub(STORIES_KEPT);
+        stories.drain(..over);
+    }
+    let texts = [
+        (STORY_SETTING, serde_json::to_string(&story)),
+        (STORIES_SETTING, serde_json::to_string(&stories)),
+    ];
+    for (setting, text) in texts {
+        let text = text.expect("a story serializes");
+        if let Err(e) = store.set_setting(setting, &text).await {
+            tracing::debug!(error = %e, "the payment was not kept for the next trigger");
+        }
     }
     store.close().await;
 }

@@ -19,6 +19,13 @@ pub enum FixtureError {
     NotAnObject(String, String),
 }
 
+/// The fields an event's booking is read from (`crate::ledger`'s order).
+const BOOKING_FIELDS: [&str; 3] = [
+    "metadata.bookingId",
+    "metadata.booking_id",
+    "client_reference_id",
+];
+
 /// Builds the event of `event_type`, applying `overrides` (`path=value`, paths relative to
 /// `data.object`, optionally prefixed `resource:` as `stripe trigger --add` accepts).
 pub fn build_event(
@@ -29,6 +36,22 @@ pub fn build_event(
     let mut object = object_for(event_type, now)?;
     for raw in overrides {
         apply_override(&mut object, raw)?;
+    }
+    // The booking named once is the event's booking: the object's other booking fields (a
+    // session carries `client_reference_id` and `metadata.booking_id`) say the same.
+    if let Some(booking) = named_booking(overrides) {
+        for field in BOOKING_FIELDS {
+            let (parent, key) = match field.split_once('.') {
+                Some((parent, key)) => (object.get_mut(parent), key),
+                None => (Some(&mut object), field),
+            };
+            if let Some(slot) = parent
+                .and_then(|p| p.get_mut(key))
+                .filter(|v| v.is_string())
+            {
+                *slot = json!(booking);
+            }
+        }
     }
     // A new `amount` is what a full capture took, unless the captured amount is given too (as
     // Stripe's own objects agree).
@@ -60,8 +83,31 @@ pub fn build_event(
     }))
 }
 
+/// The booking `overrides` name (the last `--add` of a booking field), if any.
+pub fn named_booking(overrides: &[String]) -> Option<String> {
+    overrides.iter().rev().find_map(|raw| {
+        let (path, value) = raw.split_once('=')?;
+        let path = path.split_once(':').map_or(path, |(_, p)| p);
+        (BOOKING_FIELDS.contains(&path) && !value.is_empty()).then(|| value.to_string())
+    })
+}
+
+/// Whether an event of `event_type` happens to a payment that exists already (its refund,
+/// dispute, capture, cancellation, a session's delayed outcome): `payhook trigger` continues the
+/// payment it last sent rather than inventing one.
+pub fn follows_a_payment(event_type: &str) -> bool {
+    event_type.starts_with("charge.")
+        || event_type.starts_with("refund.")
+        || matches!(
+            event_type,
+            "payment_intent.canceled"
+                | "checkout.session.async_payment_succeeded"
+                | "checkout.session.async_payment_failed"
+        )
+}
+
 /// The ids of one payment, kept between `payhook trigger` runs so that a story continues: a
-/// success, then a refund of that same payment (`--same-payment`).
+/// success, then a refund of that same payment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Story {
     pub payment_intent: String,
@@ -338,16 +384,32 @@ fn object_for(event_type: &str, now: i64) -> Result<Value, FixtureError> {
     Ok(object)
 }
 
-/// Sets `path=value` in `object`. Values that read as JSON numbers, booleans or null keep that type,
-/// anything else is a string; a charge whose `amount_refunded` is lowered is no longer `refunded`.
+/// Sets `path=value` in `object`. A field the object has keeps its type: a number stays a number
+/// (when the value reads as one), text stays text; metadata is always text, as Stripe keeps it;
+/// a new field or one that is null takes the type the value reads as. A charge whose
+/// `amount_refunded` is lowered is no longer `refunded`.
+///
+/// `resource:path` (the Stripe CLI's `--add fixture:path`) names the object the path is on:
+/// `refund:amount` on a charge is the amount refunded, another resource's path is the event
+/// object's own.
 fn apply_override(object: &mut Value, raw: &str) -> Result<(), FixtureError> {
     let (path, value) = raw
         .split_once('=')
         .filter(|(p, _)| !p.is_empty())
         .ok_or_else(|| FixtureError::BadOverride(raw.to_string()))?;
-    let path = path.split_once(':').map_or(path, |(_, p)| p);
-    let value = match serde_json::from_str::<Value>(value) {
-        Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => v,
+    let path = match path.split_once(':') {
+        Some(("refund", "amount")) if object["object"] == "charge" => "amount_refunded",
+        Some((_, p)) => p,
+        None => path,
+    };
+    let typed = match serde_json::from_str::<Value>(value) {
+        Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => Some(v),
+        _ => None,
+    };
+    let current = path.split('.').try_fold(&*object, |o, part| o.get(part));
+    let text = path.starts_with("metadata.") || current.is_some_and(Value::is_string);
+    let value = match typed {
+        Some(v) if !text => v,
         _ => Value::String(value.to_string()),
     };
     let mut parts: Vec<&str> = path.split('.').collect();
@@ -464,5 +526,40 @@ mod tests {
             build_event("charge.refunded", &["amount.x=1".into()], 0),
             Err(FixtureError::NotAnObject(..))
         ));
+    }
+
+    #[test]
+    fn overrides_keep_stripes_types_and_one_booking() {
+        let build = |t: &str, adds: &[&str]| {
+            let adds: Vec<String> = adds.iter().map(|a| a.to_string()).collect();
+            build_event(t, &adds, 0).unwrap()["data"]["object"].clone()
+        };
+        // Metadata and ids are text whatever they look like; amounts stay numbers.
+        let o = build(
+            "payment_intent.succeeded",
+            &["metadata.bookingId=42", "id=7"],
+        );
+        assert_eq!(
+            (&o["metadata"]["bookingId"], &o["id"]),
+            (&json!("42"), &json!("7"))
+        );
+        // A session's booking named once is its booking everywhere.
+        let o = build("checkout.session.expired", &["client_reference_id=43"]);
+        assert_eq!(o["client_reference_id"], "43");
+        assert_eq!(o["metadata"]["booking_id"], "43");
+        // The Stripe CLI's `refund:amount` on a charge is what was refunded.
+        let o = build("charge.refunded", &["refund:amount=500"]);
+        assert_eq!(
+            (&o["amount_refunded"], &o["refunded"]),
+            (&json!(500), &json!(false))
+        );
+        assert_eq!(o["amount"], 2000);
+        assert_eq!(
+            named_booking(&["amount=1".into(), "metadata.booking_id=b-1".into()]),
+            Some("b-1".into())
+        );
+        assert!(
+            follows_a_payment("charge.refunded") && !follows_a_payment("payment_intent.succeeded")
+        );
     }
 }
