@@ -503,6 +503,44 @@ async fn a_source_with_an_allow_list_refuses_other_addresses() {
     assert_eq!(app.count().await, 0);
 }
 
+/// Every 405 says which methods the route takes (`Allow`, RFC 9110 15.5.6); a source name that is
+/// not UTF-8 is an unknown source, in the JSON every refusal has.
+#[tokio::test]
+async fn a_webhook_route_names_its_methods_and_odd_names_are_unknown_sources() {
+    let app = spawn_app().await;
+    for method in ["GET", "PUT", "DELETE", "PATCH"] {
+        let response = app
+            .client
+            .request(
+                method.parse().unwrap(),
+                format!("{}/webhooks/stripe", app.base),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method}");
+        let allow = response
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_string());
+        let allow = allow.unwrap_or_else(|| panic!("{method}: no Allow"));
+        assert!(allow.contains("POST"), "{method}: {allow}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{method}");
+    }
+    let answer = Answer::read(
+        app.client
+            .post(format!("{}/webhooks/%FF%FE", app.base))
+            .body(event_body("evt_odd", "payment_intent.succeeded"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((answer.status, answer.code()), (404, "unknown_source"));
+    assert_eq!(app.count().await, 0);
+}
+
 #[tokio::test]
 async fn a_client_over_the_rate_limit_is_told_when_to_retry() {
     let app = spawn_app_with(|s| s.ingest.rate_limit_per_ip = 2).await;
@@ -555,7 +593,15 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_allowed_and_rate_limited
     assert_eq!((answer.status, answer.code()), (429, "rate_limited"));
     let answer = send_from(&proxied, "203.0.113.8", "evt_fwd_4").await;
     assert_eq!(answer.status, 200, "{}", answer.json);
-    assert_eq!(proxied.count().await, 2);
+    // As proxies write them: IPv4-mapped IPv6 (a dual-stack listener), with a port, bracketed.
+    for (i, forwarded) in ["::ffff:203.0.113.9", "203.0.113.10:41234", "[203.0.113.11]"]
+        .into_iter()
+        .enumerate()
+    {
+        let answer = send_from(&proxied, forwarded, &format!("evt_fwd_form_{i}")).await;
+        assert_eq!(answer.status, 200, "{forwarded}: {}", answer.json);
+    }
+    assert_eq!(proxied.count().await, 5);
 
     // No trusted proxy: the header is the client's word, and ignored.
     let direct = spawn_app_with(|s| {

@@ -70,14 +70,16 @@ pub struct AppState {
 impl AppState {
     /// The client's address: the peer, or, when the peer is a trusted proxy, the last address of
     /// `X-Forwarded-For` (all its headers, in order) that is not a trusted proxy. An entry that is
-    /// not an address ends the walk at the hop before it.
+    /// not an address ends the walk at the hop before it. IPv4 addresses come as IPv4 even when
+    /// a dual-stack listener (`[::]`) sees them as IPv4-mapped IPv6 (`::ffff:10.0.0.1`), so
+    /// that IPv4 networks match them.
     pub fn client_ip(
         &self,
         peer: std::net::SocketAddr,
         headers: &axum::http::HeaderMap,
     ) -> std::net::IpAddr {
         let trusted = |ip: &std::net::IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
-        let mut client = peer.ip();
+        let mut client = peer.ip().to_canonical();
         if !trusted(&client) {
             return client;
         }
@@ -89,18 +91,32 @@ impl AppState {
             .map(str::trim)
             .collect();
         for hop in hops.iter().rev() {
-            match hop.parse::<std::net::IpAddr>() {
-                Ok(ip) => {
+            match forwarded_address(hop) {
+                Some(ip) => {
                     client = ip;
                     if !trusted(&ip) {
                         break;
                     }
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         client
     }
+}
+
+/// An `X-Forwarded-For` entry's address: `203.0.113.7`, `2001:db8::1`, with a port
+/// (`203.0.113.7:41234`, `[2001:db8::1]:41234`) or in brackets, as proxies write them.
+fn forwarded_address(hop: &str) -> Option<std::net::IpAddr> {
+    let ip = hop
+        .parse::<std::net::IpAddr>()
+        .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()))
+        .or_else(|_| {
+            let bracketed = hop.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+            bracketed.unwrap_or(hop).parse::<std::net::IpAddr>()
+        })
+        .ok()?;
+    Some(ip.to_canonical())
 }
 
 /// The token of `Authorization: Bearer <token>`, if the request has one. The scheme's name is

@@ -1,5 +1,6 @@
-//! Per-client-IP rate limits for the webhook routes: a burst of `per_sec`, refilled continuously
-//! (governor's generic cell rate algorithm, one cell per client address).
+//! Per-client rate limits for the webhook routes: a burst of `per_sec`, refilled continuously
+//! (governor's generic cell rate algorithm, one cell per client: an IPv4 address, or an IPv6
+//! /64, the block one host is usually given, so that rotating addresses within it is one client).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -36,7 +37,14 @@ impl RateLimiter {
         if nth.is_multiple_of(COUNT_EVERY) && self.limits.len() >= MAX_TRACKED {
             self.limits.retain_recent();
         }
-        self.limits.check_key(&ip).map_err(|not_until| {
+        let client = match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let block = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(block.into())
+            }
+            v4 => v4,
+        };
+        self.limits.check_key(&client).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             wait.as_secs_f64().ceil().max(1.0) as u64
         })
@@ -56,5 +64,13 @@ mod tests {
         assert_eq!(limiter.check(a), Err(1));
         assert!(limiter.check(b).is_ok());
         assert!(RateLimiter::new(0).is_none(), "0 is no limit");
+        // One IPv6 /64 is one client; an IPv4-mapped address is its IPv4.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!((0..3).all(|i| limiter.check(v6(&format!("2001:db8::{i}"))).is_ok()));
+        assert!(limiter.check(v6("2001:db8::ffff:1")).is_err());
+        assert!(limiter.check(v6("2001:db8:0:1::1")).is_ok());
+        assert!(limiter.check(v6("::ffff:10.0.0.2")).is_ok());
+        assert!(limiter.check(b).is_ok());
+        assert!(limiter.check(b).is_err());
     }
 }

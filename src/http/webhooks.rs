@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
@@ -49,7 +49,7 @@ pub struct WebhookResponse {
 pub async fn receive_webhook(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(source): Path<String>,
+    SourceName(source): SourceName,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -80,15 +80,52 @@ pub struct RouteCheck {
 )]
 pub async fn check_webhook_route(
     State(state): State<Arc<AppState>>,
-    Path(source): Path<String>,
-    uri: axum::http::Uri,
-) -> Result<Json<RouteCheck>, ApiError> {
+    SourceName(source): SourceName,
+    method: Method,
+    uri: Uri,
+) -> Result<Json<RouteCheck>, Response> {
     match state.inbox.find(&source) {
         Some(s) if s.preset.is_some_and(|p| p.answers_get) => Ok(Json(RouteCheck {
             source,
             ready: true,
         })),
-        _ => Err(super::method_not_allowed(axum::http::Method::GET, uri).await),
+        _ => Err(refuse_method(&state, &source, method, uri).await),
+    }
+}
+
+/// `405`, with the methods `source`'s route takes in `Allow` (RFC 9110 asks it of every 405).
+async fn refuse_method(state: &AppState, source: &str, method: Method, uri: Uri) -> Response {
+    let preset = state.inbox.find(source).and_then(|s| s.preset);
+    let mut allow = vec!["POST"];
+    if preset.is_some_and(|p| p.answers_get) {
+        allow.extend(["GET", "HEAD"]);
+    }
+    if preset.is_some_and(|p| p.takes_put) {
+        allow.push("PUT");
+    }
+    let mut response = super::method_not_allowed(method, uri).await.into_response();
+    response.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_str(&allow.join(", ")).expect("method names are a header value"),
+    );
+    response
+}
+
+/// The `{source}` of a webhook route. A name that is not UTF-8 names no source: `404
+/// unknown_source`, in the error shape every refusal has.
+pub struct SourceName(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for SourceName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(source)) => Ok(SourceName(source)),
+            Err(_) => {
+                let named = parts.uri.path().rsplit('/').next().unwrap_or_default();
+                Err(crate::inbox::IngestError::UnknownSource(named.to_string()).into())
+            }
+        }
     }
 }
 
@@ -109,17 +146,19 @@ pub async fn check_webhook_route(
 pub async fn receive_webhook_put(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(source): Path<String>,
+    SourceName(source): SourceName,
     RawQuery(query): RawQuery,
-    uri: axum::http::Uri,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Response {
     match state.inbox.find(&source) {
         Some(s) if s.preset.is_some_and(|p| p.takes_put) => {
-            receive(&state, peer, &source, query, headers, body).await
+            receive(&state, peer, &source, query, headers, body)
+                .await
+                .into_response()
         }
-        _ => Err(super::method_not_allowed(axum::http::Method::PUT, uri).await),
+        _ => refuse_method(&state, &source, Method::PUT, uri).await,
     }
 }
 

@@ -538,7 +538,9 @@ impl Source {
         (self.sign(&body, now), body)
     }
 
+    /// Whether `ip` may post to this source (an IPv4-mapped IPv6 address as the IPv4 it is).
     pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
         self.allowed.is_empty() || self.allowed.iter().any(|net| net.contains(&ip))
     }
 

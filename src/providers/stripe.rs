@@ -35,7 +35,10 @@ fn parse_header(header: &str) -> Result<SignatureHeader, VerifyError> {
                 let t = value
                     .parse::<i64>()
                     .map_err(|_| VerifyError::MalformedHeader("t is not a unix timestamp"))?;
-                timestamp = Some(t);
+                // Two timestamps read two ways (Stripe's SDKs disagree on which one counts).
+                if timestamp.replace(t).is_some_and(|first| first != t) {
+                    return Err(VerifyError::MalformedHeader("two different t= timestamps"));
+                }
             }
             "v1" => {
                 // A v1 value that is not 32 hex bytes can never match; it is not worth failing the
@@ -264,6 +267,18 @@ mod tests {
                 "{bad}"
             );
         }
+        // A second, different timestamp before the signed one is not read either way.
+        let signed = header.strip_prefix("t=1000,").unwrap();
+        assert_eq!(
+            verify(
+                Some(&format!("t=5,t=1000,{signed}")),
+                b"{\"a\":1}",
+                &secrets,
+                TOL,
+                1000
+            ),
+            Err(VerifyError::MalformedHeader("two different t= timestamps"))
+        );
         // A v1 that is present but not hex is an invalid signature, not a malformed header.
         assert_eq!(
             verify(Some("t=1000,v1=zz"), b"{}", &secrets, TOL, 1000),
