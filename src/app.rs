@@ -520,11 +520,42 @@ pub fn generate_webhook_secret() -> String {
 /// scheme and the last `@` goes too (a password holding `/` or `#` is what made it unparseable).
 pub fn redact_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("redacted"));
-            u.to_string()
+        Ok(mut u) => {
+            let mut redacted = false;
+            if u.password().is_some() {
+                redacted = u.set_password(Some("redacted")).is_ok();
+            } else if !u.username().is_empty() {
+                // A user name alone is often a key (`https://sk_live_...@host`).
+                redacted = u.set_username("redacted").is_ok();
+            }
+            // A token in the query (`?token=...`, `?api_key=...`, `?password=...`).
+            let credential = |name: &str| {
+                let name = name.to_ascii_lowercase().replace('_', "-");
+                ["secret", "token", "password", "key", "auth", "sig"]
+                    .iter()
+                    .any(|word| name.contains(word))
+            };
+            if u.query_pairs().any(|(name, _)| credential(&name)) {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(name, value)| {
+                        let value = if credential(&name) {
+                            "redacted".to_string()
+                        } else {
+                            value.into_owned()
+                        };
+                        (name.into_owned(), value)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+                redacted = true;
+            }
+            if redacted {
+                u.to_string()
+            } else {
+                url.to_string()
+            }
         }
-        Ok(_) => url.to_string(),
         Err(_) => match url.split_once("://") {
             Some((scheme, rest)) => match rest.rfind('@') {
                 Some(at) => format!("{scheme}://redacted@{}", &rest[at + 1..]),
@@ -538,6 +569,22 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_loses_a_lone_user_name_and_credentials_in_its_query() {
+        assert_eq!(
+            redact_url("https://sk_live_abc@hooks.example.com/in"),
+            "https://redacted@hooks.example.com/in"
+        );
+        assert_eq!(
+            redact_url("https://hooks.example.com/in?token=abc&team=7&api_key=k"),
+            "https://hooks.example.com/in?token=redacted&team=7&api_key=redacted"
+        );
+        assert_eq!(
+            redact_url("postgres://db/payhook?sslmode=require"),
+            "postgres://db/payhook?sslmode=require"
+        );
+    }
 
     #[test]
     fn a_url_loses_its_password_even_when_it_does_not_parse() {

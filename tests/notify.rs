@@ -388,6 +388,72 @@ async fn retry_after_is_honoured() {
     app.payhook.shutdown().await.unwrap();
 }
 
+/// An answer whose body stalls after its status line is no answer: the attempt is retried, the
+/// reason kept. A huge body is not read past the part kept with the attempt.
+#[tokio::test]
+async fn an_answer_that_stalls_after_its_status_line_is_retried_and_huge_ones_are_cut() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (sent_tx, mut sent) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    tokio::spawn(async move {
+        for n in 0.. {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let sent_tx = sent_tx.clone();
+            tokio::spawn(async move {
+                let mut request = vec![0; 65_536];
+                let _ = socket.read(&mut request).await;
+                if n == 0 {
+                    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nok";
+                    socket.write_all(head).await.unwrap();
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                } else {
+                    // 256 MiB announced; what payhook reads of it is counted.
+                    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 268435456\r\n\r\n";
+                    socket.write_all(head).await.unwrap();
+                    let chunk = vec![b'a'; 65_536];
+                    let mut written = 0;
+                    while written < 268_435_456 && socket.write_all(&chunk).await.is_ok() {
+                        written += chunk.len();
+                    }
+                    sent_tx.send(written).unwrap();
+                }
+            });
+        }
+    });
+    let mut booking = target("booking-service", TargetKind::BookingStatus, &url);
+    booking.timeout = Duration::from_secs(1);
+    let app = app_with_targets(vec![booking]).await;
+    app.deliver(&PaymentIds::new("b-stall").event("payment_intent.succeeded", now(), &[]))
+        .await;
+    eventually(
+        Duration::from_secs(15),
+        "delivered on the second attempt",
+        || async { deliveries(&app, Some("delivered")).await.len() == 1 },
+    )
+    .await;
+    let delivery = &deliveries(&app, None).await[0];
+    assert_eq!(delivery.attempts, 2);
+    let attempts = app.payhook.store.attempts_of(&[delivery.id]).await.unwrap();
+    let first = attempts.iter().find(|a| a.attempt == 1).unwrap();
+    assert_eq!(first.outcome, "pending", "{first:?}");
+    assert!(
+        first
+            .answer
+            .as_deref()
+            .unwrap_or_default()
+            .contains("did not arrive"),
+        "{first:?}"
+    );
+    // The target stopped being read long before its 256 MiB were sent.
+    let written = tokio::time::timeout(Duration::from_secs(10), sent.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(written < 64 << 20, "{written} bytes written");
+    app.payhook.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_slow_booking_holds_up_only_itself() {
     // The booking service takes 1.5 s to answer for one booking.
@@ -543,6 +609,10 @@ async fn an_events_target_receives_signed_payhook_events_it_subscribed_to() {
         &format!("{}/refunds", receiver.url),
     );
     refunds.events = vec!["payment.refunded".into()];
+    // This one's secret is being rotated: the new one first, then the old.
+    const NEW_SECRET: &str = "whsec_bmV3IHNlY3JldCBmb3IgdGhlIHJlZnVuZHMgdGFyZ2V0";
+    let old_secret = refunds.secret.as_ref().unwrap().expose().to_string();
+    refunds.secret = Some(Secret::new(format!("{NEW_SECRET} {old_secret}")));
     let app = app_with_targets(vec![all, refunds]).await;
     let t = now();
     let pay = PaymentIds::new("b-events");
@@ -579,6 +649,19 @@ async fn an_events_target_receives_signed_payhook_events_it_subscribed_to() {
             .filter(|s| s.starts_with("/refunds"))
             .collect::<Vec<_>>(),
         ["/refunds payment.refunded"]
+    );
+    let rotated = requests.iter().find(|r| r.path == "/refunds").unwrap();
+    let signed_with = |secret: &str| {
+        payhook::notify::sign(
+            &payhook::notify::signing_key(secret).unwrap(),
+            rotated.header("webhook-id"),
+            rotated.header("webhook-timestamp").parse().unwrap(),
+            rotated.body.as_bytes(),
+        )
+    };
+    assert_eq!(
+        rotated.header("webhook-signature"),
+        format!("{} {}", signed_with(NEW_SECRET), signed_with(&old_secret))
     );
     let r = &requests[0];
     assert_eq!(r.method, "POST");

@@ -42,13 +42,30 @@ pub(super) struct TargetFile {
     pub(super) kind: Option<TargetKind>,
     pub(super) url: Option<String>,
     pub(super) token: Option<String>,
-    pub(super) secret: Option<String>,
+    pub(super) secret: Option<OneOrMore>,
     pub(super) events: Option<Vec<String>>,
     pub(super) retry_schedule: Option<Vec<String>>,
     pub(super) timeout: Option<String>,
     pub(super) concurrency: Option<usize>,
     pub(super) circuit_failures: Option<u32>,
     pub(super) circuit_open: Option<String>,
+}
+
+/// One text, or a list of them (an events target's secrets during a rotation).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMore {
+    One(String),
+    More(Vec<String>),
+}
+
+impl OneOrMore {
+    pub(super) fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMore::One(one) => vec![one],
+            OneOrMore::More(more) => more,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

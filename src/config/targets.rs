@@ -127,14 +127,21 @@ pub(super) fn targets_from(
                     "required for an events target (whsec_ followed by base64, as Standard Webhooks defines)",
                 ));
             }
-            (TargetKind::Events, Some(s)) => {
-                if crate::providers::standard::signing_key(&s).is_none() {
+            (TargetKind::Events, Some(secrets)) => {
+                let secrets = secrets.into_vec();
+                if secrets.is_empty()
+                    || secrets
+                        .iter()
+                        .any(|s| crate::providers::standard::signing_key(s).is_none())
+                {
                     return Err(ConfigError::new(
                         key("secret"),
-                        "expected whsec_ followed by a base64 key of 24 to 64 bytes",
+                        "expected whsec_ followed by a base64 key of 24 to 64 bytes (or a list \
+                         of them during a rotation, the new one first)",
                     ));
                 }
-                Some(Secret::new(s))
+                // Kept as Standard Webhooks writes several: separated by spaces.
+                Some(Secret::new(secrets.join(" ")))
             }
             (TargetKind::BookingStatus, Some(_)) => {
                 return Err(ConfigError::new(
@@ -168,7 +175,12 @@ pub(super) fn targets_from(
         targets.push(TargetSettings {
             name,
             kind,
-            url: url.trim_end_matches('/').to_string(),
+            // An events target is posted to at its URL as given; a booking-status target's
+            // paths are added to its base.
+            url: match kind {
+                TargetKind::BookingStatus => url.trim_end_matches('/').to_string(),
+                TargetKind::Events => url,
+            },
             token,
             secret,
             events,

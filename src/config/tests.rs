@@ -358,11 +358,37 @@ fn targets_are_read_from_the_file_and_checked() {
         "the secret is redacted"
     );
 
+    // A rotation: both secrets, the new one first; an events URL is kept as given.
+    let file = toml_file(
+        r#"
+        [[targets]]
+        name = "rotating"
+        kind = "events"
+        url = "https://hooks.example.com/payhook/"
+        secret = ["whsec_bmV3IHNlY3JldCBmb3IgdGhlIHJlZnVuZHMgdGFyZ2V0", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+        "#,
+    )
+    .unwrap();
+    let s = Settings::from_parts(file, &HashMap::new()).unwrap();
+    let t = &s.targets[0];
+    assert_eq!(t.url, "https://hooks.example.com/payhook/");
+    assert_eq!(
+        t.secret.as_ref().map(Secret::expose),
+        Some(
+            "whsec_bmV3IHNlY3JldCBmb3IgdGhlIHJlZnVuZHMgdGFyZ2V0 whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        )
+    );
+
     for (toml, key, says) in [
         (
             "kind = \"events\"\nurl = \"http://h\"",
             "targets[0].secret",
             "required",
+        ),
+        (
+            "kind = \"events\"\nurl = \"http://h\"\nsecret = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\", \"nope\"]",
+            "targets[0].secret",
+            "rotation",
         ),
         (
             "kind = \"events\"\nurl = \"http://h\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nevents = [\"payment.paid\"]",

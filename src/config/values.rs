@@ -59,7 +59,7 @@ pub(super) fn check_http_url(url: &str, key: &str) -> Result<(), ConfigError> {
     } else {
         Err(ConfigError::new(
             key,
-            format!("{url:?} is not an http(s) URL"),
+            format!("{:?} is not an http(s) URL", crate::app::redact_url(url)),
         ))
     }
 }

@@ -98,14 +98,26 @@ pub fn next_delay(
     Some(jittered.max(retry_after.unwrap_or_default().min(RETRY_AFTER_MAX)))
 }
 
-/// `Retry-After` as seconds or as an HTTP date.
+/// `Retry-After` as seconds or as an HTTP date, in any of the three forms RFC 9110 (5.6.7) asks
+/// recipients to read: IMF-fixdate, RFC 850 and asctime. More seconds than fit are very many.
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(
+            value.parse::<u64>().unwrap_or(u64::MAX),
+        ));
     }
-    let at = DateTime::parse_from_rfc2822(value).ok()?;
-    Some((at.with_timezone(&Utc) - now).to_std().unwrap_or_default())
+    let at = DateTime::parse_from_rfc2822(value)
+        .map(|at| at.with_timezone(&Utc))
+        .or_else(|_| {
+            ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"]
+                .iter()
+                .find_map(|form| chrono::NaiveDateTime::parse_from_str(value, form).ok())
+                .map(|at| at.and_utc())
+                .ok_or(())
+        })
+        .ok()?;
+    Some((at - now).to_std().unwrap_or_default())
 }
 
 /// How far back a closed circuit looks when it judges a target's failure rate (ms). Long enough
@@ -454,6 +466,28 @@ mod tests {
             Some(Duration::from_secs(60))
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+        // RFC 850 and asctime dates, and more seconds than a u64 holds.
+        assert_eq!(
+            parse_retry_after("Thursday, 01-Jan-26 00:02:00 GMT", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Thu Jan  1 00:03:00 2026", now),
+            Some(Duration::from_secs(180))
+        );
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            next_delay(
+                &[Duration::ZERO],
+                0,
+                parse_retry_after("99999999999999999999999", now)
+            ),
+            Some(RETRY_AFTER_MAX)
+        );
     }
 
     const POLICY: CircuitPolicy = CircuitPolicy {

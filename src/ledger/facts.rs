@@ -416,11 +416,15 @@ fn booking_id(object: &Value) -> Option<String> {
 }
 
 /// A booking id the booking service's route can take as one path segment: `.` and `..` would
-/// make it another URL (`/api/v1/bookings/../payment-status`), so an event naming one is refused.
+/// make it another URL (`/api/v1/bookings/../payment-status`), and URL parsers drop tabs and
+/// line breaks (`a\tb` would reach booking `ab`), so an event naming one is refused.
 fn usable_booking(booking: Option<String>) -> Result<Option<String>, String> {
     match booking.as_deref() {
         Some(dots @ ("." | "..")) => Err(format!(
             "booking id {dots:?} cannot name a booking: it would change the booking service's URL path"
+        )),
+        Some(b) if b.chars().any(char::is_control) => Err(format!(
+            "booking id {b:?} has a control character: it cannot name a booking"
         )),
         _ => Ok(booking),
     }
@@ -514,6 +518,16 @@ mod tests {
                 Interpretation::Invalid(why) => assert!(why.contains("URL path"), "{why}"),
                 other => panic!("{dots}: {other:?}"),
             }
+        }
+        let event = build_event(
+            "payment_intent.succeeded",
+            &["metadata.bookingId=a\tb".to_string()],
+            1_700_000_000,
+        )
+        .unwrap();
+        match interpret_stripe("payment_intent.succeeded", event.to_string().as_bytes()) {
+            Interpretation::Invalid(why) => assert!(why.contains("control character"), "{why}"),
+            other => panic!("a tab: {other:?}"),
         }
     }
 

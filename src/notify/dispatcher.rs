@@ -45,6 +45,21 @@ const GATHER_DRAINED: Duration = Duration::from_millis(5);
 /// The most of a target's answer kept with the attempt, for the operator.
 const BODY_KEPT: usize = 512;
 
+/// The first [`BODY_KEPT`] bytes of an answer's body, read no further: a target that answers
+/// with gigabytes costs no more memory than one that answers `ok`.
+async fn answer_start(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut kept = Vec::new();
+    while kept.len() < BODY_KEPT {
+        match response.chunk().await? {
+            Some(chunk) => {
+                kept.extend_from_slice(&chunk[..chunk.len().min(BODY_KEPT - kept.len())])
+            }
+            None => break,
+        }
+    }
+    Ok(kept)
+}
+
 /// Wakes every target's worker: the processor wrote to the outbox.
 #[derive(Clone, Default)]
 pub struct DispatchWake(Arc<[Arc<Signal>]>);
@@ -91,10 +106,17 @@ impl Dispatcher {
                 store: store.clone(),
                 targets: all.clone(),
                 wake_all: DispatchWake::default(),
-                signing_key: target
+                // Several during a rotation (space-separated): each signs.
+                signing_keys: target
                     .secret
                     .as_ref()
-                    .and_then(|s| super::signing_key(s.expose())),
+                    .map(|s| {
+                        s.expose()
+                            .split_whitespace()
+                            .filter_map(super::signing_key)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 target: Arc::new(target.clone()),
                 url: reqwest::Url::parse(&target.url).map_err(|e| e.to_string()),
                 client: client.clone(),
@@ -170,7 +192,8 @@ pub struct TargetWorker {
     targets: Arc<[TargetSettings]>,
     /// Wakes every worker, for the notifications a round writes.
     wake_all: DispatchWake,
-    signing_key: Option<Vec<u8>>,
+    /// An events target's keys, the new one first during a rotation.
+    signing_keys: Vec<Vec<u8>>,
     /// The target's URL, parsed once rather than for every attempt.
     url: Result<reqwest::Url, String>,
     client: reqwest::Client,
@@ -740,12 +763,18 @@ impl TargetWorker {
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, Utc::now()));
-                    let body = response.bytes().await.unwrap_or_default();
-                    let kept = &body[..body.len().min(BODY_KEPT)];
-                    Attempt::Answered {
-                        status,
-                        retry_after,
-                        body: String::from_utf8_lossy(kept).into_owned(),
+                    match answer_start(response).await {
+                        Ok(kept) => Attempt::Answered {
+                            status,
+                            retry_after,
+                            body: String::from_utf8_lossy(&kept).into_owned(),
+                        },
+                        // An answer cut off or stalled within the timeout is no answer, even
+                        // after a 2xx status line: the attempt is retried.
+                        Err(e) => Attempt::NoAnswer(format!(
+                            "HTTP {status}, then the answer's body did not arrive: {}",
+                            crate::net::describe(&e)
+                        )),
                     }
                 }
                 Err(e) => Attempt::NoAnswer(crate::net::describe(&e)),
@@ -816,13 +845,19 @@ impl TargetWorker {
                 Ok(request)
             }
             TargetKind::Events => {
-                let key = self
-                    .signing_key
-                    .as_deref()
-                    .ok_or("the events target has no signing secret")?;
+                if self.signing_keys.is_empty() {
+                    return Err("the events target has no signing secret".into());
+                }
                 let timestamp = Utc::now().timestamp();
-                let signature =
-                    super::sign(key, d.notification_id.as_str(), timestamp, body.as_bytes());
+                // "webhook-signature: v1,<new> v1,<old>" while a secret is rotated.
+                let signature = self
+                    .signing_keys
+                    .iter()
+                    .map(|key| {
+                        super::sign(key, d.notification_id.as_str(), timestamp, body.as_bytes())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 Ok(self
                     .client
                     .post(self.url.clone()?)
