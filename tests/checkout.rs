@@ -293,6 +293,68 @@ async fn cancel_returns_to_the_cancel_url_and_sends_nothing() {
     assert_eq!(session_state(&app, &id).await["status"], "open");
 }
 
+/// A success page polls the booking's status at once: before any webhook, a booking whose
+/// session payhook created is `pending`, with the amount asked for; an unknown one is `404`.
+#[tokio::test]
+async fn the_booking_status_is_pending_from_the_moment_its_session_is_created() {
+    let (app, _service) = sandbox_app().await;
+    let unknown = app
+        .get("/api/v1/payments/booking-early/status", Some(SERVICE_TOKEN))
+        .await;
+    assert_eq!((unknown.status, unknown.code()), (404, "payment_not_found"));
+    let id = new_session(
+        &app,
+        json!({"booking_id": "booking-early", "amount": 1250, "currency": "EUR"}),
+    )
+    .await;
+    let early = app
+        .get("/api/v1/payments/booking-early/status", Some(SERVICE_TOKEN))
+        .await;
+    assert_eq!(early.status, 200, "{}", early.json);
+    let data = &early.json["data"];
+    assert_eq!(
+        (
+            &data["status"],
+            &data["amount"],
+            &data["currency"],
+            &data["paidAt"]
+        ),
+        (&json!("pending"), &json!(1250), &json!("eur"), &Value::Null)
+    );
+    assert_eq!(data["checkoutSessionId"], id.as_str());
+}
+
+/// A page of another site cannot press the sandbox's buttons (cross-site request forgery); the
+/// page's own form, with its own origin, can.
+#[tokio::test]
+async fn another_sites_form_cannot_pay_a_sandbox_session() {
+    let (app, _service) = sandbox_app().await;
+    let id = new_session(
+        &app,
+        json!({"booking_id": "booking-csrf", "amount": 900, "currency": "eur"}),
+    )
+    .await;
+    let pay = |headers: Vec<(&'static str, String)>| {
+        let mut request = browser().post(format!("{}/sandbox/checkout/{id}/pay", app.base));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let evil = vec![("origin", "https://evil.example".to_string())];
+    assert_eq!(pay(evil).await, 403);
+    assert_eq!(
+        pay(vec![("sec-fetch-site", "cross-site".into())]).await,
+        403
+    );
+    assert_eq!(app.count().await, 0, "nothing was paid");
+    let own = vec![
+        ("origin", app.base.clone()),
+        ("sec-fetch-site", "same-origin".into()),
+    ];
+    assert_eq!(pay(own).await, 303);
+}
+
 #[tokio::test]
 async fn an_unpaid_session_past_its_expiry_expires_and_cancels_the_pending_booking() {
     let (app, service) = sandbox_app().await;
@@ -374,6 +436,22 @@ async fn each_bad_field_is_named_and_nothing_is_created() {
         ),
         (with("expires_in", json!(0)), "expires_in", "seconds"),
         (with("amout", json!(1)), "amout", "not a known field"),
+        // Stripe's rules per currency: its minimum charge, and three-decimal amounts ending in 0.
+        (
+            with("amount", json!(49)),
+            "amount",
+            "minimum charge in eur: 50 (0.50 EUR)",
+        ),
+        (
+            json!({"booking_id": "b-1", "amount": 30, "currency": "JPY"}),
+            "amount",
+            "50 (50 JPY)",
+        ),
+        (
+            json!({"booking_id": "b-1", "amount": 1005, "currency": "kwd"}),
+            "amount",
+            "must end in 0",
+        ),
     ] {
         let answer = post_json(
             &app,

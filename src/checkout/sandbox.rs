@@ -210,6 +210,7 @@ impl Sandbox {
     /// again sends the same events (duplicates to payhook) and lands on the same page.
     pub async fn pay(&self, session_id: &str) -> Result<Redirect, SandboxError> {
         let session = self.session(session_id).await?;
+        refuse_if_lapsed(&session)?;
         let success = Redirect(fill_session_id(&session.success_url, &session.id));
         // The move decides between a payment and an expiry racing for the same session.
         let moved = self
@@ -256,6 +257,7 @@ impl Sandbox {
     /// open (the customer may try again) and the browser goes to the return page.
     pub async fn decline(&self, session_id: &str) -> Result<Redirect, SandboxError> {
         let session = self.session(session_id).await?;
+        refuse_if_lapsed(&session)?;
         if session.status != "open" {
             return Err(SandboxError::NotAllowed(format!(
                 "this checkout session is {}",
@@ -519,4 +521,15 @@ fn dispute_event(i: &SandboxIntent) -> Value {
         format!("evt_sbx_disputed_{}", stem(i)),
         object,
     )
+}
+
+/// An open session past its `expires_at` is expired already, whether or not the sweep (once a
+/// second) has marked it: it takes no payment and no decline.
+fn refuse_if_lapsed(session: &Session) -> Result<(), SandboxError> {
+    if session.status == "open" && session.expires_at <= chrono::Utc::now().timestamp() {
+        return Err(SandboxError::NotAllowed(
+            "this checkout session has expired".into(),
+        ));
+    }
+    Ok(())
 }

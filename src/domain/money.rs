@@ -33,6 +33,61 @@ const ISO_4217: &[&str] = &[
     "vnd", "vuv", "wst", "xaf", "xcd", "xcg", "xof", "xpf", "yer", "zar", "zmw", "zwg", "zwl",
 ];
 
+/// Stripe's minimum charge per presentment currency, in minor units ("Minimum and maximum
+/// charge amounts", docs.stripe.com/currencies): 0.50 USD, 0.30 GBP, 50 JPY... A currency not
+/// listed has a minimum worth 0.50 USD, which payhook cannot convert: it leaves it to Stripe.
+const STRIPE_MINIMUMS: &[(&str, i64)] = &[
+    ("usd", 50),
+    ("aed", 200),
+    ("aud", 50),
+    ("bgn", 100),
+    ("brl", 50),
+    ("cad", 50),
+    ("chf", 50),
+    ("czk", 1500),
+    ("dkk", 250),
+    ("eur", 50),
+    ("gbp", 30),
+    ("hkd", 400),
+    ("huf", 17500),
+    ("inr", 50),
+    ("jpy", 50),
+    ("mxn", 1000),
+    ("myr", 200),
+    ("nok", 300),
+    ("nzd", 50),
+    ("pln", 200),
+    ("ron", 200),
+    ("sek", 300),
+    ("sgd", 50),
+    ("thb", 1000),
+];
+
+/// Why Stripe would refuse to charge `amount` minor units of `currency` (lower case), if it
+/// would: under its minimum, or (a three-decimal currency) not a multiple of 10, since card
+/// networks settle those in hundredths ("Three-decimal currencies", docs.stripe.com/currencies).
+pub fn stripe_refusal(amount: i64, currency: &str) -> Option<String> {
+    let minimum = STRIPE_MINIMUMS
+        .iter()
+        .find(|(c, _)| *c == currency)
+        .map(|(_, m)| *m);
+    if let Some(minimum) = minimum.filter(|m| amount < *m) {
+        let written = Money::new(minimum, currency);
+        return Some(format!(
+            "{amount} is under Stripe's minimum charge in {currency}: {minimum} ({written})"
+        ));
+    }
+    if exponent(currency) == 3 && amount % 10 != 0 {
+        return Some(format!(
+            "{amount} must end in 0: {} amounts are charged in hundredths (e.g. {} for {})",
+            currency.to_ascii_uppercase(),
+            amount / 10 * 10,
+            Money::new(amount / 10 * 10, currency)
+        ));
+    }
+    None
+}
+
 /// Whether `code` (any case) is a currency of ISO 4217.
 pub fn is_currency(code: &str) -> bool {
     ISO_4217.contains(&code.to_ascii_lowercase().as_str())

@@ -90,7 +90,7 @@ pub struct BookingPayment {
     responses(
         (status = 200, description = "The booking's payment, from the ledger (the paid one, else the one in flight, else the latest)", body = PaymentStatusAnswer),
         Unauthorized,
-        (status = 404, description = "No payment is known for the booking (`payment_not_found`)", body = ErrorBody),
+        (status = 404, description = "Neither a payment nor a checkout session is known for the booking (`payment_not_found`)", body = ErrorBody),
         StoreDown,
     )
 )]
@@ -104,14 +104,9 @@ pub async fn get_payment_status(
         .store
         .payments_where(PaymentKey::Booking, &booking_id)
         .await?;
-    let payment = representative(&payments).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "payment_not_found",
-            format!("no payment is known for booking {booking_id:?}"),
-        )
-        .hint("payhook knows a booking once a provider event carrying its id has been processed")
-    })?;
+    let Some(payment) = representative(&payments) else {
+        return session_only(&state, booking_id).await.map(Json);
+    };
     let s = &payment.state;
     let mut attention: Vec<Attention> = payments
         .iter()
@@ -163,6 +158,54 @@ pub async fn get_payment_status(
             payments: listed,
         },
     }))
+}
+
+/// A booking no provider event has named yet, whose checkout session payhook created: `pending`
+/// (`expired` once the session has) with the amount asked for, as a success page polling right
+/// after the redirect expects; a booking payhook never heard of is `404`.
+async fn session_only(
+    state: &AppState,
+    booking_id: String,
+) -> Result<PaymentStatusAnswer, ApiError> {
+    let sessions = state.store.sessions_of_booking(&booking_id).await?;
+    let Some(session) = sessions.last() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "payment_not_found",
+            format!("no payment is known for booking {booking_id:?}"),
+        )
+        .hint("payhook knows a booking once it created its checkout session or a provider event carrying its id has been processed"));
+    };
+    let status = match session.status.as_str() {
+        "expired" => PaymentStatus::Expired,
+        _ => PaymentStatus::Pending,
+    };
+    let currency = session.currency.to_ascii_lowercase();
+    Ok(PaymentStatusAnswer {
+        success: true,
+        data: PaymentStatusData {
+            booking_id,
+            status: status.as_str().to_string(),
+            amount: Some(session.amount),
+            amount_formatted: Money::written(Some(session.amount), Some(&currency)),
+            currency: Some(currency),
+            amount_refunded: 0,
+            paid_at: None,
+            refunded_at: None,
+            payment_intent_id: session.payment_intent_id.clone(),
+            checkout_session_id: Some(session.id.clone()),
+            failure_code: None,
+            failure_message: None,
+            dispute_status: None,
+            dispute_reason: None,
+            amount_captured: None,
+            amount_disputed: 0,
+            refunds: Vec::new(),
+            disputes: Vec::new(),
+            attention: Vec::new(),
+            payments: Vec::new(),
+        },
+    })
 }
 
 /// Stripe's session `payment_status` words, extended with what happened to the money after.

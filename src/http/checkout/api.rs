@@ -66,6 +66,7 @@ pub async fn create_session(
     headers: HeaderMap,
     ValidJson(body): ValidJson<SessionRequest>,
 ) -> Result<Response, ApiError> {
+    chargeable(body.amount, &body.currency)?;
     let public = state.public_url.trim_end_matches('/');
     let new = NewSession {
         booking_id: body.booking_id,
@@ -93,6 +94,15 @@ pub async fn create_session(
         checkout_url: session.url,
         expires_at: rfc3339(Some(session.expires_at)),
     }))
+}
+
+/// An amount Stripe would charge in `currency`, refused before any provider (the sandbox too,
+/// which behaves as Stripe does) is asked.
+fn chargeable(amount: i64, currency: &str) -> Result<(), ApiError> {
+    match crate::domain::money::stripe_refusal(amount, currency) {
+        Some(why) => Err(ApiError::validation("amount", why)),
+        None => Ok(()),
+    }
 }
 
 pub(super) fn created(body: impl Serialize) -> Response {
@@ -156,6 +166,7 @@ pub async fn create_intent(
     headers: HeaderMap,
     ValidJson(body): ValidJson<IntentRequest>,
 ) -> Result<Response, ApiError> {
+    chargeable(body.amount, &body.currency)?;
     let new = NewIntent {
         booking_id: body.booking_id,
         amount: body.amount,

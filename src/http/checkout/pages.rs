@@ -52,7 +52,9 @@ pub async fn sandbox_page(
         .description
         .clone()
         .unwrap_or_else(|| format!("Booking {}", session.booking_id));
+    let lapsed = session.status == "open" && session.expires_at <= chrono::Utc::now().timestamp();
     let notice = match session.status.as_str() {
+        "open" if lapsed => Some("This session has expired.".to_string()),
         "open" => None,
         "complete" => Some("This session is already paid.".to_string()),
         other => Some(format!("This session is {other}.")),
@@ -65,7 +67,7 @@ pub async fn sandbox_page(
         email: session.customer_email.as_deref(),
         session_id: &session.id,
         expires_at: rfc3339(Some(session.expires_at)).unwrap_or_default(),
-        open: session.status == "open",
+        open: session.status == "open" && !lapsed,
     };
     render(StatusCode::OK, &html)
 }
@@ -125,6 +127,7 @@ pub struct ActionPath {
     ),
     responses(
         (status = 303, description = "Done: to the session's success or cancel URL"),
+        (status = 403, description = "Posted by a page of another site", content_type = "text/html", body = String),
         (status = 404, description = "No such session or action, or the sandbox is off", content_type = "text/html", body = String),
         (status = 409, description = "The session is no longer open", content_type = "text/html", body = String),
         (status = 502, description = "payhook could not store the provider's events", content_type = "text/html", body = String),
@@ -134,7 +137,14 @@ pub struct ActionPath {
 pub async fn sandbox_action(
     State(state): State<Arc<AppState>>,
     Path(ActionPath { session_id, action }): Path<ActionPath>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
+    if from_another_site(&headers, &state.public_url) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "The sandbox's buttons answer its own checkout page, not a page of another site.",
+        );
+    }
     let Some(sandbox) = state.provider.sandbox() else {
         return error_page(
             StatusCode::NOT_FOUND,
@@ -159,6 +169,27 @@ pub async fn sandbox_action(
         }
         Err(e) => sandbox_error(e),
     }
+}
+
+/// A form of another site posting to the sandbox's buttons (cross-site request forgery): the
+/// browser says so (`Sec-Fetch-Site: cross-site`), or its `Origin` is neither the host asked
+/// for (directly or through a proxy's `X-Forwarded-Host`) nor `PAYHOOK_PUBLIC_URL`'s.
+fn from_another_site(headers: &axum::http::HeaderMap, public_url: &str) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if text("sec-fetch-site") == Some("cross-site") {
+        return true;
+    }
+    let Some(origin) = text("origin").filter(|o| *o != "null") else {
+        return false;
+    };
+    let origin_host = origin.split_once("://").map_or(origin, |(_, host)| host);
+    let public_host = public_url
+        .split_once("://")
+        .map_or(public_url, |(_, rest)| {
+            rest.split('/').next().unwrap_or(rest)
+        });
+    let same = |host: Option<&str>| host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host));
+    !(same(text("host")) || same(text("x-forwarded-host")) || same(Some(public_host)))
 }
 
 pub(super) fn sandbox_error(e: SandboxError) -> Response {
