@@ -847,9 +847,9 @@ async fn listing_parameters_are_refused_naming_the_parameter_and_documented_alik
         ),
         (
             "GET",
-            "/admin/api/events?since=2026-11-23",
+            "/admin/api/events?since=2026-11-31",
             "since",
-            "since: an RFC 3339 time, e.g. 2026-11-23T10:00:00Z",
+            "since: an RFC 3339 time (2026-11-23T10:00:00Z), a day (2026-11-23) or a duration before now (2h, 30m, 7d)",
         ),
         (
             "GET",

@@ -224,6 +224,20 @@ async fn events_list_show_and_replay_from_the_terminal_through_the_admin_api() {
         listed.contains("error: payment_intent.succeeded names no payment intent"),
         "{listed}"
     );
+    // By time, as a duration back or an RFC 3339 time; --limit is at least 1.
+    let (ok, recent) =
+        payhook_on(&store, &server, &cli, &["events", "list", "--since", "1h"]).await;
+    assert!(ok && recent.contains("evt_cli_broken"), "{recent}");
+    let (ok, future) = payhook_on(
+        &store,
+        &server,
+        &cli,
+        &["events", "list", "--since", "2999-01-01T00:00:00Z"],
+    )
+    .await;
+    assert!(ok && !future.contains("evt_cli_broken"), "{future}");
+    let (ok, zero) = payhook_on(&store, &server, &cli, &["events", "list", "--limit", "0"]).await;
+    assert!(!ok && zero.contains("--limit"), "{zero}");
     assert!(!listed.contains(&paid), "only failed events: {listed}");
 
     let (ok, shown) =

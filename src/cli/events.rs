@@ -37,8 +37,15 @@ enum EventsCommand {
         /// Only events of this type, e.g. payment_intent.succeeded.
         #[arg(long = "type")]
         event_type: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
+        /// Only events received since: a duration before now (2h, 30m, 7d) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events received before: a duration before now or an RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// How many events, newest first (1 or more).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
     },
     /// One event: its processing state, headers (signatures redacted) and exact payload.
     Show {
@@ -116,12 +123,17 @@ pub async fn run(settings: Settings, args: EventsArgs) -> anyhow::Result<ExitCod
             status,
             source,
             event_type,
+            since,
+            until,
             limit,
         } => {
+            let limit = limit as usize;
             let query = [
                 ("status", status.as_deref()),
                 ("source", source.as_deref()),
                 ("type", event_type.as_deref()),
+                ("since", since.as_deref()),
+                ("until", until.as_deref()),
             ];
             // --json prints the API's rows as it wrote them.
             if json {

@@ -17,13 +17,13 @@ pub(super) struct EventQuery {
     status: Option<EventStatus>,
     /// The provider's id (`evt_...`).
     event_id: Option<String>,
-    /// Received at or after this time (RFC 3339).
+    /// Received at or after this time: RFC 3339, or a duration before now (`2h`, `30m`, `7d`).
     #[param(value_type = Option<String>)]
-    #[serde(deserialize_with = "rfc3339")]
+    #[serde(deserialize_with = "super::jobs::moment")]
     since: Option<DateTime<Utc>>,
-    /// Received before this time (RFC 3339).
+    /// Received before this time: RFC 3339, or a duration before now.
     #[param(value_type = Option<String>)]
-    #[serde(deserialize_with = "rfc3339")]
+    #[serde(deserialize_with = "super::jobs::moment")]
     until: Option<DateTime<Utc>>,
 }
 

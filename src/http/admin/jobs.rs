@@ -98,18 +98,22 @@ pub(super) fn optional_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<St
     Ok(Some(t))
 }
 
-/// A time: RFC 3339 (`2026-11-23T10:00:00Z`), or a duration before now (`2h`, `30m`, `7d`).
+/// A time: RFC 3339 (`2026-11-23T10:00:00Z`), a day (`2026-11-23`, its start in UTC), or a
+/// duration before now (`2h`, `30m`, `7d`).
 pub(super) fn moment<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
     let Some(t) = Option::<String>::deserialize(d)? else {
         return Ok(None);
     };
     let refused = || {
         de::Error::custom(
-            "an RFC 3339 time (2026-11-23T10:00:00Z) or a duration before now (2h, 30m, 7d)",
+            "an RFC 3339 time (2026-11-23T10:00:00Z), a day (2026-11-23) or a duration before now (2h, 30m, 7d)",
         )
     };
     if let Ok(at) = DateTime::parse_from_rfc3339(&t) {
         return Ok(Some(at.with_timezone(&Utc)));
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d") {
+        return Ok(day.and_hms_opt(0, 0, 0).map(|at| at.and_utc()));
     }
     let ago = humantime::parse_duration(t.trim()).map_err(|_| refused())?;
     let ago = chrono::Duration::from_std(ago).map_err(|_| refused())?;

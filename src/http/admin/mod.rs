@@ -204,17 +204,6 @@ fn cursor<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
         .transpose()
 }
 
-/// An RFC 3339 time, e.g. `2026-11-23T10:00:00Z`.
-fn rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    Option::<String>::deserialize(d)?
-        .map(|t| {
-            DateTime::parse_from_rfc3339(&t)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| de::Error::custom("an RFC 3339 time, e.g. 2026-11-23T10:00:00Z"))
-        })
-        .transpose()
-}
-
 /// The status words the listings filter by.
 /// A page of the store's rows as answer rows, and the cursor of the next page: the last row's id
 /// when the page is full, none when it is the last.
