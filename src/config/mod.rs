@@ -238,6 +238,20 @@ impl Settings {
         let public_url_set = given.is_some();
         let public_url = given.unwrap_or_else(|| (public_url_for(listen), "PAYHOOK_LISTEN".into()));
         check_http_url(&public_url.0, &public_url.1)?;
+        // The pages and the return URLs are built from the origin: a path would be lost.
+        if let Ok(u) = reqwest::Url::parse(&public_url.0)
+            && (u.path() != "/" || u.query().is_some())
+        {
+            return Err(ConfigError::new(
+                public_url.1.clone(),
+                format!(
+                    "{:?} has a path or a query: give the origin browsers and providers reach \
+                     payhook at (https://pay.example.com), with payhook's routes at its root",
+                    crate::app::redact_url(&public_url.0)
+                ),
+            ));
+        }
+        let public_url_key = public_url.1.clone();
         let public_url = public_url.0.trim_end_matches('/').to_string();
 
         let (database_url, db_key) = v
@@ -265,6 +279,22 @@ impl Settings {
         }
 
         let stripe = stripe_settings(&v, &stripe_file)?;
+        // Live payments send real customers back to the public URL: not over plain HTTP, and not
+        // to the address derived from the listener.
+        let live = stripe.secret_key.as_ref().is_some_and(|k| {
+            k.expose().starts_with("sk_live_") || k.expose().starts_with("rk_live_")
+        });
+        if live && (!public_url_set || !public_url.starts_with("https://")) {
+            return Err(ConfigError::new(
+                if public_url_set {
+                    public_url_key
+                } else {
+                    "PAYHOOK_PUBLIC_URL".into()
+                },
+                "a live STRIPE_SECRET_KEY sends customers back to payhook's public URL: set \
+                 PAYHOOK_PUBLIC_URL to its https:// address",
+            ));
+        }
 
         let booking_service_url = v
             .string(
@@ -510,7 +540,22 @@ fn stripe_settings(v: &Values, file: &StripeFile) -> Result<StripeSettings, Conf
             "stripe.secret_key",
             file.secret_key.clone(),
         )
-        .map(|(s, _)| Secret::new(s));
+        .map(|(s, key)| {
+            // A publishable key or a webhook secret pasted in the wrong place.
+            if s.starts_with("pk_") || s.starts_with("whsec_") {
+                let what = if s.starts_with("pk_") {
+                    "a publishable key (pk_...), which the browser uses"
+                } else {
+                    "a webhook signing secret (whsec_...), which is STRIPE_WEBHOOK_SECRET"
+                };
+                return Err(ConfigError::new(
+                    key,
+                    format!("is {what}; payhook needs the secret key (sk_... or rk_...)"),
+                ));
+            }
+            Ok(Secret::new(s))
+        })
+        .transpose()?;
     if secret_key.is_some() && webhook_secrets.is_empty() {
         return Err(ConfigError::new(
             "STRIPE_WEBHOOK_SECRET",

@@ -414,6 +414,47 @@ fn targets_are_read_from_the_file_and_checked() {
 }
 
 #[test]
+fn live_keys_need_an_https_public_url_and_keys_are_the_right_kind() {
+    let with = |pairs: &[(&str, &str)]| Settings::from_parts(FileConfig::default(), &env(pairs));
+    let secret = (
+        "STRIPE_WEBHOOK_SECRET",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    );
+    for (public, key) in [
+        (None, "PAYHOOK_PUBLIC_URL"),
+        (Some("http://pay.example.com"), "PAYHOOK_PUBLIC_URL"),
+    ] {
+        let mut pairs = vec![secret, ("STRIPE_SECRET_KEY", "sk_live_abc")];
+        pairs.extend(public.map(|p| ("PAYHOOK_PUBLIC_URL", p)));
+        let err = with(&pairs).unwrap_err();
+        assert_eq!(err.key, key);
+        assert!(err.message.contains("https://"), "{err}");
+        assert!(!err.to_string().contains("sk_live_abc"), "{err}");
+    }
+    let live = with(&[
+        secret,
+        ("STRIPE_SECRET_KEY", "rk_live_abc"),
+        ("PAYHOOK_PUBLIC_URL", "https://pay.example.com/"),
+    ]);
+    assert!(live.is_ok(), "{:?}", live.err());
+    assert!(with(&[secret, ("STRIPE_SECRET_KEY", "sk_test_abc")]).is_ok());
+    for (wrong, says) in [
+        ("pk_live_abc", "publishable"),
+        ("whsec_abc", "STRIPE_WEBHOOK_SECRET"),
+    ] {
+        let err = with(&[secret, ("STRIPE_SECRET_KEY", wrong)]).unwrap_err();
+        assert_eq!(err.key, "STRIPE_SECRET_KEY");
+        assert!(
+            err.message.contains(says) && !err.message.contains(wrong),
+            "{err}"
+        );
+    }
+    let err = with(&[("PAYHOOK_PUBLIC_URL", "https://example.com/payhook")]).unwrap_err();
+    assert_eq!(err.key, "PAYHOOK_PUBLIC_URL");
+    assert!(err.message.contains("has a path"), "{err}");
+}
+
+#[test]
 fn the_public_url_follows_the_listener_unless_it_is_set() {
     let s = Settings::from_parts(
         FileConfig::default(),
