@@ -29,8 +29,78 @@ pub fn handle() -> &'static PrometheusHandle {
         // Another recorder may already be installed (a test harness): then this one stays local
         // and renders nothing recorded, which tests would notice.
         let _ = metrics::set_global_recorder(recorder);
+        describe();
         handle
     })
+}
+
+/// The `# HELP` line of each metric recorded through the facade.
+fn describe() {
+    use metrics::{describe_counter, describe_histogram};
+    describe_counter!(
+        "payhook_webhooks_received_total",
+        "Webhooks stored or found already stored, by source, event type and outcome"
+    );
+    describe_counter!(
+        "payhook_webhooks_refused_total",
+        "Webhooks refused and not stored, by source and error code"
+    );
+    describe_counter!(
+        "payhook_events_applied_total",
+        "Events the ledger processor finished, by the status they ended in"
+    );
+    describe_counter!(
+        "payhook_batches_split_total",
+        "Ledger batches that did not apply as a whole and were applied one event at a time"
+    );
+    describe_counter!(
+        "payhook_delivery_attempts_total",
+        "Notification delivery attempts, by target and outcome"
+    );
+    describe_counter!(
+        "payhook_payloads_pruned_total",
+        "Stored webhook payloads removed by retention"
+    );
+    describe_histogram!(
+        "payhook_ingest_seconds",
+        metrics::Unit::Seconds,
+        "From a webhook's arrival to its acknowledgement, by source"
+    );
+    describe_histogram!(
+        "payhook_processing_seconds",
+        metrics::Unit::Seconds,
+        "Time the ledger took to apply an event"
+    );
+    describe_histogram!(
+        "payhook_event_lag_seconds",
+        metrics::Unit::Seconds,
+        "From a webhook's receipt to the commit of its ledger changes"
+    );
+    describe_histogram!(
+        "payhook_delivery_seconds",
+        metrics::Unit::Seconds,
+        "Duration of a notification delivery attempt, by target"
+    );
+}
+
+/// Distinct event types the metrics name: past this many, a type is counted as `other`, so that
+/// a sender choosing types (on a source whose notifications are confirmed after they are
+/// stored, say) cannot grow the series without bound.
+const TYPE_LABELS: usize = 200;
+
+/// `event_type` as a metric's `type` label: itself while fewer than [`TYPE_LABELS`] types have
+/// been seen, `other` after.
+pub fn type_label(event_type: &str) -> String {
+    static SEEN: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if seen.contains(event_type) || (seen.len() < TYPE_LABELS && seen.insert(event_type.into())) {
+        event_type.to_string()
+    } else {
+        "other".to_string()
+    }
 }
 
 /// Minutes the per-minute webhook count remembers.
@@ -149,4 +219,20 @@ pub async fn render(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types_chosen_by_a_sender_stop_growing_the_labels() {
+        let labels: std::collections::HashSet<String> = (0..TYPE_LABELS + 50)
+            .map(|i| type_label(&format!("made.up.{i}")))
+            .collect();
+        assert!(labels.len() <= TYPE_LABELS + 1, "{}", labels.len());
+        assert!(labels.contains("other"));
+        // A type seen before keeps its own label.
+        assert_eq!(type_label("made.up.0"), "made.up.0");
+    }
 }

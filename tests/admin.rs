@@ -80,6 +80,14 @@ async fn the_admin_api_needs_the_token_and_health_does_not() {
             .await
             .unwrap();
         assert_eq!(answer.status(), status, "{value}");
+        if status == 401 {
+            // RFC 9110 (11.6.1): a 401 names the scheme it wants.
+            let challenge = answer.headers().get("www-authenticate").unwrap();
+            assert!(
+                challenge.to_str().unwrap().starts_with("Bearer"),
+                "{challenge:?}"
+            );
+        }
     }
     // Without a token (loopback only, checked at start), it is open.
     let open = spawn_app_with(|s| s.admin_token = None).await;
@@ -477,7 +485,8 @@ async fn a_dead_notification_is_retried_from_the_admin_api_and_delivered() {
     )
     .await;
     assert_eq!(
-        again.status, 404,
+        (again.status, again.code()),
+        (409, "already_delivered"),
         "a delivered notification is not sent again"
     );
     let bulk = admin(
@@ -600,6 +609,19 @@ async fn metrics_count_webhooks_refusals_applications_and_deliveries_and_show_de
     };
     assert_eq!(received("stored"), Some(1.0), "{text}");
     assert_eq!(received("duplicate"), Some(1.0));
+    // Every family recorded says what it counts.
+    for family in [
+        "payhook_webhooks_received_total",
+        "payhook_webhooks_refused_total",
+        "payhook_events_applied_total",
+        "payhook_ingest_seconds",
+        "payhook_delivery_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "{family}: {text}"
+        );
+    }
     assert!(
         sample(
             &text,

@@ -417,7 +417,10 @@ async fn payhook_explain_prints_the_timeline_in_the_terminal() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("404 Not Found not_found: no booking, payment, checkout session or event has the id \"no-such-thing\""),
+        err.contains("404 Not Found not_found from the admin API at http://127.0.0.1:")
+            && err.contains(
+                ": no booking, payment, checkout session or event has the id \"no-such-thing\""
+            ),
         "{err}"
     );
 }

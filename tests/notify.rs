@@ -350,6 +350,61 @@ async fn an_invalid_transition_is_dead_visible_and_retryable() {
     app.payhook.shutdown().await.unwrap();
 }
 
+/// A dead notification that a later one of its booking has overtaken (delivered) is not sent
+/// again: `confirmed` after `refunded` would undo the refund at the booking service. A delivered
+/// one has nothing to retry. Both say so.
+#[tokio::test]
+async fn a_retry_never_sends_a_notification_behind_one_delivered_after_it() {
+    let receiver = Receiver::start(|_, r| {
+        if r.json()["status"] == "confirmed" {
+            Reply::status(400)
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let app = booking_app(&receiver.url).await;
+    let pay = PaymentIds::new("b-overtaken");
+    let t = now();
+    app.deliver(&pay.event("payment_intent.succeeded", t, &[]))
+        .await;
+    eventually(Duration::from_secs(10), "confirmed is dead", || async {
+        deliveries(&app, Some("dead")).await.len() == 1
+    })
+    .await;
+    app.deliver(&pay.event("charge.refunded", t + 1, &[])).await;
+    eventually(Duration::from_secs(10), "refunded is delivered", || async {
+        deliveries(&app, Some("delivered")).await.len() == 1
+    })
+    .await;
+    let dead = deliveries(&app, Some("dead")).await[0].id;
+    let delivered = deliveries(&app, Some("delivered")).await[0].id;
+    let retry = |id: i64| {
+        let request = app
+            .client
+            .post(format!("{}/admin/api/deliveries/{id}/retry", app.admin));
+        async move { Answer::read(request.send().await.unwrap()).await }
+    };
+    let answer = retry(dead).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (409, "superseded"),
+        "{}",
+        answer.json
+    );
+    let answer = retry(delivered).await;
+    assert_eq!((answer.status, answer.code()), (409, "already_delivered"));
+    let bulk = app
+        .payhook
+        .store
+        .retry_deliveries(RetrySelection::Dead { target: None }, now() * 1000)
+        .await
+        .unwrap();
+    assert!(bulk.is_empty(), "{bulk:?}");
+    assert_eq!(receiver.requests().len(), 2, "nothing was sent again");
+    app.payhook.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn retry_after_is_honoured() {
     let receiver = Receiver::start(|n, _| match n {

@@ -290,6 +290,13 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 9110 (11.6.1): a 401 names the scheme that would be accepted.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"payhook\""),
+            );
+        }
         match self.retry_after {
             RetryAfter::No => {}
             RetryAfter::Configured => {

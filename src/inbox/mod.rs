@@ -186,7 +186,7 @@ impl Inbox {
             "duplicate"
         };
         metrics::counter!("payhook_webhooks_received_total", "source" => source.to_string(),
-            "type" => meta.event_type.clone(), "outcome" => outcome)
+            "type" => crate::metrics::type_label(&meta.event_type), "outcome" => outcome)
         .increment(1);
         let receipt = Receipt {
             event_id: meta.event_id,

@@ -160,6 +160,40 @@ impl Store {
         self.rows(&sql, &params).await
     }
 
+    /// The notification with this row number or `ntf_` id, and whether a later notification of
+    /// its target and booking was delivered (sent again, it would overtake that one).
+    pub async fn delivery_by_key(&self, key: &str) -> Result<Option<(Delivery, bool)>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM deliveries WHERE id = $1 OR notification_id = $2",
+            sql::DELIVERY_COLUMNS
+        );
+        let id = key.parse::<i64>().unwrap_or(-1);
+        let found: Vec<Delivery> = self.rows(&sql, &[Param::Int(id), Param::Text(key)]).await?;
+        let Some(delivery) = found.into_iter().next() else {
+            return Ok(None);
+        };
+        let Some(booking) = delivery.booking_id.clone() else {
+            return Ok(Some((delivery, false)));
+        };
+        let later = format!(
+            "SELECT {} FROM deliveries WHERE booking_id = $1 AND target = $2 AND order_key = $3
+               AND id > $4 AND status = 'delivered' LIMIT 1",
+            sql::DELIVERY_COLUMNS
+        );
+        let overtaken: Vec<Delivery> = self
+            .rows(
+                &later,
+                &[
+                    Param::Text(&booking),
+                    Param::Text(&delivery.target),
+                    Param::Text(&delivery.order_key),
+                    Param::Int(delivery.id),
+                ],
+            )
+            .await?;
+        Ok(Some((delivery, !overtaken.is_empty())))
+    }
+
     /// The notifications about these payments, oldest first.
     pub async fn deliveries_of(&self, payment_ids: &[i64]) -> Result<Vec<Delivery>, StoreError> {
         if payment_ids.is_empty() {

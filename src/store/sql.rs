@@ -236,10 +236,16 @@ pub const DEAD_DELIVERIES: &str = "
 pub const DELIVERY_BY_KEY: &str = "SELECT id FROM deliveries WHERE id = $1 OR notification_id = $2";
 
 /// A dead or pending notification back in line, due at `$2` with a fresh schedule.
+/// Not one a later notification of its target and booking has overtaken (delivered): sent now,
+/// it would undo that one (`confirmed` after `refunded`).
 pub const REQUEUE_DELIVERY: &str = "
     UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $2,
         leased_until = NULL
-    WHERE id = $1 AND status IN ('pending', 'dead')";
+    WHERE id = $1 AND status IN ('pending', 'dead')
+      AND NOT EXISTS (SELECT 1 FROM deliveries later
+          WHERE later.booking_id = deliveries.booking_id AND later.target = deliveries.target
+            AND later.order_key = deliveries.order_key AND later.id > deliveries.id
+            AND later.status = 'delivered')";
 
 // Checkout sessions and the sandbox provider.
 

@@ -78,6 +78,7 @@ async fn held(state: &AppState, target: &str) -> Result<Option<String>, ApiError
         (status = 202, description = "Due now, with a fresh retry schedule", body = Retried),
         Unauthorized,
         (status = 404, description = "No pending or dead notification with this id (`delivery_not_found`)", body = ErrorBody),
+        (status = 409, description = "Delivered already (`already_delivered`), or a later notification of its booking to the target was delivered and this one would undo it (`superseded`)", body = ErrorBody),
         StoreDown,
     )
 )]
@@ -91,11 +92,31 @@ pub(super) async fn retry_delivery(
         .retry_deliveries(RetrySelection::Ids(&ids), Utc::now().timestamp_millis())
         .await?;
     if retried.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "delivery_not_found",
-            format!("no pending or dead notification {id:?}"),
-        ));
+        return Err(match state.store.delivery_by_key(&id).await? {
+            Some((d, _)) if d.status == DeliveryStatus::Delivered => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_delivered",
+                format!(
+                    "notification {} to {} was delivered: there is nothing to retry",
+                    d.id, d.target
+                ),
+            ),
+            Some((d, true)) => ApiError::new(
+                StatusCode::CONFLICT,
+                "superseded",
+                format!(
+                    "a later notification of booking {} to {} was delivered: sent now, notification {} would undo it",
+                    d.booking_id.as_deref().unwrap_or_default(),
+                    d.target,
+                    d.id
+                ),
+            ),
+            _ => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "delivery_not_found",
+                format!("no pending or dead notification {id:?}"),
+            ),
+        });
     }
     state.dispatch.notify();
     Ok(accepted(Retried { retried }))
