@@ -405,6 +405,27 @@ async fn a_retry_never_sends_a_notification_behind_one_delivered_after_it() {
     app.payhook.shutdown().await.unwrap();
 }
 
+/// A refund that arrives before its payment gives `confirmed` then `refunded`: the confirmation
+/// carries no `refundedAt`, the refund does.
+#[tokio::test]
+async fn the_confirmation_sent_before_a_refund_does_not_say_refunded() {
+    let receiver = Receiver::start(|_, _| Reply::status(200)).await;
+    let app = booking_app(&receiver.url).await;
+    let pay = PaymentIds::new("b-refund-body");
+    app.deliver(&pay.event("charge.refunded", now(), &[])).await;
+    let requests = receiver.wait_for(2, Duration::from_secs(10)).await;
+    let bodies: Vec<Value> = requests.iter().map(|r| r.json()).collect();
+    assert_eq!(
+        (&bodies[0]["status"], &bodies[0]["refundedAt"]),
+        (&serde_json::json!("confirmed"), &Value::Null),
+        "{bodies:?}"
+    );
+    assert_eq!(bodies[1]["status"], "refunded");
+    assert!(bodies[1]["refundedAt"].is_string(), "{bodies:?}");
+    assert!(bodies[0]["paidAt"].is_string(), "{bodies:?}");
+    app.payhook.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn retry_after_is_honoured() {
     let receiver = Receiver::start(|n, _| match n {

@@ -193,13 +193,19 @@ pub fn first_due(targets: &[TargetSettings], delivery: &NewDelivery, now: DateTi
     now.timestamp_millis() + first_wait
 }
 
-/// The booking service's body: `{"status","paymentIntentId","paidAt","refundedAt"}`.
+/// The booking service's body: `{"status","paymentIntentId","paidAt","refundedAt"}`. Only a
+/// refund status carries `refundedAt`: the `confirmed` sent before `refunded` (a refund that
+/// arrived before its payment) is the confirmation, not the refund.
 fn booking_payload(status: &str, s: &PaymentState) -> serde_json::Value {
+    let refunded_at = match status {
+        "partially_refunded" | "refunded" => rfc3339(s.refunded_at),
+        _ => None,
+    };
     json!({
         "status": status,
         "paymentIntentId": s.payment_intent_id,
         "paidAt": rfc3339(s.paid_at),
-        "refundedAt": rfc3339(s.refunded_at),
+        "refundedAt": refunded_at,
     })
 }
 
