@@ -248,6 +248,13 @@ async fn a_retried_creation_with_its_idempotency_key_answers_the_first_session()
     assert_eq!((first.status, again.status), (201, 201), "{}", again.json);
     assert_eq!(first.json["session_id"], again.json["session_id"]);
     assert_eq!(first.json["checkout_url"], again.json["checkout_url"]);
+    // The id is the capability to pay: whoever knows the key cannot work it out from the key.
+    let guessable = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest("payhook sandbox session\norder-77-pay");
+        format!("cs_test_{}", &hex::encode(digest)[..24])
+    };
+    assert_ne!(first.json["session_id"], guessable.as_str());
     let other = create(Some("order-77-pay"), 9999).await;
     assert_eq!(
         (other.status, other.code()),

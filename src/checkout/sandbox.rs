@@ -136,7 +136,7 @@ impl Sandbox {
     ) -> Result<Session, ProviderError> {
         let now = chrono::Utc::now().timestamp();
         let id = match idempotency_key {
-            Some(key) => keyed_id("cs_test", "session", key),
+            Some(key) => keyed_id(&self.webhook.secret, "cs_test", "session", key),
             None => crate::domain::ids::new_id("cs_test"),
         };
         if let Some(first) = self.store.session(&id).await? {
@@ -168,7 +168,7 @@ impl Sandbox {
         let mut intent = new_intent(&new.booking_id, new.amount, &new.currency, None, now);
         let secret = match idempotency_key {
             Some(key) => {
-                intent.id = keyed_id("pi_test", "intent", key);
+                intent.id = keyed_id(&self.webhook.secret, "pi_test", "intent", key);
                 if let Some(first) = self.store.find_sandbox_intent(&intent.id).await?
                     && first.id == intent.id
                 {
@@ -178,11 +178,21 @@ impl Sandbox {
                         return Err(key_reused());
                     }
                     return Ok(CreatedIntent {
-                        client_secret: keyed_id(&format!("{}_secret", first.id), "secret", key),
+                        client_secret: keyed_id(
+                            &self.webhook.secret,
+                            &format!("{}_secret", first.id),
+                            "secret",
+                            key,
+                        ),
                         id: first.id,
                     });
                 }
-                keyed_id(&format!("{}_secret", intent.id), "secret", key)
+                keyed_id(
+                    &self.webhook.secret,
+                    &format!("{}_secret", intent.id),
+                    "secret",
+                    key,
+                )
             }
             None => format!(
                 "{}_secret_{}",
@@ -389,11 +399,18 @@ impl Sandbox {
 }
 
 /// A new intent, waiting for a payment method.
-/// `prefix_` and 24 hex digits of the digest of what an idempotency key was used for.
-fn keyed_id(prefix: &str, what: &str, key: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("payhook sandbox {what}\n{key}"));
-    format!("{prefix}_{}", &hex::encode(digest)[..24])
+/// `prefix_` and 24 hex digits of the HMAC, keyed with this payhook's webhook secret, of what an
+/// idempotency key was used for: the same on a retry, and not something a caller who knows the
+/// key (a booking id, often) can work out, since the id is the capability to pay the session.
+fn keyed_id(secret: &Secret, prefix: &str, what: &str, key: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.expose().as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(format!("payhook sandbox {what}\n{key}").as_bytes());
+    format!(
+        "{prefix}_{}",
+        &hex::encode(mac.finalize().into_bytes())[..24]
+    )
 }
 
 /// The session an idempotency key created, if `new` asks for the same one.
