@@ -662,6 +662,16 @@ async fn the_return_page_is_served_and_reads_its_state_from_payhook() {
         .unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["cache-control"], "no-store");
+    // Only its own script runs (by digest), it polls its own origin, and its address (which
+    // holds the session id) is not sent on as a referrer.
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(policy.contains("script-src 'sha256-"), "{policy}");
+    assert!(policy.contains("connect-src 'self'") && policy.contains("default-src 'none'"));
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
     let html = page.text().await.unwrap();
     assert!(
         html.contains("/api/v1/checkout/sessions/"),

@@ -385,8 +385,9 @@ fn object_for(event_type: &str, now: i64) -> Result<Value, FixtureError> {
 }
 
 /// Sets `path=value` in `object`. A field the object has keeps its type: a number stays a number
-/// (when the value reads as one), text stays text; metadata is always text, as Stripe keeps it;
-/// a new field or one that is null takes the type the value reads as. A charge whose
+/// (when the value reads as one), text stays text, though `null` empties any field; metadata is
+/// always text, as Stripe keeps it; a new field or one that is null takes the type the value
+/// reads as. A charge whose
 /// `amount_refunded` is lowered is no longer `refunded`.
 ///
 /// `resource:path` (the Stripe CLI's `--add fixture:path`) names the object the path is on:
@@ -409,6 +410,8 @@ fn apply_override(object: &mut Value, raw: &str) -> Result<(), FixtureError> {
     let current = path.split('.').try_fold(&*object, |o, part| o.get(part));
     let text = path.starts_with("metadata.") || current.is_some_and(Value::is_string);
     let value = match typed {
+        // Any field of Stripe's may be null (an expanded id, a detached intent).
+        Some(Value::Null) if !path.starts_with("metadata.") => Value::Null,
         Some(v) if !text => v,
         _ => Value::String(value.to_string()),
     };
@@ -548,6 +551,9 @@ mod tests {
         assert_eq!(o["client_reference_id"], "43");
         assert_eq!(o["metadata"]["booking_id"], "43");
         // The Stripe CLI's `refund:amount` on a charge is what was refunded.
+        // `null` empties a text field (a charge without its intent).
+        let o = build("charge.refunded", &["payment_intent=null"]);
+        assert_eq!(o["payment_intent"], Value::Null);
         let o = build("charge.refunded", &["refund:amount=500"]);
         assert_eq!(
             (&o["amount_refunded"], &o["refunded"]),

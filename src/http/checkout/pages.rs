@@ -15,11 +15,33 @@ use super::*;
     responses((status = 200, description = "The return page", content_type = "text/html", body = String))
 )]
 pub async fn return_page() -> Response {
-    page(
-        StatusCode::OK,
-        include_str!("../../../assets/return.html").to_string(),
-    )
+    let mut response = page(StatusCode::OK, RETURN_PAGE.to_string());
+    // Its one script, by its digest: nothing injected into the page could run.
+    static POLICY: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
+    let policy = POLICY.get_or_init(|| {
+        use base64::Engine;
+        use sha2::Digest;
+        let script = RETURN_PAGE
+            .split_once("<script>")
+            .and_then(|(_, rest)| rest.split_once("</script>"))
+            .map_or("", |(script, _)| script);
+        let digest = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script));
+        HeaderValue::from_str(&format!(
+            "{PAGE_POLICY}; script-src 'sha256-{digest}'; connect-src 'self'"
+        ))
+        .expect("a header value")
+    });
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, policy.clone());
+    response
 }
+
+const RETURN_PAGE: &str = include_str!("../../../assets/return.html");
+
+/// What payhook's pages may load: their own inline styles and images, nothing else; no page may
+/// frame them. (The return page adds its script and its polls.)
+const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
 
 /// `GET /sandbox/checkout/{id}`: the sandbox provider's hosted payment page.
 #[utoipa::path(
@@ -216,6 +238,19 @@ pub(super) fn page(status: StatusCode, html: String) -> Response {
     headers.insert(
         header::HeaderName::from_static("x-frame-options"),
         HeaderValue::from_static("DENY"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // The return page's address holds the session id, the capability to read the session.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
     );
     response
 }
