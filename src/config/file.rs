@@ -42,7 +42,11 @@ pub(super) struct TargetFile {
     pub(super) kind: Option<TargetKind>,
     pub(super) url: Option<String>,
     pub(super) token: Option<String>,
+    /// A file holding the token (a Docker or systemd secret).
+    pub(super) token_file: Option<String>,
     pub(super) secret: Option<OneOrMore>,
+    /// A file holding the secret, or one a line during a rotation.
+    pub(super) secret_file: Option<String>,
     pub(super) events: Option<Vec<String>>,
     pub(super) retry_schedule: Option<Vec<String>>,
     pub(super) timeout: Option<String>,

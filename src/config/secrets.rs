@@ -46,3 +46,39 @@ pub fn secrets_from_files(
     }
     Ok(env)
 }
+
+/// The secrets in the file a `*_file` key of `payhook.toml` names (`token_file`, `secret_file`,
+/// `secrets_file`): one a line (several during a rotation, the new one first), blank lines and
+/// surrounding spaces ignored. A file that cannot be read or holds none is an error naming the
+/// key and the path, never the content.
+pub(super) fn secrets_in_file(key: &str, path: &str) -> Result<Vec<String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(key, format!("cannot read {path}: {e}")))?;
+    let secrets: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    if secrets.is_empty() {
+        return Err(ConfigError::new(key, format!("{path} is empty")));
+    }
+    Ok(secrets)
+}
+
+/// A value given in `payhook.toml` either as itself (`key`) or in a file (`key_file`): one of
+/// the two, not both.
+pub(super) fn inline_or_file(
+    inline: Option<Vec<String>>,
+    file: Option<String>,
+    key: &str,
+) -> Result<Option<Vec<String>>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            format!("{key}_file"),
+            format!("{key} is set too: give one of {key} and {key}_file, not both"),
+        )),
+        (inline, None) => Ok(inline),
+        (None, Some(path)) => secrets_in_file(&format!("{key}_file"), path.trim()).map(Some),
+    }
+}

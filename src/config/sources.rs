@@ -186,6 +186,8 @@ pub(super) struct SourceFile {
     name: Option<String>,
     kind: Option<String>,
     secrets: Option<Vec<String>>,
+    /// A file holding the secrets, one a line (a Docker or systemd secret).
+    secrets_file: Option<String>,
     /// `api`: the provider's API confirms each notification before the ledger reads it;
     /// `signature`: the signature is enough.
     confirm: Option<ConfirmMode>,
@@ -292,7 +294,9 @@ pub(super) fn sources_from(
             })?,
         };
         let unsigned = matches!(kind, SourceKind::Preset(p) if !p.signed);
-        let secrets: Vec<Secret> = match (unsigned, file.secrets) {
+        let given =
+            super::secrets::inline_or_file(file.secrets, file.secrets_file, &key("secrets"))?;
+        let secrets: Vec<Secret> = match (unsigned, given) {
             (true, Some(_)) => {
                 return Err(ConfigError::new(
                     key("secrets"),

@@ -116,11 +116,20 @@ pub(super) fn targets_from(
             .or(file.url)
             .ok_or_else(|| ConfigError::new(key("url"), "required"))?;
         check_http_url(&url, &key("url"))?;
-        let token = file
-            .token
-            .map(Secret::new)
-            .or_else(|| (kind == TargetKind::BookingStatus).then(|| internal_token.cloned())?);
-        let secret = match (kind, file.secret) {
+        let token = super::secrets::inline_or_file(
+            file.token.map(|t| vec![t]),
+            file.token_file,
+            &key("token"),
+        )?
+        .and_then(|t| t.into_iter().next())
+        .map(Secret::new)
+        .or_else(|| (kind == TargetKind::BookingStatus).then(|| internal_token.cloned())?);
+        let secret = super::secrets::inline_or_file(
+            file.secret.map(OneOrMore::into_vec),
+            file.secret_file,
+            &key("secret"),
+        )?;
+        let secret = match (kind, secret) {
             (TargetKind::Events, None) => {
                 return Err(ConfigError::new(
                     key("secret"),
@@ -128,7 +137,6 @@ pub(super) fn targets_from(
                 ));
             }
             (TargetKind::Events, Some(secrets)) => {
-                let secrets = secrets.into_vec();
                 if secrets.is_empty()
                     || secrets
                         .iter()

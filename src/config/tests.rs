@@ -455,6 +455,80 @@ fn live_keys_need_an_https_public_url_and_keys_are_the_right_kind() {
 }
 
 #[test]
+fn target_and_source_secrets_can_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let token = write("token", "booking-token\n");
+    let secrets = write(
+        "secrets",
+        "whsec_bmV3IHNlY3JldCBmb3IgdGhlIHJlZnVuZHMgdGFyZ2V0\n\nwhsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
+    );
+    let source = write("source", "  whsec_source_secret_1234  \n");
+    let file = toml_file(&format!(
+        r#"
+        [[targets]]
+        name = "bookings"
+        kind = "booking-status"
+        url = "http://127.0.0.1:3001"
+        token_file = "{token}"
+
+        [[targets]]
+        name = "events"
+        kind = "events"
+        url = "http://127.0.0.1:3002/in"
+        secret_file = "{secrets}"
+
+        [[sources]]
+        name = "shop"
+        kind = "stripe"
+        secrets_file = "{source}"
+        "#
+    ))
+    .unwrap();
+    let s = Settings::from_parts(file, &HashMap::new()).unwrap();
+    assert_eq!(
+        s.targets[0].token.as_ref().map(Secret::expose),
+        Some("booking-token")
+    );
+    assert_eq!(
+        s.targets[1].secret.as_ref().map(Secret::expose),
+        Some(
+            "whsec_bmV3IHNlY3JldCBmb3IgdGhlIHJlZnVuZHMgdGFyZ2V0 whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        )
+    );
+    let shop = s.webhook_sources();
+    let shop = shop.get("shop").unwrap();
+    assert!(format!("{:?}", shop.scheme).contains("Stripe"));
+
+    // Both forms, or a file that is missing: the key and the path are named, never a secret.
+    for (toml, key, says) in [
+        (
+            format!("token = \"t\"\ntoken_file = \"{token}\""),
+            "targets[0].token_file",
+            "not both",
+        ),
+        (
+            "token_file = \"/nonexistent/payhook-token\"".to_string(),
+            "targets[0].token_file",
+            "/nonexistent/payhook-token",
+        ),
+    ] {
+        let file = toml_file(&format!(
+            "[[targets]]\nname = \"t\"\nkind = \"booking-status\"\nurl = \"http://h\"\n{toml}"
+        ))
+        .unwrap();
+        let err = Settings::from_parts(file, &HashMap::new()).unwrap_err();
+        assert_eq!(err.key, key, "{toml}");
+        assert!(err.message.contains(says), "{err}");
+        assert!(!err.to_string().contains("booking-token"), "{err}");
+    }
+}
+
+#[test]
 fn the_public_url_follows_the_listener_unless_it_is_set() {
     let s = Settings::from_parts(
         FileConfig::default(),
