@@ -54,6 +54,14 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
             dir.display()
         );
     }
+    if let Some(dir) = unwritable_sqlite_directory(&settings.database_url) {
+        anyhow::bail!(
+            "DATABASE_URL ({}): payhook cannot write in {} (SQLite keeps its journal beside the \
+             file); give this user write access to it, or point DATABASE_URL elsewhere",
+            redact_url(&settings.database_url),
+            dir.display()
+        );
+    }
     let store = Store::connect(&settings.database_url, settings.sqlite_sync)
         .await
         .with_context(|| {
@@ -505,6 +513,37 @@ fn missing_sqlite_directory(url: &str) -> Option<std::path::PathBuf> {
     let path = sqlite_file(url)?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
     (!dir.is_dir()).then(|| dir.to_path_buf())
+}
+
+/// The directory of a SQLite store when this process cannot create files in it (the WAL and
+/// its index are created beside the database file, the file itself on first start): tried with a
+/// file created and removed at once.
+fn unwritable_sqlite_directory(url: &str) -> Option<std::path::PathBuf> {
+    let path = sqlite_file(url)?;
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir.to_path_buf(),
+        None => std::path::PathBuf::from("."),
+    };
+    let probe = dir.join(format!(".payhook-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Some(dir)
+        }
+        Err(_) => None,
+    }
 }
 
 /// The setting where a running instance keeps its public URL, for the CLI beside it.

@@ -359,6 +359,31 @@ async fn a_store_that_cannot_be_opened_is_said_once_with_its_cause() {
     let stderr = one_line_failure(dir.path(), &url, "serve").await;
     let named = format!("{} is not a directory", file.display());
     assert!(stderr.contains(&named), "{stderr}");
+    // A directory this user cannot write in (tried as another user when the tests run as root,
+    // whom no permission stops).
+    if std::path::Path::new("/usr/sbin/runuser").exists() && is_root() && user_exists("postgres") {
+        use std::os::unix::fs::PermissionsExt;
+        let locked = dir.path().join("locked");
+        std::fs::create_dir(&locked).unwrap();
+        for d in [dir.path(), locked.as_path()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let out = tokio::process::Command::new("/usr/sbin/runuser")
+            .args(["-u", "postgres", "--", BIN, "migrate"])
+            .env_clear()
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}/payhook.db", locked.display()),
+            )
+            .current_dir(dir.path())
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        let named = format!("payhook cannot write in {}", locked.display());
+        assert!(stderr.contains(&named), "{stderr}");
+    }
 
     // Nothing listens on this port: the cause is the refused connection, said once.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -748,4 +773,18 @@ secret = "{EVENTS}"
     for r in subscriber.requests() {
         assert!(!r.body.contains(EVENTS) && !r.header("webhook-signature").contains(EVENTS));
     }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn user_exists(name: &str) -> bool {
+    std::process::Command::new("id")
+        .arg(name)
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
