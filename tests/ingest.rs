@@ -367,6 +367,18 @@ async fn a_client_still_sending_an_oversized_body_reads_the_413() {
         assert!(out.starts_with("HTTP/1.1 413"), "round {round}: {out}");
         assert!(out.contains("payload_too_large"), "{out}");
     }
+    // Several megabytes through an HTTP client library, as a test of a provider's retry would
+    // send them: it reads the 413 too.
+    for size in [3 << 20, 6 << 20] {
+        let answer = app
+            .post("/webhooks/stripe", "x".repeat(size), Some("t=1,v1=00"))
+            .await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (413, "payload_too_large"),
+            "{size}"
+        );
+    }
     assert_eq!(app.count().await, 0);
 }
 

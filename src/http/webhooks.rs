@@ -319,10 +319,11 @@ async fn receive_checked(
     })
 }
 
-/// How much of a refused body is read and thrown away before the 413 goes out. Closing a
-/// connection with unread bytes resets it, and a client still sending then fails on a broken pipe
-/// without reading the answer; beyond this much, the connection is closed all the same.
-const DRAIN_BYTES: u64 = 1 << 20;
+/// How much of a refused body is read and thrown away (never kept) before the 413 goes out,
+/// within the body's read timeout. Closing a connection with unread bytes resets it, and a
+/// client still sending then fails on a broken pipe without reading the answer (a 5 MiB upload
+/// through most HTTP clients); beyond this much, the connection is closed all the same.
+const DRAIN_BYTES: u64 = 16 << 20;
 
 /// Reads the raw body, refusing it as soon as it is known to exceed `limit`, or when it has not
 /// all arrived within `timeout` (a slow client does not hold its connection and memory longer).
