@@ -91,11 +91,17 @@ const TYPE_LABELS: usize = 200;
 /// `event_type` as a metric's `type` label: itself while fewer than [`TYPE_LABELS`] types have
 /// been seen, `other` after.
 pub fn type_label(event_type: &str) -> String {
-    static SEEN: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
-    let mut seen = SEEN
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    static SEEN: OnceLock<std::sync::RwLock<std::collections::HashSet<String>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    // Nearly always a type seen before: a shared read, no writer in the way.
+    let known = seen
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(event_type);
+    if known {
+        return event_type.to_string();
+    }
+    let mut seen = seen.write().unwrap_or_else(|e| e.into_inner());
     if seen.contains(event_type) || (seen.len() < TYPE_LABELS && seen.insert(event_type.into())) {
         event_type.to_string()
     } else {
