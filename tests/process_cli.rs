@@ -687,15 +687,22 @@ async fn the_demo_has_a_store_of_its_own_and_prints_the_dashboard() {
     let mut printed = Vec::new();
     tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            let open = line.trim().starts_with("open ");
+            let last = line.trim().starts_with("or send an event: ");
             printed.push(line);
-            if open {
+            if last {
                 break;
             }
         }
     })
     .await
     .unwrap();
+    // The trigger command it prints reaches it.
+    let command = printed
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("or send an event: payhook "))
+        .unwrap_or_else(|| panic!("no trigger line: {printed:?}"));
+    let args: Vec<&str> = command.split_whitespace().collect();
+    trigger_ok(dir.path(), &args[1..]).await;
     let dashboard = printed
         .iter()
         .find_map(|l| l.strip_prefix("dashboard: "))

@@ -55,6 +55,15 @@ pub async fn run(mut settings: Settings, booking_listen: SocketAddr) -> anyhow::
     println!();
     println!("create a booking payment, pay (or decline) on the sandbox page, and watch the");
     println!("return page confirm the payment and the booking. Ctrl-C stops.");
+    if let Some(secret) = &payhook.generated_secret {
+        // The demo's store is not the one `payhook trigger` looks in by default: say where.
+        println!();
+        println!(
+            "  or send an event: payhook trigger payment_intent.succeeded --url http://{}/webhooks/stripe --secret {}",
+            payhook.public_addr,
+            secret.expose()
+        );
+    }
     payhook.run_until(super::serve::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
