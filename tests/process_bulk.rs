@@ -252,6 +252,18 @@ async fn events_replay_and_deliveries_retry_take_a_selection_dry_run_it_and_foll
         delivered,
     )
     .await;
+    // --target alone: that target's dead notifications (none left now).
+    let (ok, out) = payhook_on(
+        &store,
+        &server,
+        &[],
+        &["deliveries", "retry", "--target", "booking-service"],
+    )
+    .await;
+    assert!(
+        ok && out.contains("status dead") && out.contains("target booking-service"),
+        "{out}"
+    );
     let (ok, out) = payhook_on(
         &store,
         &server,

@@ -42,7 +42,7 @@ enum DeliveriesCommand {
     /// Send notifications again with a fresh retry schedule: the given ones, or a selection (by
     /// status, target, booking, event, time), which the running payhook retries in the
     /// background while this shows its progress. With --target, also re-enables that target if
-    /// a 410 disabled it (closes its circuit).
+    /// a 410 disabled it (closes its circuit); --target alone retries its dead notifications.
     #[command(after_help = "Examples:
   payhook deliveries retry 17 ntf_8f3k2l
   payhook deliveries retry --dead --target booking-service
@@ -87,7 +87,8 @@ enum DeliveriesCommand {
     },
 }
 
-/// A `deliveries retry` selection (the target narrows it; alone, it only re-enables the target).
+/// A `deliveries retry` selection (the target narrows it; alone, it selects the target's dead
+/// notifications and re-enables the target).
 struct Selection {
     dead: bool,
     status: Option<String>,
@@ -152,6 +153,9 @@ pub async fn run(settings: Settings, args: DeliveriesArgs) -> anyhow::Result<Exi
             dry_run,
             show,
         } => {
+            // `--target NAME` alone: that target's dead notifications (and the target
+            // re-enabled), which is what an operator back from a target's outage means.
+            let dead = dead || (deliveries.is_empty() && target.is_some() && status.is_none());
             let selection = Selection {
                 dead,
                 status,
@@ -279,8 +283,12 @@ async fn retry(
             .await
         {
             Ok(answer) => retried.extend(answer.retried),
-            // Gone or delivered meanwhile: said.
+            // Gone meanwhile: said. Delivered, or overtaken by a later one: said why.
             Err(e) if refused_with(&e, "delivery_not_found") => missing.push(id.clone()),
+            Err(e) if refused_with(&e, "already_delivered") || refused_with(&e, "superseded") => {
+                eprintln!("not retried: {id}: {e}");
+                missing.push(id.clone());
+            }
             Err(e) => return Err(e),
         }
         progress.tick();
