@@ -117,6 +117,11 @@ test('the explain page shows why a booking is partially refunded and what its bo
   await page.goto(`${adminBase}/#explain/pi_explained`);
   await page.locator('#explain-summary', { hasText: /^payment \d+ is partially_refunded/ }).waitFor();
 
+  // A hand-typed address that does not decode opens the tab, with no script error.
+  await page.goto(`${adminBase}/#explain/%`);
+  await page.waitForTimeout(500);
+  assert.equal(await page.locator('#explain').isVisible(), true);
+
   const html = await page.content();
   for (const secret of [ADMIN_TOKEN, SERVICE_TOKEN, WEBHOOK_SECRET]) {
     assert.ok(!html.includes(secret), 'no secret on the page');
