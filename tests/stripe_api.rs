@@ -63,13 +63,14 @@ async fn a_checkout_session_is_created_with_stripes_form_key_and_idempotency_key
     })
     .await;
     let app = stripe_app(&stripe.url).await;
+    let asked = json!({"booking_id": "booking-7", "amount": 4500, "currency": "EUR",
+               "description": "Room 7", "customer_email": "ana@example.com",
+               "success_url": "https://shop.test/ok?s={CHECKOUT_SESSION_ID}",
+               "cancel_url": "https://shop.test/cart"});
     let answer = post(
         &app,
         "/api/v1/checkout/sessions",
-        json!({"booking_id": "booking-7", "amount": 4500, "currency": "EUR",
-               "description": "Room 7", "customer_email": "ana@example.com",
-               "success_url": "https://shop.test/ok?s={CHECKOUT_SESSION_ID}",
-               "cancel_url": "https://shop.test/cart"}),
+        asked.clone(),
         Some("idem-session-7"),
     )
     .await;
@@ -140,10 +141,7 @@ async fn a_checkout_session_is_created_with_stripes_form_key_and_idempotency_key
     let again = post(
         &app,
         "/api/v1/checkout/sessions",
-        json!({"booking_id": "booking-7", "amount": 4500, "currency": "EUR",
-               "description": "Room 7", "customer_email": "ana@example.com",
-               "success_url": "https://shop.test/ok?s={CHECKOUT_SESSION_ID}",
-               "cancel_url": "https://shop.test/cart"}),
+        asked.clone(),
         Some("idem-session-7"),
     )
     .await;

@@ -540,10 +540,9 @@ fn dispute_event(i: &SandboxIntent) -> Value {
     )
 }
 
-/// An open session past its `expires_at` is expired already, whether or not the sweep (once a
-/// second) has marked it: it takes no payment and no decline.
+/// A lapsed session ([`Session::lapsed`]) takes no payment and no decline.
 fn refuse_if_lapsed(session: &Session) -> Result<(), SandboxError> {
-    if session.status == "open" && session.expires_at <= chrono::Utc::now().timestamp() {
+    if session.lapsed(chrono::Utc::now().timestamp()) {
         return Err(SandboxError::NotAllowed(
             "this checkout session has expired".into(),
         ));

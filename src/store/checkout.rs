@@ -25,6 +25,14 @@ pub struct Session {
     pub created_at: i64,
 }
 
+impl Session {
+    /// Open in the store but past its `expires_at`: expired already, whether or not the sweep
+    /// (once a second) has marked it.
+    pub fn lapsed(&self, now: i64) -> bool {
+        self.status == "open" && self.expires_at <= now
+    }
+}
+
 /// A payment intent of the sandbox provider.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SandboxIntent {

@@ -74,7 +74,7 @@ pub async fn sandbox_page(
         .description
         .clone()
         .unwrap_or_else(|| format!("Booking {}", session.booking_id));
-    let lapsed = session.status == "open" && session.expires_at <= chrono::Utc::now().timestamp();
+    let lapsed = session.lapsed(chrono::Utc::now().timestamp());
     let notice = match session.status.as_str() {
         "open" if lapsed => Some("This session has expired.".to_string()),
         "open" => None,
